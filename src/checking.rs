@@ -1,0 +1,191 @@
+//! Hooks for the verification gate: seeded protocol bugs (mutants) and a step probe.
+//!
+//! With the `checking` feature, a [`PolicyManager`](crate::PolicyManager) can be built
+//! with one [`Mutant`] switched on and a [`Probe`] that hears every protocol step. The
+//! gate uses mutants to prove that its checks fail when the protocol is broken, and the
+//! probe to print a failing interleaving as a timeline. Without the feature (every
+//! production build) this module is a zero-sized stub: `Hooks::mutant` is a constant
+//! `false` that the compiler folds away, and no step is ever built.
+
+use crate::event::HubId;
+use crate::ClientHandle;
+
+/// A seeded protocol bug. Each is a realistic mistake in the deregister protocol.
+#[cfg(feature = "checking")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Mutant {
+    /// `deregister` closes the registration but returns without waiting for callbacks
+    /// that are already running.
+    DeregisterNoWait,
+    /// Delivery checks "not closing" with a plain load, then calls the callback without
+    /// holding an in-flight count (check-then-act race).
+    CheckThenCall,
+    /// The in-flight count is released before the callback is called, not after it returns.
+    ReleaseBeforeCallback,
+    /// `Relaxed` on the in-flight release and on deregister's observation of it, where
+    /// Release/Acquire is needed to order the callback's writes before deregister returns.
+    RelaxedOrdering,
+    /// deregister tests "still in flight" outside the wait lock and then sleeps: the last
+    /// callback's wake-up can come in between and is lost.
+    LostWakeup,
+    /// deregister waits for the callbacks while holding the registry lock; a callback that
+    /// calls into the Policy Manager (register, query) then deadlocks.
+    WaitUnderRegistryLock,
+    /// Callbacks are invoked while the hub's queue lock is held; a callback that calls
+    /// into the Policy Manager for the same hub then deadlocks.
+    CallbackUnderHubLock,
+    /// Handle slots are reused without a generation check: a stale handle deregisters the
+    /// slot's new client (ABA).
+    NoGeneration,
+    /// No own-callback check: deregister from inside the client's own callback waits for
+    /// itself forever.
+    OwnCallbackWaits,
+    /// No wait-for-graph check: two callbacks deregistering each other's clients deadlock.
+    NoCycleCheck,
+    /// A hub's removal is put at the front of its queue, overtaking state changes that
+    /// were queued before it.
+    RemovalOvertakes,
+    /// Arrival replay for a late-registering client skips the most recently arrived hub.
+    ReplayMissesHub,
+    /// A panicking callback's in-flight count is never released; deregister hangs.
+    PanicLeaksCount,
+}
+
+#[cfg(feature = "checking")]
+impl Mutant {
+    /// Every mutant, in catalog order.
+    pub const ALL: &'static [Mutant] = &[
+        Mutant::DeregisterNoWait,
+        Mutant::CheckThenCall,
+        Mutant::ReleaseBeforeCallback,
+        Mutant::RelaxedOrdering,
+        Mutant::LostWakeup,
+        Mutant::WaitUnderRegistryLock,
+        Mutant::CallbackUnderHubLock,
+        Mutant::NoGeneration,
+        Mutant::OwnCallbackWaits,
+        Mutant::NoCycleCheck,
+        Mutant::RemovalOvertakes,
+        Mutant::ReplayMissesHub,
+        Mutant::PanicLeaksCount,
+    ];
+
+    /// A short kebab-case name, for command lines and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mutant::DeregisterNoWait => "deregister-no-wait",
+            Mutant::CheckThenCall => "check-then-call",
+            Mutant::ReleaseBeforeCallback => "release-before-callback",
+            Mutant::RelaxedOrdering => "relaxed-ordering",
+            Mutant::LostWakeup => "lost-wakeup",
+            Mutant::WaitUnderRegistryLock => "wait-under-registry-lock",
+            Mutant::CallbackUnderHubLock => "callback-under-hub-lock",
+            Mutant::NoGeneration => "no-generation",
+            Mutant::OwnCallbackWaits => "own-callback-waits",
+            Mutant::NoCycleCheck => "no-cycle-check",
+            Mutant::RemovalOvertakes => "removal-overtakes",
+            Mutant::ReplayMissesHub => "replay-misses-hub",
+            Mutant::PanicLeaksCount => "panic-leaks-count",
+        }
+    }
+
+    /// The mutant with this [`name`](Self::name).
+    pub fn from_name(name: &str) -> Option<Mutant> {
+        Mutant::ALL.iter().copied().find(|m| m.name() == name)
+    }
+}
+
+/// One protocol step, as the [`Probe`] hears it. Field names say what they hold.
+#[allow(missing_docs)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Step {
+    /// A client was registered.
+    Registered(ClientHandle),
+    /// A hardware change (or a replayed arrival) for `hub` was queued with this seq.
+    Queued { hub: HubId, seq: u64 },
+    /// Delivery took an in-flight count on `client`: `from` -> `from + 1`.
+    InFlightAcquire { client: ClientHandle, from: u64 },
+    /// Delivery found `client` closing and skipped it.
+    Skipped { client: ClientHandle, hub: HubId, seq: u64 },
+    /// The callback of `client` is about to be called for `hub`'s event `seq`.
+    CallbackBegin { client: ClientHandle, hub: HubId, seq: u64 },
+    /// The callback of `client` returned (or panicked: `panicked`).
+    CallbackEnd { client: ClientHandle, hub: HubId, seq: u64, panicked: bool },
+    /// Delivery released its in-flight count on `client`: `from` -> `from - 1`.
+    InFlightRelease { client: ClientHandle, from: u64 },
+    /// `deregister(client)` was entered.
+    DeregisterEnter(ClientHandle),
+    /// `deregister(client)` closed the registration with `in_flight` callbacks running.
+    DeregisterClosed { client: ClientHandle, in_flight: u64 },
+    /// `deregister(client)` is about to sleep until the in-flight count drains.
+    DeregisterSleeps(ClientHandle),
+    /// `deregister(client)` returns; `ok` is false when it returns an error.
+    DeregisterReturn { client: ClientHandle, ok: bool },
+}
+
+/// Hears every protocol step of one Policy Manager, on the thread that takes it.
+#[cfg(feature = "checking")]
+pub trait Probe: Send + Sync {
+    /// Called once per step, synchronously, with no library lock held except where the
+    /// step happens under one (none of the steps above does).
+    fn step(&self, step: Step);
+}
+
+/// The per-Policy-Manager hooks: which mutant is on, who hears the steps.
+#[cfg(feature = "checking")]
+#[derive(Clone, Default)]
+pub(crate) struct Hooks {
+    pub(crate) mutant: Option<Mutant>,
+    pub(crate) probe: Option<std::sync::Arc<dyn Probe>>,
+}
+
+#[cfg(feature = "checking")]
+impl Hooks {
+    #[inline]
+    pub(crate) fn mutant(&self, m: Mutant) -> bool {
+        self.mutant == Some(m)
+    }
+
+    #[inline]
+    pub(crate) fn step(&self, f: impl FnOnce() -> Step) {
+        if let Some(p) = &self.probe {
+            p.step(f());
+        }
+    }
+}
+
+/// Production stand-in: no mutant is ever on and no step is ever built.
+#[cfg(not(feature = "checking"))]
+#[derive(Clone, Default)]
+pub(crate) struct Hooks;
+
+#[cfg(not(feature = "checking"))]
+#[derive(Clone, Copy)]
+pub(crate) enum Mutant {
+    DeregisterNoWait,
+    CheckThenCall,
+    ReleaseBeforeCallback,
+    RelaxedOrdering,
+    LostWakeup,
+    WaitUnderRegistryLock,
+    CallbackUnderHubLock,
+    NoGeneration,
+    OwnCallbackWaits,
+    NoCycleCheck,
+    RemovalOvertakes,
+    ReplayMissesHub,
+    PanicLeaksCount,
+}
+
+#[cfg(not(feature = "checking"))]
+impl Hooks {
+    #[inline(always)]
+    pub(crate) fn mutant(&self, _m: Mutant) -> bool {
+        false
+    }
+
+    #[inline(always)]
+    pub(crate) fn step(&self, _f: impl FnOnce() -> Step) {}
+}

@@ -1,0 +1,136 @@
+//! Errors returned by the Policy Manager, each with the NTSTATUS a Windows driver would see.
+
+use std::fmt;
+
+use crate::event::{ConnectorId, HubId};
+use crate::ClientHandle;
+
+/// An NTSTATUS value, as `UsbPm_*` functions return them.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NtStatus(pub u32);
+
+impl NtStatus {
+    /// The operation succeeded.
+    pub const SUCCESS: NtStatus = NtStatus(0x0000_0000);
+    /// The handle is not (or no longer) a valid client handle.
+    pub const INVALID_HANDLE: NtStatus = NtStatus(0xC000_0008);
+    /// A parameter (here: a connector index) is out of range.
+    pub const INVALID_PARAMETER: NtStatus = NtStatus(0xC000_000D);
+    /// Waiting would deadlock: the caller holds what the wait needs.
+    pub const POSSIBLE_DEADLOCK: NtStatus = NtStatus(0xC000_0194);
+    /// The named object (here: a hub) does not exist.
+    pub const NOT_FOUND: NtStatus = NtStatus(0xC000_0225);
+    /// The named object (here: a hub) already exists.
+    pub const OBJECT_NAME_COLLISION: NtStatus = NtStatus(0xC000_0035);
+
+    /// The symbolic name of the status, as in `ntstatus.h`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::SUCCESS => "STATUS_SUCCESS",
+            Self::INVALID_HANDLE => "STATUS_INVALID_HANDLE",
+            Self::INVALID_PARAMETER => "STATUS_INVALID_PARAMETER",
+            Self::POSSIBLE_DEADLOCK => "STATUS_POSSIBLE_DEADLOCK",
+            Self::NOT_FOUND => "STATUS_NOT_FOUND",
+            Self::OBJECT_NAME_COLLISION => "STATUS_OBJECT_NAME_COLLISION",
+            _ => "STATUS_UNKNOWN",
+        }
+    }
+}
+
+impl fmt::Debug for NtStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (0x{:08X})", self.name(), self.0)
+    }
+}
+
+impl fmt::Display for NtStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Why a Policy Manager call was refused.
+///
+/// Every refusal leaves the Policy Manager as it was: a refused `deregister` does not
+/// half-close the registration, which keeps receiving events and can be deregistered
+/// later from a context where waiting is safe.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The handle was never issued by this Policy Manager.
+    UnknownHandle(ClientHandle),
+    /// The handle was issued, but its registration has been deregistered (its slot may
+    /// now belong to a later client, which this call did not touch).
+    StaleHandle(ClientHandle),
+    /// `deregister` was called on a thread that is inside a callback of that same client:
+    /// it would wait for its own callback to return.
+    DeregisterFromOwnCallback(ClientHandle),
+    /// `deregister` was called from inside a callback, and waiting for the target's
+    /// callbacks would close a cycle of callbacks waiting for each other.
+    WouldDeadlock {
+        /// The client the caller asked to deregister.
+        target: ClientHandle,
+        /// The callbacks the calling thread is inside of, innermost last.
+        holding: Vec<ClientHandle>,
+    },
+    /// No hub with this id is present.
+    UnknownHub(HubId),
+    /// A hub with this id is already present.
+    HubAlreadyPresent(HubId),
+    /// The hub has no connector with this index.
+    UnknownConnector(HubId, ConnectorId),
+}
+
+impl Error {
+    /// The NTSTATUS a Windows client of `UsbPm_*` would receive for this error.
+    pub fn ntstatus(&self) -> NtStatus {
+        match self {
+            Error::UnknownHandle(_) | Error::StaleHandle(_) => NtStatus::INVALID_HANDLE,
+            Error::DeregisterFromOwnCallback(_) | Error::WouldDeadlock { .. } => {
+                NtStatus::POSSIBLE_DEADLOCK
+            }
+            Error::UnknownHub(_) => NtStatus::NOT_FOUND,
+            Error::HubAlreadyPresent(_) => NtStatus::OBJECT_NAME_COLLISION,
+            Error::UnknownConnector(..) => NtStatus::INVALID_PARAMETER,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::UnknownHandle(h) => write!(
+                f,
+                "{h} was not issued by this Policy Manager; pass the handle that register returned"
+            ),
+            Error::StaleHandle(h) => write!(
+                f,
+                "{h} has already been deregistered; each handle may be deregistered once"
+            ),
+            Error::DeregisterFromOwnCallback(h) => write!(
+                f,
+                "deregister({h}) was called from inside a callback of {h} and would wait for itself; \
+                 return from the callback and deregister from another context \
+                 (or drop its Registration, which then deregisters without waiting)"
+            ),
+            Error::WouldDeadlock { target, holding } => {
+                write!(f, "deregister({target}) from inside the callback of ")?;
+                for (i, h) in holding.iter().enumerate() {
+                    write!(f, "{}{h}", if i == 0 { "" } else { ", " })?;
+                }
+                write!(
+                    f,
+                    " would deadlock: {target}'s callbacks are (transitively) waiting for this one; \
+                     the registration is unchanged, deregister it after this callback returns"
+                )
+            }
+            Error::UnknownHub(h) => write!(f, "no hub {h} is present"),
+            Error::HubAlreadyPresent(h) => {
+                write!(f, "hub {h} is already present; remove it before it arrives again")
+            }
+            Error::UnknownConnector(h, c) => write!(f, "hub {h} has no connector {c}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,450 @@
+//! The Policy Manager: registration, delivery and deregistration.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::checking::{Hooks, Mutant, Step};
+use crate::error::Error;
+use crate::event::{ConnectorId, ConnectorInfo, ConnectorState, HubId, HubInfo, Notification, PowerLevel};
+use crate::hub::Hub;
+use crate::registry::{ClientHandle, Slots};
+use crate::rundown::Rundown;
+use crate::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
+use crate::waits::{self, InsideCallback, WaitGraph};
+
+type Callback = Box<dyn Fn(&PolicyManager, &Notification) + Send + Sync>;
+
+/// What a client registers: its event callback and the context the callback receives.
+///
+/// The callback may be called from several threads at once (one per hub with events in
+/// flight), and may call back into the Policy Manager it is given: query hubs and
+/// connectors, assign power levels, register clients, and deregister *other* clients.
+pub struct ClientConfig {
+    callback: Callback,
+}
+
+impl ClientConfig {
+    /// A client whose `callback(context, pm, notification)` hears every event.
+    pub fn new<C, F>(context: C, callback: F) -> Self
+    where
+        C: Send + Sync + 'static,
+        F: Fn(&C, &PolicyManager, &Notification) + Send + Sync + 'static,
+    {
+        ClientConfig { callback: Box::new(move |pm, n| callback(&context, pm, n)) }
+    }
+}
+
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConfig").finish_non_exhaustive()
+    }
+}
+
+/// A registered client as the Policy Manager holds it.
+pub(crate) struct Client {
+    handle: ClientHandle,
+    rundown: Rundown,
+    callback: Callback,
+}
+
+struct Registry {
+    clients: Slots<Arc<Client>>,
+    hubs: BTreeMap<HubId, Arc<Hub>>,
+}
+
+struct Shared {
+    /// Clients and hubs. Taken briefly by register, deregister, hub arrival and removal
+    /// and queries; never while a callback runs, and never on the delivery path.
+    registry: Mutex<Registry>,
+    waits: WaitGraph,
+    panicked: AtomicU64,
+    hooks: Hooks,
+}
+
+/// The Policy Manager: clients register with it, hardware reports to it, and it delivers
+/// every hub's events to every registered client.
+///
+/// Cloning is cheap and every clone is the same Policy Manager.
+#[derive(Clone)]
+pub struct PolicyManager {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for PolicyManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicyManager").finish_non_exhaustive()
+    }
+}
+
+impl Default for PolicyManager {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn next_instance() -> u16 {
+    // A process-wide counter that only tells handles of different Policy Managers
+    // apart; it orders nothing, so it is a plain std atomic even under the checkers.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as u16
+}
+
+impl PolicyManager {
+    /// A Policy Manager with no clients and no hubs.
+    pub fn new() -> Self {
+        Self::with_hooks(Hooks::default())
+    }
+
+    /// A Policy Manager with one seeded bug switched on (`mutant`) and a probe that hears
+    /// every protocol step. Only for the verification gate.
+    #[cfg(feature = "checking")]
+    pub fn checking(
+        mutant: Option<crate::checking::Mutant>,
+        probe: Option<std::sync::Arc<dyn crate::checking::Probe>>,
+    ) -> Self {
+        Self::with_hooks(Hooks { mutant, probe })
+    }
+
+    fn with_hooks(hooks: Hooks) -> Self {
+        PolicyManager {
+            shared: Arc::new(Shared {
+                registry: Mutex::new(Registry { clients: Slots::new(next_instance()), hubs: BTreeMap::new() }),
+                waits: WaitGraph::new(),
+                panicked: AtomicU64::new(0),
+                hooks,
+            }),
+        }
+    }
+
+    pub(crate) fn hooks(&self) -> &Hooks {
+        &self.shared.hooks
+    }
+
+    /// Registers a client and returns its handle.
+    ///
+    /// For every hub present, the client first receives a [`HubArrival`](crate::Event::HubArrival)
+    /// with the hub's current state, then every later event of that hub, in order. Those
+    /// arrivals may be delivered before `register` returns, on this thread or another.
+    pub fn register(&self, config: ClientConfig) -> ClientHandle {
+        let (client, mut hubs) = {
+            let mut registry = lock(&self.shared.registry);
+            let mut client = None;
+            registry.clients.insert_with(|handle| {
+                let c = Arc::new(Client { handle, rundown: Rundown::new(), callback: config.callback });
+                client = Some(c.clone());
+                c
+            });
+            let hubs: Vec<Arc<Hub>> = registry.hubs.values().cloned().collect();
+            (client.expect("insert_with calls its closure"), hubs)
+        };
+        let handle = client.handle;
+        self.hooks().step(|| Step::Registered(handle));
+        if self.hooks().mutant(Mutant::ReplayMissesHub) {
+            hubs.pop();
+        }
+        for hub in hubs {
+            hub.join(self, client.clone());
+        }
+        handle
+    }
+
+    /// Registers a client and returns a guard that deregisters it when dropped.
+    pub fn register_owned(&self, config: ClientConfig) -> Registration {
+        Registration { pm: self.clone(), handle: Some(self.register(config)) }
+    }
+
+    /// Deregisters a client: the handle's callback is never called again.
+    ///
+    /// **Contract.** `deregister` does not return until every call of the client's callback
+    /// that has begun has returned; after it returns, no call of that callback begins.
+    /// The client may free its context as soon as `deregister` returns `Ok`.
+    ///
+    /// Waiting is refused, and the client left registered and receiving events, when it
+    /// could never end:
+    /// - [`Error::DeregisterFromOwnCallback`] when called on a thread that is inside a
+    ///   callback of this client;
+    /// - [`Error::WouldDeadlock`] when called from inside another client's callback and the
+    ///   target's callbacks are themselves (transitively) waiting for that one.
+    ///
+    /// A handle that was never issued gets [`Error::UnknownHandle`]; one already
+    /// deregistered (even if its slot now holds a new client) gets [`Error::StaleHandle`].
+    /// If two threads deregister the same handle at once, one gets `Ok` after the wait and
+    /// the other `StaleHandle`.
+    pub fn deregister(&self, handle: ClientHandle) -> Result<(), Error> {
+        self.hooks().step(|| Step::DeregisterEnter(handle));
+        let result = self.deregister_inner(handle, true);
+        self.hooks().step(|| Step::DeregisterReturn { client: handle, ok: result.is_ok() });
+        result
+    }
+
+    /// Deregisters without waiting (after `Registration` found waiting impossible).
+    fn detach(&self, handle: ClientHandle) {
+        let _ = self.deregister_inner(handle, false);
+    }
+
+    fn deregister_inner(&self, handle: ClientHandle, wait: bool) -> Result<(), Error> {
+        let hooks = self.hooks();
+        let holding = waits::held();
+        let _edge = if !wait || holding.is_empty() {
+            None
+        } else if holding.contains(&handle) {
+            if !hooks.mutant(Mutant::OwnCallbackWaits) {
+                return Err(Error::DeregisterFromOwnCallback(handle));
+            }
+            None
+        } else if hooks.mutant(Mutant::NoCycleCheck) {
+            None
+        } else {
+            Some(self.shared.waits.enter(holding, handle)?)
+        };
+        let registry = lock(&self.shared.registry);
+        let client = registry_remove(registry, handle, hooks, |registry, client| {
+            // The bug: waiting with the registry lock held.
+            self.close_and_wait(client, wait);
+            drop(registry);
+        })?;
+        if let Some(client) = client {
+            self.close_and_wait(&client, wait);
+        }
+        Ok(())
+    }
+
+    fn close_and_wait(&self, client: &Client, wait: bool) {
+        let hooks = self.hooks();
+        let closed = client.rundown.close();
+        let handle = client.handle;
+        hooks.step(|| Step::DeregisterClosed { client: handle, in_flight: closed.in_flight });
+        if !wait || closed.in_flight == 0 || hooks.mutant(Mutant::DeregisterNoWait) {
+            return;
+        }
+        hooks.step(|| Step::DeregisterSleeps(handle));
+        client.rundown.wait_drained(hooks);
+    }
+
+    /// Calls `client`'s callback unless it is closed. Returns false if it is closed (the
+    /// caller drops it from its subscriber list).
+    pub(crate) fn invoke(&self, client: &Client, n: &Notification) -> bool {
+        let hooks = self.hooks();
+        let handle = client.handle;
+        if hooks.mutant(Mutant::CheckThenCall) {
+            if client.rundown.looks_closed() {
+                return false;
+            }
+            self.call(client, n);
+            return true;
+        }
+        let Ok(from) = client.rundown.try_acquire(hooks) else {
+            hooks.step(|| Step::Skipped { client: handle, hub: n.hub, seq: n.seq });
+            return false;
+        };
+        hooks.step(|| Step::InFlightAcquire { client: handle, from });
+        if hooks.mutant(Mutant::ReleaseBeforeCallback) {
+            let from = client.rundown.release(hooks);
+            hooks.step(|| Step::InFlightRelease { client: handle, from });
+            self.call(client, n);
+            return true;
+        }
+        let panicked = self.call(client, n);
+        if panicked && hooks.mutant(Mutant::PanicLeaksCount) {
+            return true;
+        }
+        let from = client.rundown.release(hooks);
+        hooks.step(|| Step::InFlightRelease { client: handle, from });
+        true
+    }
+
+    /// Runs the callback with the thread marked as inside it; contains its panic.
+    /// Returns whether it panicked.
+    fn call(&self, client: &Client, n: &Notification) -> bool {
+        let hooks = self.hooks();
+        let (handle, hub, seq) = (client.handle, n.hub, n.seq);
+        hooks.step(|| Step::CallbackBegin { client: handle, hub, seq });
+        let inside = InsideCallback::enter(handle);
+        let panicked = catch_unwind(AssertUnwindSafe(|| (client.callback)(self, n))).is_err();
+        drop(inside);
+        hooks.step(|| Step::CallbackEnd { client: handle, hub, seq, panicked });
+        if panicked {
+            self.shared.panicked.fetch_add(1, Ordering::Relaxed);
+        }
+        panicked
+    }
+
+    /// How many callback calls have panicked (each was contained; see the crate docs).
+    pub fn panicked_callbacks(&self) -> u64 {
+        self.shared.panicked.load(Ordering::Relaxed)
+    }
+
+    /// How many clients are registered.
+    pub fn client_count(&self) -> usize {
+        lock(&self.shared.registry).clients.values().count()
+    }
+
+    /// A hub arrives with connectors in the given states. Every registered client
+    /// receives its [`HubArrival`](crate::Event::HubArrival). Returns the port through
+    /// which the hardware reports the hub's changes and its removal.
+    pub fn hub_arrival(&self, hub: HubId, connectors: Vec<ConnectorState>) -> Result<HubPort, Error> {
+        let info = HubInfo {
+            hub,
+            connectors: connectors
+                .into_iter()
+                .enumerate()
+                .map(|(i, state)| ConnectorInfo {
+                    connector: ConnectorId(u8::try_from(i).expect("at most 256 connectors per hub")),
+                    state,
+                    assigned_power: None,
+                })
+                .collect(),
+        };
+        let hub = {
+            let mut registry = lock(&self.shared.registry);
+            if registry.hubs.contains_key(&hub) {
+                return Err(Error::HubAlreadyPresent(hub));
+            }
+            let clients = registry.clients.values().cloned().collect();
+            let h = Arc::new(Hub::new(info, clients));
+            registry.hubs.insert(hub, h.clone());
+            h
+        };
+        hub.kick(self);
+        Ok(HubPort { pm: self.clone(), hub: Some(hub) })
+    }
+
+    fn hub(&self, hub: HubId) -> Result<Arc<Hub>, Error> {
+        lock(&self.shared.registry).hubs.get(&hub).cloned().ok_or(Error::UnknownHub(hub))
+    }
+
+    /// The current state of a present hub.
+    pub fn query_hub(&self, hub: HubId) -> Result<HubInfo, Error> {
+        Ok(self.hub(hub)?.info())
+    }
+
+    /// The current state of one connector of a present hub.
+    pub fn query_connector(&self, hub: HubId, connector: ConnectorId) -> Result<ConnectorInfo, Error> {
+        self.hub(hub)?.connector(connector)
+    }
+
+    /// Assigns a power level to a connector (shown by later queries and arrivals).
+    pub fn assign_power_level(&self, hub: HubId, connector: ConnectorId, level: PowerLevel) -> Result<(), Error> {
+        self.hub(hub)?.assign_power_level(connector, level)
+    }
+}
+
+/// Takes `handle`'s client out of the registry. Normally the lock is released before the
+/// caller waits; under the `WaitUnderRegistryLock` mutant `bug` waits with it held.
+fn registry_remove(
+    mut registry: crate::sync::MutexGuard<'_, Registry>,
+    handle: ClientHandle,
+    hooks: &Hooks,
+    bug: impl FnOnce(crate::sync::MutexGuard<'_, Registry>, &Client),
+) -> Result<Option<Arc<Client>>, Error> {
+    let client = registry.clients.remove(handle, hooks)?;
+    if hooks.mutant(Mutant::WaitUnderRegistryLock) {
+        bug(registry, &client);
+        return Ok(None);
+    }
+    drop(registry);
+    Ok(Some(client))
+}
+
+/// The hardware side of one present hub: report its connector changes and its removal.
+///
+/// Changes reported through one port are delivered to each client in the order they were
+/// reported. Dropping the port removes the hub.
+pub struct HubPort {
+    pm: PolicyManager,
+    hub: Option<Arc<Hub>>,
+}
+
+impl fmt::Debug for HubPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HubPort").field("hub", &self.id()).finish()
+    }
+}
+
+impl HubPort {
+    fn hub(&self) -> &Arc<Hub> {
+        self.hub.as_ref().expect("present until removal")
+    }
+
+    /// Which hub this port reports for.
+    pub fn id(&self) -> HubId {
+        self.hub().id()
+    }
+
+    /// A connector's state changed. Delivered to every client that has seen the hub's
+    /// arrival, after all earlier changes of this hub; possibly by another thread that is
+    /// already delivering this hub's events, in which case this returns at once.
+    pub fn connector_changed(&self, connector: ConnectorId, state: ConnectorState) -> Result<(), Error> {
+        self.hub().change(&self.pm, connector, state)
+    }
+
+    /// The hub is removed: every client that saw its arrival receives its removal after
+    /// all its earlier events, and nothing about it afterwards.
+    pub fn remove(mut self) {
+        self.remove_now();
+    }
+
+    fn remove_now(&mut self) {
+        let Some(hub) = self.hub.take() else { return };
+        {
+            let mut registry = lock(&self.pm.shared.registry);
+            if registry.hubs.get(&hub.id()).is_some_and(|h| Arc::ptr_eq(h, &hub)) {
+                registry.hubs.remove(&hub.id());
+            }
+        }
+        hub.remove(&self.pm);
+    }
+}
+
+impl Drop for HubPort {
+    fn drop(&mut self) {
+        self.remove_now();
+    }
+}
+
+/// An owning registration: dropping it deregisters the client.
+///
+/// Dropped where `deregister` may wait, the drop waits like `deregister`. Dropped where
+/// waiting could never end (inside the client's own callback, or where it would close a
+/// cycle), the drop still deregisters but does not wait: no callback of the client begins
+/// afterwards, and the callbacks already running finish on their own threads.
+pub struct Registration {
+    pm: PolicyManager,
+    handle: Option<ClientHandle>,
+}
+
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registration").field("handle", &self.handle).finish()
+    }
+}
+
+impl Registration {
+    /// The client's handle.
+    pub fn handle(&self) -> ClientHandle {
+        self.handle.expect("present until deregistered")
+    }
+
+    /// Deregisters now, with [`PolicyManager::deregister`]'s contract and errors. On an
+    /// error the registration is handed back, still registered.
+    pub fn deregister(mut self) -> Result<(), (Error, Registration)> {
+        let handle = self.handle();
+        match self.pm.deregister(handle) {
+            Ok(()) => {
+                self.handle = None;
+                Ok(())
+            }
+            Err(e) => Err((e, self)),
+        }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let Some(handle) = self.handle.take() else { return };
+        if let Err(Error::DeregisterFromOwnCallback(_) | Error::WouldDeadlock { .. }) = self.pm.deregister(handle) {
+            self.pm.detach(handle);
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Client handles and the slot table that maps them to registrations.
+//!
+//! A handle names a slot and the slot's generation at registration time. Deregistering
+//! empties the slot and bumps its generation, so a stale handle can never reach the
+//! slot's next client, however often the slot is reused.
+
+use std::fmt;
+
+use crate::checking::{Hooks, Mutant};
+use crate::error::Error;
+
+/// The handle a client receives from [`register`](crate::PolicyManager::register) and
+/// passes to [`deregister`](crate::PolicyManager::deregister).
+///
+/// It is plain data (like the `HANDLE` of `UsbPm_Register`): copying it is free, and a
+/// copy that outlives its registration is detected, not trusted.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientHandle {
+    instance: u16,
+    slot: u16,
+    generation: u32,
+}
+
+impl ClientHandle {
+    /// The handle as one integer, for passing through C-shaped interfaces.
+    pub fn into_raw(self) -> u64 {
+        (u64::from(self.instance) << 48) | (u64::from(self.slot) << 32) | u64::from(self.generation)
+    }
+
+    /// Rebuilds a handle from [`into_raw`](Self::into_raw). Any integer is accepted; one
+    /// that was never issued is refused by the Policy Manager with
+    /// [`Error::UnknownHandle`].
+    pub fn from_raw(raw: u64) -> Self {
+        ClientHandle {
+            instance: (raw >> 48) as u16,
+            slot: (raw >> 32) as u16,
+            generation: raw as u32,
+        }
+    }
+
+    /// The slot index, for reports (the client's position in registration order while
+    /// no slot has been reused).
+    pub fn slot(self) -> usize {
+        usize::from(self.slot)
+    }
+}
+
+impl fmt::Debug for ClientHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "client {}.{}", self.slot, self.generation)
+    }
+}
+
+impl fmt::Display for ClientHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+struct Slot<T> {
+    generation: u32,
+    value: Option<T>,
+}
+
+/// Registrations by handle. Not synchronised: the Policy Manager keeps it under its
+/// registry lock.
+pub(crate) struct Slots<T> {
+    instance: u16,
+    slots: Vec<Slot<T>>,
+    free: Vec<u16>,
+}
+
+impl<T: Clone> Slots<T> {
+    pub(crate) fn new(instance: u16) -> Self {
+        Slots { instance, slots: Vec::new(), free: Vec::new() }
+    }
+
+    /// Stores `value(handle)` in a free slot and returns its handle.
+    ///
+    /// # Panics
+    /// With more than 65,536 registrations alive at once: handles have 16 bits of slot.
+    pub(crate) fn insert_with(&mut self, value: impl FnOnce(ClientHandle) -> T) -> ClientHandle {
+        let slot = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                let i = u16::try_from(self.slots.len())
+                    .expect("usbpm: more than 65,536 clients registered at once");
+                self.slots.push(Slot { generation: 1, value: None });
+                i
+            }
+        };
+        let s = &mut self.slots[usize::from(slot)];
+        let handle = ClientHandle { instance: self.instance, slot, generation: s.generation };
+        s.value = Some(value(handle));
+        handle
+    }
+
+    fn check(&self, handle: ClientHandle, hooks: &Hooks) -> Result<usize, Error> {
+        let i = usize::from(handle.slot);
+        let Some(s) = self.slots.get(i).filter(|_| handle.instance == self.instance) else {
+            return Err(Error::UnknownHandle(handle));
+        };
+        if hooks.mutant(Mutant::NoGeneration) {
+            return if s.value.is_some() { Ok(i) } else { Err(Error::StaleHandle(handle)) };
+        }
+        if handle.generation == 0 {
+            // Generation 0 is never issued.
+            Err(Error::UnknownHandle(handle))
+        } else if s.generation == 0 || handle.generation < s.generation {
+            // Retired slot, or a generation this slot has moved past.
+            Err(Error::StaleHandle(handle))
+        } else if handle.generation > s.generation {
+            Err(Error::UnknownHandle(handle))
+        } else {
+            Ok(i)
+        }
+    }
+
+    /// Takes the value out of `handle`'s slot, retiring the handle.
+    pub(crate) fn remove(&mut self, handle: ClientHandle, hooks: &Hooks) -> Result<T, Error> {
+        let i = self.check(handle, hooks)?;
+        let s = &mut self.slots[i];
+        let value = s.value.take().ok_or(Error::StaleHandle(handle))?;
+        // A slot whose generation would wrap is retired rather than reused, so a handle
+        // can never come back to life.
+        s.generation = s.generation.wrapping_add(1);
+        if s.generation != 0 {
+            self.free.push(handle.slot);
+        }
+        Ok(value)
+    }
+
+    /// All live values, in slot order.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().filter_map(|s| s.value.as_ref())
+    }
+}

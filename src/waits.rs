@@ -1,0 +1,112 @@
+//! Which callbacks each thread is inside of, and who is waiting for whom.
+//!
+//! `deregister` blocks until the target's callbacks return. That is safe from a plain
+//! thread, which holds no callback. From inside a callback it is safe only if the target's
+//! callbacks do not (transitively) wait for the callbacks this thread is inside of:
+//!
+//! - a thread inside a callback of X that deregisters X would wait for itself;
+//! - a thread inside A's callback deregistering B, while a thread inside B's callback
+//!   deregisters A, would wait for each other.
+//!
+//! Every thread keeps a stack of the clients whose callbacks it is running (a callback
+//! may be nested in another, through arrival replay). A deregister made from inside a
+//! callback records an edge "each client I hold waits for the target" in a wait-for graph
+//! before it sleeps, and first refuses if the target already reaches one of the clients
+//! it holds: that edge would close a cycle, and a cycle of these waits never drains.
+//! Deregister from outside any callback holds nothing, can close no cycle, and never
+//! touches the graph.
+
+use std::cell::RefCell;
+
+use crate::error::Error;
+use crate::sync::{lock, thread_local, Mutex};
+use crate::ClientHandle;
+
+thread_local! {
+    static INSIDE: RefCell<Vec<ClientHandle>> = RefCell::new(Vec::new());
+}
+
+/// Marks the current thread as inside a callback of `client` until dropped.
+pub(crate) struct InsideCallback(());
+
+impl InsideCallback {
+    pub(crate) fn enter(client: ClientHandle) -> Self {
+        INSIDE.with(|s| s.borrow_mut().push(client));
+        InsideCallback(())
+    }
+}
+
+impl Drop for InsideCallback {
+    fn drop(&mut self) {
+        INSIDE.with(|s| s.borrow_mut().pop());
+    }
+}
+
+/// The clients whose callbacks the current thread is inside of, outermost first.
+pub(crate) fn held() -> Vec<ClientHandle> {
+    INSIDE.with(|s| s.borrow().clone())
+}
+
+struct Wait {
+    id: u64,
+    holding: Vec<ClientHandle>,
+    target: ClientHandle,
+}
+
+#[derive(Default)]
+struct Graph {
+    next_id: u64,
+    waits: Vec<Wait>,
+}
+
+/// The waits that deregister calls made from inside callbacks are blocked in.
+pub(crate) struct WaitGraph {
+    graph: Mutex<Graph>,
+}
+
+/// A recorded wait; dropping it removes the wait's edges.
+pub(crate) struct WaitEdge<'a> {
+    graph: &'a WaitGraph,
+    id: u64,
+}
+
+impl WaitGraph {
+    pub(crate) fn new() -> Self {
+        WaitGraph { graph: Mutex::new(Graph::default()) }
+    }
+
+    /// Records that a thread inside the callbacks of `holding` (non-empty) is about to
+    /// wait for `target` to drain, unless that wait would close a cycle.
+    pub(crate) fn enter(
+        &self,
+        holding: Vec<ClientHandle>,
+        target: ClientHandle,
+    ) -> Result<WaitEdge<'_>, Error> {
+        let mut g = lock(&self.graph);
+        // Everything `target` waits for, directly or through other waiting callbacks.
+        let mut reached = vec![target];
+        let mut i = 0;
+        while i < reached.len() {
+            let from = reached[i];
+            for w in &g.waits {
+                if w.holding.contains(&from) && !reached.contains(&w.target) {
+                    reached.push(w.target);
+                }
+            }
+            i += 1;
+        }
+        if reached.iter().any(|r| holding.contains(r)) {
+            return Err(Error::WouldDeadlock { target, holding });
+        }
+        g.next_id += 1;
+        let id = g.next_id;
+        g.waits.push(Wait { id, holding, target });
+        Ok(WaitEdge { graph: self, id })
+    }
+}
+
+impl Drop for WaitEdge<'_> {
+    fn drop(&mut self) {
+        lock(&self.graph.graph).waits.retain(|w| w.id != self.id);
+    }
+}
