@@ -1,1 +1,11 @@
-//! The verification harness for usbpm.
+//! The verification harness for usbpm: the shipped library, built on loom's, shuttle's or
+//! std's primitives (by this crate's `loom` / `shuttle` features), driven through
+//! [`scenarios`] and judged by [`monitor`]s. See docs/VERIFICATION.md.
+
+#![deny(unsafe_code)]
+
+pub mod env;
+pub mod monitor;
+pub mod rt;
+pub mod scenarios;
+pub mod run;

@@ -1,0 +1,199 @@
+//! One execution's world: a Policy Manager built with the gate's hooks, the monitor that
+//! judges it, and model clients whose context behaves like a C driver's.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, Once};
+
+use usbpm::checking::{Mutant, Probe};
+use usbpm::{ClientConfig, ClientHandle, ConnectorId, ConnectorState, Error, HubId, HubPort, Notification, PolicyManager};
+
+use crate::monitor::{Monitor, Property};
+use crate::rt::{self, DriverMemory};
+
+/// What a model callback does besides reporting itself: the re-entrant calls under test.
+pub type Action = fn(&Context, &PolicyManager, &Notification);
+
+/// A callback that only reports itself.
+pub fn no_action(_: &Context, _: &PolicyManager, _: &Notification) {}
+
+/// The payload of a panic a scenario causes on purpose (silenced in the test output).
+pub struct ModelPanic;
+
+fn silence_model_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if info.payload().downcast_ref::<ModelPanic>().is_none() {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// A model client's context: the memory a driver frees once `deregister` returns.
+pub struct Context {
+    pub label: &'static str,
+    freed: rt::AtomicBool,
+    memory: DriverMemory,
+    pub monitor: Arc<Monitor>,
+    pub directory: Arc<Directory>,
+    action: Action,
+}
+
+impl Context {
+    /// The callback uses its context: a use after free if the driver already freed it.
+    fn touch(&self, when: &str, n: &Notification) {
+        if self.freed.load(std::sync::atomic::Ordering::SeqCst) {
+            self.monitor.violation(
+                Property::DeregisterWaits,
+                format!("callback of {} used its freed context ({when} {} seq {})", self.label, n.hub, n.seq),
+            );
+        }
+        self.memory.read();
+    }
+
+    /// The driver frees the context (after `deregister` returned `Ok`).
+    fn free(&self) {
+        self.monitor.note(format!("driver frees {}'s context", self.label));
+        self.freed.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.memory.free();
+    }
+}
+
+/// Ends a callback's report even when its action panics.
+struct EndOnDrop<'a>(&'a Context, &'a Notification);
+
+impl Drop for EndOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.monitor.callback_end(self.0.label, self.1);
+    }
+}
+
+fn model_callback(ctx: &Arc<Context>, pm: &PolicyManager, n: &Notification) {
+    ctx.monitor.callback_begin(ctx.label, n);
+    let _end = EndOnDrop(ctx, n);
+    ctx.touch("at begin of", n);
+    (ctx.action)(ctx, pm, n);
+    ctx.touch("at end of", n);
+}
+
+/// Model clients by label, so callbacks can name each other. Cleared at the end of the
+/// execution (it holds contexts, which hold it).
+#[derive(Default)]
+pub struct Directory {
+    clients: Mutex<BTreeMap<&'static str, (ClientHandle, Arc<Context>)>>,
+}
+
+impl Directory {
+    pub fn handle(&self, label: &str) -> Option<ClientHandle> {
+        self.clients.lock().unwrap().get(label).map(|(h, _)| *h)
+    }
+
+    fn context(&self, label: &str) -> Option<Arc<Context>> {
+        self.clients.lock().unwrap().get(label).map(|(_, c)| c.clone())
+    }
+}
+
+/// Registers a model client `label` with `pm` and reports it (usable from callbacks).
+pub fn register(ctx_monitor: &Arc<Monitor>, dir: &Arc<Directory>, pm: &PolicyManager, label: &'static str, action: Action) -> ClientHandle {
+    let ctx = Arc::new(Context {
+        label,
+        freed: rt::AtomicBool::new(false),
+        memory: DriverMemory::new(),
+        monitor: ctx_monitor.clone(),
+        directory: dir.clone(),
+        action,
+    });
+    let handle = pm.register(ClientConfig::new(ctx.clone(), model_callback));
+    dir.clients.lock().unwrap().insert(label, (handle, ctx));
+    ctx_monitor.registered(label, handle);
+    handle
+}
+
+/// Deregisters model client `label` and reports the result; frees its context on `Ok`.
+pub fn deregister(monitor: &Monitor, dir: &Directory, pm: &PolicyManager, label: &'static str) -> Result<(), Error> {
+    let handle = dir.handle(label).expect("deregister of a client the scenario registered");
+    monitor.deregister_called(label);
+    let result = pm.deregister(handle);
+    monitor.deregister_returned(label, &result);
+    if result.is_ok() {
+        if let Some(ctx) = dir.context(label) {
+            ctx.free();
+        }
+    }
+    result
+}
+
+/// One execution of one scenario.
+pub struct Env {
+    pub pm: PolicyManager,
+    pub monitor: Arc<Monitor>,
+    pub directory: Arc<Directory>,
+}
+
+impl Env {
+    pub fn new(mutant: Option<Mutant>) -> Self {
+        silence_model_panics();
+        let monitor = Monitor::new();
+        let probe: Arc<dyn Probe> = monitor.clone();
+        Env { pm: PolicyManager::checking(mutant, Some(probe)), monitor, directory: Arc::default() }
+    }
+
+    pub fn register(&self, label: &'static str, action: Action) -> ClientHandle {
+        register(&self.monitor, &self.directory, &self.pm, label, action)
+    }
+
+    pub fn deregister(&self, label: &'static str) -> Result<(), Error> {
+        deregister(&self.monitor, &self.directory, &self.pm, label)
+    }
+
+    /// Deregisters `label` expecting `Ok`; anything else violates P4.
+    pub fn deregister_ok(&self, label: &'static str) {
+        let r = self.deregister(label);
+        self.monitor.check(Property::BadInputErrors, r.is_ok(), || format!("deregister({label}) of a registered client returned {r:?}"));
+    }
+
+    /// A hub with one connector; its arrival is delivered before this returns.
+    pub fn hub(&self, id: u32) -> HubPort {
+        self.monitor.note(format!("hub {id} arrives"));
+        self.pm.hub_arrival(HubId(id), vec![ConnectorState::default()]).expect("a new hub id")
+    }
+
+    /// A view of the monitor and directory that a spawned thread can own.
+    pub fn handle(&self) -> EnvHandle {
+        EnvHandle { pm: self.pm.clone(), monitor: self.monitor.clone(), directory: self.directory.clone() }
+    }
+
+    /// Judges the execution: fails it (panics) with the timeline if anything was violated.
+    pub fn finish(self, replay: &str) {
+        let Env { pm, monitor, directory } = self;
+        directory.clients.lock().unwrap().clear();
+        drop(pm);
+        monitor.finish(replay);
+    }
+}
+
+/// What a scenario's spawned thread holds: the same Policy Manager, monitor and directory.
+#[derive(Clone)]
+pub struct EnvHandle {
+    pub pm: PolicyManager,
+    pub monitor: Arc<Monitor>,
+    pub directory: Arc<Directory>,
+}
+
+impl EnvHandle {
+    pub fn register(&self, label: &'static str, action: Action) -> ClientHandle {
+        register(&self.monitor, &self.directory, &self.pm, label, action)
+    }
+
+    pub fn deregister(&self, label: &'static str) -> Result<(), Error> {
+        deregister(&self.monitor, &self.directory, &self.pm, label)
+    }
+}
+
+/// A connector change that attaches (`on`) or detaches connector 0.
+pub fn flip(port: &HubPort, on: bool) {
+    port.connector_changed(ConnectorId(0), ConnectorState { attached: on, ..Default::default() })
+        .expect("connector 0 of a present hub");
+}

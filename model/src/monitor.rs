@@ -1,0 +1,331 @@
+//! Monitors: record what clients and the library did, and judge it against the
+//! contract's properties as it happens.
+//!
+//! The monitor watches from the client's side: model callbacks report their own begin and
+//! end, and scenarios report what `deregister` returned. It does not trust the library's
+//! bookkeeping for any verdict; the library's probe steps (in-flight count changes,
+//! deregister sleeping) only add detail to the timeline printed with a violation.
+//!
+//! A violation never panics where it is found: it may be found inside a callback, whose
+//! panic the library contains by design. It is recorded, and [`Monitor::finish`] (called
+//! by the scenario on its main thread, after joining every thread) fails the run with the
+//! violation, the timeline and the replay command.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+
+use usbpm::checking::{Probe, Step};
+use usbpm::{ClientHandle, Error, Event, HubId, Notification};
+
+use crate::rt;
+
+/// The contract's properties (docs/INVARIANTS.md numbers them the same way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Property {
+    /// P1: no callback begins on a handle after `deregister` of that handle returned.
+    NoCallbackAfterDeregister,
+    /// P2: when `deregister` returns, every callback on that handle that began has ended,
+    /// and the client's context may be freed (no use after free).
+    DeregisterWaits,
+    /// P3: no deadlock and no lost wake-up (reported by the checker, or by the scenario's
+    /// own completion checks).
+    NoDeadlock,
+    /// P4: every bad input gets its error; a refused call changes nothing.
+    BadInputErrors,
+    /// P5: per-hub order, arrival replay, nothing after removal, no missed hub.
+    HubOrder,
+}
+
+impl Property {
+    pub const ALL: [Property; 5] = [
+        Property::NoCallbackAfterDeregister,
+        Property::DeregisterWaits,
+        Property::NoDeadlock,
+        Property::BadInputErrors,
+        Property::HubOrder,
+    ];
+
+    pub fn id(self) -> &'static str {
+        match self {
+            Property::NoCallbackAfterDeregister => "P1",
+            Property::DeregisterWaits => "P2",
+            Property::NoDeadlock => "P3",
+            Property::BadInputErrors => "P4",
+            Property::HubOrder => "P5",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Property::NoCallbackAfterDeregister => "no callback begins after deregister returned",
+            Property::DeregisterWaits => "deregister returns only after its callbacks ended (context may be freed)",
+            Property::NoDeadlock => "no deadlock, no lost wake-up",
+            Property::BadInputErrors => "bad input gets its error and changes nothing",
+            Property::HubOrder => "per-hub order, arrival replay, nothing after removal",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    thread: String,
+    text: String,
+}
+
+/// A recorded violation.
+#[derive(Clone, Debug)]
+pub struct Violation {
+    pub property: Property,
+    pub message: String,
+    /// Index of the timeline entry at which it was found.
+    pub at: usize,
+}
+
+#[derive(Default)]
+struct HubLog {
+    /// (seq, is arrival) of every notification received, in order.
+    received: Vec<u64>,
+    removed: bool,
+}
+
+#[derive(Default)]
+struct ClientTrack {
+    handle: Option<ClientHandle>,
+    /// Callbacks begun and not yet ended: (thread, hub, seq).
+    in_flight: Vec<(String, HubId, u64)>,
+    /// `deregister` returned `Ok` for this client.
+    deregistered: bool,
+    hubs: BTreeMap<HubId, HubLog>,
+}
+
+#[derive(Default)]
+struct State {
+    timeline: Vec<Entry>,
+    violations: Vec<Violation>,
+    clients: BTreeMap<String, ClientTrack>,
+    names: HashMap<ClientHandle, String>,
+}
+
+/// Records one execution of a scenario and judges it.
+#[derive(Default)]
+pub struct Monitor {
+    state: Mutex<State>,
+}
+
+fn kind(e: &Event) -> &'static str {
+    match e {
+        Event::HubArrival(_) => "arrival",
+        Event::ConnectorStateChange { .. } => "connector change",
+        Event::HubRemoval => "removal",
+    }
+}
+
+impl Monitor {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Monitor::default())
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut State, &str) -> R) -> R {
+        // Read the thread name before locking: it may touch the checker's thread-locals.
+        let thread = rt::thread_name();
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut s, &thread)
+    }
+
+    /// Adds a line to the timeline.
+    pub fn note(&self, text: impl Into<String>) {
+        let text = text.into();
+        self.with(|s, t| s.timeline.push(Entry { thread: t.to_string(), text }));
+    }
+
+    /// Records a violation of `property` at the current point of the timeline.
+    pub fn violation(&self, property: Property, message: impl Into<String>) {
+        let message = message.into();
+        self.with(|s, t| {
+            s.timeline.push(Entry { thread: t.to_string(), text: format!("{message}   <- VIOLATION {}", property.id()) });
+            let at = s.timeline.len() - 1;
+            s.violations.push(Violation { property, message, at });
+        });
+    }
+
+    /// Records a violation of `property` unless `ok`.
+    pub fn check(&self, property: Property, ok: bool, message: impl FnOnce() -> String) {
+        if !ok {
+            self.violation(property, message());
+        }
+    }
+
+    /// Names a client in timelines; called when `register` returns.
+    pub fn registered(&self, label: &str, handle: ClientHandle) {
+        self.with(|s, t| {
+            s.names.insert(handle, label.to_string());
+            s.clients.entry(label.to_string()).or_default().handle = Some(handle);
+            s.timeline.push(Entry { thread: t.to_string(), text: format!("register {label} -> {handle}") });
+        });
+    }
+
+    /// A model callback of `label` begins handling `n`.
+    pub fn callback_begin(&self, label: &str, n: &Notification) {
+        let mut found = Vec::new();
+        self.with(|s, t| {
+            s.timeline.push(Entry {
+                thread: t.to_string(),
+                text: format!("callback {label} begins: {} seq {} {}", n.hub, n.seq, kind(&n.event)),
+            });
+            let c = s.clients.entry(label.to_string()).or_default();
+            if c.deregistered {
+                found.push((
+                    Property::NoCallbackAfterDeregister,
+                    format!("callback of {label} began ({} seq {}) after deregister({label}) returned Ok", n.hub, n.seq),
+                ));
+            }
+            let log = c.hubs.entry(n.hub).or_default();
+            let is_arrival = matches!(n.event, Event::HubArrival(_));
+            if log.removed {
+                found.push((Property::HubOrder, format!("{label} got {} seq {} after that hub's removal", n.hub, n.seq)));
+            } else if let Some(&last) = log.received.last() {
+                if is_arrival || n.seq != last + 1 {
+                    found.push((
+                        Property::HubOrder,
+                        format!(
+                            "{label} got {} {} seq {} right after seq {last} (expected seq {})",
+                            n.hub,
+                            kind(&n.event),
+                            n.seq,
+                            last + 1
+                        ),
+                    ));
+                }
+            } else if !is_arrival {
+                found.push((
+                    Property::HubOrder,
+                    format!("{label}'s first event of {} is {} seq {}, not its arrival", n.hub, kind(&n.event), n.seq),
+                ));
+            }
+            log.received.push(n.seq);
+            if matches!(n.event, Event::HubRemoval) {
+                log.removed = true;
+            }
+            c.in_flight.push((t.to_string(), n.hub, n.seq));
+        });
+        for (p, m) in found {
+            self.violation(p, m);
+        }
+    }
+
+    /// A model callback of `label` returns from handling `n`.
+    pub fn callback_end(&self, label: &str, n: &Notification) {
+        self.with(|s, t| {
+            s.timeline.push(Entry { thread: t.to_string(), text: format!("callback {label} ends: {} seq {}", n.hub, n.seq) });
+            let c = s.clients.entry(label.to_string()).or_default();
+            if let Some(i) = c.in_flight.iter().position(|(th, h, q)| th == t && *h == n.hub && *q == n.seq) {
+                c.in_flight.remove(i);
+            }
+        });
+    }
+
+    /// `deregister(label)` was called.
+    pub fn deregister_called(&self, label: &str) {
+        self.note(format!("deregister({label}) called"));
+    }
+
+    /// `deregister(label)` returned `result`. Judges P2 (nothing of it still running).
+    pub fn deregister_returned(&self, label: &str, result: &Result<(), Error>) {
+        let mut running = Vec::new();
+        self.with(|s, t| {
+            s.timeline.push(Entry { thread: t.to_string(), text: format!("deregister({label}) returns {result:?}") });
+            let c = s.clients.entry(label.to_string()).or_default();
+            if result.is_ok() {
+                c.deregistered = true;
+                running = c.in_flight.clone();
+            }
+        });
+        for (th, hub, seq) in running {
+            self.violation(
+                Property::DeregisterWaits,
+                format!("deregister({label}) returned Ok while its callback for {hub} seq {seq} was still running on {th}"),
+            );
+        }
+    }
+
+    /// At the end of a scenario: `label` (still registered) must have seen every event of
+    /// `hub` up to `last_seq`, starting with an arrival.
+    pub fn expect_complete(&self, label: &str, hub: HubId, last_seq: u64) {
+        let got = self.with(|s, _| {
+            s.clients.get(label).and_then(|c| c.hubs.get(&hub)).map(|l| l.received.last().copied())
+        });
+        match got {
+            Some(Some(last)) if last == last_seq => {}
+            other => self.violation(
+                Property::HubOrder,
+                format!("{label} is registered but its last event of {hub} is {other:?}, expected seq {last_seq}"),
+            ),
+        }
+    }
+
+    /// Every violation recorded so far.
+    pub fn violations(&self) -> Vec<Violation> {
+        self.with(|s, _| s.violations.clone())
+    }
+
+    /// The timeline, one line per step, with the violations marked.
+    pub fn timeline(&self) -> String {
+        self.with(|s, _| {
+            let mut out = String::new();
+            for (i, e) in s.timeline.iter().enumerate() {
+                let _ = writeln!(out, "  {:>3}  {:<16} {}", i + 1, e.thread, e.text);
+            }
+            out
+        })
+    }
+
+    /// Fails the run (panics) with a readable report if any property was violated.
+    pub fn finish(&self, replay: &str) {
+        let violations = self.violations();
+        if violations.is_empty() {
+            return;
+        }
+        let mut msg = String::new();
+        let first = &violations[0];
+        let _ = writeln!(msg, "\nPROPERTY VIOLATED: {} {}", first.property.id(), first.property.title());
+        for v in &violations {
+            let _ = writeln!(msg, "  {} (step {}): {}", v.property.id(), v.at + 1, v.message);
+        }
+        let _ = writeln!(msg, "\nTimeline of the failing interleaving (step, thread, what happened):");
+        msg.push_str(&self.timeline());
+        let _ = writeln!(msg, "\nReplay: {replay}");
+        panic!("{msg}");
+    }
+
+    fn name_of(&self, s: &State, h: ClientHandle) -> String {
+        s.names.get(&h).cloned().unwrap_or_else(|| h.to_string())
+    }
+}
+
+impl Probe for Monitor {
+    fn step(&self, step: Step) {
+        let thread = rt::thread_name();
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let text = match step {
+            Step::InFlightAcquire { client, from } => {
+                format!("  lib: in-flight count of {} {} -> {}", self.name_of(&s, client), from, from + 1)
+            }
+            Step::InFlightRelease { client, from } => {
+                format!("  lib: in-flight count of {} {} -> {}", self.name_of(&s, client), from, from.saturating_sub(1))
+            }
+            Step::Skipped { client, hub, seq } => {
+                format!("  lib: {} is closed, {hub} seq {seq} not delivered to it", self.name_of(&s, client))
+            }
+            Step::DeregisterEnter(c) => format!("  lib: deregister({}) enters", self.name_of(&s, c)),
+            Step::DeregisterClosed { client, in_flight } => {
+                format!("  lib: {} closed with {in_flight} callback(s) in flight", self.name_of(&s, client))
+            }
+            Step::DeregisterSleeps(c) => format!("  lib: deregister({}) sleeps until drained", self.name_of(&s, c)),
+            Step::Queued { hub, seq } => format!("  lib: {hub} seq {seq} queued"),
+            // Begin/end/return are recorded from the client's side by the model itself.
+            _ => return,
+        };
+        s.timeline.push(Entry { thread, text });
+    }
+}

@@ -1,0 +1,411 @@
+//! The scenarios every checker runs. Each is a plain function over an [`Env`]: it spawns
+//! the checker's threads, drives the shipped library, reports to the monitor and makes
+//! its own end-of-run checks. Thread counts include the scenario's main thread.
+
+use usbpm::{Error, Event, HubId, Notification, PolicyManager, PowerLevel};
+
+use crate::env::{self, flip, no_action, Context, Env, ModelPanic};
+use crate::monitor::Property;
+use crate::rt::spawn;
+
+/// Small scenarios fit loom; large ones are only sampled by shuttle and std.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Size {
+    Small,
+    Large,
+}
+
+pub struct Scenario {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub threads: usize,
+    pub size: Size,
+    pub properties: &'static [Property],
+    pub run: fn(&Env),
+}
+
+use Property::*;
+
+pub const ALL: &[Scenario] = &[
+    Scenario {
+        name: "dispatch-vs-deregister",
+        about: "one hub's dispatcher delivers a change while main deregisters the only client",
+        threads: 2,
+        size: Size::Small,
+        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock],
+        run: dispatch_vs_deregister,
+    },
+    Scenario {
+        name: "two-dispatchers-vs-deregister",
+        about: "two hubs' dispatchers deliver concurrently while main deregisters the client",
+        threads: 3,
+        size: Size::Small,
+        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock],
+        run: two_dispatchers_vs_deregister,
+    },
+    Scenario {
+        name: "three-dispatchers-vs-deregister",
+        about: "three hubs' dispatchers deliver concurrently while main deregisters the client",
+        threads: 4,
+        size: Size::Small,
+        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock],
+        run: three_dispatchers_vs_deregister,
+    },
+    Scenario {
+        name: "register-vs-dispatch",
+        about: "a client registers while one hub delivers a change and another hub arrives (arrival replay)",
+        threads: 3,
+        size: Size::Small,
+        properties: &[HubOrder, NoDeadlock],
+        run: register_vs_dispatch,
+    },
+    Scenario {
+        name: "reentrant-callback",
+        about: "a callback queries, assigns power, registers a client and deregisters another, while main deregisters it",
+        threads: 2,
+        size: Size::Small,
+        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, BadInputErrors, HubOrder],
+        run: reentrant_callback,
+    },
+    Scenario {
+        name: "deregister-own-callback",
+        about: "a callback deregisters its own client (refused) while main deregisters it (waits)",
+        threads: 2,
+        size: Size::Small,
+        properties: &[BadInputErrors, NoDeadlock, DeregisterWaits],
+        run: deregister_own_callback,
+    },
+    Scenario {
+        name: "mutual-deregister",
+        about: "on two hubs' threads, A's callback deregisters B while B's deregisters A",
+        threads: 3,
+        size: Size::Small,
+        properties: &[NoDeadlock, BadInputErrors, NoCallbackAfterDeregister, DeregisterWaits],
+        run: mutual_deregister,
+    },
+    Scenario {
+        name: "panicking-callback",
+        about: "A's callback panics while main deregisters A; B still gets the event",
+        threads: 2,
+        size: Size::Small,
+        properties: &[NoDeadlock, DeregisterWaits, HubOrder],
+        run: panicking_callback,
+    },
+    Scenario {
+        name: "double-deregister",
+        about: "two threads deregister the same client while a dispatcher delivers",
+        threads: 3,
+        size: Size::Small,
+        properties: &[BadInputErrors, NoCallbackAfterDeregister, DeregisterWaits],
+        run: double_deregister,
+    },
+    Scenario {
+        name: "handle-reuse",
+        about: "a stale handle whose slot now holds a new client is deregistered while events flow",
+        threads: 2,
+        size: Size::Small,
+        properties: &[BadInputErrors, HubOrder],
+        run: handle_reuse,
+    },
+    Scenario {
+        name: "removal-vs-register",
+        about: "a hub changes and is removed while a client registers",
+        threads: 2,
+        size: Size::Small,
+        properties: &[HubOrder, NoDeadlock],
+        run: removal_vs_register,
+    },
+    Scenario {
+        name: "churn-4x3x20",
+        about: "4 clients, 3 hubs, 20 events: dispatchers race registration churn and re-entrant callbacks",
+        threads: 5,
+        size: Size::Large,
+        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, BadInputErrors, HubOrder],
+        run: churn,
+    },
+];
+
+/// The scenario called `name`.
+pub fn find(name: &str) -> Option<&'static Scenario> {
+    ALL.iter().find(|s| s.name == name)
+}
+
+fn dispatchers_vs_deregister(env: &Env, hubs: u32) {
+    env.register("A", no_action);
+    let threads: Vec<_> = (1..=hubs)
+        .map(|i| {
+            let port = env.hub(i);
+            spawn(&format!("dispatcher-h{i}"), move || {
+                flip(&port, true);
+                port
+            })
+        })
+        .collect();
+    env.deregister_ok("A");
+    for t in threads {
+        drop(t.join().expect("dispatcher thread"));
+    }
+}
+
+fn dispatch_vs_deregister(env: &Env) {
+    dispatchers_vs_deregister(env, 1);
+}
+
+fn two_dispatchers_vs_deregister(env: &Env) {
+    dispatchers_vs_deregister(env, 2);
+}
+
+fn three_dispatchers_vs_deregister(env: &Env) {
+    dispatchers_vs_deregister(env, 3);
+}
+
+fn register_vs_dispatch(env: &Env) {
+    let h1 = env.hub(1);
+    let d1 = spawn("dispatcher-h1", move || {
+        flip(&h1, true);
+        h1
+    });
+    let pm = env.pm.clone();
+    let d2 = spawn("arrival-h2", move || pm.hub_arrival(HubId(2), vec![Default::default()]).expect("hub 2 is new"));
+    env.register("B", no_action);
+    let h1 = d1.join().expect("dispatcher");
+    let h2 = d2.join().expect("arrival");
+    // B registered while hub 1 was present and hub 2 arrived: it has seen both, in full.
+    env.monitor.expect_complete("B", HubId(1), 1);
+    env.monitor.expect_complete("B", HubId(2), 0);
+    env.deregister_ok("B");
+    drop((h1, h2));
+}
+
+fn reentrant_action(ctx: &Context, pm: &PolicyManager, n: &Notification) {
+    if !matches!(n.event, Event::ConnectorStateChange { .. }) {
+        return;
+    }
+    let q = pm.query_hub(n.hub);
+    ctx.monitor.check(BadInputErrors, q.is_ok(), || format!("query_hub({}) from a callback returned {q:?}", n.hub));
+    let connector = usbpm::ConnectorId(0);
+    let a = pm.assign_power_level(n.hub, connector, PowerLevel { milliwatts: 15_000 });
+    ctx.monitor.check(BadInputErrors, a.is_ok(), || format!("assign_power_level from a callback returned {a:?}"));
+    let c = pm.query_connector(n.hub, connector);
+    ctx.monitor.check(BadInputErrors, matches!(&c, Ok(info) if info.assigned_power == Some(PowerLevel { milliwatts: 15_000 })), || {
+        format!("query_connector after assign_power_level returned {c:?}")
+    });
+    env::register(&ctx.monitor, &ctx.directory, pm, "C", no_action);
+    let r = env::deregister(&ctx.monitor, &ctx.directory, pm, "B");
+    ctx.monitor.check(BadInputErrors, r.is_ok(), || format!("deregister(B) from A's callback returned {r:?}"));
+}
+
+fn reentrant_callback(env: &Env) {
+    env.register("A", reentrant_action);
+    env.register("B", no_action);
+    let h1 = env.hub(1);
+    let d = spawn("dispatcher-h1", move || {
+        flip(&h1, true);
+        h1
+    });
+    env.deregister_ok("A");
+    let h1 = d.join().expect("dispatcher");
+    if env.directory.handle("C").is_some() {
+        // C registered from inside the callback: it got hub 1's arrival and all after it.
+        env.monitor.expect_complete("C", HubId(1), 1);
+        env.deregister_ok("C");
+    } else {
+        // A was closed before its callback ran, so it never registered C and B remains.
+        env.deregister_ok("B");
+    }
+    drop(h1);
+}
+
+fn deregister_self_action(ctx: &Context, pm: &PolicyManager, n: &Notification) {
+    if !matches!(n.event, Event::ConnectorStateChange { .. }) {
+        return;
+    }
+    let h = ctx.directory.handle(ctx.label).expect("own handle");
+    let r = pm.deregister(h);
+    ctx.monitor.check(BadInputErrors, r == Err(Error::DeregisterFromOwnCallback(h)), || {
+        format!("deregister({}) from its own callback returned {r:?}, expected DeregisterFromOwnCallback", ctx.label)
+    });
+}
+
+fn deregister_own_callback(env: &Env) {
+    env.register("A", deregister_self_action);
+    let h1 = env.hub(1);
+    let d = spawn("dispatcher-h1", move || {
+        flip(&h1, true);
+        h1
+    });
+    // The refusal inside the callback changed nothing: A is still registered here.
+    env.deregister_ok("A");
+    drop(d.join().expect("dispatcher"));
+}
+
+fn deregister_other(ctx: &Context, pm: &PolicyManager, n: &Notification) {
+    if !matches!(n.event, Event::ConnectorStateChange { .. }) {
+        return;
+    }
+    let other = if ctx.label == "A" { "B" } else { "A" };
+    let r = env::deregister(&ctx.monitor, &ctx.directory, pm, other);
+    ctx.monitor.check(
+        BadInputErrors,
+        matches!(r, Ok(()) | Err(Error::WouldDeadlock { .. }) | Err(Error::StaleHandle(_))),
+        || format!("deregister({other}) from {}'s callback returned {r:?}", ctx.label),
+    );
+}
+
+fn mutual_deregister(env: &Env) {
+    env.register("A", deregister_other);
+    env.register("B", deregister_other);
+    let ports: Vec<_> = (1..=2).map(|i| env.hub(i)).collect();
+    let threads: Vec<_> = ports
+        .into_iter()
+        .enumerate()
+        .map(|(i, port)| {
+            spawn(&format!("dispatcher-h{}", i + 1), move || {
+                flip(&port, true);
+                port
+            })
+        })
+        .collect();
+    let ports: Vec<_> = threads.into_iter().map(|t| t.join().expect("dispatcher")).collect();
+    // Whoever was refused is still registered; whoever was deregistered is stale.
+    for label in ["A", "B"] {
+        let r = env.deregister(label);
+        env.monitor.check(BadInputErrors, matches!(r, Ok(()) | Err(Error::StaleHandle(_))), || {
+            format!("final deregister({label}) returned {r:?}")
+        });
+    }
+    env.monitor.check(BadInputErrors, env.pm.client_count() == 0, || {
+        format!("{} client(s) still registered after both were deregistered: a registration was lost", env.pm.client_count())
+    });
+    drop(ports);
+}
+
+fn panic_action(_: &Context, _: &PolicyManager, n: &Notification) {
+    if matches!(n.event, Event::ConnectorStateChange { .. }) {
+        std::panic::panic_any(ModelPanic);
+    }
+}
+
+fn panicking_callback(env: &Env) {
+    env.register("A", panic_action);
+    env.register("B", no_action);
+    let h1 = env.hub(1);
+    let d = spawn("dispatcher-h1", move || {
+        flip(&h1, true);
+        h1
+    });
+    env.deregister_ok("A");
+    let h1 = d.join().expect("dispatcher");
+    env.monitor.expect_complete("B", HubId(1), 1);
+    env.deregister_ok("B");
+    drop(h1);
+}
+
+fn double_deregister(env: &Env) {
+    env.register("A", no_action);
+    let h1 = env.hub(1);
+    let d = spawn("dispatcher-h1", move || {
+        flip(&h1, true);
+        h1
+    });
+    let other = env.handle();
+    let t = spawn("deregister-2", move || other.deregister("A"));
+    let mine = env.deregister("A");
+    let theirs = t.join().expect("second deregister");
+    let oks = [&mine, &theirs].iter().filter(|r| r.is_ok()).count();
+    let stale = [&mine, &theirs].iter().filter(|r| matches!(r, Err(Error::StaleHandle(_)))).count();
+    env.monitor.check(BadInputErrors, oks == 1 && stale == 1, || {
+        format!("racing deregisters returned {mine:?} and {theirs:?}; expected one Ok and one StaleHandle")
+    });
+    drop(d.join().expect("dispatcher"));
+}
+
+fn handle_reuse(env: &Env) {
+    let old = env.register("A", no_action);
+    env.deregister_ok("A");
+    let new = env.register("B", no_action);
+    env.monitor.note(format!("B reuses slot {} (A's was {})", new.slot(), old.slot()));
+    let h1 = env.hub(1);
+    let d = spawn("dispatcher-h1", move || {
+        flip(&h1, true);
+        h1
+    });
+    env.monitor.note(format!("deregister(stale {old}) called"));
+    let r = env.pm.deregister(old);
+    env.monitor.note(format!("deregister(stale {old}) returns {r:?}"));
+    env.monitor.check(BadInputErrors, r == Err(Error::StaleHandle(old)), || format!("deregister of stale {old} returned {r:?}"));
+    let garbage = usbpm::ClientHandle::from_raw(0xdead_0000_beef);
+    let g = env.pm.deregister(garbage);
+    env.monitor.check(BadInputErrors, g == Err(Error::UnknownHandle(garbage)), || format!("deregister of a forged handle returned {g:?}"));
+    let h1 = d.join().expect("dispatcher");
+    // The stale call did not touch B: it is registered and has every event.
+    env.monitor.expect_complete("B", HubId(1), 1);
+    env.deregister_ok("B");
+    drop(h1);
+}
+
+fn removal_vs_register(env: &Env) {
+    env.register("A", no_action);
+    let h1 = env.hub(1);
+    let d = spawn("dispatcher-h1", move || {
+        flip(&h1, true);
+        h1.remove();
+    });
+    env.register("B", no_action);
+    d.join().expect("dispatcher");
+    env.monitor.expect_complete("A", HubId(1), 2);
+    env.deregister_ok("A");
+    env.deregister_ok("B");
+}
+
+fn churn_action(ctx: &Context, pm: &PolicyManager, n: &Notification) {
+    if let Event::ConnectorStateChange { state, .. } = &n.event {
+        let _ = pm.query_hub(n.hub);
+        if state.attached && ctx.label == "A" {
+            // Deregister another client from inside a callback: any of these is allowed.
+            let r = env::deregister(&ctx.monitor, &ctx.directory, pm, "B");
+            ctx.monitor.check(BadInputErrors, matches!(r, Ok(()) | Err(Error::StaleHandle(_)) | Err(Error::WouldDeadlock { .. })), || {
+                format!("deregister(B) from A's callback returned {r:?}")
+            });
+        }
+    }
+}
+
+fn churn(env: &Env) {
+    for label in ["A", "B", "C", "D"] {
+        env.register(label, churn_action);
+    }
+    let events_per_hub = [7u64, 7, 6];
+    let threads: Vec<_> = events_per_hub
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let port = env.hub(i as u32 + 1);
+            spawn(&format!("dispatcher-h{}", i + 1), move || {
+                for k in 0..n {
+                    flip(&port, k % 2 == 0);
+                }
+                port
+            })
+        })
+        .collect();
+    let other = env.handle();
+    let churner = spawn("churn", move || {
+        let r = other.deregister("C");
+        other.monitor.check(BadInputErrors, r.is_ok(), || format!("deregister(C) returned {r:?}"));
+        other.register("E", churn_action);
+        let r = other.deregister("D");
+        other.monitor.check(BadInputErrors, r.is_ok(), || format!("deregister(D) returned {r:?}"));
+    });
+    churner.join().expect("churn");
+    let ports: Vec<_> = threads.into_iter().map(|t| t.join().expect("dispatcher")).collect();
+    for (i, &n) in events_per_hub.iter().enumerate() {
+        env.monitor.expect_complete("A", HubId(i as u32 + 1), n);
+        env.monitor.expect_complete("E", HubId(i as u32 + 1), n);
+    }
+    env.deregister_ok("A");
+    env.deregister_ok("E");
+    let r = env.deregister("B");
+    env.monitor.check(BadInputErrors, matches!(r, Ok(()) | Err(Error::StaleHandle(_))), || format!("final deregister(B) returned {r:?}"));
+    drop(ports);
+}
