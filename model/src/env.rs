@@ -19,12 +19,13 @@ pub fn no_action(_: &Context, _: &PolicyManager, _: &Notification) {}
 /// The payload of a panic a scenario causes on purpose (silenced in the test output).
 pub struct ModelPanic;
 
-fn silence_model_panics() {
+pub(crate) fn silence_model_panics() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let default = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if info.payload().downcast_ref::<ModelPanic>().is_none() {
+                crate::check::on_checker_panic(info);
                 default(info);
             }
         }));

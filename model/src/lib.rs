@@ -4,6 +4,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod check;
 pub mod env;
 pub mod monitor;
 pub mod rt;

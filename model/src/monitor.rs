@@ -107,6 +107,24 @@ struct State {
     names: HashMap<ClientHandle, String>,
 }
 
+thread_local! {
+    /// The monitor of the execution that ran last on this OS thread (the checkers run
+    /// their modelled threads on the caller's OS thread), so that a failure the checker
+    /// reports itself (deadlock, race) can still be shown with its timeline.
+    static LAST: std::cell::RefCell<Option<Arc<Monitor>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The last monitor created in the process: for std runs, whose executions each get a
+/// thread of their own. (The gate runs each check in its own process.)
+static LAST_IN_PROCESS: Mutex<Option<Arc<Monitor>>> = Mutex::new(None);
+
+/// The timeline of the last execution started on this OS thread, or else in this process.
+pub fn last_timeline() -> Option<String> {
+    LAST.with(|l| l.borrow().clone())
+        .or_else(|| LAST_IN_PROCESS.lock().unwrap_or_else(|p| p.into_inner()).clone())
+        .map(|m| m.timeline())
+}
+
 /// Records one execution of a scenario and judges it.
 #[derive(Default)]
 pub struct Monitor {
@@ -123,7 +141,10 @@ fn kind(e: &Event) -> &'static str {
 
 impl Monitor {
     pub fn new() -> Arc<Self> {
-        Arc::new(Monitor::default())
+        let m = Arc::new(Monitor::default());
+        LAST.with(|l| *l.borrow_mut() = Some(m.clone()));
+        *LAST_IN_PROCESS.lock().unwrap_or_else(|p| p.into_inner()) = Some(m.clone());
+        m
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut State, &str) -> R) -> R {
@@ -266,18 +287,18 @@ impl Monitor {
 
     /// Every violation recorded so far.
     pub fn violations(&self) -> Vec<Violation> {
-        self.with(|s, _| s.violations.clone())
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).violations.clone()
     }
 
     /// The timeline, one line per step, with the violations marked.
+    /// Safe to call outside the checker's model (it reads no checker state).
     pub fn timeline(&self) -> String {
-        self.with(|s, _| {
-            let mut out = String::new();
-            for (i, e) in s.timeline.iter().enumerate() {
-                let _ = writeln!(out, "  {:>3}  {:<16} {}", i + 1, e.thread, e.text);
-            }
-            out
-        })
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = String::new();
+        for (i, e) in s.timeline.iter().enumerate() {
+            let _ = writeln!(out, "  {:>3}  {:<16} {}", i + 1, e.thread, e.text);
+        }
+        out
     }
 
     /// Fails the run (panics) with a readable report if any property was violated.

@@ -1,0 +1,361 @@
+//! One check = one scenario under one checker, in the gate's terms: it picks the bound or
+//! sample size for the profile, runs, and writes a [`Record`] the gate's reports are made
+//! from. The test binaries (`model/tests/{loom,shuttle,stress}.rs`) are thin wrappers
+//! over [`run_check`], so `cargo test`, cargo-nextest and the gate all run the same checks.
+//!
+//! Settings come from the environment, which the gate sets:
+//! - `USBPM_PROFILE`: `quick` (default) or `full`;
+//! - `USBPM_MUTANT`: a mutant name: run the check against that seeded bug;
+//! - `USBPM_RESULTS_DIR`: where to write records, progress and shuttle schedules;
+//! - `USBPM_SEED`: shuttle's seed (default 1).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use usbpm::checking::Mutant;
+
+use crate::monitor::{last_timeline, Property};
+use crate::run::{self, Outcome, Progress};
+use crate::scenarios::{find, Scenario, Size};
+
+/// How much to explore.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// For every push: under 2 minutes on 2 cores.
+    Quick,
+    /// For merges: under 20 minutes on 2 cores.
+    Full,
+}
+
+impl Profile {
+    pub fn from_env() -> Profile {
+        match std::env::var("USBPM_PROFILE").as_deref() {
+            Ok("full") => Profile::Full,
+            Ok("quick") | Err(_) => Profile::Quick,
+            Ok(other) => panic!("USBPM_PROFILE={other}: expected `quick` or `full`"),
+        }
+    }
+}
+
+/// The mutant named by `USBPM_MUTANT`, if any.
+pub fn mutant_from_env() -> Option<Mutant> {
+    let name = std::env::var("USBPM_MUTANT").ok().filter(|s| !s.is_empty())?;
+    Some(Mutant::from_name(&name).unwrap_or_else(|| {
+        let names: Vec<_> = Mutant::ALL.iter().map(|m| m.name()).collect();
+        panic!("USBPM_MUTANT={name}: no such mutant; the catalog is: {}", names.join(", "))
+    }))
+}
+
+fn results_dir() -> Option<PathBuf> {
+    std::env::var_os("USBPM_RESULTS_DIR").map(PathBuf::from)
+}
+
+
+/// Loom's preemption bound for a scenario under a profile (`None`: unbounded). Each is
+/// chosen so the check finishes inside the profile's budget; docs/VERIFICATION.md gives
+/// the measured executions and seconds for each.
+pub fn loom_bound(s: &Scenario, profile: Profile) -> Option<usize> {
+    let (quick, full) = match s.name {
+        "two-dispatchers-vs-deregister" => (Some(3), None),
+        "three-dispatchers-vs-deregister" => (Some(2), Some(3)),
+        "mutual-deregister" | "double-deregister" | "register-vs-dispatch" => (Some(2), Some(3)),
+        _ => (Some(3), None),
+    };
+    match profile {
+        Profile::Quick => quick,
+        Profile::Full => full,
+    }
+}
+
+/// Shuttle's schedules per strategy.
+pub fn shuttle_iterations(s: &Scenario, profile: Profile) -> usize {
+    match (profile, s.size) {
+        (Profile::Quick, Size::Small) => 2_000,
+        (Profile::Quick, Size::Large) => 1_000,
+        (Profile::Full, Size::Small) => 50_000,
+        (Profile::Full, Size::Large) => 20_000,
+    }
+}
+
+/// Real-thread runs per scenario.
+pub fn std_iterations(profile: Profile) -> u64 {
+    match profile {
+        Profile::Quick => 200,
+        Profile::Full => 2_000,
+    }
+}
+
+/// The verdict of one check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Fail,
+}
+
+/// Why a check failed, readable and replayable.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Failure {
+    /// The property violated ("P1".."P5"), when the monitor or checker says which.
+    pub property: Option<String>,
+    /// The full report: violations, timeline, replay.
+    pub report: String,
+    /// The one command that replays the failure.
+    pub replay: String,
+}
+
+/// What the gate reads back for one check.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Record {
+    pub checker: String,
+    pub scenario: String,
+    pub mutant: Option<String>,
+    pub profile: Profile,
+    pub verdict: Verdict,
+    /// True for loom: every interleaving up to the bound was explored.
+    pub exhaustive: bool,
+    /// "preemption bound 3", "unbounded", "pct(depth 3) + random, seed 1", "real threads".
+    pub method: String,
+    pub executions: u64,
+    pub seconds: f64,
+    pub properties: Vec<String>,
+    pub failure: Option<Failure>,
+}
+
+impl Record {
+    /// The file name a record of this check is stored under.
+    pub fn key(checker: &str, scenario: &str) -> String {
+        format!("{checker}__{scenario}")
+    }
+}
+
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "a panic with a non-text payload".into())
+}
+
+/// Turns a panic out of a checker into a failure: the monitor's own report when it is
+/// one, or the checker's message (deadlock, data race) with the last timeline.
+pub fn failure(text: String, replay: String) -> Failure {
+    if let Some(start) = text.find("PROPERTY VIOLATED: ") {
+        let property = text[start + 19..].split_whitespace().next().map(str::to_string);
+        let replay = text.lines().find_map(|l| l.strip_prefix("Replay: ")).map(str::to_string).unwrap_or(replay);
+        return Failure { property, report: text[start..].to_string(), replay };
+    }
+    let property = if text.contains("deadlock") || text.contains("Deadlock") {
+        Some("P3")
+    } else if text.contains("Causality violation") {
+        Some("P2")
+    } else {
+        None
+    };
+    let mut report = String::new();
+    if let Some(p) = property {
+        let title = Property::ALL.iter().find(|x| x.id() == p).map(|x| x.title()).unwrap_or("");
+        report.push_str(&format!("PROPERTY VIOLATED: {p} {title}\n"));
+    }
+    report.push_str(&format!("  the checker reports: {}\n", text.trim()));
+    if let Some(t) = last_timeline() {
+        report.push_str("\nTimeline of the failing execution, up to where it stopped:\n");
+        report.push_str(&t);
+    }
+    report.push_str(&format!("\nReplay: {replay}\n"));
+    Failure { property: property.map(str::to_string), report, replay }
+}
+
+/// The record a running check writes if the process dies before it can finish: loom
+/// aborts the process when it detects a deadlock (a second panic while unwinding), so the
+/// record of that failure is written from the panic hook, at the first panic.
+struct Pending {
+    record: Record,
+    replay: String,
+    path: PathBuf,
+}
+
+static PENDING: std::sync::Mutex<Option<Pending>> = std::sync::Mutex::new(None);
+
+/// Called by the panic hook for every panic except a scenario's deliberate one.
+pub(crate) fn on_checker_panic(info: &std::panic::PanicHookInfo<'_>) {
+    let text = panic_text(info.payload());
+    if !(text.contains("deadlock") || text.contains("Deadlock")) {
+        return;
+    }
+    let Ok(mut pending) = PENDING.try_lock() else { return };
+    if let Some(p) = pending.take() {
+        let mut record = p.record;
+        record.verdict = Verdict::Fail;
+        record.failure = Some(failure(text, p.replay));
+        if let Ok(json) = serde_json::to_string_pretty(&record) {
+            let _ = std::fs::write(&p.path, json);
+        }
+    }
+}
+
+/// Runs `scenario` under `checker` ("loom", "shuttle" or "std") with the environment's
+/// settings, writes its record, prints a one-line summary, and panics if it failed (so a
+/// failing check is a failing test).
+pub fn run_check(checker: &str, scenario: &str) {
+    let s = find(scenario).unwrap_or_else(|| panic!("no scenario {scenario}"));
+    let profile = Profile::from_env();
+    let mutant = mutant_from_env();
+    let dir = results_dir();
+    let key = Record::key(checker, scenario);
+    if let Some(d) = &dir {
+        for sub in ["records", "progress", "schedules"] {
+            std::fs::create_dir_all(d.join(sub)).expect("create the results directory");
+        }
+    }
+    let progress = Progress::new(dir.as_ref().map(|d| d.join("progress").join(format!("{key}.txt"))));
+    if let Some(d) = &dir {
+        crate::env::silence_model_panics();
+        let (exhaustive, method) = describe(checker, s, profile);
+        let record = Record {
+            checker: checker.into(),
+            scenario: scenario.into(),
+            mutant: mutant.map(|m| m.name().to_string()),
+            profile,
+            verdict: Verdict::Fail,
+            exhaustive,
+            method,
+            executions: 0,
+            seconds: 0.0,
+            properties: s.properties.iter().map(|p| p.id().to_string()).collect(),
+            failure: None,
+        };
+        let replay = run::rerun_command(checker, s, mutant, loom_bound(s, profile));
+        let path = d.join("records").join(format!("{key}.json"));
+        *PENDING.lock().unwrap_or_else(|p| p.into_inner()) = Some(Pending { record, replay, path });
+    }
+    let (exhaustive, method, replay, result) = run_with(checker, s, profile, mutant, &progress, dir.as_ref().map(|d| d.join("schedules").join(&key)));
+    let (verdict, failure, outcome) = match result {
+        Ok(o) => (Verdict::Pass, None, o),
+        Err(text) => {
+            let mut f = failure(text, replay);
+            if checker == "shuttle" {
+                attach_schedule(&mut f, dir.as_ref().map(|d| d.join("schedules").join(&key)));
+            }
+            (Verdict::Fail, Some(f), progress.outcome())
+        }
+    };
+    let record = Record {
+        checker: checker.into(),
+        scenario: scenario.into(),
+        mutant: mutant.map(|m| m.name().to_string()),
+        profile,
+        verdict,
+        exhaustive,
+        method,
+        executions: outcome.executions,
+        seconds: outcome.seconds,
+        properties: s.properties.iter().map(|p| p.id().to_string()).collect(),
+        failure,
+    };
+    PENDING.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(d) = &dir {
+        let json = serde_json::to_string_pretty(&record).expect("a record serialises");
+        std::fs::write(d.join("records").join(format!("{key}.json")), json).expect("write the record");
+    }
+    println!(
+        "{checker:<8} {scenario:<32} {:<28} {:>10} executions {:>8.2}s  {}",
+        record.method,
+        record.executions,
+        record.seconds,
+        if verdict == Verdict::Pass { "pass" } else { "FAIL" }
+    );
+    if let Some(f) = &record.failure {
+        panic!("{}", f.report);
+    }
+}
+
+type RunResult = (bool, String, String, Result<Outcome, String>);
+
+/// Whether a check is exhaustive, and how it explores, in the report's words.
+fn describe(checker: &str, s: &Scenario, profile: Profile) -> (bool, String) {
+    match checker {
+        "loom" => (true, loom_bound(s, profile).map_or("unbounded".to_string(), |b| format!("preemption bound {b}"))),
+        "shuttle" => {
+            let n = shuttle_iterations(s, profile);
+            (false, format!("pct(depth 3) + random, {n} each, seed {}", seed_or_default()))
+        }
+        _ => (false, format!("real threads, {} runs", std_iterations(profile))),
+    }
+}
+
+fn seed_or_default() -> u64 {
+    std::env::var("USBPM_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(1)
+}
+
+fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| panic_text(&*p))
+}
+
+#[allow(unused_variables)]
+fn run_with(
+    checker: &str,
+    s: &'static Scenario,
+    profile: Profile,
+    mutant: Option<Mutant>,
+    progress: &Progress,
+    schedule_dir: Option<PathBuf>,
+) -> RunResult {
+    match checker {
+        #[cfg(feature = "loom")]
+        "loom" => {
+            let bound = loom_bound(s, profile);
+            let (_, method) = describe(checker, s, profile);
+            let replay = run::rerun_command("loom", s, mutant, bound);
+            (true, method, replay, catch(|| run::loom(s, mutant, bound, progress)))
+        }
+        #[cfg(feature = "shuttle")]
+        "shuttle" => {
+            use crate::run::Strategy;
+            let n = shuttle_iterations(s, profile);
+            let seed = seed_or_default();
+            let (_, method) = describe(checker, s, profile);
+            if let Some(d) = &schedule_dir {
+                let _ = std::fs::remove_dir_all(d);
+                std::fs::create_dir_all(d).expect("create the schedule directory");
+            }
+            let result = catch(|| {
+                for strategy in [Strategy::Pct { depth: 3 }, Strategy::Random] {
+                    run::shuttle(s, mutant, strategy, n, seed, schedule_dir.clone(), progress);
+                }
+                progress.outcome()
+            });
+            (false, method, String::new(), result)
+        }
+        #[cfg(not(any(feature = "loom", feature = "shuttle")))]
+        "std" => {
+            let n = std_iterations(profile);
+            let replay = run::rerun_command("std", s, mutant, None);
+            (false, describe(checker, s, profile).1, replay, catch(|| run::stress(s, mutant, n, progress)))
+        }
+        other => panic!("checker {other} is not built into this binary (features: {})", crate::rt::CHECKER),
+    }
+}
+
+/// Points a shuttle failure's replay command at the schedule file shuttle wrote.
+fn attach_schedule(f: &mut Failure, dir: Option<PathBuf>) {
+    let Some(file) = dir.and_then(|d| std::fs::read_dir(d).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).min()) else {
+        f.replay = "shuttle printed the failing schedule above: pass it to the replay binary with --schedule".into();
+        return;
+    };
+    let cmd = f.replay.replace("<the schedule file shuttle names below>", &file.display().to_string());
+    f.report = f.report.replace(&f.replay, &cmd);
+    f.replay = cmd;
+}
+
+/// Whether `checker` finds a violation in `scenario` when `mutant` is switched on, at the
+/// quick profile's bound or sample size. Writes no record: the test binaries use it to keep
+/// a few of the gate's kills as plain regression tests.
+pub fn kills(checker: &str, scenario: &str, mutant: Mutant) -> bool {
+    let s = find(scenario).unwrap_or_else(|| panic!("no scenario {scenario}"));
+    let progress = Progress::new(None);
+    let (_, _, _, result) = run_with(checker, s, Profile::Quick, Some(mutant), &progress, None);
+    result.is_err()
+}
