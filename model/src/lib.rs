@@ -7,6 +7,7 @@
 pub mod check;
 pub mod env;
 pub mod monitor;
+pub mod report;
 pub mod rt;
 pub mod scenarios;
 pub mod run;

@@ -29,7 +29,12 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Starts counting; the progress file (if any) is written at once, so a check that
+    /// dies before it reports is still known to have started.
     pub fn new(file: Option<PathBuf>) -> Self {
+        if let Some(f) = &file {
+            let _ = std::fs::write(f, "0 0.0");
+        }
         Progress { count: Arc::default(), start: Instant::now(), last_write: Arc::default(), file }
     }
 
