@@ -57,11 +57,13 @@ fn results_dir() -> Option<PathBuf> {
 /// chosen so the check finishes inside the profile's budget; docs/VERIFICATION.md gives
 /// the measured executions and seconds for each.
 pub fn loom_bound(s: &Scenario, profile: Profile) -> Option<usize> {
+    // Measured on 2 cores (docs/VERIFICATION.md): every other small scenario explores
+    // unbounded in under a second; these three grow past the quick budget unbounded.
     let (quick, full) = match s.name {
         "two-dispatchers-vs-deregister" => (Some(3), None),
+        "mutual-deregister" => (Some(3), None),
         "three-dispatchers-vs-deregister" => (Some(2), Some(3)),
-        "mutual-deregister" | "double-deregister" | "register-vs-dispatch" => (Some(2), Some(3)),
-        _ => (Some(3), None),
+        _ => (None, None),
     };
     match profile {
         Profile::Quick => quick,
@@ -72,8 +74,8 @@ pub fn loom_bound(s: &Scenario, profile: Profile) -> Option<usize> {
 /// Shuttle's schedules per strategy.
 pub fn shuttle_iterations(s: &Scenario, profile: Profile) -> usize {
     match (profile, s.size) {
-        (Profile::Quick, Size::Small) => 2_000,
-        (Profile::Quick, Size::Large) => 1_000,
+        (Profile::Quick, Size::Small) => 10_000,
+        (Profile::Quick, Size::Large) => 2_000,
         (Profile::Full, Size::Small) => 50_000,
         (Profile::Full, Size::Large) => 20_000,
     }
@@ -82,8 +84,8 @@ pub fn shuttle_iterations(s: &Scenario, profile: Profile) -> usize {
 /// Real-thread runs per scenario.
 pub fn std_iterations(profile: Profile) -> u64 {
     match profile {
-        Profile::Quick => 200,
-        Profile::Full => 2_000,
+        Profile::Quick => 500,
+        Profile::Full => 5_000,
     }
 }
 

@@ -8,7 +8,7 @@ use usbpm::checking::{Mutant, Probe};
 use usbpm::{ClientConfig, ClientHandle, ConnectorId, ConnectorState, Error, HubId, HubPort, Notification, PolicyManager};
 
 use crate::monitor::{Monitor, Property};
-use crate::rt::{self, DriverMemory};
+use crate::rt::DriverMemory;
 
 /// What a model callback does besides reporting itself: the re-entrant calls under test.
 pub type Action = fn(&Context, &PolicyManager, &Notification);
@@ -33,9 +33,13 @@ pub(crate) fn silence_model_panics() {
 }
 
 /// A model client's context: the memory a driver frees once `deregister` returns.
+///
+/// `freed` is a plain `std` atomic on purpose: it is the monitor's instrument, not part
+/// of the protocol, so it must add no scheduling points of its own. (Under loom the
+/// happens-before side of a use after free is judged by `memory`.)
 pub struct Context {
     pub label: &'static str,
-    freed: rt::AtomicBool,
+    freed: std::sync::atomic::AtomicBool,
     memory: DriverMemory,
     pub monitor: Arc<Monitor>,
     pub directory: Arc<Directory>,
@@ -100,7 +104,7 @@ impl Directory {
 pub fn register(ctx_monitor: &Arc<Monitor>, dir: &Arc<Directory>, pm: &PolicyManager, label: &'static str, action: Action) -> ClientHandle {
     let ctx = Arc::new(Context {
         label,
-        freed: rt::AtomicBool::new(false),
+        freed: std::sync::atomic::AtomicBool::new(false),
         memory: DriverMemory::new(),
         monitor: ctx_monitor.clone(),
         directory: dir.clone(),
