@@ -237,11 +237,7 @@ pub fn run_check(checker: &str, scenario: &str) {
     let (verdict, failure, outcome) = match result {
         Ok(o) => (Verdict::Pass, None, o),
         Err(text) => {
-            let mut f = failure(text, replay);
-            if checker == "shuttle" {
-                attach_schedule(&mut f, dir.as_ref().map(|d| d.join("schedules").join(&key)));
-            }
-            (Verdict::Fail, Some(f), progress.outcome())
+            (Verdict::Fail, Some(failure(text, replay)), progress.outcome())
         }
     };
     let record = Record {
@@ -319,13 +315,10 @@ fn run_with(
             let n = shuttle_iterations(s, profile);
             let seed = seed_or_default();
             let (_, method) = describe(checker, s, profile);
-            if let Some(d) = &schedule_dir {
-                let _ = std::fs::remove_dir_all(d);
-                std::fs::create_dir_all(d).expect("create the schedule directory");
-            }
+            let file = schedule_dir.map(|d| d.with_extension("schedule"));
             let result = catch(|| {
                 for strategy in [Strategy::Pct { depth: 3 }, Strategy::Random] {
-                    run::shuttle(s, mutant, strategy, n, seed, schedule_dir.clone(), progress);
+                    run::shuttle(s, mutant, strategy, n, seed, file.clone(), progress);
                 }
                 progress.outcome()
             });
@@ -339,17 +332,6 @@ fn run_with(
         }
         other => panic!("checker {other} is not built into this binary (features: {})", crate::rt::CHECKER),
     }
-}
-
-/// Points a shuttle failure's replay command at the schedule file shuttle wrote.
-fn attach_schedule(f: &mut Failure, dir: Option<PathBuf>) {
-    let Some(file) = dir.and_then(|d| std::fs::read_dir(d).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).min()) else {
-        f.replay = "shuttle printed the failing schedule above: pass it to the replay binary with --schedule".into();
-        return;
-    };
-    let cmd = f.replay.replace("<the schedule file shuttle names below>", &file.display().to_string());
-    f.report = f.report.replace(&f.replay, &cmd);
-    f.replay = cmd;
 }
 
 /// Whether `checker` finds a violation in `scenario` when `mutant` is switched on, at the

@@ -8,7 +8,7 @@ use usbpm::checking::{Mutant, Probe};
 use usbpm::{ClientConfig, ClientHandle, ConnectorId, ConnectorState, Error, HubId, HubPort, Notification, PolicyManager};
 
 use crate::monitor::{Monitor, Property};
-use crate::rt::DriverMemory;
+use crate::rt::{self, DriverMemory};
 
 /// What a model callback does besides reporting itself: the re-entrant calls under test.
 pub type Action = fn(&Context, &PolicyManager, &Notification);
@@ -34,12 +34,13 @@ pub(crate) fn silence_model_panics() {
 
 /// A model client's context: the memory a driver frees once `deregister` returns.
 ///
-/// `freed` is a plain `std` atomic on purpose: it is the monitor's instrument, not part
-/// of the protocol, so it must add no scheduling points of its own. (Under loom the
-/// happens-before side of a use after free is judged by `memory`.)
+/// `freed` is the checker's atomic on purpose: the callback's touches of it at its begin
+/// and end are scheduling points, so the checkers can preempt a callback in the middle,
+/// as a real callback doing work can be. Without them a callback would run atomically
+/// between the library's count operations and shuttle could never see one in flight.
 pub struct Context {
     pub label: &'static str,
-    freed: std::sync::atomic::AtomicBool,
+    freed: rt::AtomicBool,
     memory: DriverMemory,
     pub monitor: Arc<Monitor>,
     pub directory: Arc<Directory>,
@@ -104,7 +105,7 @@ impl Directory {
 pub fn register(ctx_monitor: &Arc<Monitor>, dir: &Arc<Directory>, pm: &PolicyManager, label: &'static str, action: Action) -> ClientHandle {
     let ctx = Arc::new(Context {
         label,
-        freed: std::sync::atomic::AtomicBool::new(false),
+        freed: rt::AtomicBool::new(false),
         memory: DriverMemory::new(),
         monitor: ctx_monitor.clone(),
         directory: dir.clone(),

@@ -5,6 +5,7 @@
 #![deny(unsafe_code)]
 
 pub mod check;
+pub mod docs;
 pub mod env;
 pub mod monitor;
 pub mod report;

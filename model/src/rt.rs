@@ -1,14 +1,14 @@
-//! The harness's own view of the scheduler: threads and the driver-memory model, taken from the same checker the library was built against (loom, shuttle or
+//! The harness's own view of the scheduler: threads, atomics and the driver-memory model, taken from the same checker the library was built against (loom, shuttle or
 //! std). Monitors record into plain `std` locks on purpose: the checkers schedule one
 //! thread at a time and only switch at their own primitives, so a `std` lock in a monitor
 //! adds no synchronisation the checker could mistake for the library's.
 
 #[cfg(feature = "loom")]
-pub use loom::thread;
+pub use loom::{sync::atomic::AtomicBool, thread};
 #[cfg(feature = "shuttle")]
-pub use shuttle::thread;
+pub use shuttle::{sync::atomic::AtomicBool, thread};
 #[cfg(not(any(feature = "loom", feature = "shuttle")))]
-pub use std::thread;
+pub use std::{sync::atomic::AtomicBool, thread};
 
 /// Which scheduler this build of the harness (and of the library) runs on.
 pub const CHECKER: &str = if cfg!(feature = "loom") {

@@ -116,9 +116,88 @@ impl Strategy {
     }
 }
 
-/// Samples `iterations` schedules of `scenario` under shuttle, from `seed`. Panics at the
-/// first failing schedule with the monitor's report; shuttle writes that schedule to a
-/// file in `schedule_dir` (or prints it), which the `replay` binary runs again.
+/// Wraps a shuttle scheduler and keeps the schedule of the execution in progress, so the
+/// failing execution's schedule can be saved and replayed exactly. (Shuttle's own failure
+/// persistence is confused by the panics a scenario causes on purpose and the library
+/// contains: it may skip saving the failing schedule.)
+#[cfg(feature = "shuttle")]
+struct Recording<S> {
+    inner: S,
+    current: Arc<std::sync::Mutex<Recorded>>,
+}
+
+/// One execution's scheduling decisions: the seed, then task ids (`Some`) and random
+/// draws (`None`).
+#[cfg(feature = "shuttle")]
+#[derive(Clone, Default)]
+struct Recorded {
+    seed: u64,
+    steps: Vec<Option<usize>>,
+}
+
+#[cfg(feature = "shuttle")]
+impl<S: shuttle::scheduler::Scheduler> shuttle::scheduler::Scheduler for Recording<S> {
+    fn new_execution(&mut self) -> Option<shuttle::scheduler::Schedule> {
+        let schedule = self.inner.new_execution()?;
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Recorded { seed: schedule.seed, steps: Vec::new() };
+        Some(schedule)
+    }
+
+    fn next_task(
+        &mut self,
+        runnable: &[&shuttle::scheduler::Task],
+        current: Option<shuttle::scheduler::TaskId>,
+        is_yielding: bool,
+    ) -> Option<shuttle::scheduler::TaskId> {
+        let next = self.inner.next_task(runnable, current, is_yielding)?;
+        self.current.lock().unwrap_or_else(|p| p.into_inner()).steps.push(Some(usize::from(next)));
+        Some(next)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.current.lock().unwrap_or_else(|p| p.into_inner()).steps.push(None);
+        self.inner.next_u64()
+    }
+}
+
+/// A schedule as text: the seed, then one step per line (`t<task>` or `r`).
+#[cfg(feature = "shuttle")]
+fn encode(schedule: &Recorded) -> String {
+    let mut out = format!("usbpm-shuttle-schedule seed {}\n", schedule.seed);
+    for step in &schedule.steps {
+        match step {
+            Some(t) => out.push_str(&format!("t{t}\n")),
+            None => out.push_str("r\n"),
+        }
+    }
+    out
+}
+
+#[cfg(feature = "shuttle")]
+fn decode(text: &str) -> Result<shuttle::scheduler::Schedule, String> {
+    use shuttle::scheduler::{Schedule, TaskId};
+    let mut lines = text.lines();
+    let seed = lines
+        .next()
+        .and_then(|l| l.strip_prefix("usbpm-shuttle-schedule seed "))
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or("not a usbpm schedule file (first line must be `usbpm-shuttle-schedule seed N`)")?;
+    let mut schedule = Schedule::new(seed);
+    for (i, l) in lines.enumerate() {
+        match l.trim() {
+            "r" => schedule.push_random(),
+            t => {
+                let id: usize = t.strip_prefix('t').and_then(|n| n.parse().ok()).ok_or_else(|| format!("line {}: `{t}` is not a step", i + 2))?;
+                schedule.push_task(TaskId::from(id));
+            }
+        }
+    }
+    Ok(schedule)
+}
+
+/// Samples `iterations` schedules of `scenario` under shuttle, from `seed`. At the first
+/// failing schedule it saves that schedule to `schedule_file` (if given) and panics with
+/// the monitor's report, whose replay command runs exactly that schedule again.
 #[cfg(feature = "shuttle")]
 pub fn shuttle(
     scenario: &'static Scenario,
@@ -126,38 +205,51 @@ pub fn shuttle(
     strategy: Strategy,
     iterations: usize,
     seed: u64,
-    schedule_dir: Option<PathBuf>,
+    schedule_file: Option<PathBuf>,
     progress: &Progress,
 ) -> Outcome {
-    use shuttle::scheduler::{PctScheduler, RandomScheduler};
+    use shuttle::scheduler::{PctScheduler, RandomScheduler, Scheduler};
     use shuttle::{Config, FailurePersistence, Runner};
     let mut config = Config::new();
-    config.failure_persistence = match schedule_dir {
-        Some(dir) => FailurePersistence::File(Some(dir)),
-        None => FailurePersistence::Print,
-    };
+    config.failure_persistence = FailurePersistence::None;
     let mutant_arg = mutant.map(|m| format!(" --mutant {}", m.name())).unwrap_or_default();
     let replay = format!(
-        "cargo run --release -p usbpm-model --features shuttle --bin replay -- --scenario {}{mutant_arg} --schedule-file <the schedule file shuttle names below>",
-        scenario.name
+        "cargo run --release -p usbpm-model --features shuttle --bin replay -- --scenario {}{mutant_arg} --schedule-file {}",
+        scenario.name,
+        schedule_file.as_ref().map_or("<no file was kept: set USBPM_RESULTS_DIR>".into(), |f| f.display().to_string())
     );
+    let current = Arc::new(std::sync::Mutex::new(Recorded::default()));
     let p = progress.clone();
     let body = move || {
         p.tick();
         execute(scenario, mutant, &replay);
     };
-    match strategy {
-        Strategy::Pct { depth } => Runner::new(PctScheduler::new_from_seed(seed, depth, iterations), config).run(body),
-        Strategy::Random => Runner::new(RandomScheduler::new_from_seed(seed, iterations), config).run(body),
+    let inner: Box<dyn Scheduler + Send> = match strategy {
+        Strategy::Pct { depth } => Box::new(PctScheduler::new_from_seed(seed, depth, iterations)),
+        Strategy::Random => Box::new(RandomScheduler::new_from_seed(seed, iterations)),
     };
+    let runner = Runner::new(Recording { inner, current: current.clone() }, config);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.run(body)));
+    if let Err(payload) = result {
+        if let Some(file) = &schedule_file {
+            let schedule = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let _ = std::fs::write(file, encode(&schedule));
+        }
+        std::panic::resume_unwind(payload);
+    }
     progress.outcome()
 }
 
-/// Runs the one shuttle schedule saved in `schedule_file`.
+/// Runs exactly the shuttle schedule saved in `schedule_file`.
 #[cfg(feature = "shuttle")]
-pub fn shuttle_replay(scenario: &'static Scenario, mutant: Option<Mutant>, schedule_file: &std::path::Path) {
+pub fn shuttle_replay(scenario: &'static Scenario, mutant: Option<Mutant>, schedule_file: &std::path::Path) -> Result<(), String> {
+    use shuttle::scheduler::ReplayScheduler;
+    use shuttle::{Config, Runner};
+    let text = std::fs::read_to_string(schedule_file).map_err(|e| format!("cannot read {}: {e}", schedule_file.display()))?;
+    let schedule = decode(&text)?;
     let replay = format!("(this is the replay of {})", schedule_file.display());
-    shuttle::replay_from_file(move || execute(scenario, mutant, &replay), schedule_file);
+    Runner::new(ReplayScheduler::new_from_schedule(schedule), Config::new()).run(move || execute(scenario, mutant, &replay));
+    Ok(())
 }
 
 /// How long one std execution may take before it is declared hung.

@@ -34,6 +34,9 @@ enum Mode {
     Test,
     /// List scenarios, checkers and mutants.
     List,
+    /// Fail if a report embedded in docs/VERIFICATION.md is stale (the checked sources
+    /// changed since it was generated with --update-docs).
+    CheckDocs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
@@ -102,6 +105,49 @@ struct Cli {
     /// Seed for shuttle's schedulers.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Also write this run's report into docs/VERIFICATION.md (full and mutants runs).
+    #[arg(long)]
+    update_docs: bool,
+}
+
+const VERIFICATION_MD: &str = "docs/VERIFICATION.md";
+
+fn doc_section(mode: Mode) -> &'static str {
+    if mode == Mode::Mutants {
+        "mutants"
+    } else {
+        "report"
+    }
+}
+
+fn check_docs(root: &Path) -> ExitCode {
+    let doc = match std::fs::read_to_string(root.join(VERIFICATION_MD)) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("gate check-docs: cannot read {VERIFICATION_MD}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let now = usbpm_model::docs::fingerprint(root);
+    let mut ok = true;
+    for (section, regenerate) in [("report", "gate full --update-docs"), ("mutants", "gate mutants --update-docs")] {
+        match usbpm_model::docs::recorded(&doc, section) {
+            Some(f) if f == now => println!("gate check-docs: the {section} section is current (sources {now})"),
+            Some(f) => {
+                ok = false;
+                eprintln!("gate check-docs: the {section} section of {VERIFICATION_MD} is stale: generated from sources {f}, the sources are now {now}; regenerate it with `{regenerate}` and commit");
+            }
+            None => {
+                ok = false;
+                eprintln!("gate check-docs: {VERIFICATION_MD} has no generated {section} section; run `{regenerate}`");
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 fn main() -> ExitCode {
@@ -113,6 +159,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Mode::Test => run_tests(&root),
+        Mode::CheckDocs => check_docs(&root),
         Mode::Quick | Mode::Full | Mode::Mutants => match validate(&cli) {
             Err(msg) => {
                 eprintln!("gate: {msg}");
@@ -510,6 +557,24 @@ fn finish(cli: &Cli, root: &Path, report: Report) -> ExitCode {
     std::fs::write(dir.join("junit.xml"), report.junit()).expect("write junit.xml");
     println!("{md}");
     println!("Reports: {}/report.md, report.json, junit.xml", dir.display());
+    if cli.update_docs {
+        if cli.shard.is_some() || !cli.checker.is_empty() || !cli.scenario.is_empty() || cli.mode == Mode::Quick {
+            eprintln!("gate: --update-docs embeds only a whole run: `gate full --update-docs` or `gate mutants --update-docs`, unsharded and unfiltered");
+            return ExitCode::from(2);
+        }
+        let path = root.join(VERIFICATION_MD);
+        let doc = std::fs::read_to_string(&path).unwrap_or_default();
+        match usbpm_model::docs::embed(&doc, doc_section(cli.mode), &usbpm_model::docs::fingerprint(root), &md) {
+            Ok(new) => {
+                std::fs::write(&path, new).expect("write docs/VERIFICATION.md");
+                println!("gate: wrote this report into {VERIFICATION_MD}");
+            }
+            Err(e) => {
+                eprintln!("gate: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
     if report.passed() {
         println!("gate: PASS");
         ExitCode::SUCCESS
@@ -533,6 +598,10 @@ fn run_tests(root: &Path) -> ExitCode {
             eprintln!("gate test: FAILED: cargo {}", args.join(" "));
             return ExitCode::from(1);
         }
+    }
+    if check_docs(root) != ExitCode::SUCCESS {
+        eprintln!("gate test: FAILED: the reports in {VERIFICATION_MD} are stale");
+        return ExitCode::from(1);
     }
     eprintln!("gate test: all suites passed");
     ExitCode::SUCCESS

@@ -78,8 +78,14 @@ fn replay(scenario: &'static usbpm_model::scenarios::Scenario, mutant: Option<Mu
     }
     #[cfg(feature = "shuttle")]
     {
-        let file = args.schedule_file.as_ref().expect("shuttle replay needs --schedule-file");
-        usbpm_model::run::shuttle_replay(scenario, mutant, file);
+        let Some(file) = args.schedule_file.as_ref() else {
+            eprintln!("a shuttle replay needs --schedule-file (the file a failing check named)");
+            std::process::exit(2);
+        };
+        if let Err(e) = usbpm_model::run::shuttle_replay(scenario, mutant, file) {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
     }
     #[cfg(not(any(feature = "loom", feature = "shuttle")))]
     {
