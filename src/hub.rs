@@ -79,13 +79,20 @@ impl Hub {
         self.id
     }
 
-    /// The hub's current state (every reported change included).
-    pub(crate) fn info(&self) -> HubInfo {
-        lock(&self.queue).info.clone()
+    /// The hub's current state (every reported change included), while it is present.
+    pub(crate) fn info(&self) -> Result<HubInfo, Error> {
+        let q = lock(&self.queue);
+        if q.removed {
+            return Err(Error::UnknownHub(self.id));
+        }
+        Ok(q.info.clone())
     }
 
     pub(crate) fn connector(&self, connector: ConnectorId) -> Result<ConnectorInfo, Error> {
         let q = lock(&self.queue);
+        if q.removed {
+            return Err(Error::UnknownHub(self.id));
+        }
         q.info
             .connectors
             .get(usize::from(connector.0))
@@ -105,6 +112,22 @@ impl Hub {
             .ok_or(Error::UnknownConnector(self.id, connector))?;
         c.assigned_power = Some(level);
         Ok(())
+    }
+
+    /// The hub arrives again after its removal: its new arrival is queued behind whatever
+    /// of its previous presence is still being delivered, so a client never sees the old
+    /// presence's events after the new arrival. Returns false if the hub is present.
+    pub(crate) fn rearrive(&self, info: HubInfo, clients: Vec<Arc<Client>>) -> bool {
+        let mut q = lock(&self.queue);
+        if !q.removed {
+            return false;
+        }
+        q.removed = false;
+        q.seq = 0;
+        q.info = info.clone();
+        let notification = Notification { hub: self.id, seq: 0, event: Event::HubArrival(info) };
+        q.pending.push_back(Pending::Arrival { clients, notification });
+        true
     }
 
     /// Delivers whatever is queued if nobody is delivering yet (used right after arrival).
@@ -212,8 +235,10 @@ impl Hub {
                     }
                 }
                 Pending::Join { client, notification } => {
-                    debug_assert!(!subscribers.iter().any(|c| Arc::ptr_eq(c, &client)));
-                    if pm.invoke(&client, &notification) {
+                    // A client that registered while the hub re-arrived can be in the new
+                    // arrival's list and have a replay queued behind it: it has the hub.
+                    let subscribed = subscribers.iter().any(|c| Arc::ptr_eq(c, &client));
+                    if !subscribed && pm.invoke(&client, &notification) {
                         subscribers.push(client);
                     }
                 }

@@ -83,11 +83,11 @@ impl Default for PolicyManager {
     }
 }
 
-fn next_instance() -> u16 {
+fn next_instance() -> u32 {
     // A process-wide counter that only tells handles of different Policy Managers
     // apart; it orders nothing, so it is a plain std atomic even under the checkers.
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as u16
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl PolicyManager {
@@ -298,13 +298,21 @@ impl PolicyManager {
         };
         let hub = {
             let mut registry = lock(&self.shared.registry);
-            if registry.hubs.contains_key(&hub) {
-                return Err(Error::HubAlreadyPresent(hub));
+            let clients: Vec<Arc<Client>> = registry.clients.values().cloned().collect();
+            match registry.hubs.get(&hub) {
+                // A hub keeps its queue across removal and re-arrival (see Hub::rearrive).
+                Some(h) => {
+                    if !h.rearrive(info, clients) {
+                        return Err(Error::HubAlreadyPresent(hub));
+                    }
+                    h.clone()
+                }
+                None => {
+                    let h = Arc::new(Hub::new(info, clients));
+                    registry.hubs.insert(hub, h.clone());
+                    h
+                }
             }
-            let clients = registry.clients.values().cloned().collect();
-            let h = Arc::new(Hub::new(info, clients));
-            registry.hubs.insert(hub, h.clone());
-            h
         };
         hub.kick(self);
         Ok(HubPort { pm: self.clone(), hub: Some(hub) })
@@ -316,7 +324,7 @@ impl PolicyManager {
 
     /// The current state of a present hub.
     pub fn query_hub(&self, hub: HubId) -> Result<HubInfo, Error> {
-        Ok(self.hub(hub)?.info())
+        self.hub(hub)?.info()
     }
 
     /// The current state of one connector of a present hub.
@@ -386,14 +394,11 @@ impl HubPort {
     }
 
     fn remove_now(&mut self) {
-        let Some(hub) = self.hub.take() else { return };
-        {
-            let mut registry = lock(&self.pm.shared.registry);
-            if registry.hubs.get(&hub.id()).is_some_and(|h| Arc::ptr_eq(h, &hub)) {
-                registry.hubs.remove(&hub.id());
-            }
+        // The hub stays in the registry, absent, so that a later arrival of the same id
+        // queues behind this removal.
+        if let Some(hub) = self.hub.take() {
+            hub.remove(&self.pm);
         }
-        hub.remove(&self.pm);
     }
 }
 

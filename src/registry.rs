@@ -16,26 +16,22 @@ use crate::error::Error;
 /// copy that outlives its registration is detected, not trusted.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientHandle {
-    instance: u16,
+    instance: u32,
     slot: u16,
-    generation: u32,
+    generation: u16,
 }
 
 impl ClientHandle {
     /// The handle as one integer, for passing through C-shaped interfaces.
     pub fn into_raw(self) -> u64 {
-        (u64::from(self.instance) << 48) | (u64::from(self.slot) << 32) | u64::from(self.generation)
+        (u64::from(self.instance) << 32) | (u64::from(self.slot) << 16) | u64::from(self.generation)
     }
 
     /// Rebuilds a handle from [`into_raw`](Self::into_raw). Any integer is accepted; one
     /// that was never issued is refused by the Policy Manager with
     /// [`Error::UnknownHandle`].
     pub fn from_raw(raw: u64) -> Self {
-        ClientHandle {
-            instance: (raw >> 48) as u16,
-            slot: (raw >> 32) as u16,
-            generation: raw as u32,
-        }
+        ClientHandle { instance: (raw >> 32) as u32, slot: (raw >> 16) as u16, generation: raw as u16 }
     }
 
     /// The slot index, for reports (the client's position in registration order while
@@ -58,20 +54,20 @@ impl fmt::Display for ClientHandle {
 }
 
 struct Slot<T> {
-    generation: u32,
+    generation: u16,
     value: Option<T>,
 }
 
 /// Registrations by handle. Not synchronised: the Policy Manager keeps it under its
 /// registry lock.
 pub(crate) struct Slots<T> {
-    instance: u16,
+    instance: u32,
     slots: Vec<Slot<T>>,
     free: Vec<u16>,
 }
 
 impl<T: Clone> Slots<T> {
-    pub(crate) fn new(instance: u16) -> Self {
+    pub(crate) fn new(instance: u32) -> Self {
         Slots { instance, slots: Vec::new(), free: Vec::new() }
     }
 
@@ -120,7 +116,8 @@ impl<T: Clone> Slots<T> {
     pub(crate) fn remove(&mut self, handle: ClientHandle, hooks: &Hooks) -> Result<T, Error> {
         let i = self.check(handle, hooks)?;
         let s = &mut self.slots[i];
-        let value = s.value.take().ok_or(Error::StaleHandle(handle))?;
+        // An empty slot at the handle's generation has not issued that generation yet.
+        let value = s.value.take().ok_or(Error::UnknownHandle(handle))?;
         // A slot whose generation would wrap is retired rather than reused, so a handle
         // can never come back to life.
         s.generation = s.generation.wrapping_add(1);

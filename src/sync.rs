@@ -5,7 +5,9 @@
 //! model) or the `shuttle` feature (randomised and PCT schedules), and this module swaps
 //! in that checker's atomics, locks, condition variables and thread-locals. No other
 //! module names `std::sync` or `std::thread` directly: if a primitive is not exported
-//! here, the checkers cannot see it, and a race through it would go unchecked.
+//! here, the checkers cannot see it, and a race through it would go unchecked. (Two
+//! `std` items elsewhere are deliberate and order nothing: the process-wide counter that
+//! numbers Policy Managers, and the `std::sync::Arc` that holds the gate's probe.)
 //!
 //! `Arc` is taken from the checker too: loom tracks reference counts to report leaks.
 

@@ -28,8 +28,8 @@ pub enum Property {
     /// P2: when `deregister` returns, every callback on that handle that began has ended,
     /// and the client's context may be freed (no use after free).
     DeregisterWaits,
-    /// P3: no deadlock and no lost wake-up (reported by the checker, or by the scenario's
-    /// own completion checks).
+    /// P3: no deadlock and no lost wake-up (reported by loom's or shuttle's deadlock
+    /// detection, or by the std runner's watchdog when an execution stops progressing).
     NoDeadlock,
     /// P4: every bad input gets its error; a refused call changes nothing.
     BadInputErrors,
@@ -203,6 +203,10 @@ impl Monitor {
             }
             let log = c.hubs.entry(n.hub).or_default();
             let is_arrival = matches!(n.event, Event::HubArrival(_));
+            if log.removed && is_arrival {
+                // The hub arrived again: a new presence starts a new history.
+                *log = HubLog::default();
+            }
             if log.removed {
                 found.push((Property::HubOrder, format!("{label} got {} seq {} after that hub's removal", n.hub, n.seq)));
             } else if let Some(&last) = log.received.last() {

@@ -116,6 +116,14 @@ pub const ALL: &[Scenario] = &[
         run: removal_vs_register,
     },
     Scenario {
+        name: "rearrival-vs-drain",
+        about: "a hub is removed while another thread drains its queue, then arrives again",
+        threads: 3,
+        size: Size::Small,
+        properties: &[HubOrder, NoDeadlock],
+        run: rearrival_vs_drain,
+    },
+    Scenario {
         name: "churn-4x3x20",
         about: "4 clients, 3 hubs, 20 events: dispatchers race registration churn and re-entrant callbacks",
         threads: 5,
@@ -132,9 +140,13 @@ pub fn find(name: &str) -> Option<&'static Scenario> {
 
 fn dispatchers_vs_deregister(env: &Env, hubs: u32) {
     env.register("A", no_action);
-    let threads: Vec<_> = (1..=hubs)
-        .map(|i| {
-            let port = env.hub(i);
+    // All hubs arrive before any dispatcher starts: the race under test is delivery
+    // against deregister, not arrival against delivery (register-vs-dispatch has that).
+    let ports: Vec<_> = (1..=hubs).map(|i| env.hub(i)).collect();
+    let threads: Vec<_> = ports
+        .into_iter()
+        .zip(1..)
+        .map(|(port, i)| {
             spawn(&format!("dispatcher-h{i}"), move || {
                 flip(&port, true);
                 port
@@ -354,6 +366,31 @@ fn removal_vs_register(env: &Env) {
     env.register("B", no_action);
     d.join().expect("dispatcher");
     env.monitor.expect_complete("A", HubId(1), 2);
+    env.deregister_ok("A");
+    env.deregister_ok("B");
+}
+
+fn rearrival_vs_drain(env: &Env) {
+    env.register("A", no_action);
+    let h1 = env.hub(1);
+    let d = spawn("dispatcher-h1", move || {
+        flip(&h1, true);
+        h1.remove();
+    });
+    // B's arrival replay may make this thread the one draining hub 1's old presence.
+    let other = env.handle();
+    let r = spawn("register-b", move || {
+        other.register("B", no_action);
+    });
+    d.join().expect("dispatcher");
+    // Hub 1's removal is queued (maybe not yet delivered): it may arrive again at once,
+    // and its new arrival must reach clients after everything of its old presence.
+    let again = env.pm.hub_arrival(HubId(1), vec![Default::default()]);
+    env.monitor.check(BadInputErrors, again.is_ok(), || format!("hub 1 arriving again after its removal returned {again:?}"));
+    r.join().expect("register");
+    env.monitor.expect_complete("A", HubId(1), 0);
+    env.monitor.expect_complete("B", HubId(1), 0);
+    drop(again);
     env.deregister_ok("A");
     env.deregister_ok("B");
 }

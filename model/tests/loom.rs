@@ -29,6 +29,7 @@ checks! {
     double_deregister: "double-deregister";
     handle_reuse: "handle-reuse";
     removal_vs_register: "removal-vs-register";
+    rearrival_vs_drain: "rearrival-vs-drain";
 }
 
 // A few of the gate's mutant kills, kept as regression tests of the checks' teeth.

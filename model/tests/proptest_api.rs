@@ -42,21 +42,18 @@
 //! callbacks running on other threads, `WouldDeadlock` (needs two threads waiting on each
 //! other), panicking callbacks, `Registration` dropped inside its own callback (detach
 //! without waiting), concurrent deregistration of one handle. Those are the loom/shuttle
-//! harness's job. Two handle-classification discrepancies found while writing this are
-//! pinned by the `#[ignore]`d tests at the end.
+//! harness's job. Two handle-classification bugs this test found (a never-issued
+//! next-generation handle answered `StaleHandle`; 16-bit instance numbers that wrapped
+//! after 65,536 Policy Managers) are fixed; the first is pinned by a test at the end.
 //!
 //! Environment:
 //! - `PROPTEST_CASES` overrides the number of cases (default 256; the config is built
 //!   from `Config::default()`, which reads it).
-//! - `USBPM_PROPTEST_STRICT_UNKNOWN=1` also generates the never-issued handle
-//!   "next generation of a free slot", which the library currently answers with
-//!   `StaleHandle` instead of `UnknownHandle` (see the ignored test at the end).
-//! - `USBPM_PROPTEST_MUTANT=<name>` runs the library with one seeded bug, to show that
-//!   the test catches it: `replay-misses-hub` (shrinks to HubArrival, Register) or
-//!   `no-generation` (shrinks to Register, Deregister, Register, DeregisterStale: the
-//!   stale handle deregisters the slot's new client). Run the latter under `timeout`: a
-//!   callback whose stale `DeregisterOther` lands on its own reused slot waits for
-//!   itself forever. The other mutants need concurrency to show.
+//! - `USBPM_MUTANT=<name>` (as the gate sets it) runs the library with one seeded bug:
+//!   `replay-misses-hub` shrinks to HubArrival, Register; `no-generation` to Register,
+//!   Deregister, Register, DeregisterStale (the stale handle deregisters the slot's new
+//!   client), or hangs when a callback's stale deregister lands on its own reused slot,
+//!   which the gate's timeout reports. Most other mutants need concurrency to show.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -78,8 +75,10 @@ const HUB_IDS: u32 = 3;
 /// `0..=MAX_CONNECTORS`, so some are out of range.
 const MAX_CONNECTORS: u8 = 3;
 
+/// The never-issued "next generation of a free slot" handle is always generated: the
+/// library answered it with `StaleHandle` until this test found it (now `UnknownHandle`).
 fn strict_unknown() -> bool {
-    std::env::var("USBPM_PROPTEST_STRICT_UNKNOWN").is_ok_and(|v| v == "1")
+    true
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1045,7 +1044,7 @@ impl Sut {
     }
 
     fn instance(&self) -> Option<u64> {
-        self.clients.first().map(|c| c.handle.into_raw() >> 48)
+        self.clients.first().map(|c| c.handle.into_raw() >> 32)
     }
 
     fn map_err(&self, e: &ExpErr, passed: Option<ClientHandle>) -> Error {
@@ -1088,18 +1087,9 @@ fn expect_unit(m: &Model) -> &Result<(), ExpErr> {
 }
 
 fn new_pm() -> PolicyManager {
-    match std::env::var("USBPM_PROPTEST_MUTANT") {
-        Err(_) => PolicyManager::new(),
-        Ok(name) => {
-            use usbpm::checking::Mutant;
-            let m = Mutant::from_name(&name).unwrap_or_else(|| panic!("no mutant {name:?}"));
-            // The others are not observable on one thread, or hang it.
-            assert!(
-                matches!(m, Mutant::ReplayMissesHub | Mutant::NoGeneration),
-                "mutant {name} is not single-thread observable without hanging"
-            );
-            PolicyManager::checking(Some(m), None)
-        }
+    match usbpm_model::check::mutant_from_env() {
+        None => PolicyManager::new(),
+        Some(m) => PolicyManager::checking(Some(m), None),
     }
 }
 
@@ -1221,7 +1211,8 @@ impl StateMachineTest for ApiTest {
                 } else {
                     ours
                 };
-                let raw = (instance << 48) | (u64::from(n.slot) << 32) | u64::from(n.generation);
+                // Raw layout: instance (32 bits) | slot (16) | generation (16).
+                let raw = (instance << 32) | (u64::from(n.slot) << 16) | u64::from(n.generation.min(0xFFFF));
                 let h = ClientHandle::from_raw(raw);
                 assert!(
                     sut.clients.iter().all(|c| c.handle != h),
@@ -1349,7 +1340,7 @@ impl StateMachineTest for ApiTest {
         for (id, (c, r)) in sut.clients.iter().zip(&m.clients).enumerate() {
             // The model's slot table drives its delivery order; make sure it is in step.
             assert_eq!(
-                (c.handle.slot(), c.handle.into_raw() as u32),
+                (c.handle.slot(), u32::from(c.handle.into_raw() as u16)),
                 (usize::from(r.slot), r.generation),
                 "client {id}: handle {} is not the predicted slot.generation",
                 c.handle
@@ -1443,12 +1434,10 @@ prop_state_machine! {
     fn policy_manager_matches_reference(sequential 1..30 => ApiTest);
 }
 
-/// Found by this test with `USBPM_PROPTEST_STRICT_UNKNOWN=1`: a handle that was never
-/// issued, but names a freed slot with the generation its next client will get, is
-/// answered `StaleHandle`, while the docs of `Error::UnknownHandle` and
-/// `ClientHandle::from_raw` promise `UnknownHandle` for any never-issued handle.
+/// Found by this test: a handle that was never issued, but names a freed slot with the
+/// generation its next client will get, was answered `StaleHandle`; `Error::UnknownHandle`
+/// and `ClientHandle::from_raw` promise `UnknownHandle` for any never-issued handle.
 #[test]
-#[ignore = "library discrepancy: never-issued next-generation handle gets StaleHandle"]
 fn never_issued_next_generation_handle_is_unknown() {
     let pm = PolicyManager::new();
     let h = pm.register(ClientConfig::new((), |_, _, _| {}));
@@ -1456,31 +1445,4 @@ fn never_issued_next_generation_handle_is_unknown() {
     // Same instance and slot, generation + 1: never issued (yet).
     let next = ClientHandle::from_raw(h.into_raw() + 1);
     assert_eq!(pm.deregister(next), Err(Error::UnknownHandle(next)));
-}
-
-/// Not from the state machine (it runs one Policy Manager per case), but the same
-/// contract: the instance part of a handle has 16 bits and comes from a process-wide
-/// counter that wraps, so after 65,536 Policy Managers a handle of one is accepted by
-/// another and deregisters *its* client, instead of `UnknownHandle`.
-#[test]
-#[ignore = "library discrepancy: handle instance bits wrap after 65,536 Policy Managers"]
-fn handle_of_another_policy_manager_is_unknown() {
-    let a = PolicyManager::new();
-    let ha = a.register(ClientConfig::new((), |_, _, _| {}));
-    let instance = ha.into_raw() >> 48;
-    for _ in 0..70_000 {
-        let b = PolicyManager::new();
-        let hb = b.register(ClientConfig::new((), |_, _, _| {}));
-        if hb.into_raw() >> 48 == instance {
-            assert_eq!(
-                ha.into_raw(),
-                hb.into_raw(),
-                "same instance, slot and generation"
-            );
-            // `ha` was never issued by `b`, yet it deregisters b's own client.
-            assert_eq!(b.deregister(ha), Err(Error::UnknownHandle(ha)));
-            return;
-        }
-    }
-    panic!("no instance collision within 70,000 Policy Managers");
 }

@@ -30,6 +30,7 @@ checks! {
     double_deregister: "double-deregister";
     handle_reuse: "handle-reuse";
     removal_vs_register: "removal-vs-register";
+    rearrival_vs_drain: "rearrival-vs-drain";
     churn_4x3x20: "churn-4x3x20";
 }
 
