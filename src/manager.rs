@@ -26,6 +26,12 @@ pub struct ClientConfig {
 
 impl ClientConfig {
     /// A client whose `callback(context, pm, notification)` hears every event.
+    ///
+    /// The Policy Manager owns `context` from here on. It is dropped when the last
+    /// internal reference to the registration goes, which may be after `deregister`
+    /// returns and on a delivery thread; what `deregister` guarantees is that the callback
+    /// is never *called* again. A driver that frees memory the context points to may do so
+    /// as soon as `deregister` returns `Ok`.
     pub fn new<C, F>(context: C, callback: F) -> Self
     where
         C: Send + Sync + 'static,
@@ -126,6 +132,9 @@ impl PolicyManager {
     /// For every hub present, the client first receives a [`HubArrival`](crate::Event::HubArrival)
     /// with the hub's current state, then every later event of that hub, in order. Those
     /// arrivals may be delivered before `register` returns, on this thread or another.
+    ///
+    /// # Panics
+    /// With more than 65,536 clients registered at once (handles have 16 bits of slot).
     pub fn register(&self, config: ClientConfig) -> ClientHandle {
         let (client, mut hubs) = {
             let mut registry = lock(&self.shared.registry);
@@ -283,6 +292,12 @@ impl PolicyManager {
     /// A hub arrives with connectors in the given states. Every registered client
     /// receives its [`HubArrival`](crate::Event::HubArrival). Returns the port through
     /// which the hardware reports the hub's changes and its removal.
+    ///
+    /// A hub id may arrive again after its removal; the new arrival reaches each client
+    /// after everything of the previous presence.
+    ///
+    /// # Panics
+    /// With more than 256 connectors.
     pub fn hub_arrival(&self, hub: HubId, connectors: Vec<ConnectorState>) -> Result<HubPort, Error> {
         let info = HubInfo {
             hub,

@@ -160,7 +160,8 @@ impl Env {
         self.monitor.check(Property::BadInputErrors, r.is_ok(), || format!("deregister({label}) of a registered client returned {r:?}"));
     }
 
-    /// A hub with one connector; its arrival is delivered before this returns.
+    /// A hub with one connector. Its arrival is delivered before this returns unless
+    /// another thread is already draining that hub's queue (then by that thread).
     pub fn hub(&self, id: u32) -> HubPort {
         self.monitor.note(format!("hub {id} arrives"));
         self.pm.hub_arrival(HubId(id), vec![ConnectorState::default()]).expect("a new hub id")
