@@ -124,6 +124,23 @@ pub struct Record {
     pub seconds: f64,
     pub properties: Vec<String>,
     pub failure: Option<Failure>,
+    /// shuttle: each strategy run to its first failure or to the end of its sample.
+    #[serde(default)]
+    pub strategies: Vec<StrategyRun>,
+}
+
+/// One shuttle strategy's part of a check.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StrategyRun {
+    pub strategy: String,
+    /// Schedules run (up to and including the first failing one).
+    pub executions: u64,
+    pub seconds: f64,
+    pub failed: bool,
+    /// Threads in the scenario (PCT's n).
+    pub threads: usize,
+    /// Most scheduling steps seen in one execution (PCT's k).
+    pub max_steps: u64,
 }
 
 impl Record {
@@ -228,12 +245,15 @@ pub fn run_check(checker: &str, scenario: &str) {
             seconds: 0.0,
             properties: s.properties.iter().map(|p| p.id().to_string()).collect(),
             failure: None,
+            strategies: Vec::new(),
         };
         let replay = run::rerun_command(checker, s, mutant, loom_bound(s, profile));
         let path = d.join("records").join(format!("{key}.json"));
         *PENDING.lock().unwrap_or_else(|p| p.into_inner()) = Some(Pending { record, replay, path });
     }
-    let (exhaustive, method, replay, result) = run_with(checker, s, profile, mutant, &progress, dir.as_ref().map(|d| d.join("schedules").join(&key)));
+    let mut strategies = Vec::new();
+    let (exhaustive, method, replay, result) =
+        run_with(checker, s, profile, mutant, &progress, dir.as_ref().map(|d| d.join("schedules").join(&key)), &mut strategies);
     let (verdict, failure, outcome) = match result {
         Ok(o) => (Verdict::Pass, None, o),
         Err(text) => {
@@ -252,6 +272,7 @@ pub fn run_check(checker: &str, scenario: &str) {
         seconds: outcome.seconds,
         properties: s.properties.iter().map(|p| p.id().to_string()).collect(),
         failure,
+        strategies,
     };
     PENDING.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(d) = &dir {
@@ -300,6 +321,7 @@ fn run_with(
     mutant: Option<Mutant>,
     progress: &Progress,
     schedule_dir: Option<PathBuf>,
+    strategies: &mut Vec<StrategyRun>,
 ) -> RunResult {
     match checker {
         #[cfg(feature = "loom")]
@@ -315,13 +337,30 @@ fn run_with(
             let n = shuttle_iterations(s, profile);
             let seed = seed_or_default();
             let (_, method) = describe(checker, s, profile);
-            let file = schedule_dir.map(|d| d.with_extension("schedule"));
-            let result = catch(|| {
-                for strategy in [Strategy::Pct { depth: 3 }, Strategy::Random] {
-                    run::shuttle(s, mutant, strategy, n, seed, file.clone(), progress);
+            // Each strategy runs to its own first failure, so the gate can compare them.
+            let mut first_failure = None;
+            for (strategy, tag) in [(Strategy::Pct { depth: 3 }, "pct"), (Strategy::Random, "random")] {
+                let file = schedule_dir.as_ref().map(|d| d.with_extension(format!("{tag}.schedule")));
+                let before = progress.executions();
+                let start = std::time::Instant::now();
+                let steps = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+                let r = catch(|| run::shuttle(s, mutant, strategy, n, seed, file, progress, &steps));
+                strategies.push(StrategyRun {
+                    strategy: strategy.label(),
+                    executions: progress.executions() - before,
+                    seconds: start.elapsed().as_secs_f64(),
+                    failed: r.is_err(),
+                    threads: s.threads,
+                    max_steps: steps.load(std::sync::atomic::Ordering::Relaxed),
+                });
+                if let Err(e) = r {
+                    first_failure.get_or_insert(e);
                 }
-                progress.outcome()
-            });
+            }
+            let result = match first_failure {
+                Some(e) => Err(e),
+                None => Ok(progress.outcome()),
+            };
             (false, method, String::new(), result)
         }
         #[cfg(not(any(feature = "loom", feature = "shuttle")))]
@@ -340,6 +379,6 @@ fn run_with(
 pub fn kills(checker: &str, scenario: &str, mutant: Mutant) -> bool {
     let s = find(scenario).unwrap_or_else(|| panic!("no scenario {scenario}"));
     let progress = Progress::new(None);
-    let (_, _, _, result) = run_with(checker, s, Profile::Quick, Some(mutant), &progress, None);
+    let (_, _, _, result) = run_with(checker, s, Profile::Quick, Some(mutant), &progress, None, &mut Vec::new());
     result.is_err()
 }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::check::{Record, Verdict};
+use crate::check::{Record, StrategyRun, Verdict};
 use crate::monitor::Property;
 use crate::scenarios::{self, Size};
 
@@ -31,6 +31,8 @@ pub struct Kill {
     pub executions: u64,
     pub seconds: f64,
     pub replay: String,
+    /// shuttle: PCT and random, each to its own first failure.
+    pub strategies: Vec<StrategyRun>,
 }
 
 impl Report {
@@ -158,6 +160,28 @@ impl Report {
             execs.sort_unstable();
             let med_e = execs.get(execs.len() / 2).map_or("—".into(), |e| e.to_string());
             let _ = writeln!(out, "| {c} | {} / {run} | {med_s} | {med_e} |", hits.len());
+        }
+        let _ = writeln!(out, "\n## Shuttle: PCT against random\n");
+        let _ = writeln!(out, "For the scenario where shuttle killed each mutant first: schedules to the first failure under PCT (depth d = 3) and under uniform random scheduling, each run on its own. PCT guarantees each schedule finds a depth-d bug with probability at least 1/(n k^(d-1)) (n threads, k scheduling steps), so it should need at most n k^2 schedules on average; the last column says whether the observed count is within that bound.\n");
+        let _ = writeln!(out, "| mutant | scenario | n | k | PCT schedules (s) | random schedules (s) | n k^2 | PCT within bound |");
+        let _ = writeln!(out, "|---|---|---:|---:|---|---|---:|---|");
+        for (mutant, by) in kills {
+            let Some(Some(k)) = by.get("shuttle") else { continue };
+            let pct = k.strategies.iter().find(|s| s.strategy.starts_with("pct"));
+            let random = k.strategies.iter().find(|s| s.strategy == "random");
+            let cell = |s: Option<&StrategyRun>| match s {
+                Some(s) if s.failed => format!("{} ({:.2})", s.executions, s.seconds),
+                Some(s) => format!("not found in {}", s.executions),
+                None => "—".into(),
+            };
+            let (n, steps) = pct.map_or((0, 0), |p| (p.threads as u64, p.max_steps));
+            let bound = n * steps * steps;
+            let within = match pct {
+                Some(p) if p.failed => if p.executions <= bound.max(1) { "yes" } else { "**no**" },
+                Some(_) => "not found",
+                None => "—",
+            };
+            let _ = writeln!(out, "| {mutant} | {} | {n} | {steps} | {} | {} | {bound} | {within} |", k.scenario, cell(pct), cell(random));
         }
         let _ = writeln!(out, "\n## Replays\n");
         for (mutant, by) in kills {

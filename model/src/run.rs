@@ -124,6 +124,7 @@ impl Strategy {
 struct Recording<S> {
     inner: S,
     current: Arc<std::sync::Mutex<Recorded>>,
+    max_steps: Arc<AtomicU64>,
 }
 
 /// One execution's scheduling decisions: the seed, then task ids (`Some`) and random
@@ -139,7 +140,9 @@ struct Recorded {
 impl<S: shuttle::scheduler::Scheduler> shuttle::scheduler::Scheduler for Recording<S> {
     fn new_execution(&mut self) -> Option<shuttle::scheduler::Schedule> {
         let schedule = self.inner.new_execution()?;
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Recorded { seed: schedule.seed, steps: Vec::new() };
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        self.max_steps.fetch_max(current.steps.len() as u64, Ordering::Relaxed);
+        *current = Recorded { seed: schedule.seed, steps: Vec::new() };
         Some(schedule)
     }
 
@@ -207,6 +210,7 @@ pub fn shuttle(
     seed: u64,
     schedule_file: Option<PathBuf>,
     progress: &Progress,
+    max_steps: &Arc<AtomicU64>,
 ) -> Outcome {
     use shuttle::scheduler::{PctScheduler, RandomScheduler, Scheduler};
     use shuttle::{Config, FailurePersistence, Runner};
@@ -228,11 +232,12 @@ pub fn shuttle(
         Strategy::Pct { depth } => Box::new(PctScheduler::new_from_seed(seed, depth, iterations)),
         Strategy::Random => Box::new(RandomScheduler::new_from_seed(seed, iterations)),
     };
-    let runner = Runner::new(Recording { inner, current: current.clone() }, config);
+    let runner = Runner::new(Recording { inner, current: current.clone(), max_steps: max_steps.clone() }, config);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.run(body)));
+    let schedule = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    max_steps.fetch_max(schedule.steps.len() as u64, Ordering::Relaxed);
     if let Err(payload) = result {
         if let Some(file) = &schedule_file {
-            let schedule = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let _ = std::fs::write(file, encode(&schedule));
         }
         std::panic::resume_unwind(payload);

@@ -311,6 +311,7 @@ fn write_proptest_record(run: &Run<'_>, ok: bool, seconds: f64, log: &Path) {
         seconds,
         properties: vec!["P1".into(), "P4".into(), "P5".into()],
         failure,
+        strategies: Vec::new(),
     };
     let dir = run.results.join("records");
     let _ = std::fs::create_dir_all(&dir);
@@ -516,6 +517,7 @@ fn run_mutants(cli: &Cli, root: &Path) -> Report {
                     executions: r.executions,
                     seconds: r.seconds,
                     replay: r.failure.as_ref().map(|f| f.replay.clone()).unwrap_or_default(),
+                    strategies: r.strategies.clone(),
                 })
                 .min_by(|a, b| a.seconds.total_cmp(&b.seconds));
             if fastest.is_none() {
@@ -528,6 +530,7 @@ fn run_mutants(cli: &Cli, root: &Path) -> Report {
                         executions: 0,
                         seconds: 0.0,
                         replay: format!("see {}", run.logs.display()),
+                        strategies: Vec::new(),
                     });
                 }
             }
