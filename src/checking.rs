@@ -131,6 +131,15 @@ pub trait Probe: Send + Sync {
     /// Called once per step, synchronously, with no library lock held except where the
     /// step happens under one (none of the steps above does).
     fn step(&self, step: Step);
+
+    /// Whether a panic out of a callback is the client's, to be contained as in
+    /// production. A checker reports a deadlock or a data race by panicking on the thread
+    /// that hit it, possibly inside a callback; such a panic must reach the checker, not
+    /// be contained like a client's. Default: contain everything, as production does.
+    fn contain(&self, payload: &(dyn std::any::Any + Send)) -> bool {
+        let _ = payload;
+        true
+    }
 }
 
 /// The per-Policy-Manager hooks: which mutant is on, who hears the steps.
@@ -153,6 +162,10 @@ impl Hooks {
         if let Some(p) = &self.probe {
             p.step(f());
         }
+    }
+
+    pub(crate) fn contain(&self, payload: &(dyn std::any::Any + Send)) -> bool {
+        self.probe.as_ref().is_none_or(|p| p.contain(payload))
     }
 }
 
@@ -188,4 +201,9 @@ impl Hooks {
 
     #[inline(always)]
     pub(crate) fn step(&self, _f: impl FnOnce() -> Step) {}
+
+    #[inline(always)]
+    pub(crate) fn contain(&self, _payload: &(dyn std::any::Any + Send)) -> bool {
+        true
+    }
 }

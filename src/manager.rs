@@ -270,8 +270,14 @@ impl PolicyManager {
         let (handle, hub, seq) = (client.handle, n.hub, n.seq);
         hooks.step(|| Step::CallbackBegin { client: handle, hub, seq });
         let inside = InsideCallback::enter(handle);
-        let panicked = catch_unwind(AssertUnwindSafe(|| (client.callback)(self, n))).is_err();
+        let outcome = catch_unwind(AssertUnwindSafe(|| (client.callback)(self, n)));
         drop(inside);
+        let panicked = match outcome {
+            Ok(()) => false,
+            Err(payload) if hooks.contain(&*payload) => true,
+            // Only under the gate: a checker's own report (deadlock, race) goes on up.
+            Err(payload) => std::panic::resume_unwind(payload),
+        };
         hooks.step(|| Step::CallbackEnd { client: handle, hub, seq, panicked });
         if panicked {
             self.shared.panicked.fetch_add(1, Ordering::Relaxed);

@@ -264,7 +264,9 @@ struct Run<'a> {
 fn run_checker(run: &Run<'_>, cli: &Cli, checker: Checker, bar: &Display) -> bool {
     let mut cmd = Command::new("cargo");
     cmd.current_dir(run.root).arg("nextest").arg("run").args(checker.cargo_args());
-    cmd.args(["--profile", "gate", "--no-fail-fast", "-E", &filter(cli, checker)]);
+    let nextest_profile = if run.mutant.is_some() { "gate-mutants" } else { "gate" };
+    cmd.args(["--profile", nextest_profile, "--no-fail-fast", "-E", &filter(cli, checker)]);
+    cmd.env("SHUTTLE_SILENCE_WARNINGS", "1");
     if let Some(shard) = run.shard {
         cmd.args(["--partition", &format!("count:{shard}")]);
     }
