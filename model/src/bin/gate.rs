@@ -34,6 +34,9 @@ enum Mode {
     Test,
     /// List scenarios, checkers and mutants.
     List,
+    /// Measure every small scenario under loom at preemption bounds 2, 3 and unbounded:
+    /// executions and seconds (each run capped by --timeout-secs).
+    LoomBounds,
     /// Fail if a report embedded in docs/VERIFICATION.md is stale (the checked sources
     /// changed since it was generated with --update-docs).
     CheckDocs,
@@ -108,6 +111,9 @@ struct Cli {
     /// Also write this run's report into docs/VERIFICATION.md (full and mutants runs).
     #[arg(long)]
     update_docs: bool,
+    /// `gate loom-bounds`: the longest one measurement may run.
+    #[arg(long, default_value_t = 120)]
+    timeout_secs: u64,
 }
 
 const VERIFICATION_MD: &str = "docs/VERIFICATION.md";
@@ -160,6 +166,7 @@ fn main() -> ExitCode {
         }
         Mode::Test => run_tests(&root),
         Mode::CheckDocs => check_docs(&root),
+        Mode::LoomBounds => loom_bounds(&cli, &root),
         Mode::Quick | Mode::Full | Mode::Mutants => match validate(&cli) {
             Err(msg) => {
                 eprintln!("gate: {msg}");
@@ -610,4 +617,77 @@ fn run_tests(root: &Path) -> ExitCode {
     }
     eprintln!("gate test: all suites passed");
     ExitCode::SUCCESS
+}
+
+/// Runs the loom build of `replay` on every small scenario at bounds 2, 3 and unbounded,
+/// each in its own process with a time cap, and tabulates executions and seconds.
+fn loom_bounds(cli: &Cli, root: &Path) -> ExitCode {
+    eprintln!("gate loom-bounds: building the loom replay binary");
+    let built = Command::new("cargo")
+        .current_dir(root)
+        .args(["build", "--release", "-p", "usbpm-model", "--features", "loom", "--bin", "replay"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !built {
+        eprintln!("gate loom-bounds: the build failed");
+        return ExitCode::from(1);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let replay = target.join("release").join("replay");
+    let mut md = format!(
+        "| scenario | threads | bound 2 | bound 3 | unbounded |\n|---|---:|---|---|---|\n"
+    );
+    let mut ok = true;
+    for s in ALL.iter().filter(|s| s.size == Size::Small && (cli.scenario.is_empty() || cli.scenario.iter().any(|x| x == s.name))) {
+        let mut cells = Vec::new();
+        for bound in ["2", "3", "unbounded"] {
+            let start = Instant::now();
+            let mut child = Command::new(&replay)
+                .args(["--scenario", s.name, "--bound", bound])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("run the replay binary");
+            let deadline = start + Duration::from_secs(cli.timeout_secs);
+            let status = loop {
+                if let Some(st) = child.try_wait().expect("wait for replay") {
+                    break Some(st);
+                }
+                if Instant::now() >= deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break None;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            let secs = start.elapsed().as_secs_f64();
+            let mut out = String::new();
+            if let Some(mut o) = child.stdout.take() {
+                use std::io::Read;
+                let _ = o.read_to_string(&mut out);
+            }
+            let execs = out.split('(').nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or("?").to_string();
+            let cell = match status {
+                None => format!("did not finish in {} s", cli.timeout_secs),
+                Some(st) if st.success() => format!("{execs} executions, {secs:.2} s"),
+                Some(_) => {
+                    ok = false;
+                    format!("**FAILED** after {secs:.2} s")
+                }
+            };
+            eprintln!("  {:<32} bound {bound:<9} {cell}", s.name);
+            cells.push(cell);
+        }
+        md.push_str(&format!("| {} | {} | {} |\n", s.name, s.threads, cells.join(" | ")));
+    }
+    let dir = root.join(&cli.report_dir);
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join("loom-bounds.md"), &md);
+    println!("{md}");
+    println!("Written to {}/loom-bounds.md", dir.display());
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
