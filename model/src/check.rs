@@ -161,6 +161,12 @@ pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 /// Turns a panic out of a checker into a failure: the monitor's own report when it is
 /// one, or the checker's message (deadlock, data race) with the last timeline.
 pub fn failure(text: String, replay: String) -> Failure {
+    // A runner that knows a better replay (shuttle: the saved schedule) says so in the text.
+    let replay = text.lines().rev().find_map(|l| l.strip_prefix("Replay: ")).map(str::to_string).unwrap_or(replay);
+    let text = match text.rfind("\nReplay: ") {
+        Some(i) if !text.contains("PROPERTY VIOLATED: ") => text[..i].to_string(),
+        _ => text,
+    };
     if let Some(start) = text.find("PROPERTY VIOLATED: ") {
         let property = text[start + 19..].split_whitespace().next().map(str::to_string);
         let replay = text.lines().find_map(|l| l.strip_prefix("Replay: ")).map(str::to_string).unwrap_or(replay);
@@ -194,6 +200,7 @@ struct Pending {
     record: Record,
     replay: String,
     path: PathBuf,
+    progress: Progress,
 }
 
 static PENDING: std::sync::Mutex<Option<Pending>> = std::sync::Mutex::new(None);
@@ -207,6 +214,9 @@ pub(crate) fn on_checker_panic(info: &std::panic::PanicHookInfo<'_>) {
     let Ok(mut pending) = PENDING.try_lock() else { return };
     if let Some(p) = pending.take() {
         let mut record = p.record;
+        let so_far = p.progress.outcome();
+        record.executions = so_far.executions;
+        record.seconds = so_far.seconds;
         record.verdict = Verdict::Fail;
         record.failure = Some(failure(text, p.replay));
         if let Ok(json) = serde_json::to_string_pretty(&record) {
@@ -249,7 +259,7 @@ pub fn run_check(checker: &str, scenario: &str) {
         };
         let replay = run::rerun_command(checker, s, mutant, loom_bound(s, profile));
         let path = d.join("records").join(format!("{key}.json"));
-        *PENDING.lock().unwrap_or_else(|p| p.into_inner()) = Some(Pending { record, replay, path });
+        *PENDING.lock().unwrap_or_else(|p| p.into_inner()) = Some(Pending { record, replay, path, progress: progress.clone() });
     }
     let mut strategies = Vec::new();
     let (exhaustive, method, replay, result) =

@@ -223,6 +223,7 @@ pub fn shuttle(
         schedule_file.as_ref().map_or("<no file was kept: set USBPM_RESULTS_DIR>".into(), |f| f.display().to_string())
     );
     let current = Arc::new(std::sync::Mutex::new(Recorded::default()));
+    let replay_cmd = replay.clone();
     let p = progress.clone();
     let body = move || {
         p.tick();
@@ -239,6 +240,11 @@ pub fn shuttle(
     if let Err(payload) = result {
         if let Some(file) = &schedule_file {
             let _ = std::fs::write(file, encode(&schedule));
+        }
+        // A monitor report names its replay; a checker's own report (deadlock) does not.
+        let text = crate::check::panic_text(&*payload);
+        if !text.contains("\nReplay: ") {
+            std::panic::resume_unwind(Box::new(format!("{text}\nReplay: {replay_cmd}")));
         }
         std::panic::resume_unwind(payload);
     }

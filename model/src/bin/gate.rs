@@ -303,8 +303,9 @@ fn run_checker(run: &Run<'_>, cli: &Cli, checker: Checker, bar: &Display) -> boo
 /// proptest reports through its own runner: its record is made from nextest's verdict.
 fn write_proptest_record(run: &Run<'_>, ok: bool, seconds: f64, log: &Path) {
     let cases = if run.profile == Profile::Full { 2048 } else { 256 };
+    let hung = std::fs::read_to_string(log).is_ok_and(|l| l.contains("TIMEOUT"));
     let failure = (!ok).then(|| usbpm_model::check::Failure {
-        property: None,
+        property: hung.then(|| "P3 (hung until nextest's timeout)".to_string()),
         report: format!("the state machine found a divergence from the reference model; the shrunk sequence is in {}", log.display()),
         replay: "cargo test --release -p usbpm-model --test proptest_api (proptest replays its saved failure seeds first)".into(),
     });
