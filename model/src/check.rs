@@ -62,7 +62,7 @@ pub fn loom_bound(s: &Scenario, profile: Profile) -> Option<usize> {
     let (quick, full) = match s.name {
         "two-dispatchers-vs-deregister" => (Some(3), None),
         "mutual-deregister" => (Some(3), None),
-        "three-dispatchers-vs-deregister" => (Some(2), Some(3)),
+        "three-dispatchers-vs-deregister" => (Some(2), Some(4)),
         _ => (None, None),
     };
     match profile {
@@ -76,8 +76,8 @@ pub fn shuttle_iterations(s: &Scenario, profile: Profile) -> usize {
     match (profile, s.size) {
         (Profile::Quick, Size::Small) => 10_000,
         (Profile::Quick, Size::Large) => 2_000,
-        (Profile::Full, Size::Small) => 50_000,
-        (Profile::Full, Size::Large) => 20_000,
+        (Profile::Full, Size::Small) => 200_000,
+        (Profile::Full, Size::Large) => 50_000,
     }
 }
 
@@ -85,7 +85,7 @@ pub fn shuttle_iterations(s: &Scenario, profile: Profile) -> usize {
 pub fn std_iterations(profile: Profile) -> u64 {
     match profile {
         Profile::Quick => 500,
-        Profile::Full => 5_000,
+        Profile::Full => 20_000,
     }
 }
 
