@@ -1,0 +1,271 @@
+//! Every bad input gets its typed error and the NTSTATUS a driver would see, and a
+//! refused call changes nothing.
+
+mod common;
+
+use common::*;
+use usbpm::{ClientConfig, ClientHandle, ConnectorId, Error, HubId, NtStatus, PolicyManager, PowerLevel};
+
+fn silent() -> ClientConfig {
+    ClientConfig::new((), |_, _, _| {})
+}
+
+/// Steps of `into_raw`, learnt from handles a manager issued rather than assumed: the
+/// raw distance between two generations of one slot, and between neighbouring slots.
+struct Layout {
+    slot_step: u64,
+}
+
+fn learn_layout() -> Layout {
+    let pm = PolicyManager::new();
+    let a = pm.register(silent());
+    let b = pm.register(silent());
+    assert_eq!(pm.deregister(a), Ok(()));
+    let a2 = pm.register(silent());
+    assert_eq!(a2.slot(), a.slot(), "a freed slot is reused");
+    assert_eq!(b.slot(), a.slot() + 1);
+    let generation_step = a2.into_raw().wrapping_sub(a.into_raw());
+    let slot_step = b.into_raw().wrapping_sub(a.into_raw());
+    assert_eq!(generation_step, 1, "these tests expect the generation in into_raw's lowest bits");
+    assert!(slot_step.is_power_of_two() && slot_step > 1, "slot step {slot_step:#x}");
+    Layout { slot_step }
+}
+
+impl Layout {
+    /// `h` with generation 0.
+    fn generation_zero(&self, h: ClientHandle) -> ClientHandle {
+        let forged = ClientHandle::from_raw(h.into_raw() & !(self.slot_step - 1));
+        assert_eq!(forged.slot(), h.slot());
+        forged
+    }
+
+    /// `h` with the next generation of its slot.
+    fn next_generation(&self, h: ClientHandle) -> ClientHandle {
+        let forged = ClientHandle::from_raw(h.into_raw() + 1);
+        assert_eq!(forged.slot(), h.slot());
+        forged
+    }
+
+    /// `h` moved `by` slots up.
+    fn other_slot(&self, h: ClientHandle, by: u64) -> ClientHandle {
+        let forged = ClientHandle::from_raw(h.into_raw() + by * self.slot_step);
+        assert_eq!(forged.slot() as u64, h.slot() as u64 + by);
+        forged
+    }
+}
+
+/// The client recording into `log` is still registered: it receives the next change.
+fn assert_alive(log: &Log, hub: HubId, port: &usbpm::HubPort) {
+    let before = len(log);
+    port.connector_changed(ConnectorId(0), attached(before as u32)).unwrap();
+    let events = snapshot(log);
+    assert_eq!(events.len(), before + 1, "the client no longer receives events");
+    assert_eq!(events.last().unwrap().hub, hub);
+    check_per_hub(&events).unwrap();
+}
+
+#[test]
+fn handles_that_were_never_issued_are_unknown() {
+    let pm = PolicyManager::new();
+    let hub = HubId(1);
+    let port = pm.hub_arrival(hub, vec![detached()]).unwrap();
+    let log = new_log();
+    let a = pm.register(recorder(&log));
+    let layout = learn_layout();
+
+    let forged = [
+        ClientHandle::from_raw(0),
+        ClientHandle::from_raw(u64::MAX),
+        ClientHandle::from_raw(0xDEAD_BEEF_CAFE_F00D),
+        layout.generation_zero(a), // generation 0 is never issued
+        layout.next_generation(a), // a generation the slot has not reached
+        layout.other_slot(a, 500), // a slot that does not exist
+    ];
+    for h in forged {
+        let err = pm.deregister(h).unwrap_err();
+        assert_eq!(err, Error::UnknownHandle(h), "deregister({h:?} = {:#x})", h.into_raw());
+        assert_eq!(err.ntstatus(), NtStatus::INVALID_HANDLE);
+        assert_eq!(err.ntstatus().name(), "STATUS_INVALID_HANDLE");
+    }
+
+    // None of those touched the real client.
+    assert_eq!(pm.client_count(), 1);
+    assert_alive(&log, hub, &port);
+    assert_eq!(pm.deregister(a), Ok(()));
+}
+
+#[test]
+fn handle_from_another_policy_manager_is_unknown_and_touches_neither() {
+    let (pm1, pm2) = (PolicyManager::new(), PolicyManager::new());
+    let (l1, l2) = (new_log(), new_log());
+    let a1 = pm1.register(recorder(&l1));
+    let a2 = pm2.register(recorder(&l2));
+    assert_eq!(a1.slot(), a2.slot(), "same slot in both, so only the instance tells them apart");
+    assert_ne!(a1, a2);
+
+    let err = pm1.deregister(a2).unwrap_err();
+    assert_eq!(err, Error::UnknownHandle(a2));
+    assert_eq!(err.ntstatus(), NtStatus::INVALID_HANDLE);
+    assert_eq!(pm2.deregister(a1), Err(Error::UnknownHandle(a1)));
+
+    assert_eq!((pm1.client_count(), pm2.client_count()), (1, 1));
+    let p1 = pm1.hub_arrival(HubId(1), vec![detached()]).unwrap();
+    let p2 = pm2.hub_arrival(HubId(1), vec![detached()]).unwrap();
+    assert_alive(&l1, HubId(1), &p1);
+    assert_alive(&l2, HubId(1), &p2);
+    assert_eq!(pm1.deregister(a1), Ok(()));
+    assert_eq!(pm2.deregister(a2), Ok(()));
+}
+
+/// After a slot's client is deregistered, the generation its next client will get has
+/// not been issued yet: a handle forged with it is unknown, not stale.
+#[test]
+fn next_generation_of_a_free_slot_was_never_issued() {
+    let pm = PolicyManager::new();
+    let layout = learn_layout();
+    let a = pm.register(silent());
+    assert_eq!(pm.deregister(a), Ok(()));
+    let forged = layout.next_generation(a);
+    assert_eq!(pm.deregister(forged), Err(Error::UnknownHandle(forged)));
+    let b = pm.register(silent());
+    assert_eq!(b, forged, "the slot's next client gets exactly that handle");
+    assert_eq!(pm.deregister(b), Ok(()));
+}
+
+/// However often a slot is reused (past any generation counter's wrap), a stale handle
+/// never comes back to life and never reaches the slot's current client.
+#[test]
+fn stale_handle_stays_stale_however_often_its_slot_is_reused() {
+    const REUSES: u32 = 70_000; // more than 2^16
+    let pm = PolicyManager::new();
+    let first = pm.register(silent());
+    assert_eq!(pm.deregister(first), Ok(()));
+    for i in 0..REUSES {
+        let h = pm.register(silent());
+        let err = pm.deregister(first);
+        assert_eq!(err, Err(Error::StaleHandle(first)), "reuse {i}: {h:?}");
+        assert_eq!(pm.client_count(), 1, "reuse {i}: the stale handle deregistered {h:?}");
+        assert_eq!(pm.deregister(h), Ok(()));
+    }
+}
+
+#[test]
+fn double_deregister_is_a_stale_handle() {
+    let pm = PolicyManager::new();
+    let h = pm.register(silent());
+    assert_eq!(pm.deregister(h), Ok(()));
+    let err = pm.deregister(h).unwrap_err();
+    assert_eq!(err, Error::StaleHandle(h));
+    assert_eq!(err.ntstatus(), NtStatus::INVALID_HANDLE);
+    assert_eq!(pm.deregister(h), Err(Error::StaleHandle(h)), "and stays stale");
+}
+
+#[test]
+fn stale_handle_whose_slot_was_reused_does_not_touch_the_new_client() {
+    let pm = PolicyManager::new();
+    let hub = HubId(1);
+    let port = pm.hub_arrival(hub, vec![detached()]).unwrap();
+    let old = pm.register(silent());
+    assert_eq!(pm.deregister(old), Ok(()));
+
+    let log = new_log();
+    let new = pm.register(recorder(&log));
+    assert_eq!(new.slot(), old.slot(), "the slot is reused (otherwise this test proves nothing)");
+    assert_ne!(new, old);
+
+    for _ in 0..3 {
+        let err = pm.deregister(old).unwrap_err();
+        assert_eq!(err, Error::StaleHandle(old));
+        assert_eq!(err.ntstatus(), NtStatus::INVALID_HANDLE);
+        assert_eq!(pm.client_count(), 1, "the new client is still registered");
+        assert_alive(&log, hub, &port);
+    }
+    assert_eq!(pm.deregister(new), Ok(()));
+    assert_eq!(pm.client_count(), 0);
+}
+
+#[test]
+fn unknown_hub_is_not_found() {
+    let pm = PolicyManager::new();
+    let hub = HubId(42);
+    let level = PowerLevel { milliwatts: 1 };
+    let expect = Error::UnknownHub(hub);
+    assert_eq!(pm.query_hub(hub), Err(expect.clone()));
+    assert_eq!(pm.query_connector(hub, ConnectorId(0)), Err(expect.clone()));
+    assert_eq!(pm.assign_power_level(hub, ConnectorId(0), level), Err(expect.clone()));
+    assert_eq!(expect.ntstatus(), NtStatus::NOT_FOUND);
+    assert_eq!(expect.ntstatus().name(), "STATUS_NOT_FOUND");
+
+    // A hub that was present and is removed is unknown too.
+    let port = pm.hub_arrival(hub, vec![detached()]).unwrap();
+    assert!(pm.query_hub(hub).is_ok());
+    port.remove();
+    assert_eq!(pm.query_hub(hub), Err(expect.clone()));
+    assert_eq!(pm.assign_power_level(hub, ConnectorId(0), level), Err(expect));
+}
+
+#[test]
+fn duplicate_hub_arrival_is_a_name_collision_and_changes_nothing() {
+    let pm = PolicyManager::new();
+    let hub = HubId(3);
+    let log = new_log();
+    let h = pm.register(recorder(&log));
+    let port = pm.hub_arrival(hub, vec![detached(), attached(1)]).unwrap();
+    let before = pm.query_hub(hub).unwrap();
+
+    let err = pm.hub_arrival(hub, vec![sourcing(9)]).unwrap_err();
+    assert_eq!(err, Error::HubAlreadyPresent(hub));
+    assert_eq!(err.ntstatus(), NtStatus::OBJECT_NAME_COLLISION);
+    assert_eq!(err.ntstatus().name(), "STATUS_OBJECT_NAME_COLLISION");
+
+    assert_eq!(pm.query_hub(hub).unwrap(), before, "the present hub is unchanged");
+    assert_eq!(len(&log), 1, "no second arrival was delivered");
+    port.connector_changed(ConnectorId(1), detached()).unwrap();
+    assert_eq!(snapshot(&log)[1], change(hub, 1, 1, detached()), "the original port still works");
+    port.remove();
+    assert!(pm.hub_arrival(hub, vec![]).is_ok(), "free again after removal");
+    assert_eq!(pm.deregister(h), Ok(()));
+}
+
+#[test]
+fn unknown_connector_is_an_invalid_parameter_and_consumes_no_seq() {
+    let pm = PolicyManager::new();
+    let hub = HubId(8);
+    let log = new_log();
+    let h = pm.register(recorder(&log));
+    let port = pm.hub_arrival(hub, vec![detached(), detached()]).unwrap();
+    let bad = ConnectorId(2);
+    let expect = Error::UnknownConnector(hub, bad);
+
+    assert_eq!(port.connector_changed(bad, attached(1)), Err(expect.clone()));
+    assert_eq!(pm.query_connector(hub, bad), Err(expect.clone()));
+    assert_eq!(pm.assign_power_level(hub, bad, PowerLevel { milliwatts: 1 }), Err(expect.clone()));
+    assert_eq!(
+        port.connector_changed(ConnectorId(255), attached(1)),
+        Err(Error::UnknownConnector(hub, ConnectorId(255)))
+    );
+    assert_eq!(expect.ntstatus(), NtStatus::INVALID_PARAMETER);
+    assert_eq!(expect.ntstatus().name(), "STATUS_INVALID_PARAMETER");
+
+    assert_eq!(pm.query_hub(hub).unwrap(), hub_info(hub, &[detached(), detached()]), "state unchanged");
+    assert_eq!(len(&log), 1, "no event for a refused change");
+    port.connector_changed(ConnectorId(1), attached(2)).unwrap();
+    assert_eq!(snapshot(&log)[1], change(hub, 1, 1, attached(2)), "the next change is still seq 1");
+    assert_eq!(pm.deregister(h), Ok(()));
+}
+
+#[test]
+fn deadlock_refusals_map_to_possible_deadlock() {
+    let pm = PolicyManager::new();
+    let a = pm.register(silent());
+    let b = pm.register(silent());
+    for e in [Error::DeregisterFromOwnCallback(a), Error::WouldDeadlock { target: a, holding: vec![b] }] {
+        assert_eq!(e.ntstatus(), NtStatus::POSSIBLE_DEADLOCK);
+        assert_eq!(e.ntstatus(), NtStatus(0xC000_0194));
+        assert_eq!(e.ntstatus().name(), "STATUS_POSSIBLE_DEADLOCK");
+        assert!(e.to_string().contains(&a.to_string()), "{e}");
+    }
+    assert_eq!(NtStatus::SUCCESS.name(), "STATUS_SUCCESS");
+    assert_eq!(NtStatus(0x1234).name(), "STATUS_UNKNOWN");
+    assert_eq!(format!("{:?}", NtStatus::INVALID_HANDLE), "STATUS_INVALID_HANDLE (0xC0000008)");
+}
