@@ -180,6 +180,32 @@ impl PolicyManager {
     /// deregistered (even if its slot now holds a new client) gets [`Error::StaleHandle`].
     /// If two threads deregister the same handle at once, one gets `Ok` after the wait and
     /// the other `StaleHandle`.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use usbpm::{ClientConfig, ClientHandle, ConnectorId, ConnectorState, Error, HubId, NtStatus, PolicyManager};
+    ///
+    /// let pm = PolicyManager::new();
+    /// // The callback tries to deregister its own client: refused, nothing changes.
+    /// let me: Arc<Mutex<Option<ClientHandle>>> = Arc::default();
+    /// let refused: Arc<Mutex<Option<Error>>> = Arc::default();
+    /// let ctx = (me.clone(), refused.clone());
+    /// let h = pm.register(ClientConfig::new(ctx, |(me, refused), pm, _n| {
+    ///     if let Some(h) = *me.lock().unwrap() {
+    ///         *refused.lock().unwrap() = pm.deregister(h).err();
+    ///     }
+    /// }));
+    /// *me.lock().unwrap() = Some(h);
+    /// let port = pm.hub_arrival(HubId(7), vec![ConnectorState::default()]).unwrap();
+    ///
+    /// let err = refused.lock().unwrap().clone().unwrap();
+    /// assert_eq!(err, Error::DeregisterFromOwnCallback(h));
+    /// assert_eq!(err.ntstatus(), NtStatus::POSSIBLE_DEADLOCK);
+    /// // Still registered: deregistering from here, outside the callback, works.
+    /// assert_eq!(pm.client_count(), 1);
+    /// pm.deregister(h).unwrap();
+    /// # drop(port);
+    /// ```
     pub fn deregister(&self, handle: ClientHandle) -> Result<(), Error> {
         self.hooks().step(|| Step::DeregisterEnter(handle));
         let result = self.deregister_inner(handle, true);
@@ -435,6 +461,24 @@ impl Drop for HubPort {
 /// waiting could never end (inside the client's own callback, or where it would close a
 /// cycle), the drop still deregisters but does not wait: no callback of the client begins
 /// afterwards, and the callbacks already running finish on their own threads.
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
+/// use usbpm::{ClientConfig, HubId, PolicyManager};
+///
+/// let pm = PolicyManager::new();
+/// let calls = Arc::new(AtomicUsize::new(0));
+/// let reg = pm.register_owned(ClientConfig::new(calls.clone(), |c, _, _| {
+///     c.fetch_add(1, Ordering::SeqCst);
+/// }));
+/// let port = pm.hub_arrival(HubId(1), vec![Default::default()]).unwrap();
+/// assert_eq!(calls.load(Ordering::SeqCst), 1); // the arrival
+/// drop(reg); // deregisters, waiting for running callbacks
+/// drop(port); // the removal reaches nobody
+/// assert_eq!(calls.load(Ordering::SeqCst), 1);
+/// assert_eq!(pm.client_count(), 0);
+/// ```
 pub struct Registration {
     pm: PolicyManager,
     handle: Option<ClientHandle>,
