@@ -6,31 +6,9 @@
 #![cfg(feature = "loom")]
 
 use usbpm::checking::Mutant;
-use usbpm_model::check::{kills, run_check};
+use usbpm_model::check::kills;
 
-macro_rules! checks {
-    ($($test:ident: $name:literal;)*) => {$(
-        #[test]
-        fn $test() {
-            run_check("loom", $name);
-        }
-    )*};
-}
-
-checks! {
-    dispatch_vs_deregister: "dispatch-vs-deregister";
-    two_dispatchers_vs_deregister: "two-dispatchers-vs-deregister";
-    three_dispatchers_vs_deregister: "three-dispatchers-vs-deregister";
-    register_vs_dispatch: "register-vs-dispatch";
-    reentrant_callback: "reentrant-callback";
-    deregister_own_callback: "deregister-own-callback";
-    mutual_deregister: "mutual-deregister";
-    panicking_callback: "panicking-callback";
-    double_deregister: "double-deregister";
-    handle_reuse: "handle-reuse";
-    removal_vs_register: "removal-vs-register";
-    rearrival_vs_drain: "rearrival-vs-drain";
-}
+usbpm_model::scenario_checks!("loom", small);
 
 // A few of the gate's mutant kills, kept as regression tests of the checks' teeth.
 

@@ -249,7 +249,7 @@ fn filter(cli: &Cli, checker: Checker) -> String {
     if checker == Checker::Proptest {
         return "all()".into();
     }
-    let mut expr = "not test(/^teeth_/)".to_string();
+    let mut expr = "not test(/^teeth_/) and not test(/^every_/)".to_string();
     if !cli.scenario.is_empty() {
         let names: Vec<String> = cli.scenario.iter().filter(|s| checker.scenarios().contains(&s.as_str())).map(|s| format!("test(={})", test_name(s))).collect();
         expr = format!("{expr} and ({})", names.join(" | "));
