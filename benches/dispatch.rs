@@ -6,6 +6,10 @@
 //! turns on the `checking` feature, and feature unification would then benchmark the
 //! library with its verification hooks compiled in.
 //!
+//! After measuring, the bench prints the same-run ratio tables of `docs/PERFORMANCE.md`
+//! (module `report`). `-- --report-only [CRITERION_DIR ...]` prints them from results
+//! already on disk, one directory per run, without running anything.
+//!
 //! Every design delivers the same `Notification` (a connector state change, built per
 //! event) to the same clients, whose callbacks do the same trivial work
 //! ([`Counter::bump`]). The designs:
@@ -32,10 +36,12 @@ use std::sync::atomic::{
 };
 use std::sync::{Arc, Barrier, Mutex, RwLock};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use usbpm::{ClientConfig, ClientHandle, ConnectorId, ConnectorState, Event, HubId, HubPort, Notification, PolicyManager};
+
+mod report;
 
 // ---------------------------------------------------------------------------------------
 // The clients' trivial work, identical in every design.
@@ -593,4 +599,18 @@ fn churn_pair<D: Churn>(c: &mut Criterion) {
 }
 
 criterion_group!(benches, deliver_one_thread, deliver_parallel, deliver_parallel_busy, churn_all);
-criterion_main!(benches);
+
+/// What `criterion_main!(benches)` does, then the ratio tables of the benchmarks just
+/// measured; with `--report-only`, only the tables, from the results on disk.
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--report-only") {
+        std::process::exit(report::report_only(&args));
+    }
+    let started = SystemTime::now();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    if report::measured(&args) {
+        report::after_run(started);
+    }
+}
