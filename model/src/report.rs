@@ -67,15 +67,19 @@ impl Report {
         let _ = writeln!(out, "|---|---|---|");
         for p in Property::ALL {
             let mut proved = Vec::new();
-            let mut sampled = Vec::new();
-            for r in self.records.iter().filter(|r| r.properties.iter().any(|x| x == p.id())) {
+            // scenario -> the sampling checkers that ran it
+            let mut sampled: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+            let mut records: Vec<&Record> = self.records.iter().filter(|r| r.properties.iter().any(|x| x == p.id())).collect();
+            records.sort_by(|a, b| (&a.scenario, &a.checker).cmp(&(&b.scenario, &b.checker)));
+            for r in records {
                 let mark = if r.verdict == Verdict::Pass { "" } else { " **FAIL**" };
                 if r.exhaustive {
                     proved.push(format!("{} ({}){mark}", r.scenario, r.method));
                 } else {
-                    sampled.push(format!("{} [{}]{mark}", r.scenario, r.checker));
+                    sampled.entry(&r.scenario).or_default().push(format!("{}{mark}", r.checker));
                 }
             }
+            let sampled: Vec<String> = sampled.into_iter().map(|(s, c)| format!("{s} [{}]", c.join(", "))).collect();
             let _ = writeln!(
                 out,
                 "| {} {} | {} | {} |",
