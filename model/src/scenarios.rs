@@ -2,11 +2,12 @@
 //! the checker's threads, drives the shipped library, reports to the monitor and makes
 //! its own end-of-run checks. Thread counts include the scenario's main thread.
 
-use usbpm::{Error, Event, HubId, Notification, PolicyManager, PowerLevel};
+use usbpm::{Error, Event, HubId, HubPort, Notification, PolicyManager, PowerLevel};
 
 use crate::env::{self, flip, no_action, Context, Env, ModelPanic};
 use crate::monitor::Property;
 use crate::rt::spawn;
+use crate::rt::thread::JoinHandle;
 
 /// Small scenarios fit loom; large ones are only sampled by shuttle and std.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,21 +139,21 @@ pub fn find(name: &str) -> Option<&'static Scenario> {
     ALL.iter().find(|s| s.name == name)
 }
 
+/// A dispatcher thread for `port`'s hub: it reports one connector change (attach) and
+/// hands the port back, so the hub's removal happens after the race, on the main thread.
+fn dispatch_once(name: &str, port: HubPort) -> JoinHandle<HubPort> {
+    spawn(name, move || {
+        flip(&port, true);
+        port
+    })
+}
+
 fn dispatchers_vs_deregister(env: &Env, hubs: u32) {
     env.register("A", no_action);
     // All hubs arrive before any dispatcher starts: the race under test is delivery
     // against deregister, not arrival against delivery (register-vs-dispatch has that).
     let ports: Vec<_> = (1..=hubs).map(|i| env.hub(i)).collect();
-    let threads: Vec<_> = ports
-        .into_iter()
-        .zip(1..)
-        .map(|(port, i)| {
-            spawn(&format!("dispatcher-h{i}"), move || {
-                flip(&port, true);
-                port
-            })
-        })
-        .collect();
+    let threads: Vec<_> = ports.into_iter().zip(1..).map(|(port, i)| dispatch_once(&format!("dispatcher-h{i}"), port)).collect();
     env.deregister_ok("A");
     for t in threads {
         drop(t.join().expect("dispatcher thread"));
@@ -173,10 +174,7 @@ fn three_dispatchers_vs_deregister(env: &Env) {
 
 fn register_vs_dispatch(env: &Env) {
     let h1 = env.hub(1);
-    let d1 = spawn("dispatcher-h1", move || {
-        flip(&h1, true);
-        h1
-    });
+    let d1 = dispatch_once("dispatcher-h1", h1);
     let pm = env.pm.clone();
     let d2 = spawn("arrival-h2", move || pm.hub_arrival(HubId(2), vec![Default::default()]).expect("hub 2 is new"));
     env.register("B", no_action);
@@ -211,10 +209,7 @@ fn reentrant_callback(env: &Env) {
     env.register("A", reentrant_action);
     env.register("B", no_action);
     let h1 = env.hub(1);
-    let d = spawn("dispatcher-h1", move || {
-        flip(&h1, true);
-        h1
-    });
+    let d = dispatch_once("dispatcher-h1", h1);
     env.deregister_ok("A");
     let h1 = d.join().expect("dispatcher");
     if env.directory.handle("C").is_some() {
@@ -242,10 +237,7 @@ fn deregister_self_action(ctx: &Context, pm: &PolicyManager, n: &Notification) {
 fn deregister_own_callback(env: &Env) {
     env.register("A", deregister_self_action);
     let h1 = env.hub(1);
-    let d = spawn("dispatcher-h1", move || {
-        flip(&h1, true);
-        h1
-    });
+    let d = dispatch_once("dispatcher-h1", h1);
     // The refusal inside the callback changed nothing: A is still registered here.
     env.deregister_ok("A");
     drop(d.join().expect("dispatcher"));
@@ -268,16 +260,7 @@ fn mutual_deregister(env: &Env) {
     env.register("A", deregister_other);
     env.register("B", deregister_other);
     let ports: Vec<_> = (1..=2).map(|i| env.hub(i)).collect();
-    let threads: Vec<_> = ports
-        .into_iter()
-        .enumerate()
-        .map(|(i, port)| {
-            spawn(&format!("dispatcher-h{}", i + 1), move || {
-                flip(&port, true);
-                port
-            })
-        })
-        .collect();
+    let threads: Vec<_> = ports.into_iter().zip(1..).map(|(port, i)| dispatch_once(&format!("dispatcher-h{i}"), port)).collect();
     let ports: Vec<_> = threads.into_iter().map(|t| t.join().expect("dispatcher")).collect();
     // Whoever was refused is still registered; whoever was deregistered is stale.
     for label in ["A", "B"] {
@@ -302,10 +285,7 @@ fn panicking_callback(env: &Env) {
     env.register("A", panic_action);
     env.register("B", no_action);
     let h1 = env.hub(1);
-    let d = spawn("dispatcher-h1", move || {
-        flip(&h1, true);
-        h1
-    });
+    let d = dispatch_once("dispatcher-h1", h1);
     env.deregister_ok("A");
     let h1 = d.join().expect("dispatcher");
     env.monitor.expect_complete("B", HubId(1), 1);
@@ -316,10 +296,7 @@ fn panicking_callback(env: &Env) {
 fn double_deregister(env: &Env) {
     env.register("A", no_action);
     let h1 = env.hub(1);
-    let d = spawn("dispatcher-h1", move || {
-        flip(&h1, true);
-        h1
-    });
+    let d = dispatch_once("dispatcher-h1", h1);
     let other = env.handle();
     let t = spawn("deregister-2", move || other.deregister("A"));
     let mine = env.deregister("A");
@@ -338,10 +315,7 @@ fn handle_reuse(env: &Env) {
     let new = env.register("B", no_action);
     env.monitor.note(format!("B reuses slot {} (A's was {})", new.slot(), old.slot()));
     let h1 = env.hub(1);
-    let d = spawn("dispatcher-h1", move || {
-        flip(&h1, true);
-        h1
-    });
+    let d = dispatch_once("dispatcher-h1", h1);
     env.monitor.note(format!("deregister(stale {old}) called"));
     let r = env.pm.deregister(old);
     env.monitor.note(format!("deregister(stale {old}) returns {r:?}"));
