@@ -196,6 +196,21 @@ fn list() {
         let props: Vec<_> = s.properties.iter().map(|p| p.id()).collect();
         println!("  {:<32} {} threads, {:<5}  [{}]  {}", s.name, s.threads, if s.size == Size::Small { "small" } else { "large" }, props.join(" "), s.about);
     }
+    println!("\nWhat each profile explores (quick / full):");
+    for s in ALL {
+        let bound = |p| usbpm_model::check::loom_bound(s, p).map_or("unbounded".to_string(), |b| format!("bound {b}"));
+        let loom = if s.size == Size::Small { format!("loom {} / {}", bound(Profile::Quick), bound(Profile::Full)) } else { "loom -".into() };
+        println!(
+            "  {:<32} {:<32} shuttle {} / {} per strategy   std {} / {} runs",
+            s.name,
+            loom,
+            usbpm_model::check::shuttle_iterations(s, Profile::Quick),
+            usbpm_model::check::shuttle_iterations(s, Profile::Full),
+            usbpm_model::check::std_iterations(Profile::Quick),
+            usbpm_model::check::std_iterations(Profile::Full)
+        );
+    }
+    println!("  {:<32} proptest 256 / 2048 cases", PROPTEST_SCENARIO);
     println!("\nCheckers: loom (exhaustive), shuttle (PCT + random), std (real threads), proptest (state machine)");
     println!("\nMutants:");
     for m in Mutant::ALL {
@@ -412,12 +427,26 @@ fn watch(results: PathBuf, display: Arc<Display>, stop: Arc<AtomicBool>) -> std:
                     }
                     let text = std::fs::read_to_string(e.path()).ok()?;
                     let mut it = text.split_whitespace();
-                    Some(format!("{} {} exec {}s", key.replace("__", " "), it.next()?, it.next()?))
+                    let (execs, secs) = (it.next()?, it.next()?);
+                    Some(if execs == "0" {
+                        format!("{} starting", key.replace("__", " "))
+                    } else {
+                        format!("{} {execs} exec {secs}s", key.replace("__", " "))
+                    })
                 })
                 .collect();
             if !running.is_empty() {
+                // Time left: the checks still to run at the average pace of those done
+                // (exhaustive runs have no known total of their own).
+                let (done, total) = (display.bar.position(), display.bar.length().unwrap_or(0));
+                let left = if done > 0 && total > done {
+                    let per = display.bar.elapsed().as_secs_f64() / done as f64;
+                    format!("~{:.0}s left | ", per * (total - done) as f64)
+                } else {
+                    String::new()
+                };
                 if display.tty {
-                    display.bar.set_message(running.join(" | "));
+                    display.bar.set_message(format!("{left}{}", running.join(" | ")));
                 } else if last_beat.elapsed() > Duration::from_secs(30) {
                     last_beat = Instant::now();
                     eprintln!("gate: still running: {}", running.join(" | "));
