@@ -233,15 +233,13 @@ impl PolicyManager {
         } else {
             Some(self.shared.waits.enter(holding, handle)?)
         };
-        let registry = lock(&self.shared.registry);
-        let client = registry_remove(registry, handle, hooks, |registry, client| {
-            // The bug: waiting with the registry lock held.
-            self.close_and_wait(client, wait);
+        let mut registry = lock(&self.shared.registry);
+        let client = registry.clients.remove(handle, hooks)?;
+        // The lock is released before waiting; the mutant waits with it held.
+        if !hooks.mutant(Mutant::WaitUnderRegistryLock) {
             drop(registry);
-        })?;
-        if let Some(client) = client {
-            self.close_and_wait(&client, wait);
         }
+        self.close_and_wait(&client, wait);
         Ok(())
     }
 
@@ -383,23 +381,6 @@ impl PolicyManager {
     pub fn assign_power_level(&self, hub: HubId, connector: ConnectorId, level: PowerLevel) -> Result<(), Error> {
         self.hub(hub)?.assign_power_level(connector, level)
     }
-}
-
-/// Takes `handle`'s client out of the registry. Normally the lock is released before the
-/// caller waits; under the `WaitUnderRegistryLock` mutant `bug` waits with it held.
-fn registry_remove(
-    mut registry: crate::sync::MutexGuard<'_, Registry>,
-    handle: ClientHandle,
-    hooks: &Hooks,
-    bug: impl FnOnce(crate::sync::MutexGuard<'_, Registry>, &Client),
-) -> Result<Option<Arc<Client>>, Error> {
-    let client = registry.clients.remove(handle, hooks)?;
-    if hooks.mutant(Mutant::WaitUnderRegistryLock) {
-        bug(registry, &client);
-        return Ok(None);
-    }
-    drop(registry);
-    Ok(Some(client))
 }
 
 /// The hardware side of one present hub: report its connector changes and its removal.
