@@ -52,6 +52,25 @@ pub enum Mutant {
     ReplayMissesHub,
     /// A panicking callback's in-flight count is never released; deregister hangs.
     PanicLeaksCount,
+    /// A panicking callback leaves its "inside a callback" mark on the thread: a later
+    /// deregister from that thread, outside any callback, is refused or joins the wait
+    /// graph as if it were still inside.
+    PanicLeavesCallbackMark,
+    /// The wait-for graph checks only direct waits: a cycle through three clients'
+    /// callbacks (A waits for B, B for C, C for A) deadlocks.
+    CycleCheckDirectOnly,
+    /// The drainer delivers one queued item per pass and stops: a second event queued
+    /// while the first was delivered stays queued until the hub's next report.
+    DrainOnePerPass,
+    /// `Registration`'s drop ignores a refused deregister: a guard dropped inside its own
+    /// callback leaves the client registered, receiving events for ever.
+    GuardDropIgnoresRefusal,
+    /// An arrival replay carries the hub's state as it arrived, with the sequence number
+    /// of its latest change: the snapshot misses the changes it claims to include.
+    ReplayStaleSnapshot,
+    /// A connector change is queued but not folded into the hub's state: queries and
+    /// later arrival replays show the state before it.
+    ChangeNotFolded,
 }
 
 #[cfg(feature = "checking")]
@@ -71,6 +90,12 @@ impl Mutant {
         Mutant::RemovalOvertakes,
         Mutant::ReplayMissesHub,
         Mutant::PanicLeaksCount,
+        Mutant::PanicLeavesCallbackMark,
+        Mutant::CycleCheckDirectOnly,
+        Mutant::DrainOnePerPass,
+        Mutant::GuardDropIgnoresRefusal,
+        Mutant::ReplayStaleSnapshot,
+        Mutant::ChangeNotFolded,
     ];
 
     /// A short kebab-case name, for command lines and reports.
@@ -89,6 +114,12 @@ impl Mutant {
             Mutant::RemovalOvertakes => "removal-overtakes",
             Mutant::ReplayMissesHub => "replay-misses-hub",
             Mutant::PanicLeaksCount => "panic-leaks-count",
+            Mutant::PanicLeavesCallbackMark => "panic-leaves-callback-mark",
+            Mutant::CycleCheckDirectOnly => "cycle-check-direct-only",
+            Mutant::DrainOnePerPass => "drain-one-per-pass",
+            Mutant::GuardDropIgnoresRefusal => "guard-drop-ignores-refusal",
+            Mutant::ReplayStaleSnapshot => "replay-stale-snapshot",
+            Mutant::ChangeNotFolded => "change-not-folded",
         }
     }
 

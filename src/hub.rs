@@ -40,6 +40,8 @@ enum Pending {
 struct Queue {
     /// The hub's state with every queued change folded in.
     info: HubInfo,
+    /// The state the hub arrived with (read only by the `replay-stale-snapshot` mutant).
+    arrived: HubInfo,
     /// Sequence number of the last queued change (the arrival is 0).
     seq: u64,
     pending: VecDeque<Pending>,
@@ -65,6 +67,7 @@ impl Hub {
         Hub {
             id,
             queue: Mutex::new(Queue {
+                arrived: info.clone(),
                 info,
                 seq: 0,
                 pending,
@@ -125,6 +128,7 @@ impl Hub {
         q.removed = false;
         q.seq = 0;
         q.info = info.clone();
+        q.arrived = info.clone();
         let notification = Notification { hub: self.id, seq: 0, event: Event::HubArrival(info) };
         q.pending.push_back(Pending::Arrival { clients, notification });
         true
@@ -138,6 +142,7 @@ impl Hub {
     /// Queues a connector change.
     pub(crate) fn change(&self, pm: &PolicyManager, connector: ConnectorId, state: ConnectorState) -> Result<(), Error> {
         let id = self.id;
+        let fold = !pm.hooks().mutant(Mutant::ChangeNotFolded);
         self.submit(pm, |q| {
             if q.removed {
                 return Err(Error::UnknownHub(id));
@@ -147,7 +152,9 @@ impl Hub {
                 .connectors
                 .get_mut(usize::from(connector.0))
                 .ok_or(Error::UnknownConnector(id, connector))?;
-            c.state = state.clone();
+            if fold {
+                c.state = state.clone();
+            }
             q.seq += 1;
             let event = Event::ConnectorStateChange { connector, state };
             Ok(Some(Pending::Change(Notification { hub: id, seq: q.seq, event })))
@@ -171,11 +178,13 @@ impl Hub {
     /// its queue. Dropped if the hub's removal is already queued.
     pub(crate) fn join(&self, pm: &PolicyManager, client: Arc<Client>) {
         let id = self.id;
+        let stale = pm.hooks().mutant(Mutant::ReplayStaleSnapshot);
         let _ = self.submit(pm, |q| {
             if q.removed {
                 return Ok(None);
             }
-            let notification = Notification { hub: id, seq: q.seq, event: Event::HubArrival(q.info.clone()) };
+            let snapshot = if stale { q.arrived.clone() } else { q.info.clone() };
+            let notification = Notification { hub: id, seq: q.seq, event: Event::HubArrival(snapshot) };
             Ok(Some(Pending::Join { client, notification }))
         });
     }
@@ -208,6 +217,7 @@ impl Hub {
     /// `draining` and passes the lock in.
     fn drain<'a>(&'a self, pm: &PolicyManager, mut q: MutexGuard<'a, Queue>) {
         let under_lock = pm.hooks().mutant(Mutant::CallbackUnderHubLock);
+        let one_per_pass = pm.hooks().mutant(Mutant::DrainOnePerPass);
         let mut subscribers = mem::take(&mut q.subscribers);
         loop {
             let Some(item) = q.pending.pop_front() else {
@@ -247,6 +257,11 @@ impl Hub {
                 Some(q) => q,
                 None => lock(&self.queue),
             };
+            if one_per_pass {
+                q.subscribers = subscribers;
+                q.draining = false;
+                return;
+            }
         }
     }
 }

@@ -231,7 +231,7 @@ impl PolicyManager {
         } else if hooks.mutant(Mutant::NoCycleCheck) {
             None
         } else {
-            Some(self.shared.waits.enter(holding, handle)?)
+            Some(self.shared.waits.enter(holding, handle, hooks.mutant(Mutant::CycleCheckDirectOnly))?)
         };
         let mut registry = lock(&self.shared.registry);
         let client = registry.clients.remove(handle, hooks)?;
@@ -295,7 +295,11 @@ impl PolicyManager {
         hooks.step(|| Step::CallbackBegin { client: handle, hub, seq });
         let inside = InsideCallback::enter(handle);
         let outcome = catch_unwind(AssertUnwindSafe(|| (client.callback)(self, n)));
-        drop(inside);
+        if outcome.is_err() && hooks.mutant(Mutant::PanicLeavesCallbackMark) {
+            std::mem::forget(inside);
+        } else {
+            drop(inside);
+        }
         let panicked = match outcome {
             Ok(()) => false,
             Err(payload) if hooks.contain(&*payload) => true,
@@ -494,7 +498,11 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         let Some(handle) = self.handle.take() else { return };
-        if let Err(Error::DeregisterFromOwnCallback(_) | Error::WouldDeadlock { .. }) = self.pm.deregister(handle) {
+        let refused = self.pm.deregister(handle);
+        if self.pm.hooks().mutant(Mutant::GuardDropIgnoresRefusal) {
+            return;
+        }
+        if let Err(Error::DeregisterFromOwnCallback(_) | Error::WouldDeadlock { .. }) = refused {
             self.pm.detach(handle);
         }
     }

@@ -76,17 +76,19 @@ impl WaitGraph {
     }
 
     /// Records that a thread inside the callbacks of `holding` (non-empty) is about to
-    /// wait for `target` to drain, unless that wait would close a cycle.
+    /// wait for `target` to drain, unless that wait would close a cycle. (`direct_only`:
+    /// the `cycle-check-direct-only` mutant, which follows no wait beyond the target's own.)
     pub(crate) fn enter(
         &self,
         holding: Vec<ClientHandle>,
         target: ClientHandle,
+        direct_only: bool,
     ) -> Result<WaitEdge<'_>, Error> {
         let mut g = lock(&self.graph);
         // Everything `target` waits for, directly or through other waiting callbacks.
         let mut reached = vec![target];
         let mut i = 0;
-        while i < reached.len() {
+        while i < reached.len() && !(direct_only && i > 0) {
             let from = reached[i];
             for w in &g.waits {
                 if w.holding.contains(&from) && !reached.contains(&w.target) {
