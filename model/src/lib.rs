@@ -7,6 +7,7 @@
 pub mod check;
 pub mod docs;
 pub mod env;
+pub mod gate;
 pub mod monitor;
 pub mod report;
 pub mod rt;
