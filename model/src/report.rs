@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::check::{Record, StrategyRun, Verdict};
 use crate::monitor::Property;
 use crate::scenarios::{self, Size};
 
-/// Everything one gate run produced.
-#[derive(Serialize)]
+/// Everything one gate run produced (or several shards of one, merged).
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Report {
     pub command: String,
     pub profile: String,
@@ -22,9 +22,12 @@ pub struct Report {
     pub missing: Vec<String>,
     /// Mutant runs only: mutant -> checker -> fastest failing record.
     pub kills: Option<BTreeMap<String, BTreeMap<String, Option<Kill>>>>,
+    /// A merged report: the shards it was made from (`gate merge`).
+    #[serde(default)]
+    pub merged: Vec<String>,
 }
 
-#[derive(Clone, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Kill {
     pub scenario: String,
     pub property: Option<String>,
@@ -53,8 +56,10 @@ impl Report {
     fn header(&self, out: &mut String, title: &str) {
         let _ = writeln!(out, "# {title}\n");
         let _ = writeln!(out, "- command: `{}`", self.command);
-        let _ = writeln!(out, "- profile: {}{}", self.profile, self.shard.as_ref().map(|s| format!(", shard {s}")).unwrap_or_default());
-        let _ = writeln!(out, "- wall time: {:.0} s on this machine ({} cores)", self.seconds, std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let merged = if self.merged.is_empty() { String::new() } else { format!(", merged from shards {}", self.merged.join(", ")) };
+        let _ = writeln!(out, "- profile: {}{}{merged}", self.profile, self.shard.as_ref().map(|s| format!(", shard {s}")).unwrap_or_default());
+        let slowest = if self.merged.is_empty() { "" } else { " (the slowest shard)" };
+        let _ = writeln!(out, "- wall time: {:.0} s{slowest} on this machine ({} cores)", self.seconds, std::thread::available_parallelism().map_or(1, |n| n.get()));
         let _ = writeln!(out, "- verdict: **{}**\n", if self.passed() { "PASS" } else { "FAIL" });
     }
 

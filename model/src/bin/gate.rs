@@ -32,17 +32,23 @@ enum Mode {
     /// Fail if a report embedded in docs/VERIFICATION.md is stale (the checked sources
     /// changed since it was generated with --update-docs).
     CheckDocs,
+    /// Merge the reports of a sharded run (the DIRs of each shard's report.json) into
+    /// one report in --report-dir.
+    Merge,
 }
 
 #[derive(Parser)]
 #[command(
     about = "usbpm verification gate: loom + shuttle + std + proptest on the shipped library",
-    after_help = "Examples:\n  gate                         quick gate, report in target/gate\n  gate full --shard 1/2        half of the full gate (CI matrix job 1 of 2)\n  gate --checker loom --scenario mutual-deregister\n  gate mutants                 kill matrix of every mutant\n  gate test                    the project's test suites"
+    after_help = "Examples:\n  gate                         quick gate, report in target/gate\n  gate full --shard 1/2        half of the full gate (CI matrix job 1 of 2)\n  gate --checker loom --scenario mutual-deregister\n  gate mutants                 kill matrix of every mutant\n  gate test                    the project's test suites\n  gate merge shards/*          one report from the shards' reports"
 )]
 struct Cli {
     /// What to run.
     #[arg(value_enum, default_value_t = Mode::Quick)]
     mode: Mode,
+    /// `gate merge`: the shards' report directories.
+    #[arg(value_name = "DIR")]
+    dirs: Vec<PathBuf>,
     /// Only these checkers (repeatable).
     #[arg(long, value_enum)]
     checker: Vec<Checker>,
@@ -87,6 +93,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let root = gate::workspace_root();
     let opts = cli.options();
+    if cli.mode != Mode::Merge && !cli.dirs.is_empty() {
+        eprintln!("gate: only `gate merge` takes directories");
+        return ExitCode::from(2);
+    }
     match cli.mode {
         Mode::Quick => gate::checks::run(RunKind::Quick, &opts, &root, cli.update_docs),
         Mode::Full => gate::checks::run(RunKind::Full, &opts, &root, cli.update_docs),
@@ -98,5 +108,6 @@ fn main() -> ExitCode {
         }
         Mode::LoomBounds => gate::loom_bounds::loom_bounds(&opts, &root),
         Mode::CheckDocs => gate::suites::check_docs(&root),
+        Mode::Merge => gate::merge::run(&cli.dirs, &opts, &root),
     }
 }

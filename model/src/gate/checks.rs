@@ -97,6 +97,7 @@ pub fn run_gate(opts: &Options, root: &Path, profile: Profile) -> Report {
         records,
         missing,
         kills: None,
+        merged: Vec::new(),
     }
 }
 
@@ -202,6 +203,7 @@ pub fn run_mutants(opts: &Options, root: &Path) -> Report {
         records: all_records,
         missing: Vec::new(),
         kills: Some(kills),
+        merged: Vec::new(),
     }
 }
 
@@ -326,6 +328,7 @@ mod tests {
             records: vec![record("std", "handle-reuse", Verdict::Pass)],
             missing: Vec::new(),
             kills: None,
+            merged: Vec::new(),
         };
         let md = write_reports(&dir, &report);
         assert_eq!(std::fs::read_to_string(dir.join("report.md")).unwrap(), md);

@@ -5,7 +5,8 @@
 //! - [`checks`]: `gate`, `gate full` and `gate mutants` (run the checks, write reports);
 //! - [`list`]: `gate list`;
 //! - [`suites`]: `gate test` and `gate check-docs`;
-//! - [`loom_bounds`]: `gate loom-bounds`.
+//! - [`loom_bounds`]: `gate loom-bounds`;
+//! - [`merge`]: `gate merge DIR...` (the shards of a run into one report).
 //!
 //! Their parts: [`nextest`] (one checker's checks as one nextest run), [`records`] (what
 //! the checks leave behind), [`display`] (live progress).
@@ -14,6 +15,7 @@ pub mod checks;
 pub mod display;
 pub mod list;
 pub mod loom_bounds;
+pub mod merge;
 pub mod nextest;
 pub mod records;
 pub mod suites;
