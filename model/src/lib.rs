@@ -12,6 +12,7 @@ pub mod monitor;
 pub mod report;
 pub mod rt;
 pub mod scenarios;
+pub mod timeline;
 pub mod run;
 
 /// Emits one `#[test]` per scenario that runs it under `$checker` (`small`: the loom-sized

@@ -123,6 +123,9 @@ impl Report {
             for r in failures {
                 let f = r.failure.as_ref().expect("filtered");
                 let _ = writeln!(out, "### {} under {}\n\nReplay: `{}`\n\n```text\n{}\n```\n", r.scenario, r.checker, f.replay, f.report.trim());
+                if let Some(diagram) = crate::timeline::diagram_of_report(&f.report) {
+                    let _ = writeln!(out, "The interleaving, step by step (library steps as notes, the failing step in red):\n\n```mermaid\n{diagram}```\n");
+                }
             }
         }
         out
@@ -262,5 +265,38 @@ pub fn describe_mutant(m: usbpm::checking::Mutant) -> &'static str {
         ReplayMissesHub => "arrival replay skips a present hub",
         PanicLeaksCount => "a panicking callback leaks its in-flight count",
         _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::{Failure, Profile};
+
+    fn report(failure: Option<Failure>) -> Report {
+        let record = Record {
+            checker: "shuttle".into(),
+            scenario: "dispatch-vs-deregister".into(),
+            mutant: None,
+            profile: Profile::Quick,
+            verdict: if failure.is_some() { Verdict::Fail } else { Verdict::Pass },
+            exhaustive: false,
+            method: "pct".into(),
+            executions: 3,
+            seconds: 0.1,
+            properties: vec!["P2".into()],
+            failure,
+            strategies: Vec::new(),
+        };
+        Report { command: "gate".into(), profile: "quick".into(), shard: None, seconds: 1.0, records: vec![record], missing: Vec::new(), kills: None, merged: Vec::new() }
+    }
+
+    #[test]
+    fn every_failure_shows_its_interleaving_as_a_sequence_diagram() {
+        let text = "PROPERTY VIOLATED: P2\n\nTimeline of the failing interleaving (step, thread, what happened):\n    1  main             deregister(A) returns Ok(())   <- VIOLATION P2\n\nReplay: x\n";
+        let md = report(Some(Failure { property: Some("P2".into()), report: text.into(), replay: "x".into() })).markdown();
+        let diagram = md.split("```mermaid\n").nth(1).expect("a mermaid block").split("```").next().unwrap();
+        assert!(diagram.starts_with("sequenceDiagram\n") && diagram.contains("VIOLATION P2"), "{diagram}");
+        assert!(!report(None).markdown().contains("```mermaid"), "a passing run draws nothing");
     }
 }

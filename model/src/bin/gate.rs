@@ -35,6 +35,9 @@ enum Mode {
     /// Merge the reports of a sharded run (the DIRs of each shard's report.json) into
     /// one report in --report-dir.
     Merge,
+    /// Render every Mermaid diagram of docs/ and ARCHITECTURE.md, and those of a failing
+    /// run's report, with mermaid-cli; fail on a parse error. Output in target/docs-render.
+    DocsRender,
 }
 
 #[derive(Parser)]
@@ -109,5 +112,6 @@ fn main() -> ExitCode {
         Mode::LoomBounds => gate::loom_bounds::loom_bounds(&opts, &root),
         Mode::CheckDocs => gate::suites::check_docs(&root),
         Mode::Merge => gate::merge::run(&cli.dirs, &opts, &root),
+        Mode::DocsRender => gate::docs_render::run(&opts, &root),
     }
 }

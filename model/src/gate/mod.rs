@@ -6,13 +6,15 @@
 //! - [`list`]: `gate list`;
 //! - [`suites`]: `gate test` and `gate check-docs`;
 //! - [`loom_bounds`]: `gate loom-bounds`;
-//! - [`merge`]: `gate merge DIR...` (the shards of a run into one report).
+//! - [`merge`]: `gate merge DIR...` (the shards of a run into one report);
+//! - [`docs_render`]: `gate docs-render` (every Mermaid diagram renders).
 //!
 //! Their parts: [`nextest`] (one checker's checks as one nextest run), [`records`] (what
 //! the checks leave behind), [`display`] (live progress).
 
 pub mod checks;
 pub mod display;
+pub mod docs_render;
 pub mod list;
 pub mod loom_bounds;
 pub mod merge;
