@@ -6,14 +6,19 @@
 
 pub mod check;
 pub mod docs;
+pub mod enumerate;
 pub mod env;
+pub mod exec;
 pub mod gate;
+pub mod generated;
 pub mod monitor;
+pub mod oracle;
+pub mod program;
 pub mod report;
 pub mod rt;
+pub mod run;
 pub mod scenarios;
 pub mod timeline;
-pub mod run;
 
 /// Emits one `#[test]` per scenario that runs it under `$checker` (`small`: the loom-sized
 /// scenarios; `all`: every scenario), plus a test that the list matches
