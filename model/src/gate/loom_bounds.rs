@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use super::Options;
+use super::{exit_code, Options};
 use crate::scenarios::{Size, ALL};
 
 /// The bounds measured, in the table's column order.
@@ -103,11 +103,7 @@ pub fn loom_bounds(opts: &Options, root: &Path) -> ExitCode {
     let _ = std::fs::write(dir.join("loom-bounds.md"), &md);
     println!("{md}");
     println!("Written to {}/loom-bounds.md", dir.display());
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    exit_code(ok)
 }
 
 #[cfg(test)]

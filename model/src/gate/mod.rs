@@ -23,6 +23,7 @@ pub mod records;
 pub mod suites;
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use usbpm::checking::Mutant;
 
@@ -241,6 +242,15 @@ pub fn command_line(args: &[String]) -> String {
             format!(" {}", args.join(" "))
         }
     )
+}
+
+/// 0 when `ok`, else 1.
+pub fn exit_code(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// Empties `dir` (creating it) and returns its canonical path.

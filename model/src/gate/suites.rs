@@ -4,40 +4,25 @@
 use std::path::Path;
 use std::process::{Command, ExitCode};
 
-use super::VERIFICATION_MD;
+use super::{exit_code, Checker, VERIFICATION_MD};
 use crate::docs::{fingerprint, recorded};
 
-/// The cargo commands of `gate test`, in order.
-pub const SUITES: [&[&str]; 3] = [
-    &["test", "--workspace"],
-    &[
-        "test",
-        "--release",
-        "-p",
-        "usbpm-model",
-        "--features",
-        "loom",
-        "--test",
-        "loom",
-    ],
-    &[
-        "test",
-        "--release",
-        "-p",
-        "usbpm-model",
-        "--features",
-        "shuttle",
-        "--test",
-        "shuttle",
-    ],
-];
+/// The cargo commands of `gate test`, in order: the workspace's tests, then the loom
+/// and shuttle test binaries the gate's checkers run (see [`Checker::cargo_args`]).
+pub fn suites() -> Vec<Vec<&'static str>> {
+    let mut suites = vec![vec!["test", "--workspace"]];
+    for checker in [Checker::Loom, Checker::Shuttle] {
+        suites.push([&["test"][..], checker.cargo_args()].concat());
+    }
+    suites
+}
 
 /// Runs every suite, then `check-docs`; stops at the first failure.
 pub fn run_tests(root: &Path) -> ExitCode {
-    for args in SUITES {
+    for args in suites() {
         eprintln!("gate test: cargo {}", args.join(" "));
         let ok = Command::new("cargo")
-            .args(args)
+            .args(&args)
             .current_dir(root)
             .status()
             .is_ok_and(|s| s.success());
@@ -92,16 +77,32 @@ pub fn check_docs(root: &Path) -> ExitCode {
             }
         }
     }
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    exit_code(ok)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_suites_build_the_checkers_test_binaries() {
+        let s = suites();
+        assert_eq!(s[0], vec!["test", "--workspace"]);
+        assert_eq!(
+            s[1],
+            vec![
+                "test",
+                "--release",
+                "-p",
+                "usbpm-model",
+                "--features",
+                "loom",
+                "--test",
+                "loom"
+            ]
+        );
+        assert_eq!(s[2][5..], ["shuttle", "--test", "shuttle"]);
+    }
 
     #[test]
     fn a_section_is_current_stale_or_absent() {
