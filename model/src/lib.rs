@@ -9,6 +9,7 @@ pub mod docs;
 pub mod enumerate;
 pub mod env;
 pub mod exec;
+pub mod gate;
 pub mod generated;
 pub mod monitor;
 pub mod oracle;
@@ -17,6 +18,7 @@ pub mod report;
 pub mod rt;
 pub mod run;
 pub mod scenarios;
+pub mod timeline;
 
 /// Emits one `#[test]` per scenario that runs it under `$checker` (`small`: the loom-sized
 /// scenarios; `all`: every scenario), plus a test that the list matches

@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::check::{Record, StrategyRun, Verdict};
 use crate::monitor::Property;
 use crate::scenarios::{self, Size};
 
-/// Everything one gate run produced.
-#[derive(Serialize)]
+/// Everything one gate run produced (or several shards of one, merged).
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Report {
     pub command: String,
     pub profile: String,
@@ -22,9 +22,12 @@ pub struct Report {
     pub missing: Vec<String>,
     /// Mutant runs only: mutant -> checker -> fastest failing record.
     pub kills: Option<BTreeMap<String, BTreeMap<String, Option<Kill>>>>,
+    /// A merged report: the shards it was made from (`gate merge`).
+    #[serde(default)]
+    pub merged: Vec<String>,
 }
 
-#[derive(Clone, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Kill {
     pub scenario: String,
     pub property: Option<String>,
@@ -55,18 +58,28 @@ impl Report {
     fn header(&self, out: &mut String, title: &str) {
         let _ = writeln!(out, "# {title}\n");
         let _ = writeln!(out, "- command: `{}`", self.command);
+        let merged = if self.merged.is_empty() {
+            String::new()
+        } else {
+            format!(", merged from shards {}", self.merged.join(", "))
+        };
         let _ = writeln!(
             out,
-            "- profile: {}{}",
+            "- profile: {}{}{merged}",
             self.profile,
             self.shard
                 .as_ref()
                 .map(|s| format!(", shard {s}"))
                 .unwrap_or_default()
         );
+        let slowest = if self.merged.is_empty() {
+            ""
+        } else {
+            " (the slowest shard)"
+        };
         let _ = writeln!(
             out,
-            "- wall time: {:.0} s on this machine ({} cores)",
+            "- wall time: {:.0} s{slowest} on this machine ({} cores)",
             self.seconds,
             std::thread::available_parallelism().map_or(1, |n| n.get())
         );
@@ -190,6 +203,9 @@ impl Report {
                     f.replay,
                     f.report.trim()
                 );
+                if let Some(diagram) = crate::timeline::diagram_of_report(&f.report) {
+                    let _ = writeln!(out, "The interleaving, step by step (library steps as notes, the failing step in red):\n\n```mermaid\n{diagram}```\n");
+                }
             }
         }
         out
@@ -386,5 +402,68 @@ pub fn describe_mutant(m: usbpm::checking::Mutant) -> &'static str {
         ReplayMissesHub => "arrival replay skips a present hub",
         PanicLeaksCount => "a panicking callback leaks its in-flight count",
         _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::{Failure, Profile};
+
+    fn report(failure: Option<Failure>) -> Report {
+        let record = Record {
+            checker: "shuttle".into(),
+            scenario: "dispatch-vs-deregister".into(),
+            mutant: None,
+            profile: Profile::Quick,
+            verdict: if failure.is_some() {
+                Verdict::Fail
+            } else {
+                Verdict::Pass
+            },
+            exhaustive: false,
+            method: "pct".into(),
+            executions: 3,
+            seconds: 0.1,
+            properties: vec!["P2".into()],
+            failure,
+            strategies: Vec::new(),
+        };
+        Report {
+            command: "gate".into(),
+            profile: "quick".into(),
+            shard: None,
+            seconds: 1.0,
+            records: vec![record],
+            missing: Vec::new(),
+            kills: None,
+            merged: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn every_failure_shows_its_interleaving_as_a_sequence_diagram() {
+        let text = "PROPERTY VIOLATED: P2\n\nTimeline of the failing interleaving (step, thread, what happened):\n    1  main             deregister(A) returns Ok(())   <- VIOLATION P2\n\nReplay: x\n";
+        let md = report(Some(Failure {
+            property: Some("P2".into()),
+            report: text.into(),
+            replay: "x".into(),
+        }))
+        .markdown();
+        let diagram = md
+            .split("```mermaid\n")
+            .nth(1)
+            .expect("a mermaid block")
+            .split("```")
+            .next()
+            .unwrap();
+        assert!(
+            diagram.starts_with("sequenceDiagram\n") && diagram.contains("VIOLATION P2"),
+            "{diagram}"
+        );
+        assert!(
+            !report(None).markdown().contains("```mermaid"),
+            "a passing run draws nothing"
+        );
     }
 }

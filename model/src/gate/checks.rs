@@ -1,0 +1,349 @@
+//! `gate`, `gate full` and `gate mutants`: run the selected checks through nextest,
+//! watch them, and make the report from the records they leave.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use usbpm::checking::Mutant;
+
+use super::display::{watch, Display};
+use super::nextest::{require_nextest, run_checker, Run};
+use super::records::read_records;
+use super::{command_line, fresh_dir, Checker, Options, VERIFICATION_MD};
+use crate::check::{Profile, Record, Verdict};
+use crate::report::{Kill, Report};
+
+/// Which run of the checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunKind {
+    /// Every check at the quick profile.
+    Quick,
+    /// Every check at the full profile.
+    Full,
+    /// Every check against every mutant, at the quick profile: the kill matrix.
+    Mutants,
+}
+
+impl RunKind {
+    /// The section of docs/VERIFICATION.md this run's report goes to.
+    pub fn doc_section(self) -> &'static str {
+        if self == RunKind::Mutants {
+            "mutants"
+        } else {
+            "report"
+        }
+    }
+}
+
+/// Runs the checks, writes the reports, and exits 0 only when the run passed.
+pub fn run(kind: RunKind, opts: &Options, root: &Path, update_docs: bool) -> ExitCode {
+    if let Err(msg) = opts.validate().and_then(|()| require_nextest(root)) {
+        eprintln!("gate: {msg}");
+        return ExitCode::from(2);
+    }
+    let report = match kind {
+        RunKind::Mutants => run_mutants(opts, root),
+        RunKind::Quick => run_gate(opts, root, Profile::Quick),
+        RunKind::Full => run_gate(opts, root, Profile::Full),
+    };
+    finish(kind, opts, root, &report, update_docs)
+}
+
+fn this_command() -> String {
+    command_line(&std::env::args().skip(1).collect::<Vec<_>>())
+}
+
+/// Every selected check at `profile`.
+pub fn run_gate(opts: &Options, root: &Path, profile: Profile) -> Report {
+    let report_dir = fresh_dir(&root.join(&opts.report_dir));
+    let run = Run {
+        root,
+        profile,
+        mutant: None,
+        seed: opts.seed,
+        shard: opts.shard.as_deref(),
+        results: report_dir.join("results"),
+        logs: report_dir.join("logs"),
+    };
+    std::fs::create_dir_all(&run.logs).expect("create the log directory");
+    let checkers = opts.selected_checkers();
+    let display = Arc::new(Display::new(opts.total_checks(&checkers)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = watch(run.results.clone(), display.clone(), stop.clone());
+    let start = Instant::now();
+    let mut nextest_ok = true;
+    for c in &checkers {
+        nextest_ok &= run_checker(&run, opts, *c, &display);
+    }
+    stop.store(true, Ordering::SeqCst);
+    let _ = watcher.join();
+    display.bar.finish_and_clear();
+    let (records, mut missing) = read_records(&run.results);
+    if !nextest_ok && missing.is_empty() && records.iter().all(|r| r.verdict == Verdict::Pass) {
+        missing.push(format!(
+            "nextest reported a failure outside the checks; see {}",
+            run.logs.display()
+        ));
+    }
+    Report {
+        command: this_command(),
+        profile: format!("{profile:?}").to_lowercase(),
+        shard: opts.shard.clone(),
+        seconds: start.elapsed().as_secs_f64(),
+        records,
+        missing,
+        kills: None,
+        merged: Vec::new(),
+    }
+}
+
+/// How `checker` killed a mutant, from one mutant run's records: its fastest failing
+/// check, or else a check of it that left no record (it hung until nextest terminated it,
+/// or crashed: the unmutated check finishes in bounded time, so that is a detection).
+pub fn fastest_kill(
+    records: &[Record],
+    missing: &[String],
+    checker: Checker,
+    logs: &Path,
+) -> Option<Kill> {
+    let fastest = records
+        .iter()
+        .filter(|r| r.checker == checker.name() && r.verdict == Verdict::Fail)
+        .map(|r| Kill {
+            scenario: r.scenario.clone(),
+            property: r.failure.as_ref().and_then(|f| f.property.clone()),
+            executions: r.executions,
+            seconds: r.seconds,
+            replay: r
+                .failure
+                .as_ref()
+                .map(|f| f.replay.clone())
+                .unwrap_or_default(),
+            strategies: r.strategies.clone(),
+        })
+        .min_by(|a, b| a.seconds.total_cmp(&b.seconds));
+    fastest.or_else(|| {
+        let key = missing
+            .iter()
+            .find(|k| k.starts_with(&format!("{}__", checker.name())))?;
+        Some(Kill {
+            scenario: key.split("__").nth(1).unwrap_or("").to_string(),
+            property: Some("P3 (hung or crashed)".into()),
+            executions: 0,
+            seconds: 0.0,
+            replay: format!("see {}", logs.display()),
+            strategies: Vec::new(),
+        })
+    })
+}
+
+/// Every selected check against every selected mutant: the kill matrix.
+pub fn run_mutants(opts: &Options, root: &Path) -> Report {
+    let report_dir = fresh_dir(&root.join(&opts.report_dir));
+    let mutants: Vec<Mutant> = opts.selected_mutants();
+    let checkers = opts.selected_checkers();
+    let display = Arc::new(Display::new(
+        opts.total_checks(&checkers) * mutants.len() as u64,
+    ));
+    let start = Instant::now();
+    let mut kills: BTreeMap<String, BTreeMap<String, Option<Kill>>> = BTreeMap::new();
+    let mut all_records = Vec::new();
+    for m in &mutants {
+        let run = Run {
+            root,
+            profile: Profile::Quick,
+            mutant: Some(*m),
+            seed: opts.seed,
+            shard: opts.shard.as_deref(),
+            results: report_dir.join("results").join(m.name()),
+            logs: report_dir.join("logs"),
+        };
+        std::fs::create_dir_all(&run.logs).expect("create the log directory");
+        let stop = Arc::new(AtomicBool::new(false));
+        let watcher = watch(run.results.clone(), display.clone(), stop.clone());
+        for c in &checkers {
+            run_checker(&run, opts, *c, &display);
+        }
+        stop.store(true, Ordering::SeqCst);
+        let _ = watcher.join();
+        let (records, missing) = read_records(&run.results);
+        let by = kills.entry(m.name().to_string()).or_default();
+        for c in &checkers {
+            by.insert(
+                c.name().to_string(),
+                fastest_kill(&records, &missing, *c, &run.logs),
+            );
+        }
+        let killed: Vec<&str> = by
+            .iter()
+            .filter(|(_, k)| k.is_some())
+            .map(|(c, _)| c.as_str())
+            .collect();
+        display.line(format!(
+            "mutant {:<26} killed by: {}",
+            m.name(),
+            if killed.is_empty() {
+                "NONE (survived)".into()
+            } else {
+                killed.join(", ")
+            }
+        ));
+        all_records.extend(records);
+    }
+    display.bar.finish_and_clear();
+    Report {
+        command: this_command(),
+        profile: "quick".into(),
+        shard: opts.shard.clone(),
+        seconds: start.elapsed().as_secs_f64(),
+        records: all_records,
+        missing: Vec::new(),
+        kills: Some(kills),
+        merged: Vec::new(),
+    }
+}
+
+/// Writes report.md, report.json and junit.xml into `dir`; returns the Markdown.
+pub fn write_reports(dir: &Path, report: &Report) -> String {
+    let md = report.markdown();
+    std::fs::create_dir_all(dir).expect("create the report directory");
+    std::fs::write(dir.join("report.md"), &md).expect("write report.md");
+    std::fs::write(
+        dir.join("report.json"),
+        serde_json::to_string_pretty(report).expect("serialise the report"),
+    )
+    .expect("write report.json");
+    std::fs::write(dir.join("junit.xml"), report.junit()).expect("write junit.xml");
+    md
+}
+
+/// Prints the verdict and returns the exit code it calls for.
+pub fn verdict(report: &Report) -> ExitCode {
+    if report.passed() {
+        println!("gate: PASS");
+        ExitCode::SUCCESS
+    } else {
+        println!("gate: FAIL");
+        ExitCode::from(1)
+    }
+}
+
+/// Writes the reports (and, with `update_docs`, embeds this one in the docs) and exits
+/// with the run's verdict.
+pub fn finish(
+    kind: RunKind,
+    opts: &Options,
+    root: &Path,
+    report: &Report,
+    update_docs: bool,
+) -> ExitCode {
+    let dir = root.join(&opts.report_dir);
+    let md = write_reports(&dir, report);
+    println!("{md}");
+    println!(
+        "Reports: {}/report.md, report.json, junit.xml",
+        dir.display()
+    );
+    if update_docs {
+        if !opts.is_whole_run() || kind == RunKind::Quick {
+            eprintln!("gate: --update-docs embeds only a whole run: `gate full --update-docs` or `gate mutants --update-docs`, unsharded and unfiltered");
+            return ExitCode::from(2);
+        }
+        let path = root.join(VERIFICATION_MD);
+        let doc = std::fs::read_to_string(&path).unwrap_or_default();
+        match crate::docs::embed(
+            &doc,
+            kind.doc_section(),
+            &crate::docs::fingerprint(root),
+            &md,
+        ) {
+            Ok(new) => {
+                std::fs::write(&path, new).expect("write docs/VERIFICATION.md");
+                println!("gate: wrote this report into {VERIFICATION_MD}");
+            }
+            Err(e) => {
+                eprintln!("gate: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    verdict(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::Failure;
+    use crate::gate::records::tests::record;
+
+    #[test]
+    fn the_fastest_failing_check_is_the_kill() {
+        let mut slow = record("loom", "mutual-deregister", Verdict::Fail);
+        slow.seconds = 9.0;
+        let mut fast = record("loom", "dispatch-vs-deregister", Verdict::Fail);
+        fast.seconds = 0.1;
+        fast.failure = Some(Failure {
+            property: Some("P2".into()),
+            report: String::new(),
+            replay: "replay it".into(),
+        });
+        let passed = record("loom", "handle-reuse", Verdict::Pass);
+        let other = record("std", "handle-reuse", Verdict::Fail);
+        let records = [slow, fast, passed, other];
+        let k = fastest_kill(&records, &[], Checker::Loom, Path::new("logs")).expect("killed");
+        assert_eq!(
+            (
+                k.scenario.as_str(),
+                k.property.as_deref(),
+                k.replay.as_str()
+            ),
+            ("dispatch-vs-deregister", Some("P2"), "replay it")
+        );
+        assert!(fastest_kill(&records, &[], Checker::Shuttle, Path::new("logs")).is_none());
+    }
+
+    #[test]
+    fn a_check_that_left_no_record_is_a_kill_by_hang() {
+        let missing = ["shuttle__churn-4x3x20".to_string()];
+        let k = fastest_kill(&[], &missing, Checker::Shuttle, Path::new("logs"))
+            .expect("killed by the hang");
+        assert_eq!(k.scenario, "churn-4x3x20");
+        assert_eq!(k.property.as_deref(), Some("P3 (hung or crashed)"));
+        assert_eq!(k.replay, "see logs");
+        assert!(fastest_kill(&[], &missing, Checker::Std, Path::new("logs")).is_none());
+    }
+
+    #[test]
+    fn reports_are_written_in_three_formats() {
+        let dir = crate::gate::records::tests::scratch("write-reports");
+        let report = Report {
+            command: "gate".into(),
+            profile: "quick".into(),
+            shard: None,
+            seconds: 1.0,
+            records: vec![record("std", "handle-reuse", Verdict::Pass)],
+            missing: Vec::new(),
+            kills: None,
+            merged: Vec::new(),
+        };
+        let md = write_reports(&dir, &report);
+        assert_eq!(std::fs::read_to_string(dir.join("report.md")).unwrap(), md);
+        assert!(std::fs::read_to_string(dir.join("report.json"))
+            .unwrap()
+            .contains("\"handle-reuse\""));
+        assert!(std::fs::read_to_string(dir.join("junit.xml"))
+            .unwrap()
+            .contains("name=\"handle-reuse\""));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn only_full_and_mutant_runs_go_to_their_own_doc_sections() {
+        assert_eq!(RunKind::Full.doc_section(), "report");
+        assert_eq!(RunKind::Mutants.doc_section(), "mutants");
+    }
+}

@@ -1,0 +1,82 @@
+//! `gate list`: scenarios, what each profile explores, checkers and mutants.
+
+use std::fmt::Write as _;
+
+use usbpm::checking::Mutant;
+
+use super::nextest::proptest_cases;
+use super::PROPTEST_SCENARIO;
+use crate::check::{loom_bound, shuttle_iterations, std_iterations, Profile};
+use crate::report::describe_mutant;
+use crate::scenarios::{Size, ALL};
+
+/// The catalog `gate list` prints.
+pub fn list() -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Scenarios (threads, size: loom runs the small ones):");
+    for s in ALL {
+        let props: Vec<_> = s.properties.iter().map(|p| p.id()).collect();
+        let _ = writeln!(
+            out,
+            "  {:<32} {} threads, {:<5}  [{}]  {}",
+            s.name,
+            s.threads,
+            if s.size == Size::Small {
+                "small"
+            } else {
+                "large"
+            },
+            props.join(" "),
+            s.about
+        );
+    }
+    let _ = writeln!(out, "\nWhat each profile explores (quick / full):");
+    for s in ALL {
+        let bound = |p| loom_bound(s, p).map_or("unbounded".to_string(), |b| format!("bound {b}"));
+        let loom = if s.size == Size::Small {
+            format!("loom {} / {}", bound(Profile::Quick), bound(Profile::Full))
+        } else {
+            "loom -".into()
+        };
+        let _ = writeln!(
+            out,
+            "  {:<32} {:<32} shuttle {} / {} per strategy   std {} / {} runs",
+            s.name,
+            loom,
+            shuttle_iterations(s, Profile::Quick),
+            shuttle_iterations(s, Profile::Full),
+            std_iterations(Profile::Quick),
+            std_iterations(Profile::Full)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  {:<32} proptest {} / {} cases",
+        PROPTEST_SCENARIO,
+        proptest_cases(Profile::Quick),
+        proptest_cases(Profile::Full)
+    );
+    let _ = writeln!(out, "\nCheckers: loom (exhaustive), shuttle (PCT + random), std (real threads), proptest (state machine)");
+    let _ = writeln!(out, "\nMutants:");
+    for m in Mutant::ALL {
+        let _ = writeln!(out, "  {:<26} {}", m.name(), describe_mutant(*m));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_list_names_every_scenario_and_mutant() {
+        let text = list();
+        for s in ALL {
+            assert!(text.contains(s.name), "{}", s.name);
+        }
+        for m in Mutant::ALL {
+            assert!(text.contains(m.name()), "{}", m.name());
+        }
+        assert!(text.contains("proptest 256 / 2048 cases"));
+    }
+}

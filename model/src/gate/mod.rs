@@ -1,0 +1,373 @@
+//! The gate's work, behind the thin command line of `src/bin/gate.rs`: which checks a
+//! run selects, how they are run through cargo-nextest, how progress is shown, and how
+//! the records they leave become reports. One module per mode of the command:
+//!
+//! - [`checks`]: `gate`, `gate full` and `gate mutants` (run the checks, write reports);
+//! - [`list`]: `gate list`;
+//! - [`suites`]: `gate test` and `gate check-docs`;
+//! - [`loom_bounds`]: `gate loom-bounds`;
+//! - [`merge`]: `gate merge DIR...` (the shards of a run into one report);
+//! - [`docs_render`]: `gate docs-render` (every Mermaid diagram renders).
+//!
+//! Their parts: [`nextest`] (one checker's checks as one nextest run), [`records`] (what
+//! the checks leave behind), [`display`] (live progress).
+
+pub mod checks;
+pub mod display;
+pub mod docs_render;
+pub mod list;
+pub mod loom_bounds;
+pub mod merge;
+pub mod nextest;
+pub mod records;
+pub mod suites;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use usbpm::checking::Mutant;
+
+use crate::scenarios::{Size, ALL};
+
+/// The proptest check's one "scenario": the public API as a state machine.
+pub const PROPTEST_SCENARIO: &str = "api-state-machine";
+
+/// The generated document whose embedded reports `--update-docs` writes.
+pub const VERIFICATION_MD: &str = "docs/VERIFICATION.md";
+
+/// One checker: a test binary of `usbpm-model` built with its feature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Checker {
+    Loom,
+    Shuttle,
+    Std,
+    Proptest,
+}
+
+impl Checker {
+    pub const ALL: [Checker; 4] = [
+        Checker::Loom,
+        Checker::Shuttle,
+        Checker::Std,
+        Checker::Proptest,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Checker::Loom => "loom",
+            Checker::Shuttle => "shuttle",
+            Checker::Std => "std",
+            Checker::Proptest => "proptest",
+        }
+    }
+
+    /// The cargo arguments that build and select this checker's test binary.
+    pub fn cargo_args(self) -> &'static [&'static str] {
+        match self {
+            Checker::Loom => &[
+                "--release",
+                "-p",
+                "usbpm-model",
+                "--features",
+                "loom",
+                "--test",
+                "loom",
+            ],
+            Checker::Shuttle => &[
+                "--release",
+                "-p",
+                "usbpm-model",
+                "--features",
+                "shuttle",
+                "--test",
+                "shuttle",
+            ],
+            Checker::Std => &["--release", "-p", "usbpm-model", "--test", "stress"],
+            Checker::Proptest => &["--release", "-p", "usbpm-model", "--test", "proptest_api"],
+        }
+    }
+
+    /// The scenarios this checker runs.
+    pub fn scenarios(self) -> Vec<&'static str> {
+        match self {
+            Checker::Loom => ALL
+                .iter()
+                .filter(|s| s.size == Size::Small)
+                .map(|s| s.name)
+                .collect(),
+            Checker::Shuttle | Checker::Std => ALL.iter().map(|s| s.name).collect(),
+            Checker::Proptest => vec![PROPTEST_SCENARIO],
+        }
+    }
+}
+
+/// What a run of the gate was asked to do, as parsed from its command line.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Only these checkers (empty: all).
+    pub checkers: Vec<Checker>,
+    /// Only these scenarios (empty: all).
+    pub scenarios: Vec<String>,
+    /// `gate mutants`: only these mutants (empty: all).
+    pub mutants: Vec<String>,
+    /// `I/N`: run shard I of N.
+    pub shard: Option<String>,
+    /// Where reports go, relative to the workspace root (or absolute).
+    pub report_dir: PathBuf,
+    /// Seed for shuttle's schedulers.
+    pub seed: u64,
+    /// `gate loom-bounds`: the longest one measurement may run.
+    pub timeout_secs: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            checkers: Vec::new(),
+            scenarios: Vec::new(),
+            mutants: Vec::new(),
+            shard: None,
+            report_dir: PathBuf::from("target/gate"),
+            seed: 1,
+            timeout_secs: 120,
+        }
+    }
+}
+
+impl Options {
+    /// Rejects unknown scenarios and mutants and a malformed shard.
+    pub fn validate(&self) -> Result<(), String> {
+        for s in &self.scenarios {
+            if !ALL.iter().any(|x| x.name == s) && s != PROPTEST_SCENARIO {
+                return Err(format!("no scenario `{s}`; `gate list` shows them"));
+            }
+        }
+        for m in &self.mutants {
+            if Mutant::from_name(m).is_none() {
+                return Err(format!("no mutant `{m}`; `gate list` shows the catalog"));
+            }
+        }
+        if let Some(shard) = &self.shard {
+            if parse_shard(shard).is_none() {
+                return Err(format!(
+                    "--shard {shard}: expected I/N with 1 <= I <= N, e.g. 1/2"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The checkers to run, in a fixed order. A scenario filter that names no scenario of
+    /// a checker leaves it out.
+    pub fn selected_checkers(&self) -> Vec<Checker> {
+        let chosen: Vec<Checker> = if self.checkers.is_empty() {
+            Checker::ALL.to_vec()
+        } else {
+            Checker::ALL
+                .into_iter()
+                .filter(|c| self.checkers.contains(c))
+                .collect()
+        };
+        chosen
+            .into_iter()
+            .filter(|c| {
+                self.scenarios.is_empty()
+                    || c.scenarios()
+                        .iter()
+                        .any(|s| self.scenarios.iter().any(|x| x == s))
+            })
+            .collect()
+    }
+
+    /// Whether the scenario filter lets `scenario` through.
+    pub fn selects_scenario(&self, scenario: &str) -> bool {
+        self.scenarios.is_empty() || self.scenarios.iter().any(|x| x == scenario)
+    }
+
+    /// How many checks `checkers` run under this filter (one per checker and scenario).
+    pub fn total_checks(&self, checkers: &[Checker]) -> u64 {
+        checkers
+            .iter()
+            .map(|c| {
+                c.scenarios()
+                    .iter()
+                    .filter(|s| self.selects_scenario(s))
+                    .count() as u64
+            })
+            .sum()
+    }
+
+    /// The mutants `gate mutants` runs against.
+    pub fn selected_mutants(&self) -> Vec<Mutant> {
+        if self.mutants.is_empty() {
+            Mutant::ALL.to_vec()
+        } else {
+            self.mutants
+                .iter()
+                .filter_map(|m| Mutant::from_name(m))
+                .collect()
+        }
+    }
+
+    /// Whether this is a whole run (unsharded, unfiltered): only those may be embedded in
+    /// the docs.
+    pub fn is_whole_run(&self) -> bool {
+        self.shard.is_none() && self.checkers.is_empty() && self.scenarios.is_empty()
+    }
+}
+
+/// `I/N` with `1 <= I <= N`.
+pub fn parse_shard(shard: &str) -> Option<(u32, u32)> {
+    let (i, n) = shard.split_once('/')?;
+    let (i, n) = (i.parse::<u32>().ok()?, n.parse::<u32>().ok()?);
+    (i >= 1 && i <= n).then_some((i, n))
+}
+
+/// The workspace root. The gate is run by `cargo run` from anywhere in the workspace; the
+/// manifest of this package sits one level below the root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("model/ has a parent")
+        .to_path_buf()
+}
+
+/// The command that reproduces this run, for the report's header.
+pub fn command_line(args: &[String]) -> String {
+    format!(
+        "cargo run --release -p usbpm-model --bin gate --{}",
+        if args.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", args.join(" "))
+        }
+    )
+}
+
+/// 0 when `ok`, else 1.
+pub fn exit_code(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Empties `dir` (creating it) and returns its canonical path.
+pub fn fresh_dir(dir: &Path) -> PathBuf {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).expect("create a report directory");
+    dir.canonicalize().expect("a directory just made")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> Options {
+        Options::default()
+    }
+
+    #[test]
+    fn shards_must_be_i_of_n() {
+        assert_eq!(parse_shard("1/2"), Some((1, 2)));
+        assert_eq!(parse_shard("2/2"), Some((2, 2)));
+        for bad in ["0/2", "3/2", "1", "a/b", "1/2/3", ""] {
+            assert_eq!(parse_shard(bad), None, "{bad}");
+            let o = Options {
+                shard: Some(bad.into()),
+                ..opts()
+            };
+            assert!(o.validate().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unknown_names_are_refused() {
+        assert!(Options {
+            scenarios: vec!["no-such".into()],
+            ..opts()
+        }
+        .validate()
+        .is_err());
+        assert!(Options {
+            mutants: vec!["no-such".into()],
+            ..opts()
+        }
+        .validate()
+        .is_err());
+        let ok = Options {
+            scenarios: vec![PROPTEST_SCENARIO.into(), ALL[0].name.into()],
+            mutants: vec![Mutant::ALL[0].name().into()],
+            ..opts()
+        };
+        assert_eq!(ok.validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_scenario_filter_drops_checkers_without_it() {
+        assert_eq!(opts().selected_checkers(), Checker::ALL.to_vec());
+        let large = ALL
+            .iter()
+            .find(|s| s.size == Size::Large)
+            .expect("a large scenario")
+            .name;
+        let o = Options {
+            scenarios: vec![large.into()],
+            ..opts()
+        };
+        assert_eq!(o.selected_checkers(), vec![Checker::Shuttle, Checker::Std]);
+        assert_eq!(o.total_checks(&o.selected_checkers()), 2);
+        let o = Options {
+            checkers: vec![Checker::Proptest, Checker::Loom],
+            ..opts()
+        };
+        assert_eq!(
+            o.selected_checkers(),
+            vec![Checker::Loom, Checker::Proptest],
+            "fixed order, whatever the command line's"
+        );
+    }
+
+    #[test]
+    fn total_checks_counts_every_scenario_of_every_checker() {
+        let small = ALL.iter().filter(|s| s.size == Size::Small).count() as u64;
+        let all = ALL.len() as u64;
+        assert_eq!(opts().total_checks(&Checker::ALL), small + 2 * all + 1);
+    }
+
+    #[test]
+    fn only_unsharded_unfiltered_runs_are_whole() {
+        assert!(opts().is_whole_run());
+        assert!(!Options {
+            shard: Some("1/2".into()),
+            ..opts()
+        }
+        .is_whole_run());
+        assert!(!Options {
+            checkers: vec![Checker::Std],
+            ..opts()
+        }
+        .is_whole_run());
+        assert!(
+            Options {
+                mutants: vec!["lost-wakeup".into()],
+                ..opts()
+            }
+            .is_whole_run(),
+            "a mutant filter is a whole kill matrix row set"
+        );
+    }
+
+    #[test]
+    fn the_command_line_names_the_gate() {
+        assert_eq!(
+            command_line(&[]),
+            "cargo run --release -p usbpm-model --bin gate --"
+        );
+        assert_eq!(
+            command_line(&["full".into(), "--shard".into(), "1/2".into()]),
+            "cargo run --release -p usbpm-model --bin gate -- full --shard 1/2"
+        );
+    }
+}
