@@ -18,6 +18,7 @@
 
 use std::cell::RefCell;
 
+use crate::checking::{Hooks, Step};
 use crate::error::Error;
 use crate::sync::{lock, thread_local, Mutex};
 use crate::ClientHandle;
@@ -72,7 +73,9 @@ pub(crate) struct WaitEdge<'a> {
 
 impl WaitGraph {
     pub(crate) fn new() -> Self {
-        WaitGraph { graph: Mutex::new(Graph::default()) }
+        WaitGraph {
+            graph: Mutex::new(Graph::default()),
+        }
     }
 
     /// Records that a thread inside the callbacks of `holding` (non-empty) is about to
@@ -81,6 +84,7 @@ impl WaitGraph {
         &self,
         holding: Vec<ClientHandle>,
         target: ClientHandle,
+        hooks: &Hooks,
     ) -> Result<WaitEdge<'_>, Error> {
         let mut g = lock(&self.graph);
         // Everything `target` waits for, directly or through other waiting callbacks.
@@ -98,9 +102,17 @@ impl WaitGraph {
         if reached.iter().any(|r| holding.contains(r)) {
             return Err(Error::WouldDeadlock { target, holding });
         }
+        hooks.step(|| Step::WaitFor {
+            holding: holding.clone(),
+            client: target,
+        });
         g.next_id += 1;
         let id = g.next_id;
-        g.waits.push(Wait { id, holding, target });
+        g.waits.push(Wait {
+            id,
+            holding,
+            target,
+        });
         Ok(WaitEdge { graph: self, id })
     }
 }

@@ -1,0 +1,143 @@
+//! Exhaustive checks of the specification at named sizes, with their figures.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use stateright::{Checker, Expectation, HasDiscoveries, Model};
+
+use crate::spec::{Size, Spec, SpecMutant};
+use crate::symmetry::representative;
+
+/// The quick gate's size. Measured on the 2-core gate machine: see docs/SPEC.md.
+pub const QUICK: Size = Size {
+    clients: 2,
+    hubs: 2,
+    threads: 2,
+    changes: 1,
+    removal: true,
+    reentrant: 2,
+    panics: 1,
+    queries: 1,
+};
+
+/// The full gate's size: 3 clients x 2 hubs x 3 threads x 2 events per hub (a change and
+/// the removal, after the arrival). Measured: see docs/SPEC.md.
+pub const FULL: Size = Size {
+    clients: 3,
+    hubs: 2,
+    threads: 3,
+    changes: 1,
+    removal: true,
+    reentrant: 2,
+    panics: 1,
+    queries: 1,
+};
+
+/// What one exhaustive check found.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub size: Size,
+    pub mutant: Option<SpecMutant>,
+    pub symmetry: bool,
+    /// Distinct states (representatives, with symmetry) explored.
+    pub unique_states: usize,
+    /// States generated, duplicates included.
+    pub states: usize,
+    pub max_depth: usize,
+    pub seconds: f64,
+    /// `always` or `eventually` properties with a counterexample, and its path.
+    pub violated: Vec<(String, String)>,
+    /// `sometimes` properties never witnessed (a vacuous specification).
+    pub unwitnessed: Vec<String>,
+    /// Whether the check stopped at its first counterexample (figures are partial).
+    pub stopped_early: bool,
+}
+
+impl Outcome {
+    pub fn passed(&self) -> bool {
+        self.violated.is_empty() && self.unwitnessed.is_empty()
+    }
+
+    pub fn states_per_second(&self) -> f64 {
+        self.unique_states as f64 / self.seconds.max(1e-9)
+    }
+
+    /// One line of figures.
+    pub fn summary(&self) -> String {
+        format!(
+            "{}{}: {} unique states ({} generated), depth {}, {:.1}s, {:.0} states/s{}",
+            self.size.label(),
+            if self.symmetry {
+                ", symmetry"
+            } else {
+                ", no symmetry"
+            },
+            self.unique_states,
+            self.states,
+            self.max_depth,
+            self.seconds,
+            self.states_per_second(),
+            self.mutant
+                .map(|m| format!(", spec mutant {}", m.name()))
+                .unwrap_or_default(),
+        )
+    }
+}
+
+/// Explores every state of `size` (depth first, `threads` checker threads). With a
+/// mutant, stops at the first counterexample.
+pub fn check(size: Size, mutant: Option<SpecMutant>, symmetry: bool, threads: usize) -> Outcome {
+    let spec = Spec::new(size, mutant);
+    let properties = spec.properties();
+    let start = Instant::now();
+    let mut builder = spec.checker().threads(threads);
+    if symmetry {
+        builder = builder.symmetry_fn(representative);
+    }
+    if mutant.is_some() {
+        builder = builder.finish_when(HasDiscoveries::AnyFailures);
+    }
+    let checker = builder.spawn_dfs().join();
+    let seconds = start.elapsed().as_secs_f64();
+    let mut violated = Vec::new();
+    let mut unwitnessed = Vec::new();
+    let discoveries = checker.discoveries();
+    for p in &properties {
+        let found = discoveries.get(p.name);
+        match (&p.expectation, found) {
+            (Expectation::Sometimes, None) => unwitnessed.push(p.name.to_string()),
+            (Expectation::Always | Expectation::Eventually, Some(path)) => {
+                let mut text = String::new();
+                let spec = checker.model();
+                for (state, action) in path.clone().into_vec() {
+                    if let Some((t, op)) = action {
+                        let _ = writeln!(text, "  thread {t}: {op:?}");
+                    } else {
+                        let _ = writeln!(text, "  (final) threads: {:?}", state.threads);
+                    }
+                }
+                let _ = spec;
+                violated.push((p.name.to_string(), text));
+            }
+            _ => {}
+        }
+    }
+    Outcome {
+        size,
+        mutant,
+        symmetry,
+        unique_states: checker.unique_state_count(),
+        states: checker.state_count(),
+        max_depth: checker.max_depth(),
+        seconds,
+        violated,
+        unwitnessed,
+        stopped_early: mutant.is_some(),
+    }
+}
+
+/// The size at which each spec mutant is checked: the quick size, which has every
+/// ingredient (re-entrant deregisters, a panic, a query, removal, replay).
+pub fn mutant_size(_m: SpecMutant) -> Size {
+    QUICK
+}
