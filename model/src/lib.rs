@@ -10,8 +10,8 @@ pub mod env;
 pub mod monitor;
 pub mod report;
 pub mod rt;
-pub mod run;
 pub mod scenarios;
+pub mod run;
 pub mod trace;
 
 /// Emits one `#[test]` per scenario that runs it under `$checker` (`small`: the loom-sized

@@ -29,43 +29,28 @@ impl Spec {
     /// every event of every present hub, up to the last; of a removed hub, everything up to
     /// the removal if anything of that presence was owed to it.
     pub fn complete(&self, s: &State) -> bool {
-        s.clients
-            .iter()
-            .filter(|c| c.status == Status::Open)
-            .all(|c| {
-                s.hubs
-                    .iter()
-                    .zip(&c.logs)
-                    .filter(|(h, _)| h.arrived)
-                    .all(|(h, log)| {
-                        if h.removed && !log.owed {
-                            !log.seen
-                        } else {
-                            log.seen && log.last == h.seq && log.removed == h.removed
-                        }
-                    })
+        s.clients.iter().filter(|c| c.status == Status::Open).all(|c| {
+            s.hubs.iter().zip(&c.logs).filter(|(h, _)| h.arrived).all(|(h, log)| {
+                if h.removed && !log.owed {
+                    !log.seen
+                } else {
+                    log.seen && log.last == h.seq && log.removed == h.removed
+                }
             })
+        })
     }
 }
 
 fn callbacks(s: &State) -> impl Iterator<Item = (u8, bool)> + '_ {
     s.threads.iter().flatten().filter_map(|f| match f {
-        Frame::Callback {
-            client, after_ok, ..
-        } => Some((*client, *after_ok)),
+        Frame::Callback { client, after_ok, .. } => Some((*client, *after_ok)),
         _ => None,
     })
 }
 
 fn deregisters(s: &State) -> impl Iterator<Item = (u8, u32, u8, Phase)> + '_ {
     s.threads.iter().flatten().filter_map(|f| match f {
-        Frame::Deregister {
-            target,
-            holding,
-            victim,
-            phase,
-            ..
-        } => Some((*target, *holding, *victim, *phase)),
+        Frame::Deregister { target, holding, victim, phase, .. } => Some((*target, *holding, *victim, *phase)),
         _ => None,
     })
 }
@@ -83,15 +68,11 @@ fn p3(spec: &Spec, s: &State) -> bool {
 }
 
 fn p4_own_client(_: &Spec, s: &State) -> bool {
-    s.clients
-        .iter()
-        .enumerate()
-        .all(|(i, c)| c.retired_by.is_none_or(|r| usize::from(r) == i))
+    s.clients.iter().enumerate().all(|(i, c)| c.retired_by.is_none_or(|r| usize::from(r) == i))
 }
 
 fn p4_own_callback_refused(_: &Spec, s: &State) -> bool {
-    deregisters(s)
-        .all(|(target, holding, _, phase)| phase == Phase::Entered || holding & (1 << target) == 0)
+    deregisters(s).all(|(target, holding, _, phase)| phase == Phase::Entered || holding & (1 << target) == 0)
 }
 
 fn p5(_: &Spec, s: &State) -> bool {
@@ -107,8 +88,7 @@ fn live_delivered(spec: &Spec, s: &State) -> bool {
 }
 
 fn some_wait_for_running(_: &Spec, s: &State) -> bool {
-    deregisters(s)
-        .any(|(_, _, v, phase)| phase == Phase::Waiting && callbacks(s).any(|(c, _)| c == v))
+    deregisters(s).any(|(_, _, v, phase)| phase == Phase::Waiting && callbacks(s).any(|(c, _)| c == v))
 }
 
 fn some_two_threads_one_client(_: &Spec, s: &State) -> bool {
@@ -120,19 +100,13 @@ fn some_two_threads_one_client(_: &Spec, s: &State) -> bool {
 }
 
 fn some_two_hubs_delivering(_: &Spec, s: &State) -> bool {
-    s.threads
-        .iter()
-        .flatten()
-        .filter(|f| matches!(f, Frame::Drain { cur: Some(_), .. }))
-        .count()
-        >= 2
+    s.threads.iter().flatten().filter(|f| matches!(f, Frame::Drain { cur: Some(_), .. })).count() >= 2
 }
 
 fn some_closed_target(_: &Spec, s: &State) -> bool {
     s.threads.iter().flatten().any(|f| match f {
         Frame::Drain { cur: Some(d), .. } => {
-            d.at == At::Next
-                && members(d.targets).any(|c| s.clients[usize::from(c)].status == Status::Closed)
+            d.at == At::Next && members(d.targets).any(|c| s.clients[usize::from(c)].status == Status::Closed)
         }
         _ => false,
     })
@@ -144,16 +118,12 @@ fn some_callback_deregister_waits(_: &Spec, s: &State) -> bool {
 
 fn some_would_deadlock(_: &Spec, s: &State) -> bool {
     deregisters(s).any(|(target, holding, _, phase)| {
-        phase == Phase::Entered
-            && holding != 0
-            && holding & (1 << target) == 0
-            && s.would_close_cycle(holding, target)
+        phase == Phase::Entered && holding != 0 && holding & (1 << target) == 0 && s.would_close_cycle(holding, target)
     })
 }
 
 fn some_own_callback(_: &Spec, s: &State) -> bool {
-    deregisters(s)
-        .any(|(target, holding, _, phase)| phase == Phase::Entered && holding & (1 << target) != 0)
+    deregisters(s).any(|(target, holding, _, phase)| phase == Phase::Entered && holding & (1 << target) != 0)
 }
 
 fn some_stale(_: &Spec, s: &State) -> bool {
@@ -164,13 +134,14 @@ fn some_stale(_: &Spec, s: &State) -> bool {
 }
 
 fn some_replay_queued(_: &Spec, s: &State) -> bool {
-    s.hubs
-        .iter()
-        .any(|h| h.queue.iter().any(|i| matches!(i, Item::Join { .. })))
+    s.hubs.iter().any(|h| h.queue.iter().any(|i| matches!(i, Item::Join { .. })))
 }
 
 fn some_replay_dropped(_: &Spec, s: &State) -> bool {
-    s.threads.iter().flatten().any(|f| matches!(f, Frame::Registering { hubs, .. } if members(*hubs).any(|h| s.hubs[usize::from(h)].removed)))
+    s.threads
+        .iter()
+        .flatten()
+        .any(|f| matches!(f, Frame::Registering { hubs, .. } if members(*hubs).any(|h| s.hubs[usize::from(h)].removed)))
 }
 
 fn some_removal_delivered(_: &Spec, s: &State) -> bool {
@@ -186,12 +157,7 @@ impl Model for Spec {
     type Action = (u8, Op);
 
     fn init_states(&self) -> Vec<State> {
-        vec![State::initial(
-            self.size.clients,
-            self.size.hubs,
-            self.size.threads,
-            Some(&self.size),
-        )]
+        vec![State::initial(self.size.clients, self.size.hubs, self.size.threads, Some(&self.size))]
     }
 
     fn actions(&self, s: &State, actions: &mut Vec<(u8, Op)>) {
@@ -223,43 +189,22 @@ impl Model for Spec {
             Property::always("P2 deregister returns only after its callbacks ended", p2),
             Property::always("P3 no deadlock", p3),
             Property::always("P4 deregister retires only its own client", p4_own_client),
-            Property::always(
-                "P4 deregister from its own callback is refused",
-                p4_own_callback_refused,
-            ),
+            Property::always("P4 deregister from its own callback is refused", p4_own_callback_refused),
             Property::always("P5 per-hub order, arrival first, nothing after removal", p5),
-            Property::eventually(
-                "every deregister returns and every queue drains",
-                live_quiescent,
-            ),
-            Property::eventually(
-                "every queued item is delivered or dropped as the contract says",
-                live_delivered,
-            ),
-            Property::sometimes(
-                "deregister waits for a running callback",
-                some_wait_for_running,
-            ),
-            Property::sometimes(
-                "one client's callbacks run on two threads",
-                some_two_threads_one_client,
-            ),
+            Property::eventually("every deregister returns and every queue drains", live_quiescent),
+            Property::eventually("every queued item is delivered or dropped as the contract says", live_delivered),
+            Property::sometimes("deregister waits for a running callback", some_wait_for_running),
+            Property::sometimes("one client's callbacks run on two threads", some_two_threads_one_client),
             Property::sometimes("two hubs are delivered at once", some_two_hubs_delivering),
             Property::sometimes("delivery reaches a closed client", some_closed_target),
-            Property::sometimes(
-                "a deregister from a callback waits",
-                some_callback_deregister_waits,
-            ),
+            Property::sometimes("a deregister from a callback waits", some_callback_deregister_waits),
             Property::sometimes("a deregister would close a cycle", some_would_deadlock),
             Property::sometimes("a callback deregisters its own client", some_own_callback),
             Property::sometimes("a stale handle is deregistered", some_stale),
             Property::sometimes("an arrival replay is queued", some_replay_queued),
             Property::sometimes("a replay meets a queued removal", some_replay_dropped),
             Property::sometimes("a removal is delivered", some_removal_delivered),
-            Property::sometimes(
-                "every client deregistered, all quiet",
-                some_all_deregistered,
-            ),
+            Property::sometimes("every client deregistered, all quiet", some_all_deregistered),
         ]
     }
 }

@@ -9,29 +9,13 @@ use crate::spec::{Size, Spec, SpecMutant};
 use crate::symmetry::representative;
 
 /// The quick gate's size. Measured on the 2-core gate machine: see docs/SPEC.md.
-pub const QUICK: Size = Size {
-    clients: 2,
-    hubs: 2,
-    threads: 2,
-    changes: 1,
-    removal: true,
-    reentrant: 2,
-    panics: 1,
-    queries: 1,
-};
+pub const QUICK: Size =
+    Size { clients: 2, hubs: 2, threads: 2, changes: 1, removal: true, reentrant: 2, panics: 1, queries: 1 };
 
 /// The full gate's size: 3 clients x 2 hubs x 3 threads x 2 events per hub (a change and
 /// the removal, after the arrival). Measured: see docs/SPEC.md.
-pub const FULL: Size = Size {
-    clients: 3,
-    hubs: 2,
-    threads: 3,
-    changes: 1,
-    removal: true,
-    reentrant: 2,
-    panics: 1,
-    queries: 1,
-};
+pub const FULL: Size =
+    Size { clients: 3, hubs: 2, threads: 3, changes: 1, removal: true, reentrant: 2, panics: 1, queries: 1 };
 
 /// What one exhaustive check found.
 #[derive(Clone, Debug)]
@@ -67,19 +51,13 @@ impl Outcome {
         format!(
             "{}{}: {} unique states ({} generated), depth {}, {:.1}s, {:.0} states/s{}",
             self.size.label(),
-            if self.symmetry {
-                ", symmetry"
-            } else {
-                ", no symmetry"
-            },
+            if self.symmetry { ", symmetry" } else { ", no symmetry" },
             self.unique_states,
             self.states,
             self.max_depth,
             self.seconds,
             self.states_per_second(),
-            self.mutant
-                .map(|m| format!(", spec mutant {}", m.name()))
-                .unwrap_or_default(),
+            self.mutant.map(|m| format!(", spec mutant {}", m.name())).unwrap_or_default(),
         )
     }
 }

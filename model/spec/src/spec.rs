@@ -178,24 +178,12 @@ pub enum Frame {
     Drain { hub: u8, cur: Option<Delivery> },
     /// Inside a client's callback. `after_ok`: it began after a deregister of the client
     /// returned `Ok` (P1).
-    Callback {
-        client: u8,
-        hub: u8,
-        seq: u8,
-        after_ok: bool,
-    },
+    Callback { client: u8, hub: u8, seq: u8, after_ok: bool },
     /// `deregister(target)`, made from inside the callbacks of `holding`. `victim`: the
     /// client it retired (the target, unless the handle check is broken). `edge`: it is
     /// in the wait-for graph (holding waits for target). `wait`: false for the drop of a
     /// `Registration` where waiting is refused (it retires and closes, never waits).
-    Deregister {
-        target: u8,
-        holding: Set,
-        victim: u8,
-        phase: Phase,
-        edge: bool,
-        wait: bool,
-    },
+    Deregister { target: u8, holding: Set, victim: u8, phase: Phase, edge: bool, wait: bool },
 }
 
 /// The whole protocol state.
@@ -430,12 +418,7 @@ impl State {
     /// The wait-for graph: (holding, target) of every recorded wait.
     pub fn edges(&self) -> impl Iterator<Item = (Set, u8)> + '_ {
         self.threads.iter().flatten().filter_map(|f| match f {
-            Frame::Deregister {
-                holding,
-                target,
-                edge: true,
-                ..
-            } => Some((*holding, *target)),
+            Frame::Deregister { holding, target, edge: true, .. } => Some((*holding, *target)),
             _ => None,
         })
     }
@@ -480,11 +463,7 @@ fn ensure(ok: bool, why: &'static str) -> R {
 
 impl Spec {
     pub fn new(size: Size, mutant: Option<SpecMutant>) -> Spec {
-        Spec {
-            size,
-            mutant,
-            open: false,
-        }
+        Spec { size, mutant, open: false }
     }
 
     fn m(&self, m: SpecMutant) -> bool {
@@ -514,10 +493,7 @@ impl Spec {
     /// Whether a hub's lock is held across a delivery (mutant callback-under-hub-lock).
     fn hub_blocked(&self, s: &State, hub: u8) -> bool {
         self.m(SpecMutant::CallbackUnderHubLock)
-            && s.threads
-                .iter()
-                .flatten()
-                .any(|f| matches!(f, Frame::Drain { hub: h, cur: Some(_) } if *h == hub))
+            && s.threads.iter().flatten().any(|f| matches!(f, Frame::Drain { hub: h, cur: Some(_) } if *h == hub))
     }
 
     /// Appends `item` to `hub`'s queue; the appender becomes its drainer if it was idle.
@@ -525,17 +501,12 @@ impl Spec {
         let h = &mut s.hubs[usize::from(hub)];
         if let Some(item) = item {
             match item {
-                Item::Removal { .. } if self.m(SpecMutant::RemovalOvertakes) => {
-                    h.queue.insert(0, item)
-                }
+                Item::Removal { .. } if self.m(SpecMutant::RemovalOvertakes) => h.queue.insert(0, item),
                 _ => h.queue.push(item),
             }
         }
         let start = !h.draining && !h.queue.is_empty();
-        ensure(
-            start == drains,
-            "the thread becomes the hub's drainer exactly when the queue was idle and non-empty",
-        )?;
+        ensure(start == drains, "the thread becomes the hub's drainer exactly when the queue was idle and non-empty")?;
         if start {
             h.draining = true;
             s.threads[t].push(Frame::Drain { hub, cur: None });
@@ -551,20 +522,13 @@ impl Spec {
         let idle_or_callback = matches!(top, None | Some(Frame::Callback { .. }));
         match op {
             Op::Register { client } => {
-                ensure(
-                    idle_or_callback,
-                    "register needs a thread that is idle or inside a callback",
-                )?;
+                ensure(idle_or_callback, "register needs a thread that is idle or inside a callback")?;
                 ensure(!self.registry_blocked(s), "the registry lock is held")?;
                 let c = &mut n.clients[usize::from(client)];
                 ensure(c.status == Status::Unborn, "a client registers once")?;
                 c.status = Status::Open;
-                let mut hubs = s
-                    .hubs
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, h)| h.arrived)
-                    .fold(0, |a, (i, _)| a | bit(i as u8));
+                let mut hubs =
+                    s.hubs.iter().enumerate().filter(|(_, h)| h.arrived).fold(0, |a, (i, _)| a | bit(i as u8));
                 if self.m(SpecMutant::ReplayMissesHub) && hubs != 0 {
                     hubs &= hubs - 1; // one present hub is not replayed
                 }
@@ -574,14 +538,8 @@ impl Spec {
                 ensure(idle_or_callback, "a hub arrives on an idle thread")?;
                 ensure(!self.registry_blocked(s), "the registry lock is held")?;
                 let h = &mut n.hubs[usize::from(hub)];
-                ensure(
-                    !h.arrived || h.removed,
-                    "a present hub does not arrive again",
-                )?;
-                ensure(
-                    clients == s.open_clients(),
-                    "an arrival is addressed to exactly the registered clients",
-                )?;
+                ensure(!h.arrived || h.removed, "a present hub does not arrive again")?;
+                ensure(clients == s.open_clients(), "an arrival is addressed to exactly the registered clients")?;
                 if h.arrived {
                     // Arrives again: a new presence, queued behind the old one.
                     for c in &mut n.clients {
@@ -599,19 +557,10 @@ impl Spec {
                 n.threads[t].push(Frame::Kick { hub });
             }
             Op::Change { hub, drains } | Op::Remove { hub, drains } => {
-                ensure(
-                    idle_or_callback,
-                    "hardware reports from an idle thread or a callback",
-                )?;
-                ensure(
-                    !self.hub_blocked(s, hub),
-                    "the hub's lock is held across a callback",
-                )?;
+                ensure(idle_or_callback, "hardware reports from an idle thread or a callback")?;
+                ensure(!self.hub_blocked(s, hub), "the hub's lock is held across a callback")?;
                 let h = &mut n.hubs[usize::from(hub)];
-                ensure(
-                    h.arrived && !h.removed,
-                    "changes and removal only of a present hub",
-                )?;
+                ensure(h.arrived && !h.removed, "changes and removal only of a present hub")?;
                 h.seq += 1;
                 let item = if matches!(op, Op::Change { .. }) {
                     h.reported += 1;
@@ -622,31 +571,16 @@ impl Spec {
                 };
                 self.append(&mut n, t, hub, Some(item), drains)?;
             }
-            Op::Join {
-                hub,
-                queued,
-                drains,
-            } => {
+            Op::Join { hub, queued, drains } => {
                 let Some(Frame::Registering { client, hubs }) = top else {
                     return Err("a replay is queued by a registering thread");
                 };
-                ensure(
-                    hubs & bit(hub) != 0,
-                    "a replay only for a hub present when the client registered",
-                )?;
-                ensure(
-                    !self.hub_blocked(s, hub),
-                    "the hub's lock is held across a callback",
-                )?;
-                let Some(Frame::Registering { hubs: left, .. }) = n.threads[t].last_mut() else {
-                    unreachable!()
-                };
+                ensure(hubs & bit(hub) != 0, "a replay only for a hub present when the client registered")?;
+                ensure(!self.hub_blocked(s, hub), "the hub's lock is held across a callback")?;
+                let Some(Frame::Registering { hubs: left, .. }) = n.threads[t].last_mut() else { unreachable!() };
                 *left &= !bit(hub);
                 let h = &n.hubs[usize::from(hub)];
-                ensure(
-                    queued == !h.removed,
-                    "a replay is queued unless the hub's removal is",
-                )?;
+                ensure(queued == !h.removed, "a replay is queued unless the hub's removal is")?;
                 let item = queued.then_some(Item::Join { client, seq: h.seq });
                 if queued {
                     n.clients[usize::from(client)].logs[usize::from(hub)].owed = true;
@@ -654,14 +588,8 @@ impl Spec {
                 self.append(&mut n, t, hub, item, drains)?;
             }
             Op::Kick { hub, drains } => {
-                ensure(
-                    top == Some(Frame::Kick { hub }),
-                    "a kick follows the hub's arrival",
-                )?;
-                ensure(
-                    !self.hub_blocked(s, hub),
-                    "the hub's lock is held across a callback",
-                )?;
+                ensure(top == Some(Frame::Kick { hub }), "a kick follows the hub's arrival")?;
+                ensure(!self.hub_blocked(s, hub), "the hub's lock is held across a callback")?;
                 n.threads[t].pop();
                 self.append(&mut n, t, hub, None, drains)?;
             }
@@ -673,36 +601,19 @@ impl Spec {
                 let h = &mut n.hubs[usize::from(hub)];
                 ensure(!h.queue.is_empty(), "nothing to take")?;
                 let item = h.queue.remove(0);
-                ensure(
-                    item.seq() == seq,
-                    "the drainer takes the queue's front item",
-                )?;
+                ensure(item.seq() == seq, "the drainer takes the queue's front item")?;
                 let targets = match item {
                     Item::Arrival { clients } => clients,
                     Item::Change { .. } | Item::Removal { .. } => h.subscribers,
                     Item::Join { client, .. } => bit(client) & !h.subscribers,
                 };
                 n.threads[t].pop();
-                n.threads[t].push(Frame::Drain {
-                    hub,
-                    cur: Some(Delivery {
-                        item,
-                        targets,
-                        kept: 0,
-                        at: At::Next,
-                    }),
-                });
+                n.threads[t].push(Frame::Drain { hub, cur: Some(Delivery { item, targets, kept: 0, at: At::Next }) });
             }
             Op::DrainIdle { hub } => {
-                ensure(
-                    top == Some(Frame::Drain { hub, cur: None }),
-                    "only the hub's drainer, between items, stops",
-                )?;
+                ensure(top == Some(Frame::Drain { hub, cur: None }), "only the hub's drainer, between items, stops")?;
                 let h = &mut n.hubs[usize::from(hub)];
-                ensure(
-                    h.queue.is_empty(),
-                    "the drainer stops only at an empty queue",
-                )?;
+                ensure(h.queue.is_empty(), "the drainer stops only at an empty queue")?;
                 h.draining = false;
                 n.threads[t].pop();
             }
@@ -718,26 +629,14 @@ impl Spec {
                 let mut d = d;
                 match op {
                     Op::Acquire { from, .. } => {
-                        ensure(
-                            !self.m(SpecMutant::CheckThenCall),
-                            "the mutant takes no count",
-                        )?;
-                        ensure(
-                            c.status != Status::Closed,
-                            "no count is taken on a closed client",
-                        )?;
-                        ensure(
-                            c.in_flight == from,
-                            "the in-flight count is not what the specification has",
-                        )?;
+                        ensure(!self.m(SpecMutant::CheckThenCall), "the mutant takes no count")?;
+                        ensure(c.status != Status::Closed, "no count is taken on a closed client")?;
+                        ensure(c.in_flight == from, "the in-flight count is not what the specification has")?;
                         c.in_flight += 1;
                         d.at = At::Acquired(client);
                     }
                     Op::Skip { .. } => {
-                        ensure(
-                            c.status == Status::Closed,
-                            "only a closed client is skipped",
-                        )?;
+                        ensure(c.status == Status::Closed, "only a closed client is skipped")?;
                         d.targets &= !bit(client);
                     }
                     _ => {
@@ -749,11 +648,7 @@ impl Spec {
                 *n.threads[t].last_mut().expect("drain frame") = Frame::Drain { hub, cur: Some(d) };
             }
             Op::Begin { client, seq } => {
-                let Some(Frame::Drain {
-                    hub,
-                    cur: Some(mut d),
-                }) = top
-                else {
+                let Some(Frame::Drain { hub, cur: Some(mut d) }) = top else {
                     return Err("a callback begins under a delivery");
                 };
                 let ok = match d.at {
@@ -761,23 +656,14 @@ impl Spec {
                     At::Peeked(c) | At::Released(c) => c == client,
                     _ => false,
                 };
-                ensure(
-                    ok,
-                    "a callback begins only while its call holds an in-flight count",
-                )?;
-                ensure(
-                    seq == d.item.seq(),
-                    "the callback is for the item being delivered",
-                )?;
+                ensure(ok, "a callback begins only while its call holds an in-flight count")?;
+                ensure(seq == d.item.seq(), "the callback is for the item being delivered")?;
                 d.at = At::Running(client);
                 let c = &mut n.clients[usize::from(client)];
                 let log = &mut c.logs[usize::from(hub)];
                 let arrival = matches!(d.item, Item::Arrival { .. } | Item::Join { .. });
                 if log.removed && arrival {
-                    *log = Log {
-                        owed: log.owed,
-                        ..Log::default()
-                    };
+                    *log = Log { owed: log.owed, ..Log::default() };
                 }
                 let in_order = if log.removed {
                     false
@@ -792,12 +678,7 @@ impl Spec {
                 log.removed |= matches!(d.item, Item::Removal { .. });
                 let after_ok = c.returned_ok;
                 *n.threads[t].last_mut().expect("drain frame") = Frame::Drain { hub, cur: Some(d) };
-                n.threads[t].push(Frame::Callback {
-                    client,
-                    hub,
-                    seq,
-                    after_ok,
-                });
+                n.threads[t].push(Frame::Callback { client, hub, seq, after_ok });
             }
             Op::End { client, panicked } => {
                 let Some(Frame::Callback { client: c, .. }) = top else {
@@ -811,18 +692,11 @@ impl Spec {
                     }
                 }
                 n.threads[t].pop();
-                let Some(Frame::Drain {
-                    hub,
-                    cur: Some(mut d),
-                }) = n.threads[t].last().copied()
-                else {
+                let Some(Frame::Drain { hub, cur: Some(mut d) }) = n.threads[t].last().copied() else {
                     unreachable!("a callback runs under a delivery")
                 };
                 let counted = match d.at {
-                    At::Running(_) => {
-                        !self.m(SpecMutant::CheckThenCall)
-                            && !self.m(SpecMutant::ReleaseBeforeCallback)
-                    }
+                    At::Running(_) => !self.m(SpecMutant::CheckThenCall) && !self.m(SpecMutant::ReleaseBeforeCallback),
                     _ => unreachable!(),
                 };
                 if counted && !(panicked && self.m(SpecMutant::PanicLeaksCount)) {
@@ -835,15 +709,10 @@ impl Spec {
                 *n.threads[t].last_mut().expect("drain frame") = Frame::Drain { hub, cur: Some(d) };
             }
             Op::Release { client, from } => {
-                let Some(Frame::Drain {
-                    hub,
-                    cur: Some(mut d),
-                }) = top
-                else {
+                let Some(Frame::Drain { hub, cur: Some(mut d) }) = top else {
                     return Err("a count is released by its delivery");
                 };
-                let before_callback =
-                    self.m(SpecMutant::ReleaseBeforeCallback) && d.at == At::Acquired(client);
+                let before_callback = self.m(SpecMutant::ReleaseBeforeCallback) && d.at == At::Acquired(client);
                 ensure(
                     d.at == At::Ended(client) || before_callback,
                     "the count is released after the callback returned",
@@ -858,11 +727,7 @@ impl Spec {
                     .filter(|f| matches!(f, Frame::Drain { cur: Some(d), .. } if d.at == At::Next && d.targets & bit(client) != 0))
                     .count();
                 let c = &mut n.clients[usize::from(client)];
-                let bumps = if c.status == Status::Closed {
-                    skipping as u8
-                } else {
-                    0
-                };
+                let bumps = if c.status == Status::Closed { skipping as u8 } else { 0 };
                 ensure(
                     (c.in_flight..=c.in_flight + bumps).contains(&from),
                     "the in-flight count is not what the specification has",
@@ -871,12 +736,7 @@ impl Spec {
                 if c.in_flight == 0 && c.status == Status::Closed {
                     // The last call of a closed client wakes every sleeping deregister of it.
                     for f in n.threads.iter_mut().flatten() {
-                        if let Frame::Deregister {
-                            victim,
-                            phase: Phase::Asleep { notified },
-                            ..
-                        } = f
-                        {
+                        if let Frame::Deregister { victim, phase: Phase::Asleep { notified }, .. } = f {
                             if *victim == client {
                                 *notified = true;
                             }
@@ -893,10 +753,7 @@ impl Spec {
                 *n.threads[t].last_mut().expect("drain frame") = Frame::Drain { hub, cur: Some(d) };
             }
             Op::DeregisterEnter { target } | Op::DetachEnter { target } => {
-                ensure(
-                    idle_or_callback,
-                    "deregister from an idle thread or a callback",
-                )?;
+                ensure(idle_or_callback, "deregister from an idle thread or a callback")?;
                 let wait = matches!(op, Op::DeregisterEnter { .. });
                 let holding = if wait { s.holding(t) } else { 0 };
                 n.threads[t].push(Frame::Deregister {
@@ -919,29 +776,14 @@ impl Spec {
             | Op::Test
             | Op::Park
             | Op::Wake => {
-                let Some(Frame::Deregister {
-                    target,
-                    holding,
-                    victim,
-                    phase,
-                    edge,
-                    wait,
-                }) = top
-                else {
+                let Some(Frame::Deregister { target, holding, victim, phase, edge, wait }) = top else {
                     return Err("not inside a deregister");
                 };
                 let own = holding & bit(target) != 0;
                 let checks = phase == Phase::Entered && holding != 0;
                 let registry_ok = !self.registry_blocked(s);
                 let tc = s.clients[usize::from(target)].status;
-                let mut next = Frame::Deregister {
-                    target,
-                    holding,
-                    victim,
-                    phase,
-                    edge,
-                    wait,
-                };
+                let mut next = Frame::Deregister { target, holding, victim, phase, edge, wait };
                 let set = |f: &mut Frame, p: Phase| {
                     if let Frame::Deregister { phase, .. } = f {
                         *phase = p;
@@ -953,33 +795,20 @@ impl Spec {
                             checks && !own && !s.would_close_cycle(holding, target),
                             "the wait-for edge is recorded only when it closes no cycle",
                         )?;
-                        ensure(
-                            !self.m(SpecMutant::NoCycleCheck),
-                            "the mutant has no wait-for graph",
-                        )?;
-                        next = Frame::Deregister {
-                            target,
-                            holding,
-                            victim,
-                            phase: Phase::Checked,
-                            edge: true,
-                            wait,
-                        };
+                        ensure(!self.m(SpecMutant::NoCycleCheck), "the mutant has no wait-for graph")?;
+                        next = Frame::Deregister { target, holding, victim, phase: Phase::Checked, edge: true, wait };
                     }
                     Op::NoCheck => {
-                        let skips = (own && self.m(SpecMutant::OwnCallbackWaits))
-                            || (!own && self.m(SpecMutant::NoCycleCheck));
+                        let skips =
+                            (own && self.m(SpecMutant::OwnCallbackWaits)) || (!own && self.m(SpecMutant::NoCycleCheck));
                         ensure(checks && skips, "the checks are made")?;
                         set(&mut next, Phase::Checked);
                     }
                     Op::Fail => {
                         let refused = checks
                             && ((own && !self.m(SpecMutant::OwnCallbackWaits))
-                                || (!own
-                                    && !self.m(SpecMutant::NoCycleCheck)
-                                    && s.would_close_cycle(holding, target)));
-                        let past_checks =
-                            phase == Phase::Checked || (phase == Phase::Entered && holding == 0);
+                                || (!own && !self.m(SpecMutant::NoCycleCheck) && s.would_close_cycle(holding, target)));
+                        let past_checks = phase == Phase::Checked || (phase == Phase::Entered && holding == 0);
                         let stale = past_checks && registry_ok && tc != Status::Open;
                         ensure(
                             refused || stale,
@@ -989,58 +818,29 @@ impl Spec {
                         return Ok(n);
                     }
                     Op::Retire { victim: v } => {
-                        let past_checks =
-                            phase == Phase::Checked || (phase == Phase::Entered && holding == 0);
-                        ensure(
-                            past_checks && registry_ok,
-                            "retire follows the checks, under the registry lock",
-                        )?;
-                        let stale_hits_other =
-                            self.m(SpecMutant::NoGeneration) && tc != Status::Open && v != target;
+                        let past_checks = phase == Phase::Checked || (phase == Phase::Entered && holding == 0);
+                        ensure(past_checks && registry_ok, "retire follows the checks, under the registry lock")?;
+                        let stale_hits_other = self.m(SpecMutant::NoGeneration) && tc != Status::Open && v != target;
                         ensure(
                             (v == target && tc == Status::Open) || stale_hits_other,
                             "deregister retires its own, registered client",
                         )?;
                         let vc = &mut n.clients[usize::from(v)];
-                        ensure(
-                            vc.status == Status::Open,
-                            "only a registered client is retired",
-                        )?;
+                        ensure(vc.status == Status::Open, "only a registered client is retired")?;
                         vc.status = Status::Retired;
                         vc.retired_by = Some(target);
-                        next = Frame::Deregister {
-                            target,
-                            holding,
-                            victim: v,
-                            phase: Phase::Retired,
-                            edge,
-                            wait,
-                        };
+                        next = Frame::Deregister { target, holding, victim: v, phase: Phase::Retired, edge, wait };
                     }
                     Op::Close { in_flight } => {
                         ensure(phase == Phase::Retired, "close follows retire")?;
                         let vc = &mut n.clients[usize::from(victim)];
-                        ensure(
-                            vc.in_flight == in_flight,
-                            "close sees the in-flight count the specification has",
-                        )?;
+                        ensure(vc.in_flight == in_flight, "close sees the in-flight count the specification has")?;
                         vc.status = Status::Closed;
-                        let wait_now =
-                            wait && in_flight > 0 && !self.m(SpecMutant::DeregisterNoWait);
-                        set(
-                            &mut next,
-                            if wait_now {
-                                Phase::MustSleep
-                            } else {
-                                Phase::Drained
-                            },
-                        );
+                        let wait_now = wait && in_flight > 0 && !self.m(SpecMutant::DeregisterNoWait);
+                        set(&mut next, if wait_now { Phase::MustSleep } else { Phase::Drained });
                     }
                     Op::Sleep => {
-                        ensure(
-                            phase == Phase::MustSleep,
-                            "deregister sleeps only with callbacks in flight",
-                        )?;
+                        ensure(phase == Phase::MustSleep, "deregister sleeps only with callbacks in flight")?;
                         set(&mut next, Phase::Waiting);
                     }
                     Op::Test => {
@@ -1049,31 +849,18 @@ impl Spec {
                             "only the mutant tests outside the lock",
                         )?;
                         let drained = s.clients[usize::from(victim)].in_flight == 0;
-                        set(
-                            &mut next,
-                            if drained {
-                                Phase::Drained
-                            } else {
-                                Phase::Tested
-                            },
-                        );
+                        set(&mut next, if drained { Phase::Drained } else { Phase::Tested });
                     }
                     Op::Park => {
                         ensure(phase == Phase::Tested, "parks after the test")?;
                         set(&mut next, Phase::Asleep { notified: false });
                     }
                     Op::Wake => {
-                        ensure(
-                            phase == Phase::Asleep { notified: true },
-                            "only a notify wakes a sleeper",
-                        )?;
+                        ensure(phase == Phase::Asleep { notified: true }, "only a notify wakes a sleeper")?;
                         set(&mut next, Phase::Waiting);
                     }
                     Op::Return | Op::DetachReturn => {
-                        ensure(
-                            wait == matches!(op, Op::Return),
-                            "a detach returns without waiting",
-                        )?;
+                        ensure(wait == matches!(op, Op::Return), "a detach returns without waiting")?;
                         let drained_now = phase == Phase::Waiting
                             && !self.m(SpecMutant::LostWakeup)
                             && s.clients[usize::from(victim)].in_flight == 0;
@@ -1100,10 +887,7 @@ impl Spec {
                     n.queries_left -= 1;
                 }
                 ensure(!self.registry_blocked(s), "the registry lock is held")?;
-                ensure(
-                    !self.hub_blocked(s, hub),
-                    "the hub's lock is held across a callback",
-                )?;
+                ensure(!self.hub_blocked(s, hub), "the hub's lock is held across a callback")?;
             }
         }
         self.normalize(&mut n, t);
@@ -1122,8 +906,7 @@ impl Spec {
                         Item::Removal { .. } => 0,
                         Item::Join { .. } => h.subscribers | d.kept,
                     };
-                    *s.threads[t].last_mut().expect("drain frame") =
-                        Frame::Drain { hub, cur: None };
+                    *s.threads[t].last_mut().expect("drain frame") = Frame::Drain { hub, cur: None };
                 }
                 Some(Frame::Registering { client, hubs: 0 }) => {
                     s.threads[t].pop();
@@ -1153,10 +936,7 @@ impl Spec {
                 for h in 0..nh {
                     let hub = &s.hubs[usize::from(h)];
                     if !hub.arrived {
-                        out.push(Op::HubArrive {
-                            hub: h,
-                            clients: s.open_clients(),
-                        });
+                        out.push(Op::HubArrive { hub: h, clients: s.open_clients() });
                     } else if !hub.removed {
                         let drains = !hub.draining;
                         if hub.reported < self.size.changes {
@@ -1172,27 +952,17 @@ impl Spec {
                     let hub = &s.hubs[usize::from(h)];
                     let queued = !hub.removed;
                     let drains = !hub.draining && (queued || !hub.queue.is_empty());
-                    out.push(Op::Join {
-                        hub: h,
-                        queued,
-                        drains,
-                    });
+                    out.push(Op::Join { hub: h, queued, drains });
                 }
             }
             Some(Frame::Kick { hub }) => {
                 let h = &s.hubs[usize::from(hub)];
-                out.push(Op::Kick {
-                    hub,
-                    drains: !h.draining && !h.queue.is_empty(),
-                });
+                out.push(Op::Kick { hub, drains: !h.draining && !h.queue.is_empty() });
             }
             Some(Frame::Drain { hub, cur: None }) => {
                 let h = &s.hubs[usize::from(hub)];
                 match h.queue.first() {
-                    Some(item) => out.push(Op::Take {
-                        hub,
-                        seq: item.seq(),
-                    }),
+                    Some(item) => out.push(Op::Take { hub, seq: item.seq() }),
                     None => out.push(Op::DrainIdle { hub }),
                 }
             }
@@ -1205,39 +975,23 @@ impl Spec {
                         } else if self.m(SpecMutant::CheckThenCall) {
                             out.push(Op::Peek { client: c });
                         } else {
-                            out.push(Op::Acquire {
-                                client: c,
-                                from: cl.in_flight,
-                            });
+                            out.push(Op::Acquire { client: c, from: cl.in_flight });
                         }
                     }
                 }
                 At::Acquired(c) if self.m(SpecMutant::ReleaseBeforeCallback) => {
-                    out.push(Op::Release {
-                        client: c,
-                        from: s.clients[usize::from(c)].in_flight,
-                    })
+                    out.push(Op::Release { client: c, from: s.clients[usize::from(c)].in_flight })
                 }
-                At::Acquired(c) | At::Peeked(c) | At::Released(c) => out.push(Op::Begin {
-                    client: c,
-                    seq: d.item.seq(),
-                }),
+                At::Acquired(c) | At::Peeked(c) | At::Released(c) => {
+                    out.push(Op::Begin { client: c, seq: d.item.seq() })
+                }
                 At::Running(_) => {}
-                At::Ended(c) => out.push(Op::Release {
-                    client: c,
-                    from: s.clients[usize::from(c)].in_flight,
-                }),
+                At::Ended(c) => out.push(Op::Release { client: c, from: s.clients[usize::from(c)].in_flight }),
             },
             Some(Frame::Callback { client, .. }) => {
-                out.push(Op::End {
-                    client,
-                    panicked: false,
-                });
+                out.push(Op::End { client, panicked: false });
                 if s.panics_left > 0 {
-                    out.push(Op::End {
-                        client,
-                        panicked: true,
-                    });
+                    out.push(Op::End { client, panicked: true });
                 }
                 if s.queries_left > 0 {
                     out.push(Op::Query);
@@ -1252,27 +1006,14 @@ impl Spec {
             }
             Some(Frame::Deregister { target, phase, .. }) => match phase {
                 Phase::Entered | Phase::Checked => {
-                    out.extend([
-                        Op::WaitFor,
-                        Op::NoCheck,
-                        Op::Fail,
-                        Op::Retire { victim: target },
-                    ]);
+                    out.extend([Op::WaitFor, Op::NoCheck, Op::Fail, Op::Retire { victim: target }]);
                     if self.m(SpecMutant::NoGeneration) {
-                        out.extend(
-                            (0..nc)
-                                .filter(|&v| v != target)
-                                .map(|victim| Op::Retire { victim }),
-                        );
+                        out.extend((0..nc).filter(|&v| v != target).map(|victim| Op::Retire { victim }));
                     }
                 }
                 Phase::Retired => {
-                    let Some(Frame::Deregister { victim, .. }) = s.threads[ti].last() else {
-                        unreachable!()
-                    };
-                    out.push(Op::Close {
-                        in_flight: s.clients[usize::from(*victim)].in_flight,
-                    });
+                    let Some(Frame::Deregister { victim, .. }) = s.threads[ti].last() else { unreachable!() };
+                    out.push(Op::Close { in_flight: s.clients[usize::from(*victim)].in_flight });
                 }
                 Phase::MustSleep => out.push(Op::Sleep),
                 Phase::Waiting => out.extend([Op::Return, Op::Test]),
