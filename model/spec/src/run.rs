@@ -9,13 +9,35 @@ use crate::spec::{Size, Spec, SpecMutant};
 use crate::symmetry::representative;
 
 /// The quick gate's size. Measured on the 2-core gate machine: see docs/SPEC.md.
-pub const QUICK: Size =
-    Size { clients: 2, hubs: 2, threads: 2, changes: 1, removal: true, reentrant: 2, panics: 1, queries: 1 };
+pub const QUICK: Size = Size {
+    clients: 2,
+    hubs: 2,
+    threads: 2,
+    changes: 1,
+    removal: true,
+    reentrant: 2,
+    panics: 0,
+    queries: 0,
+    preregistered: false,
+};
 
 /// The full gate's size: 3 clients x 2 hubs x 3 threads x 2 events per hub (a change and
 /// the removal, after the arrival). Measured: see docs/SPEC.md.
-pub const FULL: Size =
-    Size { clients: 3, hubs: 2, threads: 3, changes: 1, removal: true, reentrant: 2, panics: 1, queries: 1 };
+pub const FULL: Size = Size {
+    clients: 3,
+    hubs: 2,
+    threads: 3,
+    changes: 1,
+    removal: true,
+    reentrant: 2,
+    panics: 0,
+    queries: 0,
+    preregistered: true,
+};
+
+/// The spec mutants' size: the quick size, plus a panicking callback and a callback that
+/// queries its hub (the ingredients of panic-leaks-count and the two lock-order bugs).
+pub const MUTANTS: Size = Size { panics: 1, queries: 1, ..QUICK };
 
 /// What one exhaustive check found.
 #[derive(Clone, Debug)]
@@ -83,7 +105,7 @@ pub fn check(size: Size, mutant: Option<SpecMutant>, symmetry: bool, threads: us
     for p in &properties {
         let found = discoveries.get(p.name);
         match (&p.expectation, found) {
-            (Expectation::Sometimes, None) => unwitnessed.push(p.name.to_string()),
+            (Expectation::Sometimes, None) if applicable(&size, p.name) => unwitnessed.push(p.name.to_string()),
             (Expectation::Always | Expectation::Eventually, Some(path)) => {
                 let mut text = String::new();
                 let spec = checker.model();
@@ -117,5 +139,13 @@ pub fn check(size: Size, mutant: Option<SpecMutant>, symmetry: bool, threads: us
 /// The size at which each spec mutant is checked: the quick size, which has every
 /// ingredient (re-entrant deregisters, a panic, a query, removal, replay).
 pub fn mutant_size(_m: SpecMutant) -> Size {
-    QUICK
+    MUTANTS
+}
+
+/// Whether a `sometimes` property can be witnessed at `size` (with no registration
+/// there is no replay; with fewer than two deregisters from callbacks, no cycle).
+pub fn applicable(size: &Size, property: &str) -> bool {
+    let replay = property.contains("replay");
+    let cycle = property.contains("cycle");
+    !(replay && size.preregistered) && !(cycle && size.reentrant < 2)
 }

@@ -50,6 +50,8 @@ pub struct Log {
     pub last: u8,
     /// It received the removal.
     pub removed: bool,
+    /// Delivery found it closed and dropped it (it misses the rest of this presence).
+    pub skipped: bool,
 }
 
 /// One client.
@@ -179,6 +181,8 @@ pub enum Frame {
     /// Inside a client's callback. `after_ok`: it began after a deregister of the client
     /// returned `Ok` (P1).
     Callback { client: u8, hub: u8, seq: u8, after_ok: bool },
+    /// A callback's query of its hub: takes the registry lock, then the hub's lock.
+    Query { hub: u8 },
     /// `deregister(target)`, made from inside the callbacks of `holding`. `victim`: the
     /// client it retired (the target, unless the handle check is broken). `edge`: it is
     /// in the wait-for graph (holding waits for target). `wait`: false for the drop of a
@@ -257,8 +261,10 @@ pub enum Op {
     Park,
     /// Mutant lost-wakeup: woken by a notify, tests again.
     Wake,
-    /// A callback queries its hub (takes the registry lock, then the hub's lock).
+    /// A callback begins a query of its hub.
     Query,
+    /// The query gets the registry lock and the hub's lock, and returns.
+    QueryDone,
 }
 
 /// A thread and what it does.
@@ -338,12 +344,15 @@ pub struct Size {
     pub panics: u8,
     /// Callbacks that query the hub they are delivered from.
     pub queries: u8,
+    /// The clients are registered before the threads start (no registration, so no
+    /// arrival replay, in this world: that is checked at the other sizes).
+    pub preregistered: bool,
 }
 
 impl Size {
     pub fn label(&self) -> String {
         format!(
-            "{}c x {}h x {}t x {}e{} (reentrant {}, panics {}, queries {})",
+            "{}c x {}h x {}t x {}e{} (reentrant {}, panics {}, queries {}{})",
             self.clients,
             self.hubs,
             self.threads,
@@ -351,7 +360,8 @@ impl Size {
             if self.removal { " incl. removal" } else { "" },
             self.reentrant,
             self.panics,
-            self.queries
+            self.queries,
+            if self.preregistered { ", clients registered first" } else { "" }
         )
     }
 }
@@ -529,6 +539,13 @@ impl Spec {
                 c.status = Status::Open;
                 let mut hubs =
                     s.hubs.iter().enumerate().filter(|(_, h)| h.arrived).fold(0, |a, (i, _)| a | bit(i as u8));
+                // Every hub present now is owed to the client: its replay, unless the
+                // hub's removal is queued before the replay is.
+                for h in members(hubs) {
+                    if !s.hubs[usize::from(h)].removed {
+                        c.logs[usize::from(h)].owed = true;
+                    }
+                }
                 if self.m(SpecMutant::ReplayMissesHub) && hubs != 0 {
                     hubs &= hubs - 1; // one present hub is not replayed
                 }
@@ -582,9 +599,7 @@ impl Spec {
                 let h = &n.hubs[usize::from(hub)];
                 ensure(queued == !h.removed, "a replay is queued unless the hub's removal is")?;
                 let item = queued.then_some(Item::Join { client, seq: h.seq });
-                if queued {
-                    n.clients[usize::from(client)].logs[usize::from(hub)].owed = true;
-                }
+                n.clients[usize::from(client)].logs[usize::from(hub)].owed = queued;
                 self.append(&mut n, t, hub, item, drains)?;
             }
             Op::Kick { hub, drains } => {
@@ -637,6 +652,7 @@ impl Spec {
                     }
                     Op::Skip { .. } => {
                         ensure(c.status == Status::Closed, "only a closed client is skipped")?;
+                        c.logs[usize::from(hub)].skipped = true;
                         d.targets &= !bit(client);
                     }
                     _ => {
@@ -886,8 +902,13 @@ impl Spec {
                     ensure(n.queries_left > 0, "no query left in the budget")?;
                     n.queries_left -= 1;
                 }
+                n.threads[t].push(Frame::Query { hub });
+            }
+            Op::QueryDone => {
+                let Some(Frame::Query { hub }) = top else { return Err("no query in progress") };
                 ensure(!self.registry_blocked(s), "the registry lock is held")?;
                 ensure(!self.hub_blocked(s, hub), "the hub's lock is held across a callback")?;
+                n.threads[t].pop();
             }
         }
         self.normalize(&mut n, t);
@@ -988,6 +1009,7 @@ impl Spec {
                 At::Running(_) => {}
                 At::Ended(c) => out.push(Op::Release { client: c, from: s.clients[usize::from(c)].in_flight }),
             },
+            Some(Frame::Query { .. }) => out.push(Op::QueryDone),
             Some(Frame::Callback { client, .. }) => {
                 out.push(Op::End { client, panicked: false });
                 if s.panics_left > 0 {

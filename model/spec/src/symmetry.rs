@@ -39,6 +39,7 @@ fn map_frame(f: Frame, c: &[u8], h: &[u8]) -> Frame {
     match f {
         Frame::Registering { client, hubs } => Frame::Registering { client: mc(client), hubs: map_set(hubs, h) },
         Frame::Kick { hub } => Frame::Kick { hub: mh(hub) },
+        Frame::Query { hub } => Frame::Query { hub: mh(hub) },
         Frame::Drain { hub, cur } => Frame::Drain {
             hub: mh(hub),
             cur: cur.map(|d| Delivery {

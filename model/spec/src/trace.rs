@@ -323,8 +323,17 @@ pub fn validate_with(trace: &[TraceEvent], mutant: Option<crate::spec::SpecMutan
             timeline: String::new(),
         });
     }
-    let size =
-        Size { clients: 0, hubs: 0, threads: 0, changes: 0, removal: false, reentrant: 0, panics: 0, queries: 0 };
+    let size = Size {
+        clients: 0,
+        hubs: 0,
+        threads: 0,
+        changes: 0,
+        removal: false,
+        reentrant: 0,
+        panics: 0,
+        queries: 0,
+        preregistered: false,
+    };
     let spec = Spec { size, mutant, open: true };
     let init = State::initial(names.clients.len() as u8, names.hubs.len() as u8, names.threads.len() as u8, None);
     let thread_of: Vec<u8> =

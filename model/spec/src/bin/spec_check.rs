@@ -5,6 +5,7 @@ use usbpm_spec::{Size, SpecMutant};
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut size = QUICK;
+    let mut mutants_size = false;
     let mut symmetry = true;
     let mut mutant = None;
     let mut threads = 1;
@@ -13,6 +14,7 @@ fn main() {
         match a.as_str() {
             "full" => size = FULL,
             "quick" => size = QUICK,
+            "mutants" => mutants_size = true,
             "--no-symmetry" => symmetry = false,
             "--threads" => threads = it.next().and_then(|v| v.parse().ok()).expect("--threads N"),
             "--mutant" => mutant = SpecMutant::from_name(it.next().expect("--mutant NAME")),
@@ -32,10 +34,14 @@ fn main() {
                     reentrant: v[4],
                     panics: v[5],
                     queries: v[6],
+                    preregistered: v.get(7) == Some(&1),
                 };
             }
             other => panic!("unknown argument {other}"),
         }
+    }
+    if mutants_size {
+        size = usbpm_spec::run::MUTANTS;
     }
     let o = check(size, mutant, symmetry, threads);
     println!("{}", o.summary());
