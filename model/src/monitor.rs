@@ -120,6 +120,14 @@ thread_local! {
 /// thread of their own. (The gate runs each check in its own process.)
 static LAST_IN_PROCESS: Mutex<Option<Arc<Monitor>>> = Mutex::new(None);
 
+/// The recorded steps of the last execution started on this OS thread, or else in this
+/// process: the trace of an execution the checker stopped (deadlock).
+pub fn last_steps() -> Option<Vec<(String, Step)>> {
+    LAST.with(|l| l.borrow().clone())
+        .or_else(|| LAST_IN_PROCESS.lock().unwrap_or_else(|p| p.into_inner()).clone())
+        .map(|m| m.steps())
+}
+
 /// The timeline of the last execution started on this OS thread, or else in this process.
 pub fn last_timeline() -> Option<String> {
     LAST.with(|l| l.borrow().clone())

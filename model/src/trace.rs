@@ -70,3 +70,40 @@ pub fn check_execution(monitor: &Monitor, replay: &str) {
         panic!("\n{d}\nReplay: {replay}");
     }
 }
+
+/// Runs `iterations` random shuttle schedules of `scenario` with the code mutant `mutant`
+/// and judges them by trace validation alone (the monitors' verdicts are not read).
+/// Returns the first divergence found, if any. An execution the checker stops (a
+/// deadlock) is judged on the steps recorded until it stopped.
+#[cfg(feature = "shuttle")]
+pub fn trace_teeth(
+    scenario: &'static crate::scenarios::Scenario,
+    mutant: Option<usbpm::checking::Mutant>,
+    iterations: usize,
+    seed: u64,
+) -> Option<String> {
+    use std::sync::{Arc, Mutex};
+    let found: Arc<Mutex<Option<String>>> = Arc::default();
+    let f = found.clone();
+    let body = move || {
+        if f.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+            return;
+        }
+        let env = crate::env::Env::new(mutant);
+        (scenario.run)(&env);
+        if let Err(d) = validate_steps(&env.monitor.steps(), None) {
+            *f.lock().unwrap_or_else(|p| p.into_inner()) = Some(d.to_string());
+        }
+    };
+    let mut config = shuttle::Config::new();
+    config.failure_persistence = shuttle::FailurePersistence::None;
+    let runner = shuttle::Runner::new(shuttle::scheduler::RandomScheduler::new_from_seed(seed, iterations), config);
+    let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.run(body))).is_err();
+    let mut found = found.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if stopped && found.is_none() {
+        if let Some(Err(d)) = crate::monitor::last_steps().map(|s| validate_steps(&s, None)) {
+            found = Some(d.to_string());
+        }
+    }
+    found
+}
