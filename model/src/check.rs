@@ -41,17 +41,21 @@ impl Profile {
 
 /// The mutant named by `USBPM_MUTANT`, if any.
 pub fn mutant_from_env() -> Option<Mutant> {
-    let name = std::env::var("USBPM_MUTANT").ok().filter(|s| !s.is_empty())?;
+    let name = std::env::var("USBPM_MUTANT")
+        .ok()
+        .filter(|s| !s.is_empty())?;
     Some(Mutant::from_name(&name).unwrap_or_else(|| {
         let names: Vec<_> = Mutant::ALL.iter().map(|m| m.name()).collect();
-        panic!("USBPM_MUTANT={name}: no such mutant; the catalog is: {}", names.join(", "))
+        panic!(
+            "USBPM_MUTANT={name}: no such mutant; the catalog is: {}",
+            names.join(", ")
+        )
     }))
 }
 
 fn results_dir() -> Option<PathBuf> {
     std::env::var_os("USBPM_RESULTS_DIR").map(PathBuf::from)
 }
-
 
 /// Loom's preemption bound for a scenario under a profile (`None`: unbounded). Each is
 /// chosen so the check finishes inside the profile's budget; docs/VERIFICATION.md gives
@@ -161,15 +165,31 @@ pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 /// one, or the checker's message (deadlock, data race) with the last timeline.
 pub fn failure(text: String, replay: String) -> Failure {
     // A runner that knows a better replay (shuttle: the saved schedule) says so in the text.
-    let replay = text.lines().rev().find_map(|l| l.strip_prefix("Replay: ")).map(str::to_string).unwrap_or(replay);
+    let replay = text
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("Replay: "))
+        .map(str::to_string)
+        .unwrap_or(replay);
     let text = match text.rfind("\nReplay: ") {
         Some(i) if !text.contains("PROPERTY VIOLATED: ") => text[..i].to_string(),
         _ => text,
     };
     if let Some(start) = text.find("PROPERTY VIOLATED: ") {
-        let property = text[start + 19..].split_whitespace().next().map(str::to_string);
-        let replay = text.lines().find_map(|l| l.strip_prefix("Replay: ")).map(str::to_string).unwrap_or(replay);
-        return Failure { property, report: text[start..].to_string(), replay };
+        let property = text[start + 19..]
+            .split_whitespace()
+            .next()
+            .map(str::to_string);
+        let replay = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Replay: "))
+            .map(str::to_string)
+            .unwrap_or(replay);
+        return Failure {
+            property,
+            report: text[start..].to_string(),
+            replay,
+        };
     }
     let property = if text.contains("deadlock") || text.contains("Deadlock") {
         Some("P3")
@@ -180,7 +200,11 @@ pub fn failure(text: String, replay: String) -> Failure {
     };
     let mut report = String::new();
     if let Some(p) = property {
-        let title = Property::ALL.iter().find(|x| x.id() == p).map(|x| x.title()).unwrap_or("");
+        let title = Property::ALL
+            .iter()
+            .find(|x| x.id() == p)
+            .map(|x| x.title())
+            .unwrap_or("");
         report.push_str(&format!("PROPERTY VIOLATED: {p} {title}\n"));
     }
     report.push_str(&format!("  the checker reports: {}\n", text.trim()));
@@ -189,7 +213,11 @@ pub fn failure(text: String, replay: String) -> Failure {
         report.push_str(&t);
     }
     report.push_str(&format!("\nReplay: {replay}\n"));
-    Failure { property: property.map(str::to_string), report, replay }
+    Failure {
+        property: property.map(str::to_string),
+        report,
+        replay,
+    }
 }
 
 /// The record a running check writes if the process dies before it can finish: loom
@@ -210,7 +238,9 @@ pub(crate) fn on_checker_panic(info: &std::panic::PanicHookInfo<'_>) {
     if !(text.contains("deadlock") || text.contains("Deadlock")) {
         return;
     }
-    let Ok(mut pending) = PENDING.try_lock() else { return };
+    let Ok(mut pending) = PENDING.try_lock() else {
+        return;
+    };
     if let Some(p) = pending.take() {
         let mut record = p.record;
         let so_far = p.progress.outcome();
@@ -238,7 +268,10 @@ pub fn run_check(checker: &str, scenario: &str) {
             std::fs::create_dir_all(d.join(sub)).expect("create the results directory");
         }
     }
-    let progress = Progress::new(dir.as_ref().map(|d| d.join("progress").join(format!("{key}.txt"))));
+    let progress = Progress::new(
+        dir.as_ref()
+            .map(|d| d.join("progress").join(format!("{key}.txt"))),
+    );
     if let Some(d) = &dir {
         crate::env::silence_model_panics();
         let (exhaustive, method) = describe(checker, s, profile);
@@ -258,16 +291,30 @@ pub fn run_check(checker: &str, scenario: &str) {
         };
         let replay = run::rerun_command(checker, s, mutant, loom_bound(s, profile));
         let path = d.join("records").join(format!("{key}.json"));
-        *PENDING.lock().unwrap_or_else(|p| p.into_inner()) = Some(Pending { record, replay, path, progress: progress.clone() });
+        *PENDING.lock().unwrap_or_else(|p| p.into_inner()) = Some(Pending {
+            record,
+            replay,
+            path,
+            progress: progress.clone(),
+        });
     }
     let mut strategies = Vec::new();
-    let (exhaustive, method, replay, result) =
-        run_with(checker, s, profile, mutant, &progress, dir.as_ref().map(|d| d.join("schedules").join(&key)), &mut strategies);
+    let (exhaustive, method, replay, result) = run_with(
+        checker,
+        s,
+        profile,
+        mutant,
+        &progress,
+        dir.as_ref().map(|d| d.join("schedules").join(&key)),
+        &mut strategies,
+    );
     let (verdict, failure, outcome) = match result {
         Ok(o) => (Verdict::Pass, None, o),
-        Err(text) => {
-            (Verdict::Fail, Some(failure(text, replay)), progress.outcome())
-        }
+        Err(text) => (
+            Verdict::Fail,
+            Some(failure(text, replay)),
+            progress.outcome(),
+        ),
     };
     let record = Record {
         checker: checker.into(),
@@ -286,14 +333,19 @@ pub fn run_check(checker: &str, scenario: &str) {
     PENDING.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(d) = &dir {
         let json = serde_json::to_string_pretty(&record).expect("a record serialises");
-        std::fs::write(d.join("records").join(format!("{key}.json")), json).expect("write the record");
+        std::fs::write(d.join("records").join(format!("{key}.json")), json)
+            .expect("write the record");
     }
     println!(
         "{checker:<8} {scenario:<32} {:<28} {:>10} executions {:>8.2}s  {}",
         record.method,
         record.executions,
         record.seconds,
-        if verdict == Verdict::Pass { "pass" } else { "FAIL" }
+        if verdict == Verdict::Pass {
+            "pass"
+        } else {
+            "FAIL"
+        }
     );
     if let Some(f) = &record.failure {
         panic!("{}", f.report);
@@ -305,17 +357,33 @@ type RunResult = (bool, String, String, Result<Outcome, String>);
 /// Whether a check is exhaustive, and how it explores, in the report's words.
 fn describe(checker: &str, s: &Scenario, profile: Profile) -> (bool, String) {
     match checker {
-        "loom" => (true, loom_bound(s, profile).map_or("unbounded".to_string(), |b| format!("preemption bound {b}"))),
+        "loom" => (
+            true,
+            loom_bound(s, profile)
+                .map_or("unbounded".to_string(), |b| format!("preemption bound {b}")),
+        ),
         "shuttle" => {
             let n = shuttle_iterations(s, profile);
-            (false, format!("pct(depth 3) + random, {n} each, seed {}", seed_or_default()))
+            (
+                false,
+                format!(
+                    "pct(depth 3) + random, {n} each, seed {}",
+                    seed_or_default()
+                ),
+            )
         }
-        _ => (false, format!("real threads, {} runs", std_iterations(profile))),
+        _ => (
+            false,
+            format!("real threads, {} runs", std_iterations(profile)),
+        ),
     }
 }
 
 fn seed_or_default() -> u64 {
-    std::env::var("USBPM_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(1)
+    std::env::var("USBPM_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
 }
 
 fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
@@ -338,7 +406,12 @@ fn run_with(
             let bound = loom_bound(s, profile);
             let (_, method) = describe(checker, s, profile);
             let replay = run::rerun_command("loom", s, mutant, bound);
-            (true, method, replay, catch(|| run::loom(s, mutant, bound, progress)))
+            (
+                true,
+                method,
+                replay,
+                catch(|| run::loom(s, mutant, bound, progress)),
+            )
         }
         #[cfg(feature = "shuttle")]
         "shuttle" => {
@@ -348,12 +421,18 @@ fn run_with(
             let (_, method) = describe(checker, s, profile);
             // Each strategy runs to its own first failure, so the gate can compare them.
             let mut first_failure = None;
-            for (strategy, tag) in [(Strategy::Pct { depth: 3 }, "pct"), (Strategy::Random, "random")] {
-                let file = schedule_dir.as_ref().map(|d| d.with_extension(format!("{tag}.schedule")));
+            for (strategy, tag) in [
+                (Strategy::Pct { depth: 3 }, "pct"),
+                (Strategy::Random, "random"),
+            ] {
+                let file = schedule_dir
+                    .as_ref()
+                    .map(|d| d.with_extension(format!("{tag}.schedule")));
                 let before = progress.executions();
                 let start = std::time::Instant::now();
                 let steps = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-                let r = catch(|| run::shuttle(s, mutant, strategy, n, seed, file, progress, &steps));
+                let r =
+                    catch(|| run::shuttle(s, mutant, strategy, n, seed, file, progress, &steps));
                 strategies.push(StrategyRun {
                     strategy: strategy.label(),
                     executions: progress.executions() - before,
@@ -376,9 +455,17 @@ fn run_with(
         "std" => {
             let n = std_iterations(profile);
             let replay = run::rerun_command("std", s, mutant, None);
-            (false, describe(checker, s, profile).1, replay, catch(|| run::stress(s, mutant, n, progress)))
+            (
+                false,
+                describe(checker, s, profile).1,
+                replay,
+                catch(|| run::stress(s, mutant, n, progress)),
+            )
         }
-        other => panic!("checker {other} is not built into this binary (features: {})", crate::rt::CHECKER),
+        other => panic!(
+            "checker {other} is not built into this binary (features: {})",
+            crate::rt::CHECKER
+        ),
     }
 }
 
@@ -388,6 +475,14 @@ fn run_with(
 pub fn kills(checker: &str, scenario: &str, mutant: Mutant) -> bool {
     let s = find(scenario).unwrap_or_else(|| panic!("no scenario {scenario}"));
     let progress = Progress::new(None);
-    let (_, _, _, result) = run_with(checker, s, Profile::Quick, Some(mutant), &progress, None, &mut Vec::new());
+    let (_, _, _, result) = run_with(
+        checker,
+        s,
+        Profile::Quick,
+        Some(mutant),
+        &progress,
+        None,
+        &mut Vec::new(),
+    );
     result.is_err()
 }

@@ -9,7 +9,13 @@
 use std::path::Path;
 
 /// The sources whose change makes an embedded report stale.
-const CHECKED: &[&str] = &["src", "model/src", "model/tests", "Cargo.toml", "model/Cargo.toml"];
+const CHECKED: &[&str] = &[
+    "src",
+    "model/src",
+    "model/tests",
+    "Cargo.toml",
+    "model/Cargo.toml",
+];
 
 fn files(root: &Path, rel: &str, out: &mut Vec<String>) {
     let path = root.join(rel);
@@ -46,17 +52,38 @@ pub fn fingerprint(root: &Path) -> String {
 }
 
 fn markers(name: &str) -> (String, String) {
-    (format!("<!-- gate:{name}:begin"), format!("<!-- gate:{name}:end -->"))
+    (
+        format!("<!-- gate:{name}:begin"),
+        format!("<!-- gate:{name}:end -->"),
+    )
 }
 
 /// Replaces section `name` of `doc` with `body`, stamped with `fingerprint`.
 pub fn embed(doc: &str, name: &str, fingerprint: &str, body: &str) -> Result<String, String> {
     let (begin, end) = markers(name);
-    let b = doc.find(&begin).ok_or_else(|| format!("docs/VERIFICATION.md has no `{begin} -->` marker"))?;
-    let e = doc.find(&end).ok_or_else(|| format!("docs/VERIFICATION.md has no `{end}` marker"))?;
+    let b = doc
+        .find(&begin)
+        .ok_or_else(|| format!("docs/VERIFICATION.md has no `{begin} -->` marker"))?;
+    let e = doc
+        .find(&end)
+        .ok_or_else(|| format!("docs/VERIFICATION.md has no `{end}` marker"))?;
     // Demote the report's headings so they nest under the document's own.
-    let body: String = body.lines().map(|l| if l.starts_with('#') { format!("##{l}\n") } else { format!("{l}\n") }).collect();
-    Ok(format!("{}{begin} sources={fingerprint} -->\n{}{}", &doc[..b], body, &doc[e..]))
+    let body: String = body
+        .lines()
+        .map(|l| {
+            if l.starts_with('#') {
+                format!("##{l}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    Ok(format!(
+        "{}{begin} sources={fingerprint} -->\n{}{}",
+        &doc[..b],
+        body,
+        &doc[e..]
+    ))
 }
 
 /// The fingerprint recorded in section `name`, if the section exists.
@@ -64,5 +91,7 @@ pub fn recorded(doc: &str, name: &str) -> Option<String> {
     let (begin, _) = markers(name);
     let rest = &doc[doc.find(&begin)? + begin.len()..];
     let line = rest.lines().next()?;
-    line.split_whitespace().find_map(|w| w.strip_prefix("sources=")).map(str::to_string)
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("sources="))
+        .map(str::to_string)
 }

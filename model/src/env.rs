@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, Once};
 
 use usbpm::checking::{Mutant, Probe};
-use usbpm::{ClientConfig, ClientHandle, ConnectorId, ConnectorState, Error, HubId, HubPort, Notification, PolicyManager};
+use usbpm::{
+    ClientConfig, ClientHandle, ConnectorId, ConnectorState, Error, HubId, HubPort, Notification,
+    PolicyManager,
+};
 
 use crate::monitor::{Monitor, Property};
 use crate::rt::{self, DriverMemory};
@@ -53,7 +56,10 @@ impl Context {
         if self.freed.load(std::sync::atomic::Ordering::SeqCst) {
             self.monitor.violation(
                 Property::DeregisterWaits,
-                format!("callback of {} used its freed context ({when} {} seq {})", self.label, n.hub, n.seq),
+                format!(
+                    "callback of {} used its freed context ({when} {} seq {})",
+                    self.label, n.hub, n.seq
+                ),
             );
         }
         self.memory.read();
@@ -61,7 +67,8 @@ impl Context {
 
     /// The driver frees the context (after `deregister` returned `Ok`).
     fn free(&self) {
-        self.monitor.note(format!("driver frees {}'s context", self.label));
+        self.monitor
+            .note(format!("driver frees {}'s context", self.label));
         self.freed.store(true, std::sync::atomic::Ordering::SeqCst);
         self.memory.free();
     }
@@ -97,12 +104,22 @@ impl Directory {
     }
 
     fn context(&self, label: &str) -> Option<Arc<Context>> {
-        self.clients.lock().unwrap().get(label).map(|(_, c)| c.clone())
+        self.clients
+            .lock()
+            .unwrap()
+            .get(label)
+            .map(|(_, c)| c.clone())
     }
 }
 
 /// Registers a model client `label` with `pm` and reports it (usable from callbacks).
-pub fn register(ctx_monitor: &Arc<Monitor>, dir: &Arc<Directory>, pm: &PolicyManager, label: &'static str, action: Action) -> ClientHandle {
+pub fn register(
+    ctx_monitor: &Arc<Monitor>,
+    dir: &Arc<Directory>,
+    pm: &PolicyManager,
+    label: &'static str,
+    action: Action,
+) -> ClientHandle {
     let ctx = Arc::new(Context {
         label,
         freed: rt::AtomicBool::new(false),
@@ -118,8 +135,15 @@ pub fn register(ctx_monitor: &Arc<Monitor>, dir: &Arc<Directory>, pm: &PolicyMan
 }
 
 /// Deregisters model client `label` and reports the result; frees its context on `Ok`.
-pub fn deregister(monitor: &Monitor, dir: &Directory, pm: &PolicyManager, label: &'static str) -> Result<(), Error> {
-    let handle = dir.handle(label).expect("deregister of a client the scenario registered");
+pub fn deregister(
+    monitor: &Monitor,
+    dir: &Directory,
+    pm: &PolicyManager,
+    label: &'static str,
+) -> Result<(), Error> {
+    let handle = dir
+        .handle(label)
+        .expect("deregister of a client the scenario registered");
     monitor.deregister_called(label);
     let result = pm.deregister(handle);
     monitor.deregister_returned(label, &result);
@@ -143,7 +167,11 @@ impl Env {
         silence_model_panics();
         let monitor = Monitor::new();
         let probe: Arc<dyn Probe> = monitor.clone();
-        Env { pm: PolicyManager::checking(mutant, Some(probe)), monitor, directory: Arc::default() }
+        Env {
+            pm: PolicyManager::checking(mutant, Some(probe)),
+            monitor,
+            directory: Arc::default(),
+        }
     }
 
     pub fn register(&self, label: &'static str, action: Action) -> ClientHandle {
@@ -157,24 +185,36 @@ impl Env {
     /// Deregisters `label` expecting `Ok`; anything else violates P4.
     pub fn deregister_ok(&self, label: &'static str) {
         let r = self.deregister(label);
-        self.monitor.check(Property::BadInputErrors, r.is_ok(), || format!("deregister({label}) of a registered client returned {r:?}"));
+        self.monitor.check(Property::BadInputErrors, r.is_ok(), || {
+            format!("deregister({label}) of a registered client returned {r:?}")
+        });
     }
 
     /// A hub with one connector. Its arrival is delivered before this returns unless
     /// another thread is already draining that hub's queue (then by that thread).
     pub fn hub(&self, id: u32) -> HubPort {
         self.monitor.note(format!("hub {id} arrives"));
-        self.pm.hub_arrival(HubId(id), vec![ConnectorState::default()]).expect("a new hub id")
+        self.pm
+            .hub_arrival(HubId(id), vec![ConnectorState::default()])
+            .expect("a new hub id")
     }
 
     /// A view of the monitor and directory that a spawned thread can own.
     pub fn handle(&self) -> EnvHandle {
-        EnvHandle { pm: self.pm.clone(), monitor: self.monitor.clone(), directory: self.directory.clone() }
+        EnvHandle {
+            pm: self.pm.clone(),
+            monitor: self.monitor.clone(),
+            directory: self.directory.clone(),
+        }
     }
 
     /// Judges the execution: fails it (panics) with the timeline if anything was violated.
     pub fn finish(self, replay: &str) {
-        let Env { pm, monitor, directory } = self;
+        let Env {
+            pm,
+            monitor,
+            directory,
+        } = self;
         directory.clients.lock().unwrap().clear();
         drop(pm);
         monitor.finish(replay);
@@ -201,6 +241,12 @@ impl EnvHandle {
 
 /// A connector change that attaches (`on`) or detaches connector 0.
 pub fn flip(port: &HubPort, on: bool) {
-    port.connector_changed(ConnectorId(0), ConnectorState { attached: on, ..Default::default() })
-        .expect("connector 0 of a present hub");
+    port.connector_changed(
+        ConnectorId(0),
+        ConnectorState {
+            attached: on,
+            ..Default::default()
+        },
+    )
+    .expect("connector 0 of a present hub");
 }

@@ -6,12 +6,17 @@
 
 pub mod check;
 pub mod docs;
+pub mod enumerate;
 pub mod env;
+pub mod exec;
+pub mod generated;
 pub mod monitor;
+pub mod oracle;
+pub mod program;
 pub mod report;
 pub mod rt;
-pub mod scenarios;
 pub mod run;
+pub mod scenarios;
 pub mod trace;
 
 /// Emits one `#[test]` per scenario that runs it under `$checker` (`small`: the loom-sized

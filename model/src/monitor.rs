@@ -59,7 +59,9 @@ impl Property {
     pub fn title(self) -> &'static str {
         match self {
             Property::NoCallbackAfterDeregister => "no callback begins after deregister returned",
-            Property::DeregisterWaits => "deregister returns only after its callbacks ended (context may be freed)",
+            Property::DeregisterWaits => {
+                "deregister returns only after its callbacks ended (context may be freed)"
+            }
             Property::NoDeadlock => "no deadlock, no lost wake-up",
             Property::BadInputErrors => "bad input gets its error and changes nothing",
             Property::HubOrder => "per-hub order, arrival replay, nothing after removal",
@@ -131,7 +133,12 @@ pub fn last_steps() -> Option<Vec<(String, Step)>> {
 /// The timeline of the last execution started on this OS thread, or else in this process.
 pub fn last_timeline() -> Option<String> {
     LAST.with(|l| l.borrow().clone())
-        .or_else(|| LAST_IN_PROCESS.lock().unwrap_or_else(|p| p.into_inner()).clone())
+        .or_else(|| {
+            LAST_IN_PROCESS
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        })
         .map(|m| m.timeline())
 }
 
@@ -167,16 +174,28 @@ impl Monitor {
     /// Adds a line to the timeline.
     pub fn note(&self, text: impl Into<String>) {
         let text = text.into();
-        self.with(|s, t| s.timeline.push(Entry { thread: t.to_string(), text }));
+        self.with(|s, t| {
+            s.timeline.push(Entry {
+                thread: t.to_string(),
+                text,
+            })
+        });
     }
 
     /// Records a violation of `property` at the current point of the timeline.
     pub fn violation(&self, property: Property, message: impl Into<String>) {
         let message = message.into();
         self.with(|s, t| {
-            s.timeline.push(Entry { thread: t.to_string(), text: format!("{message}   <- VIOLATION {}", property.id()) });
+            s.timeline.push(Entry {
+                thread: t.to_string(),
+                text: format!("{message}   <- VIOLATION {}", property.id()),
+            });
             let at = s.timeline.len() - 1;
-            s.violations.push(Violation { property, message, at });
+            s.violations.push(Violation {
+                property,
+                message,
+                at,
+            });
         });
     }
 
@@ -192,7 +211,10 @@ impl Monitor {
         self.with(|s, t| {
             s.names.insert(handle, label.to_string());
             s.clients.entry(label.to_string()).or_default().handle = Some(handle);
-            s.timeline.push(Entry { thread: t.to_string(), text: format!("register {label} -> {handle}") });
+            s.timeline.push(Entry {
+                thread: t.to_string(),
+                text: format!("register {label} -> {handle}"),
+            });
         });
     }
 
@@ -252,9 +274,16 @@ impl Monitor {
     /// A model callback of `label` returns from handling `n`.
     pub fn callback_end(&self, label: &str, n: &Notification) {
         self.with(|s, t| {
-            s.timeline.push(Entry { thread: t.to_string(), text: format!("callback {label} ends: {} seq {}", n.hub, n.seq) });
+            s.timeline.push(Entry {
+                thread: t.to_string(),
+                text: format!("callback {label} ends: {} seq {}", n.hub, n.seq),
+            });
             let c = s.clients.entry(label.to_string()).or_default();
-            if let Some(i) = c.in_flight.iter().position(|(th, h, q)| th == t && *h == n.hub && *q == n.seq) {
+            if let Some(i) = c
+                .in_flight
+                .iter()
+                .position(|(th, h, q)| th == t && *h == n.hub && *q == n.seq)
+            {
                 c.in_flight.remove(i);
             }
         });
@@ -269,7 +298,10 @@ impl Monitor {
     pub fn deregister_returned(&self, label: &str, result: &Result<(), Error>) {
         let mut running = Vec::new();
         self.with(|s, t| {
-            s.timeline.push(Entry { thread: t.to_string(), text: format!("deregister({label}) returns {result:?}") });
+            s.timeline.push(Entry {
+                thread: t.to_string(),
+                text: format!("deregister({label}) returns {result:?}"),
+            });
             let c = s.clients.entry(label.to_string()).or_default();
             if result.is_ok() {
                 c.deregistered = true;
@@ -284,11 +316,26 @@ impl Monitor {
         }
     }
 
+    /// The client's guard was dropped inside its own callback: it is deregistered without
+    /// waiting (its running callback goes on), so P1 holds from here but not P2.
+    pub fn detached(&self, label: &str) {
+        self.with(|s, t| {
+            s.timeline.push(Entry {
+                thread: t.to_string(),
+                text: format!("{label}'s guard dropped in its own callback: detached"),
+            });
+            s.clients.entry(label.to_string()).or_default().deregistered = true;
+        });
+    }
+
     /// At the end of a scenario: `label` (still registered) must have seen every event of
     /// `hub` up to `last_seq`, starting with an arrival.
     pub fn expect_complete(&self, label: &str, hub: HubId, last_seq: u64) {
         let got = self.with(|s, _| {
-            s.clients.get(label).and_then(|c| c.hubs.get(&hub)).map(|l| l.received.last().copied())
+            s.clients
+                .get(label)
+                .and_then(|c| c.hubs.get(&hub))
+                .map(|l| l.received.last().copied())
         });
         match got {
             Some(Some(last)) if last == last_seq => {}
@@ -307,7 +354,11 @@ impl Monitor {
 
     /// Every violation recorded so far.
     pub fn violations(&self) -> Vec<Violation> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).violations.clone()
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .violations
+            .clone()
     }
 
     /// The timeline, one line per step, with the violations marked.
@@ -329,11 +380,25 @@ impl Monitor {
         }
         let mut msg = String::new();
         let first = &violations[0];
-        let _ = writeln!(msg, "\nPROPERTY VIOLATED: {} {}", first.property.id(), first.property.title());
+        let _ = writeln!(
+            msg,
+            "\nPROPERTY VIOLATED: {} {}",
+            first.property.id(),
+            first.property.title()
+        );
         for v in &violations {
-            let _ = writeln!(msg, "  {} (step {}): {}", v.property.id(), v.at + 1, v.message);
+            let _ = writeln!(
+                msg,
+                "  {} (step {}): {}",
+                v.property.id(),
+                v.at + 1,
+                v.message
+            );
         }
-        let _ = writeln!(msg, "\nTimeline of the failing interleaving (step, thread, what happened):");
+        let _ = writeln!(
+            msg,
+            "\nTimeline of the failing interleaving (step, thread, what happened):"
+        );
         msg.push_str(&self.timeline());
         let _ = writeln!(msg, "\nReplay: {replay}");
         panic!("{msg}");
@@ -351,19 +416,40 @@ impl Probe for Monitor {
         s.steps.push((thread.clone(), step.clone()));
         let text = match step {
             Step::InFlightAcquire { client, from } => {
-                format!("  lib: in-flight count of {} {} -> {}", self.name_of(&s, client), from, from + 1)
+                format!(
+                    "  lib: in-flight count of {} {} -> {}",
+                    self.name_of(&s, client),
+                    from,
+                    from + 1
+                )
             }
             Step::InFlightRelease { client, from } => {
-                format!("  lib: in-flight count of {} {} -> {}", self.name_of(&s, client), from, from.saturating_sub(1))
+                format!(
+                    "  lib: in-flight count of {} {} -> {}",
+                    self.name_of(&s, client),
+                    from,
+                    from.saturating_sub(1)
+                )
             }
             Step::Skipped { client, hub, seq } => {
-                format!("  lib: {} is closed, {hub} seq {seq} not delivered to it", self.name_of(&s, client))
+                format!(
+                    "  lib: {} is closed, {hub} seq {seq} not delivered to it",
+                    self.name_of(&s, client)
+                )
             }
-            Step::DeregisterEnter(c) => format!("  lib: deregister({}) enters", self.name_of(&s, c)),
+            Step::DeregisterEnter(c) => {
+                format!("  lib: deregister({}) enters", self.name_of(&s, c))
+            }
             Step::DeregisterClosed { client, in_flight } => {
-                format!("  lib: {} closed with {in_flight} callback(s) in flight", self.name_of(&s, client))
+                format!(
+                    "  lib: {} closed with {in_flight} callback(s) in flight",
+                    self.name_of(&s, client)
+                )
             }
-            Step::DeregisterSleeps(c) => format!("  lib: deregister({}) sleeps until drained", self.name_of(&s, c)),
+            Step::DeregisterSleeps(c) => format!(
+                "  lib: deregister({}) sleeps until drained",
+                self.name_of(&s, c)
+            ),
             Step::Queued { hub, seq } => format!("  lib: {hub} seq {seq} queued"),
             // Begin/end/return are recorded from the client's side by the model itself.
             _ => return,

@@ -38,7 +38,9 @@ pub struct Kill {
 impl Report {
     pub fn passed(&self) -> bool {
         match &self.kills {
-            None => self.missing.is_empty() && self.records.iter().all(|r| r.verdict == Verdict::Pass),
+            None => {
+                self.missing.is_empty() && self.records.iter().all(|r| r.verdict == Verdict::Pass)
+            }
             Some(k) => k.values().all(|by| by.values().any(Option::is_some)),
         }
     }
@@ -53,9 +55,26 @@ impl Report {
     fn header(&self, out: &mut String, title: &str) {
         let _ = writeln!(out, "# {title}\n");
         let _ = writeln!(out, "- command: `{}`", self.command);
-        let _ = writeln!(out, "- profile: {}{}", self.profile, self.shard.as_ref().map(|s| format!(", shard {s}")).unwrap_or_default());
-        let _ = writeln!(out, "- wall time: {:.0} s on this machine ({} cores)", self.seconds, std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let _ = writeln!(out, "- verdict: **{}**\n", if self.passed() { "PASS" } else { "FAIL" });
+        let _ = writeln!(
+            out,
+            "- profile: {}{}",
+            self.profile,
+            self.shard
+                .as_ref()
+                .map(|s| format!(", shard {s}"))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(
+            out,
+            "- wall time: {:.0} s on this machine ({} cores)",
+            self.seconds,
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        );
+        let _ = writeln!(
+            out,
+            "- verdict: **{}**\n",
+            if self.passed() { "PASS" } else { "FAIL" }
+        );
     }
 
     fn checks_markdown(&self) -> String {
@@ -63,30 +82,55 @@ impl Report {
         self.header(&mut out, "usbpm verification gate");
         let _ = writeln!(out, "## What was proved and what was sampled\n");
         let _ = writeln!(out, "Loom rows are **proofs within their bound**: every interleaving of the scenario's threads up to the stated number of preemptions (or all of them, when unbounded) was explored under the C11 memory model, on the shipped library. Shuttle, std and proptest rows are **samples**: the schedules or cases named, no more; a pass there is evidence, not proof.\n");
-        let _ = writeln!(out, "| property | proved (loom, exhaustive) | sampled (shuttle / std / proptest) |");
+        let _ = writeln!(
+            out,
+            "| property | proved (loom, exhaustive) | sampled (shuttle / std / proptest) |"
+        );
         let _ = writeln!(out, "|---|---|---|");
         for p in Property::ALL {
             let mut proved = Vec::new();
             // scenario -> the sampling checkers that ran it
             let mut sampled: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-            let mut records: Vec<&Record> = self.records.iter().filter(|r| r.properties.iter().any(|x| x == p.id())).collect();
+            let mut records: Vec<&Record> = self
+                .records
+                .iter()
+                .filter(|r| r.properties.iter().any(|x| x == p.id()))
+                .collect();
             records.sort_by(|a, b| (&a.scenario, &a.checker).cmp(&(&b.scenario, &b.checker)));
             for r in records {
-                let mark = if r.verdict == Verdict::Pass { "" } else { " **FAIL**" };
+                let mark = if r.verdict == Verdict::Pass {
+                    ""
+                } else {
+                    " **FAIL**"
+                };
                 if r.exhaustive {
                     proved.push(format!("{} ({}){mark}", r.scenario, r.method));
                 } else {
-                    sampled.entry(&r.scenario).or_default().push(format!("{}{mark}", r.checker));
+                    sampled
+                        .entry(&r.scenario)
+                        .or_default()
+                        .push(format!("{}{mark}", r.checker));
                 }
             }
-            let sampled: Vec<String> = sampled.into_iter().map(|(s, c)| format!("{s} [{}]", c.join(", "))).collect();
+            let sampled: Vec<String> = sampled
+                .into_iter()
+                .map(|(s, c)| format!("{s} [{}]", c.join(", ")))
+                .collect();
             let _ = writeln!(
                 out,
                 "| {} {} | {} | {} |",
                 p.id(),
                 p.title(),
-                if proved.is_empty() { "—".into() } else { proved.join("; ") },
-                if sampled.is_empty() { "—".into() } else { sampled.join("; ") }
+                if proved.is_empty() {
+                    "—".into()
+                } else {
+                    proved.join("; ")
+                },
+                if sampled.is_empty() {
+                    "—".into()
+                } else {
+                    sampled.join("; ")
+                }
             );
         }
         let _ = writeln!(out, "\n## Every check\n");
@@ -95,29 +139,57 @@ impl Report {
         let mut records: Vec<&Record> = self.records.iter().collect();
         records.sort_by(|a, b| (&a.scenario, &a.checker).cmp(&(&b.scenario, &b.checker)));
         for r in records {
-            let size = scenarios::find(&r.scenario).map_or("", |s| if s.size == Size::Small { "small" } else { "large" });
+            let size = scenarios::find(&r.scenario).map_or("", |s| {
+                if s.size == Size::Small {
+                    "small"
+                } else {
+                    "large"
+                }
+            });
             let _ = writeln!(
                 out,
                 "| {} | {size} | {} | {} | {} | {} | {} | {:.2} | {} |",
                 r.scenario,
                 r.properties.join(" "),
                 r.checker,
-                if r.exhaustive { "exhaustive" } else { "sampled" },
+                if r.exhaustive {
+                    "exhaustive"
+                } else {
+                    "sampled"
+                },
                 r.method,
                 r.executions,
                 r.seconds,
-                if r.verdict == Verdict::Pass { "pass" } else { "**FAIL**" }
+                if r.verdict == Verdict::Pass {
+                    "pass"
+                } else {
+                    "**FAIL**"
+                }
             );
         }
         for m in &self.missing {
-            let _ = writeln!(out, "| {m} | | | | | | | | **NO VERDICT** (crashed or timed out) |");
+            let _ = writeln!(
+                out,
+                "| {m} | | | | | | | | **NO VERDICT** (crashed or timed out) |"
+            );
         }
-        let failures: Vec<&Record> = self.records.iter().filter(|r| r.failure.is_some()).collect();
+        let failures: Vec<&Record> = self
+            .records
+            .iter()
+            .filter(|r| r.failure.is_some())
+            .collect();
         if !failures.is_empty() {
             let _ = writeln!(out, "\n## Failures\n");
             for r in failures {
                 let f = r.failure.as_ref().expect("filtered");
-                let _ = writeln!(out, "### {} under {}\n\nReplay: `{}`\n\n```text\n{}\n```\n", r.scenario, r.checker, f.replay, f.report.trim());
+                let _ = writeln!(
+                    out,
+                    "### {} under {}\n\nReplay: `{}`\n\n```text\n{}\n```\n",
+                    r.scenario,
+                    r.checker,
+                    f.replay,
+                    f.report.trim()
+                );
             }
         }
         out
@@ -126,7 +198,12 @@ impl Report {
     fn mutants_markdown(&self, kills: &BTreeMap<String, BTreeMap<String, Option<Kill>>>) -> String {
         let mut out = String::new();
         self.header(&mut out, "usbpm mutant kill matrix");
-        let checkers: Vec<String> = kills.values().flat_map(|m| m.keys().cloned()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let checkers: Vec<String> = kills
+            .values()
+            .flat_map(|m| m.keys().cloned())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         let _ = writeln!(out, "Each cell: killed by which scenario, the property that failed, executions and seconds to the first failure; or survived. A mutant must be killed by at least one checker.\n");
         let _ = write!(out, "| mutant | what it breaks |");
         for c in &checkers {
@@ -135,12 +212,21 @@ impl Report {
         let _ = writeln!(out);
         let _ = writeln!(out, "|---|---|{}", "---|".repeat(checkers.len()));
         for (mutant, by) in kills {
-            let about = usbpm::checking::Mutant::from_name(mutant).map(describe_mutant).unwrap_or_default();
+            let about = usbpm::checking::Mutant::from_name(mutant)
+                .map(describe_mutant)
+                .unwrap_or_default();
             let _ = write!(out, "| {mutant} | {about} |");
             for c in &checkers {
                 match by.get(c) {
                     Some(Some(k)) => {
-                        let _ = write!(out, " killed: {} {} ({} exec, {:.2}s) |", k.scenario, k.property.as_deref().unwrap_or(""), k.executions, k.seconds);
+                        let _ = write!(
+                            out,
+                            " killed: {} {} ({} exec, {:.2}s) |",
+                            k.scenario,
+                            k.property.as_deref().unwrap_or(""),
+                            k.executions,
+                            k.seconds
+                        );
                     }
                     Some(None) => {
                         let _ = write!(out, " survived |");
@@ -156,13 +242,20 @@ impl Report {
         let _ = writeln!(out, "| checker | mutants killed | median seconds to first failure | median executions to first failure |");
         let _ = writeln!(out, "|---|---:|---:|---:|");
         for c in &checkers {
-            let mut hits: Vec<&Kill> = kills.values().filter_map(|by| by.get(c).and_then(Option::as_ref)).collect();
+            let mut hits: Vec<&Kill> = kills
+                .values()
+                .filter_map(|by| by.get(c).and_then(Option::as_ref))
+                .collect();
             let run = kills.values().filter(|by| by.contains_key(c)).count();
             hits.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
-            let med_s = hits.get(hits.len() / 2).map_or("—".into(), |k| format!("{:.2}", k.seconds));
+            let med_s = hits
+                .get(hits.len() / 2)
+                .map_or("—".into(), |k| format!("{:.2}", k.seconds));
             let mut execs: Vec<u64> = hits.iter().map(|k| k.executions).collect();
             execs.sort_unstable();
-            let med_e = execs.get(execs.len() / 2).map_or("—".into(), |e| e.to_string());
+            let med_e = execs
+                .get(execs.len() / 2)
+                .map_or("—".into(), |e| e.to_string());
             let _ = writeln!(out, "| {c} | {} / {run} | {med_s} | {med_e} |", hits.len());
         }
         let _ = writeln!(out, "\n## Shuttle: PCT against random\n");
@@ -170,7 +263,9 @@ impl Report {
         let _ = writeln!(out, "| mutant | scenario | n | k | PCT schedules (s) | random schedules (s) | n k^2 | PCT within bound |");
         let _ = writeln!(out, "|---|---|---:|---:|---|---|---:|---|");
         for (mutant, by) in kills {
-            let Some(Some(k)) = by.get("shuttle") else { continue };
+            let Some(Some(k)) = by.get("shuttle") else {
+                continue;
+            };
             let pct = k.strategies.iter().find(|s| s.strategy.starts_with("pct"));
             let random = k.strategies.iter().find(|s| s.strategy == "random");
             let cell = |s: Option<&StrategyRun>| match s {
@@ -181,11 +276,23 @@ impl Report {
             let (n, steps) = pct.map_or((0, 0), |p| (p.threads as u64, p.max_steps));
             let bound = n * steps * steps;
             let within = match pct {
-                Some(p) if p.failed => if p.executions <= bound.max(1) { "yes" } else { "**no**" },
+                Some(p) if p.failed => {
+                    if p.executions <= bound.max(1) {
+                        "yes"
+                    } else {
+                        "**no**"
+                    }
+                }
                 Some(_) => "not found",
                 None => "—",
             };
-            let _ = writeln!(out, "| {mutant} | {} | {n} | {steps} | {} | {} | {bound} | {within} |", k.scenario, cell(pct), cell(random));
+            let _ = writeln!(
+                out,
+                "| {mutant} | {} | {n} | {steps} | {} | {} | {bound} | {within} |",
+                k.scenario,
+                cell(pct),
+                cell(random)
+            );
         }
         let _ = writeln!(out, "\n## Replays\n");
         for (mutant, by) in kills {
@@ -204,9 +311,14 @@ impl Report {
         for r in &self.records {
             by_checker.entry(&r.checker).or_default().push(r);
         }
-        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"usbpm-gate\">\n");
+        let mut out = String::from(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"usbpm-gate\">\n",
+        );
         for (checker, records) in by_checker {
-            let failures = records.iter().filter(|r| r.verdict == Verdict::Fail).count();
+            let failures = records
+                .iter()
+                .filter(|r| r.verdict == Verdict::Fail)
+                .count();
             let time: f64 = records.iter().map(|r| r.seconds).sum();
             let _ = writeln!(out, "  <testsuite name=\"{checker}\" tests=\"{}\" failures=\"{failures}\" time=\"{time:.3}\">", records.len());
             for r in records {
@@ -214,17 +326,31 @@ impl Report {
                     Some(m) => format!("{} [mutant {m}]", r.scenario),
                     None => r.scenario.clone(),
                 };
-                let _ = write!(out, "    <testcase classname=\"usbpm.{checker}\" name=\"{}\" time=\"{:.3}\">", xml(&name), r.seconds);
+                let _ = write!(
+                    out,
+                    "    <testcase classname=\"usbpm.{checker}\" name=\"{}\" time=\"{:.3}\">",
+                    xml(&name),
+                    r.seconds
+                );
                 let _ = write!(out, "<properties><property name=\"method\" value=\"{}\"/><property name=\"executions\" value=\"{}\"/></properties>", xml(&r.method), r.executions);
                 if let Some(f) = &r.failure {
-                    let _ = write!(out, "<failure message=\"{}\">{}</failure>", xml(f.property.as_deref().unwrap_or("failure")), xml(&f.report));
+                    let _ = write!(
+                        out,
+                        "<failure message=\"{}\">{}</failure>",
+                        xml(f.property.as_deref().unwrap_or("failure")),
+                        xml(&f.report)
+                    );
                 }
                 let _ = writeln!(out, "</testcase>");
             }
             let _ = writeln!(out, "  </testsuite>");
         }
         if !self.missing.is_empty() {
-            let _ = writeln!(out, "  <testsuite name=\"no-verdict\" tests=\"{0}\" failures=\"{0}\">", self.missing.len());
+            let _ = writeln!(
+                out,
+                "  <testsuite name=\"no-verdict\" tests=\"{0}\" failures=\"{0}\">",
+                self.missing.len()
+            );
             for m in &self.missing {
                 let _ = writeln!(out, "    <testcase classname=\"usbpm.gate\" name=\"{}\"><failure message=\"no record: crashed or timed out\"/></testcase>", xml(m));
             }
@@ -236,7 +362,10 @@ impl Report {
 }
 
 fn xml(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// One line on what a mutant gets wrong (the first line of its doc).

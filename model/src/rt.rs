@@ -20,8 +20,14 @@ pub const CHECKER: &str = if cfg!(feature = "loom") {
 };
 
 /// Spawns a named thread of the current checker; the name appears in timelines.
-pub fn spawn<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> thread::JoinHandle<T> {
-    thread::Builder::new().name(name.to_string()).spawn(f).expect("spawn a model thread")
+pub fn spawn<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> thread::JoinHandle<T> {
+    thread::Builder::new()
+        .name(name.to_string())
+        .spawn(f)
+        .expect("spawn a model thread")
 }
 
 /// The current thread's name ("main" for the scenario's own thread).

@@ -35,7 +35,12 @@ impl Progress {
         if let Some(f) = &file {
             let _ = std::fs::write(f, "0 0.0");
         }
-        Progress { count: Arc::default(), start: Instant::now(), last_write: Arc::default(), file }
+        Progress {
+            count: Arc::default(),
+            start: Instant::now(),
+            last_write: Arc::default(),
+            file,
+        }
     }
 
     /// One more execution began.
@@ -55,7 +60,10 @@ impl Progress {
     }
 
     pub fn outcome(&self) -> Outcome {
-        Outcome { executions: self.executions(), seconds: self.start.elapsed().as_secs_f64() }
+        Outcome {
+            executions: self.executions(),
+            seconds: self.start.elapsed().as_secs_f64(),
+        }
     }
 }
 
@@ -74,7 +82,12 @@ pub fn execute(scenario: &Scenario, mutant: Option<Mutant>, replay: &str) {
 }
 
 /// The command that reruns a check (for loom and std; shuttle replays its schedule).
-pub fn rerun_command(checker: &str, scenario: &Scenario, mutant: Option<Mutant>, bound: Option<usize>) -> String {
+pub fn rerun_command(
+    checker: &str,
+    scenario: &Scenario,
+    mutant: Option<Mutant>,
+    bound: Option<usize>,
+) -> String {
     let features = match checker {
         "loom" => " --features loom",
         "shuttle" => " --features shuttle",
@@ -85,15 +98,25 @@ pub fn rerun_command(checker: &str, scenario: &Scenario, mutant: Option<Mutant>,
         ("loom", None) => " --bound unbounded".into(),
         _ => String::new(),
     };
-    let mutant = mutant.map(|m| format!(" --mutant {}", m.name())).unwrap_or_default();
-    format!("cargo run --release -p usbpm-model{features} --bin replay -- --scenario {}{bound}{mutant}", scenario.name)
+    let mutant = mutant
+        .map(|m| format!(" --mutant {}", m.name()))
+        .unwrap_or_default();
+    format!(
+        "cargo run --release -p usbpm-model{features} --bin replay -- --scenario {}{bound}{mutant}",
+        scenario.name
+    )
 }
 
 /// Explores `scenario` exhaustively under loom, up to `bound` preemptions (`None`:
 /// unbounded). Panics with the monitor's report at the first failing execution; loom
 /// explores in a fixed depth-first order, so rerunning reaches the same failure first.
 #[cfg(feature = "loom")]
-pub fn loom(scenario: &'static Scenario, mutant: Option<Mutant>, bound: Option<usize>, progress: &Progress) -> Outcome {
+pub fn loom(
+    scenario: &'static Scenario,
+    mutant: Option<Mutant>,
+    bound: Option<usize>,
+    progress: &Progress,
+) -> Outcome {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = bound;
     let replay = rerun_command("loom", scenario, mutant, bound);
@@ -148,8 +171,12 @@ impl<S: shuttle::scheduler::Scheduler> shuttle::scheduler::Scheduler for Recordi
     fn new_execution(&mut self) -> Option<shuttle::scheduler::Schedule> {
         let schedule = self.inner.new_execution()?;
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        self.max_steps.fetch_max(current.steps.len() as u64, Ordering::Relaxed);
-        *current = Recorded { seed: schedule.seed, steps: Vec::new() };
+        self.max_steps
+            .fetch_max(current.steps.len() as u64, Ordering::Relaxed);
+        *current = Recorded {
+            seed: schedule.seed,
+            steps: Vec::new(),
+        };
         Some(schedule)
     }
 
@@ -160,12 +187,20 @@ impl<S: shuttle::scheduler::Scheduler> shuttle::scheduler::Scheduler for Recordi
         is_yielding: bool,
     ) -> Option<shuttle::scheduler::TaskId> {
         let next = self.inner.next_task(runnable, current, is_yielding)?;
-        self.current.lock().unwrap_or_else(|p| p.into_inner()).steps.push(Some(usize::from(next)));
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .steps
+            .push(Some(usize::from(next)));
         Some(next)
     }
 
     fn next_u64(&mut self) -> u64 {
-        self.current.lock().unwrap_or_else(|p| p.into_inner()).steps.push(None);
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .steps
+            .push(None);
         self.inner.next_u64()
     }
 }
@@ -197,7 +232,10 @@ fn decode(text: &str) -> Result<shuttle::scheduler::Schedule, String> {
         match l.trim() {
             "r" => schedule.push_random(),
             t => {
-                let id: usize = t.strip_prefix('t').and_then(|n| n.parse().ok()).ok_or_else(|| format!("line {}: `{t}` is not a step", i + 2))?;
+                let id: usize = t
+                    .strip_prefix('t')
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| format!("line {}: `{t}` is not a step", i + 2))?;
                 schedule.push_task(TaskId::from(id));
             }
         }
@@ -223,7 +261,9 @@ pub fn shuttle(
     use shuttle::{Config, FailurePersistence, Runner};
     let mut config = Config::new();
     config.failure_persistence = FailurePersistence::None;
-    let mutant_arg = mutant.map(|m| format!(" --mutant {}", m.name())).unwrap_or_default();
+    let mutant_arg = mutant
+        .map(|m| format!(" --mutant {}", m.name()))
+        .unwrap_or_default();
     let replay = format!(
         "cargo run --release -p usbpm-model --features shuttle --bin replay -- --scenario {}{mutant_arg} --schedule-file {}",
         scenario.name,
@@ -240,7 +280,14 @@ pub fn shuttle(
         Strategy::Pct { depth } => Box::new(PctScheduler::new_from_seed(seed, depth, iterations)),
         Strategy::Random => Box::new(RandomScheduler::new_from_seed(seed, iterations)),
     };
-    let runner = Runner::new(Recording { inner, current: current.clone(), max_steps: max_steps.clone() }, config);
+    let runner = Runner::new(
+        Recording {
+            inner,
+            current: current.clone(),
+            max_steps: max_steps.clone(),
+        },
+        config,
+    );
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.run(body)));
     let schedule = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
     max_steps.fetch_max(schedule.steps.len() as u64, Ordering::Relaxed);
@@ -260,13 +307,19 @@ pub fn shuttle(
 
 /// Runs exactly the shuttle schedule saved in `schedule_file`.
 #[cfg(feature = "shuttle")]
-pub fn shuttle_replay(scenario: &'static Scenario, mutant: Option<Mutant>, schedule_file: &std::path::Path) -> Result<(), String> {
+pub fn shuttle_replay(
+    scenario: &'static Scenario,
+    mutant: Option<Mutant>,
+    schedule_file: &std::path::Path,
+) -> Result<(), String> {
     use shuttle::scheduler::ReplayScheduler;
     use shuttle::{Config, Runner};
-    let text = std::fs::read_to_string(schedule_file).map_err(|e| format!("cannot read {}: {e}", schedule_file.display()))?;
+    let text = std::fs::read_to_string(schedule_file)
+        .map_err(|e| format!("cannot read {}: {e}", schedule_file.display()))?;
     let schedule = decode(&text)?;
     let replay = format!("(this is the replay of {})", schedule_file.display());
-    Runner::new(ReplayScheduler::new_from_schedule(schedule), Config::new()).run(move || execute(scenario, mutant, &replay));
+    Runner::new(ReplayScheduler::new_from_schedule(schedule), Config::new())
+        .run(move || execute(scenario, mutant, &replay));
     Ok(())
 }
 
@@ -277,7 +330,12 @@ pub const STD_HANG: Duration = Duration::from_secs(10);
 /// execution that does not finish within [`STD_HANG`] fails the run as a suspected
 /// deadlock or lost wake-up (its threads are abandoned).
 #[cfg(not(any(feature = "loom", feature = "shuttle")))]
-pub fn stress(scenario: &'static Scenario, mutant: Option<Mutant>, iterations: u64, progress: &Progress) -> Outcome {
+pub fn stress(
+    scenario: &'static Scenario,
+    mutant: Option<Mutant>,
+    iterations: u64,
+    progress: &Progress,
+) -> Outcome {
     let replay = format!(
         "{} (real threads: a rerun samples new schedules)",
         rerun_command("std", scenario, mutant, None)

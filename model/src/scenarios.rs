@@ -153,7 +153,11 @@ fn dispatchers_vs_deregister(env: &Env, hubs: u32) {
     // All hubs arrive before any dispatcher starts: the race under test is delivery
     // against deregister, not arrival against delivery (register-vs-dispatch has that).
     let ports: Vec<_> = (1..=hubs).map(|i| env.hub(i)).collect();
-    let threads: Vec<_> = ports.into_iter().zip(1..).map(|(port, i)| dispatch_once(&format!("dispatcher-h{i}"), port)).collect();
+    let threads: Vec<_> = ports
+        .into_iter()
+        .zip(1..)
+        .map(|(port, i)| dispatch_once(&format!("dispatcher-h{i}"), port))
+        .collect();
     env.deregister_ok("A");
     for t in threads {
         drop(t.join().expect("dispatcher thread"));
@@ -176,7 +180,10 @@ fn register_vs_dispatch(env: &Env) {
     let h1 = env.hub(1);
     let d1 = dispatch_once("dispatcher-h1", h1);
     let pm = env.pm.clone();
-    let d2 = spawn("arrival-h2", move || pm.hub_arrival(HubId(2), vec![Default::default()]).expect("hub 2 is new"));
+    let d2 = spawn("arrival-h2", move || {
+        pm.hub_arrival(HubId(2), vec![Default::default()])
+            .expect("hub 2 is new")
+    });
     env.register("B", no_action);
     let h1 = d1.join().expect("dispatcher");
     let h2 = d2.join().expect("arrival");
@@ -192,17 +199,25 @@ fn reentrant_action(ctx: &Context, pm: &PolicyManager, n: &Notification) {
         return;
     }
     let q = pm.query_hub(n.hub);
-    ctx.monitor.check(BadInputErrors, q.is_ok(), || format!("query_hub({}) from a callback returned {q:?}", n.hub));
+    ctx.monitor.check(BadInputErrors, q.is_ok(), || {
+        format!("query_hub({}) from a callback returned {q:?}", n.hub)
+    });
     let connector = usbpm::ConnectorId(0);
     let a = pm.assign_power_level(n.hub, connector, PowerLevel { milliwatts: 15_000 });
-    ctx.monitor.check(BadInputErrors, a.is_ok(), || format!("assign_power_level from a callback returned {a:?}"));
-    let c = pm.query_connector(n.hub, connector);
-    ctx.monitor.check(BadInputErrors, matches!(&c, Ok(info) if info.assigned_power == Some(PowerLevel { milliwatts: 15_000 })), || {
-        format!("query_connector after assign_power_level returned {c:?}")
+    ctx.monitor.check(BadInputErrors, a.is_ok(), || {
+        format!("assign_power_level from a callback returned {a:?}")
     });
+    let c = pm.query_connector(n.hub, connector);
+    ctx.monitor.check(
+        BadInputErrors,
+        matches!(&c, Ok(info) if info.assigned_power == Some(PowerLevel { milliwatts: 15_000 })),
+        || format!("query_connector after assign_power_level returned {c:?}"),
+    );
     env::register(&ctx.monitor, &ctx.directory, pm, "C", no_action);
     let r = env::deregister(&ctx.monitor, &ctx.directory, pm, "B");
-    ctx.monitor.check(BadInputErrors, r.is_ok(), || format!("deregister(B) from A's callback returned {r:?}"));
+    ctx.monitor.check(BadInputErrors, r.is_ok(), || {
+        format!("deregister(B) from A's callback returned {r:?}")
+    });
 }
 
 fn reentrant_callback(env: &Env) {
@@ -251,8 +266,16 @@ fn deregister_other(ctx: &Context, pm: &PolicyManager, n: &Notification) {
     let r = env::deregister(&ctx.monitor, &ctx.directory, pm, other);
     ctx.monitor.check(
         BadInputErrors,
-        matches!(r, Ok(()) | Err(Error::WouldDeadlock { .. }) | Err(Error::StaleHandle(_))),
-        || format!("deregister({other}) from {}'s callback returned {r:?}", ctx.label),
+        matches!(
+            r,
+            Ok(()) | Err(Error::WouldDeadlock { .. }) | Err(Error::StaleHandle(_))
+        ),
+        || {
+            format!(
+                "deregister({other}) from {}'s callback returned {r:?}",
+                ctx.label
+            )
+        },
     );
 }
 
@@ -260,14 +283,23 @@ fn mutual_deregister(env: &Env) {
     env.register("A", deregister_other);
     env.register("B", deregister_other);
     let ports: Vec<_> = (1..=2).map(|i| env.hub(i)).collect();
-    let threads: Vec<_> = ports.into_iter().zip(1..).map(|(port, i)| dispatch_once(&format!("dispatcher-h{i}"), port)).collect();
-    let ports: Vec<_> = threads.into_iter().map(|t| t.join().expect("dispatcher")).collect();
+    let threads: Vec<_> = ports
+        .into_iter()
+        .zip(1..)
+        .map(|(port, i)| dispatch_once(&format!("dispatcher-h{i}"), port))
+        .collect();
+    let ports: Vec<_> = threads
+        .into_iter()
+        .map(|t| t.join().expect("dispatcher"))
+        .collect();
     // Whoever was refused is still registered; whoever was deregistered is stale.
     for label in ["A", "B"] {
         let r = env.deregister(label);
-        env.monitor.check(BadInputErrors, matches!(r, Ok(()) | Err(Error::StaleHandle(_))), || {
-            format!("final deregister({label}) returned {r:?}")
-        });
+        env.monitor.check(
+            BadInputErrors,
+            matches!(r, Ok(()) | Err(Error::StaleHandle(_))),
+            || format!("final deregister({label}) returned {r:?}"),
+        );
     }
     env.monitor.check(BadInputErrors, env.pm.client_count() == 0, || {
         format!("{} client(s) still registered after both were deregistered: a registration was lost", env.pm.client_count())
@@ -302,7 +334,10 @@ fn double_deregister(env: &Env) {
     let mine = env.deregister("A");
     let theirs = t.join().expect("second deregister");
     let oks = [&mine, &theirs].iter().filter(|r| r.is_ok()).count();
-    let stale = [&mine, &theirs].iter().filter(|r| matches!(r, Err(Error::StaleHandle(_)))).count();
+    let stale = [&mine, &theirs]
+        .iter()
+        .filter(|r| matches!(r, Err(Error::StaleHandle(_))))
+        .count();
     env.monitor.check(BadInputErrors, oks == 1 && stale == 1, || {
         format!("racing deregisters returned {mine:?} and {theirs:?}; expected one Ok and one StaleHandle")
     });
@@ -313,16 +348,28 @@ fn handle_reuse(env: &Env) {
     let old = env.register("A", no_action);
     env.deregister_ok("A");
     let new = env.register("B", no_action);
-    env.monitor.note(format!("B reuses slot {} (A's was {})", new.slot(), old.slot()));
+    env.monitor.note(format!(
+        "B reuses slot {} (A's was {})",
+        new.slot(),
+        old.slot()
+    ));
     let h1 = env.hub(1);
     let d = dispatch_once("dispatcher-h1", h1);
     env.monitor.note(format!("deregister(stale {old}) called"));
     let r = env.pm.deregister(old);
-    env.monitor.note(format!("deregister(stale {old}) returns {r:?}"));
-    env.monitor.check(BadInputErrors, r == Err(Error::StaleHandle(old)), || format!("deregister of stale {old} returned {r:?}"));
+    env.monitor
+        .note(format!("deregister(stale {old}) returns {r:?}"));
+    env.monitor
+        .check(BadInputErrors, r == Err(Error::StaleHandle(old)), || {
+            format!("deregister of stale {old} returned {r:?}")
+        });
     let garbage = usbpm::ClientHandle::from_raw(0xdead_0000_beef);
     let g = env.pm.deregister(garbage);
-    env.monitor.check(BadInputErrors, g == Err(Error::UnknownHandle(garbage)), || format!("deregister of a forged handle returned {g:?}"));
+    env.monitor.check(
+        BadInputErrors,
+        g == Err(Error::UnknownHandle(garbage)),
+        || format!("deregister of a forged handle returned {g:?}"),
+    );
     let h1 = d.join().expect("dispatcher");
     // The stale call did not touch B: it is registered and has every event.
     env.monitor.expect_complete("B", HubId(1), 1);
@@ -360,7 +407,9 @@ fn rearrival_vs_drain(env: &Env) {
     // Hub 1's removal is queued (maybe not yet delivered): it may arrive again at once,
     // and its new arrival must reach clients after everything of its old presence.
     let again = env.pm.hub_arrival(HubId(1), vec![Default::default()]);
-    env.monitor.check(BadInputErrors, again.is_ok(), || format!("hub 1 arriving again after its removal returned {again:?}"));
+    env.monitor.check(BadInputErrors, again.is_ok(), || {
+        format!("hub 1 arriving again after its removal returned {again:?}")
+    });
     r.join().expect("register");
     env.monitor.expect_complete("A", HubId(1), 0);
     env.monitor.expect_complete("B", HubId(1), 0);
@@ -375,9 +424,14 @@ fn churn_action(ctx: &Context, pm: &PolicyManager, n: &Notification) {
         if state.attached && ctx.label == "A" {
             // Deregister another client from inside a callback: any of these is allowed.
             let r = env::deregister(&ctx.monitor, &ctx.directory, pm, "B");
-            ctx.monitor.check(BadInputErrors, matches!(r, Ok(()) | Err(Error::StaleHandle(_)) | Err(Error::WouldDeadlock { .. })), || {
-                format!("deregister(B) from A's callback returned {r:?}")
-            });
+            ctx.monitor.check(
+                BadInputErrors,
+                matches!(
+                    r,
+                    Ok(()) | Err(Error::StaleHandle(_)) | Err(Error::WouldDeadlock { .. })
+                ),
+                || format!("deregister(B) from A's callback returned {r:?}"),
+            );
         }
     }
 }
@@ -403,13 +457,20 @@ fn churn(env: &Env) {
     let other = env.handle();
     let churner = spawn("churn", move || {
         let r = other.deregister("C");
-        other.monitor.check(BadInputErrors, r.is_ok(), || format!("deregister(C) returned {r:?}"));
+        other.monitor.check(BadInputErrors, r.is_ok(), || {
+            format!("deregister(C) returned {r:?}")
+        });
         other.register("E", churn_action);
         let r = other.deregister("D");
-        other.monitor.check(BadInputErrors, r.is_ok(), || format!("deregister(D) returned {r:?}"));
+        other.monitor.check(BadInputErrors, r.is_ok(), || {
+            format!("deregister(D) returned {r:?}")
+        });
     });
     churner.join().expect("churn");
-    let ports: Vec<_> = threads.into_iter().map(|t| t.join().expect("dispatcher")).collect();
+    let ports: Vec<_> = threads
+        .into_iter()
+        .map(|t| t.join().expect("dispatcher"))
+        .collect();
     for (i, &n) in events_per_hub.iter().enumerate() {
         env.monitor.expect_complete("A", HubId(i as u32 + 1), n);
         env.monitor.expect_complete("E", HubId(i as u32 + 1), n);
@@ -417,6 +478,10 @@ fn churn(env: &Env) {
     env.deregister_ok("A");
     env.deregister_ok("E");
     let r = env.deregister("B");
-    env.monitor.check(BadInputErrors, matches!(r, Ok(()) | Err(Error::StaleHandle(_))), || format!("final deregister(B) returned {r:?}"));
+    env.monitor.check(
+        BadInputErrors,
+        matches!(r, Ok(()) | Err(Error::StaleHandle(_))),
+        || format!("final deregister(B) returned {r:?}"),
+    );
     drop(ports);
 }

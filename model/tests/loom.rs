@@ -14,12 +14,20 @@ usbpm_model::scenario_checks!("loom", small);
 
 #[test]
 fn teeth_deregister_no_wait() {
-    assert!(kills("loom", "dispatch-vs-deregister", Mutant::DeregisterNoWait));
+    assert!(kills(
+        "loom",
+        "dispatch-vs-deregister",
+        Mutant::DeregisterNoWait
+    ));
 }
 
 #[test]
 fn teeth_relaxed_ordering() {
-    assert!(kills("loom", "two-dispatchers-vs-deregister", Mutant::RelaxedOrdering));
+    assert!(kills(
+        "loom",
+        "two-dispatchers-vs-deregister",
+        Mutant::RelaxedOrdering
+    ));
 }
 
 // Deadlock mutants (lost wake-up, own-callback wait, no cycle check) are not kept here:

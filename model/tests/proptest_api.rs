@@ -1212,7 +1212,9 @@ impl StateMachineTest for ApiTest {
                     ours
                 };
                 // Raw layout: instance (32 bits) | slot (16) | generation (16).
-                let raw = (instance << 32) | (u64::from(n.slot) << 16) | u64::from(n.generation.min(0xFFFF));
+                let raw = (instance << 32)
+                    | (u64::from(n.slot) << 16)
+                    | u64::from(n.generation.min(0xFFFF));
                 let h = ClientHandle::from_raw(raw);
                 assert!(
                     sut.clients.iter().all(|c| c.handle != h),

@@ -13,7 +13,11 @@ usbpm_model::scenario_checks!("shuttle", all);
 
 #[test]
 fn teeth_deregister_no_wait() {
-    assert!(kills("shuttle", "two-dispatchers-vs-deregister", Mutant::DeregisterNoWait));
+    assert!(kills(
+        "shuttle",
+        "two-dispatchers-vs-deregister",
+        Mutant::DeregisterNoWait
+    ));
 }
 
 #[test]
@@ -23,5 +27,9 @@ fn teeth_no_cycle_check() {
 
 #[test]
 fn teeth_replay_misses_hub() {
-    assert!(kills("shuttle", "register-vs-dispatch", Mutant::ReplayMissesHub));
+    assert!(kills(
+        "shuttle",
+        "register-vs-dispatch",
+        Mutant::ReplayMissesHub
+    ));
 }

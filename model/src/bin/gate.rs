@@ -63,8 +63,24 @@ impl Checker {
     /// The cargo arguments that build and select this checker's test binary.
     fn cargo_args(self) -> &'static [&'static str] {
         match self {
-            Checker::Loom => &["--release", "-p", "usbpm-model", "--features", "loom", "--test", "loom"],
-            Checker::Shuttle => &["--release", "-p", "usbpm-model", "--features", "shuttle", "--test", "shuttle"],
+            Checker::Loom => &[
+                "--release",
+                "-p",
+                "usbpm-model",
+                "--features",
+                "loom",
+                "--test",
+                "loom",
+            ],
+            Checker::Shuttle => &[
+                "--release",
+                "-p",
+                "usbpm-model",
+                "--features",
+                "shuttle",
+                "--test",
+                "shuttle",
+            ],
             Checker::Std => &["--release", "-p", "usbpm-model", "--test", "stress"],
             Checker::Proptest => &["--release", "-p", "usbpm-model", "--test", "proptest_api"],
         }
@@ -72,7 +88,11 @@ impl Checker {
 
     fn scenarios(self) -> Vec<&'static str> {
         match self {
-            Checker::Loom => ALL.iter().filter(|s| s.size == Size::Small).map(|s| s.name).collect(),
+            Checker::Loom => ALL
+                .iter()
+                .filter(|s| s.size == Size::Small)
+                .map(|s| s.name)
+                .collect(),
             Checker::Shuttle | Checker::Std => ALL.iter().map(|s| s.name).collect(),
             Checker::Proptest => vec![PROPTEST_SCENARIO],
         }
@@ -136,9 +156,14 @@ fn check_docs(root: &Path) -> ExitCode {
     };
     let now = usbpm_model::docs::fingerprint(root);
     let mut ok = true;
-    for (section, regenerate) in [("report", "gate full --update-docs"), ("mutants", "gate mutants --update-docs")] {
+    for (section, regenerate) in [
+        ("report", "gate full --update-docs"),
+        ("mutants", "gate mutants --update-docs"),
+    ] {
         match usbpm_model::docs::recorded(&doc, section) {
-            Some(f) if f == now => println!("gate check-docs: the {section} section is current (sources {now})"),
+            Some(f) if f == now => {
+                println!("gate check-docs: the {section} section is current (sources {now})")
+            }
             Some(f) => {
                 ok = false;
                 eprintln!("gate check-docs: the {section} section of {VERIFICATION_MD} is stale: generated from sources {f}, the sources are now {now}; regenerate it with `{regenerate}` and commit");
@@ -177,7 +202,11 @@ fn main() -> ExitCode {
                     eprintln!("gate: {msg}");
                     return ExitCode::from(2);
                 }
-                let report = if cli.mode == Mode::Mutants { run_mutants(&cli, &root) } else { run_gate(&cli, &root) };
+                let report = if cli.mode == Mode::Mutants {
+                    run_mutants(&cli, &root)
+                } else {
+                    run_gate(&cli, &root)
+                };
                 finish(&cli, &root, report)
             }
         },
@@ -187,19 +216,40 @@ fn main() -> ExitCode {
 fn workspace_root() -> PathBuf {
     // The gate is run by `cargo run` from anywhere in the workspace; the manifest of this
     // package sits one level below the root.
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("model/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("model/ has a parent")
+        .to_path_buf()
 }
 
 fn list() {
     println!("Scenarios (threads, size: loom runs the small ones):");
     for s in ALL {
         let props: Vec<_> = s.properties.iter().map(|p| p.id()).collect();
-        println!("  {:<32} {} threads, {:<5}  [{}]  {}", s.name, s.threads, if s.size == Size::Small { "small" } else { "large" }, props.join(" "), s.about);
+        println!(
+            "  {:<32} {} threads, {:<5}  [{}]  {}",
+            s.name,
+            s.threads,
+            if s.size == Size::Small {
+                "small"
+            } else {
+                "large"
+            },
+            props.join(" "),
+            s.about
+        );
     }
     println!("\nWhat each profile explores (quick / full):");
     for s in ALL {
-        let bound = |p| usbpm_model::check::loom_bound(s, p).map_or("unbounded".to_string(), |b| format!("bound {b}"));
-        let loom = if s.size == Size::Small { format!("loom {} / {}", bound(Profile::Quick), bound(Profile::Full)) } else { "loom -".into() };
+        let bound = |p| {
+            usbpm_model::check::loom_bound(s, p)
+                .map_or("unbounded".to_string(), |b| format!("bound {b}"))
+        };
+        let loom = if s.size == Size::Small {
+            format!("loom {} / {}", bound(Profile::Quick), bound(Profile::Full))
+        } else {
+            "loom -".into()
+        };
         println!(
             "  {:<32} {:<32} shuttle {} / {} per strategy   std {} / {} runs",
             s.name,
@@ -230,16 +280,27 @@ fn validate(cli: &Cli) -> Result<(), String> {
         }
     }
     if let Some(shard) = &cli.shard {
-        let ok = shard.split_once('/').and_then(|(i, n)| Some((i.parse::<u32>().ok()?, n.parse::<u32>().ok()?))).is_some_and(|(i, n)| i >= 1 && i <= n);
+        let ok = shard
+            .split_once('/')
+            .and_then(|(i, n)| Some((i.parse::<u32>().ok()?, n.parse::<u32>().ok()?)))
+            .is_some_and(|(i, n)| i >= 1 && i <= n);
         if !ok {
-            return Err(format!("--shard {shard}: expected I/N with 1 <= I <= N, e.g. 1/2"));
+            return Err(format!(
+                "--shard {shard}: expected I/N with 1 <= I <= N, e.g. 1/2"
+            ));
         }
     }
     Ok(())
 }
 
 fn require_nextest(root: &Path) -> Result<(), String> {
-    let ok = Command::new("cargo").args(["nextest", "--version"]).current_dir(root).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    let ok = Command::new("cargo")
+        .args(["nextest", "--version"])
+        .current_dir(root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     if ok {
         Ok(())
     } else {
@@ -248,10 +309,29 @@ fn require_nextest(root: &Path) -> Result<(), String> {
 }
 
 fn checkers(cli: &Cli) -> Vec<Checker> {
-    let all = [Checker::Loom, Checker::Shuttle, Checker::Std, Checker::Proptest];
-    let chosen: Vec<Checker> = if cli.checker.is_empty() { all.to_vec() } else { all.into_iter().filter(|c| cli.checker.contains(c)).collect() };
+    let all = [
+        Checker::Loom,
+        Checker::Shuttle,
+        Checker::Std,
+        Checker::Proptest,
+    ];
+    let chosen: Vec<Checker> = if cli.checker.is_empty() {
+        all.to_vec()
+    } else {
+        all.into_iter()
+            .filter(|c| cli.checker.contains(c))
+            .collect()
+    };
     // A scenario filter that names no scenario of a checker leaves it out.
-    chosen.into_iter().filter(|c| cli.scenario.is_empty() || c.scenarios().iter().any(|s| cli.scenario.iter().any(|x| x == s))).collect()
+    chosen
+        .into_iter()
+        .filter(|c| {
+            cli.scenario.is_empty()
+                || c.scenarios()
+                    .iter()
+                    .any(|s| cli.scenario.iter().any(|x| x == s))
+        })
+        .collect()
 }
 
 fn test_name(scenario: &str) -> String {
@@ -266,7 +346,12 @@ fn filter(cli: &Cli, checker: Checker) -> String {
     }
     let mut expr = "not test(/^teeth_/) and not test(/^every_/)".to_string();
     if !cli.scenario.is_empty() {
-        let names: Vec<String> = cli.scenario.iter().filter(|s| checker.scenarios().contains(&s.as_str())).map(|s| format!("test(={})", test_name(s))).collect();
+        let names: Vec<String> = cli
+            .scenario
+            .iter()
+            .filter(|s| checker.scenarios().contains(&s.as_str()))
+            .map(|s| format!("test(={})", test_name(s)))
+            .collect();
         expr = format!("{expr} and ({})", names.join(" | "));
     }
     expr
@@ -285,9 +370,22 @@ struct Run<'a> {
 /// Runs one checker's checks through nextest; returns whether nextest passed.
 fn run_checker(run: &Run<'_>, cli: &Cli, checker: Checker, bar: &Display) -> bool {
     let mut cmd = Command::new("cargo");
-    cmd.current_dir(run.root).arg("nextest").arg("run").args(checker.cargo_args());
-    let nextest_profile = if run.mutant.is_some() { "gate-mutants" } else { "gate" };
-    cmd.args(["--profile", nextest_profile, "--no-fail-fast", "-E", &filter(cli, checker)]);
+    cmd.current_dir(run.root)
+        .arg("nextest")
+        .arg("run")
+        .args(checker.cargo_args());
+    let nextest_profile = if run.mutant.is_some() {
+        "gate-mutants"
+    } else {
+        "gate"
+    };
+    cmd.args([
+        "--profile",
+        nextest_profile,
+        "--no-fail-fast",
+        "-E",
+        &filter(cli, checker),
+    ]);
     cmd.env("SHUTTLE_SILENCE_WARNINGS", "1");
     if let Some(shard) = run.shard {
         cmd.args(["--partition", &format!("count:{shard}")]);
@@ -296,17 +394,35 @@ fn run_checker(run: &Run<'_>, cli: &Cli, checker: Checker, bar: &Display) -> boo
         Profile::Quick => "quick",
         Profile::Full => "full",
     };
-    cmd.env("USBPM_PROFILE", profile).env("USBPM_RESULTS_DIR", &run.results).env("USBPM_SEED", run.seed.to_string());
-    cmd.env("PROPTEST_CASES", if run.profile == Profile::Full { "2048" } else { "256" });
+    cmd.env("USBPM_PROFILE", profile)
+        .env("USBPM_RESULTS_DIR", &run.results)
+        .env("USBPM_SEED", run.seed.to_string());
+    cmd.env(
+        "PROPTEST_CASES",
+        if run.profile == Profile::Full {
+            "2048"
+        } else {
+            "256"
+        },
+    );
     match run.mutant {
         Some(m) => cmd.env("USBPM_MUTANT", m.name()),
         None => cmd.env_remove("USBPM_MUTANT"),
     };
-    let suffix = run.mutant.map(|m| format!("-{}", m.name())).unwrap_or_default();
+    let suffix = run
+        .mutant
+        .map(|m| format!("-{}", m.name()))
+        .unwrap_or_default();
     let log_path = run.logs.join(format!("{}{suffix}.log", checker.name()));
     let log = std::fs::File::create(&log_path).expect("create the log file");
     cmd.stdout(log.try_clone().expect("log handle")).stderr(log);
-    bar.set_phase(&format!("{}{}", checker.name(), run.mutant.map(|m| format!(" vs {}", m.name())).unwrap_or_default()));
+    bar.set_phase(&format!(
+        "{}{}",
+        checker.name(),
+        run.mutant
+            .map(|m| format!(" vs {}", m.name()))
+            .unwrap_or_default()
+    ));
     let start = Instant::now();
     let ok = cmd.status().is_ok_and(|s| s.success());
     if checker == Checker::Proptest {
@@ -317,7 +433,11 @@ fn run_checker(run: &Run<'_>, cli: &Cli, checker: Checker, bar: &Display) -> boo
 
 /// proptest reports through its own runner: its record is made from nextest's verdict.
 fn write_proptest_record(run: &Run<'_>, ok: bool, seconds: f64, log: &Path) {
-    let cases = if run.profile == Profile::Full { 2048 } else { 256 };
+    let cases = if run.profile == Profile::Full {
+        2048
+    } else {
+        256
+    };
     let hung = std::fs::read_to_string(log).is_ok_and(|l| l.contains("TIMEOUT"));
     let failure = (!ok).then(|| usbpm_model::check::Failure {
         property: hung.then(|| "P3 (hung until nextest's timeout)".to_string()),
@@ -341,7 +461,13 @@ fn write_proptest_record(run: &Run<'_>, ok: bool, seconds: f64, log: &Path) {
     let dir = run.results.join("records");
     let _ = std::fs::create_dir_all(&dir);
     let json = serde_json::to_string_pretty(&record).expect("a record serialises");
-    let _ = std::fs::write(dir.join(format!("{}.json", Record::key("proptest", PROPTEST_SCENARIO))), json);
+    let _ = std::fs::write(
+        dir.join(format!(
+            "{}.json",
+            Record::key("proptest", PROPTEST_SCENARIO)
+        )),
+        json,
+    );
 }
 
 fn read_records(results: &Path) -> (Vec<Record>, Vec<String>) {
@@ -349,7 +475,10 @@ fn read_records(results: &Path) -> (Vec<Record>, Vec<String>) {
     let mut have = BTreeSet::new();
     if let Ok(entries) = std::fs::read_dir(results.join("records")) {
         for e in entries.flatten() {
-            if let Some(r) = std::fs::read_to_string(e.path()).ok().and_then(|t| serde_json::from_str::<Record>(&t).ok()) {
+            if let Some(r) = std::fs::read_to_string(e.path())
+                .ok()
+                .and_then(|t| serde_json::from_str::<Record>(&t).ok())
+            {
                 have.insert(Record::key(&r.checker, &r.scenario));
                 records.push(r);
             }
@@ -358,7 +487,11 @@ fn read_records(results: &Path) -> (Vec<Record>, Vec<String>) {
     let mut missing = Vec::new();
     if let Ok(entries) = std::fs::read_dir(results.join("progress")) {
         for e in entries.flatten() {
-            let key = e.path().file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+            let key = e
+                .path()
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default();
             if !have.contains(&key) {
                 missing.push(key);
             }
@@ -377,14 +510,23 @@ struct Display {
 impl Display {
     fn new(total: u64) -> Self {
         let tty = std::io::stderr().is_terminal();
-        let bar = if tty { ProgressBar::new(total) } else { ProgressBar::hidden() };
-        bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} checks  {msg}").expect("a valid template").progress_chars("=> "));
+        let bar = if tty {
+            ProgressBar::new(total)
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} checks  {msg}")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
         Display { bar, tty }
     }
 
     fn set_phase(&self, phase: &str) {
         if self.tty {
-            self.bar.set_message(format!("{phase}: building / starting"));
+            self.bar
+                .set_message(format!("{phase}: building / starting"));
         } else {
             eprintln!("gate: running {phase} checks");
         }
@@ -401,7 +543,11 @@ impl Display {
 
 /// Watches the results directory while checks run: reports each finished check and the
 /// executions of the running ones.
-fn watch(results: PathBuf, display: Arc<Display>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+fn watch(
+    results: PathBuf,
+    display: Arc<Display>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut seen = BTreeSet::new();
         let mut last_beat = Instant::now();
@@ -409,11 +555,22 @@ fn watch(results: PathBuf, display: Arc<Display>, stop: Arc<AtomicBool>) -> std:
             let done = stop.load(Ordering::SeqCst);
             let (records, _) = read_records(&results);
             for r in &records {
-                let key = format!("{}{}", Record::key(&r.checker, &r.scenario), r.mutant.clone().unwrap_or_default());
+                let key = format!(
+                    "{}{}",
+                    Record::key(&r.checker, &r.scenario),
+                    r.mutant.clone().unwrap_or_default()
+                );
                 if seen.insert(key) {
                     display.bar.inc(1);
-                    let verdict = if r.verdict == Verdict::Pass { "pass" } else { "FAIL" };
-                    display.line(format!("  {:<8} {:<32} {:<40} {:>10} exec {:>8.2}s  {verdict}", r.checker, r.scenario, r.method, r.executions, r.seconds));
+                    let verdict = if r.verdict == Verdict::Pass {
+                        "pass"
+                    } else {
+                        "FAIL"
+                    };
+                    display.line(format!(
+                        "  {:<8} {:<32} {:<40} {:>10} exec {:>8.2}s  {verdict}",
+                        r.checker, r.scenario, r.method, r.executions, r.seconds
+                    ));
                 }
             }
             let running: Vec<String> = std::fs::read_dir(results.join("progress"))
@@ -422,7 +579,10 @@ fn watch(results: PathBuf, display: Arc<Display>, stop: Arc<AtomicBool>) -> std:
                 .flatten()
                 .filter_map(|e| {
                     let key = e.path().file_stem()?.to_string_lossy().to_string();
-                    if records.iter().any(|r| Record::key(&r.checker, &r.scenario) == key) {
+                    if records
+                        .iter()
+                        .any(|r| Record::key(&r.checker, &r.scenario) == key)
+                    {
                         return None;
                     }
                     let text = std::fs::read_to_string(e.path()).ok()?;
@@ -446,7 +606,9 @@ fn watch(results: PathBuf, display: Arc<Display>, stop: Arc<AtomicBool>) -> std:
                     String::new()
                 };
                 if display.tty {
-                    display.bar.set_message(format!("{left}{}", running.join(" | ")));
+                    display
+                        .bar
+                        .set_message(format!("{left}{}", running.join(" | ")));
                 } else if last_beat.elapsed() > Duration::from_secs(30) {
                     last_beat = Instant::now();
                     eprintln!("gate: still running: {}", running.join(" | "));
@@ -469,18 +631,34 @@ fn fresh_dir(dir: &Path) -> PathBuf {
 fn total_checks(cli: &Cli, checkers: &[Checker]) -> u64 {
     checkers
         .iter()
-        .map(|c| c.scenarios().iter().filter(|s| cli.scenario.is_empty() || cli.scenario.iter().any(|x| x == *s)).count() as u64)
+        .map(|c| {
+            c.scenarios()
+                .iter()
+                .filter(|s| cli.scenario.is_empty() || cli.scenario.iter().any(|x| x == *s))
+                .count() as u64
+        })
         .sum()
 }
 
 fn command_line() -> String {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    format!("cargo run --release -p usbpm-model --bin gate --{}", if args.is_empty() { String::new() } else { format!(" {}", args.join(" ")) })
+    format!(
+        "cargo run --release -p usbpm-model --bin gate --{}",
+        if args.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", args.join(" "))
+        }
+    )
 }
 
 fn run_gate(cli: &Cli, root: &Path) -> Report {
     let report_dir = fresh_dir(&root.join(&cli.report_dir));
-    let profile = if cli.mode == Mode::Full { Profile::Full } else { Profile::Quick };
+    let profile = if cli.mode == Mode::Full {
+        Profile::Full
+    } else {
+        Profile::Quick
+    };
     let run = Run {
         root,
         profile,
@@ -505,7 +683,10 @@ fn run_gate(cli: &Cli, root: &Path) -> Report {
     display.bar.finish_and_clear();
     let (records, mut missing) = read_records(&run.results);
     if !nextest_ok && missing.is_empty() && records.iter().all(|r| r.verdict == Verdict::Pass) {
-        missing.push(format!("nextest reported a failure outside the checks; see {}", run.logs.display()));
+        missing.push(format!(
+            "nextest reported a failure outside the checks; see {}",
+            run.logs.display()
+        ));
     }
     Report {
         command: command_line(),
@@ -520,9 +701,18 @@ fn run_gate(cli: &Cli, root: &Path) -> Report {
 
 fn run_mutants(cli: &Cli, root: &Path) -> Report {
     let report_dir = fresh_dir(&root.join(&cli.report_dir));
-    let mutants: Vec<Mutant> = if cli.mutant.is_empty() { Mutant::ALL.to_vec() } else { cli.mutant.iter().filter_map(|m| Mutant::from_name(m)).collect() };
+    let mutants: Vec<Mutant> = if cli.mutant.is_empty() {
+        Mutant::ALL.to_vec()
+    } else {
+        cli.mutant
+            .iter()
+            .filter_map(|m| Mutant::from_name(m))
+            .collect()
+    };
     let checkers = checkers(cli);
-    let display = Arc::new(Display::new(total_checks(cli, &checkers) * mutants.len() as u64));
+    let display = Arc::new(Display::new(
+        total_checks(cli, &checkers) * mutants.len() as u64,
+    ));
     let start = Instant::now();
     let mut kills: BTreeMap<String, BTreeMap<String, Option<Kill>>> = BTreeMap::new();
     let mut all_records = Vec::new();
@@ -555,14 +745,21 @@ fn run_mutants(cli: &Cli, root: &Path) -> Report {
                     property: r.failure.as_ref().and_then(|f| f.property.clone()),
                     executions: r.executions,
                     seconds: r.seconds,
-                    replay: r.failure.as_ref().map(|f| f.replay.clone()).unwrap_or_default(),
+                    replay: r
+                        .failure
+                        .as_ref()
+                        .map(|f| f.replay.clone())
+                        .unwrap_or_default(),
                     strategies: r.strategies.clone(),
                 })
                 .min_by(|a, b| a.seconds.total_cmp(&b.seconds));
             if fastest.is_none() {
                 // A check that left no record hung until nextest terminated it, or crashed:
                 // the unmutated check finishes in bounded time, so this is a detection.
-                if let Some(key) = missing.iter().find(|k| k.starts_with(&format!("{}__", c.name()))) {
+                if let Some(key) = missing
+                    .iter()
+                    .find(|k| k.starts_with(&format!("{}__", c.name())))
+                {
                     fastest = Some(Kill {
                         scenario: key.split("__").nth(1).unwrap_or("").to_string(),
                         property: Some("P3 (hung or crashed)".into()),
@@ -575,8 +772,20 @@ fn run_mutants(cli: &Cli, root: &Path) -> Report {
             }
             by.insert(c.name().to_string(), fastest);
         }
-        let killed: Vec<&str> = by.iter().filter(|(_, k)| k.is_some()).map(|(c, _)| c.as_str()).collect();
-        display.line(format!("mutant {:<26} killed by: {}", m.name(), if killed.is_empty() { "NONE (survived)".into() } else { killed.join(", ") }));
+        let killed: Vec<&str> = by
+            .iter()
+            .filter(|(_, k)| k.is_some())
+            .map(|(c, _)| c.as_str())
+            .collect();
+        display.line(format!(
+            "mutant {:<26} killed by: {}",
+            m.name(),
+            if killed.is_empty() {
+                "NONE (survived)".into()
+            } else {
+                killed.join(", ")
+            }
+        ));
         all_records.extend(records);
     }
     display.bar.finish_and_clear();
@@ -595,18 +804,34 @@ fn finish(cli: &Cli, root: &Path, report: Report) -> ExitCode {
     let dir = root.join(&cli.report_dir);
     let md = report.markdown();
     std::fs::write(dir.join("report.md"), &md).expect("write report.md");
-    std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(&report).expect("serialise the report")).expect("write report.json");
+    std::fs::write(
+        dir.join("report.json"),
+        serde_json::to_string_pretty(&report).expect("serialise the report"),
+    )
+    .expect("write report.json");
     std::fs::write(dir.join("junit.xml"), report.junit()).expect("write junit.xml");
     println!("{md}");
-    println!("Reports: {}/report.md, report.json, junit.xml", dir.display());
+    println!(
+        "Reports: {}/report.md, report.json, junit.xml",
+        dir.display()
+    );
     if cli.update_docs {
-        if cli.shard.is_some() || !cli.checker.is_empty() || !cli.scenario.is_empty() || cli.mode == Mode::Quick {
+        if cli.shard.is_some()
+            || !cli.checker.is_empty()
+            || !cli.scenario.is_empty()
+            || cli.mode == Mode::Quick
+        {
             eprintln!("gate: --update-docs embeds only a whole run: `gate full --update-docs` or `gate mutants --update-docs`, unsharded and unfiltered");
             return ExitCode::from(2);
         }
         let path = root.join(VERIFICATION_MD);
         let doc = std::fs::read_to_string(&path).unwrap_or_default();
-        match usbpm_model::docs::embed(&doc, doc_section(cli.mode), &usbpm_model::docs::fingerprint(root), &md) {
+        match usbpm_model::docs::embed(
+            &doc,
+            doc_section(cli.mode),
+            &usbpm_model::docs::fingerprint(root),
+            &md,
+        ) {
             Ok(new) => {
                 std::fs::write(&path, new).expect("write docs/VERIFICATION.md");
                 println!("gate: wrote this report into {VERIFICATION_MD}");
@@ -630,12 +855,34 @@ fn finish(cli: &Cli, root: &Path, report: Report) -> ExitCode {
 fn run_tests(root: &Path) -> ExitCode {
     let suites: [&[&str]; 3] = [
         &["test", "--workspace"],
-        &["test", "--release", "-p", "usbpm-model", "--features", "loom", "--test", "loom"],
-        &["test", "--release", "-p", "usbpm-model", "--features", "shuttle", "--test", "shuttle"],
+        &[
+            "test",
+            "--release",
+            "-p",
+            "usbpm-model",
+            "--features",
+            "loom",
+            "--test",
+            "loom",
+        ],
+        &[
+            "test",
+            "--release",
+            "-p",
+            "usbpm-model",
+            "--features",
+            "shuttle",
+            "--test",
+            "shuttle",
+        ],
     ];
     for args in suites {
         eprintln!("gate test: cargo {}", args.join(" "));
-        let ok = Command::new("cargo").args(args).current_dir(root).status().is_ok_and(|s| s.success());
+        let ok = Command::new("cargo")
+            .args(args)
+            .current_dir(root)
+            .status()
+            .is_ok_and(|s| s.success());
         if !ok {
             eprintln!("gate test: FAILED: cargo {}", args.join(" "));
             return ExitCode::from(1);
@@ -655,20 +902,32 @@ fn loom_bounds(cli: &Cli, root: &Path) -> ExitCode {
     eprintln!("gate loom-bounds: building the loom replay binary");
     let built = Command::new("cargo")
         .current_dir(root)
-        .args(["build", "--release", "-p", "usbpm-model", "--features", "loom", "--bin", "replay"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "usbpm-model",
+            "--features",
+            "loom",
+            "--bin",
+            "replay",
+        ])
         .status()
         .is_ok_and(|s| s.success());
     if !built {
         eprintln!("gate loom-bounds: the build failed");
         return ExitCode::from(1);
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let replay = target.join("release").join("replay");
-    let mut md = format!(
-        "| scenario | threads | bound 2 | bound 3 | unbounded |\n|---|---:|---|---|---|\n"
-    );
+    let mut md =
+        format!("| scenario | threads | bound 2 | bound 3 | unbounded |\n|---|---:|---|---|---|\n");
     let mut ok = true;
-    for s in ALL.iter().filter(|s| s.size == Size::Small && (cli.scenario.is_empty() || cli.scenario.iter().any(|x| x == s.name))) {
+    for s in ALL.iter().filter(|s| {
+        s.size == Size::Small
+            && (cli.scenario.is_empty() || cli.scenario.iter().any(|x| x == s.name))
+    }) {
         let mut cells = Vec::new();
         for bound in ["2", "3", "unbounded"] {
             let start = Instant::now();
@@ -696,7 +955,12 @@ fn loom_bounds(cli: &Cli, root: &Path) -> ExitCode {
                 use std::io::Read;
                 let _ = o.read_to_string(&mut out);
             }
-            let execs = out.split('(').nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or("?").to_string();
+            let execs = out
+                .split('(')
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .unwrap_or("?")
+                .to_string();
             let cell = match status {
                 None => format!("did not finish in {} s", cli.timeout_secs),
                 Some(st) if st.success() => format!("{execs} executions, {secs:.2} s"),
@@ -708,7 +972,12 @@ fn loom_bounds(cli: &Cli, root: &Path) -> ExitCode {
             eprintln!("  {:<32} bound {bound:<9} {cell}", s.name);
             cells.push(cell);
         }
-        md.push_str(&format!("| {} | {} | {} |\n", s.name, s.threads, cells.join(" | ")));
+        md.push_str(&format!(
+            "| {} | {} | {} |\n",
+            s.name,
+            s.threads,
+            cells.join(" | ")
+        ));
     }
     let dir = root.join(&cli.report_dir);
     let _ = std::fs::create_dir_all(&dir);

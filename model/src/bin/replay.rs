@@ -38,7 +38,11 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let Some(scenario) = find(&args.scenario) else {
         let names: Vec<_> = ALL.iter().map(|s| s.name).collect();
-        eprintln!("no scenario `{}`; the scenarios are: {}", args.scenario, names.join(", "));
+        eprintln!(
+            "no scenario `{}`; the scenarios are: {}",
+            args.scenario,
+            names.join(", ")
+        );
         return ExitCode::from(2);
     };
     let mutant = match args.mutant.as_deref().map(|m| (m, Mutant::from_name(m))) {
@@ -54,20 +58,33 @@ fn main() -> ExitCode {
     let run = || replay(scenario, mutant, &args, &progress);
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
         Ok(()) => {
-            println!("replay of {} passed: no violation ({} executions)", scenario.name, progress.executions());
+            println!(
+                "replay of {} passed: no violation ({} executions)",
+                scenario.name,
+                progress.executions()
+            );
             ExitCode::SUCCESS
         }
         Err(payload) => {
             let text = usbpm_model::check::panic_text(&*payload);
             let report = usbpm_model::check::failure(text, "this command".into()).report;
-            eprintln!("\n{report}\nreplay reproduced the failure of {} ({} executions)", scenario.name, progress.executions());
+            eprintln!(
+                "\n{report}\nreplay reproduced the failure of {} ({} executions)",
+                scenario.name,
+                progress.executions()
+            );
             ExitCode::from(1)
         }
     }
 }
 
 #[allow(unused_variables)]
-fn replay(scenario: &'static usbpm_model::scenarios::Scenario, mutant: Option<Mutant>, args: &Args, progress: &usbpm_model::run::Progress) {
+fn replay(
+    scenario: &'static usbpm_model::scenarios::Scenario,
+    mutant: Option<Mutant>,
+    args: &Args,
+    progress: &usbpm_model::run::Progress,
+) {
     #[cfg(feature = "loom")]
     {
         let bound = match args.bound.as_deref() {

@@ -1,0 +1,446 @@
+//! Every program up to a size, reduced by symmetry; random larger programs; shrinking.
+//!
+//! A [`Size`] bounds threads, operations per thread, clients and hubs. The enumerator
+//! lists every [`Program`] within it whose parts can all matter:
+//!
+//! - **clients**: 1 up to the bound, each with any [`Behaviour`] it can have and either
+//!   registration kind (plain handle, or an owned `Registration`);
+//! - **hubs**: 0 up to the bound;
+//! - **init**: any subset of the clients registered, then any subset of the hubs arrived
+//!   (in that order, so the init part delivers arrivals to the clients registered);
+//! - **parallel**: 2 up to the bound of threads, each with 1 up to the bound of ops.
+//!
+//! Reductions, each an equivalence that keeps the set of behaviours a checker explores:
+//! - *dead parts*: a program with an op that can never act (dropping the guard of a
+//!   client registered by handle, deregistering a client never registered, changing or
+//!   removing a hub that never arrives), a client never registered or a hub never
+//!   arriving is the smaller program without it, which is enumerated on its own; a
+//!   behaviour that can never fire is `Nothing`;
+//! - *symmetry*: renaming clients, renaming hubs and permuting threads; one program per
+//!   orbit is kept (the least in the derived order).
+//!
+//! [`Tier`] reports the count before and after each reduction.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::program::{Behaviour, ClientIx, ClientSpec, HubIx, Op, Program};
+
+/// How large the enumerated programs are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Size {
+    /// Threads in the parallel part (at most).
+    pub threads: usize,
+    /// Operations per thread (at most).
+    pub ops: usize,
+    /// Clients (at most).
+    pub clients: usize,
+    /// Hubs (at most).
+    pub hubs: usize,
+}
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}x{}-c{}-h{}",
+            self.threads, self.ops, self.clients, self.hubs
+        )
+    }
+}
+
+impl std::str::FromStr for Size {
+    type Err = String;
+
+    /// `TxK` (threads × ops per thread, 2 clients, 2 hubs) or `TxK-cC-hH`.
+    fn from_str(s: &str) -> Result<Size, String> {
+        let usage =
+            || format!("`{s}` is not a size: write TxK or TxK-cC-hH, e.g. 2x1 or 2x2-c2-h1");
+        let mut parts = s.split('-');
+        let tk = parts.next().ok_or_else(usage)?;
+        let (t, k) = tk.split_once('x').ok_or_else(usage)?;
+        let mut size = Size {
+            threads: t.parse().map_err(|_| usage())?,
+            ops: k.parse().map_err(|_| usage())?,
+            clients: 2,
+            hubs: 2,
+        };
+        for p in parts {
+            let (key, v) = p.split_at(1);
+            let v: usize = v.parse().map_err(|_| usage())?;
+            match key {
+                "c" => size.clients = v,
+                "h" => size.hubs = v,
+                _ => return Err(usage()),
+            }
+        }
+        if size.threads < 2 || size.ops < 1 || size.clients < 1 || size.clients > 4 || size.hubs > 3
+        {
+            return Err(format!(
+                "size {s}: need at least 2 threads and 1 op, 1 to 4 clients, at most 3 hubs"
+            ));
+        }
+        Ok(size)
+    }
+}
+
+/// The enumerated programs of one size, with the counts of each reduction.
+#[derive(Clone, Debug)]
+pub struct Tier {
+    pub size: Size,
+    /// Programs in the raw space (every combination of the parts above).
+    pub raw: u64,
+    /// After removing programs with dead parts.
+    pub live: u64,
+    /// After symmetry: one per orbit. These are the programs run.
+    pub programs: Vec<Program>,
+}
+
+fn behaviours(c: ClientIx, clients: usize, hubs: usize, owned: bool) -> Vec<Behaviour> {
+    let mut out = vec![Behaviour::Nothing, Behaviour::Query, Behaviour::AssignPower];
+    for o in 0..clients as ClientIx {
+        if o != c {
+            out.push(Behaviour::Register(o));
+            out.push(Behaviour::Deregister(o));
+        }
+    }
+    out.push(Behaviour::DeregisterSelf);
+    if owned {
+        out.push(Behaviour::DropOwnGuard);
+    }
+    out.push(Behaviour::Panic);
+    for h in 0..hubs as HubIx {
+        out.push(Behaviour::ReportChange(h));
+    }
+    out
+}
+
+fn alphabet(clients: usize, hubs: usize) -> Vec<Op> {
+    let mut out = Vec::new();
+    for c in 0..clients as ClientIx {
+        out.extend([Op::Register(c), Op::Deregister(c), Op::Drop(c)]);
+    }
+    out.extend([Op::DeregisterForged, Op::DeregisterForeign]);
+    for h in 0..hubs as HubIx {
+        out.extend([
+            Op::Arrive(h),
+            Op::Change(h),
+            Op::Remove(h),
+            Op::Query(h),
+            Op::AssignPower(h),
+        ]);
+    }
+    out
+}
+
+/// Sequences of 1..=k ops over `alphabet`, in a fixed order.
+fn sequences(alphabet: &[Op], k: usize) -> Vec<Vec<Op>> {
+    let mut out: Vec<Vec<Op>> = Vec::new();
+    let mut layer: Vec<Vec<Op>> = vec![Vec::new()];
+    for _ in 0..k {
+        let mut next = Vec::new();
+        for s in &layer {
+            for &op in alphabet {
+                let mut t = s.clone();
+                t.push(op);
+                next.push(t);
+            }
+        }
+        out.extend(next.iter().cloned());
+        layer = next;
+    }
+    out
+}
+
+/// Multisets of `t` sequences (threads are unordered), as index lists.
+fn multisets(n: usize, t: usize) -> Vec<Vec<usize>> {
+    fn go(n: usize, t: usize, from: usize, cur: &mut Vec<usize>, out: &mut Vec<Vec<usize>>) {
+        if cur.len() == t {
+            out.push(cur.clone());
+            return;
+        }
+        for i in from..n {
+            cur.push(i);
+            go(n, t, i, cur, out);
+            cur.pop();
+        }
+    }
+    let mut out = Vec::new();
+    go(n, t, 0, &mut Vec::new(), &mut out);
+    out
+}
+
+fn binom(n: u64, k: u64) -> u64 {
+    (0..k).fold(1u64, |acc, i| acc * (n - i) / (i + 1))
+}
+
+/// Whether every part of `p` can matter (see the module docs), after normalising
+/// behaviours that can never fire to `Nothing`. `None`: `p` has a dead part.
+pub fn live(p: &Program) -> Option<Program> {
+    let mut p = p.clone();
+    let all_ops: Vec<Op> = p
+        .init
+        .iter()
+        .chain(p.threads.iter().flatten())
+        .copied()
+        .collect();
+    let nc = p.clients.len() as ClientIx;
+    // Which clients can ever be registered, and which hubs ever arrive.
+    let mut registered: BTreeSet<ClientIx> = all_ops
+        .iter()
+        .filter_map(|op| {
+            if let Op::Register(c) = op {
+                Some(*c)
+            } else {
+                None
+            }
+        })
+        .collect();
+    loop {
+        let more: Vec<ClientIx> = registered
+            .iter()
+            .filter_map(|&c| {
+                if let Behaviour::Register(o) = p.clients[c as usize].behaviour {
+                    Some(o)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let before = registered.len();
+        registered.extend(more);
+        if registered.len() == before {
+            break;
+        }
+    }
+    let arrives: BTreeSet<HubIx> = all_ops
+        .iter()
+        .filter_map(|op| {
+            if let Op::Arrive(h) = op {
+                Some(*h)
+            } else {
+                None
+            }
+        })
+        .collect();
+    if registered.len() != nc as usize || arrives.len() != p.hubs as usize {
+        return None;
+    }
+    for op in &all_ops {
+        let dead = match *op {
+            Op::Drop(c) => !p.clients[c as usize].owned,
+            _ => false,
+        };
+        if dead {
+            return None;
+        }
+    }
+    // A client with a guard that is never dropped, nor deregistered, is still fine.
+    for c in &mut p.clients {
+        if p.hubs == 0 {
+            c.behaviour = Behaviour::Nothing;
+        }
+    }
+    Some(p)
+}
+
+fn permutations(n: usize) -> Vec<Vec<u8>> {
+    fn go(n: usize, cur: &mut Vec<u8>, out: &mut Vec<Vec<u8>>) {
+        if cur.len() == n {
+            out.push(cur.clone());
+            return;
+        }
+        for i in 0..n as u8 {
+            if !cur.contains(&i) {
+                cur.push(i);
+                go(n, cur, out);
+                cur.pop();
+            }
+        }
+    }
+    let mut out = Vec::new();
+    go(n, &mut Vec::new(), &mut out);
+    out
+}
+
+/// `p` with clients renamed by `cp` (old index -> new) and hubs by `hp`, threads sorted,
+/// and the init part in its canonical order (registrations by client, then arrivals).
+fn renamed(p: &Program, cp: &[u8], hp: &[u8]) -> Program {
+    let c = |x: ClientIx| cp[x as usize];
+    let h = |x: HubIx| hp[x as usize];
+    let op = |o: &Op| match *o {
+        Op::Register(x) => Op::Register(c(x)),
+        Op::Deregister(x) => Op::Deregister(c(x)),
+        Op::Drop(x) => Op::Drop(c(x)),
+        Op::Arrive(x) => Op::Arrive(h(x)),
+        Op::Change(x) => Op::Change(h(x)),
+        Op::Remove(x) => Op::Remove(h(x)),
+        Op::Query(x) => Op::Query(h(x)),
+        Op::AssignPower(x) => Op::AssignPower(h(x)),
+        other => other,
+    };
+    let beh = |b: Behaviour| match b {
+        Behaviour::Register(x) => Behaviour::Register(c(x)),
+        Behaviour::Deregister(x) => Behaviour::Deregister(c(x)),
+        Behaviour::ReportChange(x) => Behaviour::ReportChange(h(x)),
+        other => other,
+    };
+    let mut clients = vec![p.clients[0]; p.clients.len()];
+    for (i, s) in p.clients.iter().enumerate() {
+        clients[c(i as u8) as usize] = ClientSpec {
+            behaviour: beh(s.behaviour),
+            owned: s.owned,
+        };
+    }
+    let mut init: Vec<Op> = p.init.iter().map(op).collect();
+    init.sort_by_key(|o| match *o {
+        Op::Register(x) => (0, x),
+        Op::Arrive(x) => (1, x),
+        _ => (2, 0),
+    });
+    let mut threads: Vec<Vec<Op>> = p
+        .threads
+        .iter()
+        .map(|t| t.iter().map(op).collect())
+        .collect();
+    threads.sort();
+    Program {
+        clients,
+        hubs: p.hubs,
+        init,
+        threads,
+    }
+}
+
+/// The least program of `p`'s orbit under renaming clients and hubs and permuting threads.
+pub fn canonical(p: &Program) -> Program {
+    let cps = permutations(p.clients.len());
+    let hps = permutations(p.hubs as usize);
+    let mut best: Option<Program> = None;
+    for cp in &cps {
+        for hp in &hps {
+            let q = renamed(p, cp, hp);
+            if best.as_ref().is_none_or(|b| q < *b) {
+                best = Some(q);
+            }
+        }
+    }
+    best.expect("at least the identity")
+}
+
+/// Enumerates every program of `size` (module docs), reduced.
+pub fn enumerate(size: Size) -> Tier {
+    let mut raw = 0u64;
+    let mut live_count = 0u64;
+    let mut programs = Vec::new();
+    let mut seen = BTreeSet::new();
+    for nc in 1..=size.clients {
+        for nh in 0..=size.hubs {
+            let specs: Vec<Vec<ClientSpec>> = (0..nc as ClientIx)
+                .map(|c| {
+                    let mut v = Vec::new();
+                    for owned in [false, true] {
+                        for b in behaviours(c, nc, nh, owned) {
+                            v.push(ClientSpec {
+                                behaviour: b,
+                                owned,
+                            });
+                        }
+                    }
+                    v
+                })
+                .collect();
+            let alphabet = alphabet(nc, nh);
+            let seqs = sequences(&alphabet, size.ops);
+            let mut thread_sets = Vec::new();
+            for t in 2..=size.threads {
+                thread_sets.extend(multisets(seqs.len(), t));
+            }
+            let raw_threads: u64 = (2..=size.threads)
+                .map(|t| binom(seqs.len() as u64 + t as u64 - 1, t as u64))
+                .sum();
+            let spec_combos: u64 = specs.iter().map(|v| v.len() as u64).product();
+            raw += spec_combos * (1u64 << (nc + nh)) * raw_threads;
+            // Every combination of client specs.
+            let mut choice = vec![0usize; nc];
+            loop {
+                let clients: Vec<ClientSpec> = choice
+                    .iter()
+                    .enumerate()
+                    .map(|(c, &i)| specs[c][i])
+                    .collect();
+                for init_mask in 0..(1u32 << (nc + nh)) {
+                    let mut init = Vec::new();
+                    for c in 0..nc {
+                        if init_mask & (1 << c) != 0 {
+                            init.push(Op::Register(c as ClientIx));
+                        }
+                    }
+                    for h in 0..nh {
+                        if init_mask & (1 << (nc + h)) != 0 {
+                            init.push(Op::Arrive(h as HubIx));
+                        }
+                    }
+                    for set in &thread_sets {
+                        let p = Program {
+                            clients: clients.clone(),
+                            hubs: nh as u8,
+                            init: init.clone(),
+                            threads: set.iter().map(|&i| seqs[i].clone()).collect(),
+                        };
+                        let Some(p) = live(&p) else { continue };
+                        live_count += 1;
+                        let canon = canonical(&p);
+                        if seen.insert(canon.clone()) {
+                            programs.push(canon);
+                        }
+                    }
+                }
+                if !next_choice(&mut choice, &specs) {
+                    break;
+                }
+            }
+        }
+    }
+    Tier {
+        size,
+        raw,
+        live: live_count,
+        programs,
+    }
+}
+
+/// Advances an odometer over the client specs; false when it wraps around.
+fn next_choice(choice: &mut [usize], specs: &[Vec<ClientSpec>]) -> bool {
+    for (i, c) in choice.iter_mut().enumerate() {
+        *c += 1;
+        if *c < specs[i].len() {
+            return true;
+        }
+        *c = 0;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts() {
+        for s in ["2x1-c1-h1", "2x1-c2-h1", "2x1-c2-h2", "2x2-c1-h1"] {
+            let size: Size = s.parse().unwrap();
+            let t = std::time::Instant::now();
+            let tier = enumerate(size);
+            println!(
+                "{s}: raw {} live {} programs {} ({:.1}s)",
+                tier.raw,
+                tier.live,
+                tier.programs.len(),
+                t.elapsed().as_secs_f64()
+            );
+        }
+    }
+}

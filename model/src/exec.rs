@@ -1,0 +1,744 @@
+//! The interpreter: runs one [`Program`] on the shipped library under the current
+//! checker (loom, shuttle or std), reports to the [`Monitor`] and records a [`Log`] of
+//! every call and every callback for the [`oracle`](crate::oracle).
+//!
+//! Model clients behave like the drivers of `env.rs`: a callback reports its begin and
+//! end, touches its context through the checker's atomics (so the checker may preempt it
+//! on entry, in the middle and before it returns), and the driver frees the context as
+//! soon as `deregister` (or a waiting guard drop) returns. Every hub has two connectors
+//! whose reported states carry tokens: connector 0 the id of the arrival that began the
+//! hub's presence, connector 1 the id of the last change, so the oracle can tell exactly
+//! which call each delivered event and each query result comes from.
+//!
+//! Harness state lives in `std` locks held only briefly and never across a call into the
+//! library (the checkers run one modelled thread at a time and switch only at their own
+//! primitives, so a `std` lock held across a switch could block the OS thread).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use usbpm::checking::{Mutant, Probe};
+use usbpm::{
+    ClientConfig, ClientHandle, ConnectorId, ConnectorState, Error, Event, HubId, HubPort,
+    Notification, PolicyManager, PowerLevel, Registration,
+};
+
+use crate::monitor::{Monitor, Property};
+use crate::program::{client_name, hub_id, Behaviour, ClientIx, HubIx, Op, Program};
+use crate::rt::{self, DriverMemory};
+
+/// A point in the execution's real-time order (taken from one counter).
+pub type Ticket = usize;
+
+/// One registration of a client: the program's client `A` registered a second time is
+/// another instance (`A2`).
+pub type InstId = usize;
+
+/// What a call was.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Call {
+    Register {
+        inst: InstId,
+    },
+    /// Deregister of an instance's handle (`inst`), or of a handle never issued here.
+    Deregister {
+        inst: Option<InstId>,
+    },
+    /// A guard drop of `inst` (waits, or detaches inside the client's own callback).
+    DropGuard {
+        inst: InstId,
+    },
+    Arrive {
+        hub: u32,
+        presence: usize,
+    },
+    Change {
+        hub: u32,
+        token: usize,
+    },
+    Remove {
+        hub: u32,
+    },
+    Query {
+        hub: u32,
+    },
+    AssignPower {
+        hub: u32,
+    },
+}
+
+/// What a call returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ret {
+    Pending,
+    Unit(Result<(), Error>),
+    /// `query_hub`: the presence and last-change tokens the hub showed.
+    Hub(Result<(usize, usize), Error>),
+}
+
+#[derive(Clone, Debug)]
+pub struct CallRec {
+    pub thread: String,
+    /// The instances whose callbacks the calling thread was inside, innermost last.
+    pub inside: Vec<InstId>,
+    pub call: Call,
+    pub start: Ticket,
+    pub end: Ticket,
+    pub ret: Ret,
+}
+
+/// What a callback was told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seen {
+    Arrival { presence: usize, last_change: usize },
+    Change { token: usize },
+    Removal,
+}
+
+#[derive(Clone, Debug)]
+pub struct SeenRec {
+    pub inst: InstId,
+    pub hub: u32,
+    pub seq: u64,
+    pub seen: Seen,
+    pub begin: Ticket,
+}
+
+#[derive(Clone, Debug)]
+pub struct InstRec {
+    pub label: String,
+    pub client: ClientIx,
+}
+
+/// Everything the oracle judges: calls and callbacks, with their real-time tickets.
+#[derive(Clone, Debug, Default)]
+pub struct Log {
+    pub calls: Vec<CallRec>,
+    pub seen: Vec<SeenRec>,
+    pub insts: Vec<InstRec>,
+}
+
+struct Ctx {
+    inst: InstId,
+    client: ClientIx,
+    label: String,
+    behaviour: Behaviour,
+    freed: rt::AtomicBool,
+    memory: DriverMemory,
+    reported: std::sync::atomic::AtomicBool,
+    world: std::sync::Weak<World>,
+}
+
+#[derive(Default)]
+struct Slot {
+    /// The latest instance of this client (live or not).
+    latest: Option<InstId>,
+    live: bool,
+    registering: bool,
+    guard: Guard,
+}
+
+/// A client's `Registration`, used by one thread at a time: a deregister or drop takes it
+/// out, so no two calls end one registration through the guard, and a raw-handle
+/// deregister of an owned client is made only once its guard is gone (stale).
+#[derive(Default)]
+enum Guard {
+    #[default]
+    None,
+    Held(Registration),
+    InUse,
+}
+
+struct InstState {
+    handle: Option<ClientHandle>,
+    ctx: Arc<Ctx>,
+}
+
+enum Port {
+    Absent,
+    Present(HubPort),
+    /// Taken by a thread for a change or the removal.
+    InUse,
+}
+
+/// One execution's world.
+pub struct World {
+    pub pm: PolicyManager,
+    pub monitor: Arc<Monitor>,
+    program: Program,
+    slots: Mutex<Vec<Slot>>,
+    insts: Mutex<Vec<InstState>>,
+    ports: Mutex<Vec<Port>>,
+    log: Mutex<Log>,
+    ticket: AtomicUsize,
+    stacks: Mutex<HashMap<String, Vec<InstId>>>,
+    foreign_pm: PolicyManager,
+    foreign: ClientHandle,
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn hub_connectors(presence: usize) -> Vec<ConnectorState> {
+    vec![token_state(presence), token_state(0)]
+}
+
+fn token_state(token: usize) -> ConnectorState {
+    ConnectorState {
+        attached: token != 0,
+        partner_max_milliwatts: token as u32,
+        ..Default::default()
+    }
+}
+
+fn tokens(info: &usbpm::HubInfo) -> (usize, usize) {
+    let t = |i: usize| {
+        info.connectors
+            .get(i)
+            .map_or(0, |c| c.state.partner_max_milliwatts as usize)
+    };
+    (t(0), t(1))
+}
+
+/// The forged handle every program uses: never issued by any Policy Manager.
+pub const FORGED: u64 = 0xdead_0000_beef;
+
+impl World {
+    pub fn new(program: Program, mutant: Option<Mutant>) -> Arc<World> {
+        crate::env::silence_model_panics();
+        let monitor = Monitor::new();
+        let probe: Arc<dyn Probe> = monitor.clone();
+        let foreign_pm = PolicyManager::new();
+        let foreign = foreign_pm.register(ClientConfig::new((), |_, _, _| {}));
+        let slots = program.clients.iter().map(|_| Slot::default()).collect();
+        let ports = (0..program.hubs).map(|_| Port::Absent).collect();
+        Arc::new(World {
+            pm: PolicyManager::checking(mutant, Some(probe)),
+            monitor,
+            program,
+            slots: Mutex::new(slots),
+            insts: Mutex::new(Vec::new()),
+            ports: Mutex::new(ports),
+            log: Mutex::new(Log::default()),
+            ticket: AtomicUsize::new(1),
+            stacks: Mutex::new(HashMap::new()),
+            foreign_pm,
+            foreign,
+        })
+    }
+
+    fn tick(&self) -> Ticket {
+        self.ticket.fetch_add(1, Ordering::SeqCst)
+    }
+
+    fn inside(&self) -> Vec<InstId> {
+        locked(&self.stacks)
+            .get(&rt::thread_name())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn begin_call(&self, call: Call) -> usize {
+        let inside = self.inside();
+        let start = self.tick();
+        let mut log = locked(&self.log);
+        log.calls.push(CallRec {
+            thread: rt::thread_name(),
+            inside,
+            call,
+            start,
+            end: 0,
+            ret: Ret::Pending,
+        });
+        log.calls.len() - 1
+    }
+
+    fn end_call(&self, i: usize, ret: Ret) {
+        let end = self.tick();
+        let mut log = locked(&self.log);
+        log.calls[i].end = end;
+        log.calls[i].ret = ret;
+    }
+
+    fn unit_call(&self, call: Call, f: impl FnOnce() -> Result<(), Error>) -> Result<(), Error> {
+        let i = self.begin_call(call);
+        let r = f();
+        self.end_call(i, Ret::Unit(r.clone()));
+        r
+    }
+
+    /// Runs one operation of the program on the calling thread.
+    pub fn op(self: &Arc<Self>, op: Op) {
+        match op {
+            Op::Register(c) => self.register(c),
+            Op::Deregister(c) => self.deregister(c),
+            Op::Drop(c) => self.drop_guard(c, false),
+            Op::DeregisterForged => {
+                let h = ClientHandle::from_raw(FORGED);
+                self.monitor.note(format!("deregister(forged {h}) called"));
+                let r = self.unit_call(Call::Deregister { inst: None }, || self.pm.deregister(h));
+                self.monitor
+                    .note(format!("deregister(forged {h}) returns {r:?}"));
+            }
+            Op::DeregisterForeign => {
+                let h = self.foreign;
+                self.monitor.note(format!("deregister(foreign {h}) called"));
+                let r = self.unit_call(Call::Deregister { inst: None }, || self.pm.deregister(h));
+                self.monitor
+                    .note(format!("deregister(foreign {h}) returns {r:?}"));
+            }
+            Op::Arrive(h) => self.arrive(h),
+            Op::Change(h) => self.change(h),
+            Op::Remove(h) => self.remove(h),
+            Op::Query(h) => self.query(h),
+            Op::AssignPower(h) => self.assign(h),
+        }
+    }
+
+    fn register(self: &Arc<Self>, c: ClientIx) {
+        let spec = self.program.clients[c as usize];
+        let inst = {
+            let mut slots = locked(&self.slots);
+            let slot = &mut slots[c as usize];
+            if slot.live || slot.registering {
+                drop(slots);
+                self.monitor.note(format!(
+                    "register {}: skipped, already registered",
+                    client_name(c)
+                ));
+                return;
+            }
+            slot.registering = true;
+            let mut insts = locked(&self.insts);
+            let n = insts.iter().filter(|i| i.ctx.client == c).count();
+            let label = if n == 0 {
+                client_name(c).to_string()
+            } else {
+                format!("{}{}", client_name(c), n + 1)
+            };
+            let inst = insts.len();
+            let ctx = Arc::new(Ctx {
+                inst,
+                client: c,
+                label: label.clone(),
+                behaviour: spec.behaviour,
+                freed: rt::AtomicBool::new(false),
+                memory: DriverMemory::new(),
+                reported: Default::default(),
+                world: Arc::downgrade(self),
+            });
+            insts.push(InstState { handle: None, ctx });
+            locked(&self.log).insts.push(InstRec { label, client: c });
+            inst
+        };
+        let ctx = locked(&self.insts)[inst].ctx.clone();
+        let config = ClientConfig::new(ctx.clone(), on_event);
+        let i = self.begin_call(Call::Register { inst });
+        let (handle, guard) = if spec.owned {
+            let g = self.pm.register_owned(config);
+            (g.handle(), Some(g))
+        } else {
+            (self.pm.register(config), None)
+        };
+        self.end_call(i, Ret::Unit(Ok(())));
+        locked(&self.insts)[inst].handle = Some(handle);
+        {
+            let mut slots = locked(&self.slots);
+            let slot = &mut slots[c as usize];
+            slot.latest = Some(inst);
+            slot.live = true;
+            slot.registering = false;
+            slot.guard = guard.map_or(Guard::None, Guard::Held);
+        }
+        self.monitor.registered(&ctx.label, handle);
+    }
+
+    fn latest(&self, c: ClientIx) -> Option<(InstId, ClientHandle, Arc<Ctx>)> {
+        let inst = locked(&self.slots)[c as usize].latest?;
+        let insts = locked(&self.insts);
+        let s = &insts[inst];
+        Some((inst, s.handle?, s.ctx.clone()))
+    }
+
+    fn deregister(self: &Arc<Self>, c: ClientIx) {
+        let Some((inst, handle, ctx)) = self.latest(c) else {
+            self.monitor.note(format!(
+                "deregister {}: skipped, never registered",
+                client_name(c)
+            ));
+            return;
+        };
+        let guard = {
+            let mut slots = locked(&self.slots);
+            let slot = &mut slots[c as usize];
+            match std::mem::replace(&mut slot.guard, Guard::InUse) {
+                Guard::Held(g) => Some(g),
+                Guard::None => {
+                    slot.guard = Guard::None;
+                    None
+                }
+                Guard::InUse => {
+                    drop(slots);
+                    self.monitor.note(format!(
+                        "deregister {}: skipped, its guard is in use",
+                        client_name(c)
+                    ));
+                    return;
+                }
+            }
+        };
+        self.monitor.deregister_called(&ctx.label);
+        let call = Call::Deregister { inst: Some(inst) };
+        let r = match guard {
+            None => self.unit_call(call, || self.pm.deregister(handle)),
+            Some(g) => {
+                let mut back = None;
+                let r = self.unit_call(call, || {
+                    g.deregister().map_err(|(e, g)| {
+                        back = Some(g);
+                        e
+                    })
+                });
+                locked(&self.slots)[c as usize].guard = back.map_or(Guard::None, Guard::Held);
+                r
+            }
+        };
+        if r.is_ok() {
+            let mut slots = locked(&self.slots);
+            if slots[c as usize].latest == Some(inst) {
+                slots[c as usize].live = false;
+            }
+        }
+        self.monitor.deregister_returned(&ctx.label, &r);
+        if r.is_ok() {
+            ctx.free(&self.monitor);
+        }
+    }
+
+    /// Drops `c`'s guard: waits like deregister, or (inside the client's own callback)
+    /// detaches without waiting.
+    fn drop_guard(self: &Arc<Self>, c: ClientIx, own_callback: bool) {
+        let taken = {
+            let mut slots = locked(&self.slots);
+            let slot = &mut slots[c as usize];
+            match (std::mem::take(&mut slot.guard), slot.latest) {
+                (Guard::Held(g), Some(inst)) => {
+                    slot.live = false;
+                    Some((g, inst))
+                }
+                (g, _) => {
+                    slot.guard = g;
+                    None
+                }
+            }
+        };
+        let Some((guard, inst)) = taken else {
+            self.monitor.note(format!(
+                "drop {}'s guard: skipped, it holds none",
+                client_name(c)
+            ));
+            return;
+        };
+        let ctx = locked(&self.insts)[inst].ctx.clone();
+        self.monitor.note(format!("drop {}'s guard", ctx.label));
+        let i = self.begin_call(Call::DropGuard { inst });
+        drop(guard);
+        self.end_call(i, Ret::Unit(Ok(())));
+        if own_callback {
+            self.monitor.detached(&ctx.label);
+        } else {
+            self.monitor.deregister_returned(&ctx.label, &Ok(()));
+            ctx.free(&self.monitor);
+        }
+    }
+
+    fn arrive(&self, h: HubIx) {
+        let hub = hub_id(h);
+        self.monitor.note(format!("hub {hub} arrives"));
+        let i = self.begin_call(Call::Arrive { hub, presence: 0 });
+        // The arrival's own call index is its presence token: unique in the execution.
+        let presence = i + 1;
+        if let Call::Arrive { presence: p, .. } = &mut locked(&self.log).calls[i].call {
+            *p = presence;
+        }
+        let r = self.pm.hub_arrival(HubId(hub), hub_connectors(presence));
+        let ret = r.as_ref().map(|_| ()).map_err(Clone::clone);
+        if let Ok(port) = r {
+            let mut ports = locked(&self.ports);
+            ports[h as usize] = Port::Present(port);
+        }
+        self.end_call(i, Ret::Unit(ret.clone()));
+        self.monitor
+            .note(format!("hub {hub} arrival returns {ret:?}"));
+    }
+
+    fn take_port(&self, h: HubIx) -> Option<HubPort> {
+        let mut ports = locked(&self.ports);
+        match std::mem::replace(&mut ports[h as usize], Port::InUse) {
+            Port::Present(p) => Some(p),
+            other => {
+                ports[h as usize] = other;
+                None
+            }
+        }
+    }
+
+    fn change(&self, h: HubIx) {
+        let hub = hub_id(h);
+        let Some(port) = self.take_port(h) else {
+            self.monitor.note(format!(
+                "change {hub}: skipped, the port is absent or in use"
+            ));
+            return;
+        };
+        let i = self.begin_call(Call::Change { hub, token: 0 });
+        let token = i + 1;
+        if let Call::Change { token: t, .. } = &mut locked(&self.log).calls[i].call {
+            *t = token;
+        }
+        self.monitor
+            .note(format!("hub {hub}: connector change #{token} reported"));
+        let r = port.connector_changed(ConnectorId(1), token_state(token));
+        self.end_call(i, Ret::Unit(r));
+        locked(&self.ports)[h as usize] = Port::Present(port);
+    }
+
+    fn remove(&self, h: HubIx) {
+        let hub = hub_id(h);
+        let Some(port) = self.take_port(h) else {
+            self.monitor.note(format!(
+                "remove {hub}: skipped, the port is absent or in use"
+            ));
+            return;
+        };
+        self.monitor.note(format!("hub {hub} is removed"));
+        let i = self.begin_call(Call::Remove { hub });
+        port.remove();
+        self.end_call(i, Ret::Unit(Ok(())));
+        locked(&self.ports)[h as usize] = Port::Absent;
+    }
+
+    fn query(&self, h: HubIx) {
+        let hub = hub_id(h);
+        let i = self.begin_call(Call::Query { hub });
+        let r = self.pm.query_hub(HubId(hub)).map(|info| tokens(&info));
+        // The connector query must agree with the hub query's shape (two connectors).
+        let c = self.pm.query_connector(HubId(hub), ConnectorId(1));
+        self.end_call(i, Ret::Hub(r.clone()));
+        if let (Ok(_), Err(e)) = (&r, &c) {
+            if !matches!(e, Error::UnknownHub(_)) {
+                self.monitor.violation(
+                    Property::BadInputErrors,
+                    format!("query_connector(hub {hub}, 1) returned {e:?}"),
+                );
+            }
+        }
+    }
+
+    fn assign(&self, h: HubIx) {
+        let hub = hub_id(h);
+        let level = PowerLevel { milliwatts: 15_000 };
+        self.unit_call(Call::AssignPower { hub }, || {
+            self.pm
+                .assign_power_level(HubId(hub), ConnectorId(0), level)
+        })
+        .ok();
+    }
+
+    /// The implicit post part: every port dropped (hubs removed), then every client still
+    /// registered deregistered (or its guard dropped) and its context freed.
+    pub fn post(self: &Arc<Self>) {
+        for h in 0..self.program.hubs {
+            self.remove(h);
+        }
+        for c in 0..self.program.clients.len() as ClientIx {
+            let (live, owned) = {
+                let slots = locked(&self.slots);
+                (
+                    slots[c as usize].live,
+                    matches!(slots[c as usize].guard, Guard::Held(_)),
+                )
+            };
+            if live && owned {
+                self.drop_guard(c, false);
+            } else if live {
+                self.deregister(c);
+            }
+        }
+        let r = self.foreign_pm.deregister(self.foreign);
+        self.monitor.check(Property::BadInputErrors, r.is_ok(), || {
+            format!("foreign client's deregister returned {r:?}")
+        });
+    }
+
+    /// The execution's log, once every thread has been joined.
+    pub fn log(&self) -> Log {
+        locked(&self.log).clone()
+    }
+
+    /// Breaks the world's reference cycles (contexts hold the world weakly, the world
+    /// holds guards and contexts) so nothing outlives the execution.
+    pub fn clear(&self) {
+        locked(&self.slots).clear();
+        locked(&self.insts).clear();
+        locked(&self.ports).clear();
+    }
+}
+
+impl Ctx {
+    fn touch(&self, monitor: &Monitor, when: &str, n: &Notification) {
+        if self.freed.load(std::sync::atomic::Ordering::SeqCst) {
+            monitor.violation(
+                Property::DeregisterWaits,
+                format!(
+                    "callback of {} used its freed context ({when} {} seq {})",
+                    self.label, n.hub, n.seq
+                ),
+            );
+        }
+        self.memory.read();
+    }
+
+    fn free(&self, monitor: &Monitor) {
+        monitor.note(format!("driver frees {}'s context", self.label));
+        self.freed.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.memory.free();
+    }
+}
+
+struct EndOnDrop<'a> {
+    world: &'a World,
+    ctx: &'a Ctx,
+    n: &'a Notification,
+}
+
+impl Drop for EndOnDrop<'_> {
+    fn drop(&mut self) {
+        self.world.monitor.callback_end(&self.ctx.label, self.n);
+        let mut stacks = locked(&self.world.stacks);
+        if let Some(s) = stacks.get_mut(&rt::thread_name()) {
+            s.pop();
+        }
+    }
+}
+
+fn on_event(ctx: &Arc<Ctx>, pm: &PolicyManager, n: &Notification) {
+    let Some(world) = ctx.world.upgrade() else {
+        return;
+    };
+    // A scheduling point on entry: the checker may preempt the callback before it has
+    // done anything, as a real thread can be.
+    ctx.touch(&world.monitor, "on entry to", n);
+    let seen = match &n.event {
+        Event::HubArrival(info) => {
+            let (presence, last_change) = tokens(info);
+            Seen::Arrival {
+                presence,
+                last_change,
+            }
+        }
+        Event::ConnectorStateChange { state, .. } => Seen::Change {
+            token: state.partner_max_milliwatts as usize,
+        },
+        Event::HubRemoval => Seen::Removal,
+    };
+    let begin = world.tick();
+    locked(&world.log).seen.push(SeenRec {
+        inst: ctx.inst,
+        hub: n.hub.0,
+        seq: n.seq,
+        seen: seen.clone(),
+        begin,
+    });
+    world.monitor.callback_begin(&ctx.label, n);
+    locked(&world.stacks)
+        .entry(rt::thread_name())
+        .or_default()
+        .push(ctx.inst);
+    let _end = EndOnDrop {
+        world: &world,
+        ctx,
+        n,
+    };
+    ctx.touch(&world.monitor, "at begin of", n);
+    if !matches!(seen, Seen::Removal) {
+        act(&world, ctx, pm, n);
+    }
+    ctx.touch(&world.monitor, "at end of", n);
+}
+
+fn act(world: &Arc<World>, ctx: &Ctx, pm: &PolicyManager, n: &Notification) {
+    match ctx.behaviour {
+        Behaviour::Nothing => {}
+        Behaviour::Query => world.query((n.hub.0 - 1) as HubIx),
+        Behaviour::AssignPower => world.assign((n.hub.0 - 1) as HubIx),
+        Behaviour::Register(o) => world.register(o),
+        Behaviour::Deregister(o) => world.deregister(o),
+        Behaviour::DeregisterSelf => {
+            let handle = locked(&world.insts)[ctx.inst].handle;
+            // Before `register` returned the client does not know its handle yet.
+            if let Some(h) = handle {
+                world.monitor.deregister_called(&ctx.label);
+                let r = world.unit_call(
+                    Call::Deregister {
+                        inst: Some(ctx.inst),
+                    },
+                    || pm.deregister(h),
+                );
+                world.monitor.deregister_returned(&ctx.label, &r);
+            }
+        }
+        Behaviour::DropOwnGuard => {
+            let mine = locked(&world.slots)[ctx.client as usize].latest == Some(ctx.inst);
+            if mine {
+                world.drop_guard(ctx.client, true);
+            }
+        }
+        Behaviour::Panic => std::panic::panic_any(crate::env::ModelPanic),
+        Behaviour::ReportChange(h) => {
+            if !ctx.reported.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                world.change(h);
+            }
+        }
+    }
+}
+
+/// Runs `program` once: init on this thread, the parallel part on spawned threads, then
+/// the post part; judges the monitor's properties and the oracle. Panics with the
+/// timeline and `replay` on a violation.
+pub fn execute(program: &Program, mutant: Option<Mutant>, replay: &str) {
+    let world = World::new(program.clone(), mutant);
+    for &op in &program.init {
+        world.op(op);
+    }
+    let threads: Vec<_> = program
+        .threads
+        .iter()
+        .enumerate()
+        .map(|(i, ops)| {
+            let w = world.clone();
+            let ops = ops.clone();
+            rt::spawn(&format!("t{}", i + 1), move || {
+                for op in ops {
+                    w.op(op);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a program thread");
+    }
+    world.post();
+    let log = world.log();
+    for v in crate::oracle::judge(program, &log) {
+        world
+            .monitor
+            .violation(v.property, format!("oracle: {}", v.message));
+    }
+    world.clear();
+    let monitor = world.monitor.clone();
+    drop(world);
+    monitor.finish(replay);
+}

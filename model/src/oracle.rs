@@ -1,0 +1,510 @@
+//! The results oracle: every value a program's calls returned and every event its
+//! callbacks saw must be explained by the sequential reference, in some order of the
+//! calls consistent with real time, except where the contract allows otherwise
+//! (docs/INVARIANTS.md, "The results oracle").
+//!
+//! - **Returns** ([`linearize`]): the calls (the program's own and those made inside
+//!   callbacks) are put in a sequential order that respects real time (a call that
+//!   returned before another began comes first), in which each result is the reference's:
+//!   `deregister` is `Ok` on a live handle, `StaleHandle` on a deregistered one,
+//!   `UnknownHandle` on a never-issued one, `DeregisterFromOwnCallback` inside the client's
+//!   own callback; `hub_arrival` is `Ok` on an absent hub and `HubAlreadyPresent` on a
+//!   present one; a query shows the presence and the last change linearized before it.
+//!   `WouldDeadlock` changes nothing and must be explained by a chain of deregisters,
+//!   made concurrently from inside callbacks, that leads back to the caller ([`cycles`]).
+//! - **Callbacks** ([`windows`]): per client registration and hub, what it saw is a
+//!   window of one presence's history (the arrival or its replay, then every change in the
+//!   order reported, then the removal), with the tokens each change carried; a replay's
+//!   snapshot lies between the changes finished before `register` began and those begun
+//!   after it returned; a registration that lasted through a whole presence saw all of
+//!   it, and one that began after a presence ended saw none of it.
+
+use std::collections::{BTreeMap, HashSet};
+
+use usbpm::Error;
+
+use crate::exec::{Call, CallRec, InstId, Log, Ret, Seen, SeenRec};
+use crate::monitor::Property;
+use crate::program::Program;
+
+/// Something the oracle could not explain.
+#[derive(Clone, Debug)]
+pub struct Unexplained {
+    pub property: Property,
+    pub message: String,
+}
+
+/// Judges one execution's log.
+pub fn judge(_program: &Program, log: &Log) -> Vec<Unexplained> {
+    let mut out = Vec::new();
+    if let Some(pending) = log.calls.iter().find(|c| c.ret == Ret::Pending) {
+        out.push(bad(
+            Property::NoDeadlock,
+            format!("{} never returned", describe(log, pending)),
+        ));
+        return out;
+    }
+    if let Err(m) = linearize(log) {
+        out.push(bad(Property::BadInputErrors, m));
+    }
+    out.extend(cycles(log));
+    out.extend(windows(log));
+    out
+}
+
+fn bad(property: Property, message: String) -> Unexplained {
+    Unexplained { property, message }
+}
+
+fn label(log: &Log, i: InstId) -> &str {
+    log.insts.get(i).map_or("?", |r| r.label.as_str())
+}
+
+/// A call in the timeline's words.
+pub fn describe(log: &Log, c: &CallRec) -> String {
+    let what = match &c.call {
+        Call::Register { inst } => format!("register {}", label(log, *inst)),
+        Call::Deregister { inst: Some(i) } => format!("deregister({})", label(log, *i)),
+        Call::Deregister { inst: None } => "deregister(never-issued handle)".into(),
+        Call::DropGuard { inst } => format!("drop of {}'s guard", label(log, *inst)),
+        Call::Arrive { hub, presence } => format!("hub {hub} arrival #{presence}"),
+        Call::Change { hub, token } => format!("hub {hub} change #{token}"),
+        Call::Remove { hub } => format!("hub {hub} removal"),
+        Call::Query { hub } => format!("query of hub {hub}"),
+        Call::AssignPower { hub } => format!("assign_power_level on hub {hub}"),
+    };
+    let ret = match &c.ret {
+        Ret::Pending => String::new(),
+        Ret::Unit(r) => format!(" -> {r:?}"),
+        Ret::Hub(r) => format!(" -> {r:?}"),
+    };
+    format!("{what} on {}{ret}", c.thread)
+}
+
+/// The sequential reference's state.
+#[derive(Clone, Default, Hash, PartialEq, Eq)]
+struct Reference {
+    /// Per instance: `None` not registered yet, `Some(true)` live, `Some(false)` gone.
+    insts: BTreeMap<InstId, bool>,
+    /// Per hub: the present presence's token and its last change's token.
+    hubs: BTreeMap<u32, (usize, usize)>,
+}
+
+fn err_kind(r: &Result<(), Error>) -> &'static str {
+    match r {
+        Ok(()) => "Ok",
+        Err(Error::UnknownHandle(_)) => "UnknownHandle",
+        Err(Error::StaleHandle(_)) => "StaleHandle",
+        Err(Error::DeregisterFromOwnCallback(_)) => "DeregisterFromOwnCallback",
+        Err(Error::WouldDeadlock { .. }) => "WouldDeadlock",
+        Err(Error::UnknownHub(_)) => "UnknownHub",
+        Err(Error::HubAlreadyPresent(_)) => "HubAlreadyPresent",
+        Err(Error::UnknownConnector(..)) => "UnknownConnector",
+        Err(_) => "another error",
+    }
+}
+
+impl Reference {
+    /// Applies `c` if the reference explains its result here; `None` if it does not.
+    fn apply(&self, c: &CallRec) -> Option<Reference> {
+        let mut next = self.clone();
+        let unit = match &c.ret {
+            Ret::Unit(r) => Some(err_kind(r)),
+            _ => None,
+        };
+        match (&c.call, unit) {
+            (Call::Register { inst }, Some("Ok")) => {
+                if self.insts.contains_key(inst) {
+                    return None;
+                }
+                next.insts.insert(*inst, true);
+            }
+            (Call::Deregister { inst: None }, Some("UnknownHandle")) => {}
+            (Call::Deregister { inst: Some(i) }, Some(kind)) => {
+                let live = self.insts.get(i).copied()?;
+                let own = c.inside.contains(i);
+                match kind {
+                    "DeregisterFromOwnCallback" if own => {}
+                    // Explained (or not) by `cycles`; a refusal changes nothing.
+                    "WouldDeadlock" if !own && !c.inside.is_empty() => {}
+                    "Ok" if live && !own => {
+                        next.insts.insert(*i, false);
+                    }
+                    "StaleHandle" if !live && !own => {}
+                    _ => return None,
+                }
+            }
+            (Call::DropGuard { inst }, Some("Ok")) => {
+                if self.insts.get(inst) != Some(&true) {
+                    return None;
+                }
+                next.insts.insert(*inst, false);
+            }
+            (Call::Arrive { hub, presence }, Some(kind)) => {
+                match (self.hubs.contains_key(hub), kind) {
+                    (false, "Ok") => {
+                        next.hubs.insert(*hub, (*presence, 0));
+                    }
+                    (true, "HubAlreadyPresent") => {}
+                    _ => return None,
+                }
+            }
+            (Call::Change { hub, token }, Some("Ok")) => {
+                let h = next.hubs.get_mut(hub)?;
+                h.1 = *token;
+            }
+            (Call::Remove { hub }, Some("Ok")) => {
+                next.hubs.remove(hub)?;
+            }
+            (Call::AssignPower { hub }, Some(kind)) => match (self.hubs.contains_key(hub), kind) {
+                (true, "Ok") | (false, "UnknownHub") => {}
+                _ => return None,
+            },
+            (Call::Query { hub }, None) => match (&c.ret, self.hubs.get(hub)) {
+                (Ret::Hub(Ok(shown)), Some(now)) if shown == now => {}
+                (Ret::Hub(Err(Error::UnknownHub(_))), None) => {}
+                _ => return None,
+            },
+            _ => return None,
+        }
+        Some(next)
+    }
+}
+
+/// Finds a sequential order of the calls, consistent with real time, that the reference
+/// explains; on failure says how far the longest explained prefix got.
+pub fn linearize(log: &Log) -> Result<(), String> {
+    let calls = &log.calls;
+    let n = calls.len();
+    if n > 128 {
+        return Err(format!("{n} calls: more than the oracle's 128"));
+    }
+    // preds[i]: calls that returned before call i began.
+    let preds: Vec<u128> = (0..n)
+        .map(|i| {
+            (0..n)
+                .filter(|&j| calls[j].end < calls[i].start)
+                .fold(0u128, |m, j| m | (1 << j))
+        })
+        .collect();
+    let mut seen: HashSet<(u128, Reference)> = HashSet::new();
+    let mut best: (usize, u128, Option<usize>) = (0, 0, None);
+    let mut budget = 2_000_000usize;
+    fn dfs(
+        calls: &[CallRec],
+        preds: &[u128],
+        done: u128,
+        depth: usize,
+        state: Reference,
+        seen: &mut HashSet<(u128, Reference)>,
+        best: &mut (usize, u128, Option<usize>),
+        budget: &mut usize,
+    ) -> bool {
+        if depth == calls.len() {
+            return true;
+        }
+        if *budget == 0 || !seen.insert((done, state.clone())) {
+            return false;
+        }
+        *budget -= 1;
+        for i in 0..calls.len() {
+            if done & (1 << i) != 0 || preds[i] & !done != 0 {
+                continue;
+            }
+            match state.apply(&calls[i]) {
+                Some(next) => {
+                    if depth + 1 > best.0 {
+                        *best = (depth + 1, done | (1 << i), None);
+                    }
+                    if dfs(
+                        calls,
+                        preds,
+                        done | (1 << i),
+                        depth + 1,
+                        next,
+                        seen,
+                        best,
+                        budget,
+                    ) {
+                        return true;
+                    }
+                }
+                None => {
+                    if depth >= best.0 && best.2.is_none() {
+                        best.2 = Some(i);
+                        best.1 = done;
+                    }
+                }
+            }
+        }
+        false
+    }
+    if dfs(
+        calls,
+        &preds,
+        0,
+        0,
+        Reference::default(),
+        &mut seen,
+        &mut best,
+        &mut budget,
+    ) {
+        return Ok(());
+    }
+    if budget == 0 {
+        return Err("no explaining order found within the oracle's search budget".into());
+    }
+    let placed = best.0;
+    let culprit = best
+        .2
+        .map(|i| describe(log, &calls[i]))
+        .unwrap_or_else(|| "a call".into());
+    Err(format!(
+        "no order of the {n} calls consistent with real time explains every result; the longest explained prefix has {placed} calls, then `{culprit}` cannot be explained"
+    ))
+}
+
+fn overlaps(a: &CallRec, b: &CallRec) -> bool {
+    a.start < b.end && b.start < a.end
+}
+
+/// Each `WouldDeadlock` must be explained by a chain of concurrent deregisters made from
+/// inside callbacks: one inside the target's callback, waiting for a client whose
+/// callback ... is the one the refused caller is inside.
+pub fn cycles(log: &Log) -> Vec<Unexplained> {
+    let mut out = Vec::new();
+    for c in &log.calls {
+        let Ret::Unit(Err(Error::WouldDeadlock { .. })) = &c.ret else {
+            continue;
+        };
+        let Call::Deregister { inst: Some(target) } = c.call else {
+            continue;
+        };
+        let mut reach: HashSet<InstId> = [target].into();
+        let mut explained = false;
+        let mut grew = true;
+        while grew && !explained {
+            grew = false;
+            for d in &log.calls {
+                let waits_for = match d.call {
+                    Call::Deregister { inst: Some(t) } | Call::DropGuard { inst: t } => t,
+                    _ => continue,
+                };
+                if std::ptr::eq(c, d)
+                    || !overlaps(c, d)
+                    || !d.inside.iter().any(|i| reach.contains(i))
+                {
+                    continue;
+                }
+                if c.inside.contains(&waits_for) {
+                    explained = true;
+                    break;
+                }
+                grew |= reach.insert(waits_for);
+            }
+        }
+        if !explained {
+            out.push(bad(
+                Property::BadInputErrors,
+                format!("{} is not explained: no concurrent chain of deregisters from callbacks leads back to the caller", describe(log, c)),
+            ));
+        }
+    }
+    out
+}
+
+/// One presence of a hub, as the program's calls made it.
+struct Presence {
+    hub: u32,
+    token: usize,
+    arrive: (usize, usize),
+    /// Tokens of its changes in the order reported, with their call intervals.
+    changes: Vec<(usize, usize, usize)>,
+    /// The removal call's interval.
+    removal: Option<(usize, usize)>,
+}
+
+fn presences(log: &Log) -> Vec<Presence> {
+    let mut out: Vec<Presence> = Vec::new();
+    let mut calls: Vec<&CallRec> = log.calls.iter().collect();
+    calls.sort_by_key(|c| c.start);
+    for c in calls {
+        let ok = matches!(c.ret, Ret::Unit(Ok(())));
+        match c.call {
+            Call::Arrive { hub, presence } if ok => out.push(Presence {
+                hub,
+                token: presence,
+                arrive: (c.start, c.end),
+                changes: Vec::new(),
+                removal: None,
+            }),
+            Call::Change { hub, token } if ok => {
+                if let Some(p) = out.iter_mut().rev().find(|p| p.hub == hub) {
+                    p.changes.push((token, c.start, c.end));
+                }
+            }
+            Call::Remove { hub } => {
+                if let Some(p) = out
+                    .iter_mut()
+                    .rev()
+                    .find(|p| p.hub == hub && p.removal.is_none())
+                {
+                    p.removal = Some((c.start, c.end));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Per registration and hub: what it saw is explained by the hub's presences.
+pub fn windows(log: &Log) -> Vec<Unexplained> {
+    let mut out = Vec::new();
+    let presences = presences(log);
+    let reg: BTreeMap<InstId, &CallRec> = log
+        .calls
+        .iter()
+        .filter_map(|c| match c.call {
+            Call::Register { inst } => Some((inst, c)),
+            _ => None,
+        })
+        .collect();
+    // When each registration ended: its successful deregister or guard drop began.
+    let mut gone: BTreeMap<InstId, usize> = BTreeMap::new();
+    for c in &log.calls {
+        if let (
+            Call::Deregister { inst: Some(i) } | Call::DropGuard { inst: i },
+            Ret::Unit(Ok(())),
+        ) = (&c.call, &c.ret)
+        {
+            gone.entry(*i).or_insert(c.start);
+        }
+    }
+    for (&inst, r) in &reg {
+        let name = label(log, inst);
+        let end_of_reg = gone.get(&inst).copied().unwrap_or(usize::MAX);
+        for p in presences.iter() {
+            let seen: Vec<&SeenRec> = log
+                .seen
+                .iter()
+                .filter(|s| s.inst == inst && s.hub == p.hub)
+                .collect();
+            // This presence's window: from an arrival of this presence to the next arrival.
+            let mut window: Vec<&SeenRec> = Vec::new();
+            let mut inside = false;
+            for s in &seen {
+                if let Seen::Arrival { presence, .. } = s.seen {
+                    inside = presence == p.token;
+                }
+                if inside {
+                    window.push(s);
+                }
+            }
+            let n = p.changes.len() as u64;
+            let whole = format!("hub {} presence #{}", p.hub, p.token);
+            if let Some(first) = window.first() {
+                let Seen::Arrival { last_change, .. } = first.seen else {
+                    unreachable!()
+                };
+                let s = first.seq;
+                if s > n {
+                    out.push(bad(
+                        Property::HubOrder,
+                        format!(
+                            "{name}'s arrival of {whole} has seq {s}, but it had only {n} changes"
+                        ),
+                    ));
+                    continue;
+                }
+                let expect = if s == 0 {
+                    0
+                } else {
+                    p.changes[s as usize - 1].0
+                };
+                if last_change != expect {
+                    out.push(bad(
+                        Property::HubOrder,
+                        format!("{name}'s arrival of {whole} at seq {s} shows change #{last_change}, but change #{expect} was the one at seq {s}"),
+                    ));
+                }
+                if let Some(next) = p.changes.get(s as usize) {
+                    if next.2 < r.start {
+                        out.push(bad(
+                            Property::HubOrder,
+                            format!("{name}'s arrival replay of {whole} (seq {s}) misses change #{}, reported before register began", next.0),
+                        ));
+                    }
+                }
+                if s > 0 && p.changes[s as usize - 1].1 > r.end {
+                    out.push(bad(
+                        Property::HubOrder,
+                        format!("{name}'s arrival replay of {whole} includes change #{expect}, reported after register returned"),
+                    ));
+                }
+                if let Some(rm) = p.removal {
+                    if rm.1 < r.start {
+                        out.push(bad(
+                            Property::HubOrder,
+                            format!("{name} saw {whole}, which was removed before it registered"),
+                        ));
+                    }
+                }
+                for later in &window[1..] {
+                    match later.seen {
+                        Seen::Change { token } => {
+                            let want = p.changes.get(later.seq as usize - 1).map(|c| c.0);
+                            if want != Some(token) {
+                                out.push(bad(
+                                    Property::HubOrder,
+                                    format!("{name} got change #{token} of {whole} at seq {}, where change #{want:?} was reported", later.seq),
+                                ));
+                            }
+                        }
+                        Seen::Removal if later.seq != n + 1 => out.push(bad(
+                            Property::HubOrder,
+                            format!(
+                                "{name} got the removal of {whole} at seq {}, expected seq {}",
+                                later.seq,
+                                n + 1
+                            ),
+                        )),
+                        _ => {}
+                    }
+                }
+            }
+            // Completeness: a registration that outlived the presence saw all of it after
+            // its start; one that began before the presence saw it from its arrival.
+            let Some(rm) = p.removal else { continue };
+            if end_of_reg <= rm.1 {
+                continue;
+            }
+            let from_arrival = r.end < p.arrive.0;
+            let whole_presence = r.end < rm.0 && p.arrive.1 < r.start;
+            if !(from_arrival || whole_presence) {
+                continue;
+            }
+            let last = window.last().map(|s| (s.seq, &s.seen));
+            let starts_at_zero = window.first().is_some_and(|s| s.seq == 0);
+            if window.is_empty()
+                || last.map(|l| l.0) != Some(n + 1)
+                || !matches!(last.map(|l| l.1), Some(Seen::Removal))
+            {
+                out.push(bad(
+                    Property::HubOrder,
+                    format!(
+                        "{name} was registered throughout {whole} but saw {} of its {} events (it must see the rest of it, up to the removal)",
+                        window.len(),
+                        n + 2
+                    ),
+                ));
+            } else if from_arrival && !starts_at_zero {
+                out.push(bad(
+                    Property::HubOrder,
+                    format!("{name} registered before {whole} arrived but missed its arrival"),
+                ));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,299 @@
+//! The program language: concurrent client programs over the public API, as data.
+//!
+//! A [`Program`] names its clients (`A`, `B`, …, each with a callback [`Behaviour`] and
+//! whether it is registered through an owning `Registration`) and its hubs (`1`, `2`, …),
+//! and runs in three parts:
+//!
+//! - **init**: [`Op`]s on the main thread, one after another;
+//! - **parallel**: one list of ops per thread, the threads started together;
+//! - **post** (implicit, the same for every program): every present hub is removed, then
+//!   every client still registered is deregistered (or its guard dropped) and its context
+//!   freed, so each program ends with every callback's history complete.
+//!
+//! Programs are serde data (saved as JSON for replay) and print as readable text:
+//!
+//! ```text
+//! clients: A(owned, on event: deregister B) B(on event: panic)
+//! hubs: 1 2
+//! init: register A; register B; arrive 1
+//! thread 1: change 1; remove 1
+//! thread 2: deregister A
+//! ```
+//!
+//! The language is the gate's unit of proof: the enumerator ([`crate::enumerate`]) lists
+//! every program up to a size, the interpreter ([`crate::exec`]) runs one under the
+//! current checker, and the oracle ([`crate::oracle`]) judges its results.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A client by index: 0 is `A`, 1 is `B`, ….
+pub type ClientIx = u8;
+/// A hub by index: 0 is hub 1, 1 is hub 2, ….
+pub type HubIx = u8;
+
+/// What a client's callback does, besides reporting itself, on every arrival and
+/// connector change it receives (never on a removal).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Behaviour {
+    Nothing,
+    /// `query_hub` and `query_connector` of the hub the event is about.
+    Query,
+    /// `assign_power_level` on the event's hub.
+    AssignPower,
+    /// Registers another client (if it is not registered already).
+    Register(ClientIx),
+    /// Deregisters another client by its latest handle.
+    Deregister(ClientIx),
+    /// Deregisters its own client (refused: `DeregisterFromOwnCallback`).
+    DeregisterSelf,
+    /// Drops its own `Registration` (owned clients): deregisters without waiting.
+    DropOwnGuard,
+    /// Panics (the library contains it).
+    Panic,
+    /// Reports a connector change on a hub's port, once per registration.
+    ReportChange(HubIx),
+}
+
+/// One call of the program into the Policy Manager, made by a thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Op {
+    /// `register` (or `register_owned` for an owned client); skipped while registered.
+    Register(ClientIx),
+    /// `deregister` of the client's latest handle: live or stale; skipped if never issued.
+    Deregister(ClientIx),
+    /// Drops the client's `Registration`; skipped when it holds none.
+    Drop(ClientIx),
+    /// `deregister` of a handle this Policy Manager never issued.
+    DeregisterForged,
+    /// `deregister` of a live handle of another Policy Manager.
+    DeregisterForeign,
+    /// `hub_arrival`; the port is kept for later changes and the removal.
+    Arrive(HubIx),
+    /// `connector_changed` through the hub's port, if it is present and not in use.
+    Change(HubIx),
+    /// Drops the hub's port (its removal), if it is present and not in use.
+    Remove(HubIx),
+    /// `query_hub` and `query_connector`.
+    Query(HubIx),
+    /// `assign_power_level`.
+    AssignPower(HubIx),
+}
+
+/// A client of the program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ClientSpec {
+    pub behaviour: Behaviour,
+    /// Registered with `register_owned` (a `Registration` guard) instead of `register`.
+    pub owned: bool,
+}
+
+/// A concurrent program over the public API.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Program {
+    pub clients: Vec<ClientSpec>,
+    /// How many hub ids the program uses.
+    pub hubs: u8,
+    pub init: Vec<Op>,
+    pub threads: Vec<Vec<Op>>,
+}
+
+/// A client's label: `A`, `B`, ….
+pub fn client_name(c: ClientIx) -> char {
+    (b'A' + c) as char
+}
+
+/// A hub's id as the library sees it (hub index 0 is `HubId(1)`).
+pub fn hub_id(h: HubIx) -> u32 {
+    u32::from(h) + 1
+}
+
+impl fmt::Display for Behaviour {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Behaviour::Nothing => write!(f, "nothing"),
+            Behaviour::Query => write!(f, "query"),
+            Behaviour::AssignPower => write!(f, "assign power"),
+            Behaviour::Register(c) => write!(f, "register {}", client_name(c)),
+            Behaviour::Deregister(c) => write!(f, "deregister {}", client_name(c)),
+            Behaviour::DeregisterSelf => write!(f, "deregister itself"),
+            Behaviour::DropOwnGuard => write!(f, "drop its own guard"),
+            Behaviour::Panic => write!(f, "panic"),
+            Behaviour::ReportChange(h) => write!(f, "report a change on hub {}", hub_id(h)),
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Op::Register(c) => write!(f, "register {}", client_name(c)),
+            Op::Deregister(c) => write!(f, "deregister {}", client_name(c)),
+            Op::Drop(c) => write!(f, "drop {}'s guard", client_name(c)),
+            Op::DeregisterForged => write!(f, "deregister a forged handle"),
+            Op::DeregisterForeign => write!(f, "deregister a foreign handle"),
+            Op::Arrive(h) => write!(f, "arrive {}", hub_id(h)),
+            Op::Change(h) => write!(f, "change {}", hub_id(h)),
+            Op::Remove(h) => write!(f, "remove {}", hub_id(h)),
+            Op::Query(h) => write!(f, "query {}", hub_id(h)),
+            Op::AssignPower(h) => write!(f, "assign power {}", hub_id(h)),
+        }
+    }
+}
+
+fn ops(f: &mut fmt::Formatter<'_>, ops: &[Op]) -> fmt::Result {
+    if ops.is_empty() {
+        return write!(f, "-");
+    }
+    for (i, op) in ops.iter().enumerate() {
+        if i > 0 {
+            write!(f, "; ")?;
+        }
+        write!(f, "{op}")?;
+    }
+    Ok(())
+}
+
+impl fmt::Display for Program {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "clients:")?;
+        for (i, c) in self.clients.iter().enumerate() {
+            write!(f, " {}(", client_name(i as ClientIx))?;
+            if c.owned {
+                write!(f, "owned, ")?;
+            }
+            write!(f, "on event: {})", c.behaviour)?;
+        }
+        writeln!(f)?;
+        write!(f, "hubs:")?;
+        for h in 0..self.hubs {
+            write!(f, " {}", hub_id(h))?;
+        }
+        writeln!(f)?;
+        write!(f, "init: ")?;
+        ops(f, &self.init)?;
+        for (i, t) in self.threads.iter().enumerate() {
+            write!(f, "\nthread {}: ", i + 1)?;
+            ops(f, t)?;
+        }
+        Ok(())
+    }
+}
+
+impl Program {
+    /// Operations in the parallel part.
+    pub fn parallel_ops(&self) -> usize {
+        self.threads.iter().map(Vec::len).sum()
+    }
+
+    /// A one-line form, for test names and logs.
+    pub fn one_line(&self) -> String {
+        self.to_string().replace('\n', " | ")
+    }
+
+    /// Whether every client and hub the program names exists.
+    pub fn well_formed(&self) -> Result<(), String> {
+        let nc = self.clients.len() as u8;
+        let ok_c = |c: ClientIx| c < nc;
+        let ok_h = |h: HubIx| h < self.hubs;
+        let op_ok = |op: &Op| match *op {
+            Op::Register(c) | Op::Deregister(c) | Op::Drop(c) => ok_c(c),
+            Op::Arrive(h) | Op::Change(h) | Op::Remove(h) | Op::Query(h) | Op::AssignPower(h) => {
+                ok_h(h)
+            }
+            Op::DeregisterForged | Op::DeregisterForeign => true,
+        };
+        for op in self.init.iter().chain(self.threads.iter().flatten()) {
+            if !op_ok(op) {
+                return Err(format!(
+                    "`{op}` names a client or hub the program does not declare"
+                ));
+            }
+        }
+        for (i, c) in self.clients.iter().enumerate() {
+            let fine = match c.behaviour {
+                Behaviour::Register(o) | Behaviour::Deregister(o) => ok_c(o) && o as usize != i,
+                Behaviour::ReportChange(h) => ok_h(h),
+                Behaviour::DropOwnGuard => c.owned,
+                _ => true,
+            };
+            if !fine {
+                return Err(format!(
+                    "client {} has behaviour `{}`, which it cannot have",
+                    client_name(i as u8),
+                    c.behaviour
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Saves the program as JSON (what `replay --program` reads).
+    pub fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(self).expect("a program serialises"),
+        )
+    }
+
+    /// Reads a program saved by [`save`](Self::save).
+    pub fn load(path: &std::path::Path) -> Result<Program, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let p: Program = serde_json::from_str(&text)
+            .map_err(|e| format!("{} is not a program: {e}", path.display()))?;
+        p.well_formed()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Program {
+        Program {
+            clients: vec![
+                ClientSpec {
+                    behaviour: Behaviour::Deregister(1),
+                    owned: true,
+                },
+                ClientSpec {
+                    behaviour: Behaviour::Panic,
+                    owned: false,
+                },
+            ],
+            hubs: 2,
+            init: vec![Op::Register(0), Op::Register(1), Op::Arrive(0)],
+            threads: vec![vec![Op::Change(0), Op::Remove(0)], vec![Op::Deregister(0)]],
+        }
+    }
+
+    #[test]
+    fn prints_as_readable_text() {
+        assert_eq!(
+            sample().to_string(),
+            "clients: A(owned, on event: deregister B) B(on event: panic)\nhubs: 1 2\n\
+             init: register A; register B; arrive 1\nthread 1: change 1; remove 1\nthread 2: deregister A"
+        );
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let p = sample();
+        let back: Program = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back, p);
+    }
+
+    #[test]
+    fn rejects_undeclared_names() {
+        let mut p = sample();
+        p.threads[1].push(Op::Change(5));
+        assert!(p.well_formed().unwrap_err().contains("change 6"));
+        let mut p = sample();
+        p.clients[1].behaviour = Behaviour::DropOwnGuard;
+        assert!(p.well_formed().is_err());
+    }
+}
