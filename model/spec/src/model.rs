@@ -13,6 +13,7 @@ impl Spec {
     ///   step of another thread in between can as well come before it;
     /// - taking the front of a non-empty queue, and skipping a closed client, commute with
     ///   every step of every other thread (appends go to the back; `CLOSED` stays set).
+    ///
     /// So every behaviour is still explored up to the order of commuting steps, and the
     /// properties (which read states between whole steps of other threads) see the same.
     fn reduce(&self, mut n: State, t: u8, op: Op) -> State {

@@ -147,5 +147,5 @@ pub fn mutant_size(_m: SpecMutant) -> Size {
 pub fn applicable(size: &Size, property: &str) -> bool {
     let replay = property.contains("replay");
     let cycle = property.contains("cycle");
-    !(replay && size.preregistered) && !(cycle && size.reentrant < 2)
+    !((replay && size.preregistered) || (cycle && size.reentrant < 2))
 }

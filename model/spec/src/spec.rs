@@ -597,7 +597,7 @@ impl Spec {
                 let Some(Frame::Registering { hubs: left, .. }) = n.threads[t].last_mut() else { unreachable!() };
                 *left &= !bit(hub);
                 let h = &n.hubs[usize::from(hub)];
-                ensure(queued == !h.removed, "a replay is queued unless the hub's removal is")?;
+                ensure(queued != h.removed, "a replay is queued unless the hub's removal is")?;
                 let item = queued.then_some(Item::Join { client, seq: h.seq });
                 n.clients[usize::from(client)].logs[usize::from(hub)].owed = queued;
                 self.append(&mut n, t, hub, item, drains)?;
@@ -701,11 +701,9 @@ impl Spec {
                     return Err("only a running callback returns");
                 };
                 ensure(c == client, "the innermost callback returns first")?;
-                if !self.open {
-                    if panicked {
-                        ensure(n.panics_left > 0, "no panic left in the budget")?;
-                        n.panics_left -= 1;
-                    }
+                if !self.open && panicked {
+                    ensure(n.panics_left > 0, "no panic left in the budget")?;
+                    n.panics_left -= 1;
                 }
                 n.threads[t].pop();
                 let Some(Frame::Drain { hub, cur: Some(mut d) }) = n.threads[t].last().copied() else {

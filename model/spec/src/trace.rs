@@ -412,7 +412,7 @@ pub fn validate_with(trace: &[TraceEvent], mutant: Option<crate::spec::SpecMutan
     let mut timeline = String::new();
     for (i, e) in trace.iter().enumerate().take(at + 1) {
         let mark = if i == at { "   <- the specification cannot take this step" } else { "" };
-        let _ = writeln!(timeline, "  {:>4}  {:<16} {}{mark}", i + 1, e.thread, format!("{:?}", e.obs));
+        let _ = writeln!(timeline, "  {:>4}  {:<16} {:?}{mark}", i + 1, e.thread, e.obs);
     }
     let spec_names = format!(
         "clients {:?} are spec clients 0..; hubs {:?} are spec hubs 0..",
