@@ -8,7 +8,8 @@ use stateright::{Checker, Expectation, HasDiscoveries, Model};
 use crate::spec::{Size, Spec, SpecMutant};
 use crate::symmetry::representative;
 
-/// The quick gate's size. Measured on the 2-core gate machine: see docs/SPEC.md.
+/// The quick gate's size. Measured: 457,205 unique states, depth 50, 6.3 s
+/// (docs/SPEC.md).
 pub const QUICK: Size = Size {
     clients: 2,
     hubs: 2,
@@ -22,7 +23,8 @@ pub const QUICK: Size = Size {
 };
 
 /// The full gate's size: 3 clients x 2 hubs x 3 threads x 2 events per hub (a change and
-/// the removal, after the arrival). Measured: see docs/SPEC.md.
+/// the removal, after the arrival), clients registered first. Measured: 18,687,557
+/// unique states, depth 62, 403.8 s on one checker thread (docs/SPEC.md).
 pub const FULL: Size = Size {
     clients: 3,
     hubs: 2,
