@@ -156,6 +156,39 @@ pub enum Step {
     DeregisterSleeps(ClientHandle),
     /// `deregister(client)` returns; `ok` is false when it returns an error.
     DeregisterReturn { client: ClientHandle, ok: bool },
+    /// `hub` arrived (or arrived again): its arrival is queued, addressed to `clients`
+    /// (the registered clients, in the order they will be called).
+    HubArrived { hub: HubId, clients: Vec<ClientHandle> },
+    /// Something was submitted to `hub`'s queue under its lock: `appended` is what was
+    /// queued (nothing for the kick after an arrival, or for a replay dropped because the
+    /// hub's removal is queued), `drains` whether this thread became the queue's drainer.
+    Submitted { hub: HubId, appended: Appended, drains: bool },
+    /// `hub`'s drainer took the item `seq` from the front of the queue.
+    Took { hub: HubId, seq: u64 },
+    /// `hub`'s drainer found the queue empty and stopped draining.
+    DrainIdle { hub: HubId },
+    /// A deregister made from inside the callbacks of `holding` recorded that they wait
+    /// for `client` (the wait-for graph's edge; the cycle check passed).
+    WaitFor { holding: Vec<ClientHandle>, client: ClientHandle },
+    /// `deregister` emptied `client`'s slot: from now on its handle is stale.
+    Retired(ClientHandle),
+    /// A dropped `Registration` deregisters `client` without waiting (waiting refused).
+    DetachEnter(ClientHandle),
+    /// That deregistration without waiting is done.
+    DetachReturn(ClientHandle),
+}
+
+/// What [`Step::Submitted`] appended to a hub's queue.
+#[allow(missing_docs)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Appended {
+    /// Nothing: the kick after an arrival, or a replay dropped after the removal.
+    Nothing,
+    Change { seq: u64 },
+    Removal { seq: u64 },
+    /// An arrival replay for `client`, carrying the hub's state as of `seq`.
+    Replay { client: ClientHandle, seq: u64 },
 }
 
 /// Hears every protocol step of one Policy Manager, on the thread that takes it.

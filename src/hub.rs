@@ -20,7 +20,7 @@
 use std::collections::VecDeque;
 use std::mem;
 
-use crate::checking::{Mutant, Step};
+use crate::checking::{Appended, Hooks, Mutant, Step};
 use crate::error::Error;
 use crate::event::{ConnectorId, ConnectorInfo, ConnectorState, Event, HubId, HubInfo, Notification, PowerLevel};
 use crate::manager::{Client, PolicyManager};
@@ -35,6 +35,25 @@ enum Pending {
     Removal(Notification),
     /// Arrival replay for a client that registered while the hub was present.
     Join { client: Arc<Client>, notification: Notification },
+}
+
+impl Pending {
+    fn seq(&self) -> u64 {
+        match self {
+            Pending::Arrival { notification, .. } | Pending::Join { notification, .. } => notification.seq,
+            Pending::Change(n) | Pending::Removal(n) => n.seq,
+        }
+    }
+}
+
+/// What the probe is told a submission appended (only built when a probe listens).
+fn appended(item: Option<&Pending>) -> Appended {
+    match item {
+        None | Some(Pending::Arrival { .. }) => Appended::Nothing,
+        Some(Pending::Change(n)) => Appended::Change { seq: n.seq },
+        Some(Pending::Removal(n)) => Appended::Removal { seq: n.seq },
+        Some(Pending::Join { client, notification }) => Appended::Replay { client: client.handle(), seq: notification.seq },
+    }
 }
 
 struct Queue {
@@ -59,8 +78,9 @@ pub(crate) struct Hub {
 
 impl Hub {
     /// A hub whose queue starts with its arrival, addressed to `clients`.
-    pub(crate) fn new(info: HubInfo, clients: Vec<Arc<Client>>) -> Self {
+    pub(crate) fn new(info: HubInfo, clients: Vec<Arc<Client>>, hooks: &Hooks) -> Self {
         let id = info.hub;
+        hooks.step(|| Step::HubArrived { hub: id, clients: clients.iter().map(|c| c.handle()).collect() });
         let notification = Notification { hub: id, seq: 0, event: Event::HubArrival(info.clone()) };
         let mut pending = VecDeque::new();
         pending.push_back(Pending::Arrival { clients, notification });
@@ -120,11 +140,12 @@ impl Hub {
     /// The hub arrives again after its removal: its new arrival is queued behind whatever
     /// of its previous presence is still being delivered, so a client never sees the old
     /// presence's events after the new arrival. Returns false if the hub is present.
-    pub(crate) fn rearrive(&self, info: HubInfo, clients: Vec<Arc<Client>>) -> bool {
+    pub(crate) fn rearrive(&self, info: HubInfo, clients: Vec<Arc<Client>>, hooks: &Hooks) -> bool {
         let mut q = lock(&self.queue);
         if !q.removed {
             return false;
         }
+        hooks.step(|| Step::HubArrived { hub: self.id, clients: clients.iter().map(|c| c.handle()).collect() });
         q.removed = false;
         q.seq = 0;
         q.info = info.clone();
@@ -197,7 +218,10 @@ impl Hub {
     ) -> Result<(), Error> {
         let hooks = pm.hooks();
         let mut q = lock(&self.queue);
-        if let Some(item) = make(&mut q)? {
+        let item = make(&mut q)?;
+        let drains = !q.draining && (item.is_some() || !q.pending.is_empty());
+        hooks.step(|| Step::Submitted { hub: self.id, appended: appended(item.as_ref()), drains });
+        if let Some(item) = item {
             let seq = q.seq;
             hooks.step(|| Step::Queued { hub: self.id, seq });
             match item {
@@ -205,7 +229,7 @@ impl Hub {
                 _ => q.pending.push_back(item),
             }
         }
-        if q.draining || q.pending.is_empty() {
+        if !drains {
             return Ok(());
         }
         q.draining = true;
@@ -216,15 +240,18 @@ impl Hub {
     /// Delivers queued items in order until the queue is empty. The caller has set
     /// `draining` and passes the lock in.
     fn drain<'a>(&'a self, pm: &PolicyManager, mut q: MutexGuard<'a, Queue>) {
-        let under_lock = pm.hooks().mutant(Mutant::CallbackUnderHubLock);
-        let one_per_pass = pm.hooks().mutant(Mutant::DrainOnePerPass);
+        let hooks = pm.hooks();
+        let under_lock = hooks.mutant(Mutant::CallbackUnderHubLock);
+        let one_per_pass = hooks.mutant(Mutant::DrainOnePerPass);
         let mut subscribers = mem::take(&mut q.subscribers);
         loop {
             let Some(item) = q.pending.pop_front() else {
                 q.subscribers = subscribers;
                 q.draining = false;
+                hooks.step(|| Step::DrainIdle { hub: self.id });
                 return;
             };
+            hooks.step(|| Step::Took { hub: self.id, seq: item.seq() });
             let held = if under_lock {
                 Some(q)
             } else {
