@@ -5,8 +5,14 @@ use std::time::Instant;
 
 use stateright::{Checker, Expectation, HasDiscoveries, Model};
 
-use crate::spec::{Size, Spec, SpecMutant};
+use crate::spec::{members, Op, Set, Size, Spec, SpecMutant};
 use crate::symmetry::representative;
+
+/// Unique states at the quick size without symmetry reduction, measured once with
+/// `spec_check quick --no-symmetry` (37.0 s; docs/SPEC.md). The gate reports the
+/// symmetry saving at the quick size against this recorded figure instead of paying for
+/// the un-reduced run on every push.
+pub const QUICK_UNREDUCED_STATES: usize = 3_352_487;
 
 /// The quick gate's size. Measured: 457,205 unique states, depth 50, 6.3 s
 /// (docs/SPEC.md).
@@ -59,6 +65,8 @@ pub struct Outcome {
     pub unwitnessed: Vec<String>,
     /// Whether the check stopped at its first counterexample (figures are partial).
     pub stopped_early: bool,
+    /// Properties checked (`always`, `eventually` and `sometimes`).
+    pub properties: usize,
 }
 
 impl Outcome {
@@ -109,17 +117,7 @@ pub fn check(size: Size, mutant: Option<SpecMutant>, symmetry: bool, threads: us
         match (&p.expectation, found) {
             (Expectation::Sometimes, None) if applicable(&size, p.name) => unwitnessed.push(p.name.to_string()),
             (Expectation::Always | Expectation::Eventually, Some(path)) => {
-                let mut text = String::new();
-                let spec = checker.model();
-                for (state, action) in path.clone().into_vec() {
-                    if let Some((t, op)) = action {
-                        let _ = writeln!(text, "  thread {t}: {op:?}");
-                    } else {
-                        let _ = writeln!(text, "  (final) threads: {:?}", state.threads);
-                    }
-                }
-                let _ = spec;
-                violated.push((p.name.to_string(), text));
+                violated.push((p.name.to_string(), counterexample(&path.clone().into_vec())));
             }
             _ => {}
         }
@@ -135,7 +133,111 @@ pub fn check(size: Size, mutant: Option<SpecMutant>, symmetry: bool, threads: us
         violated,
         unwitnessed,
         stopped_early: mutant.is_some(),
+        properties: properties.len(),
     }
+}
+
+/// A counterexample path, one numbered line per action in the protocol's terms (clients
+/// A, B, C; hubs 1, 2; threads t1..), the specification's action beside it, and the
+/// threads' call stacks in the last state.
+pub fn counterexample(path: &[(crate::State, Option<(u8, Op)>)]) -> String {
+    let mut text = String::new();
+    let mut n = 0;
+    for (state, action) in path {
+        match action {
+            Some((t, op)) => {
+                n += 1;
+                let _ = writeln!(text, "  {n:>3}  t{:<2} {:<58} [{op:?}]", t + 1, in_protocol_terms(*op));
+            }
+            None => {
+                let _ = writeln!(text, "  last state: call stacks by thread:");
+                for (t, frames) in state.threads.iter().enumerate() {
+                    let _ = writeln!(text, "       t{}: {frames:?}", t + 1);
+                }
+            }
+        }
+    }
+    text
+}
+
+fn client(c: u8) -> char {
+    char::from(b'A' + c)
+}
+
+fn clients(set: Set) -> String {
+    let names: Vec<String> = members(set).map(|c| client(c).to_string()).collect();
+    format!("{{{}}}", names.join(", "))
+}
+
+fn drains(d: bool) -> &'static str {
+    if d {
+        ", and becomes its drainer"
+    } else {
+        ""
+    }
+}
+
+/// One action as PROTOCOL.md would say it.
+pub fn in_protocol_terms(op: Op) -> String {
+    match op {
+        Op::Register { client: c } => format!("register({})", client(c)),
+        Op::HubArrive { hub, clients: cs } => format!("hub {} arrives for {}", hub + 1, clients(cs)),
+        Op::Change { hub, drains: d } => format!("hub {} reports a change{}", hub + 1, drains(d)),
+        Op::Remove { hub, drains: d } => format!("hub {} is removed{}", hub + 1, drains(d)),
+        Op::Join { hub, queued: true, drains: d } => format!("register queues hub {}'s arrival replay{}", hub + 1, drains(d)),
+        Op::Join { hub, queued: false, .. } => format!("register drops hub {}'s replay (removal queued)", hub + 1),
+        Op::Kick { hub, drains: d } => format!("hub_arrival kicks hub {}'s queue{}", hub + 1, drains(d)),
+        Op::Take { hub, seq } => format!("the drainer takes hub {} seq {seq}", hub + 1),
+        Op::DrainIdle { hub } => format!("hub {}'s queue is empty: the drainer stops", hub + 1),
+        Op::Acquire { client: c, from } => format!("delivery takes an in-flight count on {} ({from} -> {})", client(c), from + 1),
+        Op::Skip { client: c } => format!("delivery skips {} (closed)", client(c)),
+        Op::Begin { client: c, seq } => format!("callback of {} begins (seq {seq})", client(c)),
+        Op::End { client: c, panicked } => format!("callback of {} {}", client(c), if panicked { "panics" } else { "returns" }),
+        Op::Release { client: c, from } => format!("delivery releases {}'s count ({from} -> {})", client(c), from.saturating_sub(1)),
+        Op::DeregisterEnter { target } => format!("deregister({}) called", client(target)),
+        Op::DetachEnter { target } => format!("{}'s guard dropped where waiting is refused: detach", client(target)),
+        Op::WaitFor => "deregister from a callback records its wait-for edge".into(),
+        Op::NoCheck => "deregister skips the callback checks".into(),
+        Op::Retire { victim } => format!("deregister retires {}'s slot", client(victim)),
+        Op::Fail => "deregister returns an error".into(),
+        Op::Close { in_flight } => format!("deregister sets CLOSED ({in_flight} calls in flight)"),
+        Op::Sleep => "deregister sleeps until the calls in flight end".into(),
+        Op::Return => "deregister returns Ok".into(),
+        Op::DetachReturn => "detach returns (no wait)".into(),
+        Op::Peek { client: c } => format!("delivery peeks at {}'s CLOSED flag without a count", client(c)),
+        Op::Test => "deregister tests the count outside its lock".into(),
+        Op::Park => "deregister parks after its test".into(),
+        Op::Wake => "deregister is woken and tests again".into(),
+        Op::Query => "a callback queries its hub".into(),
+        Op::QueryDone => "the query gets the registry and hub locks and returns".into(),
+    }
+}
+
+/// The command that reruns a spec check from the command line.
+pub fn replay_command(size: &Size, mutant: Option<SpecMutant>) -> String {
+    let which = if *size == FULL {
+        "full".to_string()
+    } else if *size == QUICK {
+        "quick".to_string()
+    } else if *size == MUTANTS {
+        "mutants".to_string()
+    } else {
+        format!(
+            "--size {},{},{},{},{},{},{},{}",
+            size.clients,
+            size.hubs,
+            size.threads,
+            size.changes,
+            size.reentrant,
+            size.panics,
+            size.queries,
+            u8::from(size.preregistered)
+        )
+    };
+    format!(
+        "cargo run --release -p usbpm-spec --bin spec_check -- {which}{}",
+        mutant.map(|m| format!(" --mutant {}", m.name())).unwrap_or_default()
+    )
 }
 
 /// The size at which each spec mutant is checked: the quick size, which has every
@@ -150,4 +252,15 @@ pub fn applicable(size: &Size, property: &str) -> bool {
     let replay = property.contains("replay");
     let cycle = property.contains("cycle");
     !((replay && size.preregistered) || (cycle && size.reentrant < 2))
+}
+
+/// The names of the properties the specification checks at `size`.
+pub fn property_names(size: Size) -> Vec<String> {
+    Spec::new(size, None).properties().iter().map(|p| p.name.to_string()).collect()
+}
+
+/// Serves stateright's Explorer for the specification at `size` on `addr` (no symmetry
+/// reduction: a reviewer walks the concrete states). Blocks for as long as it serves.
+pub fn serve(size: Size, addr: impl std::net::ToSocketAddrs) {
+    let _ = Spec::new(size, None).checker().serve(addr);
 }
