@@ -130,6 +130,9 @@ pub struct Record {
     /// shuttle: each strategy run to its first failure or to the end of its sample.
     #[serde(default)]
     pub strategies: Vec<StrategyRun>,
+    /// spec: the model checker's figures (`crate::spec_checks`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<crate::spec_checks::SpecFigures>,
 }
 
 /// One shuttle strategy's part of a check.
@@ -288,6 +291,7 @@ pub fn run_check(checker: &str, scenario: &str) {
             properties: s.properties.iter().map(|p| p.id().to_string()).collect(),
             failure: None,
             strategies: Vec::new(),
+            spec: None,
         };
         let replay = run::rerun_command(checker, s, mutant, loom_bound(s, profile));
         let path = d.join("records").join(format!("{key}.json"));
@@ -329,6 +333,7 @@ pub fn run_check(checker: &str, scenario: &str) {
         properties: s.properties.iter().map(|p| p.id().to_string()).collect(),
         failure,
         strategies,
+        spec: None,
     };
     PENDING.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(d) = &dir {

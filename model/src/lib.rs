@@ -18,6 +18,7 @@ pub mod report;
 pub mod rt;
 pub mod run;
 pub mod scenarios;
+pub mod spec_checks;
 pub mod timeline;
 pub mod trace;
 

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::check::{Record, StrategyRun, Verdict};
 use crate::monitor::Property;
 use crate::scenarios::{self, Size};
+use crate::spec_checks::SpecFigures;
+use usbpm_spec::SpecMutant;
 
 /// Everything one gate run produced (or several shards of one, merged).
 #[derive(Debug, Serialize, Deserialize)]
@@ -104,9 +106,12 @@ impl Report {
             let mut proved = Vec::new();
             // scenario -> the sampling checkers that ran it
             let mut sampled: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+            // The specification's checks prove the specification, not the code: they
+            // have their own section below.
             let mut records: Vec<&Record> = self
                 .records
                 .iter()
+                .filter(|r| r.spec.is_none() && r.checker != "spec")
                 .filter(|r| r.properties.iter().any(|x| x == p.id()))
                 .collect();
             records.sort_by(|a, b| (&a.scenario, &a.checker).cmp(&(&b.scenario, &b.checker)));
@@ -146,19 +151,23 @@ impl Report {
                 }
             );
         }
+        self.spec_markdown(&mut out);
         let _ = writeln!(out, "\n## Every check\n");
         let _ = writeln!(out, "| scenario | size | properties | checker | kind | bound / sample | executions | seconds | verdict |");
         let _ = writeln!(out, "|---|---|---|---|---|---|---:|---:|---|");
         let mut records: Vec<&Record> = self.records.iter().collect();
         records.sort_by(|a, b| (&a.scenario, &a.checker).cmp(&(&b.scenario, &b.checker)));
         for r in records {
-            let size = scenarios::find(&r.scenario).map_or("", |s| {
-                if s.size == Size::Small {
-                    "small"
-                } else {
-                    "large"
-                }
-            });
+            let size = scenarios::find(&r.scenario).map_or(
+                if r.spec.is_some() { "spec" } else { "" },
+                |s| {
+                    if s.size == Size::Small {
+                        "small"
+                    } else {
+                        "large"
+                    }
+                },
+            );
             let _ = writeln!(
                 out,
                 "| {} | {size} | {} | {} | {} | {} | {} | {:.2} | {} |",
@@ -211,6 +220,46 @@ impl Report {
         out
     }
 
+    /// The specification's checks: what stateright explored, with the figures a reviewer
+    /// used to TLC expects.
+    fn spec_markdown(&self, out: &mut String) {
+        let specs: Vec<(&Record, &SpecFigures)> = self
+            .records
+            .iter()
+            .filter_map(|r| r.spec.as_ref().map(|f| (r, f)))
+            .collect();
+        if specs.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "\n## The specification (stateright)\n");
+        let _ = writeln!(out, "The protocol's specification (docs/SPEC.md) explored **exhaustively** at a closed-world size, with symmetry reduction over clients, hubs and threads: P1–P5 as `always`, liveness as `eventually`, and `sometimes` properties that fail a vacuous specification. A proof of the specification at that size, not of the code; trace validation of every shuttle and std execution ties the code to it.\n");
+        let _ = writeln!(out, "| size | unique states | generated | states/s | depth | symmetry saving | seconds | properties | verdict |");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---|---:|---:|---|");
+        for (r, f) in specs {
+            let _ = writeln!(
+                out,
+                "| {}{} | {} | {} | {:.0} | {} | {} | {:.1} | {} | {} |",
+                f.size,
+                r.mutant
+                    .as_ref()
+                    .map(|m| format!(" [mutant {m}]"))
+                    .unwrap_or_default(),
+                f.unique_states,
+                f.generated_states,
+                f.states_per_second,
+                f.depth,
+                f.saving(),
+                r.seconds,
+                f.properties_checked,
+                if r.verdict == Verdict::Pass {
+                    "pass"
+                } else {
+                    "**FAIL**"
+                }
+            );
+        }
+    }
+
     fn mutants_markdown(&self, kills: &BTreeMap<String, BTreeMap<String, Option<Kill>>>) -> String {
         let mut out = String::new();
         self.header(&mut out, "usbpm mutant kill matrix");
@@ -221,6 +270,9 @@ impl Report {
             .into_iter()
             .collect();
         let _ = writeln!(out, "Each cell: killed by which scenario, the property that failed, executions and seconds to the first failure; or survived. A mutant must be killed by at least one checker.\n");
+        if checkers.iter().any(|c| c == "spec" || c == "trace") {
+            let _ = writeln!(out, "Both directions of the specification: the **spec** column is stateright on the spec mutant of the same bug family (the bug written into the specification; executions are unique states to the counterexample; no counterpart: the specification is sequentially consistent), and the **trace** column is trace validation alone (the monitors not consulted) on random shuttle schedules of the mutated code.\n");
+        }
         let _ = write!(out, "| mutant | what it breaks |");
         for c in &checkers {
             let _ = write!(out, " {c} |");
@@ -243,6 +295,9 @@ impl Report {
                             k.executions,
                             k.seconds
                         );
+                    }
+                    Some(None) if c == "spec" && SpecMutant::from_name(mutant).is_none() => {
+                        let _ = write!(out, " no counterpart |");
                     }
                     Some(None) => {
                         let _ = write!(out, " survived |");
@@ -348,7 +403,19 @@ impl Report {
                     xml(&name),
                     r.seconds
                 );
-                let _ = write!(out, "<properties><property name=\"method\" value=\"{}\"/><property name=\"executions\" value=\"{}\"/></properties>", xml(&r.method), r.executions);
+                let spec = r.spec.as_ref().map_or(String::new(), |f| {
+                    format!(
+                        "<property name=\"size\" value=\"{}\"/><property name=\"unique_states\" value=\"{}\"/><property name=\"generated_states\" value=\"{}\"/><property name=\"states_per_second\" value=\"{:.0}\"/><property name=\"depth\" value=\"{}\"/><property name=\"symmetry_saving\" value=\"{}\"/><property name=\"properties_checked\" value=\"{}\"/>",
+                        xml(&f.size),
+                        f.unique_states,
+                        f.generated_states,
+                        f.states_per_second,
+                        f.depth,
+                        xml(&f.saving()),
+                        f.properties_checked
+                    )
+                });
+                let _ = write!(out, "<properties><property name=\"method\" value=\"{}\"/><property name=\"executions\" value=\"{}\"/>{spec}</properties>", xml(&r.method), r.executions);
                 if let Some(f) = &r.failure {
                     let _ = write!(
                         out,
@@ -428,6 +495,7 @@ mod tests {
             properties: vec!["P2".into()],
             failure,
             strategies: Vec::new(),
+            spec: None,
         };
         Report {
             command: "gate".into(),
@@ -465,5 +533,71 @@ mod tests {
             !report(None).markdown().contains("```mermaid"),
             "a passing run draws nothing"
         );
+    }
+
+    fn spec_record(verdict: Verdict) -> Record {
+        let mut r = report(None).records.remove(0);
+        r.checker = "spec".into();
+        r.scenario = crate::spec_checks::SPEC_SCENARIO.into();
+        r.exhaustive = true;
+        r.verdict = verdict;
+        r.properties = vec!["P1".into(), "P2".into()];
+        r.spec = Some(SpecFigures {
+            size: "2c x 2h".into(),
+            unique_states: 100,
+            generated_states: 250,
+            states_per_second: 50.0,
+            depth: 12,
+            unreduced_states: Some(700),
+            unreduced_source: "recorded".into(),
+            properties_checked: 20,
+        });
+        r
+    }
+
+    #[test]
+    fn the_specifications_check_has_its_own_section_and_not_the_codes_proof_column() {
+        let mut rep = report(None);
+        rep.records.push(spec_record(Verdict::Pass));
+        let md = rep.markdown();
+        let section = md
+            .split("## The specification (stateright)")
+            .nth(1)
+            .expect("a spec section");
+        assert!(
+            section.contains("| 2c x 2h | 100 | 250 | 50 | 12 | 7.0x (700 -> 100; recorded) | 0.1 | 20 | pass |"),
+            "{section}"
+        );
+        let proved = md.split("## The specification").next().unwrap();
+        assert!(!proved.contains("protocol-spec"), "{proved}");
+        assert!(rep.junit().contains("<property name=\"unique_states\" value=\"100\"/>"));
+        assert!(!report(None).markdown().contains("## The specification"));
+    }
+
+    #[test]
+    fn the_kill_matrix_says_when_the_specification_has_no_counterpart() {
+        let kill = Kill {
+            scenario: "protocol-spec".into(),
+            property: Some("P2".into()),
+            executions: 10,
+            seconds: 0.5,
+            replay: "spec_check".into(),
+            strategies: Vec::new(),
+        };
+        let mut kills = BTreeMap::new();
+        for (m, spec) in [("relaxed-ordering", None), ("deregister-no-wait", Some(kill.clone())), ("lost-wakeup", None)] {
+            let mut by = BTreeMap::new();
+            by.insert("loom".to_string(), Some(kill.clone()));
+            by.insert("spec".to_string(), spec);
+            kills.insert(m.to_string(), by);
+        }
+        let mut rep = report(None);
+        rep.kills = Some(kills);
+        let md = rep.markdown();
+        let row = |m: &str| md.lines().find(|l| l.starts_with(&format!("| {m} |"))).unwrap_or("").to_string();
+        assert!(row("relaxed-ordering").ends_with(" no counterpart |"), "{}", row("relaxed-ordering"));
+        assert!(row("lost-wakeup").ends_with(" survived |"), "{}", row("lost-wakeup"));
+        assert!(row("deregister-no-wait").ends_with("killed: protocol-spec P2 (10 exec, 0.50s) |"), "{}", row("deregister-no-wait"));
+        assert!(md.contains("Both directions of the specification"));
     }
 }

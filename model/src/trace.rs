@@ -82,13 +82,28 @@ pub fn trace_teeth(
     iterations: usize,
     seed: u64,
 ) -> Option<String> {
+    trace_teeth_counted(scenario, mutant, iterations, seed).0
+}
+
+/// [`trace_teeth`], and how many executions ran (up to the first divergence).
+#[cfg(feature = "shuttle")]
+pub fn trace_teeth_counted(
+    scenario: &'static crate::scenarios::Scenario,
+    mutant: Option<usbpm::checking::Mutant>,
+    iterations: usize,
+    seed: u64,
+) -> (Option<String>, u64) {
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Arc, Mutex};
     let found: Arc<Mutex<Option<String>>> = Arc::default();
+    let executions = Arc::new(AtomicU64::new(0));
     let f = found.clone();
+    let counted = executions.clone();
     let body = move || {
         if f.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
             return;
         }
+        counted.fetch_add(1, Ordering::Relaxed);
         let env = crate::env::Env::new(mutant);
         (scenario.run)(&env);
         if let Err(d) = validate_steps(&env.monitor.steps(), None) {
@@ -105,5 +120,5 @@ pub fn trace_teeth(
             found = Some(d.to_string());
         }
     }
-    found
+    (found, executions.load(Ordering::Relaxed))
 }

@@ -23,6 +23,14 @@ const VISIBLE: &[&str] = &[
     "panic-leaks-count",
 ];
 
+/// The `trace` checker's check, as `gate mutants` runs it (`usbpm_model::spec_checks`):
+/// every scenario's random schedules judged by trace validation alone, on the code
+/// mutated by `USBPM_MUTANT` (or the correct code).
+#[test]
+fn trace_validation() {
+    usbpm_model::spec_checks::run_trace_check();
+}
+
 #[test]
 fn correct_code_has_no_divergence() {
     for s in ALL {

@@ -1,5 +1,5 @@
 //! The verification gate: one command that runs every check (loom, shuttle, std,
-//! proptest) on the shipped library, shows progress, writes Markdown/JSON/JUnit reports,
+//! proptest) on the shipped library, and stateright on its specification, shows progress, writes Markdown/JSON/JUnit reports,
 //! and exits 0 only when everything passed. `gate mutants` proves the checks have teeth.
 //!
 //! The engine is cargo-nextest: each check is one test, run in its own process (so a
@@ -35,6 +35,10 @@ enum Mode {
     /// Merge the reports of a sharded run (the DIRs of each shard's report.json) into
     /// one report in --report-dir.
     Merge,
+    /// Only the specification's checks (stateright), at the quick size (--full: the full
+    /// size); --explore serves stateright's Explorer on --addr; --screenshot drives the
+    /// Explorer in headless Chromium and saves spec-explorer.png in --report-dir.
+    Spec,
     /// Render every Mermaid diagram of docs/ and ARCHITECTURE.md, and those of a failing
     /// run's report, with mermaid-cli; fail on a parse error. Output in target/docs-render.
     DocsRender,
@@ -42,8 +46,8 @@ enum Mode {
 
 #[derive(Parser)]
 #[command(
-    about = "usbpm verification gate: loom + shuttle + std + proptest on the shipped library",
-    after_help = "Examples:\n  gate                         quick gate, report in target/gate\n  gate full --shard 1/2        half of the full gate (CI matrix job 1 of 2)\n  gate --checker loom --scenario mutual-deregister\n  gate mutants                 kill matrix of every mutant\n  gate test                    the project's test suites\n  gate merge shards/*          one report from the shards' reports"
+    about = "usbpm verification gate: loom + shuttle + std + proptest on the shipped library, stateright on its specification",
+    after_help = "Examples:\n  gate                         quick gate, report in target/gate\n  gate full --shard 1/2        half of the full gate (CI matrix job 1 of 2)\n  gate --checker loom --scenario mutual-deregister\n  gate mutants                 kill matrix of every mutant\n  gate test                    the project's test suites\n  gate spec [--full]           the specification's checks alone (stateright)\n  gate spec --explore          stateright's Explorer on http://127.0.0.1:3000/\n  gate merge shards/*          one report from the shards' reports"
 )]
 struct Cli {
     /// What to run.
@@ -76,6 +80,18 @@ struct Cli {
     /// `gate loom-bounds`: the longest one measurement may run.
     #[arg(long, default_value_t = 120)]
     timeout_secs: u64,
+    /// `gate spec`: the full size instead of the quick one.
+    #[arg(long)]
+    full: bool,
+    /// `gate spec`: serve stateright's Explorer on --addr instead of checking.
+    #[arg(long)]
+    explore: bool,
+    /// `gate spec --explore`: where to serve.
+    #[arg(long, default_value = gate::spec::DEFAULT_ADDR)]
+    addr: String,
+    /// `gate spec`: check the Explorer in headless Chromium and save its screenshot.
+    #[arg(long)]
+    screenshot: bool,
 }
 
 impl Cli {
@@ -113,5 +129,8 @@ fn main() -> ExitCode {
         Mode::CheckDocs => gate::suites::check_docs(&root),
         Mode::Merge => gate::merge::run(&cli.dirs, &opts, &root),
         Mode::DocsRender => gate::docs_render::run(&opts, &root),
+        Mode::Spec if cli.explore => gate::spec::explore(&cli.addr),
+        Mode::Spec if cli.screenshot => gate::spec::screenshot(&opts, &root),
+        Mode::Spec => gate::spec::run(&opts, &root, cli.full),
     }
 }

@@ -145,7 +145,7 @@ pub fn fastest_kill(
 pub fn run_mutants(opts: &Options, root: &Path) -> Report {
     let report_dir = fresh_dir(&root.join(&opts.report_dir));
     let mutants: Vec<Mutant> = opts.selected_mutants();
-    let checkers = opts.selected_checkers();
+    let checkers = opts.selected_mutant_checkers();
     let display = Arc::new(Display::new(
         opts.total_checks(&checkers) * mutants.len() as u64,
     ));

@@ -9,6 +9,7 @@ use super::PROPTEST_SCENARIO;
 use crate::check::{loom_bound, shuttle_iterations, std_iterations, Profile};
 use crate::report::describe_mutant;
 use crate::scenarios::{Size, ALL};
+use crate::spec_checks::{spec_size, trace_schedules, SPEC_SCENARIO, TRACE_SCENARIO};
 
 /// The catalog `gate list` prints.
 pub fn list() -> String {
@@ -56,7 +57,20 @@ pub fn list() -> String {
         proptest_cases(Profile::Quick),
         proptest_cases(Profile::Full)
     );
-    let _ = writeln!(out, "\nCheckers: loom (exhaustive), shuttle (PCT + random), std (real threads), proptest (state machine)");
+    let _ = writeln!(
+        out,
+        "  {:<32} spec (stateright, exhaustive, symmetry) {} / {}",
+        SPEC_SCENARIO,
+        spec_size(Profile::Quick).label(),
+        spec_size(Profile::Full).label()
+    );
+    let _ = writeln!(
+        out,
+        "  {:<32} trace (gate mutants only) {} random schedules per scenario, judged by trace validation alone",
+        TRACE_SCENARIO,
+        trace_schedules(Profile::Quick)
+    );
+    let _ = writeln!(out, "\nCheckers: loom (exhaustive), shuttle (PCT + random), std (real threads), proptest (state machine), spec (stateright on the specification; its mutants under `gate mutants`), trace (trace validation alone; `gate mutants` only)");
     let _ = writeln!(out, "\nMutants:");
     for m in Mutant::ALL {
         let _ = writeln!(out, "  {:<26} {}", m.name(), describe_mutant(*m));
@@ -78,5 +92,7 @@ mod tests {
             assert!(text.contains(m.name()), "{}", m.name());
         }
         assert!(text.contains("proptest 256 / 2048 cases"));
+        assert!(text.contains("protocol-spec"), "{text}");
+        assert!(text.contains("3c x 2h x 3t"), "the full size is listed: {text}");
     }
 }

@@ -7,7 +7,9 @@
 //! - [`suites`]: `gate test` and `gate check-docs`;
 //! - [`loom_bounds`]: `gate loom-bounds`;
 //! - [`merge`]: `gate merge DIR...` (the shards of a run into one report);
-//! - [`docs_render`]: `gate docs-render` (every Mermaid diagram renders).
+//! - [`docs_render`]: `gate docs-render` (every Mermaid diagram renders);
+//! - [`spec`]: `gate spec` (the specification's checks alone, its Explorer, and the
+//!   Explorer's screenshot check).
 //!
 //! Their parts: [`nextest`] (one checker's checks as one nextest run), [`records`] (what
 //! the checks leave behind), [`display`] (live progress).
@@ -20,6 +22,7 @@ pub mod loom_bounds;
 pub mod merge;
 pub mod nextest;
 pub mod records;
+pub mod spec;
 pub mod suites;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +31,7 @@ use std::process::ExitCode;
 use usbpm::checking::Mutant;
 
 use crate::scenarios::{Size, ALL};
+pub use crate::spec_checks::{SPEC_SCENARIO, TRACE_SCENARIO};
 
 /// The proptest check's one "scenario": the public API as a state machine.
 pub const PROPTEST_SCENARIO: &str = "api-state-machine";
@@ -42,15 +46,27 @@ pub enum Checker {
     Shuttle,
     Std,
     Proptest,
+    /// stateright on the specification (`crate::spec_checks`).
+    Spec,
+    /// Trace validation alone on shuttle schedules: `gate mutants` only (in the quick and
+    /// full gates every shuttle and std execution is validated inside those checks).
+    Trace,
 }
 
 impl Checker {
-    pub const ALL: [Checker; 4] = [
+    pub const ALL: [Checker; 6] = [
         Checker::Loom,
         Checker::Shuttle,
         Checker::Std,
         Checker::Proptest,
+        Checker::Spec,
+        Checker::Trace,
     ];
+
+    /// Whether the quick and full gates run this checker (`gate mutants` runs them all).
+    pub fn in_gate(self) -> bool {
+        self != Checker::Trace
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -58,6 +74,8 @@ impl Checker {
             Checker::Shuttle => "shuttle",
             Checker::Std => "std",
             Checker::Proptest => "proptest",
+            Checker::Spec => "spec",
+            Checker::Trace => "trace",
         }
     }
 
@@ -84,6 +102,16 @@ impl Checker {
             ],
             Checker::Std => &["--release", "-p", "usbpm-model", "--test", "stress"],
             Checker::Proptest => &["--release", "-p", "usbpm-model", "--test", "proptest_api"],
+            Checker::Spec => &["--release", "-p", "usbpm-model", "--test", "spec"],
+            Checker::Trace => &[
+                "--release",
+                "-p",
+                "usbpm-model",
+                "--features",
+                "shuttle",
+                "--test",
+                "trace_teeth",
+            ],
         }
     }
 
@@ -97,6 +125,8 @@ impl Checker {
                 .collect(),
             Checker::Shuttle | Checker::Std => ALL.iter().map(|s| s.name).collect(),
             Checker::Proptest => vec![PROPTEST_SCENARIO],
+            Checker::Spec => vec![SPEC_SCENARIO],
+            Checker::Trace => vec![TRACE_SCENARIO],
         }
     }
 }
@@ -138,7 +168,9 @@ impl Options {
     /// Rejects unknown scenarios and mutants and a malformed shard.
     pub fn validate(&self) -> Result<(), String> {
         for s in &self.scenarios {
-            if !ALL.iter().any(|x| x.name == s) && s != PROPTEST_SCENARIO {
+            if !ALL.iter().any(|x| x.name == s)
+                && ![PROPTEST_SCENARIO, SPEC_SCENARIO, TRACE_SCENARIO].contains(&s.as_str())
+            {
                 return Err(format!("no scenario `{s}`; `gate list` shows them"));
             }
         }
@@ -157,11 +189,23 @@ impl Options {
         Ok(())
     }
 
-    /// The checkers to run, in a fixed order. A scenario filter that names no scenario of
-    /// a checker leaves it out.
+    /// The checkers the quick and full gates run, in a fixed order. A scenario filter that
+    /// names no scenario of a checker leaves it out.
     pub fn selected_checkers(&self) -> Vec<Checker> {
+        self.selected_checkers_of(true)
+    }
+
+    /// The checkers `gate mutants` runs: those of the gate, and trace validation alone.
+    pub fn selected_mutant_checkers(&self) -> Vec<Checker> {
+        self.selected_checkers_of(false)
+    }
+
+    fn selected_checkers_of(&self, gate_only: bool) -> Vec<Checker> {
         let chosen: Vec<Checker> = if self.checkers.is_empty() {
-            Checker::ALL.to_vec()
+            Checker::ALL
+                .into_iter()
+                .filter(|c| !gate_only || c.in_gate())
+                .collect()
         } else {
             Checker::ALL
                 .into_iter()
@@ -306,7 +350,9 @@ mod tests {
 
     #[test]
     fn a_scenario_filter_drops_checkers_without_it() {
-        assert_eq!(opts().selected_checkers(), Checker::ALL.to_vec());
+        let gate: Vec<Checker> = Checker::ALL.into_iter().filter(|c| c.in_gate()).collect();
+        assert_eq!(opts().selected_checkers(), gate);
+        assert_eq!(opts().selected_mutant_checkers(), Checker::ALL.to_vec());
         let large = ALL
             .iter()
             .find(|s| s.size == Size::Large)
@@ -333,7 +379,8 @@ mod tests {
     fn total_checks_counts_every_scenario_of_every_checker() {
         let small = ALL.iter().filter(|s| s.size == Size::Small).count() as u64;
         let all = ALL.len() as u64;
-        assert_eq!(opts().total_checks(&Checker::ALL), small + 2 * all + 1);
+        // proptest, spec and trace run one check each.
+        assert_eq!(opts().total_checks(&Checker::ALL), small + 2 * all + 3);
     }
 
     #[test]

@@ -36,8 +36,11 @@ pub fn test_name(scenario: &str) -> String {
 /// The nextest filter for a checker's checks (never the `teeth_` regression tests, which
 /// the mutant run supersedes, nor the `every_` completeness tests).
 pub fn filter(opts: &Options, checker: Checker) -> String {
-    if checker == Checker::Proptest {
-        return "all()".into();
+    match checker {
+        Checker::Proptest | Checker::Spec => return "all()".into(),
+        // The gate's one check in the binary of trace validation's own tests.
+        Checker::Trace => return "test(=trace_validation)".into(),
+        _ => {}
     }
     let mut expr = "not test(/^teeth_/) and not test(/^every_/)".to_string();
     if !opts.scenarios.is_empty() {
@@ -178,6 +181,7 @@ pub fn proptest_record(
         properties: vec!["P1".into(), "P4".into(), "P5".into()],
         failure,
         strategies: Vec::new(),
+        spec: None,
     }
 }
 
@@ -193,6 +197,8 @@ mod tests {
             "not test(/^teeth_/) and not test(/^every_/)"
         );
         assert_eq!(filter(&o, Checker::Proptest), "all()");
+        assert_eq!(filter(&o, Checker::Spec), "all()");
+        assert_eq!(filter(&o, Checker::Trace), "test(=trace_validation)");
     }
 
     #[test]

@@ -1,0 +1,353 @@
+//! The specification's checks in the gate's terms (docs/SPEC.md). Two checkers beside
+//! loom, shuttle, std and proptest, each a test the gate runs through nextest like theirs:
+//!
+//! - `spec` (`model/tests/spec.rs`): stateright explores the specification exhaustively at
+//!   the profile's size ([`spec_size`]); under `gate mutants` it checks the spec mutant of
+//!   the code mutant's bug family instead, so the kill matrix shows whether the model
+//!   checker finds that family in the specification;
+//! - `trace` (`model/tests/trace_teeth.rs`, shuttle build): under `gate mutants`, trace
+//!   validation alone (the monitors not consulted) judges random schedules of every
+//!   scenario run on the mutated code, so the kill matrix shows which code mutants the
+//!   specification sees in the recorded steps. (In the quick and full gates every shuttle
+//!   and std execution is validated already, inside those checks.)
+//!
+//! Both read the same environment as [`crate::check`] and write a [`Record`].
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use usbpm_spec::run::{self as spec_run, FULL, MUTANTS, QUICK, QUICK_UNREDUCED_STATES};
+use usbpm_spec::{Size, SpecMutant};
+
+use crate::check::{mutant_from_env, Failure, Profile, Record, Verdict};
+
+/// The `spec` checker's one check.
+pub const SPEC_SCENARIO: &str = "protocol-spec";
+/// The `trace` checker's one check.
+pub const TRACE_SCENARIO: &str = "trace-validation";
+
+/// What the model checker reports for one exhaustive check of the specification.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpecFigures {
+    /// The closed world explored (`Size::label`).
+    pub size: String,
+    /// Distinct states explored (representatives under symmetry reduction).
+    pub unique_states: u64,
+    /// States generated, duplicates included.
+    pub generated_states: u64,
+    pub states_per_second: f64,
+    pub depth: u64,
+    /// Unique states of the same size without symmetry reduction, when known.
+    pub unreduced_states: Option<u64>,
+    /// Where `unreduced_states` comes from: measured in this run, a recorded figure, or
+    /// why there is none.
+    pub unreduced_source: String,
+    /// Properties checked (`always`, `eventually` and `sometimes`).
+    pub properties_checked: usize,
+}
+
+impl SpecFigures {
+    /// The symmetry saving as the report shows it.
+    pub fn saving(&self) -> String {
+        match self.unreduced_states {
+            Some(u) if self.unique_states > 0 => format!(
+                "{:.1}x ({u} -> {}; {})",
+                u as f64 / self.unique_states as f64,
+                self.unique_states,
+                self.unreduced_source
+            ),
+            _ => self.unreduced_source.clone(),
+        }
+    }
+}
+
+/// The specification's size under each profile: the quick size on every push (about
+/// 6 s), the full size on merges (about 400 s, docs/SPEC.md).
+pub fn spec_size(profile: Profile) -> Size {
+    match profile {
+        Profile::Quick => QUICK,
+        Profile::Full => FULL,
+    }
+}
+
+/// The un-reduced figure for `size`, and where it comes from.
+pub fn unreduced(size: &Size) -> (Option<u64>, String) {
+    if *size == QUICK {
+        (
+            Some(QUICK_UNREDUCED_STATES as u64),
+            "un-reduced figure recorded by `spec_check quick --no-symmetry`, not re-measured"
+                .into(),
+        )
+    } else {
+        (
+            None,
+            "not measured: the un-reduced run at this size is beyond the gate's budget".into(),
+        )
+    }
+}
+
+/// The short name of a stateright property for the report: `P1`..`P5`, or its kind.
+pub fn short_property(name: &str) -> String {
+    let first = name.split_whitespace().next().unwrap_or("");
+    if first.len() == 2 && first.starts_with('P') {
+        first.to_string()
+    } else {
+        format!("liveness ({name})")
+    }
+}
+
+fn results_dir() -> Option<PathBuf> {
+    std::env::var_os("USBPM_RESULTS_DIR").map(PathBuf::from)
+}
+
+/// Writes `record` where the gate reads it (when run by the gate), prints its line, and
+/// panics if it failed, so a failing check is a failing test.
+fn finish(record: Record) {
+    if let Some(d) = results_dir() {
+        let json = serde_json::to_string_pretty(&record).expect("a record serialises");
+        std::fs::write(
+            d.join("records")
+                .join(format!("{}.json", Record::key(&record.checker, &record.scenario))),
+            json,
+        )
+        .expect("write the record");
+    }
+    println!(
+        "{:<8} {:<32} {:<28} {:>10} states {:>8.2}s  {}",
+        record.checker,
+        record.scenario,
+        record.method,
+        record.executions,
+        record.seconds,
+        if record.verdict == Verdict::Pass {
+            "pass"
+        } else {
+            "FAIL"
+        }
+    );
+    if let Some(f) = &record.failure {
+        panic!("{}\nReplay: {}", f.report, f.replay);
+    }
+}
+
+/// Marks the check as started (a check with progress and no record crashed or hung).
+fn started(checker: &str, scenario: &str) {
+    if let Some(d) = results_dir() {
+        for sub in ["records", "progress"] {
+            std::fs::create_dir_all(d.join(sub)).expect("create the results directory");
+        }
+        let key = Record::key(checker, scenario);
+        let _ = std::fs::write(d.join("progress").join(format!("{key}.txt")), "0 0.0");
+    }
+}
+
+/// The `spec` check: the whole specification at the profile's size, or (with a code
+/// mutant in the environment) the spec mutant of its bug family.
+pub fn run_spec_check() {
+    started("spec", SPEC_SCENARIO);
+    let profile = Profile::from_env();
+    let code_mutant = mutant_from_env();
+    let mut record = Record {
+        checker: "spec".into(),
+        scenario: SPEC_SCENARIO.into(),
+        mutant: code_mutant.map(|m| m.name().to_string()),
+        profile,
+        verdict: Verdict::Pass,
+        exhaustive: true,
+        method: String::new(),
+        executions: 0,
+        seconds: 0.0,
+        properties: vec![
+            "P1".into(),
+            "P2".into(),
+            "P3".into(),
+            "P4".into(),
+            "P5".into(),
+            "liveness".into(),
+            "reachability".into(),
+        ],
+        failure: None,
+        strategies: Vec::new(),
+        spec: None,
+    };
+    let (size, mutant) = match code_mutant {
+        None => (spec_size(profile), None),
+        Some(m) => match SpecMutant::from_name(m.name()) {
+            Some(sm) => (spec_run::mutant_size(sm), Some(sm)),
+            None => {
+                record.method = "no counterpart in the specification".into();
+                return finish(record);
+            }
+        },
+    };
+    let start = Instant::now();
+    let o = spec_run::check(size, mutant, true, 1);
+    let seconds = start.elapsed().as_secs_f64();
+    let (unreduced_states, unreduced_source) = if mutant.is_some() {
+        (None, "not measured for a spec mutant (stopped at its first counterexample)".into())
+    } else {
+        unreduced(&size)
+    };
+    let figures = SpecFigures {
+        size: size.label(),
+        unique_states: o.unique_states as u64,
+        generated_states: o.states as u64,
+        states_per_second: o.states_per_second(),
+        depth: o.max_depth as u64,
+        unreduced_states,
+        unreduced_source,
+        properties_checked: o.properties,
+    };
+    record.method = format!(
+        "stateright DFS + symmetry, {}{}",
+        if size == FULL {
+            "FULL"
+        } else if size == QUICK {
+            "QUICK"
+        } else if size == MUTANTS {
+            "MUTANTS"
+        } else {
+            "custom"
+        },
+        mutant
+            .map(|m| format!(", spec mutant {}", m.name()))
+            .unwrap_or_default()
+    );
+    record.executions = o.unique_states as u64;
+    record.seconds = seconds;
+    record.spec = Some(figures);
+    let replay = spec_run::replay_command(&size, mutant);
+    if !o.violated.is_empty() || (mutant.is_none() && !o.unwitnessed.is_empty()) {
+        record.verdict = Verdict::Fail;
+        let mut report = String::new();
+        for (p, path) in &o.violated {
+            report.push_str(&format!(
+                "PROPERTY VIOLATED: {p}\n\nCounterexample (step, thread, action in the protocol's terms, [the specification's action]):\n{path}\n"
+            ));
+        }
+        for p in &o.unwitnessed {
+            report.push_str(&format!(
+                "NEVER WITNESSED: sometimes {p} (the specification cannot reach it: vacuous)\n"
+            ));
+        }
+        report.push_str(&format!("{}\n", o.summary()));
+        record.failure = Some(Failure {
+            property: o
+                .violated
+                .first()
+                .map(|(p, _)| short_property(p))
+                .or_else(|| Some("reachability".into())),
+            report,
+            replay,
+        });
+    }
+    finish(record);
+}
+
+/// The `trace` check: random shuttle schedules of every scenario on the code (mutated
+/// when the environment names a mutant), judged by trace validation alone; fails at the
+/// first divergence.
+#[cfg(feature = "shuttle")]
+pub fn run_trace_check() {
+    started("trace", TRACE_SCENARIO);
+    let profile = Profile::from_env();
+    let mutant = mutant_from_env();
+    let per_scenario = trace_schedules(profile);
+    let start = Instant::now();
+    let mut executions = 0;
+    let mut failure = None;
+    for s in crate::scenarios::ALL {
+        let (found, n) = crate::trace::trace_teeth_counted(s, mutant, per_scenario, 1);
+        executions += n;
+        if let Some(d) = found {
+            failure = Some(Failure {
+                property: Some(format!("trace ({})", s.name)),
+                report: format!(
+                    "TRACE DIVERGENCE on {}: the recorded steps are not a behaviour of the specification\n{d}",
+                    s.name
+                ),
+                replay: format!(
+                    "{}cargo test --release -p usbpm-model --features shuttle --test trace_teeth -- --exact trace_validation",
+                    mutant
+                        .map(|m| format!("USBPM_MUTANT={} ", m.name()))
+                        .unwrap_or_default()
+                ),
+            });
+            break;
+        }
+    }
+    finish(Record {
+        checker: "trace".into(),
+        scenario: TRACE_SCENARIO.into(),
+        mutant: mutant.map(|m| m.name().to_string()),
+        profile,
+        verdict: if failure.is_some() {
+            Verdict::Fail
+        } else {
+            Verdict::Pass
+        },
+        exhaustive: false,
+        method: format!("trace validation alone, random, {per_scenario} per scenario, seed 1"),
+        executions,
+        seconds: start.elapsed().as_secs_f64(),
+        properties: vec!["trace".into()],
+        failure,
+        strategies: Vec::new(),
+        spec: None,
+    });
+}
+
+/// Random schedules per scenario for the `trace` check.
+pub fn trace_schedules(profile: Profile) -> usize {
+    match profile {
+        Profile::Quick => 200,
+        Profile::Full => 2_000,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_saving_says_where_the_unreduced_figure_comes_from() {
+        let (u, source) = unreduced(&QUICK);
+        let f = SpecFigures {
+            size: QUICK.label(),
+            unique_states: 457_205,
+            generated_states: 1_067_092,
+            states_per_second: 1.0,
+            depth: 50,
+            unreduced_states: u,
+            unreduced_source: source,
+            properties_checked: 20,
+        };
+        let s = f.saving();
+        assert!(s.starts_with("7.3x (3352487 -> 457205;"), "{s}");
+        assert!(s.contains("recorded"), "{s}");
+        let (none, why) = unreduced(&FULL);
+        assert_eq!(none, None);
+        let g = SpecFigures {
+            unreduced_states: none,
+            unreduced_source: why,
+            ..f
+        };
+        assert!(g.saving().starts_with("not measured"), "{}", g.saving());
+    }
+
+    #[test]
+    fn property_names_are_shortened_for_the_kill_matrix() {
+        assert_eq!(short_property("P3 no deadlock"), "P3");
+        assert_eq!(
+            short_property("every deregister returns and every queue drains"),
+            "liveness (every deregister returns and every queue drains)"
+        );
+    }
+
+    #[test]
+    fn the_profiles_check_the_named_sizes() {
+        assert_eq!(spec_size(Profile::Quick), QUICK);
+        assert_eq!(spec_size(Profile::Full), FULL);
+    }
+}
