@@ -428,6 +428,7 @@ mod tests {
             properties: vec!["P2".into()],
             failure,
             strategies: Vec::new(),
+            programs: Vec::new(),
         };
         Report {
             command: "gate".into(),

@@ -178,6 +178,7 @@ pub fn proptest_record(
         properties: vec!["P1".into(), "P4".into(), "P5".into()],
         failure,
         strategies: Vec::new(),
+        programs: Vec::new(),
     }
 }
 

@@ -71,6 +71,7 @@ pub(crate) mod tests {
             properties: vec!["P1".into()],
             failure: None,
             strategies: Vec::new(),
+            programs: Vec::new(),
         }
     }
 
