@@ -150,6 +150,7 @@ pub fn current_program() -> Option<Program> {
     CURRENT.try_lock().ok().and_then(|c| c.clone())
 }
 
+#[cfg(any(feature = "loom", feature = "shuttle"))]
 fn set_current(p: &Program, file: &Path) {
     let _ = p.save(file);
     if let Ok(mut c) = CURRENT.lock() {
@@ -178,6 +179,7 @@ pub fn run_tier(
     let file = program_file(dir, key);
     #[allow(unused_mut)]
     let mut result: (Explored, Option<Found>) = (Explored::default(), None);
+    #[allow(unused_mut)]
     let mut replay = String::new();
     #[cfg(feature = "loom")]
     if tier.random.is_none() {
