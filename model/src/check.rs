@@ -133,6 +133,9 @@ pub struct Record {
     /// spec: the model checker's figures (`crate::spec_checks`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec: Option<crate::spec_checks::SpecFigures>,
+    /// Generated programs: what each tier of this check enumerated and explored.
+    #[serde(default)]
+    pub programs: Vec<crate::generated::TierRun>,
 }
 
 /// One shuttle strategy's part of a check.
@@ -250,7 +253,11 @@ pub(crate) fn on_checker_panic(info: &std::panic::PanicHookInfo<'_>) {
         record.executions = so_far.executions;
         record.seconds = so_far.seconds;
         record.verdict = Verdict::Fail;
-        record.failure = Some(failure(text, p.replay));
+        let mut f = failure(text, p.replay);
+        if let Some(program) = crate::generated::current_program() {
+            f.report = crate::generated::with_program(&program, &f.report);
+        }
+        record.failure = Some(f);
         if let Ok(json) = serde_json::to_string_pretty(&record) {
             let _ = std::fs::write(&p.path, json);
         }
@@ -292,6 +299,7 @@ pub fn run_check(checker: &str, scenario: &str) {
             failure: None,
             strategies: Vec::new(),
             spec: None,
+            programs: Vec::new(),
         };
         let replay = run::rerun_command(checker, s, mutant, loom_bound(s, profile));
         let path = d.join("records").join(format!("{key}.json"));
@@ -334,6 +342,7 @@ pub fn run_check(checker: &str, scenario: &str) {
         failure,
         strategies,
         spec: None,
+        programs: Vec::new(),
     };
     PENDING.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(d) = &dir {
@@ -490,4 +499,97 @@ pub fn kills(checker: &str, scenario: &str, mutant: Mutant) -> bool {
         &mut Vec::new(),
     );
     result.is_err()
+}
+
+/// Runs chunk `chunk` (of [`crate::generated::CHUNKS`]) of the generated programs under
+/// `checker` ("gen-loom": every program of the profile's tiers, exhaustively; "gen-shuttle":
+/// random larger programs), writes its record, and panics if it failed.
+pub fn run_programs_check(checker: &str, chunk: usize) {
+    use crate::generated::{self, TierRun};
+    let profile = Profile::from_env();
+    let mutant = mutant_from_env();
+    let dir = results_dir();
+    let scenario = format!("chunk-{:02}", chunk + 1);
+    let key = Record::key(checker, &scenario);
+    if let Some(d) = &dir {
+        for sub in ["records", "progress", "schedules"] {
+            std::fs::create_dir_all(d.join(sub)).expect("create the results directory");
+        }
+    }
+    let progress = Progress::new(dir.as_ref().map(|d| d.join("progress").join(format!("{key}.txt"))));
+    let schedules = dir.as_ref().map(|d| d.join("schedules"));
+    let program_file = generated::program_file(schedules.as_deref(), &key);
+    let plan = generated::plan(checker, profile);
+    let method = plan.iter().map(|t| t.method()).collect::<Vec<_>>().join("; ");
+    let mut record = Record {
+        checker: checker.into(),
+        scenario: scenario.clone(),
+        mutant: mutant.map(|m| m.name().to_string()),
+        profile,
+        verdict: Verdict::Fail,
+        exhaustive: checker == "gen-loom",
+        method,
+        executions: 0,
+        seconds: 0.0,
+        properties: Property::ALL.iter().map(|p| p.id().to_string()).collect(),
+        failure: None,
+        strategies: Vec::new(),
+        programs: Vec::new(),
+        spec: None,
+    };
+    let path = dir.as_ref().map(|d| d.join("records").join(format!("{key}.json")));
+    if let Some(path) = &path {
+        crate::env::silence_model_panics();
+        let replay = generated::replay_command(checker_feature(checker), &program_file, mutant, plan.first().and_then(|t| t.bound), None);
+        *PENDING.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(Pending { record: record.clone(), replay, path: path.clone(), progress: progress.clone() });
+    }
+    let mut runs: Vec<TierRun> = Vec::new();
+    let mut failure_found = None;
+    for tier in &plan {
+        let (run, found) = generated::run_tier(tier, chunk, mutant, schedules.as_deref(), &key, &progress);
+        runs.push(run);
+        if let Some(f) = found {
+            failure_found = Some(f);
+            break;
+        }
+    }
+    PENDING.lock().unwrap_or_else(|p| p.into_inner()).take();
+    record.executions = runs.iter().map(|r| r.executions).sum();
+    record.seconds = progress.outcome().seconds;
+    record.programs = runs;
+    if let Some((report, replay)) = failure_found {
+        let property = report
+            .find("PROPERTY VIOLATED: ")
+            .and_then(|i| report[i + 19..].split_whitespace().next())
+            .map(str::to_string);
+        record.failure = Some(Failure { property, report, replay });
+    } else {
+        record.verdict = Verdict::Pass;
+    }
+    if let Some(path) = &path {
+        let json = serde_json::to_string_pretty(&record).expect("a record serialises");
+        std::fs::write(path, json).expect("write the record");
+    }
+    println!(
+        "{checker:<12} {scenario:<10} {:>6} programs {:>10} executions {:>8.2}s  {}",
+        record.programs.iter().map(|r| r.programs_run).sum::<u64>(),
+        record.executions,
+        record.seconds,
+        if record.verdict == Verdict::Pass { "pass" } else { "FAIL" }
+    );
+    for r in &record.programs {
+        println!("    {}", r.summary());
+    }
+    if let Some(f) = &record.failure {
+        panic!("{}", f.report);
+    }
+}
+
+fn checker_feature(checker: &str) -> &'static str {
+    match checker {
+        "gen-loom" => "loom",
+        "gen-shuttle" => "shuttle",
+        _ => "std",
+    }
 }

@@ -444,3 +444,68 @@ mod tests {
         }
     }
 }
+
+/// A small deterministic generator (xorshift64*), so a seed names a program.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next() % (hi - lo + 1) as u64) as usize
+    }
+
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.range(0, items.len() - 1)]
+    }
+}
+
+/// A random program within `max`: 2 to `max.threads` threads of 1 to `max.ops` ops, 1 to
+/// `max.clients` clients, 1 to `max.hubs` hubs, a random init part and behaviours.
+pub fn random_program(rng: &mut Rng, max: Size) -> Program {
+    let nc = rng.range(1, max.clients);
+    let nh = rng.range(1, max.hubs.max(1));
+    let clients = (0..nc as ClientIx)
+        .map(|c| {
+            let owned = rng.next() % 2 == 0;
+            let behaviour = rng.pick(&behaviours(c, nc, nh, owned));
+            ClientSpec { behaviour, owned }
+        })
+        .collect();
+    let mut init = Vec::new();
+    for c in 0..nc as ClientIx {
+        if rng.next() % 3 != 0 {
+            init.push(Op::Register(c));
+        }
+    }
+    for h in 0..nh as HubIx {
+        if rng.next() % 3 != 0 {
+            init.push(Op::Arrive(h));
+        }
+    }
+    let alphabet = alphabet(nc, nh);
+    let threads = (0..rng.range(2, max.threads))
+        .map(|_| {
+            (0..rng.range(1, max.ops))
+                .map(|_| rng.pick(&alphabet))
+                .collect()
+        })
+        .collect();
+    Program {
+        clients,
+        hubs: nh as u8,
+        init,
+        threads,
+    }
+}

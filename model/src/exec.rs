@@ -120,6 +120,8 @@ pub struct Log {
     pub calls: Vec<CallRec>,
     pub seen: Vec<SeenRec>,
     pub insts: Vec<InstRec>,
+    /// When the post part began: every thread had been joined, nothing was queued.
+    pub post_start: Ticket,
 }
 
 struct Ctx {
@@ -588,6 +590,8 @@ impl World {
     /// The implicit post part: every port dropped (hubs removed), then every client still
     /// registered deregistered (or its guard dropped) and its context freed.
     pub fn post(self: &Arc<Self>) {
+        let start = self.tick();
+        locked(&self.log).post_start = start;
         for h in 0..self.program.hubs {
             self.remove(h);
         }

@@ -4,15 +4,217 @@
 //! The test binary `model/tests/programs.rs` calls these; the gate runs that binary
 //! through cargo-nextest like every other check.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use usbpm::checking::Mutant;
 
-use crate::enumerate::Tier;
+use crate::enumerate::{Size, Tier};
 use crate::program::Program;
+
+/// How many chunks a tier is split into: one test each, so nextest's partitions (the
+/// gate's `--shard I/N`) split a tier across up to this many runners.
+pub const CHUNKS: usize = 16;
+
+/// One part of a generated-program check: a tier under loom or a random sample under shuttle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TierPlan {
+    pub size: Size,
+    /// loom: the preemption bound (`None`: unbounded).
+    pub bound: Option<usize>,
+    /// shuttle: random programs per chunk and schedules per strategy per program.
+    pub random: Option<(usize, usize)>,
+}
+
+impl TierPlan {
+    pub fn method(&self) -> String {
+        match self.random {
+            None => format!(
+                "every program of {} ({})",
+                self.size,
+                self.bound
+                    .map_or("unbounded".into(), |b| format!("preemption bound {b}"))
+            ),
+            Some((n, k)) => format!(
+                "{n} random programs within {} x pct(depth 3) + random, {k} schedules each",
+                self.size
+            ),
+        }
+    }
+}
+
+fn size(s: &str) -> Size {
+    s.parse().expect("a tier size in the source parses")
+}
+
+/// The tiers a checker runs at `profile`; `USBPM_PROGRAM_SIZE` (and `USBPM_PROGRAM_BOUND`,
+/// `unbounded` or a number) replace them with one tier (`gate programs --size`).
+pub fn plan(checker: &str, profile: crate::check::Profile) -> Vec<TierPlan> {
+    use crate::check::Profile;
+    let bound = match std::env::var("USBPM_PROGRAM_BOUND").ok().as_deref() {
+        None | Some("") | Some("unbounded") => None,
+        Some(b) => Some(
+            b.parse()
+                .expect("USBPM_PROGRAM_BOUND: a number or `unbounded`"),
+        ),
+    };
+    if let Ok(s) = std::env::var("USBPM_PROGRAM_SIZE") {
+        let size: Size = s
+            .parse()
+            .unwrap_or_else(|e| panic!("USBPM_PROGRAM_SIZE: {e}"));
+        let random = (checker == "gen-shuttle").then_some((64, 200));
+        return vec![TierPlan {
+            size,
+            bound,
+            random,
+        }];
+    }
+    match (checker, profile) {
+        // Measured on 2 cores: docs/VERIFICATION.md, "Generated programs".
+        ("gen-loom", Profile::Quick) => vec![TierPlan {
+            size: size("2x1-c1-h1"),
+            bound: None,
+            random: None,
+        }],
+        ("gen-loom", Profile::Full) => vec![
+            TierPlan {
+                size: size("2x1-c2-h1"),
+                bound: None,
+                random: None,
+            },
+            TierPlan {
+                size: size("2x1-c2-h2"),
+                bound: Some(2),
+                random: None,
+            },
+            TierPlan {
+                size: size("2x2-c1-h1"),
+                bound: Some(2),
+                random: None,
+            },
+        ],
+        ("gen-shuttle", Profile::Quick) => vec![TierPlan {
+            size: size("4x6-c4-h3"),
+            bound: None,
+            random: Some((8, 100)),
+        }],
+        ("gen-shuttle", Profile::Full) => vec![TierPlan {
+            size: size("4x6-c4-h3"),
+            bound: None,
+            random: Some((64, 1000)),
+        }],
+        (other, _) => panic!("no generated-program checker {other}"),
+    }
+}
+
+/// What one chunk of one tier enumerated and explored.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TierRun {
+    pub size: String,
+    pub method: String,
+    pub bound: Option<usize>,
+    /// The tier's programs before any reduction, after removing dead parts, after symmetry.
+    pub raw: u64,
+    pub live: u64,
+    pub symmetric: u64,
+    /// This chunk's share (of `CHUNKS`) and how many of them ran.
+    pub chunk: usize,
+    pub programs_run: u64,
+    pub executions: u64,
+    pub seconds: f64,
+    pub most_executions: u64,
+    pub heaviest: Option<String>,
+}
+
+impl TierRun {
+    pub fn summary(&self) -> String {
+        format!(
+            "{}: {} programs ({} raw, {} live, {} after symmetry; chunk {}/{}), {} executions, {:.1}s",
+            self.method,
+            self.programs_run,
+            self.raw,
+            self.live,
+            self.symmetric,
+            self.chunk + 1,
+            CHUNKS,
+            self.executions,
+            self.seconds
+        )
+    }
+}
+
+static CURRENT: std::sync::Mutex<Option<Program>> = std::sync::Mutex::new(None);
+
+/// The program being checked right now (for a failure reported from a panic hook).
+pub fn current_program() -> Option<Program> {
+    CURRENT.try_lock().ok().and_then(|c| c.clone())
+}
+
+#[cfg(any(feature = "loom", feature = "shuttle"))]
+fn set_current(p: &Program, file: &Path) {
+    let _ = p.save(file);
+    if let Ok(mut c) = CURRENT.lock() {
+        *c = Some(p.clone());
+    }
+}
+
+/// Runs chunk `chunk` of `tier`; returns what it explored and, on failure, the report
+/// (minimal program first) and its replay command.
+#[allow(unused_variables)]
+pub fn run_tier(
+    tier: &TierPlan,
+    chunk: usize,
+    mutant: Option<Mutant>,
+    dir: Option<&Path>,
+    key: &str,
+    progress: &crate::run::Progress,
+) -> (TierRun, Option<(String, String)>) {
+    let mut run = TierRun {
+        size: tier.size.to_string(),
+        method: tier.method(),
+        bound: tier.bound,
+        chunk,
+        ..Default::default()
+    };
+    let file = program_file(dir, key);
+    #[allow(unused_mut)]
+    let mut result: (Explored, Option<Found>) = (Explored::default(), None);
+    #[allow(unused_mut)]
+    let mut replay = String::new();
+    #[cfg(feature = "loom")]
+    if tier.random.is_none() {
+        let t = crate::enumerate::enumerate(tier.size);
+        (run.raw, run.live, run.symmetric) = (t.raw, t.live, t.programs.len() as u64);
+        let programs = self::chunk(&t, chunk, CHUNKS);
+        result = loom_programs(&programs, mutant, tier.bound, dir, key, progress);
+        replay = replay_command("loom", &file, mutant, tier.bound, None);
+    }
+    #[cfg(feature = "shuttle")]
+    if let Some((count, schedules)) = tier.random {
+        let seed = std::env::var("USBPM_SEED")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1u64);
+        let seed = seed.wrapping_mul(101).wrapping_add(chunk as u64);
+        result = shuttle_programs(
+            tier.size, count, schedules, seed, mutant, dir, key, progress,
+        );
+        replay = replay_command(
+            "shuttle",
+            &file,
+            mutant,
+            None,
+            Some(&file.with_extension("schedule")),
+        );
+    }
+    let (explored, found) = result;
+    run.programs_run = explored.programs;
+    run.executions = explored.executions;
+    run.seconds = explored.seconds;
+    run.most_executions = explored.most_executions;
+    run.heaviest = explored.heaviest;
+    (run, found.map(|f| (f.report, replay)))
+}
 
 /// What one run over a set of programs explored.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -34,6 +236,7 @@ pub struct Found {
     pub report: String,
 }
 
+#[cfg(any(feature = "loom", feature = "shuttle"))]
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
     crate::check::panic_text(&*p)
 }
@@ -81,7 +284,7 @@ pub fn loom_program(
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = bound;
     let (p, c, r) = (program.clone(), count.clone(), replay.to_string());
-    let result = catch_unwind(AssertUnwindSafe(|| {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         builder.check(move || {
             let n = c.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             if n % 100_000 == 0 {
@@ -122,12 +325,13 @@ pub fn loom_programs(
     key: &str,
     progress: &crate::run::Progress,
 ) -> (Explored, Option<Found>) {
-    let start = Instant::now();
+    let start = std::time::Instant::now();
     let mut explored = Explored::default();
-    let mut last_note = Instant::now();
+    let mut last_note = std::time::Instant::now();
     for (i, p) in programs.iter().enumerate() {
+        set_current(p, &program_file(dir, key));
         if last_note.elapsed().as_secs() >= 10 {
-            last_note = Instant::now();
+            last_note = std::time::Instant::now();
             eprintln!(
                 "[{key}] {i}/{} programs, {} executions, {:.0}s; now: {}",
                 programs.len(),
@@ -251,4 +455,130 @@ pub fn shrink(mut p: Program, mut fails: impl FnMut(&Program) -> bool) -> Progra
         }
         return p;
     }
+}
+
+/// Shuttle's sample per random program: `schedules` per strategy (PCT depth 3, then
+/// random), from `seed`. Returns the schedules run, or the failure's report with the
+/// failing schedule saved to `schedule_file`.
+#[cfg(feature = "shuttle")]
+pub fn shuttle_program(
+    program: &Program,
+    mutant: Option<Mutant>,
+    schedules: usize,
+    seed: u64,
+    program_file: &Path,
+    schedule_file: &Path,
+) -> Result<u64, String> {
+    use crate::run::{shuttle_body, Strategy};
+    let progress = crate::run::Progress::new(None);
+    let steps = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    for strategy in [Strategy::Pct { depth: 3 }, Strategy::Random] {
+        let replay = replay_command("shuttle", program_file, mutant, None, Some(schedule_file));
+        let (p, r) = (program.clone(), replay.clone());
+        let body = move || crate::exec::execute(&p, mutant, &r);
+        let file = Some(schedule_file.to_path_buf());
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            shuttle_body(
+                body,
+                replay.clone(),
+                strategy,
+                schedules,
+                seed,
+                file,
+                &progress,
+                &steps,
+            )
+        }));
+        if let Err(p) = result {
+            let text = panic_text(p);
+            // PCT refuses a program with no scheduling choice at all: nothing to explore.
+            if text.contains("did not exercise any concurrency") {
+                continue;
+            }
+            return Err(crate::check::failure(text, replay).report);
+        }
+    }
+    Ok(progress.executions())
+}
+
+/// Random programs within `max` under shuttle: `count` programs from `seed`, each
+/// sampled by [`shuttle_program`]. The first failing program is shrunk (smaller programs
+/// tried with the same seeds) and saved with its failing schedule.
+#[cfg(feature = "shuttle")]
+#[allow(clippy::too_many_arguments)]
+pub fn shuttle_programs(
+    max: crate::enumerate::Size,
+    count: usize,
+    schedules: usize,
+    seed: u64,
+    mutant: Option<Mutant>,
+    dir: Option<&Path>,
+    key: &str,
+    progress: &crate::run::Progress,
+) -> (Explored, Option<Found>) {
+    let start = std::time::Instant::now();
+    let mut explored = Explored::default();
+    let program_file = program_file(dir, key);
+    let schedule_file = program_file.with_extension("schedule");
+    for i in 0..count {
+        let program_seed = seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
+        let p =
+            crate::enumerate::random_program(&mut crate::enumerate::Rng::new(program_seed), max);
+        progress.tick();
+        set_current(&p, &program_file);
+        match shuttle_program(
+            &p,
+            mutant,
+            schedules,
+            program_seed,
+            &program_file,
+            &schedule_file,
+        ) {
+            Ok(n) => {
+                explored.programs += 1;
+                explored.executions += n;
+                if n > explored.most_executions {
+                    explored.most_executions = n;
+                    explored.heaviest = Some(p.one_line());
+                }
+            }
+            Err(_) => {
+                explored.programs += 1;
+                let small = shrink(p, |q| {
+                    let _ = q.save(&program_file);
+                    shuttle_program(
+                        q,
+                        mutant,
+                        schedules,
+                        program_seed,
+                        &program_file,
+                        &schedule_file,
+                    )
+                    .is_err()
+                });
+                let _ = small.save(&program_file);
+                let report = shuttle_program(
+                    &small,
+                    mutant,
+                    schedules,
+                    program_seed,
+                    &program_file,
+                    &schedule_file,
+                )
+                .err()
+                .unwrap_or_else(|| "the shrunk program passed on its rerun".into());
+                explored.seconds = start.elapsed().as_secs_f64();
+                let report = with_program(&small, &report);
+                return (
+                    explored,
+                    Some(Found {
+                        program: small,
+                        report,
+                    }),
+                );
+            }
+        }
+    }
+    explored.seconds = start.elapsed().as_secs_f64();
+    (explored, None)
 }

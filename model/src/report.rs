@@ -468,6 +468,12 @@ pub fn describe_mutant(m: usbpm::checking::Mutant) -> &'static str {
         RemovalOvertakes => "hub removal overtakes queued state changes",
         ReplayMissesHub => "arrival replay skips a present hub",
         PanicLeaksCount => "a panicking callback leaks its in-flight count",
+        PanicLeavesCallbackMark => "a contained panic leaves the thread marked as inside the callback",
+        CycleCheckDirectOnly => "the wait-for graph checks direct waits only: three-client cycles deadlock",
+        DrainOnePerPass => "the drainer stops after one item: a second queued event is stranded",
+        GuardDropIgnoresRefusal => "a guard dropped in its own callback leaves the client registered",
+        ReplayStaleSnapshot => "an arrival replay shows the arrival-time state with a later seq",
+        ChangeNotFolded => "a change is queued but not folded into the hub's state",
         _ => "",
     }
 }
@@ -496,6 +502,7 @@ mod tests {
             failure,
             strategies: Vec::new(),
             spec: None,
+            programs: Vec::new(),
         };
         Report {
             command: "gate".into(),

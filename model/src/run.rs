@@ -257,10 +257,6 @@ pub fn shuttle(
     progress: &Progress,
     max_steps: &Arc<AtomicU64>,
 ) -> Outcome {
-    use shuttle::scheduler::{PctScheduler, RandomScheduler, Scheduler};
-    use shuttle::{Config, FailurePersistence, Runner};
-    let mut config = Config::new();
-    config.failure_persistence = FailurePersistence::None;
     let mutant_arg = mutant
         .map(|m| format!(" --mutant {}", m.name()))
         .unwrap_or_default();
@@ -269,12 +265,36 @@ pub fn shuttle(
         scenario.name,
         schedule_file.as_ref().map_or("<no file was kept: set USBPM_RESULTS_DIR>".into(), |f| f.display().to_string())
     );
+    let r = replay.clone();
+    let body = move || execute(scenario, mutant, &r);
+    shuttle_body(body, replay, strategy, iterations, seed, schedule_file, progress, max_steps)
+}
+
+/// Samples `iterations` schedules of `body` (one execution of anything) under shuttle;
+/// at the first failing schedule saves it to `schedule_file` and panics with the report,
+/// whose replay command is `replay`.
+#[cfg(feature = "shuttle")]
+#[allow(clippy::too_many_arguments)]
+pub fn shuttle_body(
+    body: impl Fn() + Send + Sync + 'static,
+    replay: String,
+    strategy: Strategy,
+    iterations: usize,
+    seed: u64,
+    schedule_file: Option<PathBuf>,
+    progress: &Progress,
+    max_steps: &Arc<AtomicU64>,
+) -> Outcome {
+    use shuttle::scheduler::{PctScheduler, RandomScheduler, Scheduler};
+    use shuttle::{Config, FailurePersistence, Runner};
+    let mut config = Config::new();
+    config.failure_persistence = FailurePersistence::None;
     let current = Arc::new(std::sync::Mutex::new(Recorded::default()));
-    let replay_cmd = replay.clone();
+    let replay_cmd = replay;
     let p = progress.clone();
     let body = move || {
         p.tick();
-        execute(scenario, mutant, &replay);
+        body();
     };
     let inner: Box<dyn Scheduler + Send> = match strategy {
         Strategy::Pct { depth } => Box::new(PctScheduler::new_from_seed(seed, depth, iterations)),
@@ -320,6 +340,23 @@ pub fn shuttle_replay(
     let replay = format!("(this is the replay of {})", schedule_file.display());
     Runner::new(ReplayScheduler::new_from_schedule(schedule), Config::new())
         .run(move || execute(scenario, mutant, &replay));
+    Ok(())
+}
+
+/// Runs exactly the shuttle schedule saved in `schedule_file`, of `body` (which gets the
+/// text that names this replay).
+#[cfg(feature = "shuttle")]
+pub fn shuttle_replay_body(
+    schedule_file: &std::path::Path,
+    body: impl Fn(&str) + Send + Sync + 'static,
+) -> Result<(), String> {
+    use shuttle::scheduler::ReplayScheduler;
+    use shuttle::{Config, Runner};
+    let text = std::fs::read_to_string(schedule_file)
+        .map_err(|e| format!("cannot read {}: {e}", schedule_file.display()))?;
+    let schedule = decode(&text)?;
+    let replay = format!("(this is the replay of {})", schedule_file.display());
+    Runner::new(ReplayScheduler::new_from_schedule(schedule), Config::new()).run(move || body(&replay));
     Ok(())
 }
 

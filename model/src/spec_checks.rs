@@ -170,6 +170,7 @@ pub fn run_spec_check() {
         failure: None,
         strategies: Vec::new(),
         spec: None,
+        programs: Vec::new(),
     };
     let (size, mutant) = match code_mutant {
         None => (spec_size(profile), None),
@@ -295,6 +296,7 @@ pub fn run_trace_check() {
         failure,
         strategies: Vec::new(),
         spec: None,
+        programs: Vec::new(),
     });
 }
 

@@ -1,32 +1,36 @@
-//! Generated programs: every program of an enumerated tier under loom (split into
-//! chunks, one test each, so nextest's partitions and the gate's `--shard` split a tier
-//! across runners), and random larger programs under shuttle.
-#![cfg(feature = "loom")]
+//! Generated programs (docs/VERIFICATION.md, "Generated programs"): with `--features
+//! loom`, every program of the profile's enumerated tiers, explored exhaustively; with
+//! `--features shuttle`, random larger programs under PCT and random schedules, shrunk to
+//! a minimal failing program. Each tier is split into `CHUNKS` chunks, one test each, so
+//! nextest's partitions (the gate's `--shard I/N`) split it across runners.
+#![cfg(any(feature = "loom", feature = "shuttle"))]
 
-use usbpm_model::enumerate::{enumerate, Size};
-use usbpm_model::generated::{chunk, loom_programs};
-use usbpm_model::run::Progress;
+use usbpm_model::check::run_programs_check;
 
-#[test]
-fn measure() {
-    let size: Size = std::env::var("SIZE")
-        .unwrap_or("2x1-c1-h1".into())
-        .parse()
-        .unwrap();
-    let bound: Option<usize> = std::env::var("BOUND").ok().and_then(|b| b.parse().ok());
-    let every: usize = std::env::var("EVERY")
-        .ok()
-        .and_then(|b| b.parse().ok())
-        .unwrap_or(1);
-    let tier = enumerate(size);
-    let programs = chunk(&tier, 0, every);
-    let progress = Progress::new(None);
-    let (e, f) = loom_programs(&programs, None, bound, None, "measure", &progress);
-    println!(
-        "{size} bound {bound:?}: {} programs, {} executions, {:.1}s, most {} ({:?})",
-        e.programs, e.executions, e.seconds, e.most_executions, e.heaviest
-    );
-    if let Some(f) = f {
-        panic!("{}", f.report);
-    }
+const CHECKER: &str = if cfg!(feature = "loom") {
+    "gen-loom"
+} else {
+    "gen-shuttle"
+};
+
+macro_rules! chunks {
+    ($($name:ident: $i:literal;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                run_programs_check(CHECKER, $i);
+            }
+        )*
+        #[test]
+        fn every_chunk_has_a_test() {
+            let listed: &[usize] = &[$($i),*];
+            let want: Vec<usize> = (0..usbpm_model::generated::CHUNKS).collect();
+            assert_eq!(listed, want.as_slice(), "the chunk tests are out of step with CHUNKS");
+        }
+    };
+}
+
+chunks! {
+    chunk_01: 0; chunk_02: 1; chunk_03: 2; chunk_04: 3; chunk_05: 4; chunk_06: 5; chunk_07: 6; chunk_08: 7;
+    chunk_09: 8; chunk_10: 9; chunk_11: 10; chunk_12: 11; chunk_13: 12; chunk_14: 13; chunk_15: 14; chunk_16: 15;
 }

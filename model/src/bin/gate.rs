@@ -42,12 +42,16 @@ enum Mode {
     /// Render every Mermaid diagram of docs/ and ARCHITECTURE.md, and those of a failing
     /// run's report, with mermaid-cli; fail on a parse error. Output in target/docs-render.
     DocsRender,
+    /// Generated programs only: every program of one tier (--size, e.g. 2x1-c2-h1) under
+    /// loom at --bound, or the quick profile's tiers; with --checker gen-shuttle, random
+    /// programs within --size. Works with --shard.
+    Programs,
 }
 
 #[derive(Parser)]
 #[command(
     about = "usbpm verification gate: loom + shuttle + std + proptest on the shipped library, stateright on its specification",
-    after_help = "Examples:\n  gate                         quick gate, report in target/gate\n  gate full --shard 1/2        half of the full gate (CI matrix job 1 of 2)\n  gate --checker loom --scenario mutual-deregister\n  gate mutants                 kill matrix of every mutant\n  gate test                    the project's test suites\n  gate spec [--full]           the specification's checks alone (stateright)\n  gate spec --explore          stateright's Explorer on http://127.0.0.1:3000/\n  gate merge shards/*          one report from the shards' reports"
+    after_help = "Examples:\n  gate                         quick gate, report in target/gate\n  gate full --shard 1/2        half of the full gate (CI matrix job 1 of 2)\n  gate --checker loom --scenario mutual-deregister\n  gate mutants                 kill matrix of every mutant\n  gate test                    the project's test suites\n  gate merge shards/*          one report from the shards' reports\n  gate spec [--full]           the specification's checks alone (stateright)\n  gate spec --explore          stateright's Explorer on http://127.0.0.1:3000/\n  gate programs --size 2x1-c2-h1 --bound unbounded   every program of one tier under loom"
 )]
 struct Cli {
     /// What to run.
@@ -92,6 +96,12 @@ struct Cli {
     /// `gate spec`: check the Explorer in headless Chromium and save its screenshot.
     #[arg(long)]
     screenshot: bool,
+    /// `gate programs`: the tier, TxK-cC-hH (threads x ops per thread, clients, hubs).
+    #[arg(long, value_name = "TxK-cC-hH")]
+    size: Option<String>,
+    /// `gate programs`: loom's preemption bound for the tier, or `unbounded`.
+    #[arg(long)]
+    bound: Option<String>,
 }
 
 impl Cli {
@@ -104,6 +114,8 @@ impl Cli {
             report_dir: self.report_dir.clone(),
             seed: self.seed,
             timeout_secs: self.timeout_secs,
+            program_size: self.size.clone(),
+            program_bound: self.bound.clone(),
         }
     }
 }
@@ -132,5 +144,16 @@ fn main() -> ExitCode {
         Mode::Spec if cli.explore => gate::spec::explore(&cli.addr),
         Mode::Spec if cli.screenshot => gate::spec::screenshot(&opts, &root),
         Mode::Spec => gate::spec::run(&opts, &root, cli.full),
+        Mode::Programs => {
+            let mut opts = opts;
+            if opts.checkers.is_empty() {
+                opts.checkers = vec![Checker::GenLoom];
+            }
+            if let Some(c) = opts.checkers.iter().find(|c| !matches!(c, Checker::GenLoom | Checker::GenShuttle)) {
+                eprintln!("gate programs: --checker {} is not a generated-program checker (gen-loom, gen-shuttle)", c.name());
+                return ExitCode::from(2);
+            }
+            gate::checks::run(RunKind::Quick, &opts, &root, false)
+        }
     }
 }

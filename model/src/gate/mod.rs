@@ -33,6 +33,13 @@ use usbpm::checking::Mutant;
 use crate::scenarios::{Size, ALL};
 pub use crate::spec_checks::{SPEC_SCENARIO, TRACE_SCENARIO};
 
+/// The generated-program checkers' "scenarios": the chunks each tier is split into (one
+/// test each, `model/tests/programs.rs`), so `--shard I/N` splits a tier across runners.
+pub const PROGRAM_CHUNKS: [&str; crate::generated::CHUNKS] = [
+    "chunk-01", "chunk-02", "chunk-03", "chunk-04", "chunk-05", "chunk-06", "chunk-07", "chunk-08",
+    "chunk-09", "chunk-10", "chunk-11", "chunk-12", "chunk-13", "chunk-14", "chunk-15", "chunk-16",
+];
+
 /// The proptest check's one "scenario": the public API as a state machine.
 pub const PROPTEST_SCENARIO: &str = "api-state-machine";
 
@@ -46,6 +53,10 @@ pub enum Checker {
     Shuttle,
     Std,
     Proptest,
+    /// Every generated program of the profile's tiers, under loom (docs/VERIFICATION.md).
+    GenLoom,
+    /// Random larger generated programs under shuttle, shrunk on failure.
+    GenShuttle,
     /// stateright on the specification (`crate::spec_checks`).
     Spec,
     /// Trace validation alone on shuttle schedules: `gate mutants` only (in the quick and
@@ -54,11 +65,13 @@ pub enum Checker {
 }
 
 impl Checker {
-    pub const ALL: [Checker; 6] = [
+    pub const ALL: [Checker; 8] = [
         Checker::Loom,
         Checker::Shuttle,
         Checker::Std,
         Checker::Proptest,
+        Checker::GenLoom,
+        Checker::GenShuttle,
         Checker::Spec,
         Checker::Trace,
     ];
@@ -74,6 +87,8 @@ impl Checker {
             Checker::Shuttle => "shuttle",
             Checker::Std => "std",
             Checker::Proptest => "proptest",
+            Checker::GenLoom => "gen-loom",
+            Checker::GenShuttle => "gen-shuttle",
             Checker::Spec => "spec",
             Checker::Trace => "trace",
         }
@@ -102,6 +117,24 @@ impl Checker {
             ],
             Checker::Std => &["--release", "-p", "usbpm-model", "--test", "stress"],
             Checker::Proptest => &["--release", "-p", "usbpm-model", "--test", "proptest_api"],
+            Checker::GenLoom => &[
+                "--release",
+                "-p",
+                "usbpm-model",
+                "--features",
+                "loom",
+                "--test",
+                "programs",
+            ],
+            Checker::GenShuttle => &[
+                "--release",
+                "-p",
+                "usbpm-model",
+                "--features",
+                "shuttle",
+                "--test",
+                "programs",
+            ],
             Checker::Spec => &["--release", "-p", "usbpm-model", "--test", "spec"],
             Checker::Trace => &[
                 "--release",
@@ -125,6 +158,7 @@ impl Checker {
                 .collect(),
             Checker::Shuttle | Checker::Std => ALL.iter().map(|s| s.name).collect(),
             Checker::Proptest => vec![PROPTEST_SCENARIO],
+            Checker::GenLoom | Checker::GenShuttle => PROGRAM_CHUNKS.to_vec(),
             Checker::Spec => vec![SPEC_SCENARIO],
             Checker::Trace => vec![TRACE_SCENARIO],
         }
@@ -148,6 +182,10 @@ pub struct Options {
     pub seed: u64,
     /// `gate loom-bounds`: the longest one measurement may run.
     pub timeout_secs: u64,
+    /// `gate programs`: the one tier to run instead of the profile's (`TxK-cC-hH`).
+    pub program_size: Option<String>,
+    /// `gate programs`: loom's preemption bound for that tier (a number or `unbounded`).
+    pub program_bound: Option<String>,
 }
 
 impl Default for Options {
@@ -160,6 +198,8 @@ impl Default for Options {
             report_dir: PathBuf::from("target/gate"),
             seed: 1,
             timeout_secs: 120,
+            program_size: None,
+            program_bound: None,
         }
     }
 }
@@ -167,9 +207,18 @@ impl Default for Options {
 impl Options {
     /// Rejects unknown scenarios and mutants and a malformed shard.
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(size) = &self.program_size {
+            size.parse::<crate::enumerate::Size>()?;
+        }
+        if let Some(b) = &self.program_bound {
+            if b != "unbounded" && b.parse::<usize>().is_err() {
+                return Err(format!("--bound {b}: a number of preemptions or `unbounded`"));
+            }
+        }
         for s in &self.scenarios {
             if !ALL.iter().any(|x| x.name == s)
                 && ![PROPTEST_SCENARIO, SPEC_SCENARIO, TRACE_SCENARIO].contains(&s.as_str())
+                && !PROGRAM_CHUNKS.contains(&s.as_str())
             {
                 return Err(format!("no scenario `{s}`; `gate list` shows them"));
             }
@@ -379,8 +428,9 @@ mod tests {
     fn total_checks_counts_every_scenario_of_every_checker() {
         let small = ALL.iter().filter(|s| s.size == Size::Small).count() as u64;
         let all = ALL.len() as u64;
+        let chunks = PROGRAM_CHUNKS.len() as u64;
         // proptest, spec and trace run one check each.
-        assert_eq!(opts().total_checks(&Checker::ALL), small + 2 * all + 3);
+        assert_eq!(opts().total_checks(&Checker::ALL), small + 2 * all + 2 * chunks + 3);
     }
 
     #[test]

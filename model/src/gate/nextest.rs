@@ -108,6 +108,12 @@ pub fn run_checker(run: &Run<'_>, opts: &Options, checker: Checker, display: &Di
         .env("USBPM_RESULTS_DIR", &run.results)
         .env("USBPM_SEED", run.seed.to_string());
     cmd.env("PROPTEST_CASES", proptest_cases(run.profile).to_string());
+    for (var, value) in [("USBPM_PROGRAM_SIZE", &opts.program_size), ("USBPM_PROGRAM_BOUND", &opts.program_bound)] {
+        match value {
+            Some(v) => cmd.env(var, v),
+            None => cmd.env_remove(var),
+        };
+    }
     match run.mutant {
         Some(m) => cmd.env("USBPM_MUTANT", m.name()),
         None => cmd.env_remove("USBPM_MUTANT"),
@@ -182,6 +188,7 @@ pub fn proptest_record(
         failure,
         strategies: Vec::new(),
         spec: None,
+        programs: Vec::new(),
     }
 }
 

@@ -72,6 +72,7 @@ pub(crate) mod tests {
             failure: None,
             strategies: Vec::new(),
             spec: None,
+            programs: Vec::new(),
         }
     }
 

@@ -8,10 +8,10 @@ use super::{exit_code, Checker, VERIFICATION_MD};
 use crate::docs::{fingerprint, recorded};
 
 /// The cargo commands of `gate test`, in order: the workspace's tests, then the loom
-/// and shuttle test binaries the gate's checkers run (see [`Checker::cargo_args`]).
+/// and shuttle test binaries the gate's checkers run, scenarios and generated programs (see [`Checker::cargo_args`]).
 pub fn suites() -> Vec<Vec<&'static str>> {
     let mut suites = vec![vec!["test", "--workspace"]];
-    for checker in [Checker::Loom, Checker::Shuttle] {
+    for checker in [Checker::Loom, Checker::Shuttle, Checker::GenLoom, Checker::GenShuttle] {
         suites.push([&["test"][..], checker.cargo_args()].concat());
     }
     suites
