@@ -783,4 +783,9 @@ pub fn execute(program: &Program, mutant: Option<Mutant>, replay: &str) {
     let monitor = world.monitor.clone();
     drop(world);
     monitor.finish(replay);
+    // Under shuttle and std the recorded trace must be a behaviour of the specification
+    // (as in `run::execute`); loom's executions are too many to pay for it.
+    if cfg!(not(feature = "loom")) {
+        crate::trace::check_execution(&monitor, replay);
+    }
 }
