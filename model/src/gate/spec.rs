@@ -22,8 +22,16 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
 /// The screenshot's file name in the report directory.
 pub const SCREENSHOT: &str = "spec-explorer.png";
 
-/// The Chromium the check drives (Debian's `chromium` package).
+/// The Chromium the check drives: Debian's `chromium` package, unless `USBPM_CHROMIUM`
+/// names another build (CI's runners have Google Chrome).
 pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// The browser to drive: `USBPM_CHROMIUM`, or [`CHROMIUM`].
+pub fn chromium_path() -> PathBuf {
+    std::env::var_os("USBPM_CHROMIUM")
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| PathBuf::from(CHROMIUM), PathBuf::from)
+}
 
 /// `gate spec [--full]`: the gate restricted to the `spec` checker.
 pub fn run(opts: &Options, root: &Path, full: bool) -> ExitCode {
@@ -137,7 +145,8 @@ pub fn chromium(extra: &[String], url: &str, limit: Duration) -> Result<String, 
     ));
     let _ = std::fs::remove_dir_all(&profile);
     std::fs::create_dir_all(&profile).map_err(|e| format!("a Chromium profile dir: {e}"))?;
-    let mut child = Command::new(CHROMIUM)
+    let browser = chromium_path();
+    let mut child = Command::new(&browser)
         .args([
             "--headless",
             "--no-sandbox",
@@ -155,7 +164,12 @@ pub fn chromium(extra: &[String], url: &str, limit: Duration) -> Result<String, 
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| format!("{CHROMIUM}: {e}; install it with `apt-get install -y chromium`"))?;
+        .map_err(|e| {
+            format!(
+                "{}: {e}; install it with `apt-get install -y chromium`",
+                browser.display()
+            )
+        })?;
     let mut stdout = child.stdout.take().expect("piped");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -199,9 +213,11 @@ pub fn screenshot(opts: &Options, root: &Path) -> ExitCode {
 }
 
 fn screenshot_check(report_dir: &Path) -> Result<PathBuf, String> {
-    if !Path::new(CHROMIUM).exists() {
+    let browser = chromium_path();
+    if !browser.exists() {
         return Err(format!(
-            "{CHROMIUM} is missing; install Debian's chromium (`apt-get install -y chromium`; .ci/run does)"
+            "{} is missing; install Debian's chromium (`apt-get install -y chromium`; .ci/run does) or name a Chromium in USBPM_CHROMIUM",
+            browser.display()
         ));
     }
     let port = free_port().map_err(|e| format!("no free port: {e}"))?;
