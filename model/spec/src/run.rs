@@ -165,6 +165,9 @@ fn client(c: u8) -> char {
 }
 
 fn clients(set: Set) -> String {
+    if set == 0 {
+        return "no client".into();
+    }
     let names: Vec<String> = members(set).map(|c| client(c).to_string()).collect();
     format!("{{{}}}", names.join(", "))
 }
