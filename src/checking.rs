@@ -52,6 +52,25 @@ pub enum Mutant {
     ReplayMissesHub,
     /// A panicking callback's in-flight count is never released; deregister hangs.
     PanicLeaksCount,
+    /// A panicking callback leaves its "inside a callback" mark on the thread: a later
+    /// deregister from that thread, outside any callback, is refused or joins the wait
+    /// graph as if it were still inside.
+    PanicLeavesCallbackMark,
+    /// The wait-for graph checks only direct waits: a cycle through three clients'
+    /// callbacks (A waits for B, B for C, C for A) deadlocks.
+    CycleCheckDirectOnly,
+    /// The drainer delivers one queued item per pass and stops: a second event queued
+    /// while the first was delivered stays queued until the hub's next report.
+    DrainOnePerPass,
+    /// `Registration`'s drop ignores a refused deregister: a guard dropped inside its own
+    /// callback leaves the client registered, receiving events for ever.
+    GuardDropIgnoresRefusal,
+    /// An arrival replay carries the hub's state as it arrived, with the sequence number
+    /// of its latest change: the snapshot misses the changes it claims to include.
+    ReplayStaleSnapshot,
+    /// A connector change is queued but not folded into the hub's state: queries and
+    /// later arrival replays show the state before it.
+    ChangeNotFolded,
 }
 
 #[cfg(feature = "checking")]
@@ -71,6 +90,12 @@ impl Mutant {
         Mutant::RemovalOvertakes,
         Mutant::ReplayMissesHub,
         Mutant::PanicLeaksCount,
+        Mutant::PanicLeavesCallbackMark,
+        Mutant::CycleCheckDirectOnly,
+        Mutant::DrainOnePerPass,
+        Mutant::GuardDropIgnoresRefusal,
+        Mutant::ReplayStaleSnapshot,
+        Mutant::ChangeNotFolded,
     ];
 
     /// A short kebab-case name, for command lines and reports.
@@ -89,6 +114,12 @@ impl Mutant {
             Mutant::RemovalOvertakes => "removal-overtakes",
             Mutant::ReplayMissesHub => "replay-misses-hub",
             Mutant::PanicLeaksCount => "panic-leaks-count",
+            Mutant::PanicLeavesCallbackMark => "panic-leaves-callback-mark",
+            Mutant::CycleCheckDirectOnly => "cycle-check-direct-only",
+            Mutant::DrainOnePerPass => "drain-one-per-pass",
+            Mutant::GuardDropIgnoresRefusal => "guard-drop-ignores-refusal",
+            Mutant::ReplayStaleSnapshot => "replay-stale-snapshot",
+            Mutant::ChangeNotFolded => "change-not-folded",
         }
     }
 
@@ -125,6 +156,39 @@ pub enum Step {
     DeregisterSleeps(ClientHandle),
     /// `deregister(client)` returns; `ok` is false when it returns an error.
     DeregisterReturn { client: ClientHandle, ok: bool },
+    /// `hub` arrived (or arrived again): its arrival is queued, addressed to `clients`
+    /// (the registered clients, in the order they will be called).
+    HubArrived { hub: HubId, clients: Vec<ClientHandle> },
+    /// Something was submitted to `hub`'s queue under its lock: `appended` is what was
+    /// queued (nothing for the kick after an arrival, or for a replay dropped because the
+    /// hub's removal is queued), `drains` whether this thread became the queue's drainer.
+    Submitted { hub: HubId, appended: Appended, drains: bool },
+    /// `hub`'s drainer took the item `seq` from the front of the queue.
+    Took { hub: HubId, seq: u64 },
+    /// `hub`'s drainer found the queue empty and stopped draining.
+    DrainIdle { hub: HubId },
+    /// A deregister made from inside the callbacks of `holding` recorded that they wait
+    /// for `client` (the wait-for graph's edge; the cycle check passed).
+    WaitFor { holding: Vec<ClientHandle>, client: ClientHandle },
+    /// `deregister` emptied `client`'s slot: from now on its handle is stale.
+    Retired(ClientHandle),
+    /// A dropped `Registration` deregisters `client` without waiting (waiting refused).
+    DetachEnter(ClientHandle),
+    /// That deregistration without waiting is done.
+    DetachReturn(ClientHandle),
+}
+
+/// What [`Step::Submitted`] appended to a hub's queue.
+#[allow(missing_docs)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Appended {
+    /// Nothing: the kick after an arrival, or a replay dropped after the removal.
+    Nothing,
+    Change { seq: u64 },
+    Removal { seq: u64 },
+    /// An arrival replay for `client`, carrying the hub's state as of `seq`.
+    Replay { client: ClientHandle, seq: u64 },
 }
 
 /// Hears every protocol step of one Policy Manager, on the thread that takes it.

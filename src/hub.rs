@@ -20,7 +20,7 @@
 use std::collections::VecDeque;
 use std::mem;
 
-use crate::checking::{Mutant, Step};
+use crate::checking::{Appended, Hooks, Mutant, Step};
 use crate::error::Error;
 use crate::event::{ConnectorId, ConnectorInfo, ConnectorState, Event, HubId, HubInfo, Notification, PowerLevel};
 use crate::manager::{Client, PolicyManager};
@@ -37,9 +37,30 @@ enum Pending {
     Join { client: Arc<Client>, notification: Notification },
 }
 
+impl Pending {
+    fn seq(&self) -> u64 {
+        match self {
+            Pending::Arrival { notification, .. } | Pending::Join { notification, .. } => notification.seq,
+            Pending::Change(n) | Pending::Removal(n) => n.seq,
+        }
+    }
+}
+
+/// What the probe is told a submission appended (only built when a probe listens).
+fn appended(item: Option<&Pending>) -> Appended {
+    match item {
+        None | Some(Pending::Arrival { .. }) => Appended::Nothing,
+        Some(Pending::Change(n)) => Appended::Change { seq: n.seq },
+        Some(Pending::Removal(n)) => Appended::Removal { seq: n.seq },
+        Some(Pending::Join { client, notification }) => Appended::Replay { client: client.handle(), seq: notification.seq },
+    }
+}
+
 struct Queue {
     /// The hub's state with every queued change folded in.
     info: HubInfo,
+    /// The state the hub arrived with (read only by the `replay-stale-snapshot` mutant).
+    arrived: HubInfo,
     /// Sequence number of the last queued change (the arrival is 0).
     seq: u64,
     pending: VecDeque<Pending>,
@@ -57,14 +78,16 @@ pub(crate) struct Hub {
 
 impl Hub {
     /// A hub whose queue starts with its arrival, addressed to `clients`.
-    pub(crate) fn new(info: HubInfo, clients: Vec<Arc<Client>>) -> Self {
+    pub(crate) fn new(info: HubInfo, clients: Vec<Arc<Client>>, hooks: &Hooks) -> Self {
         let id = info.hub;
+        hooks.step(|| Step::HubArrived { hub: id, clients: clients.iter().map(|c| c.handle()).collect() });
         let notification = Notification { hub: id, seq: 0, event: Event::HubArrival(info.clone()) };
         let mut pending = VecDeque::new();
         pending.push_back(Pending::Arrival { clients, notification });
         Hub {
             id,
             queue: Mutex::new(Queue {
+                arrived: info.clone(),
                 info,
                 seq: 0,
                 pending,
@@ -117,14 +140,16 @@ impl Hub {
     /// The hub arrives again after its removal: its new arrival is queued behind whatever
     /// of its previous presence is still being delivered, so a client never sees the old
     /// presence's events after the new arrival. Returns false if the hub is present.
-    pub(crate) fn rearrive(&self, info: HubInfo, clients: Vec<Arc<Client>>) -> bool {
+    pub(crate) fn rearrive(&self, info: HubInfo, clients: Vec<Arc<Client>>, hooks: &Hooks) -> bool {
         let mut q = lock(&self.queue);
         if !q.removed {
             return false;
         }
+        hooks.step(|| Step::HubArrived { hub: self.id, clients: clients.iter().map(|c| c.handle()).collect() });
         q.removed = false;
         q.seq = 0;
         q.info = info.clone();
+        q.arrived = info.clone();
         let notification = Notification { hub: self.id, seq: 0, event: Event::HubArrival(info) };
         q.pending.push_back(Pending::Arrival { clients, notification });
         true
@@ -138,6 +163,7 @@ impl Hub {
     /// Queues a connector change.
     pub(crate) fn change(&self, pm: &PolicyManager, connector: ConnectorId, state: ConnectorState) -> Result<(), Error> {
         let id = self.id;
+        let fold = !pm.hooks().mutant(Mutant::ChangeNotFolded);
         self.submit(pm, |q| {
             if q.removed {
                 return Err(Error::UnknownHub(id));
@@ -147,7 +173,9 @@ impl Hub {
                 .connectors
                 .get_mut(usize::from(connector.0))
                 .ok_or(Error::UnknownConnector(id, connector))?;
-            c.state = state.clone();
+            if fold {
+                c.state = state.clone();
+            }
             q.seq += 1;
             let event = Event::ConnectorStateChange { connector, state };
             Ok(Some(Pending::Change(Notification { hub: id, seq: q.seq, event })))
@@ -171,11 +199,13 @@ impl Hub {
     /// its queue. Dropped if the hub's removal is already queued.
     pub(crate) fn join(&self, pm: &PolicyManager, client: Arc<Client>) {
         let id = self.id;
+        let stale = pm.hooks().mutant(Mutant::ReplayStaleSnapshot);
         let _ = self.submit(pm, |q| {
             if q.removed {
                 return Ok(None);
             }
-            let notification = Notification { hub: id, seq: q.seq, event: Event::HubArrival(q.info.clone()) };
+            let snapshot = if stale { q.arrived.clone() } else { q.info.clone() };
+            let notification = Notification { hub: id, seq: q.seq, event: Event::HubArrival(snapshot) };
             Ok(Some(Pending::Join { client, notification }))
         });
     }
@@ -188,7 +218,10 @@ impl Hub {
     ) -> Result<(), Error> {
         let hooks = pm.hooks();
         let mut q = lock(&self.queue);
-        if let Some(item) = make(&mut q)? {
+        let item = make(&mut q)?;
+        let drains = !q.draining && (item.is_some() || !q.pending.is_empty());
+        hooks.step(|| Step::Submitted { hub: self.id, appended: appended(item.as_ref()), drains });
+        if let Some(item) = item {
             let seq = q.seq;
             hooks.step(|| Step::Queued { hub: self.id, seq });
             match item {
@@ -196,7 +229,7 @@ impl Hub {
                 _ => q.pending.push_back(item),
             }
         }
-        if q.draining || q.pending.is_empty() {
+        if !drains {
             return Ok(());
         }
         q.draining = true;
@@ -207,14 +240,18 @@ impl Hub {
     /// Delivers queued items in order until the queue is empty. The caller has set
     /// `draining` and passes the lock in.
     fn drain<'a>(&'a self, pm: &PolicyManager, mut q: MutexGuard<'a, Queue>) {
-        let under_lock = pm.hooks().mutant(Mutant::CallbackUnderHubLock);
+        let hooks = pm.hooks();
+        let under_lock = hooks.mutant(Mutant::CallbackUnderHubLock);
+        let one_per_pass = hooks.mutant(Mutant::DrainOnePerPass);
         let mut subscribers = mem::take(&mut q.subscribers);
         loop {
             let Some(item) = q.pending.pop_front() else {
                 q.subscribers = subscribers;
                 q.draining = false;
+                hooks.step(|| Step::DrainIdle { hub: self.id });
                 return;
             };
+            hooks.step(|| Step::Took { hub: self.id, seq: item.seq() });
             let held = if under_lock {
                 Some(q)
             } else {
@@ -247,6 +284,11 @@ impl Hub {
                 Some(q) => q,
                 None => lock(&self.queue),
             };
+            if one_per_pass {
+                q.subscribers = subscribers;
+                q.draining = false;
+                return;
+            }
         }
     }
 }

@@ -54,6 +54,12 @@ pub(crate) struct Client {
     callback: Callback,
 }
 
+impl Client {
+    pub(crate) fn handle(&self) -> ClientHandle {
+        self.handle
+    }
+}
+
 struct Registry {
     clients: Slots<Arc<Client>>,
     hubs: BTreeMap<HubId, Arc<Hub>>,
@@ -215,7 +221,9 @@ impl PolicyManager {
 
     /// Deregisters without waiting (after `Registration` found waiting impossible).
     fn detach(&self, handle: ClientHandle) {
+        self.hooks().step(|| Step::DetachEnter(handle));
         let _ = self.deregister_inner(handle, false);
+        self.hooks().step(|| Step::DetachReturn(handle));
     }
 
     fn deregister_inner(&self, handle: ClientHandle, wait: bool) -> Result<(), Error> {
@@ -231,10 +239,11 @@ impl PolicyManager {
         } else if hooks.mutant(Mutant::NoCycleCheck) {
             None
         } else {
-            Some(self.shared.waits.enter(holding, handle)?)
+            Some(self.shared.waits.enter(holding, handle, hooks)?)
         };
         let mut registry = lock(&self.shared.registry);
         let client = registry.clients.remove(handle, hooks)?;
+        hooks.step(|| Step::Retired(client.handle));
         // The lock is released before waiting; the mutant waits with it held.
         if !hooks.mutant(Mutant::WaitUnderRegistryLock) {
             drop(registry);
@@ -295,7 +304,11 @@ impl PolicyManager {
         hooks.step(|| Step::CallbackBegin { client: handle, hub, seq });
         let inside = InsideCallback::enter(handle);
         let outcome = catch_unwind(AssertUnwindSafe(|| (client.callback)(self, n)));
-        drop(inside);
+        if outcome.is_err() && hooks.mutant(Mutant::PanicLeavesCallbackMark) {
+            std::mem::forget(inside);
+        } else {
+            drop(inside);
+        }
         let panicked = match outcome {
             Ok(()) => false,
             Err(payload) if hooks.contain(&*payload) => true,
@@ -347,13 +360,13 @@ impl PolicyManager {
             match registry.hubs.get(&hub) {
                 // A hub keeps its queue across removal and re-arrival (see Hub::rearrive).
                 Some(h) => {
-                    if !h.rearrive(info, clients) {
+                    if !h.rearrive(info, clients, self.hooks()) {
                         return Err(Error::HubAlreadyPresent(hub));
                     }
                     h.clone()
                 }
                 None => {
-                    let h = Arc::new(Hub::new(info, clients));
+                    let h = Arc::new(Hub::new(info, clients, self.hooks()));
                     registry.hubs.insert(hub, h.clone());
                     h
                 }
@@ -494,7 +507,11 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         let Some(handle) = self.handle.take() else { return };
-        if let Err(Error::DeregisterFromOwnCallback(_) | Error::WouldDeadlock { .. }) = self.pm.deregister(handle) {
+        let refused = self.pm.deregister(handle);
+        if self.pm.hooks().mutant(Mutant::GuardDropIgnoresRefusal) {
+            return;
+        }
+        if let Err(Error::DeregisterFromOwnCallback(_) | Error::WouldDeadlock { .. }) = refused {
             self.pm.detach(handle);
         }
     }

@@ -18,6 +18,7 @@
 
 use std::cell::RefCell;
 
+use crate::checking::{Hooks, Mutant, Step};
 use crate::error::Error;
 use crate::sync::{lock, thread_local, Mutex};
 use crate::ClientHandle;
@@ -76,17 +77,20 @@ impl WaitGraph {
     }
 
     /// Records that a thread inside the callbacks of `holding` (non-empty) is about to
-    /// wait for `target` to drain, unless that wait would close a cycle.
+    /// wait for `target` to drain, unless that wait would close a cycle. (The
+    /// `cycle-check-direct-only` mutant follows no wait beyond the target's own.)
     pub(crate) fn enter(
         &self,
         holding: Vec<ClientHandle>,
         target: ClientHandle,
+        hooks: &Hooks,
     ) -> Result<WaitEdge<'_>, Error> {
         let mut g = lock(&self.graph);
         // Everything `target` waits for, directly or through other waiting callbacks.
+        let direct_only = hooks.mutant(Mutant::CycleCheckDirectOnly);
         let mut reached = vec![target];
         let mut i = 0;
-        while i < reached.len() {
+        while i < reached.len() && !(direct_only && i > 0) {
             let from = reached[i];
             for w in &g.waits {
                 if w.holding.contains(&from) && !reached.contains(&w.target) {
@@ -98,6 +102,7 @@ impl WaitGraph {
         if reached.iter().any(|r| holding.contains(r)) {
             return Err(Error::WouldDeadlock { target, holding });
         }
+        hooks.step(|| Step::WaitFor { holding: holding.clone(), client: target });
         g.next_id += 1;
         let id = g.next_id;
         g.waits.push(Wait { id, holding, target });

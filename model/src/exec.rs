@@ -53,12 +53,15 @@ pub enum Call {
         hub: u32,
         presence: usize,
     },
+    /// A change through the port of presence `presence`.
     Change {
         hub: u32,
+        presence: usize,
         token: usize,
     },
     Remove {
         hub: u32,
+        presence: usize,
     },
     Query {
         hub: u32,
@@ -155,11 +158,15 @@ struct InstState {
     ctx: Arc<Ctx>,
 }
 
+/// A hub's port, with the token of the presence it belongs to.
+type PortOf = (HubPort, usize);
+
 enum Port {
     Absent,
-    Present(HubPort),
-    /// Taken by a thread for a change or the removal.
-    InUse,
+    Present(PortOf),
+    /// Taken by a thread for a change or the removal. A removal in progress may see the
+    /// hub arrive again before it puts the slot back: the new presence's port waits here.
+    InUse(Option<PortOf>),
 }
 
 /// One execution's world.
@@ -302,7 +309,9 @@ impl World {
         let inst = {
             let mut slots = locked(&self.slots);
             let slot = &mut slots[c as usize];
-            if slot.live || slot.registering {
+            // While a thread deregisters or drops its guard the slot is busy: a new
+            // registration would take the guard's place.
+            if slot.live || slot.registering || matches!(slot.guard, Guard::InUse) {
                 drop(slots);
                 self.monitor.note(format!(
                     "register {}: skipped, already registered",
@@ -423,7 +432,10 @@ impl World {
         let taken = {
             let mut slots = locked(&self.slots);
             let slot = &mut slots[c as usize];
-            match (std::mem::take(&mut slot.guard), slot.latest) {
+            match (
+                std::mem::replace(&mut slot.guard, Guard::InUse),
+                slot.latest,
+            ) {
                 (Guard::Held(g), Some(inst)) => {
                     slot.live = false;
                     Some((g, inst))
@@ -446,6 +458,11 @@ impl World {
         let i = self.begin_call(Call::DropGuard { inst });
         drop(guard);
         self.end_call(i, Ret::Unit(Ok(())));
+        let mut slots = locked(&self.slots);
+        if matches!(slots[c as usize].guard, Guard::InUse) {
+            slots[c as usize].guard = Guard::None;
+        }
+        drop(slots);
         if own_callback {
             self.monitor.detached(&ctx.label);
         } else {
@@ -467,16 +484,19 @@ impl World {
         let ret = r.as_ref().map(|_| ()).map_err(Clone::clone);
         if let Ok(port) = r {
             let mut ports = locked(&self.ports);
-            ports[h as usize] = Port::Present(port);
+            match &mut ports[h as usize] {
+                Port::InUse(newer) => *newer = Some((port, presence)),
+                slot => *slot = Port::Present((port, presence)),
+            }
         }
         self.end_call(i, Ret::Unit(ret.clone()));
         self.monitor
             .note(format!("hub {hub} arrival returns {ret:?}"));
     }
 
-    fn take_port(&self, h: HubIx) -> Option<HubPort> {
+    fn take_port(&self, h: HubIx) -> Option<PortOf> {
         let mut ports = locked(&self.ports);
-        match std::mem::replace(&mut ports[h as usize], Port::InUse) {
+        match std::mem::replace(&mut ports[h as usize], Port::InUse(None)) {
             Port::Present(p) => Some(p),
             other => {
                 ports[h as usize] = other;
@@ -485,15 +505,33 @@ impl World {
         }
     }
 
+    /// Ends a thread's use of hub `h`'s port: `port` back (after a change), or the port of
+    /// a presence that arrived meanwhile, or nothing (after the removal).
+    fn put_back(&self, h: HubIx, port: Option<PortOf>) {
+        let mut ports = locked(&self.ports);
+        let newer = match std::mem::replace(&mut ports[h as usize], Port::Absent) {
+            Port::InUse(newer) => newer,
+            _ => unreachable!("only the thread using a port puts it back"),
+        };
+        ports[h as usize] = match port.or(newer) {
+            Some(p) => Port::Present(p),
+            None => Port::Absent,
+        };
+    }
+
     fn change(&self, h: HubIx) {
         let hub = hub_id(h);
-        let Some(port) = self.take_port(h) else {
+        let Some((port, presence)) = self.take_port(h) else {
             self.monitor.note(format!(
                 "change {hub}: skipped, the port is absent or in use"
             ));
             return;
         };
-        let i = self.begin_call(Call::Change { hub, token: 0 });
+        let i = self.begin_call(Call::Change {
+            hub,
+            presence,
+            token: 0,
+        });
         let token = i + 1;
         if let Call::Change { token: t, .. } = &mut locked(&self.log).calls[i].call {
             *t = token;
@@ -502,22 +540,22 @@ impl World {
             .note(format!("hub {hub}: connector change #{token} reported"));
         let r = port.connector_changed(ConnectorId(1), token_state(token));
         self.end_call(i, Ret::Unit(r));
-        locked(&self.ports)[h as usize] = Port::Present(port);
+        self.put_back(h, Some((port, presence)));
     }
 
     fn remove(&self, h: HubIx) {
         let hub = hub_id(h);
-        let Some(port) = self.take_port(h) else {
+        let Some((port, presence)) = self.take_port(h) else {
             self.monitor.note(format!(
                 "remove {hub}: skipped, the port is absent or in use"
             ));
             return;
         };
         self.monitor.note(format!("hub {hub} is removed"));
-        let i = self.begin_call(Call::Remove { hub });
+        let i = self.begin_call(Call::Remove { hub, presence });
         port.remove();
         self.end_call(i, Ret::Unit(Ok(())));
-        locked(&self.ports)[h as usize] = Port::Absent;
+        self.put_back(h, None);
     }
 
     fn query(&self, h: HubIx) {

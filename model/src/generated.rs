@@ -83,12 +83,18 @@ pub fn loom_program(
     let (p, c, r) = (program.clone(), count.clone(), replay.to_string());
     let result = catch_unwind(AssertUnwindSafe(|| {
         builder.check(move || {
-            c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let n = c.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if n % 100_000 == 0 {
+                eprintln!("  ... {n} interleavings of: {}", p.one_line());
+            }
             crate::exec::execute(&p, mutant, &r);
         })
     }));
     let n = count.load(std::sync::atomic::Ordering::Relaxed);
-    result.map(|_| n).map_err(panic_text)
+    // A checker's own report (data race, deadlock) gets the property and the timeline.
+    result
+        .map(|_| n)
+        .map_err(|p| crate::check::failure(panic_text(p), replay.to_string()).report)
 }
 
 /// The programs of chunk `index` of `chunks` (every `chunks`-th program, from `index`).
@@ -118,7 +124,18 @@ pub fn loom_programs(
 ) -> (Explored, Option<Found>) {
     let start = Instant::now();
     let mut explored = Explored::default();
-    for p in programs {
+    let mut last_note = Instant::now();
+    for (i, p) in programs.iter().enumerate() {
+        if last_note.elapsed().as_secs() >= 10 {
+            last_note = Instant::now();
+            eprintln!(
+                "[{key}] {i}/{} programs, {} executions, {:.0}s; now: {}",
+                programs.len(),
+                explored.executions,
+                start.elapsed().as_secs_f64(),
+                p.one_line()
+            );
+        }
         let file = program_file(dir, key);
         let replay = replay_command("loom", &file, mutant, bound, None);
         progress.tick();

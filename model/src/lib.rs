@@ -19,6 +19,7 @@ pub mod rt;
 pub mod run;
 pub mod scenarios;
 pub mod timeline;
+pub mod trace;
 
 /// Emits one `#[test]` per scenario that runs it under `$checker` (`small`: the loom-sized
 /// scenarios; `all`: every scenario), plus a test that the list matches

@@ -104,6 +104,8 @@ struct ClientTrack {
 #[derive(Default)]
 struct State {
     timeline: Vec<Entry>,
+    /// Every probe step, with the thread that took it, in the order reported.
+    steps: Vec<(String, Step)>,
     violations: Vec<Violation>,
     clients: BTreeMap<String, ClientTrack>,
     names: HashMap<ClientHandle, String>,
@@ -119,6 +121,14 @@ thread_local! {
 /// The last monitor created in the process: for std runs, whose executions each get a
 /// thread of their own. (The gate runs each check in its own process.)
 static LAST_IN_PROCESS: Mutex<Option<Arc<Monitor>>> = Mutex::new(None);
+
+/// The recorded steps of the last execution started on this OS thread, or else in this
+/// process: the trace of an execution the checker stopped (deadlock).
+pub fn last_steps() -> Option<Vec<(String, Step)>> {
+    LAST.with(|l| l.borrow().clone())
+        .or_else(|| LAST_IN_PROCESS.lock().unwrap_or_else(|p| p.into_inner()).clone())
+        .map(|m| m.steps())
+}
 
 /// The timeline of the last execution started on this OS thread, or else in this process.
 pub fn last_timeline() -> Option<String> {
@@ -336,6 +346,12 @@ impl Monitor {
         }
     }
 
+    /// Every protocol step the library's probe reported, with the thread that took it,
+    /// in the order reported (the trace that `crate::trace` validates).
+    pub fn steps(&self) -> Vec<(String, Step)> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).steps.clone()
+    }
+
     /// Every violation recorded so far.
     pub fn violations(&self) -> Vec<Violation> {
         self.state
@@ -397,6 +413,7 @@ impl Probe for Monitor {
     fn step(&self, step: Step) {
         let thread = rt::thread_name();
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.steps.push((thread.clone(), step.clone()));
         let text = match step {
             Step::InFlightAcquire { client, from } => {
                 format!(

@@ -68,8 +68,8 @@ pub fn describe(log: &Log, c: &CallRec) -> String {
         Call::Deregister { inst: None } => "deregister(never-issued handle)".into(),
         Call::DropGuard { inst } => format!("drop of {}'s guard", label(log, *inst)),
         Call::Arrive { hub, presence } => format!("hub {hub} arrival #{presence}"),
-        Call::Change { hub, token } => format!("hub {hub} change #{token}"),
-        Call::Remove { hub } => format!("hub {hub} removal"),
+        Call::Change { hub, token, .. } => format!("hub {hub} change #{token}"),
+        Call::Remove { hub, .. } => format!("hub {hub} removal"),
         Call::Query { hub } => format!("query of hub {hub}"),
         Call::AssignPower { hub } => format!("assign_power_level on hub {hub}"),
     };
@@ -149,12 +149,24 @@ impl Reference {
                     _ => return None,
                 }
             }
-            (Call::Change { hub, token }, Some("Ok")) => {
+            (
+                Call::Change {
+                    hub,
+                    presence,
+                    token,
+                },
+                Some("Ok"),
+            ) => {
                 let h = next.hubs.get_mut(hub)?;
+                if h.0 != *presence {
+                    return None;
+                }
                 h.1 = *token;
             }
-            (Call::Remove { hub }, Some("Ok")) => {
-                next.hubs.remove(hub)?;
+            (Call::Remove { hub, presence }, Some("Ok")) => {
+                if next.hubs.remove(hub)?.0 != *presence {
+                    return None;
+                }
             }
             (Call::AssignPower { hub }, Some(kind)) => match (self.hubs.contains_key(hub), kind) {
                 (true, "Ok") | (false, "UnknownHub") => {}
@@ -306,7 +318,10 @@ pub fn cycles(log: &Log) -> Vec<Unexplained> {
         if !explained {
             out.push(bad(
                 Property::BadInputErrors,
-                format!("{} is not explained: no concurrent chain of deregisters from callbacks leads back to the caller", describe(log, c)),
+                format!(
+                    "{} is not explained: no concurrent chain of deregisters from callbacks leads back to the caller",
+                    describe(log, c)
+                ),
             ));
         }
     }
@@ -338,17 +353,15 @@ fn presences(log: &Log) -> Vec<Presence> {
                 changes: Vec::new(),
                 removal: None,
             }),
-            Call::Change { hub, token } if ok => {
-                if let Some(p) = out.iter_mut().rev().find(|p| p.hub == hub) {
+            Call::Change {
+                presence, token, ..
+            } if ok => {
+                if let Some(p) = out.iter_mut().find(|p| p.token == presence) {
                     p.changes.push((token, c.start, c.end));
                 }
             }
-            Call::Remove { hub } => {
-                if let Some(p) = out
-                    .iter_mut()
-                    .rev()
-                    .find(|p| p.hub == hub && p.removal.is_none())
-                {
+            Call::Remove { presence, .. } => {
+                if let Some(p) = out.iter_mut().find(|p| p.token == presence) {
                     p.removal = Some((c.start, c.end));
                 }
             }

@@ -68,10 +68,17 @@ impl Progress {
 }
 
 /// Runs one execution of `scenario` and judges it.
+///
+/// Under shuttle and std the execution's recorded trace is then validated against the
+/// specification (`crate::trace`); loom's executions are too many to pay for it.
 pub fn execute(scenario: &Scenario, mutant: Option<Mutant>, replay: &str) {
     let env = Env::new(mutant);
     (scenario.run)(&env);
+    let monitor = env.monitor.clone();
     env.finish(replay);
+    if cfg!(not(feature = "loom")) {
+        crate::trace::check_execution(&monitor, replay);
+    }
 }
 
 /// The command that reruns a check (for loom and std; shuttle replays its schedule).

@@ -1,0 +1,24 @@
+//! A specification of the usbpm client protocol, at the level of its contract, for the
+//! stateright model checker; and a validator that checks executions recorded from the
+//! shipped library are behaviours of it. See docs/SPEC.md.
+//!
+//! - [`spec`]: the state and the actions ([`Spec::apply`]);
+//! - [`model`]: the stateright model and its properties (P1–P5 `always`, liveness
+//!   `eventually`, reachability `sometimes`);
+//! - [`symmetry`]: the representative function for symmetry reduction;
+//! - [`run`]: exhaustive checks at named sizes, with their figures;
+//! - [`trace`]: trace validation of recorded executions.
+//!
+//! Nothing here is used by the library: the specification is checked, and the library's
+//! recorded executions are checked against it.
+
+#![forbid(unsafe_code)]
+
+pub mod model;
+pub mod run;
+pub mod spec;
+pub mod symmetry;
+pub mod trace;
+
+pub use spec::{Op, Size, Spec, SpecMutant, State};
+pub use trace::{validate, Divergence, Obs, TraceEvent};

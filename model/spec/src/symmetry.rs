@@ -1,0 +1,113 @@
+//! Symmetry reduction: clients, hubs and threads are interchangeable in the
+//! specification (it keeps sets where the code keeps lists), so the checker needs to
+//! explore only one state of each class of states that differ by a renaming of clients,
+//! a renaming of hubs and an order of threads.
+//!
+//! [`representative`] renames hubs in the order of their own values, then clients in the
+//! order of theirs, then sorts the threads. Any renaming gives a state of the same class,
+//! so the reduction is sound even where ties leave two members of a class apart.
+
+use crate::spec::{members, At, Client, Delivery, Frame, Item, Set, State};
+
+fn map_set(set: Set, map: &[u8]) -> Set {
+    members(set).fold(0, |a, i| a | 1 << map[usize::from(i)])
+}
+
+fn map_item(item: Item, c: &[u8]) -> Item {
+    match item {
+        Item::Arrival { clients } => Item::Arrival { clients: map_set(clients, c) },
+        Item::Join { client, seq } => Item::Join { client: c[usize::from(client)], seq },
+        other => other,
+    }
+}
+
+fn map_at(at: At, c: &[u8]) -> At {
+    let m = |x: u8| c[usize::from(x)];
+    match at {
+        At::Next => At::Next,
+        At::Acquired(x) => At::Acquired(m(x)),
+        At::Peeked(x) => At::Peeked(m(x)),
+        At::Released(x) => At::Released(m(x)),
+        At::Running(x) => At::Running(m(x)),
+        At::Ended(x) => At::Ended(m(x)),
+    }
+}
+
+fn map_frame(f: Frame, c: &[u8], h: &[u8]) -> Frame {
+    let mc = |x: u8| c[usize::from(x)];
+    let mh = |x: u8| h[usize::from(x)];
+    match f {
+        Frame::Registering { client, hubs } => Frame::Registering { client: mc(client), hubs: map_set(hubs, h) },
+        Frame::Kick { hub } => Frame::Kick { hub: mh(hub) },
+        Frame::Query { hub } => Frame::Query { hub: mh(hub) },
+        Frame::Drain { hub, cur } => Frame::Drain {
+            hub: mh(hub),
+            cur: cur.map(|d| Delivery {
+                item: map_item(d.item, c),
+                targets: map_set(d.targets, c),
+                kept: map_set(d.kept, c),
+                at: map_at(d.at, c),
+            }),
+        },
+        Frame::Callback { client, hub, seq, after_ok } => {
+            Frame::Callback { client: mc(client), hub: mh(hub), seq, after_ok }
+        }
+        Frame::Deregister { target, holding, victim, phase, edge, wait } => Frame::Deregister {
+            target: mc(target),
+            holding: map_set(holding, c),
+            victim: mc(victim),
+            phase,
+            edge,
+            wait,
+        },
+    }
+}
+
+/// The inverse of an order: `order[new] = old` gives `map[old] = new`.
+fn inverse(order: &[usize]) -> Vec<u8> {
+    let mut map = vec![0u8; order.len()];
+    for (new, &old) in order.iter().enumerate() {
+        map[old] = new as u8;
+    }
+    map
+}
+
+/// A representative of `s`'s class: hubs, then clients, renamed in the order of their
+/// values, threads sorted.
+pub fn representative(s: &State) -> State {
+    let mut horder: Vec<usize> = (0..s.hubs.len()).collect();
+    horder.sort_by(|&a, &b| s.hubs[a].cmp(&s.hubs[b]));
+    let hmap = inverse(&horder);
+    // Clients with their per-hub logs in the new hub order, to sort and to keep.
+    let relogged: Vec<Client> = s
+        .clients
+        .iter()
+        .map(|c| Client { logs: horder.iter().map(|&old| c.logs[old]).collect(), ..c.clone() })
+        .collect();
+    let mut corder: Vec<usize> = (0..s.clients.len()).collect();
+    corder.sort_by(|&a, &b| relogged[a].cmp(&relogged[b]));
+    let cmap = inverse(&corder);
+    let clients = corder
+        .iter()
+        .map(|&old| {
+            let c = &relogged[old];
+            Client { retired_by: c.retired_by.map(|r| cmap[usize::from(r)]), ..c.clone() }
+        })
+        .collect();
+    let hubs = horder
+        .iter()
+        .map(|&old| {
+            let h = &s.hubs[old];
+            let mut h = h.clone();
+            h.subscribers = map_set(h.subscribers, &cmap);
+            for item in &mut h.queue {
+                *item = map_item(*item, &cmap);
+            }
+            h
+        })
+        .collect();
+    let mut threads: Vec<Vec<Frame>> =
+        s.threads.iter().map(|t| t.iter().map(|&f| map_frame(f, &cmap, &hmap)).collect()).collect();
+    threads.sort();
+    State { clients, hubs, threads, ..s.clone() }
+}

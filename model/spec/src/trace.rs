@@ -1,0 +1,424 @@
+//! Trace validation: is a recorded execution a behaviour of the specification?
+//!
+//! A trace is the sequence of protocol steps the library's probe reported, each with the
+//! thread that took it, in the order they were recorded. Each step maps to one action of
+//! the specification ([`Obs`] → [`Op`]); steps the specification does not model stutter.
+//! The validator replays the trace through [`Spec::apply`] in an open world (no budgets:
+//! whatever the execution did, the specification must allow).
+//!
+//! **Recording order is not the order of effects.** A step is reported just after its
+//! effect (an atomic operation, or a lock's critical section), and another thread may
+//! report a later effect first: the recorded order can put a step after a step whose
+//! effect came later. What is certain is that each step's effect came after the previous
+//! step of its own thread was reported, and before its own report. So the validator may
+//! move a step earlier, past steps of other threads, but never before the report of its
+//! thread's previous step: at any point at most one step per thread is taken early. It
+//! searches these orders depth first, in-order first, and fails only if none is a
+//! behaviour of the specification.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::{self, Write as _};
+use std::hash::{Hash, Hasher};
+
+use crate::spec::{Frame, Op, Set, Size, Spec, State};
+
+/// What was queued by a [`Obs::Submitted`] step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Appended {
+    Nothing,
+    Change { seq: u64 },
+    Removal { seq: u64 },
+    Replay { client: u64, seq: u64 },
+}
+
+/// One observed protocol step. Clients are raw handles, hubs hub ids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Obs {
+    Registered {
+        client: u64,
+    },
+    HubArrived {
+        hub: u32,
+        clients: Vec<u64>,
+    },
+    Submitted {
+        hub: u32,
+        appended: Appended,
+        drains: bool,
+    },
+    Took {
+        hub: u32,
+        seq: u64,
+    },
+    DrainIdle {
+        hub: u32,
+    },
+    Acquire {
+        client: u64,
+        from: u64,
+    },
+    Skipped {
+        client: u64,
+        hub: u32,
+        seq: u64,
+    },
+    Begin {
+        client: u64,
+        hub: u32,
+        seq: u64,
+    },
+    End {
+        client: u64,
+        hub: u32,
+        seq: u64,
+        panicked: bool,
+    },
+    Release {
+        client: u64,
+        from: u64,
+    },
+    DeregisterEnter {
+        client: u64,
+    },
+    WaitFor {
+        holding: Vec<u64>,
+        client: u64,
+    },
+    Retired {
+        client: u64,
+    },
+    Closed {
+        client: u64,
+        in_flight: u64,
+    },
+    Sleeps {
+        client: u64,
+    },
+    DeregisterReturn {
+        client: u64,
+        ok: bool,
+    },
+    DetachEnter {
+        client: u64,
+    },
+    DetachReturn {
+        client: u64,
+    },
+    /// A step the specification does not model: it stutters.
+    Other(String),
+}
+
+/// One recorded step and the thread that took it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceEvent {
+    pub thread: String,
+    pub obs: Obs,
+}
+
+/// The first step of a trace that the specification cannot take, however the steps
+/// are ordered within what the recording allows.
+#[derive(Clone, Debug)]
+pub struct Divergence {
+    /// Index (0-based) of that step in the trace.
+    pub at: usize,
+    /// Why the specification cannot take it.
+    pub reason: String,
+    /// The trace up to that step, one line per step, the step marked.
+    pub timeline: String,
+}
+
+impl fmt::Display for Divergence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "TRACE DIVERGES FROM THE SPECIFICATION at step {}: {}", self.at + 1, self.reason)?;
+        writeln!(f, "\nRecorded steps up to it (step, thread, step):")?;
+        f.write_str(&self.timeline)
+    }
+}
+
+/// Names: raw handles, hub ids and thread names to the specification's small integers.
+struct Names {
+    clients: Vec<u64>,
+    hubs: Vec<u32>,
+    threads: Vec<String>,
+}
+
+impl Names {
+    fn of(trace: &[TraceEvent]) -> Names {
+        let mut clients = Vec::new();
+        let mut hubs = Vec::new();
+        let mut threads = Vec::new();
+        let mut client = |c: u64| {
+            if !clients.contains(&c) {
+                clients.push(c);
+            }
+        };
+        for e in trace {
+            if !threads.contains(&e.thread) {
+                threads.push(e.thread.clone());
+            }
+            let hub = match &e.obs {
+                Obs::HubArrived { hub, .. }
+                | Obs::Submitted { hub, .. }
+                | Obs::Took { hub, .. }
+                | Obs::DrainIdle { hub }
+                | Obs::Skipped { hub, .. }
+                | Obs::Begin { hub, .. }
+                | Obs::End { hub, .. } => Some(*hub),
+                _ => None,
+            };
+            if let Some(h) = hub {
+                if !hubs.contains(&h) {
+                    hubs.push(h);
+                }
+            }
+            match &e.obs {
+                Obs::HubArrived { clients: cs, .. } => cs.iter().for_each(|&c| client(c)),
+                Obs::WaitFor { holding, client: c } => {
+                    holding.iter().for_each(|&h| client(h));
+                    client(*c);
+                }
+                Obs::Submitted { appended: Appended::Replay { client: c, .. }, .. } => client(*c),
+                Obs::Registered { client: c }
+                | Obs::Acquire { client: c, .. }
+                | Obs::Skipped { client: c, .. }
+                | Obs::Begin { client: c, .. }
+                | Obs::End { client: c, .. }
+                | Obs::Release { client: c, .. }
+                | Obs::DeregisterEnter { client: c }
+                | Obs::Retired { client: c }
+                | Obs::Closed { client: c, .. }
+                | Obs::Sleeps { client: c }
+                | Obs::DeregisterReturn { client: c, .. }
+                | Obs::DetachEnter { client: c }
+                | Obs::DetachReturn { client: c } => client(*c),
+                _ => {}
+            }
+        }
+        // `register` replays hubs in hub id order.
+        hubs.sort_unstable();
+        Names { clients, hubs, threads }
+    }
+
+    fn c(&self, raw: u64) -> u8 {
+        self.clients.iter().position(|&c| c == raw).expect("named in the pre-scan") as u8
+    }
+
+    fn h(&self, raw: u32) -> u8 {
+        self.hubs.iter().position(|&h| h == raw).expect("named in the pre-scan") as u8
+    }
+
+    fn set(&self, raw: &[u64]) -> Set {
+        raw.iter().fold(0, |a, &c| a | 1 << self.c(c))
+    }
+}
+
+fn small(v: u64, what: &str) -> Result<u8, String> {
+    u8::try_from(v).map_err(|_| format!("{what} {v} is beyond the specification's range (255)"))
+}
+
+/// Takes one observed step on `state`, or says why the specification cannot.
+fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<State, String> {
+    let top = state.threads[usize::from(t)].last().copied();
+    let frame_hub = match top {
+        Some(Frame::Drain { hub, .. } | Frame::Kick { hub } | Frame::Callback { hub, .. }) => Some(hub),
+        _ => None,
+    };
+    let op = match obs {
+        Obs::Other(_) => return Ok(state.clone()),
+        Obs::Registered { client } => Op::Register { client: names.c(*client) },
+        Obs::HubArrived { hub, clients } => Op::HubArrive { hub: names.h(*hub), clients: names.set(clients) },
+        Obs::Submitted { hub, appended, drains } => {
+            let (hub, drains) = (names.h(*hub), *drains);
+            match appended {
+                Appended::Change { .. } => Op::Change { hub, drains },
+                Appended::Removal { .. } => Op::Remove { hub, drains },
+                Appended::Replay { client, seq } => {
+                    let Some(Frame::Registering { client: c, .. }) = top else {
+                        return Err("a replay queued by a thread that is not registering".into());
+                    };
+                    if c != names.c(*client) || u64::from(state.hubs[usize::from(hub)].seq) != *seq {
+                        return Err("the replay is not the registering client's, at the hub's current seq".into());
+                    }
+                    Op::Join { hub, queued: true, drains }
+                }
+                Appended::Nothing => match top {
+                    Some(Frame::Kick { .. }) => Op::Kick { hub, drains },
+                    _ => Op::Join { hub, queued: false, drains },
+                },
+            }
+        }
+        Obs::Took { hub, seq } => Op::Take { hub: names.h(*hub), seq: small(*seq, "seq")? },
+        Obs::DrainIdle { hub } => Op::DrainIdle { hub: names.h(*hub) },
+        Obs::Acquire { client, from } => {
+            Op::Acquire { client: names.c(*client), from: small(*from, "in-flight count")? }
+        }
+        Obs::Skipped { client, hub, .. } | Obs::Begin { client, hub, .. } => {
+            if frame_hub != Some(names.h(*hub)) {
+                return Err("the step names a hub this thread is not delivering".into());
+            }
+            match obs {
+                Obs::Begin { seq, .. } => Op::Begin { client: names.c(*client), seq: small(*seq, "seq")? },
+                _ => Op::Skip { client: names.c(*client) },
+            }
+        }
+        Obs::End { client, panicked, .. } => Op::End { client: names.c(*client), panicked: *panicked },
+        Obs::Release { client, from } => {
+            Op::Release { client: names.c(*client), from: small(*from, "in-flight count")? }
+        }
+        Obs::DeregisterEnter { client } => Op::DeregisterEnter { target: names.c(*client) },
+        Obs::DetachEnter { client } => Op::DetachEnter { target: names.c(*client) },
+        Obs::DetachReturn { .. } => Op::DetachReturn,
+        Obs::WaitFor { holding, client } => {
+            let Some(Frame::Deregister { target, holding: h, .. }) = top else {
+                return Err("a wait-for edge outside a deregister".into());
+            };
+            if target != names.c(*client) || h != names.set(holding) {
+                return Err("the wait-for edge is not this deregister's (holding -> target)".into());
+            }
+            Op::WaitFor
+        }
+        Obs::Retired { client } => Op::Retire { victim: names.c(*client) },
+        Obs::Closed { in_flight, .. } => Op::Close { in_flight: small(*in_flight, "in-flight count")? },
+        Obs::Sleeps { .. } => Op::Sleep,
+        Obs::DeregisterReturn { ok: true, .. } => Op::Return,
+        Obs::DeregisterReturn { ok: false, .. } => Op::Fail,
+    };
+    if let (
+        Obs::DeregisterReturn { client, .. } | Obs::Sleeps { client } | Obs::Closed { client, .. },
+        Some(Frame::Deregister { target, victim, .. }),
+    ) = (obs, top)
+    {
+        let c = names.c(*client);
+        if c != target && c != victim {
+            return Err("the step names another client than this thread's deregister".into());
+        }
+    }
+    let next = spec.apply(state, t, op).map_err(|why| format!("{op:?}: {why}"))?;
+    if let Obs::Submitted { hub, appended: Appended::Change { seq } | Appended::Removal { seq }, .. } = obs {
+        if u64::from(next.hubs[usize::from(names.h(*hub))].seq) != *seq {
+            return Err(format!("{op:?}: queued with seq {seq}, the specification's next seq differs"));
+        }
+    }
+    Ok(next)
+}
+
+/// How many search nodes a validation may visit before it gives up (a correct trace is
+/// normally accepted in about one node per step).
+pub const SEARCH_LIMIT: usize = 200_000;
+
+/// Checks that `trace` is a behaviour of the specification (with the code's behaviour,
+/// no mutant). See the module docs for the orders it tries.
+pub fn validate(trace: &[TraceEvent]) -> Result<(), Divergence> {
+    validate_with(trace, None)
+}
+
+/// [`validate`] against the specification with a spec mutant switched on.
+pub fn validate_with(trace: &[TraceEvent], mutant: Option<crate::spec::SpecMutant>) -> Result<(), Divergence> {
+    let names = Names::of(trace);
+    if names.clients.len() > 32 {
+        return Err(Divergence {
+            at: 0,
+            reason: "more than 32 clients: beyond the specification's sets".into(),
+            timeline: String::new(),
+        });
+    }
+    let size = Size {
+        clients: 0,
+        hubs: 0,
+        threads: 0,
+        changes: 0,
+        removal: false,
+        reentrant: 0,
+        panics: 0,
+        queries: 0,
+        preregistered: false,
+    };
+    let spec = Spec { size, mutant, open: true };
+    let init = State::initial(names.clients.len() as u8, names.hubs.len() as u8, names.threads.len() as u8, None);
+    let thread_of: Vec<u8> =
+        trace.iter().map(|e| names.threads.iter().position(|t| *t == e.thread).expect("named") as u8).collect();
+    // Each step's previous step on the same thread.
+    let mut last: BTreeMap<u8, usize> = BTreeMap::new();
+    let pred: Vec<Option<usize>> = thread_of.iter().enumerate().map(|(i, &t)| last.insert(t, i)).collect();
+    // Node: every step before `k` is taken, and so are the ones in `early` (all >= k).
+    struct Node {
+        k: usize,
+        early: Vec<usize>,
+        state: State,
+    }
+    let mut stack = vec![Node { k: 0, early: Vec::new(), state: init }];
+    let mut seen: HashSet<u64> = HashSet::new();
+    let mut best: Option<(usize, usize, String)> = None; // (progress, step, reason)
+    let mut visited = 0usize;
+    while let Some(Node { mut k, mut early, state }) = stack.pop() {
+        while early.first() == Some(&k) {
+            early.remove(0);
+            k += 1;
+        }
+        if k == trace.len() {
+            return Ok(());
+        }
+        let mut h = DefaultHasher::new();
+        (k, &early, &state).hash(&mut h);
+        if !seen.insert(h.finish()) {
+            continue;
+        }
+        visited += 1;
+        if visited > SEARCH_LIMIT {
+            break;
+        }
+        // Alternatives, the in-order one last so that it is tried first.
+        let mut alternatives = Vec::new();
+        let here = thread_of[k];
+        for t in 0..names.threads.len() as u8 {
+            if t == here {
+                continue;
+            }
+            // The next untaken step of thread t, if its previous step was reported before k.
+            let Some(j) = (k + 1..trace.len()).find(|&j| thread_of[j] == t && !early.contains(&j)) else {
+                continue;
+            };
+            if pred[j].is_some_and(|p| p >= k) {
+                continue;
+            }
+            alternatives.push(j);
+        }
+        alternatives.push(k);
+        for &j in &alternatives {
+            match take(&spec, &names, &state, thread_of[j], &trace[j].obs) {
+                Ok(next) => {
+                    let mut e = early.clone();
+                    if j == k {
+                        stack.push(Node { k: k + 1, early: e, state: next });
+                    } else {
+                        e.push(j);
+                        e.sort_unstable();
+                        stack.push(Node { k, early: e, state: next });
+                    }
+                }
+                Err(reason) if j == k => {
+                    let progress = k + early.len();
+                    if best.as_ref().is_none_or(|(p, _, _)| progress > *p) {
+                        best = Some((progress, k, reason));
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    let (_, at, reason) =
+        best.unwrap_or((0, 0, format!("no order of the steps found within {SEARCH_LIMIT} search nodes")));
+    let mut timeline = String::new();
+    for (i, e) in trace.iter().enumerate().take(at + 1) {
+        let mark = if i == at { "   <- the specification cannot take this step" } else { "" };
+        let _ = writeln!(timeline, "  {:>4}  {:<16} {:?}{mark}", i + 1, e.thread, e.obs);
+    }
+    let spec_names = format!(
+        "clients {:?} are spec clients 0..; hubs {:?} are spec hubs 0..",
+        names.clients.iter().map(|c| format!("{c:#x}")).collect::<Vec<_>>(),
+        names.hubs
+    );
+    let _ = writeln!(timeline, "  ({spec_names})");
+    Err(Divergence { at, reason, timeline })
+}

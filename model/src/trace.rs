@@ -1,0 +1,109 @@
+//! Trace validation of executions of the shipped library against the specification
+//! (`usbpm-spec`, docs/SPEC.md).
+//!
+//! The monitor records every step the library's probe reports, with the thread that took
+//! it ([`Monitor::steps`]). [`trace_of`] turns those steps into the specification's
+//! observations and [`check_execution`] fails the execution if the specification cannot
+//! take them. Any harness with a `Monitor` (scenarios, generated programs) can call
+//! [`validate_steps`] on what it recorded.
+
+use usbpm::checking::{Appended as LibAppended, Step};
+use usbpm_spec::trace::{Appended, Obs, TraceEvent};
+use usbpm_spec::{Divergence, SpecMutant};
+
+use crate::monitor::Monitor;
+
+/// The specification's observation of one library step.
+pub fn observe(step: &Step) -> Obs {
+    let c = |h: &usbpm::ClientHandle| h.into_raw();
+    match step {
+        Step::Registered(h) => Obs::Registered { client: c(h) },
+        Step::HubArrived { hub, clients } => Obs::HubArrived { hub: hub.0, clients: clients.iter().map(c).collect() },
+        Step::Submitted { hub, appended, drains } => Obs::Submitted {
+            hub: hub.0,
+            appended: match appended {
+                LibAppended::Change { seq } => Appended::Change { seq: *seq },
+                LibAppended::Removal { seq } => Appended::Removal { seq: *seq },
+                LibAppended::Replay { client, seq } => Appended::Replay { client: c(client), seq: *seq },
+                _ => Appended::Nothing,
+            },
+            drains: *drains,
+        },
+        Step::Took { hub, seq } => Obs::Took { hub: hub.0, seq: *seq },
+        Step::DrainIdle { hub } => Obs::DrainIdle { hub: hub.0 },
+        Step::InFlightAcquire { client, from } => Obs::Acquire { client: c(client), from: *from },
+        Step::Skipped { client, hub, seq } => Obs::Skipped { client: c(client), hub: hub.0, seq: *seq },
+        Step::CallbackBegin { client, hub, seq } => Obs::Begin { client: c(client), hub: hub.0, seq: *seq },
+        Step::CallbackEnd { client, hub, seq, panicked } => {
+            Obs::End { client: c(client), hub: hub.0, seq: *seq, panicked: *panicked }
+        }
+        Step::InFlightRelease { client, from } => Obs::Release { client: c(client), from: *from },
+        Step::DeregisterEnter(h) => Obs::DeregisterEnter { client: c(h) },
+        Step::WaitFor { holding, client } => {
+            Obs::WaitFor { holding: holding.iter().map(c).collect(), client: c(client) }
+        }
+        Step::Retired(h) => Obs::Retired { client: c(h) },
+        Step::DeregisterClosed { client, in_flight } => Obs::Closed { client: c(client), in_flight: *in_flight },
+        Step::DeregisterSleeps(h) => Obs::Sleeps { client: c(h) },
+        Step::DeregisterReturn { client, ok } => Obs::DeregisterReturn { client: c(client), ok: *ok },
+        Step::DetachEnter(h) => Obs::DetachEnter { client: c(h) },
+        Step::DetachReturn(h) => Obs::DetachReturn { client: c(h) },
+        other => Obs::Other(format!("{other:?}")),
+    }
+}
+
+/// The trace of recorded steps.
+pub fn trace_of(steps: &[(String, Step)]) -> Vec<TraceEvent> {
+    steps.iter().map(|(thread, step)| TraceEvent { thread: thread.clone(), obs: observe(step) }).collect()
+}
+
+/// Validates recorded steps against the specification (`mutant`: a spec mutant, for
+/// the teeth of the validator itself).
+pub fn validate_steps(steps: &[(String, Step)], mutant: Option<SpecMutant>) -> Result<(), Divergence> {
+    usbpm_spec::trace::validate_with(&trace_of(steps), mutant)
+}
+
+/// Fails the execution (panics) if its trace is not a behaviour of the specification:
+/// the recorded steps up to the first one the specification cannot take, and `replay`.
+pub fn check_execution(monitor: &Monitor, replay: &str) {
+    if let Err(d) = validate_steps(&monitor.steps(), None) {
+        panic!("\n{d}\nReplay: {replay}");
+    }
+}
+
+/// Runs `iterations` random shuttle schedules of `scenario` with the code mutant `mutant`
+/// and judges them by trace validation alone (the monitors' verdicts are not read).
+/// Returns the first divergence found, if any. An execution the checker stops (a
+/// deadlock) is judged on the steps recorded until it stopped.
+#[cfg(feature = "shuttle")]
+pub fn trace_teeth(
+    scenario: &'static crate::scenarios::Scenario,
+    mutant: Option<usbpm::checking::Mutant>,
+    iterations: usize,
+    seed: u64,
+) -> Option<String> {
+    use std::sync::{Arc, Mutex};
+    let found: Arc<Mutex<Option<String>>> = Arc::default();
+    let f = found.clone();
+    let body = move || {
+        if f.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+            return;
+        }
+        let env = crate::env::Env::new(mutant);
+        (scenario.run)(&env);
+        if let Err(d) = validate_steps(&env.monitor.steps(), None) {
+            *f.lock().unwrap_or_else(|p| p.into_inner()) = Some(d.to_string());
+        }
+    };
+    let mut config = shuttle::Config::new();
+    config.failure_persistence = shuttle::FailurePersistence::None;
+    let runner = shuttle::Runner::new(shuttle::scheduler::RandomScheduler::new_from_seed(seed, iterations), config);
+    let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.run(body))).is_err();
+    let mut found = found.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if stopped && found.is_none() {
+        if let Some(Err(d)) = crate::monitor::last_steps().map(|s| validate_steps(&s, None)) {
+            found = Some(d.to_string());
+        }
+    }
+    found
+}
