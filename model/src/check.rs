@@ -15,29 +15,11 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use usbpm::checking::Mutant;
 
-use crate::monitor::{last_timeline, Property};
+use crate::monitor::Property;
+pub use crate::panics::panic_text;
+pub use crate::verdict::{failure, Failure, Profile, Verdict};
 use crate::run::{self, Outcome, Progress};
 use crate::scenarios::{find, Scenario, Size};
-
-/// How much to explore.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Profile {
-    /// For every push: under 2 minutes on 2 cores.
-    Quick,
-    /// For merges: under 20 minutes on 2 cores.
-    Full,
-}
-
-impl Profile {
-    pub fn from_env() -> Profile {
-        match std::env::var("USBPM_PROFILE").as_deref() {
-            Ok("full") => Profile::Full,
-            Ok("quick") | Err(_) => Profile::Quick,
-            Ok(other) => panic!("USBPM_PROFILE={other}: expected `quick` or `full`"),
-        }
-    }
-}
 
 /// The mutant named by `USBPM_MUTANT`, if any.
 pub fn mutant_from_env() -> Option<Mutant> {
@@ -92,25 +74,6 @@ pub fn std_iterations(profile: Profile) -> u64 {
     }
 }
 
-/// The verdict of one check.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Pass,
-    Fail,
-}
-
-/// Why a check failed, readable and replayable.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Failure {
-    /// The property violated ("P1".."P5"), when the monitor or checker says which.
-    pub property: Option<String>,
-    /// The full report: violations, timeline, replay.
-    pub report: String,
-    /// The one command that replays the failure.
-    pub replay: String,
-}
-
 /// What the gate reads back for one check.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Record {
@@ -132,10 +95,45 @@ pub struct Record {
     pub strategies: Vec<StrategyRun>,
     /// spec: the model checker's figures (`crate::spec_checks`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spec: Option<crate::spec_checks::SpecFigures>,
+    pub spec: Option<SpecFigures>,
     /// Generated programs: what each tier of this check enumerated and explored.
     #[serde(default)]
     pub programs: Vec<crate::generated::TierRun>,
+}
+
+/// What the model checker reports for one exhaustive check of the specification.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpecFigures {
+    /// The closed world explored (`Size::label`).
+    pub size: String,
+    /// Distinct states explored (representatives under symmetry reduction).
+    pub unique_states: u64,
+    /// States generated, duplicates included.
+    pub generated_states: u64,
+    pub states_per_second: f64,
+    pub depth: u64,
+    /// Unique states of the same size without symmetry reduction, when known.
+    pub unreduced_states: Option<u64>,
+    /// Where `unreduced_states` comes from: measured in this run, a recorded figure, or
+    /// why there is none.
+    pub unreduced_source: String,
+    /// Properties checked (`always`, `eventually` and `sometimes`).
+    pub properties_checked: usize,
+}
+
+impl SpecFigures {
+    /// The symmetry saving as the report shows it.
+    pub fn saving(&self) -> String {
+        match self.unreduced_states {
+            Some(u) if self.unique_states > 0 => format!(
+                "{:.1}x ({u} -> {}; {})",
+                u as f64 / self.unique_states as f64,
+                self.unique_states,
+                self.unreduced_source
+            ),
+            _ => self.unreduced_source.clone(),
+        }
+    }
 }
 
 /// One shuttle strategy's part of a check.
@@ -159,73 +157,6 @@ impl Record {
     }
 }
 
-pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "a panic with a non-text payload".into())
-}
-
-/// Turns a panic out of a checker into a failure: the monitor's own report when it is
-/// one, or the checker's message (deadlock, data race) with the last timeline.
-pub fn failure(text: String, replay: String) -> Failure {
-    // A runner that knows a better replay (shuttle: the saved schedule) says so in the text.
-    let replay = text
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("Replay: "))
-        .map(str::to_string)
-        .unwrap_or(replay);
-    let text = match text.rfind("\nReplay: ") {
-        Some(i) if !text.contains("PROPERTY VIOLATED: ") => text[..i].to_string(),
-        _ => text,
-    };
-    if let Some(start) = text.find("PROPERTY VIOLATED: ") {
-        let property = text[start + 19..]
-            .split_whitespace()
-            .next()
-            .map(str::to_string);
-        let replay = text
-            .lines()
-            .find_map(|l| l.strip_prefix("Replay: "))
-            .map(str::to_string)
-            .unwrap_or(replay);
-        return Failure {
-            property,
-            report: text[start..].to_string(),
-            replay,
-        };
-    }
-    let property = if text.contains("deadlock") || text.contains("Deadlock") {
-        Some("P3")
-    } else if text.contains("Causality violation") {
-        Some("P2")
-    } else {
-        None
-    };
-    let mut report = String::new();
-    if let Some(p) = property {
-        let title = Property::ALL
-            .iter()
-            .find(|x| x.id() == p)
-            .map(|x| x.title())
-            .unwrap_or("");
-        report.push_str(&format!("PROPERTY VIOLATED: {p} {title}\n"));
-    }
-    report.push_str(&format!("  the checker reports: {}\n", text.trim()));
-    if let Some(t) = last_timeline() {
-        report.push_str("\nTimeline of the failing execution, up to where it stopped:\n");
-        report.push_str(&t);
-    }
-    report.push_str(&format!("\nReplay: {replay}\n"));
-    Failure {
-        property: property.map(str::to_string),
-        report,
-        replay,
-    }
-}
-
 /// The record a running check writes if the process dies before it can finish: loom
 /// aborts the process when it detects a deadlock (a second panic while unwinding), so the
 /// record of that failure is written from the panic hook, at the first panic.
@@ -239,7 +170,7 @@ struct Pending {
 static PENDING: std::sync::Mutex<Option<Pending>> = std::sync::Mutex::new(None);
 
 /// Called by the panic hook for every panic except a scenario's deliberate one.
-pub(crate) fn on_checker_panic(info: &std::panic::PanicHookInfo<'_>) {
+fn on_checker_panic(info: &std::panic::PanicHookInfo<'_>) {
     let text = panic_text(info.payload());
     if !(text.contains("deadlock") || text.contains("Deadlock")) {
         return;
@@ -283,7 +214,7 @@ pub fn run_check(checker: &str, scenario: &str) {
             .map(|d| d.join("progress").join(format!("{key}.txt"))),
     );
     if let Some(d) = &dir {
-        crate::env::silence_model_panics();
+        crate::panics::set_checker_hook(on_checker_panic);
         let (exhaustive, method) = describe(checker, s, profile);
         let record = Record {
             checker: checker.into(),
@@ -539,7 +470,7 @@ pub fn run_programs_check(checker: &str, chunk: usize) {
     };
     let path = dir.as_ref().map(|d| d.join("records").join(format!("{key}.json")));
     if let Some(path) = &path {
-        crate::env::silence_model_panics();
+        crate::panics::set_checker_hook(on_checker_panic);
         let replay = generated::replay_command(checker_feature(checker), &program_file, mutant, plan.first().and_then(|t| t.bound), None);
         *PENDING.lock().unwrap_or_else(|p| p.into_inner()) =
             Some(Pending { record: record.clone(), replay, path: path.clone(), progress: progress.clone() });

@@ -2,7 +2,7 @@
 //! judges it, and model clients whose context behaves like a C driver's.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 
 use usbpm::checking::{Mutant, Probe};
 use usbpm::{
@@ -19,21 +19,7 @@ pub type Action = fn(&Context, &PolicyManager, &Notification);
 /// A callback that only reports itself.
 pub fn no_action(_: &Context, _: &PolicyManager, _: &Notification) {}
 
-/// The payload of a panic a scenario causes on purpose (silenced in the test output).
-pub struct ModelPanic;
-
-pub(crate) fn silence_model_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if info.payload().downcast_ref::<ModelPanic>().is_none() {
-                crate::check::on_checker_panic(info);
-                default(info);
-            }
-        }));
-    });
-}
+pub use crate::panics::{silence_model_panics, ModelPanic};
 
 /// A model client's context: the memory a driver frees once `deregister` returns.
 ///

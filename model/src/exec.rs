@@ -28,101 +28,7 @@ use crate::monitor::{Monitor, Property};
 use crate::program::{client_name, hub_id, Behaviour, ClientIx, HubIx, Op, Program};
 use crate::rt::{self, DriverMemory};
 
-/// A point in the execution's real-time order (taken from one counter).
-pub type Ticket = usize;
-
-/// One registration of a client: the program's client `A` registered a second time is
-/// another instance (`A2`).
-pub type InstId = usize;
-
-/// What a call was.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Call {
-    Register {
-        inst: InstId,
-    },
-    /// Deregister of an instance's handle (`inst`), or of a handle never issued here.
-    Deregister {
-        inst: Option<InstId>,
-    },
-    /// A guard drop of `inst` (waits, or detaches inside the client's own callback).
-    DropGuard {
-        inst: InstId,
-    },
-    Arrive {
-        hub: u32,
-        presence: usize,
-    },
-    /// A change through the port of presence `presence`.
-    Change {
-        hub: u32,
-        presence: usize,
-        token: usize,
-    },
-    Remove {
-        hub: u32,
-        presence: usize,
-    },
-    Query {
-        hub: u32,
-    },
-    AssignPower {
-        hub: u32,
-    },
-}
-
-/// What a call returned.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Ret {
-    Pending,
-    Unit(Result<(), Error>),
-    /// `query_hub`: the presence and last-change tokens the hub showed.
-    Hub(Result<(usize, usize), Error>),
-}
-
-#[derive(Clone, Debug)]
-pub struct CallRec {
-    pub thread: String,
-    /// The instances whose callbacks the calling thread was inside, innermost last.
-    pub inside: Vec<InstId>,
-    pub call: Call,
-    pub start: Ticket,
-    pub end: Ticket,
-    pub ret: Ret,
-}
-
-/// What a callback was told.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Seen {
-    Arrival { presence: usize, last_change: usize },
-    Change { token: usize },
-    Removal,
-}
-
-#[derive(Clone, Debug)]
-pub struct SeenRec {
-    pub inst: InstId,
-    pub hub: u32,
-    pub seq: u64,
-    pub seen: Seen,
-    pub begin: Ticket,
-}
-
-#[derive(Clone, Debug)]
-pub struct InstRec {
-    pub label: String,
-    pub client: ClientIx,
-}
-
-/// Everything the oracle judges: calls and callbacks, with their real-time tickets.
-#[derive(Clone, Debug, Default)]
-pub struct Log {
-    pub calls: Vec<CallRec>,
-    pub seen: Vec<SeenRec>,
-    pub insts: Vec<InstRec>,
-    /// When the post part began: every thread had been joined, nothing was queued.
-    pub post_start: Ticket,
-}
+pub use crate::history::{Call, CallRec, InstId, InstRec, Log, Ret, Seen, SeenRec, Ticket};
 
 struct Ctx {
     inst: InstId,
@@ -216,7 +122,7 @@ pub const FORGED: u64 = 0xdead_0000_beef;
 
 impl World {
     pub fn new(program: Program, mutant: Option<Mutant>) -> Arc<World> {
-        crate::env::silence_model_panics();
+        crate::panics::silence_model_panics();
         let monitor = Monitor::new();
         let probe: Arc<dyn Probe> = monitor.clone();
         let foreign_pm = PolicyManager::new();
@@ -738,7 +644,7 @@ fn act(world: &Arc<World>, ctx: &Ctx, pm: &PolicyManager, n: &Notification) {
                 world.drop_guard(ctx.client, true);
             }
         }
-        Behaviour::Panic => std::panic::panic_any(crate::env::ModelPanic),
+        Behaviour::Panic => std::panic::panic_any(crate::panics::ModelPanic),
         Behaviour::ReportChange(h) => {
             if !ctx.reported.swap(true, std::sync::atomic::Ordering::SeqCst) {
                 world.change(h);

@@ -49,8 +49,8 @@ fn size(s: &str) -> Size {
 
 /// The tiers a checker runs at `profile`; `USBPM_PROGRAM_SIZE` (and `USBPM_PROGRAM_BOUND`,
 /// `unbounded` or a number) replace them with one tier (`gate programs --size`).
-pub fn plan(checker: &str, profile: crate::check::Profile) -> Vec<TierPlan> {
-    use crate::check::Profile;
+pub fn plan(checker: &str, profile: crate::verdict::Profile) -> Vec<TierPlan> {
+    use crate::verdict::Profile;
     let bound = match std::env::var("USBPM_PROGRAM_BOUND").ok().as_deref() {
         None | Some("") | Some("unbounded") => None,
         Some(b) => Some(
@@ -238,7 +238,7 @@ pub struct Found {
 
 #[cfg(any(feature = "loom", feature = "shuttle"))]
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
-    crate::check::panic_text(&*p)
+    crate::panics::panic_text(&*p)
 }
 
 /// The command that replays `program` (saved at `file`) under `checker`.
@@ -297,7 +297,7 @@ pub fn loom_program(
     // A checker's own report (data race, deadlock) gets the property and the timeline.
     result
         .map(|_| n)
-        .map_err(|p| crate::check::failure(panic_text(p), replay.to_string()).report)
+        .map_err(|p| crate::verdict::failure(panic_text(p), replay.to_string()).report)
 }
 
 /// The programs of chunk `index` of `chunks` (every `chunks`-th program, from `index`).
@@ -495,7 +495,7 @@ pub fn shuttle_program(
             if text.contains("did not exercise any concurrency") {
                 continue;
             }
-            return Err(crate::check::failure(text, replay).report);
+            return Err(crate::verdict::failure(text, replay).report);
         }
     }
     Ok(progress.executions())

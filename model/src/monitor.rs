@@ -460,6 +460,6 @@ impl Probe for Monitor {
     /// Only the scenarios' deliberate panics are the client's; anything else out of a
     /// callback is the checker reporting a deadlock or race, and must reach it.
     fn contain(&self, payload: &(dyn std::any::Any + Send)) -> bool {
-        payload.downcast_ref::<crate::env::ModelPanic>().is_some()
+        payload.downcast_ref::<crate::panics::ModelPanic>().is_some()
     }
 }

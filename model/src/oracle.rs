@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use usbpm::Error;
 
-use crate::exec::{Call, CallRec, InstId, Log, Ret, Seen, SeenRec};
+use crate::history::{Call, CallRec, InstId, Log, Ret, Seen, SeenRec};
 use crate::monitor::Property;
 use crate::program::Program;
 

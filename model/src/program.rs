@@ -20,9 +20,10 @@
 //! thread 2: deregister A
 //! ```
 //!
-//! The language is the gate's unit of proof: the enumerator ([`crate::enumerate`]) lists
-//! every program up to a size, the interpreter ([`crate::exec`]) runs one under the
-//! current checker, and the oracle ([`crate::oracle`]) judges its results.
+//! The language is the gate's unit of proof: the enumerator (`enumerate`) lists every
+//! program up to a size, the interpreter (`exec`) runs one under the current checker,
+//! and the oracle (`oracle`) judges its results. It sits at the bottom of the harness
+//! and imports nothing of it.
 
 use std::fmt;
 

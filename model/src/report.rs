@@ -6,10 +6,9 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::check::{Record, StrategyRun, Verdict};
+use crate::check::{Record, SpecFigures, StrategyRun, Verdict};
 use crate::monitor::Property;
 use crate::scenarios::{self, Size};
-use crate::spec_checks::SpecFigures;
 use usbpm_spec::SpecMutant;
 
 /// Everything one gate run produced (or several shards of one, merged).
@@ -111,7 +110,7 @@ impl Report {
             let mut records: Vec<&Record> = self
                 .records
                 .iter()
-                .filter(|r| r.spec.is_none() && r.checker != "spec")
+                .filter(|r| r.spec.is_none() && r.checker != "spec" && r.programs.is_empty())
                 .filter(|r| r.properties.iter().any(|x| x == p.id()))
                 .collect();
             records.sort_by(|a, b| (&a.scenario, &a.checker).cmp(&(&b.scenario, &b.checker)));
@@ -152,6 +151,7 @@ impl Report {
             );
         }
         self.spec_markdown(&mut out);
+        out.push_str(&self.programs_markdown());
         let _ = writeln!(out, "\n## Every check\n");
         let _ = writeln!(out, "| scenario | size | properties | checker | kind | bound / sample | executions | seconds | verdict |");
         let _ = writeln!(out, "|---|---|---|---|---|---|---:|---:|---|");
@@ -258,6 +258,41 @@ impl Report {
                 }
             );
         }
+    }
+
+    /// Generated programs, one row per checker and tier, summed over the chunks run.
+    fn programs_markdown(&self) -> String {
+        let mut out = String::new();
+        // (checker, method) -> (tier counts, chunks, programs, executions, seconds, failed)
+        let mut tiers: BTreeMap<(String, String), (u64, u64, u64, usize, u64, u64, f64, bool)> = BTreeMap::new();
+        for r in &self.records {
+            for t in &r.programs {
+                let e = tiers.entry((r.checker.clone(), t.method.clone())).or_default();
+                (e.0, e.1, e.2) = (t.raw, t.live, t.symmetric);
+                e.3 += 1;
+                e.4 += t.programs_run;
+                e.5 += t.executions;
+                e.6 += t.seconds;
+                e.7 |= r.verdict == Verdict::Fail;
+            }
+        }
+        if tiers.is_empty() {
+            return out;
+        }
+        let _ = writeln!(out, "\n## Generated programs\n");
+        let _ = writeln!(out, "Every property P1-P5 and the results oracle, judged on programs the gate generated rather than wrote (docs/VERIFICATION.md, \"Generated programs\"). gen-loom rows are **proofs within their bound** for every program of the tier, after removing programs with dead parts and keeping one per symmetry orbit; gen-shuttle rows are samples. Sizes are TxK-cC-hH: threads x operations per thread, clients, hubs, each at most.\n");
+        let _ = writeln!(out, "| checker | tier | programs (raw / live / after symmetry) | chunks run | programs run | executions | seconds | executions/s | verdict |");
+        let _ = writeln!(out, "|---|---|---|---:|---:|---:|---:|---:|---|");
+        for ((checker, method), (raw, live, sym, chunks, run, execs, secs, failed)) in tiers {
+            let counts = if raw > 0 { format!("{raw} / {live} / {sym}") } else { "random".into() };
+            let rate = if secs > 0.0 { format!("{:.0}", execs as f64 / secs) } else { "—".into() };
+            let _ = writeln!(
+                out,
+                "| {checker} | {method} | {counts} | {chunks} | {run} | {execs} | {secs:.1} | {rate} | {} |",
+                if failed { "**FAIL**" } else { "pass" }
+            );
+        }
+        out
     }
 
     fn mutants_markdown(&self, kills: &BTreeMap<String, BTreeMap<String, Option<Kill>>>) -> String {

@@ -316,7 +316,7 @@ pub fn shuttle_body(
             let _ = std::fs::write(file, encode(&schedule));
         }
         // A monitor report names its replay; a checker's own report (deadlock) does not.
-        let text = crate::check::panic_text(&*payload);
+        let text = crate::panics::panic_text(&*payload);
         if !text.contains("\nReplay: ") {
             std::panic::resume_unwind(Box::new(format!("{text}\nReplay: {replay_cmd}")));
         }

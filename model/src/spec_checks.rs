@@ -16,51 +16,15 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
 use usbpm_spec::run::{self as spec_run, FULL, MUTANTS, QUICK, QUICK_UNREDUCED_STATES};
 use usbpm_spec::{Size, SpecMutant};
 
-use crate::check::{mutant_from_env, Failure, Profile, Record, Verdict};
+use crate::check::{mutant_from_env, Failure, Profile, Record, SpecFigures, Verdict};
 
 /// The `spec` checker's one check.
 pub const SPEC_SCENARIO: &str = "protocol-spec";
 /// The `trace` checker's one check.
 pub const TRACE_SCENARIO: &str = "trace-validation";
-
-/// What the model checker reports for one exhaustive check of the specification.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SpecFigures {
-    /// The closed world explored (`Size::label`).
-    pub size: String,
-    /// Distinct states explored (representatives under symmetry reduction).
-    pub unique_states: u64,
-    /// States generated, duplicates included.
-    pub generated_states: u64,
-    pub states_per_second: f64,
-    pub depth: u64,
-    /// Unique states of the same size without symmetry reduction, when known.
-    pub unreduced_states: Option<u64>,
-    /// Where `unreduced_states` comes from: measured in this run, a recorded figure, or
-    /// why there is none.
-    pub unreduced_source: String,
-    /// Properties checked (`always`, `eventually` and `sometimes`).
-    pub properties_checked: usize,
-}
-
-impl SpecFigures {
-    /// The symmetry saving as the report shows it.
-    pub fn saving(&self) -> String {
-        match self.unreduced_states {
-            Some(u) if self.unique_states > 0 => format!(
-                "{:.1}x ({u} -> {}; {})",
-                u as f64 / self.unique_states as f64,
-                self.unique_states,
-                self.unreduced_source
-            ),
-            _ => self.unreduced_source.clone(),
-        }
-    }
-}
 
 /// The specification's size under each profile: the quick size on every push (about
 /// 6 s), the full size on merges (about 400 s, docs/SPEC.md).
@@ -261,7 +225,7 @@ pub fn run_trace_check() {
     let mut executions = 0;
     let mut failure = None;
     for s in crate::scenarios::ALL {
-        let (found, n) = crate::trace::trace_teeth_counted(s, mutant, per_scenario, 1);
+        let (found, n) = trace_teeth_counted(s, mutant, per_scenario, 1);
         executions += n;
         if let Some(d) = found {
             failure = Some(Failure {
@@ -300,6 +264,58 @@ pub fn run_trace_check() {
         spec: None,
         programs: Vec::new(),
     });
+}
+
+/// Runs `iterations` random shuttle schedules of `scenario` with the code mutant `mutant`
+/// and judges them by trace validation alone (the monitors' verdicts are not read).
+/// Returns the first divergence found, if any. An execution the checker stops (a
+/// deadlock) is judged on the steps recorded until it stopped.
+#[cfg(feature = "shuttle")]
+pub fn trace_teeth(
+    scenario: &'static crate::scenarios::Scenario,
+    mutant: Option<usbpm::checking::Mutant>,
+    iterations: usize,
+    seed: u64,
+) -> Option<String> {
+    trace_teeth_counted(scenario, mutant, iterations, seed).0
+}
+
+/// [`trace_teeth`], and how many executions ran (up to the first divergence).
+#[cfg(feature = "shuttle")]
+pub fn trace_teeth_counted(
+    scenario: &'static crate::scenarios::Scenario,
+    mutant: Option<usbpm::checking::Mutant>,
+    iterations: usize,
+    seed: u64,
+) -> (Option<String>, u64) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    let found: Arc<Mutex<Option<String>>> = Arc::default();
+    let executions = Arc::new(AtomicU64::new(0));
+    let f = found.clone();
+    let counted = executions.clone();
+    let body = move || {
+        if f.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+            return;
+        }
+        counted.fetch_add(1, Ordering::Relaxed);
+        let env = crate::env::Env::new(mutant);
+        (scenario.run)(&env);
+        if let Err(d) = crate::trace::validate_steps(&env.monitor.steps(), None) {
+            *f.lock().unwrap_or_else(|p| p.into_inner()) = Some(d.to_string());
+        }
+    };
+    let mut config = shuttle::Config::new();
+    config.failure_persistence = shuttle::FailurePersistence::None;
+    let runner = shuttle::Runner::new(shuttle::scheduler::RandomScheduler::new_from_seed(seed, iterations), config);
+    let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.run(body))).is_err();
+    let mut found = found.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if stopped && found.is_none() {
+        if let Some(Err(d)) = crate::monitor::last_steps().map(|s| crate::trace::validate_steps(&s, None)) {
+            found = Some(d.to_string());
+        }
+    }
+    (found, executions.load(Ordering::Relaxed))
 }
 
 /// Random schedules per scenario for the `trace` check.

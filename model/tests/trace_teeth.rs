@@ -5,7 +5,7 @@
 
 use usbpm::checking::Mutant;
 use usbpm_model::scenarios::ALL;
-use usbpm_model::trace::trace_teeth;
+use usbpm_model::spec_checks::trace_teeth;
 
 /// The mutants whose bug shows in the protocol steps the probe reports (measured: see
 /// docs/SPEC.md). The others break only what the probe cannot see: memory ordering
