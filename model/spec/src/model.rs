@@ -63,6 +63,15 @@ impl Spec {
                 n.reentrant_left -= 1;
             }
         }
+        let report = matches!(op, Op::Register { .. } | Op::HubArrive { .. } | Op::Change { .. } | Op::Remove { .. });
+        if report && !s.threads[t].is_empty() {
+            n.reports_left -= 1;
+        }
+        if let Op::HubArrive { hub, .. } = op {
+            if s.hubs[usize::from(hub)].arrived {
+                n.rearrivals_left -= 1;
+            }
+        }
     }
 
     /// Nothing left to do: every thread idle and the program's budget spent.
@@ -77,8 +86,10 @@ impl Spec {
         s.clients.iter().all(|c| {
             s.hubs.iter().zip(&c.logs).filter(|(h, _)| h.arrived).all(|(h, log)| {
                 if !log.owed {
-                    // Never addressed (or its replay dropped): nothing of it received.
-                    !log.seen || log.skipped || (log.last == h.seq && log.removed == h.removed)
+                    // Never addressed (or its replay dropped): nothing of it received;
+                    // or, when the hub arrived again without addressing the client, the
+                    // whole of its previous presence, up to the removal.
+                    !log.seen || log.skipped || log.removed || (log.last == h.seq && log.removed == h.removed)
                 } else {
                     // Addressed: received up to the last item, unless found closed.
                     log.skipped || (log.seen && log.last == h.seq && log.removed == h.removed)

@@ -200,6 +200,8 @@ pub struct State {
     pub reentrant_left: u8,
     pub panics_left: u8,
     pub queries_left: u8,
+    pub reports_left: u8,
+    pub rearrivals_left: u8,
 }
 
 /// One action of one thread. Values a trace observes (`from`, `in_flight`, `seq`,
@@ -347,6 +349,11 @@ pub struct Size {
     /// The clients are registered before the threads start (no registration, so no
     /// arrival replay, in this world: that is checked at the other sizes).
     pub preregistered: bool,
+    /// Program actions (a registration, a hub's arrival, change or removal) a running
+    /// callback may take itself, as an idle thread would.
+    pub callback_reports: u8,
+    /// Arrivals of a hub again after its removal was queued.
+    pub rearrivals: u8,
 }
 
 impl Size {
@@ -362,7 +369,11 @@ impl Size {
             self.panics,
             self.queries,
             if self.preregistered { ", clients registered first" } else { "" }
-        )
+        ) + &if self.callback_reports + self.rearrivals > 0 {
+            format!(", callback reports {}, re-arrivals {}", self.callback_reports, self.rearrivals)
+        } else {
+            String::new()
+        }
     }
 }
 
@@ -411,6 +422,8 @@ impl State {
             reentrant_left: size.map_or(0, |s| s.reentrant),
             panics_left: size.map_or(0, |s| s.panics),
             queries_left: size.map_or(0, |s| s.queries),
+            reports_left: size.map_or(0, |s| s.callback_reports),
+            rearrivals_left: size.map_or(0, |s| s.rearrivals),
         }
     }
 
@@ -941,30 +954,15 @@ impl Spec {
     pub fn candidates(&self, s: &State, t: u8, out: &mut Vec<Op>) {
         let ti = usize::from(t);
         let nc = s.clients.len() as u8;
-        let nh = s.hubs.len() as u8;
         match s.threads[ti].last().copied() {
             None => {
                 for c in 0..nc {
                     let cl = &s.clients[usize::from(c)];
-                    if cl.status == Status::Unborn {
-                        out.push(Op::Register { client: c });
-                    } else if cl.known && !cl.env_deregistered {
+                    if cl.known && !cl.env_deregistered && cl.status != Status::Unborn {
                         out.push(Op::DeregisterEnter { target: c });
                     }
                 }
-                for h in 0..nh {
-                    let hub = &s.hubs[usize::from(h)];
-                    if !hub.arrived {
-                        out.push(Op::HubArrive { hub: h, clients: s.open_clients() });
-                    } else if !hub.removed {
-                        let drains = !hub.draining;
-                        if hub.reported < self.size.changes {
-                            out.push(Op::Change { hub: h, drains });
-                        } else if self.size.removal {
-                            out.push(Op::Remove { hub: h, drains });
-                        }
-                    }
-                }
+                self.program_reports(s, out);
             }
             Some(Frame::Registering { hubs, .. }) => {
                 for h in members(hubs) {
@@ -1023,6 +1021,9 @@ impl Spec {
                         }
                     }
                 }
+                if s.reports_left > 0 {
+                    self.program_reports(s, out);
+                }
             }
             Some(Frame::Deregister { target, phase, .. }) => match phase {
                 Phase::Entered | Phase::Checked => {
@@ -1041,6 +1042,31 @@ impl Spec {
                 Phase::Asleep { .. } => out.push(Op::Wake),
                 Phase::Drained => out.extend([Op::Return, Op::DetachReturn]),
             },
+        }
+    }
+
+    /// The program's registrations and hub reports left to make (by an idle thread, or
+    /// by a callback within its budget): register an unborn client; a hub arrives (again,
+    /// after its removal, within the re-arrival budget), reports its changes, then its
+    /// removal.
+    fn program_reports(&self, s: &State, out: &mut Vec<Op>) {
+        for (c, cl) in s.clients.iter().enumerate() {
+            if cl.status == Status::Unborn {
+                out.push(Op::Register { client: c as u8 });
+            }
+        }
+        for (h, hub) in s.hubs.iter().enumerate() {
+            let h = h as u8;
+            if !hub.arrived || (hub.removed && s.rearrivals_left > 0) {
+                out.push(Op::HubArrive { hub: h, clients: s.open_clients() });
+            } else if !hub.removed {
+                let drains = !hub.draining;
+                if hub.reported < self.size.changes {
+                    out.push(Op::Change { hub: h, drains });
+                } else if self.size.removal {
+                    out.push(Op::Remove { hub: h, drains });
+                }
+            }
         }
     }
 

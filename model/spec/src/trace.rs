@@ -333,6 +333,8 @@ pub fn validate_with(trace: &[TraceEvent], mutant: Option<crate::spec::SpecMutan
         panics: 0,
         queries: 0,
         preregistered: false,
+        callback_reports: 0,
+        rearrivals: 0,
     };
     let spec = Spec { size, mutant, open: true };
     let init = State::initial(names.clients.len() as u8, names.hubs.len() as u8, names.threads.len() as u8, None);

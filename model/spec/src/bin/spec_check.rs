@@ -14,6 +14,7 @@ fn main() {
         match a.as_str() {
             "full" => size = FULL,
             "quick" => size = QUICK,
+            "rearrival" => size = usbpm_spec::run::REARRIVAL,
             "mutants" => mutants_size = true,
             "--no-symmetry" => symmetry = false,
             "--threads" => threads = it.next().and_then(|v| v.parse().ok()).expect("--threads N"),
@@ -21,7 +22,7 @@ fn main() {
             "--size" => {
                 let v: Vec<u8> = it
                     .next()
-                    .expect("--size c,h,t,changes,reentrant,panics,queries")
+                    .expect("--size c,h,t,changes,reentrant,panics,queries[,preregistered[,callback_reports[,rearrivals]]]")
                     .split(',')
                     .map(|x| x.parse().unwrap())
                     .collect();
@@ -35,6 +36,8 @@ fn main() {
                     panics: v[5],
                     queries: v[6],
                     preregistered: v.get(7) == Some(&1),
+                    callback_reports: v.get(8).copied().unwrap_or(0),
+                    rearrivals: v.get(9).copied().unwrap_or(0),
                 };
             }
             other => panic!("unknown argument {other}"),
