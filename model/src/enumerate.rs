@@ -523,7 +523,7 @@ impl Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -532,7 +532,7 @@ impl Rng {
 
     /// Uniform in `lo..=hi`.
     pub fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next() % (hi - lo + 1) as u64) as usize
+        lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
     }
 
     pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
@@ -549,14 +549,14 @@ pub fn random_program(rng: &mut Rng, max: Size) -> Program {
     // callbacks (the wait-for cycles), all registered first, and each thread starting
     // with a different hub's arrival, so the ring's callbacks can run at once. The rest
     // draw every part uniformly.
-    let ring = max.clients >= 2 && max.hubs >= 2 && rng.next() % 4 == 0;
+    let ring = max.clients >= 2 && max.hubs >= 2 && rng.next_u64().is_multiple_of(4);
     if ring {
         nc = rng.range(2, max.clients.min(max.threads));
         nh = nh.max(nc.min(max.hubs));
     }
     let clients = (0..nc as ClientIx)
         .map(|c| {
-            let owned = rng.next() % 2 == 0;
+            let owned = rng.next_u64().is_multiple_of(2);
             let behaviour = if ring {
                 Behaviour::Deregister((c + 1) % nc as ClientIx)
             } else {
@@ -567,12 +567,12 @@ pub fn random_program(rng: &mut Rng, max: Size) -> Program {
         .collect();
     let mut init = Vec::new();
     for c in 0..nc as ClientIx {
-        if ring || rng.next() % 3 != 0 {
+        if ring || !rng.next_u64().is_multiple_of(3) {
             init.push(Op::Register(c));
         }
     }
     for h in 0..nh as HubIx {
-        if !ring && rng.next() % 3 != 0 {
+        if !ring && !rng.next_u64().is_multiple_of(3) {
             init.push(Op::Arrive(h));
         }
     }
