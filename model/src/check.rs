@@ -335,7 +335,8 @@ fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|p| panic_text(&*p))
 }
 
-#[allow(unused_variables)]
+// `strategies` is only pushed to in the shuttle build.
+#[allow(unused_variables, clippy::ptr_arg)]
 fn run_with(
     checker: &str,
     s: &'static Scenario,

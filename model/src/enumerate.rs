@@ -523,7 +523,7 @@ impl Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -532,7 +532,7 @@ impl Rng {
 
     /// Uniform in `lo..=hi`.
     pub fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next() % (hi - lo + 1) as u64) as usize
+        lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
     }
 
     pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
@@ -543,14 +543,20 @@ impl Rng {
 /// A random program within `max`: 2 to `max.threads` threads of 1 to `max.ops` ops, 1 to
 /// `max.clients` clients, 1 to `max.hubs` hubs, a random init part and behaviours.
 pub fn random_program(rng: &mut Rng, max: Size) -> Program {
-    let nc = rng.range(1, max.clients);
-    let nh = rng.range(1, max.hubs.max(1));
-    // One program in four is a ring of clients deregistering the next one from their
-    // callbacks (the wait-for cycles), the rest draw every behaviour uniformly.
-    let ring = nc >= 2 && rng.next() % 4 == 0;
+    let mut nc = rng.range(1, max.clients);
+    let mut nh = rng.range(1, max.hubs.max(1));
+    // One program in four is a ring: clients deregistering the next one from their
+    // callbacks (the wait-for cycles), all registered first, and each thread starting
+    // with a different hub's arrival, so the ring's callbacks can run at once. The rest
+    // draw every part uniformly.
+    let ring = max.clients >= 2 && max.hubs >= 2 && rng.next_u64().is_multiple_of(4);
+    if ring {
+        nc = rng.range(2, max.clients.min(max.threads));
+        nh = nh.max(nc.min(max.hubs));
+    }
     let clients = (0..nc as ClientIx)
         .map(|c| {
-            let owned = rng.next() % 2 == 0;
+            let owned = rng.next_u64().is_multiple_of(2);
             let behaviour = if ring {
                 Behaviour::Deregister((c + 1) % nc as ClientIx)
             } else {
@@ -561,21 +567,30 @@ pub fn random_program(rng: &mut Rng, max: Size) -> Program {
         .collect();
     let mut init = Vec::new();
     for c in 0..nc as ClientIx {
-        if rng.next() % 3 != 0 {
+        if ring || !rng.next_u64().is_multiple_of(3) {
             init.push(Op::Register(c));
         }
     }
     for h in 0..nh as HubIx {
-        if rng.next() % 3 != 0 {
+        if !ring && !rng.next_u64().is_multiple_of(3) {
             init.push(Op::Arrive(h));
         }
     }
     let alphabet = alphabet(nc, nh);
-    let threads = (0..rng.range(2, max.threads))
-        .map(|_| {
-            (0..rng.range(1, max.ops))
+    let nt = if ring {
+        rng.range(nc.min(nh), max.threads)
+    } else {
+        rng.range(2, max.threads)
+    };
+    let threads = (0..nt)
+        .map(|t| {
+            let mut ops: Vec<Op> = (0..rng.range(1, max.ops))
                 .map(|_| rng.pick(&alphabet))
-                .collect()
+                .collect();
+            if ring {
+                ops[0] = Op::Arrive((t % nh) as HubIx);
+            }
+            ops
         })
         .collect();
     Program {

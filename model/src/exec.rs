@@ -680,6 +680,13 @@ pub fn execute(program: &Program, mutant: Option<Mutant>, replay: &str) {
     }
     world.post();
     let log = world.log();
+    if log.calls.len() > crate::oracle::MAX_LINEARIZED {
+        world.monitor.note(format!(
+            "oracle: {} calls, more than {}: returns not judged, callbacks and cycles are",
+            log.calls.len(),
+            crate::oracle::MAX_LINEARIZED
+        ));
+    }
     for v in crate::oracle::judge(program, &log) {
         world
             .monitor

@@ -263,8 +263,9 @@ impl Report {
     /// Generated programs, one row per checker and tier, summed over the chunks run.
     fn programs_markdown(&self) -> String {
         let mut out = String::new();
-        // (checker, method) -> (tier counts, chunks, programs, executions, seconds, failed)
-        let mut tiers: BTreeMap<(String, String), (u64, u64, u64, usize, u64, u64, f64, bool)> = BTreeMap::new();
+        // (checker, method) -> (raw, live, symmetric, chunks, programs, executions, seconds, failed)
+        type Sums = (u64, u64, u64, usize, u64, u64, f64, bool);
+        let mut tiers: BTreeMap<(String, String), Sums> = BTreeMap::new();
         for r in &self.records {
             for t in &r.programs {
                 let e = tiers.entry((r.checker.clone(), t.method.clone())).or_default();

@@ -247,6 +247,7 @@ fn decode(text: &str) -> Result<shuttle::scheduler::Schedule, String> {
 /// failing schedule it saves that schedule to `schedule_file` (if given) and panics with
 /// the monitor's report, whose replay command runs exactly that schedule again.
 #[cfg(feature = "shuttle")]
+#[allow(clippy::too_many_arguments)]
 pub fn shuttle(
     scenario: &'static Scenario,
     mutant: Option<Mutant>,

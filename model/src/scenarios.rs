@@ -485,3 +485,78 @@ fn churn(env: &Env) {
     );
     drop(ports);
 }
+
+/// The named scenarios that the program language expresses, as programs, with the
+/// enumerated tier of the full profile that contains them: the generated-program checks
+/// prove these races for every program of that tier, so the named scenario is one of many
+/// there. (The others need three or four threads, several actions in one callback, or
+/// behaviours that fire on changes only; `handle-reuse` is a program of 2x2-c2-h1, beyond
+/// the profiles' tiers. They stay hand-written.)
+pub fn as_programs() -> Vec<(&'static str, crate::program::Program, &'static str)> {
+    use crate::program::{Behaviour, ClientSpec, Op, Program};
+    let plain = |behaviour| ClientSpec {
+        behaviour,
+        owned: false,
+    };
+    let program = |clients, hubs, init, threads| Program {
+        clients,
+        hubs,
+        init,
+        threads,
+    };
+    vec![
+        (
+            "dispatch-vs-deregister",
+            program(
+                vec![plain(Behaviour::Nothing)],
+                1,
+                vec![Op::Register(0), Op::Arrive(0)],
+                vec![vec![Op::Change(0)], vec![Op::Deregister(0)]],
+            ),
+            "2x1-c1-h1",
+        ),
+        (
+            "deregister-own-callback",
+            program(
+                vec![plain(Behaviour::DeregisterSelf)],
+                1,
+                vec![Op::Register(0), Op::Arrive(0)],
+                vec![vec![Op::Change(0)], vec![Op::Deregister(0)]],
+            ),
+            "2x1-c1-h1",
+        ),
+        (
+            "panicking-callback",
+            program(
+                vec![plain(Behaviour::Panic), plain(Behaviour::Nothing)],
+                1,
+                vec![Op::Register(0), Op::Register(1), Op::Arrive(0)],
+                vec![vec![Op::Change(0)], vec![Op::Deregister(0)]],
+            ),
+            "2x1-c2-h2",
+        ),
+        (
+            "mutual-deregister",
+            program(
+                vec![
+                    plain(Behaviour::Deregister(1)),
+                    plain(Behaviour::Deregister(0)),
+                ],
+                2,
+                vec![Op::Register(0), Op::Register(1)],
+                vec![vec![Op::Arrive(0)], vec![Op::Arrive(1)]],
+            ),
+            "2x1-c2-h2",
+        ),
+        (
+            "removal-vs-register",
+            program(
+                vec![plain(Behaviour::Nothing)],
+                1,
+                vec![Op::Arrive(0)],
+                vec![vec![Op::Change(0), Op::Remove(0)], vec![Op::Register(0)]],
+            ),
+            "2x2-c1-h1",
+        ),
+    ]
+}

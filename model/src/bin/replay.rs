@@ -5,6 +5,10 @@
 //! - shuttle (`--features shuttle`): runs the one schedule in `--schedule-file`.
 //! - std (no feature): reruns the scenario on real threads (samples again).
 //!
+//! With `--program FILE` instead of `--scenario`, replays a generated program (the file a
+//! failing generated-program check saved): loom explores it at `--bound`, shuttle runs
+//! its one saved schedule, std runs it `--runs` times on real threads.
+//!
 //! Exits 1 when the failure reproduces, 0 when the check passes.
 
 use std::path::PathBuf;
@@ -18,8 +22,11 @@ use usbpm_model::scenarios::{find, ALL};
 #[command(about = "Replay one usbpm check and print its timeline")]
 struct Args {
     /// The scenario (see `gate list`).
-    #[arg(long)]
-    scenario: String,
+    #[arg(long, required_unless_present = "program")]
+    scenario: Option<String>,
+    /// A generated program saved by a failing check (JSON), instead of a scenario.
+    #[arg(long, conflicts_with = "scenario")]
+    program: Option<PathBuf>,
     /// A mutant to switch on (see `gate list`).
     #[arg(long)]
     mutant: Option<String>,
@@ -36,23 +43,21 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let Some(scenario) = find(&args.scenario) else {
+    if let Some(file) = &args.program {
+        return replay_program(file, &args);
+    }
+    let name = args.scenario.clone().unwrap_or_default();
+    let Some(scenario) = find(&name) else {
         let names: Vec<_> = ALL.iter().map(|s| s.name).collect();
         eprintln!(
             "no scenario `{}`; the scenarios are: {}",
-            args.scenario,
+            name,
             names.join(", ")
         );
         return ExitCode::from(2);
     };
-    let mutant = match args.mutant.as_deref().map(|m| (m, Mutant::from_name(m))) {
-        None => None,
-        Some((_, Some(m))) => Some(m),
-        Some((name, None)) => {
-            let names: Vec<_> = Mutant::ALL.iter().map(|m| m.name()).collect();
-            eprintln!("no mutant `{name}`; the catalog is: {}", names.join(", "));
-            return ExitCode::from(2);
-        }
+    let Ok(mutant) = mutant(&args) else {
+        return ExitCode::from(2);
     };
     let progress = usbpm_model::run::Progress::new(None);
     let run = || replay(scenario, mutant, &args, &progress);
@@ -107,5 +112,82 @@ fn replay(
     #[cfg(not(any(feature = "loom", feature = "shuttle")))]
     {
         usbpm_model::run::stress(scenario, mutant, args.runs, progress);
+    }
+}
+
+fn mutant(args: &Args) -> Result<Option<Mutant>, ()> {
+    match args.mutant.as_deref().map(|m| (m, Mutant::from_name(m))) {
+        None => Ok(None),
+        Some((_, Some(m))) => Ok(Some(m)),
+        Some((name, None)) => {
+            let names: Vec<_> = Mutant::ALL.iter().map(|m| m.name()).collect();
+            eprintln!("no mutant `{name}`; the catalog is: {}", names.join(", "));
+            Err(())
+        }
+    }
+}
+
+fn replay_program(file: &std::path::Path, args: &Args) -> ExitCode {
+    let program = match usbpm_model::program::Program::load(file) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Ok(mutant) = mutant(args) else {
+        return ExitCode::from(2);
+    };
+    println!("Program ({}):\n{program}\n", file.display());
+    let this = "this command".to_string();
+    #[allow(unused_variables)]
+    let run = || -> Result<(), String> {
+        #[cfg(feature = "loom")]
+        {
+            let bound = match args.bound.as_deref() {
+                None | Some("unbounded") => None,
+                Some(b) => Some(b.parse().map_err(|_| "--bound: a number or `unbounded`".to_string())?),
+            };
+            usbpm_model::generated::loom_program(&program, mutant, bound, &this)?;
+        }
+        #[cfg(feature = "shuttle")]
+        {
+            let Some(schedule) = args.schedule_file.as_ref() else {
+                return Err("a shuttle replay needs --schedule-file (the file a failing check named)".into());
+            };
+            let p = program.clone();
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                usbpm_model::run::shuttle_replay_body(schedule, move |replay| {
+                    usbpm_model::exec::execute(&p, mutant, replay)
+                })
+            }));
+            match r {
+                Ok(result) => result?,
+                Err(payload) => {
+                    let text = usbpm_model::check::panic_text(&*payload);
+                    return Err(usbpm_model::check::failure(text, this.clone()).report);
+                }
+            }
+        }
+        #[cfg(not(any(feature = "loom", feature = "shuttle")))]
+        for _ in 0..args.runs {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                usbpm_model::exec::execute(&program, mutant, &this)
+            }));
+            if let Err(payload) = r {
+                return Err(usbpm_model::check::panic_text(&*payload));
+            }
+        }
+        Ok(())
+    };
+    match run() {
+        Ok(()) => {
+            println!("replay of {} passed: no violation", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(report) => {
+            eprintln!("\n{report}\nreplay reproduced the failure of {}", file.display());
+            ExitCode::from(1)
+        }
     }
 }
