@@ -453,8 +453,10 @@ impl Drop for HubPort {
 ///
 /// Dropped where `deregister` may wait, the drop waits like `deregister`. Dropped where
 /// waiting could never end (inside the client's own callback, or where it would close a
-/// cycle), the drop still deregisters but does not wait: no callback of the client begins
-/// afterwards, and the callbacks already running finish on their own threads.
+/// cycle), the drop still deregisters but does not wait: no event reported after the drop
+/// returns reaches the client. Calls of the callback admitted before it (running, or on
+/// another thread about to enter the callback) finish on their own threads, so one may
+/// still begin after the drop returns: free nothing those calls use until they are done.
 ///
 /// ```
 /// use std::sync::atomic::{AtomicUsize, Ordering};

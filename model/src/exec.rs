@@ -87,6 +87,14 @@ pub struct World {
     ports: Mutex<Vec<Port>>,
     log: Mutex<Log>,
     ticket: AtomicUsize,
+    /// The judged events' order as the checker sees it: every event the monitor judges
+    /// against another thread's (a callback's begin and end, a deregister's return, a
+    /// guard's detaching drop) is a read-modify-write of this one atomic, so the events
+    /// conflict and loom's partial-order reduction explores every order of them. Without
+    /// it two such events that touch no common library object are independent to loom,
+    /// which then explores one of their orders only, and the monitor's verdict, which
+    /// depends on the order, would be checked for that one.
+    judged: rt::AtomicUsize,
     stacks: Mutex<HashMap<String, Vec<InstId>>>,
     foreign_pm: PolicyManager,
     foreign: ClientHandle,
@@ -138,10 +146,16 @@ impl World {
             ports: Mutex::new(ports),
             log: Mutex::new(Log::default()),
             ticket: AtomicUsize::new(1),
+            judged: rt::AtomicUsize::new(0),
             stacks: Mutex::new(HashMap::new()),
             foreign_pm,
             foreign,
         })
+    }
+
+    /// A point whose order against the other threads' judged points the checker explores.
+    fn judged_point(&self) {
+        self.judged.fetch_add(1, Ordering::SeqCst);
     }
 
     fn tick(&self) -> Ticket {
@@ -328,6 +342,7 @@ impl World {
                 slots[c as usize].live = false;
             }
         }
+        self.judged_point();
         self.monitor.deregister_returned(&ctx.label, &r);
         if r.is_ok() {
             ctx.free(&self.monitor);
@@ -371,6 +386,7 @@ impl World {
             slots[c as usize].guard = Guard::None;
         }
         drop(slots);
+        self.judged_point();
         if own_callback {
             self.monitor.detached(&ctx.label);
         } else {
@@ -564,6 +580,7 @@ struct EndOnDrop<'a> {
 
 impl Drop for EndOnDrop<'_> {
     fn drop(&mut self) {
+        self.world.judged_point();
         self.world.monitor.callback_end(&self.ctx.label, self.n);
         let mut stacks = locked(&self.world.stacks);
         if let Some(s) = stacks.get_mut(&rt::thread_name()) {
@@ -600,6 +617,7 @@ fn on_event(ctx: &Arc<Ctx>, pm: &PolicyManager, n: &Notification) {
         seen: seen.clone(),
         begin,
     });
+    world.judged_point();
     world.monitor.callback_begin(&ctx.label, n);
     locked(&world.stacks)
         .entry(rt::thread_name())
@@ -635,6 +653,7 @@ fn act(world: &Arc<World>, ctx: &Ctx, pm: &PolicyManager, n: &Notification) {
                     },
                     || pm.deregister(h),
                 );
+                world.judged_point();
                 world.monitor.deregister_returned(&ctx.label, &r);
             }
         }

@@ -389,6 +389,42 @@ pub fn windows(log: &Log) -> Vec<Unexplained> {
             gone.entry(*i).or_insert(c.start);
         }
     }
+    // A guard dropped in its own callback detaches: nothing reported after it returned
+    // may reach the registration (calls admitted before it may still begin).
+    let call_start = |pred: &dyn Fn(&Call) -> bool| log.calls.iter().find(|c| pred(&c.call)).map(|c| c.start);
+    for d in &log.calls {
+        let Call::DropGuard { inst } = d.call else { continue };
+        if !d.inside.contains(&inst) {
+            continue;
+        }
+        for s in log.seen.iter().filter(|s| s.inst == inst) {
+            let reported = match s.seen {
+                Seen::Change { token } => call_start(&|c| matches!(c, Call::Change { token: t, .. } if *t == token)),
+                Seen::Arrival { presence, .. } if s.seq == 0 && reg.get(&inst).is_some_and(|r| r.end < s.begin) => {
+                    call_start(&|c| matches!(c, Call::Arrive { presence: p, .. } if *p == presence))
+                }
+                // The removal of the presence being delivered: the latest one begun before it.
+                Seen::Removal => presences
+                    .iter()
+                    .filter_map(|p| p.removal.filter(|r| p.hub == s.hub && r.0 < s.begin))
+                    .map(|r| r.0)
+                    .max(),
+                _ => None,
+            };
+            if let Some(at) = reported.filter(|&at| at > d.end) {
+                out.push(bad(
+                    Property::NoCallbackAfterDeregister,
+                    format!(
+                        "{} got hub {} seq {}, reported (ticket {at}) after its guard's drop in its own callback returned (ticket {})",
+                        label(log, inst),
+                        s.hub,
+                        s.seq,
+                        d.end
+                    ),
+                ));
+            }
+        }
+    }
     for (&inst, r) in &reg {
         let name = label(log, inst);
         let end_of_reg = gone.get(&inst).copied().unwrap_or(usize::MAX);

@@ -4,11 +4,20 @@
 //! adds no synchronisation the checker could mistake for the library's.
 
 #[cfg(feature = "loom")]
-pub use loom::{sync::atomic::AtomicBool, thread};
+pub use loom::{
+    sync::atomic::{AtomicBool, AtomicUsize},
+    thread,
+};
 #[cfg(feature = "shuttle")]
-pub use shuttle::{sync::atomic::AtomicBool, thread};
+pub use shuttle::{
+    sync::atomic::{AtomicBool, AtomicUsize},
+    thread,
+};
 #[cfg(not(any(feature = "loom", feature = "shuttle")))]
-pub use std::{sync::atomic::AtomicBool, thread};
+pub use std::{
+    sync::atomic::{AtomicBool, AtomicUsize},
+    thread,
+};
 
 /// Which scheduler this build of the harness (and of the library) runs on.
 pub const CHECKER: &str = if cfg!(feature = "loom") {

@@ -34,3 +34,4 @@ chunks! {
     chunk_01: 0; chunk_02: 1; chunk_03: 2; chunk_04: 3; chunk_05: 4; chunk_06: 5; chunk_07: 6; chunk_08: 7;
     chunk_09: 8; chunk_10: 9; chunk_11: 10; chunk_12: 11; chunk_13: 12; chunk_14: 13; chunk_15: 14; chunk_16: 15;
 }
+
