@@ -71,35 +71,14 @@ pub fn plan(checker: &str, profile: crate::verdict::Profile) -> Vec<TierPlan> {
     }
     // Measured on 2 cores (docs/VERIFICATION.md, "Generated programs"), in seconds of
     // checking summed over the chunks: 2x1-c1-h1 unbounded about 20; 2x1-c2-h2 at bound 3
-    // about 220; 2x2-c1-h1 at bound 1 about 100; 3x1-c2-h1 at bound 1 about 440; the
-    // random samples about 25 (quick) and 250 (full).
+    // about 300; 2x2-c1-h1 at bound 1 about 120; the random samples about 25 (quick) and
+    // 250 (full). 3x1-c2-h1 at bound 1 (about 440) is left to sharded runs.
     match (checker, profile) {
-        ("gen-loom", Profile::Quick) => vec![TierPlan {
-            size: size("2x1-c1-h1"),
-            bound: None,
-            random: None,
-        }],
+        ("gen-loom", Profile::Quick) => vec![TierPlan { size: size("2x1-c1-h1"), bound: None, random: None }],
         ("gen-loom", Profile::Full) => vec![
-            TierPlan {
-                size: size("2x1-c1-h1"),
-                bound: None,
-                random: None,
-            },
-            TierPlan {
-                size: size("2x1-c2-h2"),
-                bound: Some(3),
-                random: None,
-            },
-            TierPlan {
-                size: size("2x2-c1-h1"),
-                bound: Some(1),
-                random: None,
-            },
-            TierPlan {
-                size: size("3x1-c2-h1"),
-                bound: Some(1),
-                random: None,
-            },
+            TierPlan { size: size("2x1-c1-h1"), bound: None, random: None },
+            TierPlan { size: size("2x1-c2-h2"), bound: Some(3), random: None },
+            TierPlan { size: size("2x2-c1-h1"), bound: Some(1), random: None },
         ],
         ("gen-shuttle", Profile::Quick) => {
             vec![TierPlan {
@@ -337,27 +316,50 @@ pub fn loom_programs(
     key: &str,
     progress: &crate::run::Progress,
 ) -> (Explored, Option<Found>) {
+    let file = program_file(dir, key);
+    let replay = replay_command("loom", &file, mutant, bound, None);
+    let check = |p: &Program| loom_program(p, mutant, bound, &replay);
+    explore(
+        programs.iter().map(|p| (*p).clone()),
+        programs.len(),
+        &file,
+        key,
+        progress,
+        check,
+    )
+}
+
+/// Checks each program in turn (`check` returns its executions or its failure's report),
+/// counting what was explored and printing progress on long runs. At the first failure it
+/// shrinks the program (smaller programs that still fail), saves the minimal one to
+/// `file` (which the replay command names) and returns it with its report.
+#[cfg(any(feature = "loom", feature = "shuttle"))]
+fn explore(
+    programs: impl Iterator<Item = Program>,
+    total: usize,
+    file: &Path,
+    key: &str,
+    progress: &crate::run::Progress,
+    check: impl Fn(&Program) -> Result<u64, String>,
+) -> (Explored, Option<Found>) {
     let start = std::time::Instant::now();
     let mut explored = Explored::default();
     let mut last_note = std::time::Instant::now();
-    for (i, p) in programs.iter().enumerate() {
-        set_current(p, &program_file(dir, key));
+    for (i, p) in programs.enumerate() {
+        set_current(&p, file);
         if last_note.elapsed().as_secs() >= 10 {
             last_note = std::time::Instant::now();
             eprintln!(
-                "[{key}] {i}/{} programs, {} executions, {:.0}s; now: {}",
-                programs.len(),
+                "[{key}] {i}/{total} programs, {} executions, {:.0}s; now: {}",
                 explored.executions,
                 start.elapsed().as_secs_f64(),
                 p.one_line()
             );
         }
-        let file = program_file(dir, key);
-        let replay = replay_command("loom", &file, mutant, bound, None);
         progress.tick();
-        match loom_program(p, mutant, bound, &replay) {
+        explored.programs += 1;
+        match check(&p) {
             Ok(n) => {
-                explored.programs += 1;
                 explored.executions += n;
                 if n > explored.most_executions {
                     explored.most_executions = n;
@@ -365,20 +367,12 @@ pub fn loom_programs(
                 }
             }
             Err(_) => {
-                explored.programs += 1;
-                let small = shrink((*p).clone(), |q| {
-                    let _ = q.save(&file);
-                    loom_program(
-                        q,
-                        mutant,
-                        bound,
-                        &replay_command("loom", &file, mutant, bound, None),
-                    )
-                    .is_err()
+                let small = shrink(p, |q| {
+                    let _ = q.save(file);
+                    check(q).is_err()
                 });
-                let _ = small.save(&file);
-                let replay = replay_command("loom", &file, mutant, bound, None);
-                let report = loom_program(&small, mutant, bound, &replay)
+                let _ = small.save(file);
+                let report = check(&small)
                     .err()
                     .unwrap_or_else(|| "the shrunk program passed on its rerun".into());
                 explored.seconds = start.elapsed().as_secs_f64();
@@ -514,8 +508,8 @@ pub fn shuttle_program(
 }
 
 /// Random programs within `max` under shuttle: `count` programs from `seed`, each
-/// sampled by [`shuttle_program`]. The first failing program is shrunk (smaller programs
-/// tried with the same seeds) and saved with its failing schedule.
+/// sampled by [`shuttle_program`] with its own seed. The first failing program is shrunk
+/// (smaller programs tried with the same seed) and saved with its failing schedule.
 #[cfg(feature = "shuttle")]
 #[allow(clippy::too_many_arguments)]
 pub fn shuttle_programs(
@@ -528,71 +522,25 @@ pub fn shuttle_programs(
     key: &str,
     progress: &crate::run::Progress,
 ) -> (Explored, Option<Found>) {
-    let start = std::time::Instant::now();
-    let mut explored = Explored::default();
-    let program_file = program_file(dir, key);
-    let schedule_file = program_file.with_extension("schedule");
-    for i in 0..count {
-        let program_seed = seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
-        let p =
-            crate::enumerate::random_program(&mut crate::enumerate::Rng::new(program_seed), max);
-        progress.tick();
-        set_current(&p, &program_file);
-        match shuttle_program(
-            &p,
+    let file = program_file(dir, key);
+    let schedule_file = file.with_extension("schedule");
+    let program_seed = std::cell::Cell::new(seed);
+    let programs = (0..count).map(|i| {
+        let s = seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
+        program_seed.set(s);
+        crate::enumerate::random_program(&mut crate::enumerate::Rng::new(s), max)
+    });
+    let check = |p: &Program| {
+        shuttle_program(
+            p,
             mutant,
             schedules,
-            program_seed,
-            &program_file,
+            program_seed.get(),
+            &file,
             &schedule_file,
-        ) {
-            Ok(n) => {
-                explored.programs += 1;
-                explored.executions += n;
-                if n > explored.most_executions {
-                    explored.most_executions = n;
-                    explored.heaviest = Some(p.one_line());
-                }
-            }
-            Err(_) => {
-                explored.programs += 1;
-                let small = shrink(p, |q| {
-                    let _ = q.save(&program_file);
-                    shuttle_program(
-                        q,
-                        mutant,
-                        schedules,
-                        program_seed,
-                        &program_file,
-                        &schedule_file,
-                    )
-                    .is_err()
-                });
-                let _ = small.save(&program_file);
-                let report = shuttle_program(
-                    &small,
-                    mutant,
-                    schedules,
-                    program_seed,
-                    &program_file,
-                    &schedule_file,
-                )
-                .err()
-                .unwrap_or_else(|| "the shrunk program passed on its rerun".into());
-                explored.seconds = start.elapsed().as_secs_f64();
-                let report = with_program(&small, &report);
-                return (
-                    explored,
-                    Some(Found {
-                        program: small,
-                        report,
-                    }),
-                );
-            }
-        }
-    }
-    explored.seconds = start.elapsed().as_secs_f64();
-    (explored, None)
+        )
+    };
+    explore(programs, count, &file, key, progress, check)
 }
 
 #[cfg(test)]

@@ -243,7 +243,9 @@ pub fn linearize(log: &Log) -> Result<(), String> {
     let calls = &log.calls;
     let n = calls.len();
     if n > MAX_LINEARIZED {
-        return Err(format!("{n} calls: more than the oracle's {MAX_LINEARIZED}"));
+        return Err(format!(
+            "{n} calls: more than the oracle's {MAX_LINEARIZED}"
+        ));
     }
     // preds[i]: calls that returned before call i began.
     let preds: Vec<u128> = (0..n)
@@ -253,7 +255,13 @@ pub fn linearize(log: &Log) -> Result<(), String> {
                 .fold(0u128, |m, j| m | (1 << j))
         })
         .collect();
-    let mut search = Search { calls, preds: &preds, seen: HashSet::new(), best: (0, 0, None), budget: 2_000_000 };
+    let mut search = Search {
+        calls,
+        preds: &preds,
+        seen: HashSet::new(),
+        best: (0, 0, None),
+        budget: 2_000_000,
+    };
     if search.dfs(0, 0, Reference::default()) {
         return Ok(());
     }
@@ -391,16 +399,23 @@ pub fn windows(log: &Log) -> Vec<Unexplained> {
     }
     // A guard dropped in its own callback detaches: nothing reported after it returned
     // may reach the registration (calls admitted before it may still begin).
-    let call_start = |pred: &dyn Fn(&Call) -> bool| log.calls.iter().find(|c| pred(&c.call)).map(|c| c.start);
+    let call_start =
+        |pred: &dyn Fn(&Call) -> bool| log.calls.iter().find(|c| pred(&c.call)).map(|c| c.start);
     for d in &log.calls {
-        let Call::DropGuard { inst } = d.call else { continue };
+        let Call::DropGuard { inst } = d.call else {
+            continue;
+        };
         if !d.inside.contains(&inst) {
             continue;
         }
         for s in log.seen.iter().filter(|s| s.inst == inst) {
             let reported = match s.seen {
-                Seen::Change { token } => call_start(&|c| matches!(c, Call::Change { token: t, .. } if *t == token)),
-                Seen::Arrival { presence, .. } if s.seq == 0 && reg.get(&inst).is_some_and(|r| r.end < s.begin) => {
+                Seen::Change { token } => {
+                    call_start(&|c| matches!(c, Call::Change { token: t, .. } if *t == token))
+                }
+                Seen::Arrival { presence, .. }
+                    if s.seq == 0 && reg.get(&inst).is_some_and(|r| r.end < s.begin) =>
+                {
                     call_start(&|c| matches!(c, Call::Arrive { presence: p, .. } if *p == presence))
                 }
                 // The removal of the presence being delivered: the latest one begun before it.

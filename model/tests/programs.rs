@@ -35,3 +35,20 @@ chunks! {
     chunk_09: 8; chunk_10: 9; chunk_11: 10; chunk_12: 11; chunk_13: 12; chunk_14: 13; chunk_15: 14; chunk_16: 15;
 }
 
+/// The generator's findings, kept as named regressions: each passes, unbounded, on the
+/// library, and fails with the mutant that breaks what it pins.
+#[cfg(feature = "loom")]
+#[test]
+fn regressions_under_loom() {
+    use usbpm::checking::Mutant;
+    use usbpm_model::generated::loom_program;
+    for (name, program) in usbpm_model::scenarios::regressions() {
+        let n = loom_program(&program, None, None, name)
+            .unwrap_or_else(|report| panic!("{name}: {report}"));
+        println!("{name}: {n} interleavings, unbounded, pass");
+        assert!(
+            loom_program(&program, Some(Mutant::GuardDropIgnoresRefusal), None, name).is_err(),
+            "{name}: passes with guard-drop-ignores-refusal"
+        );
+    }
+}
