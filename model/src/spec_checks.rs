@@ -71,8 +71,10 @@ fn finish(record: Record) {
     if let Some(d) = results_dir() {
         let json = serde_json::to_string_pretty(&record).expect("a record serialises");
         std::fs::write(
-            d.join("records")
-                .join(format!("{}.json", Record::key(&record.checker, &record.scenario))),
+            d.join("records").join(format!(
+                "{}.json",
+                Record::key(&record.checker, &record.scenario)
+            )),
             json,
         )
         .expect("write the record");
@@ -150,7 +152,10 @@ pub fn run_spec_check() {
     let o = spec_run::check(size, mutant, true, 1);
     let seconds = start.elapsed().as_secs_f64();
     let (unreduced_states, unreduced_source) = if mutant.is_some() {
-        (None, "not measured for a spec mutant (stopped at its first counterexample)".into())
+        (
+            None,
+            "not measured for a spec mutant (stopped at its first counterexample)".into(),
+        )
     } else {
         unreduced(&size)
     };
@@ -307,11 +312,17 @@ pub fn trace_teeth_counted(
     };
     let mut config = shuttle::Config::new();
     config.failure_persistence = shuttle::FailurePersistence::None;
-    let runner = shuttle::Runner::new(shuttle::scheduler::RandomScheduler::new_from_seed(seed, iterations), config);
-    let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.run(body))).is_err();
+    let runner = shuttle::Runner::new(
+        shuttle::scheduler::RandomScheduler::new_from_seed(seed, iterations),
+        config,
+    );
+    let stopped =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.run(body))).is_err();
     let mut found = found.lock().unwrap_or_else(|p| p.into_inner()).clone();
     if stopped && found.is_none() {
-        if let Some(Err(d)) = crate::monitor::last_steps().map(|s| crate::trace::validate_steps(&s, None)) {
+        if let Some(Err(d)) =
+            crate::monitor::last_steps().map(|s| crate::trace::validate_steps(&s, None))
+        {
             found = Some(d.to_string());
         }
     }

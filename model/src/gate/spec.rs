@@ -45,7 +45,10 @@ pub fn run(opts: &Options, root: &Path, full: bool) -> ExitCode {
 
 /// `gate spec --explore`: serves the Explorer on `addr` until interrupted.
 pub fn explore(addr: &str) -> ExitCode {
-    println!("gate spec: stateright's Explorer for the specification at {}", QUICK.label());
+    println!(
+        "gate spec: stateright's Explorer for the specification at {}",
+        QUICK.label()
+    );
     println!("gate spec: open http://{addr}/ (Ctrl-C to stop)");
     serve(QUICK, addr);
     ExitCode::SUCCESS
@@ -62,8 +65,11 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
         .map_err(|e| format!("connect {addr}: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))
         .map_err(|e| e.to_string())?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-        .map_err(|e| format!("send to {addr}: {e}"))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("send to {addr}: {e}"))?;
     let mut text = String::new();
     s.read_to_string(&mut text)
         .map_err(|e| format!("read from {addr}: {e}"))?;
@@ -105,13 +111,18 @@ fn wait_until_listening(addr: SocketAddr, limit: Duration) -> Result<(), String>
 pub fn initial_step(states_json: &str) -> Result<u64, String> {
     let v: serde_json::Value =
         serde_json::from_str(states_json).map_err(|e| format!("/.states is not JSON: {e}"))?;
-    let init = v
-        .as_array()
-        .filter(|a| a.len() == 1)
-        .ok_or_else(|| format!("/.states should list one initial state: {:.200}", states_json))?;
+    let init = v.as_array().filter(|a| a.len() == 1).ok_or_else(|| {
+        format!(
+            "/.states should list one initial state: {:.200}",
+            states_json
+        )
+    })?;
     let state = init[0]["state"].as_str().unwrap_or("");
     if !state.contains("Unborn") {
-        return Err(format!("the initial state shows no unborn client: {:.200}", state));
+        return Err(format!(
+            "the initial state shows no unborn client: {:.200}",
+            state
+        ));
     }
     init[0]["actionIndex"]
         .as_u64()
@@ -244,7 +255,11 @@ fn screenshot_check(report_dir: &Path) -> Result<PathBuf, String> {
     println!("gate spec --screenshot: the Explorer's API answers on {addr} (/.status, /.states)");
     let url = format!("http://{addr}/#/steps/{init}");
     let budget = "--virtual-time-budget=5000".to_string();
-    let dom = chromium(&["--dump-dom".into(), budget.clone()], &url, Duration::from_secs(120))?;
+    let dom = chromium(
+        &["--dump-dom".into(), budget.clone()],
+        &url,
+        Duration::from_secs(120),
+    )?;
     let lacks = page_lacks(&dom, &properties);
     if !lacks.is_empty() {
         return Err(format!(
@@ -268,7 +283,8 @@ fn screenshot_check(report_dir: &Path) -> Result<PathBuf, String> {
         &url,
         Duration::from_secs(120),
     )?;
-    let bytes = std::fs::read(&png).map_err(|e| format!("no screenshot at {}: {e}", png.display()))?;
+    let bytes =
+        std::fs::read(&png).map_err(|e| format!("no screenshot at {}: {e}", png.display()))?;
     if !bytes.starts_with(b"\x89PNG") || bytes.len() < 10_000 {
         return Err(format!(
             "{} is not a screenshot of a page ({} bytes)",
@@ -311,7 +327,10 @@ mod tests {
         let good = "<h2>Current State</h2> Always P1 no callback Always P3 no deadlock State { clients: [Unborn], threads: [[]], reentrant_left: 2 }";
         assert!(page_lacks(good, &props).is_empty());
         let lacks = page_lacks("<h2>Current State</h2> Always P1 no callback", &props);
-        assert!(lacks.iter().any(|l| l.contains("P3 no deadlock")), "{lacks:?}");
+        assert!(
+            lacks.iter().any(|l| l.contains("P3 no deadlock")),
+            "{lacks:?}"
+        );
         assert!(lacks.iter().any(|l| l.contains("Unborn")), "{lacks:?}");
     }
 }
