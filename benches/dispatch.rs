@@ -39,7 +39,10 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
-use usbpm::{ClientConfig, ClientHandle, ConnectorId, ConnectorState, Event, HubId, HubPort, Notification, PolicyManager};
+use usbpm::{
+    ClientConfig, ClientHandle, ConnectorId, ConnectorState, Event, HubId, HubPort, Notification,
+    PolicyManager,
+};
 
 mod report;
 
@@ -79,7 +82,14 @@ fn counters(n: usize) -> Vec<Arc<Counter>> {
 }
 
 fn busy_counters(n: usize, work: u32) -> Vec<Arc<Counter>> {
-    (0..n).map(|_| Arc::new(Counter { count: AtomicU64::new(0), work })).collect()
+    (0..n)
+        .map(|_| {
+            Arc::new(Counter {
+                count: AtomicU64::new(0),
+                work,
+            })
+        })
+        .collect()
 }
 
 type Cb = Box<dyn Fn(&Notification) + Send + Sync>;
@@ -90,7 +100,10 @@ fn callback(c: Arc<Counter>) -> impl Fn(&Notification) + Send + Sync + 'static {
 }
 
 fn state(seq: u64) -> ConnectorState {
-    ConnectorState { attached: seq & 1 == 1, ..ConnectorState::default() }
+    ConnectorState {
+        attached: seq & 1 == 1,
+        ..ConnectorState::default()
+    }
 }
 
 /// The event the baselines deliver: what `usbpm` builds for a connector change.
@@ -99,7 +112,10 @@ fn notification(hub: usize, seq: u64) -> Notification {
     Notification {
         hub: HubId(hub as u32),
         seq,
-        event: Event::ConnectorStateChange { connector: ConnectorId(0), state: state(seq) },
+        event: Event::ConnectorStateChange {
+            connector: ConnectorId(0),
+            state: state(seq),
+        },
     }
 }
 
@@ -138,13 +154,19 @@ impl Design for Usbpm {
             pm.register(ClientConfig::new(c.clone(), |c, _pm, n| c.bump(n)));
         }
         let ports = (0..hubs)
-            .map(|h| pm.hub_arrival(HubId(h as u32), vec![ConnectorState::default()]).expect("new hub"))
+            .map(|h| {
+                pm.hub_arrival(HubId(h as u32), vec![ConnectorState::default()])
+                    .expect("new hub")
+            })
             .collect();
         Usbpm { ports, pm }
     }
     #[inline]
     fn deliver(&self, hub: usize, seq: u64) {
-        if self.ports[hub].connector_changed(ConnectorId(0), state(seq)).is_err() {
+        if self.ports[hub]
+            .connector_changed(ConnectorId(0), state(seq))
+            .is_err()
+        {
             panic!("connector_changed failed");
         }
     }
@@ -154,7 +176,8 @@ impl Churn for Usbpm {
     const REPLAYS_ARRIVAL: bool = true;
     type Handle = ClientHandle;
     fn register(&self, c: Arc<Counter>) -> ClientHandle {
-        self.pm.register(ClientConfig::new(c, |c, _pm, n| c.bump(n)))
+        self.pm
+            .register(ClientConfig::new(c, |c, _pm, n| c.bump(n)))
     }
     fn deregister(&self, h: ClientHandle) {
         self.pm.deregister(h).expect("deregister");
@@ -169,7 +192,12 @@ struct BareCall {
 impl Design for BareCall {
     const NAME: &'static str = "a_bare_call";
     fn new(clients: &[Arc<Counter>], _hubs: usize) -> Self {
-        BareCall { callbacks: clients.iter().map(|c| Box::new(callback(c.clone())) as Cb).collect() }
+        BareCall {
+            callbacks: clients
+                .iter()
+                .map(|c| Box::new(callback(c.clone())) as Cb)
+                .collect(),
+        }
     }
     #[inline]
     fn deliver(&self, hub: usize, seq: u64) {
@@ -200,7 +228,10 @@ impl Design for AtomicPair {
         AtomicPair {
             clients: clients
                 .iter()
-                .map(|c| PairClient { in_flight: AtomicU64::new(0), callback: Box::new(callback(c.clone())) })
+                .map(|c| PairClient {
+                    in_flight: AtomicU64::new(0),
+                    callback: Box::new(callback(c.clone())),
+                })
                 .collect(),
         }
     }
@@ -231,7 +262,10 @@ struct MutexRegistry {
 impl Design for MutexRegistry {
     const NAME: &'static str = "c_mutex";
     fn new(clients: &[Arc<Counter>], _hubs: usize) -> Self {
-        let r = MutexRegistry { clients: Mutex::new(Vec::new()), next: AtomicU64::new(0) };
+        let r = MutexRegistry {
+            clients: Mutex::new(Vec::new()),
+            next: AtomicU64::new(0),
+        };
         for c in clients {
             r.register(c.clone());
         }
@@ -251,7 +285,10 @@ impl Churn for MutexRegistry {
     type Handle = u64;
     fn register(&self, c: Arc<Counter>) -> u64 {
         let id = self.next.fetch_add(1, Relaxed);
-        let e = Entry { id, callback: Box::new(callback(c)) };
+        let e = Entry {
+            id,
+            callback: Box::new(callback(c)),
+        };
         self.clients.lock().unwrap().push(e);
         id
     }
@@ -274,7 +311,10 @@ struct RwLockRegistry {
 impl Design for RwLockRegistry {
     const NAME: &'static str = "d_rwlock";
     fn new(clients: &[Arc<Counter>], _hubs: usize) -> Self {
-        let r = RwLockRegistry { clients: RwLock::new(Vec::new()), next: AtomicU64::new(0) };
+        let r = RwLockRegistry {
+            clients: RwLock::new(Vec::new()),
+            next: AtomicU64::new(0),
+        };
         for c in clients {
             r.register(c.clone());
         }
@@ -294,7 +334,10 @@ impl Churn for RwLockRegistry {
     type Handle = u64;
     fn register(&self, c: Arc<Counter>) -> u64 {
         let id = self.next.fetch_add(1, Relaxed);
-        let e = Entry { id, callback: Box::new(callback(c)) };
+        let e = Entry {
+            id,
+            callback: Box::new(callback(c)),
+        };
         self.clients.write().unwrap().push(e);
         id
     }
@@ -320,7 +363,10 @@ struct Snapshot {
 impl Design for Snapshot {
     const NAME: &'static str = "e_snapshot_unsafe";
     fn new(clients: &[Arc<Counter>], _hubs: usize) -> Self {
-        let r = Snapshot { clients: Mutex::new(Arc::new(Vec::new())), next: AtomicU64::new(0) };
+        let r = Snapshot {
+            clients: Mutex::new(Arc::new(Vec::new())),
+            next: AtomicU64::new(0),
+        };
         for c in clients {
             r.register(c.clone());
         }
@@ -364,7 +410,12 @@ fn build<D: Design>(clients: &[Arc<Counter>], hubs: usize) -> D {
     let before: Vec<u64> = clients.iter().map(|c| c.get()).collect();
     d.deliver(0, 1);
     for (c, b) in clients.iter().zip(before) {
-        assert_eq!(c.get(), b + 1, "{}: an event must reach every client once", D::NAME);
+        assert_eq!(
+            c.get(),
+            b + 1,
+            "{}: an event must reach every client once",
+            D::NAME
+        );
     }
     d
 }
@@ -440,7 +491,12 @@ fn churn_once<D: Churn>(d: &D, spare: &Arc<Counter>) {
 
 /// Times `iters` events delivered (one at a time) while another thread registers and
 /// deregisters a client as fast as it can.
-fn churn_measure_delivery<D: Churn>(d: &D, probe: &Counter, spare: &Arc<Counter>, iters: u64) -> Duration {
+fn churn_measure_delivery<D: Churn>(
+    d: &D,
+    probe: &Counter,
+    spare: &Arc<Counter>,
+    iters: u64,
+) -> Duration {
     let stop = AtomicBool::new(false);
     let ready = Barrier::new(2);
     thread::scope(|s| {
@@ -464,7 +520,12 @@ fn churn_measure_delivery<D: Churn>(d: &D, probe: &Counter, spare: &Arc<Counter>
 
 /// Times `iters` register+deregister pairs while another thread delivers events (one at
 /// a time) as fast as it can.
-fn churn_measure_registration<D: Churn>(d: &D, probe: &Counter, spare: &Arc<Counter>, iters: u64) -> Duration {
+fn churn_measure_registration<D: Churn>(
+    d: &D,
+    probe: &Counter,
+    spare: &Arc<Counter>,
+    iters: u64,
+) -> Duration {
     let stop = AtomicBool::new(false);
     let ready = Barrier::new(2);
     thread::scope(|s| {
@@ -496,7 +557,10 @@ const THREADS: [usize; 3] = [1, 2, 4];
 const PARALLEL_CLIENTS: usize = 8;
 const CHURN_CLIENTS: usize = 8;
 
-fn one_thread<D: Design>(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, n: usize) {
+fn one_thread<D: Design>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    n: usize,
+) {
     let clients = counters(n);
     let d = build::<D>(&clients, 1);
     g.throughput(Throughput::Elements(n as u64));
@@ -511,7 +575,9 @@ fn one_thread<D: Design>(g: &mut criterion::BenchmarkGroup<'_, criterion::measur
 
 fn deliver_one_thread(c: &mut Criterion) {
     let mut g = c.benchmark_group("deliver_1thread");
-    g.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_millis(1500)).sample_size(60);
+    g.warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_millis(1500))
+        .sample_size(60);
     for n in CLIENTS {
         one_thread::<Usbpm>(&mut g, n);
         one_thread::<BareCall>(&mut g, n);
@@ -532,14 +598,18 @@ fn parallel<D: Design>(
     let d = build::<D>(&clients, *THREADS.iter().max().unwrap());
     // One iteration: every thread delivers one event to every client.
     g.throughput(Throughput::Elements((threads * PARALLEL_CLIENTS) as u64));
-    g.bench_with_input(BenchmarkId::new(D::NAME, threads), &threads, |b, &threads| {
-        b.iter_custom(|iters| run_parallel(&d, threads, iters))
-    });
+    g.bench_with_input(
+        BenchmarkId::new(D::NAME, threads),
+        &threads,
+        |b, &threads| b.iter_custom(|iters| run_parallel(&d, threads, iters)),
+    );
 }
 
 fn deliver_parallel(c: &mut Criterion) {
     let mut g = c.benchmark_group("deliver_parallel_8clients");
-    g.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_millis(2000)).sample_size(30);
+    g.warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_millis(2000))
+        .sample_size(30);
     for t in THREADS {
         parallel::<Usbpm>(&mut g, t, 0);
         parallel::<BareCall>(&mut g, t, 0);
@@ -558,7 +628,9 @@ const BUSY_WORK: u32 = 1000;
 
 fn deliver_parallel_busy(c: &mut Criterion) {
     let mut g = c.benchmark_group("deliver_parallel_busy_8clients");
-    g.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_millis(2000)).sample_size(30);
+    g.warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_millis(2000))
+        .sample_size(30);
     for t in [1, 2] {
         parallel::<Usbpm>(&mut g, t, BUSY_WORK);
         parallel::<AtomicPair>(&mut g, t, BUSY_WORK);
@@ -582,9 +654,14 @@ fn churn_pair<D: Churn>(c: &mut Criterion) {
     let spare = Arc::new(Counter::default());
     let d = build::<D>(&clients, 1);
     let probe = &clients[0];
-    for (group, registration) in [("churn_deliver_8clients", false), ("churn_register_deregister", true)] {
+    for (group, registration) in [
+        ("churn_deliver_8clients", false),
+        ("churn_register_deregister", true),
+    ] {
         let mut g = c.benchmark_group(group);
-        g.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_millis(2000)).sample_size(30);
+        g.warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_millis(2000))
+            .sample_size(30);
         g.bench_function(D::NAME, |b| {
             b.iter_custom(|iters| {
                 if registration {
@@ -598,7 +675,13 @@ fn churn_pair<D: Churn>(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, deliver_one_thread, deliver_parallel, deliver_parallel_busy, churn_all);
+criterion_group!(
+    benches,
+    deliver_one_thread,
+    deliver_parallel,
+    deliver_parallel_busy,
+    churn_all
+);
 
 /// What `criterion_main!(benches)` does, then the ratio tables of the benchmarks just
 /// measured; with `--report-only`, only the tables, from the results on disk.

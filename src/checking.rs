@@ -141,35 +141,61 @@ pub enum Step {
     /// Delivery took an in-flight count on `client`: `from` -> `from + 1`.
     InFlightAcquire { client: ClientHandle, from: u64 },
     /// Delivery found `client` closing and skipped it.
-    Skipped { client: ClientHandle, hub: HubId, seq: u64 },
+    Skipped {
+        client: ClientHandle,
+        hub: HubId,
+        seq: u64,
+    },
     /// The callback of `client` is about to be called for `hub`'s event `seq`.
-    CallbackBegin { client: ClientHandle, hub: HubId, seq: u64 },
+    CallbackBegin {
+        client: ClientHandle,
+        hub: HubId,
+        seq: u64,
+    },
     /// The callback of `client` returned (or panicked: `panicked`).
-    CallbackEnd { client: ClientHandle, hub: HubId, seq: u64, panicked: bool },
+    CallbackEnd {
+        client: ClientHandle,
+        hub: HubId,
+        seq: u64,
+        panicked: bool,
+    },
     /// Delivery released its in-flight count on `client`: `from` -> `from - 1`.
     InFlightRelease { client: ClientHandle, from: u64 },
     /// `deregister(client)` was entered.
     DeregisterEnter(ClientHandle),
     /// `deregister(client)` closed the registration with `in_flight` callbacks running.
-    DeregisterClosed { client: ClientHandle, in_flight: u64 },
+    DeregisterClosed {
+        client: ClientHandle,
+        in_flight: u64,
+    },
     /// `deregister(client)` is about to sleep until the in-flight count drains.
     DeregisterSleeps(ClientHandle),
     /// `deregister(client)` returns; `ok` is false when it returns an error.
     DeregisterReturn { client: ClientHandle, ok: bool },
     /// `hub` arrived (or arrived again): its arrival is queued, addressed to `clients`
     /// (the registered clients, in the order they will be called).
-    HubArrived { hub: HubId, clients: Vec<ClientHandle> },
+    HubArrived {
+        hub: HubId,
+        clients: Vec<ClientHandle>,
+    },
     /// Something was submitted to `hub`'s queue under its lock: `appended` is what was
     /// queued (nothing for the kick after an arrival, or for a replay dropped because the
     /// hub's removal is queued), `drains` whether this thread became the queue's drainer.
-    Submitted { hub: HubId, appended: Appended, drains: bool },
+    Submitted {
+        hub: HubId,
+        appended: Appended,
+        drains: bool,
+    },
     /// `hub`'s drainer took the item `seq` from the front of the queue.
     Took { hub: HubId, seq: u64 },
     /// `hub`'s drainer found the queue empty and stopped draining.
     DrainIdle { hub: HubId },
     /// A deregister made from inside the callbacks of `holding` recorded that they wait
     /// for `client` (the wait-for graph's edge; the cycle check passed).
-    WaitFor { holding: Vec<ClientHandle>, client: ClientHandle },
+    WaitFor {
+        holding: Vec<ClientHandle>,
+        client: ClientHandle,
+    },
     /// `deregister` emptied `client`'s slot: from now on its handle is stale.
     Retired(ClientHandle),
     /// A dropped `Registration` deregisters `client` without waiting (waiting refused).
@@ -185,10 +211,17 @@ pub enum Step {
 pub enum Appended {
     /// Nothing: the kick after an arrival, or a replay dropped after the removal.
     Nothing,
-    Change { seq: u64 },
-    Removal { seq: u64 },
+    Change {
+        seq: u64,
+    },
+    Removal {
+        seq: u64,
+    },
     /// An arrival replay for `client`, carrying the hub's state as of `seq`.
-    Replay { client: ClientHandle, seq: u64 },
+    Replay {
+        client: ClientHandle,
+        seq: u64,
+    },
 }
 
 /// Hears every protocol step of one Policy Manager, on the thread that takes it.

@@ -22,25 +22,35 @@ use std::mem;
 
 use crate::checking::{Appended, Hooks, Mutant, Step};
 use crate::error::Error;
-use crate::event::{ConnectorId, ConnectorInfo, ConnectorState, Event, HubId, HubInfo, Notification, PowerLevel};
+use crate::event::{
+    ConnectorId, ConnectorInfo, ConnectorState, Event, HubId, HubInfo, Notification, PowerLevel,
+};
 use crate::manager::{Client, PolicyManager};
 use crate::sync::{lock, Arc, Mutex, MutexGuard};
 
 enum Pending {
     /// The hub's own arrival, delivered to the clients registered when it arrived.
-    Arrival { clients: Vec<Arc<Client>>, notification: Notification },
+    Arrival {
+        clients: Vec<Arc<Client>>,
+        notification: Notification,
+    },
     /// A connector change.
     Change(Notification),
     /// The hub's removal: delivered, then the hub has no subscribers.
     Removal(Notification),
     /// Arrival replay for a client that registered while the hub was present.
-    Join { client: Arc<Client>, notification: Notification },
+    Join {
+        client: Arc<Client>,
+        notification: Notification,
+    },
 }
 
 impl Pending {
     fn seq(&self) -> u64 {
         match self {
-            Pending::Arrival { notification, .. } | Pending::Join { notification, .. } => notification.seq,
+            Pending::Arrival { notification, .. } | Pending::Join { notification, .. } => {
+                notification.seq
+            }
             Pending::Change(n) | Pending::Removal(n) => n.seq,
         }
     }
@@ -52,7 +62,13 @@ fn appended(item: Option<&Pending>) -> Appended {
         None | Some(Pending::Arrival { .. }) => Appended::Nothing,
         Some(Pending::Change(n)) => Appended::Change { seq: n.seq },
         Some(Pending::Removal(n)) => Appended::Removal { seq: n.seq },
-        Some(Pending::Join { client, notification }) => Appended::Replay { client: client.handle(), seq: notification.seq },
+        Some(Pending::Join {
+            client,
+            notification,
+        }) => Appended::Replay {
+            client: client.handle(),
+            seq: notification.seq,
+        },
     }
 }
 
@@ -80,10 +96,20 @@ impl Hub {
     /// A hub whose queue starts with its arrival, addressed to `clients`.
     pub(crate) fn new(info: HubInfo, clients: Vec<Arc<Client>>, hooks: &Hooks) -> Self {
         let id = info.hub;
-        hooks.step(|| Step::HubArrived { hub: id, clients: clients.iter().map(|c| c.handle()).collect() });
-        let notification = Notification { hub: id, seq: 0, event: Event::HubArrival(info.clone()) };
+        hooks.step(|| Step::HubArrived {
+            hub: id,
+            clients: clients.iter().map(|c| c.handle()).collect(),
+        });
+        let notification = Notification {
+            hub: id,
+            seq: 0,
+            event: Event::HubArrival(info.clone()),
+        };
         let mut pending = VecDeque::new();
-        pending.push_back(Pending::Arrival { clients, notification });
+        pending.push_back(Pending::Arrival {
+            clients,
+            notification,
+        });
         Hub {
             id,
             queue: Mutex::new(Queue {
@@ -123,7 +149,11 @@ impl Hub {
             .ok_or(Error::UnknownConnector(self.id, connector))
     }
 
-    pub(crate) fn assign_power_level(&self, connector: ConnectorId, level: PowerLevel) -> Result<(), Error> {
+    pub(crate) fn assign_power_level(
+        &self,
+        connector: ConnectorId,
+        level: PowerLevel,
+    ) -> Result<(), Error> {
         let mut q = lock(&self.queue);
         if q.removed {
             return Err(Error::UnknownHub(self.id));
@@ -145,23 +175,39 @@ impl Hub {
         if !q.removed {
             return false;
         }
-        hooks.step(|| Step::HubArrived { hub: self.id, clients: clients.iter().map(|c| c.handle()).collect() });
+        hooks.step(|| Step::HubArrived {
+            hub: self.id,
+            clients: clients.iter().map(|c| c.handle()).collect(),
+        });
         q.removed = false;
         q.seq = 0;
         q.info = info.clone();
         q.arrived = info.clone();
-        let notification = Notification { hub: self.id, seq: 0, event: Event::HubArrival(info) };
-        q.pending.push_back(Pending::Arrival { clients, notification });
+        let notification = Notification {
+            hub: self.id,
+            seq: 0,
+            event: Event::HubArrival(info),
+        };
+        q.pending.push_back(Pending::Arrival {
+            clients,
+            notification,
+        });
         true
     }
 
     /// Delivers whatever is queued if nobody is delivering yet (used right after arrival).
     pub(crate) fn kick(&self, pm: &PolicyManager) {
-        self.submit(pm, |_| Ok(None)).expect("kick queues nothing and cannot fail");
+        self.submit(pm, |_| Ok(None))
+            .expect("kick queues nothing and cannot fail");
     }
 
     /// Queues a connector change.
-    pub(crate) fn change(&self, pm: &PolicyManager, connector: ConnectorId, state: ConnectorState) -> Result<(), Error> {
+    pub(crate) fn change(
+        &self,
+        pm: &PolicyManager,
+        connector: ConnectorId,
+        state: ConnectorState,
+    ) -> Result<(), Error> {
         let id = self.id;
         let fold = !pm.hooks().mutant(Mutant::ChangeNotFolded);
         self.submit(pm, |q| {
@@ -178,7 +224,11 @@ impl Hub {
             }
             q.seq += 1;
             let event = Event::ConnectorStateChange { connector, state };
-            Ok(Some(Pending::Change(Notification { hub: id, seq: q.seq, event })))
+            Ok(Some(Pending::Change(Notification {
+                hub: id,
+                seq: q.seq,
+                event,
+            })))
         })
     }
 
@@ -191,7 +241,11 @@ impl Hub {
             }
             q.removed = true;
             q.seq += 1;
-            Ok(Some(Pending::Removal(Notification { hub: id, seq: q.seq, event: Event::HubRemoval })))
+            Ok(Some(Pending::Removal(Notification {
+                hub: id,
+                seq: q.seq,
+                event: Event::HubRemoval,
+            })))
         });
     }
 
@@ -204,9 +258,20 @@ impl Hub {
             if q.removed {
                 return Ok(None);
             }
-            let snapshot = if stale { q.arrived.clone() } else { q.info.clone() };
-            let notification = Notification { hub: id, seq: q.seq, event: Event::HubArrival(snapshot) };
-            Ok(Some(Pending::Join { client, notification }))
+            let snapshot = if stale {
+                q.arrived.clone()
+            } else {
+                q.info.clone()
+            };
+            let notification = Notification {
+                hub: id,
+                seq: q.seq,
+                event: Event::HubArrival(snapshot),
+            };
+            Ok(Some(Pending::Join {
+                client,
+                notification,
+            }))
         });
     }
 
@@ -220,12 +285,18 @@ impl Hub {
         let mut q = lock(&self.queue);
         let item = make(&mut q)?;
         let drains = !q.draining && (item.is_some() || !q.pending.is_empty());
-        hooks.step(|| Step::Submitted { hub: self.id, appended: appended(item.as_ref()), drains });
+        hooks.step(|| Step::Submitted {
+            hub: self.id,
+            appended: appended(item.as_ref()),
+            drains,
+        });
         if let Some(item) = item {
             let seq = q.seq;
             hooks.step(|| Step::Queued { hub: self.id, seq });
             match item {
-                Pending::Removal(_) if hooks.mutant(Mutant::RemovalOvertakes) => q.pending.push_front(item),
+                Pending::Removal(_) if hooks.mutant(Mutant::RemovalOvertakes) => {
+                    q.pending.push_front(item)
+                }
                 _ => q.pending.push_back(item),
             }
         }
@@ -251,7 +322,10 @@ impl Hub {
                 hooks.step(|| Step::DrainIdle { hub: self.id });
                 return;
             };
-            hooks.step(|| Step::Took { hub: self.id, seq: item.seq() });
+            hooks.step(|| Step::Took {
+                hub: self.id,
+                seq: item.seq(),
+            });
             let held = if under_lock {
                 Some(q)
             } else {
@@ -259,7 +333,10 @@ impl Hub {
                 None
             };
             match item {
-                Pending::Arrival { clients, notification } => {
+                Pending::Arrival {
+                    clients,
+                    notification,
+                } => {
                     subscribers = clients;
                     subscribers.retain(|c| pm.invoke(c, &notification));
                 }
@@ -271,7 +348,10 @@ impl Hub {
                         pm.invoke(&c, &notification);
                     }
                 }
-                Pending::Join { client, notification } => {
+                Pending::Join {
+                    client,
+                    notification,
+                } => {
                     // A client that registered while the hub re-arrived can be in the new
                     // arrival's list and have a replay queued behind it: it has the hub.
                     let subscribed = subscribers.iter().any(|c| Arc::ptr_eq(c, &client));

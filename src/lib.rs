@@ -64,6 +64,9 @@ mod sync;
 mod waits;
 
 pub use error::{Error, NtStatus};
-pub use event::{ConnectorId, ConnectorInfo, ConnectorState, Event, HubId, HubInfo, Notification, PowerLevel, PowerRole};
+pub use event::{
+    ConnectorId, ConnectorInfo, ConnectorState, Event, HubId, HubInfo, Notification, PowerLevel,
+    PowerRole,
+};
 pub use manager::{ClientConfig, HubPort, PolicyManager, Registration};
 pub use registry::ClientHandle;

@@ -6,7 +6,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::checking::{Hooks, Mutant, Step};
 use crate::error::Error;
-use crate::event::{ConnectorId, ConnectorInfo, ConnectorState, HubId, HubInfo, Notification, PowerLevel};
+use crate::event::{
+    ConnectorId, ConnectorInfo, ConnectorState, HubId, HubInfo, Notification, PowerLevel,
+};
 use crate::hub::Hub;
 use crate::registry::{ClientHandle, Slots};
 use crate::rundown::Rundown;
@@ -37,7 +39,9 @@ impl ClientConfig {
         C: Send + Sync + 'static,
         F: Fn(&C, &PolicyManager, &Notification) + Send + Sync + 'static,
     {
-        ClientConfig { callback: Box::new(move |pm, n| callback(&context, pm, n)) }
+        ClientConfig {
+            callback: Box::new(move |pm, n| callback(&context, pm, n)),
+        }
     }
 }
 
@@ -121,7 +125,10 @@ impl PolicyManager {
     fn with_hooks(hooks: Hooks) -> Self {
         PolicyManager {
             shared: Arc::new(Shared {
-                registry: Mutex::new(Registry { clients: Slots::new(next_instance()), hubs: BTreeMap::new() }),
+                registry: Mutex::new(Registry {
+                    clients: Slots::new(next_instance()),
+                    hubs: BTreeMap::new(),
+                }),
                 waits: WaitGraph::new(),
                 panicked: AtomicU64::new(0),
                 hooks,
@@ -146,7 +153,11 @@ impl PolicyManager {
             let mut registry = lock(&self.shared.registry);
             let mut client = None;
             registry.clients.insert_with(|handle| {
-                let c = Arc::new(Client { handle, rundown: Rundown::new(), callback: config.callback });
+                let c = Arc::new(Client {
+                    handle,
+                    rundown: Rundown::new(),
+                    callback: config.callback,
+                });
                 client = Some(c.clone());
                 c
             });
@@ -166,7 +177,10 @@ impl PolicyManager {
 
     /// Registers a client and returns a guard that deregisters it when dropped.
     pub fn register_owned(&self, config: ClientConfig) -> Registration {
-        Registration { pm: self.clone(), handle: Some(self.register(config)) }
+        Registration {
+            pm: self.clone(),
+            handle: Some(self.register(config)),
+        }
     }
 
     /// Deregisters a client: the handle's callback is never called again.
@@ -215,7 +229,10 @@ impl PolicyManager {
     pub fn deregister(&self, handle: ClientHandle) -> Result<(), Error> {
         self.hooks().step(|| Step::DeregisterEnter(handle));
         let result = self.deregister_inner(handle, true);
-        self.hooks().step(|| Step::DeregisterReturn { client: handle, ok: result.is_ok() });
+        self.hooks().step(|| Step::DeregisterReturn {
+            client: handle,
+            ok: result.is_ok(),
+        });
         result
     }
 
@@ -256,7 +273,10 @@ impl PolicyManager {
         let hooks = self.hooks();
         let closed = client.rundown.close();
         let handle = client.handle;
-        hooks.step(|| Step::DeregisterClosed { client: handle, in_flight: closed.in_flight });
+        hooks.step(|| Step::DeregisterClosed {
+            client: handle,
+            in_flight: closed.in_flight,
+        });
         if !wait || closed.in_flight == 0 || hooks.mutant(Mutant::DeregisterNoWait) {
             return;
         }
@@ -277,13 +297,23 @@ impl PolicyManager {
             return true;
         }
         let Ok(from) = client.rundown.try_acquire(hooks) else {
-            hooks.step(|| Step::Skipped { client: handle, hub: n.hub, seq: n.seq });
+            hooks.step(|| Step::Skipped {
+                client: handle,
+                hub: n.hub,
+                seq: n.seq,
+            });
             return false;
         };
-        hooks.step(|| Step::InFlightAcquire { client: handle, from });
+        hooks.step(|| Step::InFlightAcquire {
+            client: handle,
+            from,
+        });
         if hooks.mutant(Mutant::ReleaseBeforeCallback) {
             let from = client.rundown.release(hooks);
-            hooks.step(|| Step::InFlightRelease { client: handle, from });
+            hooks.step(|| Step::InFlightRelease {
+                client: handle,
+                from,
+            });
             self.call(client, n);
             return true;
         }
@@ -292,7 +322,10 @@ impl PolicyManager {
             return true;
         }
         let from = client.rundown.release(hooks);
-        hooks.step(|| Step::InFlightRelease { client: handle, from });
+        hooks.step(|| Step::InFlightRelease {
+            client: handle,
+            from,
+        });
         true
     }
 
@@ -301,7 +334,11 @@ impl PolicyManager {
     fn call(&self, client: &Client, n: &Notification) -> bool {
         let hooks = self.hooks();
         let (handle, hub, seq) = (client.handle, n.hub, n.seq);
-        hooks.step(|| Step::CallbackBegin { client: handle, hub, seq });
+        hooks.step(|| Step::CallbackBegin {
+            client: handle,
+            hub,
+            seq,
+        });
         let inside = InsideCallback::enter(handle);
         let outcome = catch_unwind(AssertUnwindSafe(|| (client.callback)(self, n)));
         if outcome.is_err() && hooks.mutant(Mutant::PanicLeavesCallbackMark) {
@@ -315,7 +352,12 @@ impl PolicyManager {
             // Only under the gate: a checker's own report (deadlock, race) goes on up.
             Err(payload) => std::panic::resume_unwind(payload),
         };
-        hooks.step(|| Step::CallbackEnd { client: handle, hub, seq, panicked });
+        hooks.step(|| Step::CallbackEnd {
+            client: handle,
+            hub,
+            seq,
+            panicked,
+        });
         if panicked {
             self.shared.panicked.fetch_add(1, Ordering::Relaxed);
         }
@@ -341,14 +383,20 @@ impl PolicyManager {
     ///
     /// # Panics
     /// With more than 256 connectors.
-    pub fn hub_arrival(&self, hub: HubId, connectors: Vec<ConnectorState>) -> Result<HubPort, Error> {
+    pub fn hub_arrival(
+        &self,
+        hub: HubId,
+        connectors: Vec<ConnectorState>,
+    ) -> Result<HubPort, Error> {
         let info = HubInfo {
             hub,
             connectors: connectors
                 .into_iter()
                 .enumerate()
                 .map(|(i, state)| ConnectorInfo {
-                    connector: ConnectorId(u8::try_from(i).expect("at most 256 connectors per hub")),
+                    connector: ConnectorId(
+                        u8::try_from(i).expect("at most 256 connectors per hub"),
+                    ),
                     state,
                     assigned_power: None,
                 })
@@ -373,11 +421,18 @@ impl PolicyManager {
             }
         };
         hub.kick(self);
-        Ok(HubPort { pm: self.clone(), hub: Some(hub) })
+        Ok(HubPort {
+            pm: self.clone(),
+            hub: Some(hub),
+        })
     }
 
     fn hub(&self, hub: HubId) -> Result<Arc<Hub>, Error> {
-        lock(&self.shared.registry).hubs.get(&hub).cloned().ok_or(Error::UnknownHub(hub))
+        lock(&self.shared.registry)
+            .hubs
+            .get(&hub)
+            .cloned()
+            .ok_or(Error::UnknownHub(hub))
     }
 
     /// The current state of a present hub.
@@ -386,12 +441,21 @@ impl PolicyManager {
     }
 
     /// The current state of one connector of a present hub.
-    pub fn query_connector(&self, hub: HubId, connector: ConnectorId) -> Result<ConnectorInfo, Error> {
+    pub fn query_connector(
+        &self,
+        hub: HubId,
+        connector: ConnectorId,
+    ) -> Result<ConnectorInfo, Error> {
         self.hub(hub)?.connector(connector)
     }
 
     /// Assigns a power level to a connector (shown by later queries and arrivals).
-    pub fn assign_power_level(&self, hub: HubId, connector: ConnectorId, level: PowerLevel) -> Result<(), Error> {
+    pub fn assign_power_level(
+        &self,
+        hub: HubId,
+        connector: ConnectorId,
+        level: PowerLevel,
+    ) -> Result<(), Error> {
         self.hub(hub)?.assign_power_level(connector, level)
     }
 }
@@ -424,7 +488,11 @@ impl HubPort {
     /// A connector's state changed. Delivered to every client that has seen the hub's
     /// arrival, after all earlier changes of this hub; possibly by another thread that is
     /// already delivering this hub's events, in which case this returns at once.
-    pub fn connector_changed(&self, connector: ConnectorId, state: ConnectorState) -> Result<(), Error> {
+    pub fn connector_changed(
+        &self,
+        connector: ConnectorId,
+        state: ConnectorState,
+    ) -> Result<(), Error> {
         self.hub().change(&self.pm, connector, state)
     }
 
@@ -482,7 +550,9 @@ pub struct Registration {
 
 impl fmt::Debug for Registration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Registration").field("handle", &self.handle).finish()
+        f.debug_struct("Registration")
+            .field("handle", &self.handle)
+            .finish()
     }
 }
 
@@ -508,7 +578,9 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let Some(handle) = self.handle.take() else { return };
+        let Some(handle) = self.handle.take() else {
+            return;
+        };
         let refused = self.pm.deregister(handle);
         if self.pm.hooks().mutant(Mutant::GuardDropIgnoresRefusal) {
             return;

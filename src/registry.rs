@@ -31,7 +31,11 @@ impl ClientHandle {
     /// that was never issued is refused by the Policy Manager with
     /// [`Error::UnknownHandle`].
     pub fn from_raw(raw: u64) -> Self {
-        ClientHandle { instance: (raw >> 32) as u32, slot: (raw >> 16) as u16, generation: raw as u16 }
+        ClientHandle {
+            instance: (raw >> 32) as u32,
+            slot: (raw >> 16) as u16,
+            generation: raw as u16,
+        }
     }
 
     /// The slot index, for reports (the client's position in registration order while
@@ -68,7 +72,11 @@ pub(crate) struct Slots<T> {
 
 impl<T: Clone> Slots<T> {
     pub(crate) fn new(instance: u32) -> Self {
-        Slots { instance, slots: Vec::new(), free: Vec::new() }
+        Slots {
+            instance,
+            slots: Vec::new(),
+            free: Vec::new(),
+        }
     }
 
     /// Stores `value(handle)` in a free slot and returns its handle.
@@ -81,23 +89,38 @@ impl<T: Clone> Slots<T> {
             None => {
                 let i = u16::try_from(self.slots.len())
                     .expect("usbpm: more than 65,536 clients registered at once");
-                self.slots.push(Slot { generation: 1, value: None });
+                self.slots.push(Slot {
+                    generation: 1,
+                    value: None,
+                });
                 i
             }
         };
         let s = &mut self.slots[usize::from(slot)];
-        let handle = ClientHandle { instance: self.instance, slot, generation: s.generation };
+        let handle = ClientHandle {
+            instance: self.instance,
+            slot,
+            generation: s.generation,
+        };
         s.value = Some(value(handle));
         handle
     }
 
     fn check(&self, handle: ClientHandle, hooks: &Hooks) -> Result<usize, Error> {
         let i = usize::from(handle.slot);
-        let Some(s) = self.slots.get(i).filter(|_| handle.instance == self.instance) else {
+        let Some(s) = self
+            .slots
+            .get(i)
+            .filter(|_| handle.instance == self.instance)
+        else {
             return Err(Error::UnknownHandle(handle));
         };
         if hooks.mutant(Mutant::NoGeneration) {
-            return if s.value.is_some() { Ok(i) } else { Err(Error::StaleHandle(handle)) };
+            return if s.value.is_some() {
+                Ok(i)
+            } else {
+                Err(Error::StaleHandle(handle))
+            };
         }
         if handle.generation == 0 {
             // Generation 0 is never issued.

@@ -42,7 +42,11 @@ pub(crate) struct Rundown {
 
 impl Rundown {
     pub(crate) fn new() -> Self {
-        Rundown { state: AtomicU64::new(0), lock: Mutex::new(()), drained: Condvar::new() }
+        Rundown {
+            state: AtomicU64::new(0),
+            lock: Mutex::new(()),
+            drained: Condvar::new(),
+        }
     }
 
     /// Takes an in-flight count unless the rundown is closed. Returns the count before
@@ -61,8 +65,11 @@ impl Rundown {
     /// one of a closed rundown. Returns the count before this release.
     #[inline]
     pub(crate) fn release(&self, hooks: &Hooks) -> u64 {
-        let order =
-            if hooks.mutant(Mutant::RelaxedOrdering) { Ordering::Relaxed } else { Ordering::Release };
+        let order = if hooks.mutant(Mutant::RelaxedOrdering) {
+            Ordering::Relaxed
+        } else {
+            Ordering::Release
+        };
         let prev = self.state.fetch_sub(1, order);
         if prev == CLOSED | 1 {
             let _guard = lock(&self.lock);
@@ -79,13 +86,19 @@ impl Rundown {
     /// Closes the rundown: no acquire succeeds after this returns.
     pub(crate) fn close(&self) -> Closed {
         let prev = self.state.fetch_or(CLOSED, Ordering::AcqRel);
-        Closed { first: prev & CLOSED == 0, in_flight: prev & COUNT }
+        Closed {
+            first: prev & CLOSED == 0,
+            in_flight: prev & COUNT,
+        }
     }
 
     /// Blocks until a closed rundown has no call in flight.
     pub(crate) fn wait_drained(&self, hooks: &Hooks) {
-        let order =
-            if hooks.mutant(Mutant::RelaxedOrdering) { Ordering::Relaxed } else { Ordering::Acquire };
+        let order = if hooks.mutant(Mutant::RelaxedOrdering) {
+            Ordering::Relaxed
+        } else {
+            Ordering::Acquire
+        };
         if hooks.mutant(Mutant::LostWakeup) {
             // The bug: the test is made outside the lock, so the last release can drain
             // and notify between the test and the wait, and nobody wakes this thread.

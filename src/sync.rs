@@ -12,7 +12,9 @@
 //! `Arc` is taken from the checker too: loom tracks reference counts to report leaks.
 
 #[cfg(all(feature = "loom", feature = "shuttle"))]
-compile_error!("usbpm: the `loom` and `shuttle` features select different schedulers; enable one at a time");
+compile_error!(
+    "usbpm: the `loom` and `shuttle` features select different schedulers; enable one at a time"
+);
 
 #[cfg(feature = "loom")]
 mod imp {

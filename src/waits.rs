@@ -75,7 +75,9 @@ pub(crate) struct WaitEdge<'a> {
 
 impl WaitGraph {
     pub(crate) fn new() -> Self {
-        WaitGraph { graph: Mutex::new(Graph::default()) }
+        WaitGraph {
+            graph: Mutex::new(Graph::default()),
+        }
     }
 
     /// Records that a thread inside the callbacks of `holding` (non-empty) is about to
@@ -104,10 +106,17 @@ impl WaitGraph {
         if reached.iter().any(|r| holding.contains(r)) {
             return Err(Error::WouldDeadlock { target, holding });
         }
-        hooks.step(|| Step::WaitFor { holding: holding.clone(), client: target });
+        hooks.step(|| Step::WaitFor {
+            holding: holding.clone(),
+            client: target,
+        });
         g.next_id += 1;
         let id = g.next_id;
-        g.waits.push(Wait { id, holding, target });
+        g.waits.push(Wait {
+            id,
+            holding,
+            target,
+        });
         Ok(WaitEdge { graph: self, id })
     }
 }

@@ -8,7 +8,9 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 
 use common::*;
-use usbpm::{ClientConfig, ClientHandle, ConnectorId, Error, Event, HubId, PolicyManager, PowerLevel};
+use usbpm::{
+    ClientConfig, ClientHandle, ConnectorId, Error, Event, HubId, PolicyManager, PowerLevel,
+};
 
 fn silent() -> ClientConfig {
     ClientConfig::new((), |_, _, _| {})
@@ -53,7 +55,8 @@ fn client_registered_before_a_hub_sees_its_whole_history_in_order() {
     let initial = vec![detached(), sourcing(15_000)];
     let port = pm.hub_arrival(hub, initial.clone()).unwrap();
     assert_eq!(port.id(), hub);
-    port.connector_changed(ConnectorId(0), attached(27_000)).unwrap();
+    port.connector_changed(ConnectorId(0), attached(27_000))
+        .unwrap();
     port.connector_changed(ConnectorId(1), detached()).unwrap();
     port.connector_changed(ConnectorId(0), detached()).unwrap();
     port.remove();
@@ -76,10 +79,14 @@ fn late_client_first_gets_an_arrival_with_the_hubs_current_state_and_seq() {
     let pm = PolicyManager::new();
     let hub = HubId(3);
     let port = pm.hub_arrival(hub, vec![detached(), detached()]).unwrap();
-    port.connector_changed(ConnectorId(0), attached(5_000)).unwrap();
-    port.connector_changed(ConnectorId(1), sourcing(7_500)).unwrap();
-    port.connector_changed(ConnectorId(0), attached(9_000)).unwrap();
-    pm.assign_power_level(hub, ConnectorId(1), PowerLevel { milliwatts: 4_500 }).unwrap();
+    port.connector_changed(ConnectorId(0), attached(5_000))
+        .unwrap();
+    port.connector_changed(ConnectorId(1), sourcing(7_500))
+        .unwrap();
+    port.connector_changed(ConnectorId(0), attached(9_000))
+        .unwrap();
+    pm.assign_power_level(hub, ConnectorId(1), PowerLevel { milliwatts: 4_500 })
+        .unwrap();
 
     let mut current = hub_info(hub, &[attached(9_000), sourcing(7_500)]);
     current.connectors[1].assigned_power = Some(PowerLevel { milliwatts: 4_500 });
@@ -92,7 +99,11 @@ fn late_client_first_gets_an_arrival_with_the_hubs_current_state_and_seq() {
 
     assert_eq!(
         snapshot(&log),
-        vec![arrival(hub, 3, current), change(hub, 4, 1, detached()), removal(hub, 5)],
+        vec![
+            arrival(hub, 3, current),
+            change(hub, 4, 1, detached()),
+            removal(hub, 5)
+        ],
         "arrival with the seq of the last change folded in, then consecutive seqs"
     );
     assert_eq!(pm.deregister(h), Ok(()));
@@ -128,8 +139,14 @@ fn late_client_gets_exactly_one_arrival_per_present_hub() {
     drop(p2);
     let events = snapshot(&log);
     check_per_hub(&events).unwrap();
-    assert_eq!(about(&events, h1)[1..], [change(h1, 1, 0, attached(1)), removal(h1, 2)]);
-    assert_eq!(about(&events, h2)[1..], [change(h2, 3, 0, detached()), removal(h2, 4)]);
+    assert_eq!(
+        about(&events, h1)[1..],
+        [change(h1, 1, 0, attached(1)), removal(h1, 2)]
+    );
+    assert_eq!(
+        about(&events, h2)[1..],
+        [change(h2, 3, 0, detached()), removal(h2, 4)]
+    );
     assert!(about(&events, h3).is_empty());
     assert_eq!(pm.deregister(h), Ok(()));
 }
@@ -141,7 +158,8 @@ fn removed_hub_sends_nothing_more_and_its_id_can_arrive_again() {
     let log = new_log();
     let h = pm.register(recorder(&log));
     let port = pm.hub_arrival(hub, vec![detached()]).unwrap();
-    port.connector_changed(ConnectorId(0), attached(1_000)).unwrap();
+    port.connector_changed(ConnectorId(0), attached(1_000))
+        .unwrap();
     port.remove();
     assert_eq!(snapshot(&log).last(), Some(&removal(hub, 2)));
     assert_eq!(pm.query_hub(hub), Err(Error::UnknownHub(hub)));
@@ -155,7 +173,11 @@ fn removed_hub_sends_nothing_more_and_its_id_can_arrive_again() {
     let port = pm.hub_arrival(hub, vec![attached(5)]).unwrap();
     let fresh = arrival(hub, 0, hub_info(hub, &[attached(5)]));
     assert_eq!(snapshot(&log).last(), Some(&fresh));
-    assert_eq!(len(&log), 4, "arrival, change, removal, then the new arrival");
+    assert_eq!(
+        len(&log),
+        4,
+        "arrival, change, removal, then the new arrival"
+    );
     assert_eq!(snapshot(&late), vec![fresh]);
     drop(port);
     assert_eq!(pm.deregister(h), Ok(()));
@@ -213,17 +235,30 @@ fn changes_and_removal_reported_during_delivery_queue_up_in_order() {
             let registering = s.spawn(move || pm.register(late_cfg));
             control.wait_entered();
             // These must return although the hub's drainer is blocked.
-            let changed: Vec<_> =
-                (1..=3).map(|k| port.connector_changed(ConnectorId(0), attached(k))).collect();
+            let changed: Vec<_> = (1..=3)
+                .map(|k| port.connector_changed(ConnectorId(0), attached(k)))
+                .collect();
             port.remove();
             let queried = pm.query_hub(hub);
             let delivered_meanwhile = len(&log);
             control.release(); // before asserting, so that a failure cannot strand the drainer
-            (registering.join().unwrap(), changed, queried, delivered_meanwhile)
+            (
+                registering.join().unwrap(),
+                changed,
+                queried,
+                delivered_meanwhile,
+            )
         });
         assert_eq!(changed, vec![Ok(()), Ok(()), Ok(())]);
-        assert_eq!(queried, Err(Error::UnknownHub(hub)), "absent as soon as remove returns");
-        assert_eq!(delivered_meanwhile, 1, "the drainer was blocked, so only the arrival had been delivered");
+        assert_eq!(
+            queried,
+            Err(Error::UnknownHub(hub)),
+            "absent as soon as remove returns"
+        );
+        assert_eq!(
+            delivered_meanwhile, 1,
+            "the drainer was blocked, so only the arrival had been delivered"
+        );
 
         let expected = vec![
             arrival(hub, 0, hub_info(hub, &[detached()])),
@@ -233,7 +268,11 @@ fn changes_and_removal_reported_during_delivery_queue_up_in_order() {
             removal(hub, 4),
         ];
         assert_eq!(snapshot(&log), expected, "the early client");
-        assert_eq!(snapshot(&late_log), expected, "the late client (arrival replayed at seq 0)");
+        assert_eq!(
+            snapshot(&late_log),
+            expected,
+            "the late client (arrival replayed at seq 0)"
+        );
         assert_eq!(pm.deregister(early), Ok(()));
         assert_eq!(pm.deregister(late), Ok(()));
     });
@@ -275,7 +314,10 @@ fn hub_id_arriving_again_before_the_old_removal_is_delivered_waits_its_turn() {
             (registering.join().unwrap(), rearrived, delivered_meanwhile)
         });
         let port2 = port2.expect("the id may arrive again after removal");
-        assert_eq!(delivered_meanwhile, 1, "nothing of the new presence before the old one's end");
+        assert_eq!(
+            delivered_meanwhile, 1,
+            "nothing of the new presence before the old one's end"
+        );
 
         let old = hub_info(hub, &[detached()]);
         let new = hub_info(hub, &[sourcing(5)]);
@@ -286,10 +328,18 @@ fn hub_id_arriving_again_before_the_old_removal_is_delivered_waits_its_turn() {
             arrival(hub, 0, new.clone()),
         ];
         assert_eq!(snapshot(&log), expected, "the observer");
-        assert_eq!(snapshot(&blocker_log), expected, "the client whose replay blocked the drain");
+        assert_eq!(
+            snapshot(&blocker_log),
+            expected,
+            "the client whose replay blocked the drain"
+        );
         assert_eq!(pm.query_hub(hub), Ok(new));
         port2.connector_changed(ConnectorId(0), detached()).unwrap();
-        assert_eq!(snapshot(&log).last(), Some(&change(hub, 1, 0, detached())), "the new presence's seqs");
+        assert_eq!(
+            snapshot(&log).last(),
+            Some(&change(hub, 1, 0, detached())),
+            "the new presence's seqs"
+        );
         drop(port2);
         assert_eq!(pm.deregister(observer), Ok(()));
         assert_eq!(pm.deregister(blocker_h), Ok(()));
@@ -310,7 +360,13 @@ fn deregistered_client_receives_nothing_more() {
     port.remove();
 
     let info = hub_info(hub, &[detached()]);
-    assert_eq!(snapshot(&la), vec![arrival(hub, 0, info.clone()), change(hub, 1, 0, attached(1))]);
+    assert_eq!(
+        snapshot(&la),
+        vec![
+            arrival(hub, 0, info.clone()),
+            change(hub, 1, 0, attached(1))
+        ]
+    );
     assert_eq!(
         snapshot(&lb),
         vec![
@@ -359,7 +415,8 @@ fn each_hubs_events_arrive_in_order_while_hubs_report_concurrently() {
                 let port = pm.hub_arrival(HubId(i), vec![detached()]).unwrap();
                 start.wait();
                 for k in 1..=CHANGES {
-                    port.connector_changed(ConnectorId(0), attached(k as u32)).unwrap();
+                    port.connector_changed(ConnectorId(0), attached(k as u32))
+                        .unwrap();
                 }
             })
         })
@@ -368,7 +425,11 @@ fn each_hubs_events_arrive_in_order_while_hubs_report_concurrently() {
         t.join().unwrap();
     }
 
-    assert_eq!(overlaps.load(Ordering::SeqCst), 0, "two callbacks about one hub overlapped");
+    assert_eq!(
+        overlaps.load(Ordering::SeqCst),
+        0,
+        "two callbacks about one hub overlapped"
+    );
     for log in &logs {
         let events = snapshot(log);
         check_per_hub(&events).unwrap();
@@ -443,9 +504,13 @@ fn arrival_events_carry_the_hub_info() {
     let pm = PolicyManager::new();
     let log = new_log();
     let _reg = pm.register_owned(recorder(&log));
-    let _port = pm.hub_arrival(HubId(5), vec![detached(), attached(1), sourcing(2)]).unwrap();
+    let _port = pm
+        .hub_arrival(HubId(5), vec![detached(), attached(1), sourcing(2)])
+        .unwrap();
     let events = snapshot(&log);
-    let Event::HubArrival(info) = &events[0].event else { panic!("expected an arrival: {events:?}") };
+    let Event::HubArrival(info) = &events[0].event else {
+        panic!("expected an arrival: {events:?}")
+    };
     assert_eq!(info, &pm.query_hub(HubId(5)).unwrap());
     assert_eq!(info.connectors.len(), 3);
     assert_eq!(info.connectors[2].connector, ConnectorId(2));

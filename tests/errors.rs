@@ -4,7 +4,9 @@
 mod common;
 
 use common::*;
-use usbpm::{ClientConfig, ClientHandle, ConnectorId, Error, HubId, NtStatus, PolicyManager, PowerLevel};
+use usbpm::{
+    ClientConfig, ClientHandle, ConnectorId, Error, HubId, NtStatus, PolicyManager, PowerLevel,
+};
 
 fn silent() -> ClientConfig {
     ClientConfig::new((), |_, _, _| {})
@@ -26,8 +28,14 @@ fn learn_layout() -> Layout {
     assert_eq!(b.slot(), a.slot() + 1);
     let generation_step = a2.into_raw().wrapping_sub(a.into_raw());
     let slot_step = b.into_raw().wrapping_sub(a.into_raw());
-    assert_eq!(generation_step, 1, "these tests expect the generation in into_raw's lowest bits");
-    assert!(slot_step.is_power_of_two() && slot_step > 1, "slot step {slot_step:#x}");
+    assert_eq!(
+        generation_step, 1,
+        "these tests expect the generation in into_raw's lowest bits"
+    );
+    assert!(
+        slot_step.is_power_of_two() && slot_step > 1,
+        "slot step {slot_step:#x}"
+    );
     Layout { slot_step }
 }
 
@@ -57,9 +65,14 @@ impl Layout {
 /// The client recording into `log` is still registered: it receives the next change.
 fn assert_alive(log: &Log, hub: HubId, port: &usbpm::HubPort) {
     let before = len(log);
-    port.connector_changed(ConnectorId(0), attached(before as u32)).unwrap();
+    port.connector_changed(ConnectorId(0), attached(before as u32))
+        .unwrap();
     let events = snapshot(log);
-    assert_eq!(events.len(), before + 1, "the client no longer receives events");
+    assert_eq!(
+        events.len(),
+        before + 1,
+        "the client no longer receives events"
+    );
     assert_eq!(events.last().unwrap().hub, hub);
     check_per_hub(&events).unwrap();
 }
@@ -83,7 +96,12 @@ fn handles_that_were_never_issued_are_unknown() {
     ];
     for h in forged {
         let err = pm.deregister(h).unwrap_err();
-        assert_eq!(err, Error::UnknownHandle(h), "deregister({h:?} = {:#x})", h.into_raw());
+        assert_eq!(
+            err,
+            Error::UnknownHandle(h),
+            "deregister({h:?} = {:#x})",
+            h.into_raw()
+        );
         assert_eq!(err.ntstatus(), NtStatus::INVALID_HANDLE);
         assert_eq!(err.ntstatus().name(), "STATUS_INVALID_HANDLE");
     }
@@ -100,7 +118,11 @@ fn handle_from_another_policy_manager_is_unknown_and_touches_neither() {
     let (l1, l2) = (new_log(), new_log());
     let a1 = pm1.register(recorder(&l1));
     let a2 = pm2.register(recorder(&l2));
-    assert_eq!(a1.slot(), a2.slot(), "same slot in both, so only the instance tells them apart");
+    assert_eq!(
+        a1.slot(),
+        a2.slot(),
+        "same slot in both, so only the instance tells them apart"
+    );
     assert_ne!(a1, a2);
 
     let err = pm1.deregister(a2).unwrap_err();
@@ -144,7 +166,11 @@ fn stale_handle_stays_stale_however_often_its_slot_is_reused() {
         let h = pm.register(silent());
         let err = pm.deregister(first);
         assert_eq!(err, Err(Error::StaleHandle(first)), "reuse {i}: {h:?}");
-        assert_eq!(pm.client_count(), 1, "reuse {i}: the stale handle deregistered {h:?}");
+        assert_eq!(
+            pm.client_count(),
+            1,
+            "reuse {i}: the stale handle deregistered {h:?}"
+        );
         assert_eq!(pm.deregister(h), Ok(()));
     }
 }
@@ -157,7 +183,11 @@ fn double_deregister_is_a_stale_handle() {
     let err = pm.deregister(h).unwrap_err();
     assert_eq!(err, Error::StaleHandle(h));
     assert_eq!(err.ntstatus(), NtStatus::INVALID_HANDLE);
-    assert_eq!(pm.deregister(h), Err(Error::StaleHandle(h)), "and stays stale");
+    assert_eq!(
+        pm.deregister(h),
+        Err(Error::StaleHandle(h)),
+        "and stays stale"
+    );
 }
 
 #[test]
@@ -170,7 +200,11 @@ fn stale_handle_whose_slot_was_reused_does_not_touch_the_new_client() {
 
     let log = new_log();
     let new = pm.register(recorder(&log));
-    assert_eq!(new.slot(), old.slot(), "the slot is reused (otherwise this test proves nothing)");
+    assert_eq!(
+        new.slot(),
+        old.slot(),
+        "the slot is reused (otherwise this test proves nothing)"
+    );
     assert_ne!(new, old);
 
     for _ in 0..3 {
@@ -192,7 +226,10 @@ fn unknown_hub_is_not_found() {
     let expect = Error::UnknownHub(hub);
     assert_eq!(pm.query_hub(hub), Err(expect.clone()));
     assert_eq!(pm.query_connector(hub, ConnectorId(0)), Err(expect.clone()));
-    assert_eq!(pm.assign_power_level(hub, ConnectorId(0), level), Err(expect.clone()));
+    assert_eq!(
+        pm.assign_power_level(hub, ConnectorId(0), level),
+        Err(expect.clone())
+    );
     assert_eq!(expect.ntstatus(), NtStatus::NOT_FOUND);
     assert_eq!(expect.ntstatus().name(), "STATUS_NOT_FOUND");
 
@@ -201,7 +238,10 @@ fn unknown_hub_is_not_found() {
     assert!(pm.query_hub(hub).is_ok());
     port.remove();
     assert_eq!(pm.query_hub(hub), Err(expect.clone()));
-    assert_eq!(pm.assign_power_level(hub, ConnectorId(0), level), Err(expect));
+    assert_eq!(
+        pm.assign_power_level(hub, ConnectorId(0), level),
+        Err(expect)
+    );
 }
 
 #[test]
@@ -218,12 +258,23 @@ fn duplicate_hub_arrival_is_a_name_collision_and_changes_nothing() {
     assert_eq!(err.ntstatus(), NtStatus::OBJECT_NAME_COLLISION);
     assert_eq!(err.ntstatus().name(), "STATUS_OBJECT_NAME_COLLISION");
 
-    assert_eq!(pm.query_hub(hub).unwrap(), before, "the present hub is unchanged");
+    assert_eq!(
+        pm.query_hub(hub).unwrap(),
+        before,
+        "the present hub is unchanged"
+    );
     assert_eq!(len(&log), 1, "no second arrival was delivered");
     port.connector_changed(ConnectorId(1), detached()).unwrap();
-    assert_eq!(snapshot(&log)[1], change(hub, 1, 1, detached()), "the original port still works");
+    assert_eq!(
+        snapshot(&log)[1],
+        change(hub, 1, 1, detached()),
+        "the original port still works"
+    );
     port.remove();
-    assert!(pm.hub_arrival(hub, vec![]).is_ok(), "free again after removal");
+    assert!(
+        pm.hub_arrival(hub, vec![]).is_ok(),
+        "free again after removal"
+    );
     assert_eq!(pm.deregister(h), Ok(()));
 }
 
@@ -237,9 +288,15 @@ fn unknown_connector_is_an_invalid_parameter_and_consumes_no_seq() {
     let bad = ConnectorId(2);
     let expect = Error::UnknownConnector(hub, bad);
 
-    assert_eq!(port.connector_changed(bad, attached(1)), Err(expect.clone()));
+    assert_eq!(
+        port.connector_changed(bad, attached(1)),
+        Err(expect.clone())
+    );
     assert_eq!(pm.query_connector(hub, bad), Err(expect.clone()));
-    assert_eq!(pm.assign_power_level(hub, bad, PowerLevel { milliwatts: 1 }), Err(expect.clone()));
+    assert_eq!(
+        pm.assign_power_level(hub, bad, PowerLevel { milliwatts: 1 }),
+        Err(expect.clone())
+    );
     assert_eq!(
         port.connector_changed(ConnectorId(255), attached(1)),
         Err(Error::UnknownConnector(hub, ConnectorId(255)))
@@ -247,10 +304,18 @@ fn unknown_connector_is_an_invalid_parameter_and_consumes_no_seq() {
     assert_eq!(expect.ntstatus(), NtStatus::INVALID_PARAMETER);
     assert_eq!(expect.ntstatus().name(), "STATUS_INVALID_PARAMETER");
 
-    assert_eq!(pm.query_hub(hub).unwrap(), hub_info(hub, &[detached(), detached()]), "state unchanged");
+    assert_eq!(
+        pm.query_hub(hub).unwrap(),
+        hub_info(hub, &[detached(), detached()]),
+        "state unchanged"
+    );
     assert_eq!(len(&log), 1, "no event for a refused change");
     port.connector_changed(ConnectorId(1), attached(2)).unwrap();
-    assert_eq!(snapshot(&log)[1], change(hub, 1, 1, attached(2)), "the next change is still seq 1");
+    assert_eq!(
+        snapshot(&log)[1],
+        change(hub, 1, 1, attached(2)),
+        "the next change is still seq 1"
+    );
     assert_eq!(pm.deregister(h), Ok(()));
 }
 
@@ -259,7 +324,13 @@ fn deadlock_refusals_map_to_possible_deadlock() {
     let pm = PolicyManager::new();
     let a = pm.register(silent());
     let b = pm.register(silent());
-    for e in [Error::DeregisterFromOwnCallback(a), Error::WouldDeadlock { target: a, holding: vec![b] }] {
+    for e in [
+        Error::DeregisterFromOwnCallback(a),
+        Error::WouldDeadlock {
+            target: a,
+            holding: vec![b],
+        },
+    ] {
         assert_eq!(e.ntstatus(), NtStatus::POSSIBLE_DEADLOCK);
         assert_eq!(e.ntstatus(), NtStatus(0xC000_0194));
         assert_eq!(e.ntstatus().name(), "STATUS_POSSIBLE_DEADLOCK");
@@ -267,5 +338,8 @@ fn deadlock_refusals_map_to_possible_deadlock() {
     }
     assert_eq!(NtStatus::SUCCESS.name(), "STATUS_SUCCESS");
     assert_eq!(NtStatus(0x1234).name(), "STATUS_UNKNOWN");
-    assert_eq!(format!("{:?}", NtStatus::INVALID_HANDLE), "STATUS_INVALID_HANDLE (0xC0000008)");
+    assert_eq!(
+        format!("{:?}", NtStatus::INVALID_HANDLE),
+        "STATUS_INVALID_HANDLE (0xC0000008)"
+    );
 }

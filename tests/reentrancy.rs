@@ -9,13 +9,16 @@ use std::thread;
 
 use common::*;
 use usbpm::{
-    ClientConfig, ClientHandle, ConnectorId, ConnectorInfo, Error, Event, HubId, HubInfo, HubPort, NtStatus,
-    PolicyManager, PowerLevel, Registration,
+    ClientConfig, ClientHandle, ConnectorId, ConnectorInfo, Error, Event, HubId, HubInfo, HubPort,
+    NtStatus, PolicyManager, PowerLevel, Registration,
 };
 
 #[test]
 fn queries_from_inside_a_callback_see_the_delivered_state() {
-    watchdog("queries from a callback", body_of_queries_from_inside_a_callback);
+    watchdog(
+        "queries from a callback",
+        body_of_queries_from_inside_a_callback,
+    );
 }
 
 fn body_of_queries_from_inside_a_callback() {
@@ -26,25 +29,37 @@ fn body_of_queries_from_inside_a_callback() {
     }
     let pm = PolicyManager::new();
     let seen = Arc::new(Seen::default());
-    let h = pm.register(ClientConfig::new(seen.clone(), |seen, pm, n| match &n.event {
-        Event::HubArrival(info) => {
-            let queried = pm.query_hub(n.hub).expect("query_hub from a callback");
-            seen.hubs.lock().unwrap().push((info.clone(), queried));
+    let h = pm.register(ClientConfig::new(seen.clone(), |seen, pm, n| {
+        match &n.event {
+            Event::HubArrival(info) => {
+                let queried = pm.query_hub(n.hub).expect("query_hub from a callback");
+                seen.hubs.lock().unwrap().push((info.clone(), queried));
+            }
+            Event::ConnectorStateChange { connector, state } => {
+                let queried = pm
+                    .query_connector(n.hub, *connector)
+                    .expect("query_connector from a callback");
+                seen.connectors
+                    .lock()
+                    .unwrap()
+                    .push((queried, state.clone()));
+            }
+            Event::HubRemoval => {}
         }
-        Event::ConnectorStateChange { connector, state } => {
-            let queried = pm.query_connector(n.hub, *connector).expect("query_connector from a callback");
-            seen.connectors.lock().unwrap().push((queried, state.clone()));
-        }
-        Event::HubRemoval => {}
     }));
     let hub = HubId(1);
     let port = pm.hub_arrival(hub, vec![detached(), sourcing(3)]).unwrap();
-    port.connector_changed(ConnectorId(1), attached(10)).unwrap();
-    port.connector_changed(ConnectorId(0), attached(20)).unwrap();
+    port.connector_changed(ConnectorId(1), attached(10))
+        .unwrap();
+    port.connector_changed(ConnectorId(0), attached(20))
+        .unwrap();
 
     let hubs = seen.hubs.lock().unwrap().clone();
     assert_eq!(hubs.len(), 1);
-    assert_eq!(hubs[0].0, hubs[0].1, "the arrival's info is the hub's state");
+    assert_eq!(
+        hubs[0].0, hubs[0].1,
+        "the arrival's info is the hub's state"
+    );
     let connectors = seen.connectors.lock().unwrap().clone();
     assert_eq!(connectors.len(), 2);
     for (queried, delivered) in &connectors {
@@ -69,27 +84,49 @@ fn body_of_power_level_assigned_from_a_callback_is_visible_to_later_queries_and_
     let h = pm.register(ClientConfig::new(results.clone(), |results, pm, n| {
         if let Event::ConnectorStateChange { connector, state } = &n.event {
             if state.attached {
-                let level = PowerLevel { milliwatts: state.partner_max_milliwatts / 2 };
-                results.lock().unwrap().push(pm.assign_power_level(n.hub, *connector, level));
+                let level = PowerLevel {
+                    milliwatts: state.partner_max_milliwatts / 2,
+                };
+                results
+                    .lock()
+                    .unwrap()
+                    .push(pm.assign_power_level(n.hub, *connector, level));
                 // And a refused one, from the same callback.
-                results.lock().unwrap().push(pm.assign_power_level(n.hub, ConnectorId(9), level));
+                results
+                    .lock()
+                    .unwrap()
+                    .push(pm.assign_power_level(n.hub, ConnectorId(9), level));
             }
         }
     }));
     let hub = HubId(2);
     let port = pm.hub_arrival(hub, vec![detached(), detached()]).unwrap();
-    port.connector_changed(ConnectorId(1), attached(60_000)).unwrap();
+    port.connector_changed(ConnectorId(1), attached(60_000))
+        .unwrap();
 
-    assert_eq!(*results.lock().unwrap(), vec![Ok(()), Err(Error::UnknownConnector(hub, ConnectorId(9)))]);
+    assert_eq!(
+        *results.lock().unwrap(),
+        vec![Ok(()), Err(Error::UnknownConnector(hub, ConnectorId(9)))]
+    );
     let c1 = pm.query_connector(hub, ConnectorId(1)).unwrap();
     assert_eq!(c1.assigned_power, Some(PowerLevel { milliwatts: 30_000 }));
-    assert_eq!(pm.query_connector(hub, ConnectorId(0)).unwrap().assigned_power, None);
+    assert_eq!(
+        pm.query_connector(hub, ConnectorId(0))
+            .unwrap()
+            .assigned_power,
+        None
+    );
 
     let late = new_log();
     let late_h = pm.register(recorder(&late));
     let events = snapshot(&late);
-    let Event::HubArrival(info) = &events[0].event else { panic!("{events:?}") };
-    assert_eq!(info.connectors[1].assigned_power, Some(PowerLevel { milliwatts: 30_000 }));
+    let Event::HubArrival(info) = &events[0].event else {
+        panic!("{events:?}")
+    };
+    assert_eq!(
+        info.connectors[1].assigned_power,
+        Some(PowerLevel { milliwatts: 30_000 })
+    );
     assert_eq!(pm.deregister(h), Ok(()));
     assert_eq!(pm.deregister(late_h), Ok(()));
 }
@@ -113,7 +150,10 @@ fn body_of_client_registered_from_inside_a_callback_gets_arrivals_for_every_hub(
     let p2 = pm.hub_arrival(h2, vec![detached()]).unwrap();
     p2.connector_changed(ConnectorId(0), sourcing(5)).unwrap();
 
-    let ctx = Arc::new(Ctx { registered: Mutex::new(None), new_log: new_log() });
+    let ctx = Arc::new(Ctx {
+        registered: Mutex::new(None),
+        new_log: new_log(),
+    });
     let a = pm.register(ClientConfig::new(ctx.clone(), |ctx, pm, n| {
         if n.hub == HubId(1) && is_change(n) {
             let mut registered = ctx.registered.lock().unwrap();
@@ -122,8 +162,13 @@ fn body_of_client_registered_from_inside_a_callback_gets_arrivals_for_every_hub(
             }
         }
     }));
-    p1.connector_changed(ConnectorId(0), attached(3_000)).unwrap(); // h1 seq 1
-    let new = ctx.registered.lock().unwrap().expect("the callback registered a client");
+    p1.connector_changed(ConnectorId(0), attached(3_000))
+        .unwrap(); // h1 seq 1
+    let new = ctx
+        .registered
+        .lock()
+        .unwrap()
+        .expect("the callback registered a client");
     assert_eq!(pm.client_count(), 2);
 
     p1.connector_changed(ConnectorId(1), attached(100)).unwrap(); // h1 seq 2
@@ -132,11 +177,17 @@ fn body_of_client_registered_from_inside_a_callback_gets_arrivals_for_every_hub(
     check_per_hub(&events).unwrap();
     assert_eq!(
         about(&events, h1),
-        vec![arrival(h1, 1, hub_info(h1, &[attached(3_000), detached()])), change(h1, 2, 1, attached(100)),]
+        vec![
+            arrival(h1, 1, hub_info(h1, &[attached(3_000), detached()])),
+            change(h1, 2, 1, attached(100)),
+        ]
     );
     assert_eq!(
         about(&events, h2),
-        vec![arrival(h2, 1, hub_info(h2, &[sourcing(5)])), change(h2, 2, 0, detached())]
+        vec![
+            arrival(h2, 1, hub_info(h2, &[sourcing(5)])),
+            change(h2, 2, 0, detached())
+        ]
     );
     assert_eq!(pm.deregister(new), Ok(()));
     assert_eq!(pm.deregister(a), Ok(()));
@@ -158,12 +209,16 @@ fn body_of_change_reported_from_inside_a_callback_is_delivered_after_it() {
         trace: Mutex<Vec<(&'static str, u64)>>,
     }
     let pm = PolicyManager::new();
-    let ctx = Arc::new(Ctx { port: OnceLock::new(), trace: Mutex::default() });
+    let ctx = Arc::new(Ctx {
+        port: OnceLock::new(),
+        trace: Mutex::default(),
+    });
     let h = pm.register(ClientConfig::new(ctx.clone(), |ctx, _pm, n| {
         ctx.trace.lock().unwrap().push(("begin", n.seq));
         if n.seq == 1 {
             let port = ctx.port.get().unwrap();
-            port.connector_changed(ConnectorId(0), attached(2)).expect("change from a callback");
+            port.connector_changed(ConnectorId(0), attached(2))
+                .expect("change from a callback");
         }
         ctx.trace.lock().unwrap().push(("end", n.seq));
     }));
@@ -172,9 +227,19 @@ fn body_of_change_reported_from_inside_a_callback_is_delivered_after_it() {
     port.connector_changed(ConnectorId(0), attached(1)).unwrap();
     assert_eq!(
         *ctx.trace.lock().unwrap(),
-        vec![("begin", 0), ("end", 0), ("begin", 1), ("end", 1), ("begin", 2), ("end", 2)]
+        vec![
+            ("begin", 0),
+            ("end", 0),
+            ("begin", 1),
+            ("end", 1),
+            ("begin", 2),
+            ("end", 2)
+        ]
     );
-    assert_eq!(pm.query_connector(HubId(1), ConnectorId(0)).unwrap().state, attached(2));
+    assert_eq!(
+        pm.query_connector(HubId(1), ConnectorId(0)).unwrap().state,
+        attached(2)
+    );
     assert_eq!(pm.deregister(h), Ok(()));
 }
 
@@ -194,7 +259,11 @@ fn body_of_deregistering_another_client_from_a_callback_succeeds_and_silences_it
         outcome: Mutex<Option<(Result<(), Error>, usize)>>,
     }
     let pm = PolicyManager::new();
-    let ctx = Arc::new(Ctx { victim: OnceLock::new(), victim_log: new_log(), outcome: Mutex::new(None) });
+    let ctx = Arc::new(Ctx {
+        victim: OnceLock::new(),
+        victim_log: new_log(),
+        outcome: Mutex::new(None),
+    });
     let killer = pm.register(ClientConfig::new(ctx.clone(), |ctx, pm, n| {
         if n.seq == 1 && is_change(n) {
             let r = pm.deregister(*ctx.victim.get().unwrap());
@@ -207,14 +276,23 @@ fn body_of_deregistering_another_client_from_a_callback_succeeds_and_silences_it
     let hub = HubId(1);
     let port = pm.hub_arrival(hub, vec![detached()]).unwrap();
     port.connector_changed(ConnectorId(0), attached(1)).unwrap();
-    let (result, seen_at_return) = ctx.outcome.lock().unwrap().take().expect("the callback ran");
+    let (result, seen_at_return) = ctx
+        .outcome
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the callback ran");
     assert_eq!(result, Ok(()));
     assert_eq!(pm.client_count(), 1);
 
     port.connector_changed(ConnectorId(0), attached(2)).unwrap();
     port.remove();
     let events = snapshot(&ctx.victim_log);
-    assert_eq!(events.len(), seen_at_return, "the victim's callback ran after its deregister returned");
+    assert_eq!(
+        events.len(),
+        seen_at_return,
+        "the victim's callback ran after its deregister returned"
+    );
     assert!(events.iter().all(|n| n.seq <= 1), "{events:?}");
     assert_eq!(pm.deregister(victim), Err(Error::StaleHandle(victim)));
     assert_eq!(pm.deregister(killer), Ok(()));
@@ -229,11 +307,18 @@ fn deregister_from_own_callback_is_refused_and_the_client_stays_registered() {
     }
     watchdog("deregister from own callback", || {
         let pm = PolicyManager::new();
-        let ctx = Arc::new(Ctx { me: OnceLock::new(), results: Mutex::default(), log: new_log() });
+        let ctx = Arc::new(Ctx {
+            me: OnceLock::new(),
+            results: Mutex::default(),
+            log: new_log(),
+        });
         let h = pm.register(ClientConfig::new(ctx.clone(), |ctx, pm, n| {
             ctx.log.lock().unwrap().push(n.clone());
             if n.seq == 1 {
-                ctx.results.lock().unwrap().push(pm.deregister(*ctx.me.get().unwrap()));
+                ctx.results
+                    .lock()
+                    .unwrap()
+                    .push(pm.deregister(*ctx.me.get().unwrap()));
             }
         }));
         ctx.me.set(h).unwrap();
@@ -243,13 +328,28 @@ fn deregister_from_own_callback_is_refused_and_the_client_stays_registered() {
 
         let results = ctx.results.lock().unwrap().clone();
         assert_eq!(results, vec![Err(Error::DeregisterFromOwnCallback(h))]);
-        assert_eq!(results[0].as_ref().unwrap_err().ntstatus(), NtStatus::POSSIBLE_DEADLOCK);
-        assert_eq!(pm.client_count(), 1, "the refusal left the client registered");
+        assert_eq!(
+            results[0].as_ref().unwrap_err().ntstatus(),
+            NtStatus::POSSIBLE_DEADLOCK
+        );
+        assert_eq!(
+            pm.client_count(),
+            1,
+            "the refusal left the client registered"
+        );
 
         port.connector_changed(ConnectorId(0), attached(2)).unwrap();
-        assert_eq!(snapshot(&ctx.log).last(), Some(&change(hub, 2, 0, attached(2))), "still receives events");
+        assert_eq!(
+            snapshot(&ctx.log).last(),
+            Some(&change(hub, 2, 0, attached(2))),
+            "still receives events"
+        );
 
-        assert_eq!(pm.deregister(h), Ok(()), "deregister from outside works afterwards");
+        assert_eq!(
+            pm.deregister(h),
+            Ok(()),
+            "deregister from outside works afterwards"
+        );
         port.connector_changed(ConnectorId(0), attached(3)).unwrap();
         assert_eq!(len(&ctx.log), 3);
     });
@@ -270,14 +370,19 @@ fn deregister_of_a_client_further_up_the_same_threads_stack_is_refused() {
         let (h1, h2) = (HubId(1), HubId(2));
         let p1 = pm.hub_arrival(h1, vec![detached()]).unwrap();
         let _p2 = pm.hub_arrival(h2, vec![detached()]).unwrap();
-        let ctx = Arc::new(Ctx { outer: OnceLock::new(), result: Mutex::new(None), inner: Mutex::new(None) });
+        let ctx = Arc::new(Ctx {
+            outer: OnceLock::new(),
+            result: Mutex::new(None),
+            inner: Mutex::new(None),
+        });
         let outer = pm.register(ClientConfig::new(ctx.clone(), |ctx, pm, n| {
             if n.hub == HubId(1) && is_change(n) {
                 // Hub 2 is idle, so this thread delivers the inner client's hub 2
                 // arrival itself, nested inside this callback.
                 let inner = pm.register(ClientConfig::new(ctx.clone(), |ctx, pm, n| {
                     if n.hub == HubId(2) {
-                        *ctx.result.lock().unwrap() = Some(pm.deregister(*ctx.outer.get().unwrap()));
+                        *ctx.result.lock().unwrap() =
+                            Some(pm.deregister(*ctx.outer.get().unwrap()));
                     }
                 }));
                 *ctx.inner.lock().unwrap() = Some(inner);
@@ -286,7 +391,12 @@ fn deregister_of_a_client_further_up_the_same_threads_stack_is_refused() {
         ctx.outer.set(outer).unwrap();
         p1.connector_changed(ConnectorId(0), attached(1)).unwrap();
 
-        let result = ctx.result.lock().unwrap().take().expect("the inner callback ran");
+        let result = ctx
+            .result
+            .lock()
+            .unwrap()
+            .take()
+            .expect("the inner callback ran");
         assert_eq!(result, Err(Error::DeregisterFromOwnCallback(outer)));
         assert_eq!(pm.client_count(), 2);
         let inner = ctx.inner.lock().unwrap().unwrap();
@@ -338,8 +448,12 @@ fn deregister_cycle(n: usize) {
     for i in 0..n {
         ctxs[i].target.set(handles[(i + 1) % n]).unwrap();
     }
-    let ports: Vec<HubPort> =
-        (0..n).map(|i| pm.hub_arrival(HubId(i as u32 + 1), vec![detached()]).unwrap()).collect();
+    let ports: Vec<HubPort> = (0..n)
+        .map(|i| {
+            pm.hub_arrival(HubId(i as u32 + 1), vec![detached()])
+                .unwrap()
+        })
+        .collect();
 
     thread::scope(|s| {
         for port in &ports {
@@ -347,8 +461,16 @@ fn deregister_cycle(n: usize) {
         }
     });
 
-    let results: Vec<Result<(), Error>> =
-        ctxs.iter().map(|c| c.result.lock().unwrap().take().expect("every trigger fired")).collect();
+    let results: Vec<Result<(), Error>> = ctxs
+        .iter()
+        .map(|c| {
+            c.result
+                .lock()
+                .unwrap()
+                .take()
+                .expect("every trigger fired")
+        })
+        .collect();
     let ok = results.iter().filter(|r| r.is_ok()).count();
     assert!(ok >= 1, "no deregister in the cycle succeeded: {results:?}");
     assert!(ok < n, "every deregister in the cycle succeeded, so one returned before its target's callback did: {results:?}");
@@ -356,7 +478,10 @@ fn deregister_cycle(n: usize) {
         if let Err(e) = r {
             assert_eq!(
                 e,
-                &Error::WouldDeadlock { target: handles[(i + 1) % n], holding: vec![handles[i]] },
+                &Error::WouldDeadlock {
+                    target: handles[(i + 1) % n],
+                    holding: vec![handles[i]]
+                },
                 "refusal of client {i}'s deregister"
             );
             assert_eq!(e.ntstatus(), NtStatus::POSSIBLE_DEADLOCK);
@@ -367,7 +492,9 @@ fn deregister_cycle(n: usize) {
     let alive: Vec<bool> = (0..n).map(|j| results[(j + n - 1) % n].is_err()).collect();
     assert_eq!(pm.client_count(), alive.iter().filter(|a| **a).count());
     let before: Vec<usize> = ctxs.iter().map(|c| len(&c.log)).collect();
-    ports[0].connector_changed(ConnectorId(0), detached()).unwrap();
+    ports[0]
+        .connector_changed(ConnectorId(0), detached())
+        .unwrap();
     for j in 0..n {
         if alive[j] {
             assert_eq!(
@@ -375,10 +502,21 @@ fn deregister_cycle(n: usize) {
                 Some(&change(HubId(1), 2, 0, detached())),
                 "refused target {j} still receives events"
             );
-            assert_eq!(pm.deregister(handles[j]), Ok(()), "refused target {j} can be deregistered later");
+            assert_eq!(
+                pm.deregister(handles[j]),
+                Ok(()),
+                "refused target {j} can be deregistered later"
+            );
         } else {
-            assert_eq!(len(&ctxs[j].log), before[j], "deregistered client {j} still receives events");
-            assert_eq!(pm.deregister(handles[j]), Err(Error::StaleHandle(handles[j])));
+            assert_eq!(
+                len(&ctxs[j].log),
+                before[j],
+                "deregistered client {j} still receives events"
+            );
+            assert_eq!(
+                pm.deregister(handles[j]),
+                Err(Error::StaleHandle(handles[j]))
+            );
         }
     }
     assert_eq!(pm.client_count(), 0);
@@ -413,9 +551,16 @@ fn dropping_a_registration_inside_its_own_callback_deregisters_without_hanging()
         let pm = PolicyManager::new();
         let hub = HubId(1);
         let port = pm.hub_arrival(hub, vec![detached()]).unwrap();
-        let ctx = Arc::new(Ctx { reg: Mutex::new(None), dropped: AtomicBool::new(false), log: new_log() });
+        let ctx = Arc::new(Ctx {
+            reg: Mutex::new(None),
+            dropped: AtomicBool::new(false),
+            log: new_log(),
+        });
         let reg = pm.register_owned(ClientConfig::new(ctx.clone(), |ctx, _pm, n| {
-            assert!(!ctx.dropped.load(Ordering::SeqCst), "callback after its registration was dropped");
+            assert!(
+                !ctx.dropped.load(Ordering::SeqCst),
+                "callback after its registration was dropped"
+            );
             ctx.log.lock().unwrap().push(n.clone());
             if n.seq == 1 {
                 let reg = ctx.reg.lock().unwrap().take();
@@ -435,10 +580,17 @@ fn dropping_a_registration_inside_its_own_callback_deregisters_without_hanging()
         port.remove();
         assert_eq!(
             snapshot(&ctx.log),
-            vec![arrival(hub, 0, hub_info(hub, &[detached()])), change(hub, 1, 0, attached(1))],
+            vec![
+                arrival(hub, 0, hub_info(hub, &[detached()])),
+                change(hub, 1, 0, attached(1))
+            ],
             "nothing after the drop"
         );
-        assert_eq!(pm.panicked_callbacks(), 0, "the callback's own assertion never fired");
+        assert_eq!(
+            pm.panicked_callbacks(),
+            0,
+            "the callback's own assertion never fired"
+        );
     });
 }
 
@@ -451,7 +603,10 @@ fn registration_deregister_inside_its_own_callback_hands_the_registration_back()
     watchdog("Registration::deregister in its own callback", || {
         let pm = PolicyManager::new();
         let port = pm.hub_arrival(HubId(1), vec![detached()]).unwrap();
-        let ctx = Arc::new(Ctx { reg: Mutex::new(None), errors: Mutex::default() });
+        let ctx = Arc::new(Ctx {
+            reg: Mutex::new(None),
+            errors: Mutex::default(),
+        });
         let log = new_log();
         let log2 = log.clone();
         let reg = pm.register_owned(ClientConfig::new(ctx.clone(), move |ctx, _pm, n| {
@@ -470,7 +625,10 @@ fn registration_deregister_inside_its_own_callback_hands_the_registration_back()
         let h = reg.handle();
         *ctx.reg.lock().unwrap() = Some(reg);
         port.connector_changed(ConnectorId(0), attached(1)).unwrap();
-        assert_eq!(*ctx.errors.lock().unwrap(), vec![Error::DeregisterFromOwnCallback(h)]);
+        assert_eq!(
+            *ctx.errors.lock().unwrap(),
+            vec![Error::DeregisterFromOwnCallback(h)]
+        );
         assert_eq!(pm.client_count(), 1);
 
         port.connector_changed(ConnectorId(0), attached(2)).unwrap();

@@ -13,7 +13,8 @@ use std::thread;
 
 use common::*;
 use usbpm::{
-    ClientConfig, ConnectorId, ConnectorState, Event, HubId, HubInfo, Notification, PolicyManager, PowerRole,
+    ClientConfig, ConnectorId, ConnectorState, Event, HubId, HubInfo, Notification, PolicyManager,
+    PowerRole,
 };
 
 const HUB_THREADS: u32 = 2;
@@ -38,7 +39,11 @@ type Violations = Arc<Mutex<Vec<String>>>;
 fn state_for(k: u64) -> ConnectorState {
     ConnectorState {
         attached: k % 3 != 0,
-        power_role: if k % 2 == 0 { PowerRole::Sink } else { PowerRole::Source },
+        power_role: if k % 2 == 0 {
+            PowerRole::Sink
+        } else {
+            PowerRole::Source
+        },
         partner_max_milliwatts: k as u32 * 10,
     }
 }
@@ -46,7 +51,13 @@ fn state_for(k: u64) -> ConnectorState {
 /// The hub's state once every change up to `seq` is folded in.
 fn expected_info(hub: HubId, seq: u64) -> HubInfo {
     let states: Vec<ConnectorState> = (0..CONNECTORS)
-        .map(|c| (1..=seq).rev().find(|k| k % CONNECTORS == c).map(state_for).unwrap_or_default())
+        .map(|c| {
+            (1..=seq)
+                .rev()
+                .find(|k| k % CONNECTORS == c)
+                .map(state_for)
+                .unwrap_or_default()
+        })
         .collect();
     hub_info(hub, &states)
 }
@@ -108,13 +119,18 @@ impl Client {
                 thread::yield_now(); // widen the window for a racing deregister
             }
             if c.freed.load(Ordering::SeqCst) {
-                c.violate(format!("callback still running after deregister returned: {n:?}"));
+                c.violate(format!(
+                    "callback still running after deregister returned: {n:?}"
+                ));
             }
         })
     }
 
     fn violate(&self, what: String) {
-        self.violations.lock().unwrap().push(format!("{}: {what}", self.name));
+        self.violations
+            .lock()
+            .unwrap()
+            .push(format!("{}: {what}", self.name));
     }
 
     /// Marks the context freed and checks what it received.
@@ -169,7 +185,8 @@ fn run() {
                 let port = port.as_ref().unwrap();
                 for _ in 0..CHANGES_PER_PHASE {
                     k += 1;
-                    port.connector_changed(ConnectorId((k % CONNECTORS) as u8), state_for(k)).unwrap();
+                    port.connector_changed(ConnectorId((k % CONNECTORS) as u8), state_for(k))
+                        .unwrap();
                 }
                 phase.wait();
             }
@@ -179,8 +196,13 @@ fn run() {
         }));
     }
     for r in 0..REGISTRARS {
-        let (pm, phase, may_remove, violations, delivered) =
-            (pm.clone(), phase.clone(), may_remove.clone(), violations.clone(), delivered.clone());
+        let (pm, phase, may_remove, violations, delivered) = (
+            pm.clone(),
+            phase.clone(),
+            may_remove.clone(),
+            violations.clone(),
+            delivered.clone(),
+        );
         threads.push(thread::spawn(move || {
             let retire = |live: Live, client: Arc<Client>| {
                 match live {
@@ -248,14 +270,23 @@ fn run() {
     let observed = observer.free_and_check();
     // The observer was registered throughout: it saw every presence's whole history.
     let events = observer.events.lock().unwrap().clone();
-    assert_eq!(observed, (HUB_THREADS * LIFETIMES) as usize * (CHANGES as usize + 2));
+    assert_eq!(
+        observed,
+        (HUB_THREADS * LIFETIMES) as usize * (CHANGES as usize + 2)
+    );
     for t in 0..HUB_THREADS {
         let hub = hub_id(t);
         let mut presence = vec![arrival(hub, 0, expected_info(hub, 0))];
-        presence.extend((1..=CHANGES).map(|k| change(hub, k, (k % CONNECTORS) as u8, state_for(k))));
+        presence
+            .extend((1..=CHANGES).map(|k| change(hub, k, (k % CONNECTORS) as u8, state_for(k))));
         presence.push(removal(hub, CHANGES + 1));
-        let whole: Vec<Notification> = (0..LIFETIMES).flat_map(|_| presence.iter().cloned()).collect();
-        assert!(about(&events, hub) == whole, "the observer's history of {hub:?}");
+        let whole: Vec<Notification> = (0..LIFETIMES)
+            .flat_map(|_| presence.iter().cloned())
+            .collect();
+        assert!(
+            about(&events, hub) == whole,
+            "the observer's history of {hub:?}"
+        );
     }
 
     let violations = violations.lock().unwrap();
@@ -263,7 +294,12 @@ fn run() {
         violations.is_empty(),
         "{} violations, first ones:\n{}",
         violations.len(),
-        violations.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
+        violations
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     assert_eq!(pm.client_count(), 0);
     assert_eq!(pm.panicked_callbacks(), 0);

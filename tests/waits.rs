@@ -26,7 +26,11 @@ struct Blocking {
 
 fn blocking_client(pm: &PolicyManager) -> (ClientHandle, Arc<Blocking>, GateControl) {
     let (gate, control) = gate();
-    let ctx = Arc::new(Blocking { gate, done: AtomicBool::new(false), calls: AtomicUsize::new(0) });
+    let ctx = Arc::new(Blocking {
+        gate,
+        done: AtomicBool::new(false),
+        calls: AtomicUsize::new(0),
+    });
     let h = pm.register(ClientConfig::new(ctx.clone(), |ctx, _pm, n| {
         ctx.calls.fetch_add(1, Ordering::SeqCst);
         if n.hub == HubId(1) && is_change(n) {
@@ -66,7 +70,9 @@ fn deregister_does_not_return_before_the_running_callback_returns() {
 
         // deregister takes the client out of the registry before it waits: once that is
         // visible, the deregistering thread is inside deregister.
-        wait_until("deregister has removed the client", || pm.client_count() == 0);
+        wait_until("deregister has removed the client", || {
+            pm.client_count() == 0
+        });
         assert_eq!(
             ret_rx.recv_timeout(MUST_STILL_WAIT).err(),
             Some(mpsc::RecvTimeoutError::Timeout),
@@ -78,7 +84,10 @@ fn deregister_does_not_return_before_the_running_callback_returns() {
         control.release();
         let (result, done_at_return) = ret_rx.recv().unwrap();
         assert_eq!(result, Ok(()));
-        assert!(done_at_return, "deregister returned before the callback finished");
+        assert!(
+            done_at_return,
+            "deregister returned before the callback finished"
+        );
         assert!(returned.load(Ordering::SeqCst));
         deregistering.join().unwrap();
         hub_thread.join().unwrap();
@@ -86,7 +95,11 @@ fn deregister_does_not_return_before_the_running_callback_returns() {
         let calls = ctx.calls.load(Ordering::SeqCst);
         assert_eq!(calls, 2);
         port.connector_changed(ConnectorId(0), attached(2)).unwrap();
-        assert_eq!(ctx.calls.load(Ordering::SeqCst), calls, "called after deregister returned");
+        assert_eq!(
+            ctx.calls.load(Ordering::SeqCst),
+            calls,
+            "called after deregister returned"
+        );
     });
 }
 
@@ -100,8 +113,11 @@ fn deregister_from_a_callback_waits_for_the_target_running_on_another_thread() {
     watchdog("deregister from a callback waits", || {
         let pm = PolicyManager::new();
         let (tx, rx) = mpsc::channel();
-        let killer_ctx =
-            Arc::new(Killer { target: OnceLock::new(), victim: OnceLock::new(), tx: Mutex::new(tx) });
+        let killer_ctx = Arc::new(Killer {
+            target: OnceLock::new(),
+            victim: OnceLock::new(),
+            tx: Mutex::new(tx),
+        });
         let killer = pm.register(ClientConfig::new(killer_ctx.clone(), |ctx, pm, n| {
             if n.hub == HubId(2) && is_change(n) {
                 let r = pm.deregister(*ctx.target.get().unwrap());
@@ -124,7 +140,9 @@ fn deregister_from_a_callback_waits_for_the_target_running_on_another_thread() {
             let p2 = p2.clone();
             thread::spawn(move || p2.connector_changed(ConnectorId(0), attached(1)).unwrap())
         };
-        wait_until("the killer's deregister has removed the victim", || pm.client_count() == 1);
+        wait_until("the killer's deregister has removed the victim", || {
+            pm.client_count() == 1
+        });
         assert_eq!(
             rx.recv_timeout(MUST_STILL_WAIT).err(),
             Some(mpsc::RecvTimeoutError::Timeout),
@@ -133,7 +151,10 @@ fn deregister_from_a_callback_waits_for_the_target_running_on_another_thread() {
         control.release();
         let (result, done_at_return) = rx.recv().unwrap();
         assert_eq!(result, Ok(()));
-        assert!(done_at_return, "returned before the target's callback finished");
+        assert!(
+            done_at_return,
+            "returned before the target's callback finished"
+        );
         t1.join().unwrap();
         t2.join().unwrap();
         assert_eq!(pm.deregister(victim), Err(Error::StaleHandle(victim)));
@@ -206,7 +227,11 @@ fn panicking_callback_is_contained_and_counted() {
         assert_eq!(pm.panicked_callbacks(), 1);
         port.connector_changed(ConnectorId(0), attached(2)).unwrap();
         assert_eq!(pm.panicked_callbacks(), 2);
-        assert_eq!(panicker_calls.load(Ordering::SeqCst), 3, "arrival + two changes: it stays subscribed");
+        assert_eq!(
+            panicker_calls.load(Ordering::SeqCst),
+            3,
+            "arrival + two changes: it stays subscribed"
+        );
         assert_eq!(
             snapshot(&log),
             vec![
@@ -217,7 +242,11 @@ fn panicking_callback_is_contained_and_counted() {
             "the other client receives every event despite the panics"
         );
 
-        assert_eq!(pm.deregister(panicker), Ok(()), "the panics released their in-flight counts");
+        assert_eq!(
+            pm.deregister(panicker),
+            Ok(()),
+            "the panics released their in-flight counts"
+        );
         port.connector_changed(ConnectorId(0), attached(3)).unwrap();
         assert_eq!(pm.panicked_callbacks(), 2);
         assert_eq!(panicker_calls.load(Ordering::SeqCst), 3);
@@ -253,8 +282,13 @@ fn deregister_waiting_for_a_callback_that_panics_returns() {
             let pm = pm.clone();
             thread::spawn(move || tx.send(pm.deregister(h)).unwrap())
         };
-        wait_until("deregister has removed the client", || pm.client_count() == 0);
-        assert!(rx.recv_timeout(MUST_STILL_WAIT).is_err(), "returned before the callback did");
+        wait_until("deregister has removed the client", || {
+            pm.client_count() == 0
+        });
+        assert!(
+            rx.recv_timeout(MUST_STILL_WAIT).is_err(),
+            "returned before the callback did"
+        );
         control.release();
         assert_eq!(rx.recv().unwrap(), Ok(()));
         deregistering.join().unwrap();

@@ -24,7 +24,13 @@ type Key = (String, String, Option<String>);
 /// One run: the median time per iteration, in ns, of each benchmark measured.
 type Run = HashMap<Key, f64>;
 
-const BASELINES: [&str; 5] = ["a_bare_call", "b_atomic_pair", "c_mutex", "d_rwlock", "e_snapshot_unsafe"];
+const BASELINES: [&str; 5] = [
+    "a_bare_call",
+    "b_atomic_pair",
+    "c_mutex",
+    "d_rwlock",
+    "e_snapshot_unsafe",
+];
 
 fn short(design: &str) -> &'static str {
     match design {
@@ -46,7 +52,10 @@ fn short(design: &str) -> &'static str {
 /// `cargo test --benches` does not (test mode), and `--test`, `--list` and
 /// `--profile-time` run without measuring.
 pub fn measured(args: &[String]) -> bool {
-    let has = |flag: &str| args.iter().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+    let has = |flag: &str| {
+        args.iter()
+            .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+    };
     has("--bench") && !has("--test") && !has("--list") && !has("--profile-time")
 }
 
@@ -63,7 +72,10 @@ pub fn after_run(started: SystemTime) {
         }
     };
     if run.is_empty() {
-        eprintln!("ratio tables: this run wrote no estimates under {}; nothing to report", dir.display());
+        eprintln!(
+            "ratio tables: this run wrote no estimates under {}; nothing to report",
+            dir.display()
+        );
         return;
     }
     println!(
@@ -174,9 +186,15 @@ fn load(root: &Path, since: Option<SystemTime>) -> Result<Run, String> {
         let est = read_json(&estimates)?;
         let text = |field: &str| meta.get(field).and_then(|v| v.as_str()).map(str::to_owned);
         let (Some(group), Some(function)) = (text("group_id"), text("function_id")) else {
-            return Err(format!("{}: no group_id or function_id", dir.join("benchmark.json").display()));
+            return Err(format!(
+                "{}: no group_id or function_id",
+                dir.join("benchmark.json").display()
+            ));
         };
-        let Some(median) = est.pointer("/median/point_estimate").and_then(|v| v.as_f64()) else {
+        let Some(median) = est
+            .pointer("/median/point_estimate")
+            .and_then(|v| v.as_f64())
+        else {
             return Err(format!("{}: no median.point_estimate", estimates.display()));
         };
         run.insert((group, function, text("value_str")), median);
@@ -190,7 +208,12 @@ fn read_json(path: &Path) -> Result<serde_json::Value, String> {
 }
 
 fn get(run: &Run, group: &str, design: &str, param: Option<&str>) -> Option<f64> {
-    run.get(&(group.to_owned(), design.to_owned(), param.map(str::to_owned))).copied()
+    run.get(&(
+        group.to_owned(),
+        design.to_owned(),
+        param.map(str::to_owned),
+    ))
+    .copied()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -236,7 +259,11 @@ fn rcell(values: Vec<f64>) -> String {
     if values.is_empty() {
         return "—".to_owned();
     }
-    let (min, max) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let (min, max) = values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
     let several = values.len() > 1;
     let mut s = fmt_ratio(median(values));
     if several {
@@ -282,11 +309,15 @@ fn render(runs: &[Run]) -> String {
 
     // Each run's time of one benchmark, divided by `scale`.
     let times = |g: &str, d: &str, p: Option<&str>, scale: f64| -> Vec<Option<f64>> {
-        runs.iter().map(|r| get(r, g, d, p).map(|t| t / scale)).collect()
+        runs.iter()
+            .map(|r| get(r, g, d, p).map(|t| t / scale))
+            .collect()
     };
     // usbpm ÷ `design`, in each run that measured both.
     let ratios = |g: &str, design: &str, p: Option<&str>| -> Vec<f64> {
-        runs.iter().filter_map(|r| Some(get(r, g, "usbpm", p)? / get(r, g, design, p)?)).collect()
+        runs.iter()
+            .filter_map(|r| Some(get(r, g, "usbpm", p)? / get(r, g, design, p)?))
+            .collect()
     };
 
     // --- one thread, 1/8/64 clients ----------------------------------------------------
@@ -306,13 +337,23 @@ fn render(runs: &[Run]) -> String {
         rows.push(row);
     }
     // Marginal cost of one more client, from the 8- and 64-client results of each run.
-    let marginal = |r: &Run, d: &str| Some((get(r, g, d, Some("64"))? - get(r, g, d, Some("8"))?) / 56.0);
+    let marginal =
+        |r: &Run, d: &str| Some((get(r, g, d, Some("64"))? - get(r, g, d, Some("8"))?) / 56.0);
     let mut row = vec![
         "each extra client (8→64)".to_owned(),
-        cell(&runs.iter().map(|r| marginal(r, "usbpm")).collect::<Vec<_>>()),
+        cell(
+            &runs
+                .iter()
+                .map(|r| marginal(r, "usbpm"))
+                .collect::<Vec<_>>(),
+        ),
         String::new(),
     ];
-    row.extend(BASELINES.iter().map(|b| cell(&runs.iter().map(|r| marginal(r, b)).collect::<Vec<_>>())));
+    row.extend(
+        BASELINES
+            .iter()
+            .map(|b| cell(&runs.iter().map(|r| marginal(r, b)).collect::<Vec<_>>())),
+    );
     row.extend(BASELINES.iter().map(|b| {
         rcell(
             runs.iter()
@@ -324,7 +365,11 @@ fn render(runs: &[Run]) -> String {
         )
     }));
     rows.push(row);
-    table(&mut out, &header(&["clients", "usbpm", "usbpm per callback"], &BASELINES), &rows);
+    table(
+        &mut out,
+        &header(&["clients", "usbpm", "usbpm per callback"], &BASELINES),
+        &rows,
+    );
 
     // --- 1/2/4 dispatching threads, 8 clients --------------------------------------------
     let parallel: [(&str, &str, &[&str], &[&str]); 2] = [
@@ -354,7 +399,11 @@ fn render(runs: &[Run]) -> String {
         for &t in threads {
             let callbacks = t.parse::<f64>().unwrap() * 8.0;
             let mut row = vec![t.to_owned(), cell(&times(g, "usbpm", Some(t), callbacks))];
-            row.extend(designs.iter().map(|b| cell(&times(g, b, Some(t), callbacks))));
+            row.extend(
+                designs
+                    .iter()
+                    .map(|b| cell(&times(g, b, Some(t), callbacks))),
+            );
             row.extend(designs.iter().map(|b| rcell(ratios(g, b, Some(t)))));
             rows.push(row);
         }
@@ -363,11 +412,19 @@ fn render(runs: &[Run]) -> String {
 
     // --- churn -----------------------------------------------------------------------------
     let designs = ["c_mutex", "d_rwlock", "e_snapshot_unsafe"];
-    out.push_str("### Churn: one thread registering+deregistering, one delivering, 8 steady clients\n\n");
+    out.push_str(
+        "### Churn: one thread registering+deregistering, one delivering, 8 steady clients\n\n",
+    );
     let mut rows = Vec::new();
     for (g, what) in [
-        ("churn_deliver_8clients", "deliver one event (churn beside it)"),
-        ("churn_register_deregister", "register + deregister (delivery beside it)"),
+        (
+            "churn_deliver_8clients",
+            "deliver one event (churn beside it)",
+        ),
+        (
+            "churn_register_deregister",
+            "register + deregister (delivery beside it)",
+        ),
     ] {
         let mut row = vec![what.to_owned(), cell(&times(g, "usbpm", None, 1.0))];
         row.extend(designs.iter().map(|b| cell(&times(g, b, None, 1.0))));

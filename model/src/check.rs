@@ -17,9 +17,9 @@ use usbpm::checking::Mutant;
 
 use crate::monitor::Property;
 pub use crate::panics::panic_text;
-pub use crate::verdict::{failure, Failure, Profile, Verdict};
 use crate::run::{self, Outcome, Progress};
 use crate::scenarios::{find, Scenario, Size};
+pub use crate::verdict::{failure, Failure, Profile, Verdict};
 
 /// The mutant named by `USBPM_MUTANT`, if any.
 pub fn mutant_from_env() -> Option<Mutant> {
@@ -448,11 +448,18 @@ pub fn run_programs_check(checker: &str, chunk: usize) {
             std::fs::create_dir_all(d.join(sub)).expect("create the results directory");
         }
     }
-    let progress = Progress::new(dir.as_ref().map(|d| d.join("progress").join(format!("{key}.txt"))));
+    let progress = Progress::new(
+        dir.as_ref()
+            .map(|d| d.join("progress").join(format!("{key}.txt"))),
+    );
     let schedules = dir.as_ref().map(|d| d.join("schedules"));
     let program_file = generated::program_file(schedules.as_deref(), &key);
     let plan = generated::plan(checker, profile);
-    let method = plan.iter().map(|t| t.method()).collect::<Vec<_>>().join("; ");
+    let method = plan
+        .iter()
+        .map(|t| t.method())
+        .collect::<Vec<_>>()
+        .join("; ");
     let mut record = Record {
         checker: checker.into(),
         scenario: scenario.clone(),
@@ -469,17 +476,30 @@ pub fn run_programs_check(checker: &str, chunk: usize) {
         programs: Vec::new(),
         spec: None,
     };
-    let path = dir.as_ref().map(|d| d.join("records").join(format!("{key}.json")));
+    let path = dir
+        .as_ref()
+        .map(|d| d.join("records").join(format!("{key}.json")));
     if let Some(path) = &path {
         crate::panics::set_checker_hook(on_checker_panic);
-        let replay = generated::replay_command(checker_feature(checker), &program_file, mutant, plan.first().and_then(|t| t.bound), None);
-        *PENDING.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(Pending { record: record.clone(), replay, path: path.clone(), progress: progress.clone() });
+        let replay = generated::replay_command(
+            checker_feature(checker),
+            &program_file,
+            mutant,
+            plan.first().and_then(|t| t.bound),
+            None,
+        );
+        *PENDING.lock().unwrap_or_else(|p| p.into_inner()) = Some(Pending {
+            record: record.clone(),
+            replay,
+            path: path.clone(),
+            progress: progress.clone(),
+        });
     }
     let mut runs: Vec<TierRun> = Vec::new();
     let mut failure_found = None;
     for tier in &plan {
-        let (run, found) = generated::run_tier(tier, chunk, mutant, schedules.as_deref(), &key, &progress);
+        let (run, found) =
+            generated::run_tier(tier, chunk, mutant, schedules.as_deref(), &key, &progress);
         runs.push(run);
         if let Some(f) = found {
             failure_found = Some(f);
@@ -495,7 +515,11 @@ pub fn run_programs_check(checker: &str, chunk: usize) {
             .find("PROPERTY VIOLATED: ")
             .and_then(|i| report[i + 19..].split_whitespace().next())
             .map(str::to_string);
-        record.failure = Some(Failure { property, report, replay });
+        record.failure = Some(Failure {
+            property,
+            report,
+            replay,
+        });
     } else {
         record.verdict = Verdict::Pass;
     }
@@ -508,7 +532,11 @@ pub fn run_programs_check(checker: &str, chunk: usize) {
         record.programs.iter().map(|r| r.programs_run).sum::<u64>(),
         record.executions,
         record.seconds,
-        if record.verdict == Verdict::Pass { "pass" } else { "FAIL" }
+        if record.verdict == Verdict::Pass {
+            "pass"
+        } else {
+            "FAIL"
+        }
     );
     for r in &record.programs {
         println!("    {}", r.summary());

@@ -95,6 +95,8 @@ pub struct World {
     /// which then explores one of their orders only, and the monitor's verdict, which
     /// depends on the order, would be checked for that one.
     judged: rt::AtomicUsize,
+    /// Behaviours acted so far in this execution (at most [`MAX_ACTS`]).
+    acts: AtomicUsize,
     stacks: Mutex<HashMap<String, Vec<InstId>>>,
     foreign_pm: PolicyManager,
     foreign: ClientHandle,
@@ -125,6 +127,10 @@ fn tokens(info: &usbpm::HubInfo) -> (usize, usize) {
     (t(0), t(1))
 }
 
+/// How many times, in one execution, callbacks act out their behaviours (module docs of
+/// `program`: without a budget a program's callbacks can keep each other busy for ever).
+pub const MAX_ACTS: usize = 32;
+
 /// The forged handle every program uses: never issued by any Policy Manager.
 pub const FORGED: u64 = 0xdead_0000_beef;
 
@@ -147,6 +153,7 @@ impl World {
             log: Mutex::new(Log::default()),
             ticket: AtomicUsize::new(1),
             judged: rt::AtomicUsize::new(0),
+            acts: AtomicUsize::new(0),
             stacks: Mutex::new(HashMap::new()),
             foreign_pm,
             foreign,
@@ -636,6 +643,13 @@ fn on_event(ctx: &Arc<Ctx>, pm: &PolicyManager, n: &Notification) {
 }
 
 fn act(world: &Arc<World>, ctx: &Ctx, pm: &PolicyManager, n: &Notification) {
+    // Callbacks can feed each other for ever (one registers a client whose arrival replay
+    // makes another report a change that a third answers by deregistering it, ...): a
+    // program is a finite amount of work only if its behaviours act a bounded number of
+    // times. Beyond the budget a callback only reports itself.
+    if world.acts.fetch_add(1, Ordering::SeqCst) >= MAX_ACTS {
+        return;
+    }
     match ctx.behaviour {
         Behaviour::Nothing => {}
         Behaviour::Query => world.query((n.hub.0 - 1) as HubIx),

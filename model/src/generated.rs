@@ -74,11 +74,27 @@ pub fn plan(checker: &str, profile: crate::verdict::Profile) -> Vec<TierPlan> {
     // about 300; 2x2-c1-h1 at bound 1 about 120; the random samples about 25 (quick) and
     // 250 (full). 3x1-c2-h1 at bound 1 (about 440) is left to sharded runs.
     match (checker, profile) {
-        ("gen-loom", Profile::Quick) => vec![TierPlan { size: size("2x1-c1-h1"), bound: None, random: None }],
+        ("gen-loom", Profile::Quick) => vec![TierPlan {
+            size: size("2x1-c1-h1"),
+            bound: None,
+            random: None,
+        }],
         ("gen-loom", Profile::Full) => vec![
-            TierPlan { size: size("2x1-c1-h1"), bound: None, random: None },
-            TierPlan { size: size("2x1-c2-h2"), bound: Some(3), random: None },
-            TierPlan { size: size("2x2-c1-h1"), bound: Some(1), random: None },
+            TierPlan {
+                size: size("2x1-c1-h1"),
+                bound: None,
+                random: None,
+            },
+            TierPlan {
+                size: size("2x1-c2-h2"),
+                bound: Some(3),
+                random: None,
+            },
+            TierPlan {
+                size: size("2x2-c1-h1"),
+                bound: Some(1),
+                random: None,
+            },
         ],
         ("gen-shuttle", Profile::Quick) => {
             vec![TierPlan {

@@ -90,7 +90,10 @@ mod layering {
     use super::LAYERS;
 
     fn layer(module: &str) -> usize {
-        LAYERS.iter().position(|l| l.contains(&module)).unwrap_or_else(|| panic!("module {module} is in no layer"))
+        LAYERS
+            .iter()
+            .position(|l| l.contains(&module))
+            .unwrap_or_else(|| panic!("module {module} is in no layer"))
     }
 
     #[test]
@@ -113,7 +116,10 @@ mod layering {
             let text = std::fs::read_to_string(&path).unwrap();
             for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
                 for (i, _) in line.match_indices("crate::") {
-                    let used: String = line[i + 7..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
+                    let used: String = line[i + 7..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                        .collect();
                     if used != module && layer(&used) >= layer(&module) {
                         wrong.push(format!("{} uses crate::{used}", path.display()));
                     }
@@ -121,6 +127,10 @@ mod layering {
             }
         }
         wrong.dedup();
-        assert!(wrong.is_empty(), "imports against the layering:\n{}", wrong.join("\n"));
+        assert!(
+            wrong.is_empty(),
+            "imports against the layering:\n{}",
+            wrong.join("\n")
+        );
     }
 }

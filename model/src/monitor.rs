@@ -126,7 +126,12 @@ static LAST_IN_PROCESS: Mutex<Option<Arc<Monitor>>> = Mutex::new(None);
 /// process: the trace of an execution the checker stopped (deadlock).
 pub fn last_steps() -> Option<Vec<(String, Step)>> {
     LAST.with(|l| l.borrow().clone())
-        .or_else(|| LAST_IN_PROCESS.lock().unwrap_or_else(|p| p.into_inner()).clone())
+        .or_else(|| {
+            LAST_IN_PROCESS
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        })
         .map(|m| m.steps())
 }
 
@@ -321,7 +326,9 @@ impl Monitor {
     /// run, so neither P1 nor P2 applies from here; what the contract promises instead (no
     /// event reported after the drop reaches the client) is the results oracle's to judge.
     pub fn detached(&self, label: &str) {
-        self.note(format!("{label}'s guard dropped in its own callback: detached"));
+        self.note(format!(
+            "{label}'s guard dropped in its own callback: detached"
+        ));
     }
 
     /// At the end of a scenario: `label` (still registered) must have seen every event of
@@ -345,7 +352,11 @@ impl Monitor {
     /// Every protocol step the library's probe reported, with the thread that took it,
     /// in the order reported (the trace that `crate::trace` validates).
     pub fn steps(&self) -> Vec<(String, Step)> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).steps.clone()
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .steps
+            .clone()
     }
 
     /// Every violation recorded so far.
@@ -456,6 +467,8 @@ impl Probe for Monitor {
     /// Only the scenarios' deliberate panics are the client's; anything else out of a
     /// callback is the checker reporting a deadlock or race, and must reach it.
     fn contain(&self, payload: &(dyn std::any::Any + Send)) -> bool {
-        payload.downcast_ref::<crate::panics::ModelPanic>().is_some()
+        payload
+            .downcast_ref::<crate::panics::ModelPanic>()
+            .is_some()
     }
 }

@@ -35,7 +35,8 @@ pub type ClientIx = u8;
 pub type HubIx = u8;
 
 /// What a client's callback does, besides reporting itself, on every arrival and
-/// connector change it receives (never on a removal).
+/// connector change it receives (never on a removal), up to a budget of
+/// `exec::MAX_ACTS` actions per execution, so every program ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Behaviour {
     Nothing,

@@ -268,7 +268,9 @@ impl Report {
         let mut tiers: BTreeMap<(String, String), Sums> = BTreeMap::new();
         for r in &self.records {
             for t in &r.programs {
-                let e = tiers.entry((r.checker.clone(), t.method.clone())).or_default();
+                let e = tiers
+                    .entry((r.checker.clone(), t.method.clone()))
+                    .or_default();
                 (e.0, e.1, e.2) = (t.raw, t.live, t.symmetric);
                 e.3 += 1;
                 e.4 += t.programs_run;
@@ -285,8 +287,16 @@ impl Report {
         let _ = writeln!(out, "| checker | tier | programs (raw / live / after symmetry) | chunks run | programs run | executions | seconds | executions/s | verdict |");
         let _ = writeln!(out, "|---|---|---|---:|---:|---:|---:|---:|---|");
         for ((checker, method), (raw, live, sym, chunks, run, execs, secs, failed)) in tiers {
-            let counts = if raw > 0 { format!("{raw} / {live} / {sym}") } else { "random".into() };
-            let rate = if secs > 0.0 { format!("{:.0}", execs as f64 / secs) } else { "—".into() };
+            let counts = if raw > 0 {
+                format!("{raw} / {live} / {sym}")
+            } else {
+                "random".into()
+            };
+            let rate = if secs > 0.0 {
+                format!("{:.0}", execs as f64 / secs)
+            } else {
+                "—".into()
+            };
             let _ = writeln!(
                 out,
                 "| {checker} | {method} | {counts} | {chunks} | {run} | {execs} | {secs:.1} | {rate} | {} |",
@@ -504,10 +514,16 @@ pub fn describe_mutant(m: usbpm::checking::Mutant) -> &'static str {
         RemovalOvertakes => "hub removal overtakes queued state changes",
         ReplayMissesHub => "arrival replay skips a present hub",
         PanicLeaksCount => "a panicking callback leaks its in-flight count",
-        PanicLeavesCallbackMark => "a contained panic leaves the thread marked as inside the callback",
-        CycleCheckDirectOnly => "the wait-for graph checks direct waits only: three-client cycles deadlock",
+        PanicLeavesCallbackMark => {
+            "a contained panic leaves the thread marked as inside the callback"
+        }
+        CycleCheckDirectOnly => {
+            "the wait-for graph checks direct waits only: three-client cycles deadlock"
+        }
         DrainOnePerPass => "the drainer stops after one item: a second queued event is stranded",
-        GuardDropIgnoresRefusal => "a guard dropped in its own callback leaves the client registered",
+        GuardDropIgnoresRefusal => {
+            "a guard dropped in its own callback leaves the client registered"
+        }
         ReplayStaleSnapshot => "an arrival replay shows the arrival-time state with a later seq",
         ChangeNotFolded => "a change is queued but not folded into the hub's state",
         _ => "",
@@ -608,12 +624,16 @@ mod tests {
             .nth(1)
             .expect("a spec section");
         assert!(
-            section.contains("| 2c x 2h | 100 | 250 | 50 | 12 | 7.0x (700 -> 100; recorded) | 0.1 | 20 | pass |"),
+            section.contains(
+                "| 2c x 2h | 100 | 250 | 50 | 12 | 7.0x (700 -> 100; recorded) | 0.1 | 20 | pass |"
+            ),
             "{section}"
         );
         let proved = md.split("## The specification").next().unwrap();
         assert!(!proved.contains("protocol-spec"), "{proved}");
-        assert!(rep.junit().contains("<property name=\"unique_states\" value=\"100\"/>"));
+        assert!(rep
+            .junit()
+            .contains("<property name=\"unique_states\" value=\"100\"/>"));
         assert!(!report(None).markdown().contains("## The specification"));
     }
 
@@ -628,7 +648,11 @@ mod tests {
             strategies: Vec::new(),
         };
         let mut kills = BTreeMap::new();
-        for (m, spec) in [("relaxed-ordering", None), ("deregister-no-wait", Some(kill.clone())), ("lost-wakeup", None)] {
+        for (m, spec) in [
+            ("relaxed-ordering", None),
+            ("deregister-no-wait", Some(kill.clone())),
+            ("lost-wakeup", None),
+        ] {
             let mut by = BTreeMap::new();
             by.insert("loom".to_string(), Some(kill.clone()));
             by.insert("spec".to_string(), spec);
@@ -637,10 +661,27 @@ mod tests {
         let mut rep = report(None);
         rep.kills = Some(kills);
         let md = rep.markdown();
-        let row = |m: &str| md.lines().find(|l| l.starts_with(&format!("| {m} |"))).unwrap_or("").to_string();
-        assert!(row("relaxed-ordering").ends_with(" no counterpart |"), "{}", row("relaxed-ordering"));
-        assert!(row("lost-wakeup").ends_with(" survived |"), "{}", row("lost-wakeup"));
-        assert!(row("deregister-no-wait").ends_with("killed: protocol-spec P2 (10 exec, 0.50s) |"), "{}", row("deregister-no-wait"));
+        let row = |m: &str| {
+            md.lines()
+                .find(|l| l.starts_with(&format!("| {m} |")))
+                .unwrap_or("")
+                .to_string()
+        };
+        assert!(
+            row("relaxed-ordering").ends_with(" no counterpart |"),
+            "{}",
+            row("relaxed-ordering")
+        );
+        assert!(
+            row("lost-wakeup").ends_with(" survived |"),
+            "{}",
+            row("lost-wakeup")
+        );
+        assert!(
+            row("deregister-no-wait").ends_with("killed: protocol-spec P2 (10 exec, 0.50s) |"),
+            "{}",
+            row("deregister-no-wait")
+        );
         assert!(md.contains("Both directions of the specification"));
     }
 }

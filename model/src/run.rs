@@ -268,7 +268,16 @@ pub fn shuttle(
     );
     let r = replay.clone();
     let body = move || execute(scenario, mutant, &r);
-    shuttle_body(body, replay, strategy, iterations, seed, schedule_file, progress, max_steps)
+    shuttle_body(
+        body,
+        replay,
+        strategy,
+        iterations,
+        seed,
+        schedule_file,
+        progress,
+        max_steps,
+    )
 }
 
 /// Samples `iterations` schedules of `body` (one execution of anything) under shuttle;
@@ -357,7 +366,8 @@ pub fn shuttle_replay_body(
         .map_err(|e| format!("cannot read {}: {e}", schedule_file.display()))?;
     let schedule = decode(&text)?;
     let replay = format!("(this is the replay of {})", schedule_file.display());
-    Runner::new(ReplayScheduler::new_from_schedule(schedule), Config::new()).run(move || body(&replay));
+    Runner::new(ReplayScheduler::new_from_schedule(schedule), Config::new())
+        .run(move || body(&replay));
     Ok(())
 }
 

@@ -18,34 +18,76 @@ pub fn observe(step: &Step) -> Obs {
     let c = |h: &usbpm::ClientHandle| h.into_raw();
     match step {
         Step::Registered(h) => Obs::Registered { client: c(h) },
-        Step::HubArrived { hub, clients } => Obs::HubArrived { hub: hub.0, clients: clients.iter().map(c).collect() },
-        Step::Submitted { hub, appended, drains } => Obs::Submitted {
+        Step::HubArrived { hub, clients } => Obs::HubArrived {
+            hub: hub.0,
+            clients: clients.iter().map(c).collect(),
+        },
+        Step::Submitted {
+            hub,
+            appended,
+            drains,
+        } => Obs::Submitted {
             hub: hub.0,
             appended: match appended {
                 LibAppended::Change { seq } => Appended::Change { seq: *seq },
                 LibAppended::Removal { seq } => Appended::Removal { seq: *seq },
-                LibAppended::Replay { client, seq } => Appended::Replay { client: c(client), seq: *seq },
+                LibAppended::Replay { client, seq } => Appended::Replay {
+                    client: c(client),
+                    seq: *seq,
+                },
                 _ => Appended::Nothing,
             },
             drains: *drains,
         },
-        Step::Took { hub, seq } => Obs::Took { hub: hub.0, seq: *seq },
+        Step::Took { hub, seq } => Obs::Took {
+            hub: hub.0,
+            seq: *seq,
+        },
         Step::DrainIdle { hub } => Obs::DrainIdle { hub: hub.0 },
-        Step::InFlightAcquire { client, from } => Obs::Acquire { client: c(client), from: *from },
-        Step::Skipped { client, hub, seq } => Obs::Skipped { client: c(client), hub: hub.0, seq: *seq },
-        Step::CallbackBegin { client, hub, seq } => Obs::Begin { client: c(client), hub: hub.0, seq: *seq },
-        Step::CallbackEnd { client, hub, seq, panicked } => {
-            Obs::End { client: c(client), hub: hub.0, seq: *seq, panicked: *panicked }
-        }
-        Step::InFlightRelease { client, from } => Obs::Release { client: c(client), from: *from },
+        Step::InFlightAcquire { client, from } => Obs::Acquire {
+            client: c(client),
+            from: *from,
+        },
+        Step::Skipped { client, hub, seq } => Obs::Skipped {
+            client: c(client),
+            hub: hub.0,
+            seq: *seq,
+        },
+        Step::CallbackBegin { client, hub, seq } => Obs::Begin {
+            client: c(client),
+            hub: hub.0,
+            seq: *seq,
+        },
+        Step::CallbackEnd {
+            client,
+            hub,
+            seq,
+            panicked,
+        } => Obs::End {
+            client: c(client),
+            hub: hub.0,
+            seq: *seq,
+            panicked: *panicked,
+        },
+        Step::InFlightRelease { client, from } => Obs::Release {
+            client: c(client),
+            from: *from,
+        },
         Step::DeregisterEnter(h) => Obs::DeregisterEnter { client: c(h) },
-        Step::WaitFor { holding, client } => {
-            Obs::WaitFor { holding: holding.iter().map(c).collect(), client: c(client) }
-        }
+        Step::WaitFor { holding, client } => Obs::WaitFor {
+            holding: holding.iter().map(c).collect(),
+            client: c(client),
+        },
         Step::Retired(h) => Obs::Retired { client: c(h) },
-        Step::DeregisterClosed { client, in_flight } => Obs::Closed { client: c(client), in_flight: *in_flight },
+        Step::DeregisterClosed { client, in_flight } => Obs::Closed {
+            client: c(client),
+            in_flight: *in_flight,
+        },
         Step::DeregisterSleeps(h) => Obs::Sleeps { client: c(h) },
-        Step::DeregisterReturn { client, ok } => Obs::DeregisterReturn { client: c(client), ok: *ok },
+        Step::DeregisterReturn { client, ok } => Obs::DeregisterReturn {
+            client: c(client),
+            ok: *ok,
+        },
         Step::DetachEnter(h) => Obs::DetachEnter { client: c(h) },
         Step::DetachReturn(h) => Obs::DetachReturn { client: c(h) },
         other => Obs::Other(format!("{other:?}")),
@@ -54,12 +96,21 @@ pub fn observe(step: &Step) -> Obs {
 
 /// The trace of recorded steps.
 pub fn trace_of(steps: &[(String, Step)]) -> Vec<TraceEvent> {
-    steps.iter().map(|(thread, step)| TraceEvent { thread: thread.clone(), obs: observe(step) }).collect()
+    steps
+        .iter()
+        .map(|(thread, step)| TraceEvent {
+            thread: thread.clone(),
+            obs: observe(step),
+        })
+        .collect()
 }
 
 /// Validates recorded steps against the specification (`mutant`: a spec mutant, for
 /// the teeth of the validator itself).
-pub fn validate_steps(steps: &[(String, Step)], mutant: Option<SpecMutant>) -> Result<(), Divergence> {
+pub fn validate_steps(
+    steps: &[(String, Step)],
+    mutant: Option<SpecMutant>,
+) -> Result<(), Divergence> {
     usbpm_spec::trace::validate_with(&trace_of(steps), mutant)
 }
 

@@ -43,10 +43,16 @@ fn correct_code_has_no_divergence() {
 fn code_mutants_caught_by_trace_validation() {
     let mut missed = Vec::new();
     for &m in Mutant::ALL {
-        let killer = ALL.iter().find_map(|s| trace_teeth(s, Some(m), 200, 1).map(|d| (s.name, d)));
+        let killer = ALL
+            .iter()
+            .find_map(|s| trace_teeth(s, Some(m), 200, 1).map(|d| (s.name, d)));
         match &killer {
             Some((s, d)) => {
-                println!("{:<26} caught by trace validation on {s}: {}", m.name(), d.lines().next().unwrap_or(""))
+                println!(
+                    "{:<26} caught by trace validation on {s}: {}",
+                    m.name(),
+                    d.lines().next().unwrap_or("")
+                )
             }
             None => println!("{:<26} not seen in the trace", m.name()),
         }

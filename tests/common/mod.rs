@@ -10,7 +10,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use usbpm::{
-    ClientConfig, ConnectorId, ConnectorInfo, ConnectorState, Event, HubId, HubInfo, Notification, PowerRole,
+    ClientConfig, ConnectorId, ConnectorInfo, ConnectorState, Event, HubId, HubInfo, Notification,
+    PowerRole,
 };
 
 /// How long a scenario may run before the watchdog calls it a deadlock. Only reached
@@ -26,7 +27,9 @@ pub fn new_log() -> Log {
 
 /// A client that records every notification it receives.
 pub fn recorder(log: &Log) -> ClientConfig {
-    ClientConfig::new(log.clone(), |log, _pm, n| log.lock().unwrap().push(n.clone()))
+    ClientConfig::new(log.clone(), |log, _pm, n| {
+        log.lock().unwrap().push(n.clone())
+    })
 }
 
 /// A copy of everything `log` holds now.
@@ -49,12 +52,20 @@ pub fn detached() -> ConnectorState {
 
 /// A sink connector with a partner advertising `mw` milliwatts.
 pub fn attached(mw: u32) -> ConnectorState {
-    ConnectorState { attached: true, power_role: PowerRole::Sink, partner_max_milliwatts: mw }
+    ConnectorState {
+        attached: true,
+        power_role: PowerRole::Sink,
+        partner_max_milliwatts: mw,
+    }
 }
 
 /// A source connector with a partner that takes up to `mw` milliwatts.
 pub fn sourcing(mw: u32) -> ConnectorState {
-    ConnectorState { attached: true, power_role: PowerRole::Source, partner_max_milliwatts: mw }
+    ConnectorState {
+        attached: true,
+        power_role: PowerRole::Source,
+        partner_max_milliwatts: mw,
+    }
 }
 
 /// A hub as a client sees it, connectors in the given states, no power assigned.
@@ -74,15 +85,30 @@ pub fn hub_info(hub: HubId, states: &[ConnectorState]) -> HubInfo {
 }
 
 pub fn arrival(hub: HubId, seq: u64, info: HubInfo) -> Notification {
-    Notification { hub, seq, event: Event::HubArrival(info) }
+    Notification {
+        hub,
+        seq,
+        event: Event::HubArrival(info),
+    }
 }
 
 pub fn change(hub: HubId, seq: u64, connector: u8, state: ConnectorState) -> Notification {
-    Notification { hub, seq, event: Event::ConnectorStateChange { connector: ConnectorId(connector), state } }
+    Notification {
+        hub,
+        seq,
+        event: Event::ConnectorStateChange {
+            connector: ConnectorId(connector),
+            state,
+        },
+    }
 }
 
 pub fn removal(hub: HubId, seq: u64) -> Notification {
-    Notification { hub, seq, event: Event::HubRemoval }
+    Notification {
+        hub,
+        seq,
+        event: Event::HubRemoval,
+    }
 }
 
 pub fn is_change(n: &Notification) -> bool {
@@ -106,8 +132,12 @@ pub fn check_per_hub(events: &[Notification]) -> Result<(), String> {
                 match state {
                     None => {}
                     Some((_, true)) if n.seq == 0 => {}
-                    Some((_, true)) => return Err(format!("{}: a new presence starts at seq 0", at())),
-                    Some((_, false)) => return Err(format!("{}: second arrival while present", at())),
+                    Some((_, true)) => {
+                        return Err(format!("{}: a new presence starts at seq 0", at()))
+                    }
+                    Some((_, false)) => {
+                        return Err(format!("{}: second arrival while present", at()))
+                    }
                 }
                 seen.insert(n.hub, (n.seq, false));
             }
@@ -192,8 +222,14 @@ pub fn gate() -> (Gate, GateControl) {
     let (entered_tx, entered_rx) = mpsc::channel();
     let (release_tx, release_rx) = mpsc::channel();
     (
-        Gate { entered: Mutex::new(entered_tx), release: Mutex::new(release_rx) },
-        GateControl { entered: entered_rx, release: release_tx },
+        Gate {
+            entered: Mutex::new(entered_tx),
+            release: Mutex::new(release_rx),
+        },
+        GateControl {
+            entered: entered_rx,
+            release: release_tx,
+        },
     )
 }
 
@@ -207,7 +243,9 @@ impl Gate {
 
 impl GateControl {
     pub fn wait_entered(&self) {
-        self.entered.recv_timeout(WATCHDOG).expect("the callback never entered the gate");
+        self.entered
+            .recv_timeout(WATCHDOG)
+            .expect("the callback never entered the gate");
     }
 
     pub fn release(&self) {

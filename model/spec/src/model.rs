@@ -23,17 +23,26 @@ impl Spec {
             let ti = usize::from(t);
             ops.clear();
             self.candidates(&n, t, &mut ops);
-            let enabled: Vec<(Op, State)> =
-                ops.iter().filter_map(|&o| self.apply(&n, t, o).ok().map(|s| (o, s))).collect();
+            let enabled: Vec<(Op, State)> = ops
+                .iter()
+                .filter_map(|&o| self.apply(&n, t, o).ok().map(|s| (o, s)))
+                .collect();
             // (A deregister from inside callbacks keeps its entered state: the checks that
             // follow are what the `sometimes` properties look for.)
-            let plain_enter = matches!(n.threads[ti].last(), Some(Frame::Deregister { holding: 0, .. }));
+            let plain_enter = matches!(
+                n.threads[ti].last(),
+                Some(Frame::Deregister { holding: 0, .. })
+            );
             let local_before = matches!(last, Op::Begin { .. } | Op::End { .. } | Op::Sleep)
                 || (matches!(last, Op::DeregisterEnter { .. }) && plain_enter);
             let pick = enabled.iter().find(|(o, _)| {
                 matches!(o, Op::Skip { .. })
-                    || (matches!(o, Op::Take { .. }) && self.mutant != Some(crate::spec::SpecMutant::RemovalOvertakes))
-                    || matches!((last, o), (Op::Acquire { .. }, Op::Begin { .. }) | (Op::Close { .. }, Op::Sleep))
+                    || (matches!(o, Op::Take { .. })
+                        && self.mutant != Some(crate::spec::SpecMutant::RemovalOvertakes))
+                    || matches!(
+                        (last, o),
+                        (Op::Acquire { .. }, Op::Begin { .. }) | (Op::Close { .. }, Op::Sleep)
+                    )
             });
             let next = match pick {
                 Some((o, s)) => Some((*o, s.clone())),
@@ -63,7 +72,10 @@ impl Spec {
                 n.reentrant_left -= 1;
             }
         }
-        let report = matches!(op, Op::Register { .. } | Op::HubArrive { .. } | Op::Change { .. } | Op::Remove { .. });
+        let report = matches!(
+            op,
+            Op::Register { .. } | Op::HubArrive { .. } | Op::Change { .. } | Op::Remove { .. }
+        );
         if report && !s.threads[t].is_empty() {
             n.reports_left -= 1;
         }
@@ -84,31 +96,46 @@ impl Spec {
     /// to the last, unless delivery found it closed and dropped it.
     pub fn complete(&self, s: &State) -> bool {
         s.clients.iter().all(|c| {
-            s.hubs.iter().zip(&c.logs).filter(|(h, _)| h.arrived).all(|(h, log)| {
-                if !log.owed {
-                    // Never addressed (or its replay dropped): nothing of it received;
-                    // or, when the hub arrived again without addressing the client, the
-                    // whole of its previous presence, up to the removal.
-                    !log.seen || log.skipped || log.removed || (log.last == h.seq && log.removed == h.removed)
-                } else {
-                    // Addressed: received up to the last item, unless found closed.
-                    log.skipped || (log.seen && log.last == h.seq && log.removed == h.removed)
-                }
-            })
+            s.hubs
+                .iter()
+                .zip(&c.logs)
+                .filter(|(h, _)| h.arrived)
+                .all(|(h, log)| {
+                    if !log.owed {
+                        // Never addressed (or its replay dropped): nothing of it received;
+                        // or, when the hub arrived again without addressing the client, the
+                        // whole of its previous presence, up to the removal.
+                        !log.seen
+                            || log.skipped
+                            || log.removed
+                            || (log.last == h.seq && log.removed == h.removed)
+                    } else {
+                        // Addressed: received up to the last item, unless found closed.
+                        log.skipped || (log.seen && log.last == h.seq && log.removed == h.removed)
+                    }
+                })
         })
     }
 }
 
 fn callbacks(s: &State) -> impl Iterator<Item = (u8, bool)> + '_ {
     s.threads.iter().flatten().filter_map(|f| match f {
-        Frame::Callback { client, after_ok, .. } => Some((*client, *after_ok)),
+        Frame::Callback {
+            client, after_ok, ..
+        } => Some((*client, *after_ok)),
         _ => None,
     })
 }
 
 fn deregisters(s: &State) -> impl Iterator<Item = (u8, u32, u8, Phase)> + '_ {
     s.threads.iter().flatten().filter_map(|f| match f {
-        Frame::Deregister { target, holding, victim, phase, .. } => Some((*target, *holding, *victim, *phase)),
+        Frame::Deregister {
+            target,
+            holding,
+            victim,
+            phase,
+            ..
+        } => Some((*target, *holding, *victim, *phase)),
         _ => None,
     })
 }
@@ -126,11 +153,15 @@ fn p3(spec: &Spec, s: &State) -> bool {
 }
 
 fn p4_own_client(_: &Spec, s: &State) -> bool {
-    s.clients.iter().enumerate().all(|(i, c)| c.retired_by.is_none_or(|r| usize::from(r) == i))
+    s.clients
+        .iter()
+        .enumerate()
+        .all(|(i, c)| c.retired_by.is_none_or(|r| usize::from(r) == i))
 }
 
 fn p4_own_callback_refused(_: &Spec, s: &State) -> bool {
-    deregisters(s).all(|(target, holding, _, phase)| phase == Phase::Entered || holding & (1 << target) == 0)
+    deregisters(s)
+        .all(|(target, holding, _, phase)| phase == Phase::Entered || holding & (1 << target) == 0)
 }
 
 fn p5(_: &Spec, s: &State) -> bool {
@@ -146,7 +177,8 @@ fn live_delivered(spec: &Spec, s: &State) -> bool {
 }
 
 fn some_wait_for_running(_: &Spec, s: &State) -> bool {
-    deregisters(s).any(|(_, _, v, phase)| phase == Phase::Waiting && callbacks(s).any(|(c, _)| c == v))
+    deregisters(s)
+        .any(|(_, _, v, phase)| phase == Phase::Waiting && callbacks(s).any(|(c, _)| c == v))
 }
 
 fn some_two_threads_one_client(_: &Spec, s: &State) -> bool {
@@ -158,13 +190,19 @@ fn some_two_threads_one_client(_: &Spec, s: &State) -> bool {
 }
 
 fn some_two_hubs_delivering(_: &Spec, s: &State) -> bool {
-    s.threads.iter().flatten().filter(|f| matches!(f, Frame::Drain { cur: Some(_), .. })).count() >= 2
+    s.threads
+        .iter()
+        .flatten()
+        .filter(|f| matches!(f, Frame::Drain { cur: Some(_), .. }))
+        .count()
+        >= 2
 }
 
 fn some_closed_target(_: &Spec, s: &State) -> bool {
     s.threads.iter().flatten().any(|f| match f {
         Frame::Drain { cur: Some(d), .. } => {
-            d.at == At::Next && members(d.targets).any(|c| s.clients[usize::from(c)].status == Status::Closed)
+            d.at == At::Next
+                && members(d.targets).any(|c| s.clients[usize::from(c)].status == Status::Closed)
         }
         _ => false,
     })
@@ -176,12 +214,16 @@ fn some_callback_deregister_waits(_: &Spec, s: &State) -> bool {
 
 fn some_would_deadlock(_: &Spec, s: &State) -> bool {
     deregisters(s).any(|(target, holding, _, phase)| {
-        phase == Phase::Entered && holding != 0 && holding & (1 << target) == 0 && s.would_close_cycle(holding, target)
+        phase == Phase::Entered
+            && holding != 0
+            && holding & (1 << target) == 0
+            && s.would_close_cycle(holding, target)
     })
 }
 
 fn some_own_callback(_: &Spec, s: &State) -> bool {
-    deregisters(s).any(|(target, holding, _, phase)| phase == Phase::Entered && holding & (1 << target) != 0)
+    deregisters(s)
+        .any(|(target, holding, _, phase)| phase == Phase::Entered && holding & (1 << target) != 0)
 }
 
 fn some_stale(_: &Spec, s: &State) -> bool {
@@ -192,7 +234,9 @@ fn some_stale(_: &Spec, s: &State) -> bool {
 }
 
 fn some_replay_queued(_: &Spec, s: &State) -> bool {
-    s.hubs.iter().any(|h| h.queue.iter().any(|i| matches!(i, Item::Join { .. })))
+    s.hubs
+        .iter()
+        .any(|h| h.queue.iter().any(|i| matches!(i, Item::Join { .. })))
 }
 
 fn some_replay_dropped(_: &Spec, s: &State) -> bool {
@@ -215,7 +259,12 @@ impl Model for Spec {
     type Action = (u8, Op);
 
     fn init_states(&self) -> Vec<State> {
-        let mut s = State::initial(self.size.clients, self.size.hubs, self.size.threads, Some(&self.size));
+        let mut s = State::initial(
+            self.size.clients,
+            self.size.hubs,
+            self.size.threads,
+            Some(&self.size),
+        );
         if self.size.preregistered {
             for c in &mut s.clients {
                 c.status = crate::spec::Status::Open;
@@ -254,22 +303,43 @@ impl Model for Spec {
             Property::always("P2 deregister returns only after its callbacks ended", p2),
             Property::always("P3 no deadlock", p3),
             Property::always("P4 deregister retires only its own client", p4_own_client),
-            Property::always("P4 deregister from its own callback is refused", p4_own_callback_refused),
+            Property::always(
+                "P4 deregister from its own callback is refused",
+                p4_own_callback_refused,
+            ),
             Property::always("P5 per-hub order, arrival first, nothing after removal", p5),
-            Property::eventually("every deregister returns and every queue drains", live_quiescent),
-            Property::eventually("every queued item is delivered or dropped as the contract says", live_delivered),
-            Property::sometimes("deregister waits for a running callback", some_wait_for_running),
-            Property::sometimes("one client's callbacks run on two threads", some_two_threads_one_client),
+            Property::eventually(
+                "every deregister returns and every queue drains",
+                live_quiescent,
+            ),
+            Property::eventually(
+                "every queued item is delivered or dropped as the contract says",
+                live_delivered,
+            ),
+            Property::sometimes(
+                "deregister waits for a running callback",
+                some_wait_for_running,
+            ),
+            Property::sometimes(
+                "one client's callbacks run on two threads",
+                some_two_threads_one_client,
+            ),
             Property::sometimes("two hubs are delivered at once", some_two_hubs_delivering),
             Property::sometimes("delivery reaches a closed client", some_closed_target),
-            Property::sometimes("a deregister from a callback waits", some_callback_deregister_waits),
+            Property::sometimes(
+                "a deregister from a callback waits",
+                some_callback_deregister_waits,
+            ),
             Property::sometimes("a deregister would close a cycle", some_would_deadlock),
             Property::sometimes("a callback deregisters its own client", some_own_callback),
             Property::sometimes("a stale handle is deregistered", some_stale),
             Property::sometimes("an arrival replay is queued", some_replay_queued),
             Property::sometimes("a replay meets a queued removal", some_replay_dropped),
             Property::sometimes("a removal is delivered", some_removal_delivered),
-            Property::sometimes("every client deregistered, all quiet", some_all_deregistered),
+            Property::sometimes(
+                "every client deregistered, all quiet",
+                some_all_deregistered,
+            ),
         ]
     }
 }

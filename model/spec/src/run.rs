@@ -51,11 +51,19 @@ pub const FULL: Size = Size {
 /// Re-arrival: one hub that arrives again after its removal, with the quick size's
 /// re-entrant deregisters and callback report (one hub keeps it small: 125,677 unique
 /// states, 0.6 s; with two hubs, 11,063,682 states, 60.5 s, docs/SPEC.md).
-pub const REARRIVAL: Size = Size { hubs: 1, rearrivals: 1, ..QUICK };
+pub const REARRIVAL: Size = Size {
+    hubs: 1,
+    rearrivals: 1,
+    ..QUICK
+};
 
 /// The spec mutants' size: the quick size, plus a panicking callback and a callback that
 /// queries its hub (the ingredients of panic-leaks-count and the two lock-order bugs).
-pub const MUTANTS: Size = Size { panics: 1, queries: 1, ..QUICK };
+pub const MUTANTS: Size = Size {
+    panics: 1,
+    queries: 1,
+    ..QUICK
+};
 
 /// What one exhaustive check found.
 #[derive(Clone, Debug)]
@@ -93,13 +101,19 @@ impl Outcome {
         format!(
             "{}{}: {} unique states ({} generated), depth {}, {:.1}s, {:.0} states/s{}",
             self.size.label(),
-            if self.symmetry { ", symmetry" } else { ", no symmetry" },
+            if self.symmetry {
+                ", symmetry"
+            } else {
+                ", no symmetry"
+            },
             self.unique_states,
             self.states,
             self.max_depth,
             self.seconds,
             self.states_per_second(),
-            self.mutant.map(|m| format!(", spec mutant {}", m.name())).unwrap_or_default(),
+            self.mutant
+                .map(|m| format!(", spec mutant {}", m.name()))
+                .unwrap_or_default(),
         )
     }
 }
@@ -125,7 +139,9 @@ pub fn check(size: Size, mutant: Option<SpecMutant>, symmetry: bool, threads: us
     for p in &properties {
         let found = discoveries.get(p.name);
         match (&p.expectation, found) {
-            (Expectation::Sometimes, None) if applicable(&size, p.name) => unwitnessed.push(p.name.to_string()),
+            (Expectation::Sometimes, None) if applicable(&size, p.name) => {
+                unwitnessed.push(p.name.to_string())
+            }
             (Expectation::Always | Expectation::Eventually, Some(path)) => {
                 violated.push((p.name.to_string(), counterexample(&path.clone().into_vec())));
             }
@@ -157,7 +173,12 @@ pub fn counterexample(path: &[(crate::State, Option<(u8, Op)>)]) -> String {
         match action {
             Some((t, op)) => {
                 n += 1;
-                let _ = writeln!(text, "  {n:>3}  t{:<2} {:<58} [{op:?}]", t + 1, in_protocol_terms(*op));
+                let _ = writeln!(
+                    text,
+                    "  {n:>3}  t{:<2} {:<58} [{op:?}]",
+                    t + 1,
+                    in_protocol_terms(*op)
+                );
             }
             None => {
                 let _ = writeln!(text, "  last state: call stacks by thread:");
@@ -194,21 +215,53 @@ fn drains(d: bool) -> &'static str {
 pub fn in_protocol_terms(op: Op) -> String {
     match op {
         Op::Register { client: c } => format!("register({})", client(c)),
-        Op::HubArrive { hub, clients: cs } => format!("hub {} arrives for {}", hub + 1, clients(cs)),
+        Op::HubArrive { hub, clients: cs } => {
+            format!("hub {} arrives for {}", hub + 1, clients(cs))
+        }
         Op::Change { hub, drains: d } => format!("hub {} reports a change{}", hub + 1, drains(d)),
         Op::Remove { hub, drains: d } => format!("hub {} is removed{}", hub + 1, drains(d)),
-        Op::Join { hub, queued: true, drains: d } => format!("register queues hub {}'s arrival replay{}", hub + 1, drains(d)),
-        Op::Join { hub, queued: false, .. } => format!("register drops hub {}'s replay (removal queued)", hub + 1),
-        Op::Kick { hub, drains: d } => format!("hub_arrival kicks hub {}'s queue{}", hub + 1, drains(d)),
+        Op::Join {
+            hub,
+            queued: true,
+            drains: d,
+        } => format!(
+            "register queues hub {}'s arrival replay{}",
+            hub + 1,
+            drains(d)
+        ),
+        Op::Join {
+            hub, queued: false, ..
+        } => format!("register drops hub {}'s replay (removal queued)", hub + 1),
+        Op::Kick { hub, drains: d } => {
+            format!("hub_arrival kicks hub {}'s queue{}", hub + 1, drains(d))
+        }
         Op::Take { hub, seq } => format!("the drainer takes hub {} seq {seq}", hub + 1),
         Op::DrainIdle { hub } => format!("hub {}'s queue is empty: the drainer stops", hub + 1),
-        Op::Acquire { client: c, from } => format!("delivery takes an in-flight count on {} ({from} -> {})", client(c), from + 1),
+        Op::Acquire { client: c, from } => format!(
+            "delivery takes an in-flight count on {} ({from} -> {})",
+            client(c),
+            from + 1
+        ),
         Op::Skip { client: c } => format!("delivery skips {} (closed)", client(c)),
         Op::Begin { client: c, seq } => format!("callback of {} begins (seq {seq})", client(c)),
-        Op::End { client: c, panicked } => format!("callback of {} {}", client(c), if panicked { "panics" } else { "returns" }),
-        Op::Release { client: c, from } => format!("delivery releases {}'s count ({from} -> {})", client(c), from.saturating_sub(1)),
+        Op::End {
+            client: c,
+            panicked,
+        } => format!(
+            "callback of {} {}",
+            client(c),
+            if panicked { "panics" } else { "returns" }
+        ),
+        Op::Release { client: c, from } => format!(
+            "delivery releases {}'s count ({from} -> {})",
+            client(c),
+            from.saturating_sub(1)
+        ),
         Op::DeregisterEnter { target } => format!("deregister({}) called", client(target)),
-        Op::DetachEnter { target } => format!("{}'s guard dropped where waiting is refused: detach", client(target)),
+        Op::DetachEnter { target } => format!(
+            "{}'s guard dropped where waiting is refused: detach",
+            client(target)
+        ),
         Op::WaitFor => "deregister from a callback records its wait-for edge".into(),
         Op::NoCheck => "deregister skips the callback checks".into(),
         Op::Retire { victim } => format!("deregister retires {}'s slot", client(victim)),
@@ -217,7 +270,10 @@ pub fn in_protocol_terms(op: Op) -> String {
         Op::Sleep => "deregister sleeps until the calls in flight end".into(),
         Op::Return => "deregister returns Ok".into(),
         Op::DetachReturn => "detach returns (no wait)".into(),
-        Op::Peek { client: c } => format!("delivery peeks at {}'s CLOSED flag without a count", client(c)),
+        Op::Peek { client: c } => format!(
+            "delivery peeks at {}'s CLOSED flag without a count",
+            client(c)
+        ),
         Op::Test => "deregister tests the count outside its lock".into(),
         Op::Park => "deregister parks after its test".into(),
         Op::Wake => "deregister is woken and tests again".into(),
@@ -251,7 +307,9 @@ pub fn replay_command(size: &Size, mutant: Option<SpecMutant>) -> String {
     };
     format!(
         "cargo run --release -p usbpm-spec --bin spec_check -- {which}{}",
-        mutant.map(|m| format!(" --mutant {}", m.name())).unwrap_or_default()
+        mutant
+            .map(|m| format!(" --mutant {}", m.name()))
+            .unwrap_or_default()
     )
 }
 
@@ -273,12 +331,18 @@ pub fn applicable(size: &Size, property: &str) -> bool {
     let two_drainers = ["two hubs", "two threads", "from a callback waits", "cycle"]
         .iter()
         .any(|p| property.contains(p));
-    !((replay && size.preregistered) || (cycle && size.reentrant < 2) || (two_drainers && size.hubs < 2))
+    !((replay && size.preregistered)
+        || (cycle && size.reentrant < 2)
+        || (two_drainers && size.hubs < 2))
 }
 
 /// The names of the properties the specification checks at `size`.
 pub fn property_names(size: Size) -> Vec<String> {
-    Spec::new(size, None).properties().iter().map(|p| p.name.to_string()).collect()
+    Spec::new(size, None)
+        .properties()
+        .iter()
+        .map(|p| p.name.to_string())
+        .collect()
 }
 
 /// Serves stateright's Explorer for the specification at `size` on `addr` (no symmetry

@@ -180,14 +180,26 @@ pub enum Frame {
     Drain { hub: u8, cur: Option<Delivery> },
     /// Inside a client's callback. `after_ok`: it began after a deregister of the client
     /// returned `Ok` (P1).
-    Callback { client: u8, hub: u8, seq: u8, after_ok: bool },
+    Callback {
+        client: u8,
+        hub: u8,
+        seq: u8,
+        after_ok: bool,
+    },
     /// A callback's query of its hub: takes the registry lock, then the hub's lock.
     Query { hub: u8 },
     /// `deregister(target)`, made from inside the callbacks of `holding`. `victim`: the
     /// client it retired (the target, unless the handle check is broken). `edge`: it is
     /// in the wait-for graph (holding waits for target). `wait`: false for the drop of a
     /// `Registration` where waiting is refused (it retires and closes, never waits).
-    Deregister { target: u8, holding: Set, victim: u8, phase: Phase, edge: bool, wait: bool },
+    Deregister {
+        target: u8,
+        holding: Set,
+        victim: u8,
+        phase: Phase,
+        edge: bool,
+        wait: bool,
+    },
 }
 
 /// The whole protocol state.
@@ -368,9 +380,16 @@ impl Size {
             self.reentrant,
             self.panics,
             self.queries,
-            if self.preregistered { ", clients registered first" } else { "" }
+            if self.preregistered {
+                ", clients registered first"
+            } else {
+                ""
+            }
         ) + &if self.callback_reports + self.rearrivals > 0 {
-            format!(", callback reports {}, re-arrivals {}", self.callback_reports, self.rearrivals)
+            format!(
+                ", callback reports {}, re-arrivals {}",
+                self.callback_reports, self.rearrivals
+            )
         } else {
             String::new()
         }
@@ -441,7 +460,12 @@ impl State {
     /// The wait-for graph: (holding, target) of every recorded wait.
     pub fn edges(&self) -> impl Iterator<Item = (Set, u8)> + '_ {
         self.threads.iter().flatten().filter_map(|f| match f {
-            Frame::Deregister { holding, target, edge: true, .. } => Some((*holding, *target)),
+            Frame::Deregister {
+                holding,
+                target,
+                edge: true,
+                ..
+            } => Some((*holding, *target)),
             _ => None,
         })
     }
@@ -486,7 +510,11 @@ fn ensure(ok: bool, why: &'static str) -> R {
 
 impl Spec {
     pub fn new(size: Size, mutant: Option<SpecMutant>) -> Spec {
-        Spec { size, mutant, open: false }
+        Spec {
+            size,
+            mutant,
+            open: false,
+        }
     }
 
     fn m(&self, m: SpecMutant) -> bool {
@@ -516,7 +544,10 @@ impl Spec {
     /// Whether a hub's lock is held across a delivery (mutant callback-under-hub-lock).
     fn hub_blocked(&self, s: &State, hub: u8) -> bool {
         self.m(SpecMutant::CallbackUnderHubLock)
-            && s.threads.iter().flatten().any(|f| matches!(f, Frame::Drain { hub: h, cur: Some(_) } if *h == hub))
+            && s.threads
+                .iter()
+                .flatten()
+                .any(|f| matches!(f, Frame::Drain { hub: h, cur: Some(_) } if *h == hub))
     }
 
     /// Appends `item` to `hub`'s queue; the appender becomes its drainer if it was idle.
@@ -524,12 +555,17 @@ impl Spec {
         let h = &mut s.hubs[usize::from(hub)];
         if let Some(item) = item {
             match item {
-                Item::Removal { .. } if self.m(SpecMutant::RemovalOvertakes) => h.queue.insert(0, item),
+                Item::Removal { .. } if self.m(SpecMutant::RemovalOvertakes) => {
+                    h.queue.insert(0, item)
+                }
                 _ => h.queue.push(item),
             }
         }
         let start = !h.draining && !h.queue.is_empty();
-        ensure(start == drains, "the thread becomes the hub's drainer exactly when the queue was idle and non-empty")?;
+        ensure(
+            start == drains,
+            "the thread becomes the hub's drainer exactly when the queue was idle and non-empty",
+        )?;
         if start {
             h.draining = true;
             s.threads[t].push(Frame::Drain { hub, cur: None });
@@ -545,13 +581,20 @@ impl Spec {
         let idle_or_callback = matches!(top, None | Some(Frame::Callback { .. }));
         match op {
             Op::Register { client } => {
-                ensure(idle_or_callback, "register needs a thread that is idle or inside a callback")?;
+                ensure(
+                    idle_or_callback,
+                    "register needs a thread that is idle or inside a callback",
+                )?;
                 ensure(!self.registry_blocked(s), "the registry lock is held")?;
                 let c = &mut n.clients[usize::from(client)];
                 ensure(c.status == Status::Unborn, "a client registers once")?;
                 c.status = Status::Open;
-                let mut hubs =
-                    s.hubs.iter().enumerate().filter(|(_, h)| h.arrived).fold(0, |a, (i, _)| a | bit(i as u8));
+                let mut hubs = s
+                    .hubs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, h)| h.arrived)
+                    .fold(0, |a, (i, _)| a | bit(i as u8));
                 // Every hub present now is owed to the client: its replay, unless the
                 // hub's removal is queued before the replay is.
                 for h in members(hubs) {
@@ -568,8 +611,14 @@ impl Spec {
                 ensure(idle_or_callback, "a hub arrives on an idle thread")?;
                 ensure(!self.registry_blocked(s), "the registry lock is held")?;
                 let h = &mut n.hubs[usize::from(hub)];
-                ensure(!h.arrived || h.removed, "a present hub does not arrive again")?;
-                ensure(clients == s.open_clients(), "an arrival is addressed to exactly the registered clients")?;
+                ensure(
+                    !h.arrived || h.removed,
+                    "a present hub does not arrive again",
+                )?;
+                ensure(
+                    clients == s.open_clients(),
+                    "an arrival is addressed to exactly the registered clients",
+                )?;
                 if h.arrived {
                     // Arrives again: a new presence, queued behind the old one.
                     for c in &mut n.clients {
@@ -587,10 +636,19 @@ impl Spec {
                 n.threads[t].push(Frame::Kick { hub });
             }
             Op::Change { hub, drains } | Op::Remove { hub, drains } => {
-                ensure(idle_or_callback, "hardware reports from an idle thread or a callback")?;
-                ensure(!self.hub_blocked(s, hub), "the hub's lock is held across a callback")?;
+                ensure(
+                    idle_or_callback,
+                    "hardware reports from an idle thread or a callback",
+                )?;
+                ensure(
+                    !self.hub_blocked(s, hub),
+                    "the hub's lock is held across a callback",
+                )?;
                 let h = &mut n.hubs[usize::from(hub)];
-                ensure(h.arrived && !h.removed, "changes and removal only of a present hub")?;
+                ensure(
+                    h.arrived && !h.removed,
+                    "changes and removal only of a present hub",
+                )?;
                 h.seq += 1;
                 let item = if matches!(op, Op::Change { .. }) {
                     h.reported += 1;
@@ -601,23 +659,44 @@ impl Spec {
                 };
                 self.append(&mut n, t, hub, Some(item), drains)?;
             }
-            Op::Join { hub, queued, drains } => {
+            Op::Join {
+                hub,
+                queued,
+                drains,
+            } => {
                 let Some(Frame::Registering { client, hubs }) = top else {
                     return Err("a replay is queued by a registering thread");
                 };
-                ensure(hubs & bit(hub) != 0, "a replay only for a hub present when the client registered")?;
-                ensure(!self.hub_blocked(s, hub), "the hub's lock is held across a callback")?;
-                let Some(Frame::Registering { hubs: left, .. }) = n.threads[t].last_mut() else { unreachable!() };
+                ensure(
+                    hubs & bit(hub) != 0,
+                    "a replay only for a hub present when the client registered",
+                )?;
+                ensure(
+                    !self.hub_blocked(s, hub),
+                    "the hub's lock is held across a callback",
+                )?;
+                let Some(Frame::Registering { hubs: left, .. }) = n.threads[t].last_mut() else {
+                    unreachable!()
+                };
                 *left &= !bit(hub);
                 let h = &n.hubs[usize::from(hub)];
-                ensure(queued != h.removed, "a replay is queued unless the hub's removal is")?;
+                ensure(
+                    queued != h.removed,
+                    "a replay is queued unless the hub's removal is",
+                )?;
                 let item = queued.then_some(Item::Join { client, seq: h.seq });
                 n.clients[usize::from(client)].logs[usize::from(hub)].owed = queued;
                 self.append(&mut n, t, hub, item, drains)?;
             }
             Op::Kick { hub, drains } => {
-                ensure(top == Some(Frame::Kick { hub }), "a kick follows the hub's arrival")?;
-                ensure(!self.hub_blocked(s, hub), "the hub's lock is held across a callback")?;
+                ensure(
+                    top == Some(Frame::Kick { hub }),
+                    "a kick follows the hub's arrival",
+                )?;
+                ensure(
+                    !self.hub_blocked(s, hub),
+                    "the hub's lock is held across a callback",
+                )?;
                 n.threads[t].pop();
                 self.append(&mut n, t, hub, None, drains)?;
             }
@@ -629,19 +708,36 @@ impl Spec {
                 let h = &mut n.hubs[usize::from(hub)];
                 ensure(!h.queue.is_empty(), "nothing to take")?;
                 let item = h.queue.remove(0);
-                ensure(item.seq() == seq, "the drainer takes the queue's front item")?;
+                ensure(
+                    item.seq() == seq,
+                    "the drainer takes the queue's front item",
+                )?;
                 let targets = match item {
                     Item::Arrival { clients } => clients,
                     Item::Change { .. } | Item::Removal { .. } => h.subscribers,
                     Item::Join { client, .. } => bit(client) & !h.subscribers,
                 };
                 n.threads[t].pop();
-                n.threads[t].push(Frame::Drain { hub, cur: Some(Delivery { item, targets, kept: 0, at: At::Next }) });
+                n.threads[t].push(Frame::Drain {
+                    hub,
+                    cur: Some(Delivery {
+                        item,
+                        targets,
+                        kept: 0,
+                        at: At::Next,
+                    }),
+                });
             }
             Op::DrainIdle { hub } => {
-                ensure(top == Some(Frame::Drain { hub, cur: None }), "only the hub's drainer, between items, stops")?;
+                ensure(
+                    top == Some(Frame::Drain { hub, cur: None }),
+                    "only the hub's drainer, between items, stops",
+                )?;
                 let h = &mut n.hubs[usize::from(hub)];
-                ensure(h.queue.is_empty(), "the drainer stops only at an empty queue")?;
+                ensure(
+                    h.queue.is_empty(),
+                    "the drainer stops only at an empty queue",
+                )?;
                 h.draining = false;
                 n.threads[t].pop();
             }
@@ -657,14 +753,26 @@ impl Spec {
                 let mut d = d;
                 match op {
                     Op::Acquire { from, .. } => {
-                        ensure(!self.m(SpecMutant::CheckThenCall), "the mutant takes no count")?;
-                        ensure(c.status != Status::Closed, "no count is taken on a closed client")?;
-                        ensure(c.in_flight == from, "the in-flight count is not what the specification has")?;
+                        ensure(
+                            !self.m(SpecMutant::CheckThenCall),
+                            "the mutant takes no count",
+                        )?;
+                        ensure(
+                            c.status != Status::Closed,
+                            "no count is taken on a closed client",
+                        )?;
+                        ensure(
+                            c.in_flight == from,
+                            "the in-flight count is not what the specification has",
+                        )?;
                         c.in_flight += 1;
                         d.at = At::Acquired(client);
                     }
                     Op::Skip { .. } => {
-                        ensure(c.status == Status::Closed, "only a closed client is skipped")?;
+                        ensure(
+                            c.status == Status::Closed,
+                            "only a closed client is skipped",
+                        )?;
                         c.logs[usize::from(hub)].skipped = true;
                         d.targets &= !bit(client);
                     }
@@ -677,7 +785,11 @@ impl Spec {
                 *n.threads[t].last_mut().expect("drain frame") = Frame::Drain { hub, cur: Some(d) };
             }
             Op::Begin { client, seq } => {
-                let Some(Frame::Drain { hub, cur: Some(mut d) }) = top else {
+                let Some(Frame::Drain {
+                    hub,
+                    cur: Some(mut d),
+                }) = top
+                else {
                     return Err("a callback begins under a delivery");
                 };
                 let ok = match d.at {
@@ -685,14 +797,23 @@ impl Spec {
                     At::Peeked(c) | At::Released(c) => c == client,
                     _ => false,
                 };
-                ensure(ok, "a callback begins only while its call holds an in-flight count")?;
-                ensure(seq == d.item.seq(), "the callback is for the item being delivered")?;
+                ensure(
+                    ok,
+                    "a callback begins only while its call holds an in-flight count",
+                )?;
+                ensure(
+                    seq == d.item.seq(),
+                    "the callback is for the item being delivered",
+                )?;
                 d.at = At::Running(client);
                 let c = &mut n.clients[usize::from(client)];
                 let log = &mut c.logs[usize::from(hub)];
                 let arrival = matches!(d.item, Item::Arrival { .. } | Item::Join { .. });
                 if log.removed && arrival {
-                    *log = Log { owed: log.owed, ..Log::default() };
+                    *log = Log {
+                        owed: log.owed,
+                        ..Log::default()
+                    };
                 }
                 let in_order = if log.removed {
                     false
@@ -707,7 +828,12 @@ impl Spec {
                 log.removed |= matches!(d.item, Item::Removal { .. });
                 let after_ok = c.returned_ok;
                 *n.threads[t].last_mut().expect("drain frame") = Frame::Drain { hub, cur: Some(d) };
-                n.threads[t].push(Frame::Callback { client, hub, seq, after_ok });
+                n.threads[t].push(Frame::Callback {
+                    client,
+                    hub,
+                    seq,
+                    after_ok,
+                });
             }
             Op::End { client, panicked } => {
                 let Some(Frame::Callback { client: c, .. }) = top else {
@@ -719,11 +845,18 @@ impl Spec {
                     n.panics_left -= 1;
                 }
                 n.threads[t].pop();
-                let Some(Frame::Drain { hub, cur: Some(mut d) }) = n.threads[t].last().copied() else {
+                let Some(Frame::Drain {
+                    hub,
+                    cur: Some(mut d),
+                }) = n.threads[t].last().copied()
+                else {
                     unreachable!("a callback runs under a delivery")
                 };
                 let counted = match d.at {
-                    At::Running(_) => !self.m(SpecMutant::CheckThenCall) && !self.m(SpecMutant::ReleaseBeforeCallback),
+                    At::Running(_) => {
+                        !self.m(SpecMutant::CheckThenCall)
+                            && !self.m(SpecMutant::ReleaseBeforeCallback)
+                    }
                     _ => unreachable!(),
                 };
                 if counted && !(panicked && self.m(SpecMutant::PanicLeaksCount)) {
@@ -736,10 +869,15 @@ impl Spec {
                 *n.threads[t].last_mut().expect("drain frame") = Frame::Drain { hub, cur: Some(d) };
             }
             Op::Release { client, from } => {
-                let Some(Frame::Drain { hub, cur: Some(mut d) }) = top else {
+                let Some(Frame::Drain {
+                    hub,
+                    cur: Some(mut d),
+                }) = top
+                else {
                     return Err("a count is released by its delivery");
                 };
-                let before_callback = self.m(SpecMutant::ReleaseBeforeCallback) && d.at == At::Acquired(client);
+                let before_callback =
+                    self.m(SpecMutant::ReleaseBeforeCallback) && d.at == At::Acquired(client);
                 ensure(
                     d.at == At::Ended(client) || before_callback,
                     "the count is released after the callback returned",
@@ -754,7 +892,11 @@ impl Spec {
                     .filter(|f| matches!(f, Frame::Drain { cur: Some(d), .. } if d.at == At::Next && d.targets & bit(client) != 0))
                     .count();
                 let c = &mut n.clients[usize::from(client)];
-                let bumps = if c.status == Status::Closed { skipping as u8 } else { 0 };
+                let bumps = if c.status == Status::Closed {
+                    skipping as u8
+                } else {
+                    0
+                };
                 ensure(
                     (c.in_flight..=c.in_flight + bumps).contains(&from),
                     "the in-flight count is not what the specification has",
@@ -763,7 +905,12 @@ impl Spec {
                 if c.in_flight == 0 && c.status == Status::Closed {
                     // The last call of a closed client wakes every sleeping deregister of it.
                     for f in n.threads.iter_mut().flatten() {
-                        if let Frame::Deregister { victim, phase: Phase::Asleep { notified }, .. } = f {
+                        if let Frame::Deregister {
+                            victim,
+                            phase: Phase::Asleep { notified },
+                            ..
+                        } = f
+                        {
                             if *victim == client {
                                 *notified = true;
                             }
@@ -780,7 +927,10 @@ impl Spec {
                 *n.threads[t].last_mut().expect("drain frame") = Frame::Drain { hub, cur: Some(d) };
             }
             Op::DeregisterEnter { target } | Op::DetachEnter { target } => {
-                ensure(idle_or_callback, "deregister from an idle thread or a callback")?;
+                ensure(
+                    idle_or_callback,
+                    "deregister from an idle thread or a callback",
+                )?;
                 let wait = matches!(op, Op::DeregisterEnter { .. });
                 let holding = if wait { s.holding(t) } else { 0 };
                 n.threads[t].push(Frame::Deregister {
@@ -803,14 +953,29 @@ impl Spec {
             | Op::Test
             | Op::Park
             | Op::Wake => {
-                let Some(Frame::Deregister { target, holding, victim, phase, edge, wait }) = top else {
+                let Some(Frame::Deregister {
+                    target,
+                    holding,
+                    victim,
+                    phase,
+                    edge,
+                    wait,
+                }) = top
+                else {
                     return Err("not inside a deregister");
                 };
                 let own = holding & bit(target) != 0;
                 let checks = phase == Phase::Entered && holding != 0;
                 let registry_ok = !self.registry_blocked(s);
                 let tc = s.clients[usize::from(target)].status;
-                let mut next = Frame::Deregister { target, holding, victim, phase, edge, wait };
+                let mut next = Frame::Deregister {
+                    target,
+                    holding,
+                    victim,
+                    phase,
+                    edge,
+                    wait,
+                };
                 let set = |f: &mut Frame, p: Phase| {
                     if let Frame::Deregister { phase, .. } = f {
                         *phase = p;
@@ -822,20 +987,33 @@ impl Spec {
                             checks && !own && !s.would_close_cycle(holding, target),
                             "the wait-for edge is recorded only when it closes no cycle",
                         )?;
-                        ensure(!self.m(SpecMutant::NoCycleCheck), "the mutant has no wait-for graph")?;
-                        next = Frame::Deregister { target, holding, victim, phase: Phase::Checked, edge: true, wait };
+                        ensure(
+                            !self.m(SpecMutant::NoCycleCheck),
+                            "the mutant has no wait-for graph",
+                        )?;
+                        next = Frame::Deregister {
+                            target,
+                            holding,
+                            victim,
+                            phase: Phase::Checked,
+                            edge: true,
+                            wait,
+                        };
                     }
                     Op::NoCheck => {
-                        let skips =
-                            (own && self.m(SpecMutant::OwnCallbackWaits)) || (!own && self.m(SpecMutant::NoCycleCheck));
+                        let skips = (own && self.m(SpecMutant::OwnCallbackWaits))
+                            || (!own && self.m(SpecMutant::NoCycleCheck));
                         ensure(checks && skips, "the checks are made")?;
                         set(&mut next, Phase::Checked);
                     }
                     Op::Fail => {
                         let refused = checks
                             && ((own && !self.m(SpecMutant::OwnCallbackWaits))
-                                || (!own && !self.m(SpecMutant::NoCycleCheck) && s.would_close_cycle(holding, target)));
-                        let past_checks = phase == Phase::Checked || (phase == Phase::Entered && holding == 0);
+                                || (!own
+                                    && !self.m(SpecMutant::NoCycleCheck)
+                                    && s.would_close_cycle(holding, target)));
+                        let past_checks =
+                            phase == Phase::Checked || (phase == Phase::Entered && holding == 0);
                         let stale = past_checks && registry_ok && tc != Status::Open;
                         ensure(
                             refused || stale,
@@ -845,29 +1023,58 @@ impl Spec {
                         return Ok(n);
                     }
                     Op::Retire { victim: v } => {
-                        let past_checks = phase == Phase::Checked || (phase == Phase::Entered && holding == 0);
-                        ensure(past_checks && registry_ok, "retire follows the checks, under the registry lock")?;
-                        let stale_hits_other = self.m(SpecMutant::NoGeneration) && tc != Status::Open && v != target;
+                        let past_checks =
+                            phase == Phase::Checked || (phase == Phase::Entered && holding == 0);
+                        ensure(
+                            past_checks && registry_ok,
+                            "retire follows the checks, under the registry lock",
+                        )?;
+                        let stale_hits_other =
+                            self.m(SpecMutant::NoGeneration) && tc != Status::Open && v != target;
                         ensure(
                             (v == target && tc == Status::Open) || stale_hits_other,
                             "deregister retires its own, registered client",
                         )?;
                         let vc = &mut n.clients[usize::from(v)];
-                        ensure(vc.status == Status::Open, "only a registered client is retired")?;
+                        ensure(
+                            vc.status == Status::Open,
+                            "only a registered client is retired",
+                        )?;
                         vc.status = Status::Retired;
                         vc.retired_by = Some(target);
-                        next = Frame::Deregister { target, holding, victim: v, phase: Phase::Retired, edge, wait };
+                        next = Frame::Deregister {
+                            target,
+                            holding,
+                            victim: v,
+                            phase: Phase::Retired,
+                            edge,
+                            wait,
+                        };
                     }
                     Op::Close { in_flight } => {
                         ensure(phase == Phase::Retired, "close follows retire")?;
                         let vc = &mut n.clients[usize::from(victim)];
-                        ensure(vc.in_flight == in_flight, "close sees the in-flight count the specification has")?;
+                        ensure(
+                            vc.in_flight == in_flight,
+                            "close sees the in-flight count the specification has",
+                        )?;
                         vc.status = Status::Closed;
-                        let wait_now = wait && in_flight > 0 && !self.m(SpecMutant::DeregisterNoWait);
-                        set(&mut next, if wait_now { Phase::MustSleep } else { Phase::Drained });
+                        let wait_now =
+                            wait && in_flight > 0 && !self.m(SpecMutant::DeregisterNoWait);
+                        set(
+                            &mut next,
+                            if wait_now {
+                                Phase::MustSleep
+                            } else {
+                                Phase::Drained
+                            },
+                        );
                     }
                     Op::Sleep => {
-                        ensure(phase == Phase::MustSleep, "deregister sleeps only with callbacks in flight")?;
+                        ensure(
+                            phase == Phase::MustSleep,
+                            "deregister sleeps only with callbacks in flight",
+                        )?;
                         set(&mut next, Phase::Waiting);
                     }
                     Op::Test => {
@@ -876,18 +1083,31 @@ impl Spec {
                             "only the mutant tests outside the lock",
                         )?;
                         let drained = s.clients[usize::from(victim)].in_flight == 0;
-                        set(&mut next, if drained { Phase::Drained } else { Phase::Tested });
+                        set(
+                            &mut next,
+                            if drained {
+                                Phase::Drained
+                            } else {
+                                Phase::Tested
+                            },
+                        );
                     }
                     Op::Park => {
                         ensure(phase == Phase::Tested, "parks after the test")?;
                         set(&mut next, Phase::Asleep { notified: false });
                     }
                     Op::Wake => {
-                        ensure(phase == Phase::Asleep { notified: true }, "only a notify wakes a sleeper")?;
+                        ensure(
+                            phase == Phase::Asleep { notified: true },
+                            "only a notify wakes a sleeper",
+                        )?;
                         set(&mut next, Phase::Waiting);
                     }
                     Op::Return | Op::DetachReturn => {
-                        ensure(wait == matches!(op, Op::Return), "a detach returns without waiting")?;
+                        ensure(
+                            wait == matches!(op, Op::Return),
+                            "a detach returns without waiting",
+                        )?;
                         let drained_now = phase == Phase::Waiting
                             && !self.m(SpecMutant::LostWakeup)
                             && s.clients[usize::from(victim)].in_flight == 0;
@@ -916,9 +1136,14 @@ impl Spec {
                 n.threads[t].push(Frame::Query { hub });
             }
             Op::QueryDone => {
-                let Some(Frame::Query { hub }) = top else { return Err("no query in progress") };
+                let Some(Frame::Query { hub }) = top else {
+                    return Err("no query in progress");
+                };
                 ensure(!self.registry_blocked(s), "the registry lock is held")?;
-                ensure(!self.hub_blocked(s, hub), "the hub's lock is held across a callback")?;
+                ensure(
+                    !self.hub_blocked(s, hub),
+                    "the hub's lock is held across a callback",
+                )?;
                 n.threads[t].pop();
             }
         }
@@ -938,7 +1163,8 @@ impl Spec {
                         Item::Removal { .. } => 0,
                         Item::Join { .. } => h.subscribers | d.kept,
                     };
-                    *s.threads[t].last_mut().expect("drain frame") = Frame::Drain { hub, cur: None };
+                    *s.threads[t].last_mut().expect("drain frame") =
+                        Frame::Drain { hub, cur: None };
                 }
                 Some(Frame::Registering { client, hubs: 0 }) => {
                     s.threads[t].pop();
@@ -969,17 +1195,27 @@ impl Spec {
                     let hub = &s.hubs[usize::from(h)];
                     let queued = !hub.removed;
                     let drains = !hub.draining && (queued || !hub.queue.is_empty());
-                    out.push(Op::Join { hub: h, queued, drains });
+                    out.push(Op::Join {
+                        hub: h,
+                        queued,
+                        drains,
+                    });
                 }
             }
             Some(Frame::Kick { hub }) => {
                 let h = &s.hubs[usize::from(hub)];
-                out.push(Op::Kick { hub, drains: !h.draining && !h.queue.is_empty() });
+                out.push(Op::Kick {
+                    hub,
+                    drains: !h.draining && !h.queue.is_empty(),
+                });
             }
             Some(Frame::Drain { hub, cur: None }) => {
                 let h = &s.hubs[usize::from(hub)];
                 match h.queue.first() {
-                    Some(item) => out.push(Op::Take { hub, seq: item.seq() }),
+                    Some(item) => out.push(Op::Take {
+                        hub,
+                        seq: item.seq(),
+                    }),
                     None => out.push(Op::DrainIdle { hub }),
                 }
             }
@@ -992,24 +1228,40 @@ impl Spec {
                         } else if self.m(SpecMutant::CheckThenCall) {
                             out.push(Op::Peek { client: c });
                         } else {
-                            out.push(Op::Acquire { client: c, from: cl.in_flight });
+                            out.push(Op::Acquire {
+                                client: c,
+                                from: cl.in_flight,
+                            });
                         }
                     }
                 }
                 At::Acquired(c) if self.m(SpecMutant::ReleaseBeforeCallback) => {
-                    out.push(Op::Release { client: c, from: s.clients[usize::from(c)].in_flight })
+                    out.push(Op::Release {
+                        client: c,
+                        from: s.clients[usize::from(c)].in_flight,
+                    })
                 }
-                At::Acquired(c) | At::Peeked(c) | At::Released(c) => {
-                    out.push(Op::Begin { client: c, seq: d.item.seq() })
-                }
+                At::Acquired(c) | At::Peeked(c) | At::Released(c) => out.push(Op::Begin {
+                    client: c,
+                    seq: d.item.seq(),
+                }),
                 At::Running(_) => {}
-                At::Ended(c) => out.push(Op::Release { client: c, from: s.clients[usize::from(c)].in_flight }),
+                At::Ended(c) => out.push(Op::Release {
+                    client: c,
+                    from: s.clients[usize::from(c)].in_flight,
+                }),
             },
             Some(Frame::Query { .. }) => out.push(Op::QueryDone),
             Some(Frame::Callback { client, .. }) => {
-                out.push(Op::End { client, panicked: false });
+                out.push(Op::End {
+                    client,
+                    panicked: false,
+                });
                 if s.panics_left > 0 {
-                    out.push(Op::End { client, panicked: true });
+                    out.push(Op::End {
+                        client,
+                        panicked: true,
+                    });
                 }
                 if s.queries_left > 0 {
                     out.push(Op::Query);
@@ -1027,14 +1279,27 @@ impl Spec {
             }
             Some(Frame::Deregister { target, phase, .. }) => match phase {
                 Phase::Entered | Phase::Checked => {
-                    out.extend([Op::WaitFor, Op::NoCheck, Op::Fail, Op::Retire { victim: target }]);
+                    out.extend([
+                        Op::WaitFor,
+                        Op::NoCheck,
+                        Op::Fail,
+                        Op::Retire { victim: target },
+                    ]);
                     if self.m(SpecMutant::NoGeneration) {
-                        out.extend((0..nc).filter(|&v| v != target).map(|victim| Op::Retire { victim }));
+                        out.extend(
+                            (0..nc)
+                                .filter(|&v| v != target)
+                                .map(|victim| Op::Retire { victim }),
+                        );
                     }
                 }
                 Phase::Retired => {
-                    let Some(Frame::Deregister { victim, .. }) = s.threads[ti].last() else { unreachable!() };
-                    out.push(Op::Close { in_flight: s.clients[usize::from(*victim)].in_flight });
+                    let Some(Frame::Deregister { victim, .. }) = s.threads[ti].last() else {
+                        unreachable!()
+                    };
+                    out.push(Op::Close {
+                        in_flight: s.clients[usize::from(*victim)].in_flight,
+                    });
                 }
                 Phase::MustSleep => out.push(Op::Sleep),
                 Phase::Waiting => out.extend([Op::Return, Op::Test]),
@@ -1058,7 +1323,10 @@ impl Spec {
         for (h, hub) in s.hubs.iter().enumerate() {
             let h = h as u8;
             if !hub.arrived || (hub.removed && s.rearrivals_left > 0) {
-                out.push(Op::HubArrive { hub: h, clients: s.open_clients() });
+                out.push(Op::HubArrive {
+                    hub: h,
+                    clients: s.open_clients(),
+                });
             } else if !hub.removed {
                 let drains = !hub.draining;
                 if hub.reported < self.size.changes {

@@ -15,8 +15,13 @@ fn map_set(set: Set, map: &[u8]) -> Set {
 
 fn map_item(item: Item, c: &[u8]) -> Item {
     match item {
-        Item::Arrival { clients } => Item::Arrival { clients: map_set(clients, c) },
-        Item::Join { client, seq } => Item::Join { client: c[usize::from(client)], seq },
+        Item::Arrival { clients } => Item::Arrival {
+            clients: map_set(clients, c),
+        },
+        Item::Join { client, seq } => Item::Join {
+            client: c[usize::from(client)],
+            seq,
+        },
         other => other,
     }
 }
@@ -37,7 +42,10 @@ fn map_frame(f: Frame, c: &[u8], h: &[u8]) -> Frame {
     let mc = |x: u8| c[usize::from(x)];
     let mh = |x: u8| h[usize::from(x)];
     match f {
-        Frame::Registering { client, hubs } => Frame::Registering { client: mc(client), hubs: map_set(hubs, h) },
+        Frame::Registering { client, hubs } => Frame::Registering {
+            client: mc(client),
+            hubs: map_set(hubs, h),
+        },
         Frame::Kick { hub } => Frame::Kick { hub: mh(hub) },
         Frame::Query { hub } => Frame::Query { hub: mh(hub) },
         Frame::Drain { hub, cur } => Frame::Drain {
@@ -49,10 +57,25 @@ fn map_frame(f: Frame, c: &[u8], h: &[u8]) -> Frame {
                 at: map_at(d.at, c),
             }),
         },
-        Frame::Callback { client, hub, seq, after_ok } => {
-            Frame::Callback { client: mc(client), hub: mh(hub), seq, after_ok }
-        }
-        Frame::Deregister { target, holding, victim, phase, edge, wait } => Frame::Deregister {
+        Frame::Callback {
+            client,
+            hub,
+            seq,
+            after_ok,
+        } => Frame::Callback {
+            client: mc(client),
+            hub: mh(hub),
+            seq,
+            after_ok,
+        },
+        Frame::Deregister {
+            target,
+            holding,
+            victim,
+            phase,
+            edge,
+            wait,
+        } => Frame::Deregister {
             target: mc(target),
             holding: map_set(holding, c),
             victim: mc(victim),
@@ -82,7 +105,10 @@ pub fn representative(s: &State) -> State {
     let relogged: Vec<Client> = s
         .clients
         .iter()
-        .map(|c| Client { logs: horder.iter().map(|&old| c.logs[old]).collect(), ..c.clone() })
+        .map(|c| Client {
+            logs: horder.iter().map(|&old| c.logs[old]).collect(),
+            ..c.clone()
+        })
         .collect();
     let mut corder: Vec<usize> = (0..s.clients.len()).collect();
     corder.sort_by(|&a, &b| relogged[a].cmp(&relogged[b]));
@@ -91,7 +117,10 @@ pub fn representative(s: &State) -> State {
         .iter()
         .map(|&old| {
             let c = &relogged[old];
-            Client { retired_by: c.retired_by.map(|r| cmap[usize::from(r)]), ..c.clone() }
+            Client {
+                retired_by: c.retired_by.map(|r| cmap[usize::from(r)]),
+                ..c.clone()
+            }
         })
         .collect();
     let hubs = horder
@@ -106,8 +135,16 @@ pub fn representative(s: &State) -> State {
             h
         })
         .collect();
-    let mut threads: Vec<Vec<Frame>> =
-        s.threads.iter().map(|t| t.iter().map(|&f| map_frame(f, &cmap, &hmap)).collect()).collect();
+    let mut threads: Vec<Vec<Frame>> = s
+        .threads
+        .iter()
+        .map(|t| t.iter().map(|&f| map_frame(f, &cmap, &hmap)).collect())
+        .collect();
     threads.sort();
-    State { clients, hubs, threads, ..s.clone() }
+    State {
+        clients,
+        hubs,
+        threads,
+        ..s.clone()
+    }
 }

@@ -130,7 +130,12 @@ pub struct Divergence {
 
 impl fmt::Display for Divergence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "TRACE DIVERGES FROM THE SPECIFICATION at step {}: {}", self.at + 1, self.reason)?;
+        writeln!(
+            f,
+            "TRACE DIVERGES FROM THE SPECIFICATION at step {}: {}",
+            self.at + 1,
+            self.reason
+        )?;
         writeln!(f, "\nRecorded steps up to it (step, thread, step):")?;
         f.write_str(&self.timeline)
     }
@@ -178,7 +183,10 @@ impl Names {
                     holding.iter().for_each(|&h| client(h));
                     client(*c);
                 }
-                Obs::Submitted { appended: Appended::Replay { client: c, .. }, .. } => client(*c),
+                Obs::Submitted {
+                    appended: Appended::Replay { client: c, .. },
+                    ..
+                } => client(*c),
                 Obs::Registered { client: c }
                 | Obs::Acquire { client: c, .. }
                 | Obs::Skipped { client: c, .. }
@@ -197,15 +205,25 @@ impl Names {
         }
         // `register` replays hubs in hub id order.
         hubs.sort_unstable();
-        Names { clients, hubs, threads }
+        Names {
+            clients,
+            hubs,
+            threads,
+        }
     }
 
     fn c(&self, raw: u64) -> u8 {
-        self.clients.iter().position(|&c| c == raw).expect("named in the pre-scan") as u8
+        self.clients
+            .iter()
+            .position(|&c| c == raw)
+            .expect("named in the pre-scan") as u8
     }
 
     fn h(&self, raw: u32) -> u8 {
-        self.hubs.iter().position(|&h| h == raw).expect("named in the pre-scan") as u8
+        self.hubs
+            .iter()
+            .position(|&h| h == raw)
+            .expect("named in the pre-scan") as u8
     }
 
     fn set(&self, raw: &[u64]) -> Set {
@@ -221,14 +239,25 @@ fn small(v: u64, what: &str) -> Result<u8, String> {
 fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<State, String> {
     let top = state.threads[usize::from(t)].last().copied();
     let frame_hub = match top {
-        Some(Frame::Drain { hub, .. } | Frame::Kick { hub } | Frame::Callback { hub, .. }) => Some(hub),
+        Some(Frame::Drain { hub, .. } | Frame::Kick { hub } | Frame::Callback { hub, .. }) => {
+            Some(hub)
+        }
         _ => None,
     };
     let op = match obs {
         Obs::Other(_) => return Ok(state.clone()),
-        Obs::Registered { client } => Op::Register { client: names.c(*client) },
-        Obs::HubArrived { hub, clients } => Op::HubArrive { hub: names.h(*hub), clients: names.set(clients) },
-        Obs::Submitted { hub, appended, drains } => {
+        Obs::Registered { client } => Op::Register {
+            client: names.c(*client),
+        },
+        Obs::HubArrived { hub, clients } => Op::HubArrive {
+            hub: names.h(*hub),
+            clients: names.set(clients),
+        },
+        Obs::Submitted {
+            hub,
+            appended,
+            drains,
+        } => {
             let (hub, drains) = (names.h(*hub), *drains);
             match appended {
                 Appended::Change { .. } => Op::Change { hub, drains },
@@ -237,49 +266,89 @@ fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<S
                     let Some(Frame::Registering { client: c, .. }) = top else {
                         return Err("a replay queued by a thread that is not registering".into());
                     };
-                    if c != names.c(*client) || u64::from(state.hubs[usize::from(hub)].seq) != *seq {
-                        return Err("the replay is not the registering client's, at the hub's current seq".into());
+                    if c != names.c(*client) || u64::from(state.hubs[usize::from(hub)].seq) != *seq
+                    {
+                        return Err(
+                            "the replay is not the registering client's, at the hub's current seq"
+                                .into(),
+                        );
                     }
-                    Op::Join { hub, queued: true, drains }
+                    Op::Join {
+                        hub,
+                        queued: true,
+                        drains,
+                    }
                 }
                 Appended::Nothing => match top {
                     Some(Frame::Kick { .. }) => Op::Kick { hub, drains },
-                    _ => Op::Join { hub, queued: false, drains },
+                    _ => Op::Join {
+                        hub,
+                        queued: false,
+                        drains,
+                    },
                 },
             }
         }
-        Obs::Took { hub, seq } => Op::Take { hub: names.h(*hub), seq: small(*seq, "seq")? },
+        Obs::Took { hub, seq } => Op::Take {
+            hub: names.h(*hub),
+            seq: small(*seq, "seq")?,
+        },
         Obs::DrainIdle { hub } => Op::DrainIdle { hub: names.h(*hub) },
-        Obs::Acquire { client, from } => {
-            Op::Acquire { client: names.c(*client), from: small(*from, "in-flight count")? }
-        }
+        Obs::Acquire { client, from } => Op::Acquire {
+            client: names.c(*client),
+            from: small(*from, "in-flight count")?,
+        },
         Obs::Skipped { client, hub, .. } | Obs::Begin { client, hub, .. } => {
             if frame_hub != Some(names.h(*hub)) {
                 return Err("the step names a hub this thread is not delivering".into());
             }
             match obs {
-                Obs::Begin { seq, .. } => Op::Begin { client: names.c(*client), seq: small(*seq, "seq")? },
-                _ => Op::Skip { client: names.c(*client) },
+                Obs::Begin { seq, .. } => Op::Begin {
+                    client: names.c(*client),
+                    seq: small(*seq, "seq")?,
+                },
+                _ => Op::Skip {
+                    client: names.c(*client),
+                },
             }
         }
-        Obs::End { client, panicked, .. } => Op::End { client: names.c(*client), panicked: *panicked },
-        Obs::Release { client, from } => {
-            Op::Release { client: names.c(*client), from: small(*from, "in-flight count")? }
-        }
-        Obs::DeregisterEnter { client } => Op::DeregisterEnter { target: names.c(*client) },
-        Obs::DetachEnter { client } => Op::DetachEnter { target: names.c(*client) },
+        Obs::End {
+            client, panicked, ..
+        } => Op::End {
+            client: names.c(*client),
+            panicked: *panicked,
+        },
+        Obs::Release { client, from } => Op::Release {
+            client: names.c(*client),
+            from: small(*from, "in-flight count")?,
+        },
+        Obs::DeregisterEnter { client } => Op::DeregisterEnter {
+            target: names.c(*client),
+        },
+        Obs::DetachEnter { client } => Op::DetachEnter {
+            target: names.c(*client),
+        },
         Obs::DetachReturn { .. } => Op::DetachReturn,
         Obs::WaitFor { holding, client } => {
-            let Some(Frame::Deregister { target, holding: h, .. }) = top else {
+            let Some(Frame::Deregister {
+                target, holding: h, ..
+            }) = top
+            else {
                 return Err("a wait-for edge outside a deregister".into());
             };
             if target != names.c(*client) || h != names.set(holding) {
-                return Err("the wait-for edge is not this deregister's (holding -> target)".into());
+                return Err(
+                    "the wait-for edge is not this deregister's (holding -> target)".into(),
+                );
             }
             Op::WaitFor
         }
-        Obs::Retired { client } => Op::Retire { victim: names.c(*client) },
-        Obs::Closed { in_flight, .. } => Op::Close { in_flight: small(*in_flight, "in-flight count")? },
+        Obs::Retired { client } => Op::Retire {
+            victim: names.c(*client),
+        },
+        Obs::Closed { in_flight, .. } => Op::Close {
+            in_flight: small(*in_flight, "in-flight count")?,
+        },
         Obs::Sleeps { .. } => Op::Sleep,
         Obs::DeregisterReturn { ok: true, .. } => Op::Return,
         Obs::DeregisterReturn { ok: false, .. } => Op::Fail,
@@ -294,10 +363,19 @@ fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<S
             return Err("the step names another client than this thread's deregister".into());
         }
     }
-    let next = spec.apply(state, t, op).map_err(|why| format!("{op:?}: {why}"))?;
-    if let Obs::Submitted { hub, appended: Appended::Change { seq } | Appended::Removal { seq }, .. } = obs {
+    let next = spec
+        .apply(state, t, op)
+        .map_err(|why| format!("{op:?}: {why}"))?;
+    if let Obs::Submitted {
+        hub,
+        appended: Appended::Change { seq } | Appended::Removal { seq },
+        ..
+    } = obs
+    {
         if u64::from(next.hubs[usize::from(names.h(*hub))].seq) != *seq {
-            return Err(format!("{op:?}: queued with seq {seq}, the specification's next seq differs"));
+            return Err(format!(
+                "{op:?}: queued with seq {seq}, the specification's next seq differs"
+            ));
         }
     }
     Ok(next)
@@ -314,7 +392,10 @@ pub fn validate(trace: &[TraceEvent]) -> Result<(), Divergence> {
 }
 
 /// [`validate`] against the specification with a spec mutant switched on.
-pub fn validate_with(trace: &[TraceEvent], mutant: Option<crate::spec::SpecMutant>) -> Result<(), Divergence> {
+pub fn validate_with(
+    trace: &[TraceEvent],
+    mutant: Option<crate::spec::SpecMutant>,
+) -> Result<(), Divergence> {
     let names = Names::of(trace);
     if names.clients.len() > 32 {
         return Err(Divergence {
@@ -336,24 +417,54 @@ pub fn validate_with(trace: &[TraceEvent], mutant: Option<crate::spec::SpecMutan
         callback_reports: 0,
         rearrivals: 0,
     };
-    let spec = Spec { size, mutant, open: true };
-    let init = State::initial(names.clients.len() as u8, names.hubs.len() as u8, names.threads.len() as u8, None);
-    let thread_of: Vec<u8> =
-        trace.iter().map(|e| names.threads.iter().position(|t| *t == e.thread).expect("named") as u8).collect();
+    let spec = Spec {
+        size,
+        mutant,
+        open: true,
+    };
+    let init = State::initial(
+        names.clients.len() as u8,
+        names.hubs.len() as u8,
+        names.threads.len() as u8,
+        None,
+    );
+    let thread_of: Vec<u8> = trace
+        .iter()
+        .map(|e| {
+            names
+                .threads
+                .iter()
+                .position(|t| *t == e.thread)
+                .expect("named") as u8
+        })
+        .collect();
     // Each step's previous step on the same thread.
     let mut last: BTreeMap<u8, usize> = BTreeMap::new();
-    let pred: Vec<Option<usize>> = thread_of.iter().enumerate().map(|(i, &t)| last.insert(t, i)).collect();
+    let pred: Vec<Option<usize>> = thread_of
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| last.insert(t, i))
+        .collect();
     // Node: every step before `k` is taken, and so are the ones in `early` (all >= k).
     struct Node {
         k: usize,
         early: Vec<usize>,
         state: State,
     }
-    let mut stack = vec![Node { k: 0, early: Vec::new(), state: init }];
+    let mut stack = vec![Node {
+        k: 0,
+        early: Vec::new(),
+        state: init,
+    }];
     let mut seen: HashSet<u64> = HashSet::new();
     let mut best: Option<(usize, usize, String)> = None; // (progress, step, reason)
     let mut visited = 0usize;
-    while let Some(Node { mut k, mut early, state }) = stack.pop() {
+    while let Some(Node {
+        mut k,
+        mut early,
+        state,
+    }) = stack.pop()
+    {
         while early.first() == Some(&k) {
             early.remove(0);
             k += 1;
@@ -378,7 +489,8 @@ pub fn validate_with(trace: &[TraceEvent], mutant: Option<crate::spec::SpecMutan
                 continue;
             }
             // The next untaken step of thread t, if its previous step was reported before k.
-            let Some(j) = (k + 1..trace.len()).find(|&j| thread_of[j] == t && !early.contains(&j)) else {
+            let Some(j) = (k + 1..trace.len()).find(|&j| thread_of[j] == t && !early.contains(&j))
+            else {
                 continue;
             };
             if pred[j].is_some_and(|p| p >= k) {
@@ -392,11 +504,19 @@ pub fn validate_with(trace: &[TraceEvent], mutant: Option<crate::spec::SpecMutan
                 Ok(next) => {
                     let mut e = early.clone();
                     if j == k {
-                        stack.push(Node { k: k + 1, early: e, state: next });
+                        stack.push(Node {
+                            k: k + 1,
+                            early: e,
+                            state: next,
+                        });
                     } else {
                         e.push(j);
                         e.sort_unstable();
-                        stack.push(Node { k, early: e, state: next });
+                        stack.push(Node {
+                            k,
+                            early: e,
+                            state: next,
+                        });
                     }
                 }
                 Err(reason) if j == k => {
@@ -409,18 +529,39 @@ pub fn validate_with(trace: &[TraceEvent], mutant: Option<crate::spec::SpecMutan
             }
         }
     }
-    let (_, at, reason) =
-        best.unwrap_or((0, 0, format!("no order of the steps found within {SEARCH_LIMIT} search nodes")));
+    let (_, at, reason) = best.unwrap_or((
+        0,
+        0,
+        format!("no order of the steps found within {SEARCH_LIMIT} search nodes"),
+    ));
     let mut timeline = String::new();
     for (i, e) in trace.iter().enumerate().take(at + 1) {
-        let mark = if i == at { "   <- the specification cannot take this step" } else { "" };
-        let _ = writeln!(timeline, "  {:>4}  {:<16} {:?}{mark}", i + 1, e.thread, e.obs);
+        let mark = if i == at {
+            "   <- the specification cannot take this step"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            timeline,
+            "  {:>4}  {:<16} {:?}{mark}",
+            i + 1,
+            e.thread,
+            e.obs
+        );
     }
     let spec_names = format!(
         "clients {:?} are spec clients 0..; hubs {:?} are spec hubs 0..",
-        names.clients.iter().map(|c| format!("{c:#x}")).collect::<Vec<_>>(),
+        names
+            .clients
+            .iter()
+            .map(|c| format!("{c:#x}"))
+            .collect::<Vec<_>>(),
         names.hubs
     );
     let _ = writeln!(timeline, "  ({spec_names})");
-    Err(Divergence { at, reason, timeline })
+    Err(Divergence {
+        at,
+        reason,
+        timeline,
+    })
 }

@@ -7,21 +7,46 @@ use usbpm_spec::SpecMutant;
 #[test]
 fn quick_size_passes_and_is_not_vacuous() {
     let o = check(QUICK, None, true, 1);
-    assert!(o.violated.is_empty(), "{}: violated {:?}", o.summary(), o.violated);
-    assert!(o.unwitnessed.is_empty(), "{}: never witnessed {:?}", o.summary(), o.unwitnessed);
+    assert!(
+        o.violated.is_empty(),
+        "{}: violated {:?}",
+        o.summary(),
+        o.violated
+    );
+    assert!(
+        o.unwitnessed.is_empty(),
+        "{}: never witnessed {:?}",
+        o.summary(),
+        o.unwitnessed
+    );
 }
 
 #[test]
 fn rearrival_size_passes_and_is_not_vacuous() {
     let o = check(REARRIVAL, None, true, 1);
-    assert!(o.violated.is_empty(), "{}: violated {:?}", o.summary(), o.violated);
-    assert!(o.unwitnessed.is_empty(), "{}: never witnessed {:?}", o.summary(), o.unwitnessed);
+    assert!(
+        o.violated.is_empty(),
+        "{}: violated {:?}",
+        o.summary(),
+        o.violated
+    );
+    assert!(
+        o.unwitnessed.is_empty(),
+        "{}: never witnessed {:?}",
+        o.summary(),
+        o.unwitnessed
+    );
 }
 
 #[test]
 fn every_spec_mutant_is_found() {
     for &m in SpecMutant::ALL {
         let o = check(mutant_size(m), Some(m), true, 1);
-        assert!(!o.violated.is_empty(), "spec mutant {} survived: {}", m.name(), o.summary());
+        assert!(
+            !o.violated.is_empty(),
+            "spec mutant {} survived: {}",
+            m.name(),
+            o.summary()
+        );
     }
 }

@@ -149,7 +149,11 @@ fn main() -> ExitCode {
             if opts.checkers.is_empty() {
                 opts.checkers = vec![Checker::GenLoom];
             }
-            if let Some(c) = opts.checkers.iter().find(|c| !matches!(c, Checker::GenLoom | Checker::GenShuttle)) {
+            if let Some(c) = opts
+                .checkers
+                .iter()
+                .find(|c| !matches!(c, Checker::GenLoom | Checker::GenShuttle))
+            {
                 eprintln!("gate programs: --checker {} is not a generated-program checker (gen-loom, gen-shuttle)", c.name());
                 return ExitCode::from(2);
             }

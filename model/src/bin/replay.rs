@@ -146,14 +146,20 @@ fn replay_program(file: &std::path::Path, args: &Args) -> ExitCode {
         {
             let bound = match args.bound.as_deref() {
                 None | Some("unbounded") => None,
-                Some(b) => Some(b.parse().map_err(|_| "--bound: a number or `unbounded`".to_string())?),
+                Some(b) => Some(
+                    b.parse()
+                        .map_err(|_| "--bound: a number or `unbounded`".to_string())?,
+                ),
             };
             usbpm_model::generated::loom_program(&program, mutant, bound, &this)?;
         }
         #[cfg(feature = "shuttle")]
         {
             let Some(schedule) = args.schedule_file.as_ref() else {
-                return Err("a shuttle replay needs --schedule-file (the file a failing check named)".into());
+                return Err(
+                    "a shuttle replay needs --schedule-file (the file a failing check named)"
+                        .into(),
+                );
             };
             let p = program.clone();
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -186,7 +192,10 @@ fn replay_program(file: &std::path::Path, args: &Args) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(report) => {
-            eprintln!("\n{report}\nreplay reproduced the failure of {}", file.display());
+            eprintln!(
+                "\n{report}\nreplay reproduced the failure of {}",
+                file.display()
+            );
             ExitCode::from(1)
         }
     }

@@ -70,11 +70,20 @@ pub fn list() -> String {
         TRACE_SCENARIO,
         trace_schedules(Profile::Quick)
     );
-    let _ = writeln!(out, "\nGenerated programs (quick / full; each tier split into {} chunks, one check each):", crate::generated::CHUNKS);
+    let _ = writeln!(
+        out,
+        "\nGenerated programs (quick / full; each tier split into {} chunks, one check each):",
+        crate::generated::CHUNKS
+    );
     for checker in ["gen-loom", "gen-shuttle"] {
         for profile in [Profile::Quick, Profile::Full] {
             for t in crate::generated::plan(checker, profile) {
-                let _ = writeln!(out, "  {checker:<12} {:<6} {}", format!("{profile:?}").to_lowercase(), t.method());
+                let _ = writeln!(
+                    out,
+                    "  {checker:<12} {:<6} {}",
+                    format!("{profile:?}").to_lowercase(),
+                    t.method()
+                );
             }
         }
     }
@@ -98,11 +107,18 @@ mod tests {
         }
         for m in Mutant::ALL {
             assert!(text.contains(m.name()), "{}", m.name());
-            assert!(!describe_mutant(*m).is_empty(), "{} has no description", m.name());
+            assert!(
+                !describe_mutant(*m).is_empty(),
+                "{} has no description",
+                m.name()
+            );
         }
         assert!(text.contains("every program of 2x1-c1-h1 (unbounded)"));
         assert!(text.contains("proptest 256 / 2048 cases"));
         assert!(text.contains("protocol-spec"), "{text}");
-        assert!(text.contains("3c x 2h x 3t"), "the full size is listed: {text}");
+        assert!(
+            text.contains("3c x 2h x 3t"),
+            "the full size is listed: {text}"
+        );
     }
 }

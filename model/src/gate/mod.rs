@@ -212,7 +212,9 @@ impl Options {
         }
         if let Some(b) = &self.program_bound {
             if b != "unbounded" && b.parse::<usize>().is_err() {
-                return Err(format!("--bound {b}: a number of preemptions or `unbounded`"));
+                return Err(format!(
+                    "--bound {b}: a number of preemptions or `unbounded`"
+                ));
             }
         }
         for s in &self.scenarios {
@@ -430,7 +432,10 @@ mod tests {
         let all = ALL.len() as u64;
         let chunks = PROGRAM_CHUNKS.len() as u64;
         // proptest, spec and trace run one check each.
-        assert_eq!(opts().total_checks(&Checker::ALL), small + 2 * all + 2 * chunks + 3);
+        assert_eq!(
+            opts().total_checks(&Checker::ALL),
+            small + 2 * all + 2 * chunks + 3
+        );
     }
 
     #[test]

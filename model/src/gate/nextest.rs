@@ -108,7 +108,10 @@ pub fn run_checker(run: &Run<'_>, opts: &Options, checker: Checker, display: &Di
         .env("USBPM_RESULTS_DIR", &run.results)
         .env("USBPM_SEED", run.seed.to_string());
     cmd.env("PROPTEST_CASES", proptest_cases(run.profile).to_string());
-    for (var, value) in [("USBPM_PROGRAM_SIZE", &opts.program_size), ("USBPM_PROGRAM_BOUND", &opts.program_bound)] {
+    for (var, value) in [
+        ("USBPM_PROGRAM_SIZE", &opts.program_size),
+        ("USBPM_PROGRAM_BOUND", &opts.program_bound),
+    ] {
         match value {
             Some(v) => cmd.env(var, v),
             None => cmd.env_remove(var),

@@ -11,7 +11,12 @@ use crate::docs::{fingerprint, recorded};
 /// and shuttle test binaries the gate's checkers run, scenarios and generated programs (see [`Checker::cargo_args`]).
 pub fn suites() -> Vec<Vec<&'static str>> {
     let mut suites = vec![vec!["test", "--workspace"]];
-    for checker in [Checker::Loom, Checker::Shuttle, Checker::GenLoom, Checker::GenShuttle] {
+    for checker in [
+        Checker::Loom,
+        Checker::Shuttle,
+        Checker::GenLoom,
+        Checker::GenShuttle,
+    ] {
         suites.push([&["test"][..], checker.cargo_args()].concat());
     }
     suites
