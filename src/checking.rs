@@ -71,6 +71,12 @@ pub enum Mutant {
     /// A connector change is queued but not folded into the hub's state: queries and
     /// later arrival replays show the state before it.
     ChangeNotFolded,
+    /// The last release of a closed rundown takes the lock and wakes even when no
+    /// deregister sleeps on it: every skip of a closed client costs a system call.
+    WakeWithoutWaiter,
+    /// deregister tests the in-flight count before it sets the waiter flag: the last
+    /// release can come in between, see no waiter, and wake nobody.
+    WaiterFlagAfterTest,
 }
 
 #[cfg(feature = "checking")]
@@ -96,6 +102,8 @@ impl Mutant {
         Mutant::GuardDropIgnoresRefusal,
         Mutant::ReplayStaleSnapshot,
         Mutant::ChangeNotFolded,
+        Mutant::WakeWithoutWaiter,
+        Mutant::WaiterFlagAfterTest,
     ];
 
     /// A short kebab-case name, for command lines and reports.
@@ -120,6 +128,8 @@ impl Mutant {
             Mutant::GuardDropIgnoresRefusal => "guard-drop-ignores-refusal",
             Mutant::ReplayStaleSnapshot => "replay-stale-snapshot",
             Mutant::ChangeNotFolded => "change-not-folded",
+            Mutant::WakeWithoutWaiter => "wake-without-waiter",
+            Mutant::WaiterFlagAfterTest => "waiter-flag-after-test",
         }
     }
 
@@ -170,6 +180,9 @@ pub enum Step {
     },
     /// `deregister(client)` is about to sleep until the in-flight count drains.
     DeregisterSleeps(ClientHandle),
+    /// The last in-flight release of `client`'s closed rundown woke the deregister
+    /// sleeping on it (the only wake-up call the rundown makes).
+    Woke(ClientHandle),
     /// `deregister(client)` returns; `ok` is false when it returns an error.
     DeregisterReturn { client: ClientHandle, ok: bool },
     /// `hub` arrived (or arrived again): its arrival is queued, addressed to `clients`

@@ -296,24 +296,26 @@ impl PolicyManager {
             self.call(client, n);
             return true;
         }
-        let Ok(from) = client.rundown.try_acquire(hooks) else {
-            hooks.step(|| Step::Skipped {
-                client: handle,
-                hub: n.hub,
-                seq: n.seq,
-            });
-            return false;
+        let from = match client.rundown.try_acquire(hooks) {
+            Ok(from) => from,
+            Err(backed_out) => {
+                hooks.step(|| Step::Skipped {
+                    client: handle,
+                    hub: n.hub,
+                    seq: n.seq,
+                });
+                if backed_out.woke {
+                    hooks.step(|| Step::Woke(handle));
+                }
+                return false;
+            }
         };
         hooks.step(|| Step::InFlightAcquire {
             client: handle,
             from,
         });
         if hooks.mutant(Mutant::ReleaseBeforeCallback) {
-            let from = client.rundown.release(hooks);
-            hooks.step(|| Step::InFlightRelease {
-                client: handle,
-                from,
-            });
+            self.release(client);
             self.call(client, n);
             return true;
         }
@@ -321,12 +323,21 @@ impl PolicyManager {
         if panicked && hooks.mutant(Mutant::PanicLeaksCount) {
             return true;
         }
-        let from = client.rundown.release(hooks);
+        self.release(client);
+        true
+    }
+
+    fn release(&self, client: &Client) {
+        let hooks = self.hooks();
+        let released = client.rundown.release(hooks);
+        let handle = client.handle;
         hooks.step(|| Step::InFlightRelease {
             client: handle,
-            from,
+            from: released.from,
         });
-        true
+        if released.woke {
+            hooks.step(|| Step::Woke(handle));
+        }
     }
 
     /// Runs the callback with the thread marked as inside it; contains its panic.

@@ -3,7 +3,9 @@
 //! One atomic word holds a `CLOSED` bit and the number of callback calls in flight.
 //! Delivery takes a count with one `fetch_add` and gives it back with one `fetch_sub`;
 //! the lock and condition variable are touched only on the slow path, when the last call
-//! drains out of a closed rundown.
+//! drains out of a closed rundown *and a deregister sleeps on it* (the `WAITER` bit).
+//! Skipping a closed client (an acquire that backs out) therefore takes no lock and makes
+//! no wake-up call unless somebody waits.
 //!
 //! Invariants (checked by the model, see docs/INVARIANTS.md):
 //! - Once `CLOSED` is set it is never cleared, and no `try_acquire` succeeds after it.
@@ -16,12 +18,20 @@
 //!   return.
 //! - A failed acquire bumps the count transiently and backs out through `release`, which
 //!   wakes the waiter if it was last; the bump never calls a callback.
+//! - No lost wake-up: the waiter sets `WAITER` while holding `lock` and only then tests
+//!   the count, still holding it until the condition variable releases it. A release
+//!   whose `fetch_sub` comes before the `fetch_or` in the word's modification order is
+//!   seen by the test (the waiter does not sleep); one that comes after it sees `WAITER`
+//!   and must take `lock` to notify, which it gets only once the waiter sleeps.
 
 use crate::checking::{Hooks, Mutant};
 use crate::sync::{lock, AtomicU64, Condvar, Mutex, Ordering};
 
 const CLOSED: u64 = 1 << 63;
-const COUNT: u64 = CLOSED - 1;
+/// Set under `lock` by the deregister that sleeps until the count drains, and cleared
+/// under it when that deregister leaves.
+const WAITER: u64 = 1 << 62;
+const COUNT: u64 = WAITER - 1;
 
 /// What [`Rundown::close`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,10 +42,21 @@ pub(crate) struct Closed {
     pub(crate) in_flight: u64,
 }
 
+/// What [`Rundown::release`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Released {
+    /// Calls in flight before this release.
+    pub(crate) from: u64,
+    /// This release was the last of a closed rundown and woke its sleeping deregister
+    /// (the one case that takes the lock and makes a wake-up call).
+    pub(crate) woke: bool,
+}
+
 pub(crate) struct Rundown {
     state: AtomicU64,
-    /// Held by a waiter between its last look at `state` and going to sleep, and by the
-    /// last releaser around its notify, so the wake-up cannot fall in between.
+    /// Held by a waiter from setting `WAITER` through its last look at `state` to going to
+    /// sleep, and by the last releaser around its notify, so the wake-up cannot fall in
+    /// between.
     lock: Mutex<()>,
     drained: Condvar,
 }
@@ -50,32 +71,37 @@ impl Rundown {
     }
 
     /// Takes an in-flight count unless the rundown is closed. Returns the count before
-    /// this acquire on success.
+    /// this acquire on success, and on failure what backing out did.
     #[inline]
-    pub(crate) fn try_acquire(&self, hooks: &Hooks) -> Result<u64, ()> {
+    pub(crate) fn try_acquire(&self, hooks: &Hooks) -> Result<u64, Released> {
         let prev = self.state.fetch_add(1, Ordering::Acquire);
         if prev & CLOSED != 0 {
-            self.release(hooks);
-            return Err(());
+            return Err(self.release(hooks));
         }
-        Ok(prev)
+        Ok(prev & COUNT)
     }
 
-    /// Gives back a count taken by `try_acquire`; wakes the waiters if it was the last
-    /// one of a closed rundown. Returns the count before this release.
+    /// Gives back a count taken by `try_acquire`; wakes the waiter if it was the last one
+    /// of a closed rundown that a deregister sleeps on. Returns the count before this
+    /// release.
     #[inline]
-    pub(crate) fn release(&self, hooks: &Hooks) -> u64 {
+    pub(crate) fn release(&self, hooks: &Hooks) -> Released {
         let order = if hooks.mutant(Mutant::RelaxedOrdering) {
             Ordering::Relaxed
         } else {
             Ordering::Release
         };
         let prev = self.state.fetch_sub(1, order);
-        if prev == CLOSED | 1 {
+        let last = prev & (CLOSED | COUNT) == CLOSED | 1;
+        let woke = last && (prev & WAITER != 0 || hooks.mutant(Mutant::WakeWithoutWaiter));
+        if woke {
             let _guard = lock(&self.lock);
             self.drained.notify_all();
         }
-        prev & COUNT
+        Released {
+            from: prev & COUNT,
+            woke,
+        }
     }
 
     /// A racy look, only for the [`Mutant::CheckThenCall`] mutant.
@@ -92,7 +118,8 @@ impl Rundown {
         }
     }
 
-    /// Blocks until a closed rundown has no call in flight.
+    /// Blocks until a closed rundown has no call in flight. At most one thread waits on a
+    /// rundown: the deregister that emptied the client's slot.
     pub(crate) fn wait_drained(&self, hooks: &Hooks) {
         let order = if hooks.mutant(Mutant::RelaxedOrdering) {
             Ordering::Relaxed
@@ -100,20 +127,36 @@ impl Rundown {
             Ordering::Acquire
         };
         if hooks.mutant(Mutant::LostWakeup) {
-            // The bug: the test is made outside the lock, so the last release can drain
-            // and notify between the test and the wait, and nobody wakes this thread.
-            while self.state.load(order) != CLOSED {
+            // The bug: the test is made outside the lock, so the last release can see
+            // `WAITER`, notify, and drain between the test and the wait, and nobody wakes
+            // this thread.
+            self.state.fetch_or(WAITER, order);
+            while self.state.load(order) & COUNT != 0 {
                 let guard = lock(&self.lock);
                 drop(self.drained.wait(guard));
             }
             return;
         }
         let mut guard = lock(&self.lock);
-        while self.state.load(order) != CLOSED {
+        let flag_after_test = hooks.mutant(Mutant::WaiterFlagAfterTest);
+        if !flag_after_test {
+            self.state.fetch_or(WAITER, Ordering::Relaxed);
+        }
+        while self.state.load(order) & COUNT != 0 {
+            if flag_after_test {
+                // The bug: the last release can come between the test above and this
+                // flag; it saw no waiter, woke nobody, and this thread sleeps for ever.
+                self.state.fetch_or(WAITER, Ordering::Relaxed);
+            }
             guard = match self.drained.wait(guard) {
                 Ok(g) => g,
                 Err(poisoned) => poisoned.into_inner(),
             };
         }
+        // Nobody waits any more: later skips of this closed client make no wake-up call.
+        // Cleared under the lock, so a release that saw the flag just before still finds
+        // the lock free only once this thread has left.
+        self.state.fetch_and(!WAITER, Ordering::Relaxed);
+        drop(guard);
     }
 }

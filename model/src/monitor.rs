@@ -35,15 +35,19 @@ pub enum Property {
     BadInputErrors,
     /// P5: per-hub order, arrival replay, nothing after removal, no missed hub.
     HubOrder,
+    /// P6: bounded work per call. No wake-up call unless a deregister sleeps; a call
+    /// delivers a bounded amount of work it did not cause; the queues stay bounded.
+    BoundedWork,
 }
 
 impl Property {
-    pub const ALL: [Property; 5] = [
+    pub const ALL: [Property; 6] = [
         Property::NoCallbackAfterDeregister,
         Property::DeregisterWaits,
         Property::NoDeadlock,
         Property::BadInputErrors,
         Property::HubOrder,
+        Property::BoundedWork,
     ];
 
     pub fn id(self) -> &'static str {
@@ -53,6 +57,7 @@ impl Property {
             Property::NoDeadlock => "P3",
             Property::BadInputErrors => "P4",
             Property::HubOrder => "P5",
+            Property::BoundedWork => "P6",
         }
     }
 
@@ -65,6 +70,9 @@ impl Property {
             Property::NoDeadlock => "no deadlock, no lost wake-up",
             Property::BadInputErrors => "bad input gets its error and changes nothing",
             Property::HubOrder => "per-hub order, arrival replay, nothing after removal",
+            Property::BoundedWork => {
+                "bounded work per call: no wake-up call unless a deregister sleeps"
+            }
         }
     }
 }
@@ -109,6 +117,8 @@ struct State {
     violations: Vec<Violation>,
     clients: BTreeMap<String, ClientTrack>,
     names: HashMap<ClientHandle, String>,
+    /// Clients a deregister has gone to sleep on (P6: the only ones a release may wake).
+    slept_on: std::collections::HashSet<ClientHandle>,
 }
 
 thread_local! {
@@ -453,10 +463,34 @@ impl Probe for Monitor {
                     self.name_of(&s, client)
                 )
             }
-            Step::DeregisterSleeps(c) => format!(
-                "  lib: deregister({}) sleeps until drained",
+            Step::DeregisterSleeps(c) => {
+                s.slept_on.insert(c);
+                format!(
+                    "  lib: deregister({}) sleeps until drained",
+                    self.name_of(&s, c)
+                )
+            }
+            Step::Woke(c) if s.slept_on.contains(&c) => format!(
+                "  lib: last release wakes deregister({})",
                 self.name_of(&s, c)
             ),
+            Step::Woke(c) => {
+                let message = format!(
+                    "a release of {} made a wake-up call, but no deregister sleeps on it",
+                    self.name_of(&s, c)
+                );
+                s.timeline.push(Entry {
+                    thread,
+                    text: format!("  lib: {message}   <- VIOLATION P6"),
+                });
+                let at = s.timeline.len() - 1;
+                s.violations.push(Violation {
+                    property: Property::BoundedWork,
+                    message,
+                    at,
+                });
+                return;
+            }
             Step::Queued { hub, seq } => format!("  lib: {hub} seq {seq} queued"),
             // Begin/end/return are recorded from the client's side by the model itself.
             _ => return,
