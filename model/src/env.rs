@@ -10,8 +10,7 @@ use usbpm::{
     PolicyManager,
 };
 
-use crate::monitor::{Monitor, Property};
-use crate::rt::{self, DriverMemory};
+use crate::monitor::{DriverContext, Monitor, Property};
 
 /// What a model callback does besides reporting itself: the re-entrant calls under test.
 pub type Action = fn(&Context, &PolicyManager, &Notification);
@@ -29,8 +28,7 @@ pub use crate::panics::{silence_model_panics, ModelPanic};
 /// between the library's count operations and shuttle could never see one in flight.
 pub struct Context {
     pub label: &'static str,
-    freed: rt::AtomicBool,
-    memory: DriverMemory,
+    driver: DriverContext,
     pub monitor: Arc<Monitor>,
     pub directory: Arc<Directory>,
     action: Action,
@@ -39,24 +37,12 @@ pub struct Context {
 impl Context {
     /// The callback uses its context: a use after free if the driver already freed it.
     fn touch(&self, when: &str, n: &Notification) {
-        if self.freed.load(std::sync::atomic::Ordering::SeqCst) {
-            self.monitor.violation(
-                Property::DeregisterWaits,
-                format!(
-                    "callback of {} used its freed context ({when} {} seq {})",
-                    self.label, n.hub, n.seq
-                ),
-            );
-        }
-        self.memory.read();
+        self.driver.touch(&self.monitor, when, n);
     }
 
     /// The driver frees the context (after `deregister` returned `Ok`).
     fn free(&self) {
-        self.monitor
-            .note(format!("driver frees {}'s context", self.label));
-        self.freed.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.memory.free();
+        self.driver.free(&self.monitor);
     }
 }
 
@@ -116,8 +102,7 @@ pub fn register(
 ) -> ClientHandle {
     let ctx = Arc::new(Context {
         label,
-        freed: rt::AtomicBool::new(false),
-        memory: DriverMemory::new(),
+        driver: DriverContext::new(label),
         monitor: ctx_monitor.clone(),
         directory: dir.clone(),
         action,

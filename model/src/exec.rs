@@ -24,9 +24,9 @@ use usbpm::{
     Notification, PolicyManager, PowerLevel, Registration,
 };
 
-use crate::monitor::{Monitor, Property};
+use crate::monitor::{DriverContext, Monitor, Property};
 use crate::program::{client_name, hub_id, Behaviour, ClientIx, HubIx, Op, Program};
-use crate::rt::{self, DriverMemory};
+use crate::rt;
 
 pub use crate::history::{Call, CallRec, InstId, InstRec, Log, Ret, Seen, SeenRec, Ticket};
 
@@ -35,8 +35,7 @@ struct Ctx {
     client: ClientIx,
     label: String,
     behaviour: Behaviour,
-    freed: rt::AtomicBool,
-    memory: DriverMemory,
+    driver: DriverContext,
     reported: std::sync::atomic::AtomicBool,
     world: std::sync::Weak<World>,
 }
@@ -266,8 +265,7 @@ impl World {
                 client: c,
                 label: label.clone(),
                 behaviour: spec.behaviour,
-                freed: rt::AtomicBool::new(false),
-                memory: DriverMemory::new(),
+                driver: DriverContext::new(label.clone()),
                 reported: Default::default(),
                 world: Arc::downgrade(self),
             });
@@ -564,22 +562,11 @@ impl World {
 
 impl Ctx {
     fn touch(&self, monitor: &Monitor, when: &str, n: &Notification) {
-        if self.freed.load(std::sync::atomic::Ordering::SeqCst) {
-            monitor.violation(
-                Property::DeregisterWaits,
-                format!(
-                    "callback of {} used its freed context ({when} {} seq {})",
-                    self.label, n.hub, n.seq
-                ),
-            );
-        }
-        self.memory.read();
+        self.driver.touch(monitor, when, n);
     }
 
     fn free(&self, monitor: &Monitor) {
-        monitor.note(format!("driver frees {}'s context", self.label));
-        self.freed.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.memory.free();
+        self.driver.free(monitor);
     }
 }
 

@@ -288,11 +288,9 @@ pub fn loom_program(
     replay: &str,
 ) -> Result<u64, String> {
     let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = bound;
     let (p, c, r) = (program.clone(), count.clone(), replay.to_string());
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        builder.check(move || {
+        crate::run::loom_body(bound, move || {
             let n = c.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             if n % 100_000 == 0 {
                 eprintln!("  ... {n} interleavings of: {}", p.one_line());

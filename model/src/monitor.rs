@@ -157,6 +157,51 @@ pub fn last_timeline() -> Option<String> {
         .map(|m| m.timeline())
 }
 
+/// A driver's context as the model keeps it: the driver frees it once `deregister`
+/// returned `Ok`, and a callback that uses it afterwards is a use after free (P2). Under
+/// loom the use and the free also touch [`rt::DriverMemory`], so a missing
+/// happens-before is a data race loom reports.
+pub struct DriverContext {
+    label: String,
+    freed: rt::AtomicBool,
+    memory: rt::DriverMemory,
+}
+
+impl DriverContext {
+    pub fn new(label: impl Into<String>) -> Self {
+        DriverContext {
+            label: label.into(),
+            freed: rt::AtomicBool::new(false),
+            memory: rt::DriverMemory::new(),
+        }
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The callback uses its context: a use after free if the driver already freed it.
+    pub fn touch(&self, monitor: &Monitor, when: &str, n: &Notification) {
+        if self.freed.load(std::sync::atomic::Ordering::SeqCst) {
+            monitor.violation(
+                Property::DeregisterWaits,
+                format!(
+                    "callback of {} used its freed context ({when} {} seq {})",
+                    self.label, n.hub, n.seq
+                ),
+            );
+        }
+        self.memory.read();
+    }
+
+    /// The driver frees the context (after `deregister` returned `Ok`).
+    pub fn free(&self, monitor: &Monitor) {
+        monitor.note(format!("driver frees {}'s context", self.label));
+        self.freed.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.memory.free();
+    }
+}
+
 /// Records one execution of a scenario and judges it.
 #[derive(Default)]
 pub struct Monitor {

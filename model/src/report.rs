@@ -526,6 +526,10 @@ pub fn describe_mutant(m: usbpm::checking::Mutant) -> &'static str {
         }
         ReplayStaleSnapshot => "an arrival replay shows the arrival-time state with a later seq",
         ChangeNotFolded => "a change is queued but not folded into the hub's state",
+        WakeWithoutWaiter => "a closed client's last release wakes with no deregister waiting",
+        WaiterFlagAfterTest => {
+            "deregister sets its waiter flag after testing the count (lost wake-up)"
+        }
         _ => "",
     }
 }

@@ -117,15 +117,22 @@ pub fn loom(
     bound: Option<usize>,
     progress: &Progress,
 ) -> Outcome {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = bound;
     let replay = rerun_command("loom", scenario, mutant, bound);
     let p = progress.clone();
-    builder.check(move || {
+    loom_body(bound, move || {
         p.tick();
         execute(scenario, mutant, &replay);
     });
     progress.outcome()
+}
+
+/// Explores every interleaving of `body` under loom, up to `bound` preemptions (all of
+/// them with `None`). A violation panics out of here, as loom reports it.
+#[cfg(feature = "loom")]
+pub fn loom_body(bound: Option<usize>, body: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = bound;
+    builder.check(body);
 }
 
 /// Shuttle's schedulers.
@@ -342,15 +349,9 @@ pub fn shuttle_replay(
     mutant: Option<Mutant>,
     schedule_file: &std::path::Path,
 ) -> Result<(), String> {
-    use shuttle::scheduler::ReplayScheduler;
-    use shuttle::{Config, Runner};
-    let text = std::fs::read_to_string(schedule_file)
-        .map_err(|e| format!("cannot read {}: {e}", schedule_file.display()))?;
-    let schedule = decode(&text)?;
-    let replay = format!("(this is the replay of {})", schedule_file.display());
-    Runner::new(ReplayScheduler::new_from_schedule(schedule), Config::new())
-        .run(move || execute(scenario, mutant, &replay));
-    Ok(())
+    shuttle_replay_body(schedule_file, move |replay| {
+        execute(scenario, mutant, replay)
+    })
 }
 
 /// Runs exactly the shuttle schedule saved in `schedule_file`, of `body` (which gets the
