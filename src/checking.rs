@@ -59,8 +59,9 @@ pub enum Mutant {
     /// The wait-for graph checks only direct waits: a cycle through three clients'
     /// callbacks (A waits for B, B for C, C for A) deadlocks.
     CycleCheckDirectOnly,
-    /// The drainer delivers one queued item per pass and stops: a second event queued
-    /// while the first was delivered stays queued until the hub's next report.
+    /// The drainer delivers one queued item per pass and stops, even short of its own
+    /// item: the caller returns with its item still queued, and nobody delivers it until
+    /// the hub's next report (an item stranded at hand-off).
     DrainOnePerPass,
     /// `Registration`'s drop ignores a refused deregister: a guard dropped inside its own
     /// callback leaves the client registered, receiving events for ever.
@@ -77,6 +78,15 @@ pub enum Mutant {
     /// deregister tests the in-flight count before it sets the waiter flag: the last
     /// release can come in between, see no waiter, and wake nobody.
     WaiterFlagAfterTest,
+    /// The drainer ignores its target and drains until the queue is empty: a producer
+    /// that keeps appending holds it (and its call) for ever.
+    UnboundedDrain,
+    /// A drainer that reaches its target stops without waking the callers sleeping
+    /// until their items are delivered: they sleep for ever.
+    HandoffWakesNobody,
+    /// An append made inside a callback records no obligation: if the hub's drainer has
+    /// already passed its own target, the item stays queued with nobody to deliver it.
+    ObligationForgotten,
 }
 
 #[cfg(feature = "checking")]
@@ -104,6 +114,9 @@ impl Mutant {
         Mutant::ChangeNotFolded,
         Mutant::WakeWithoutWaiter,
         Mutant::WaiterFlagAfterTest,
+        Mutant::UnboundedDrain,
+        Mutant::HandoffWakesNobody,
+        Mutant::ObligationForgotten,
     ];
 
     /// A short kebab-case name, for command lines and reports.
@@ -130,6 +143,9 @@ impl Mutant {
             Mutant::ChangeNotFolded => "change-not-folded",
             Mutant::WakeWithoutWaiter => "wake-without-waiter",
             Mutant::WaiterFlagAfterTest => "waiter-flag-after-test",
+            Mutant::UnboundedDrain => "unbounded-drain",
+            Mutant::HandoffWakesNobody => "handoff-wakes-nobody",
+            Mutant::ObligationForgotten => "obligation-forgotten",
         }
     }
 
@@ -193,16 +209,32 @@ pub enum Step {
     },
     /// Something was submitted to `hub`'s queue under its lock: `appended` is what was
     /// queued (nothing for the kick after an arrival, or for a replay dropped because the
-    /// hub's removal is queued), `drains` whether this thread became the queue's drainer.
+    /// hub's removal is queued) with `ticket` (for the kick: the arrival's ticket; for a
+    /// dropped replay 0), and `then` what the caller does next.
     Submitted {
         hub: HubId,
         appended: Appended,
-        drains: bool,
+        ticket: u64,
+        then: Settle,
     },
-    /// `hub`'s drainer took the item `seq` from the front of the queue.
-    Took { hub: HubId, seq: u64 },
-    /// `hub`'s drainer found the queue empty and stopped draining.
-    DrainIdle { hub: HubId },
+    /// `hub`'s drainer took the item `seq` (ticket `ticket`) from the front of the queue.
+    Took { hub: HubId, seq: u64, ticket: u64 },
+    /// `hub`'s drainer reached its target and stopped: every item up to ticket `done` is
+    /// delivered; `woke`: it woke the callers sleeping until their turn.
+    DrainStop { hub: HubId, done: u64, woke: bool },
+    /// A caller sleeping until its item `ticket` of `hub` is delivered woke up.
+    Awake {
+        hub: HubId,
+        ticket: u64,
+        then: Settle,
+    },
+    /// The outermost call settles an obligation its callbacks left: `hub`'s item
+    /// `ticket` must be delivered before it returns.
+    Settles {
+        hub: HubId,
+        ticket: u64,
+        then: Settle,
+    },
     /// A deregister made from inside the callbacks of `holding` recorded that they wait
     /// for `client` (the wait-for graph's edge; the cycle check passed).
     WaitFor {
@@ -215,6 +247,20 @@ pub enum Step {
     DetachEnter(ClientHandle),
     /// That deregistration without waiting is done.
     DetachReturn(ClientHandle),
+}
+
+/// What a caller does about its item after [`Step::Submitted`], [`Step::Awake`] or
+/// [`Step::Settles`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settle {
+    /// Nothing: the item is already delivered (or nothing was appended).
+    Done,
+    /// Inside a callback: the thread's outermost call owes the item.
+    Owes,
+    /// Another thread drains: sleep until woken.
+    Sleeps,
+    /// The queue is idle: drain up to the item.
+    Drains,
 }
 
 /// What [`Step::Submitted`] appended to a hub's queue.

@@ -1,32 +1,47 @@
-//! A hub's event queue: per-hub order without holding a lock across callbacks.
+//! A hub's event queue: per-hub order, no lock held across callbacks, and bounded work
+//! per call.
 //!
 //! Every hardware change of a hub, and every arrival replay for a client that registers
 //! while the hub is present, is appended to the hub's queue under the hub's lock, which
-//! also assigns the change its sequence number and folds it into the hub's state. One
-//! thread at a time drains the queue (the `draining` flag): whoever appends to an idle
-//! queue becomes the drainer and delivers until the queue is empty; whoever appends to a
-//! queue being drained leaves the item to the drainer. So a hub's events reach each client
-//! in queue order, events of different hubs are delivered concurrently, and no caller
-//! ever waits for another hub's callbacks.
+//! also assigns the change its sequence number, folds it into the hub's state and gives
+//! the item a *ticket* (1, 2, 3, ... in append order). `done` is the highest ticket
+//! delivered: every item with a ticket up to it has been delivered (or dropped).
+//!
+//! **Deliver up to your own item, then hand off.** One thread at a time drains the queue
+//! (the `draining` flag), and it drains only up to a target: the ticket of the item its
+//! own call appended. A caller outside any callback that appends to a queue somebody else
+//! is draining sleeps on the hub's condition variable; a drainer that reaches its target
+//! stops and wakes the sleepers, and the first whose item is still queued drains next.
+//! So a call delivers at most the items queued ahead of its own, and returns once its
+//! own item is delivered.
+//!
+//! **Appends made inside a callback never sleep:** a callback's thread may be another
+//! hub's drainer, and two drainers sleeping on each other's hubs would deadlock. Such an
+//! append records an *obligation* (hub and ticket) on its thread, and the thread's
+//! outermost library call settles it (drains or sleeps until the item is delivered)
+//! before it returns: work the call caused, through its own callbacks.
 //!
 //! The drainer takes the subscriber list out of the queue while it drains and puts it
 //! back when it stops, so delivering an event needs no lock and no copy of the list. The
-//! "queue empty" test and clearing `draining` happen under the same lock as appending,
-//! so an append can never strand an item with no drainer.
+//! "target reached" test and clearing `draining` happen under the same lock as
+//! appending, so every queued item has an owner who will see it delivered: its caller
+//! (draining or sleeping) or the thread that owes it.
 //!
 //! A callback may call back into the Policy Manager: appending to this hub's queue from
-//! inside its own delivery only queues the item for the running drain loop.
+//! inside its own delivery only queues the item and records the obligation.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::mem;
 
-use crate::checking::{Appended, Hooks, Mutant, Step};
+use crate::checking::{Appended, Hooks, Mutant, Settle, Step};
 use crate::error::Error;
 use crate::event::{
     ConnectorId, ConnectorInfo, ConnectorState, Event, HubId, HubInfo, Notification, PowerLevel,
 };
 use crate::manager::{Client, PolicyManager};
-use crate::sync::{lock, Arc, Mutex, MutexGuard};
+use crate::sync::{lock, thread_local, Arc, Condvar, Mutex, MutexGuard};
+use crate::waits;
 
 enum Pending {
     /// The hub's own arrival, delivered to the clients registered when it arrived.
@@ -72,6 +87,12 @@ fn appended(item: Option<&Pending>) -> Appended {
     }
 }
 
+/// A queued item and its ticket (its place in append order, from 1).
+struct Entry {
+    ticket: u64,
+    item: Pending,
+}
+
 struct Queue {
     /// The hub's state with every queued change folded in.
     info: HubInfo,
@@ -79,8 +100,16 @@ struct Queue {
     arrived: HubInfo,
     /// Sequence number of the last queued change (the arrival is 0).
     seq: u64,
-    pending: VecDeque<Pending>,
+    pending: VecDeque<Entry>,
+    /// The ticket of the last item appended (0: none yet).
+    appended: u64,
+    /// Every item with a ticket up to this one has been delivered or dropped.
+    done: u64,
+    /// The ticket of the hub's latest arrival (what `hub_arrival`'s kick waits for).
+    arrival: u64,
     draining: bool,
+    /// Callers sleeping on `turn` until their item is delivered or the queue is idle.
+    sleepers: usize,
     /// The removal is queued: no change or replay is accepted after it.
     removed: bool,
     /// Clients that have seen this hub's arrival. Empty while a drainer holds the list.
@@ -90,6 +119,8 @@ struct Queue {
 pub(crate) struct Hub {
     id: HubId,
     queue: Mutex<Queue>,
+    /// Signalled when a drainer stops, for the callers sleeping until their turn.
+    turn: Condvar,
 }
 
 impl Hub {
@@ -106,9 +137,12 @@ impl Hub {
             event: Event::HubArrival(info.clone()),
         };
         let mut pending = VecDeque::new();
-        pending.push_back(Pending::Arrival {
-            clients,
-            notification,
+        pending.push_back(Entry {
+            ticket: 1,
+            item: Pending::Arrival {
+                clients,
+                notification,
+            },
         });
         Hub {
             id,
@@ -117,10 +151,15 @@ impl Hub {
                 info,
                 seq: 0,
                 pending,
+                appended: 1,
+                done: 0,
+                arrival: 1,
                 draining: false,
+                sleepers: 0,
                 removed: false,
                 subscribers: Vec::new(),
             }),
+            turn: Condvar::new(),
         }
     }
 
@@ -188,22 +227,30 @@ impl Hub {
             seq: 0,
             event: Event::HubArrival(info),
         };
-        q.pending.push_back(Pending::Arrival {
-            clients,
-            notification,
+        q.appended += 1;
+        q.arrival = q.appended;
+        let ticket = q.appended;
+        q.pending.push_back(Entry {
+            ticket,
+            item: Pending::Arrival {
+                clients,
+                notification,
+            },
         });
         true
     }
 
-    /// Delivers whatever is queued if nobody is delivering yet (used right after arrival).
-    pub(crate) fn kick(&self, pm: &PolicyManager) {
-        self.submit(pm, |_| Ok(None))
+    /// Sees the hub's latest arrival delivered (used right after arrival). No other
+    /// arrival of this hub can come in between: that needs the port, which `hub_arrival`
+    /// returns after this.
+    pub(crate) fn kick(self: &Arc<Self>, pm: &PolicyManager) {
+        self.submit(pm, |_| Ok(Submit::Arrival))
             .expect("kick queues nothing and cannot fail");
     }
 
     /// Queues a connector change.
     pub(crate) fn change(
-        &self,
+        self: &Arc<Self>,
         pm: &PolicyManager,
         connector: ConnectorId,
         state: ConnectorState,
@@ -224,7 +271,7 @@ impl Hub {
             }
             q.seq += 1;
             let event = Event::ConnectorStateChange { connector, state };
-            Ok(Some(Pending::Change(Notification {
+            Ok(Submit::Append(Pending::Change(Notification {
                 hub: id,
                 seq: q.seq,
                 event,
@@ -233,15 +280,15 @@ impl Hub {
     }
 
     /// Queues the hub's removal; later changes and replays are refused or dropped.
-    pub(crate) fn remove(&self, pm: &PolicyManager) {
+    pub(crate) fn remove(self: &Arc<Self>, pm: &PolicyManager) {
         let id = self.id;
         let _ = self.submit(pm, |q| {
             if q.removed {
-                return Ok(None);
+                return Ok(Submit::Nothing);
             }
             q.removed = true;
             q.seq += 1;
-            Ok(Some(Pending::Removal(Notification {
+            Ok(Submit::Append(Pending::Removal(Notification {
                 hub: id,
                 seq: q.seq,
                 event: Event::HubRemoval,
@@ -251,12 +298,12 @@ impl Hub {
 
     /// Queues an arrival replay for `client`, with the hub's state as of this point in
     /// its queue. Dropped if the hub's removal is already queued.
-    pub(crate) fn join(&self, pm: &PolicyManager, client: Arc<Client>) {
+    pub(crate) fn join(self: &Arc<Self>, pm: &PolicyManager, client: Arc<Client>) {
         let id = self.id;
         let stale = pm.hooks().mutant(Mutant::ReplayStaleSnapshot);
         let _ = self.submit(pm, |q| {
             if q.removed {
-                return Ok(None);
+                return Ok(Submit::Nothing);
             }
             let snapshot = if stale {
                 q.arrived.clone()
@@ -268,63 +315,138 @@ impl Hub {
                 seq: q.seq,
                 event: Event::HubArrival(snapshot),
             };
-            Ok(Some(Pending::Join {
+            Ok(Submit::Append(Pending::Join {
                 client,
                 notification,
             }))
         });
     }
 
-    /// Appends what `make` builds (under the hub lock) and drains if the queue was idle.
+    /// Appends what `make` builds (under the hub lock), then sees it delivered: drains up
+    /// to it if the queue is idle, or sleeps until it is delivered or the queue is idle.
+    /// Inside a callback it only records the obligation (see the module docs).
     fn submit(
-        &self,
+        self: &Arc<Self>,
         pm: &PolicyManager,
-        make: impl FnOnce(&mut Queue) -> Result<Option<Pending>, Error>,
+        make: impl FnOnce(&mut Queue) -> Result<Submit, Error>,
     ) -> Result<(), Error> {
         let hooks = pm.hooks();
         let mut q = lock(&self.queue);
-        let item = make(&mut q)?;
-        let drains = !q.draining && (item.is_some() || !q.pending.is_empty());
+        let submit = make(&mut q)?;
+        let (item, ticket) = match submit {
+            Submit::Append(item) => {
+                q.appended += 1;
+                (Some(item), q.appended)
+            }
+            Submit::Arrival => (None, q.arrival),
+            Submit::Nothing => (None, 0),
+        };
+        let inside = waits::inside_callback();
+        let then = if ticket <= q.done {
+            Settle::Done
+        } else if inside {
+            Settle::Owes
+        } else if q.draining {
+            Settle::Sleeps
+        } else {
+            Settle::Drains
+        };
         hooks.step(|| Step::Submitted {
             hub: self.id,
             appended: appended(item.as_ref()),
-            drains,
+            ticket,
+            then,
         });
         if let Some(item) = item {
             let seq = q.seq;
             hooks.step(|| Step::Queued { hub: self.id, seq });
-            match item {
+            let entry = Entry { ticket, item };
+            match entry.item {
                 Pending::Removal(_) if hooks.mutant(Mutant::RemovalOvertakes) => {
-                    q.pending.push_front(item)
+                    q.pending.push_front(entry)
                 }
-                _ => q.pending.push_back(item),
+                _ => q.pending.push_back(entry),
             }
         }
-        if !drains {
+        if then == Settle::Owes {
+            drop(q);
+            owe(self, pm, ticket);
             return Ok(());
         }
-        q.draining = true;
-        self.drain(pm, q);
+        self.settle(pm, q, ticket);
+        settle_owed();
         Ok(())
     }
 
-    /// Delivers queued items in order until the queue is empty. The caller has set
-    /// `draining` and passes the lock in.
-    fn drain<'a>(&'a self, pm: &PolicyManager, mut q: MutexGuard<'a, Queue>) {
+    /// Returns once the item `ticket` is delivered: drains up to it when the queue is
+    /// idle, sleeps while another thread drains. Called outside any callback only.
+    fn settle<'a>(&'a self, pm: &PolicyManager, mut q: MutexGuard<'a, Queue>, ticket: u64) {
+        let hooks = pm.hooks();
+        loop {
+            if q.done >= ticket {
+                return;
+            }
+            if !q.draining {
+                q.draining = true;
+                q = self.drain(pm, q, ticket);
+                q.draining = false;
+                let woke = q.sleepers > 0 && !hooks.mutant(Mutant::HandoffWakesNobody);
+                let done = q.done;
+                hooks.step(|| Step::DrainStop {
+                    hub: self.id,
+                    done,
+                    woke,
+                });
+                if woke {
+                    self.turn.notify_all();
+                }
+                return;
+            }
+            q.sleepers += 1;
+            q = match self.turn.wait(q) {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            q.sleepers -= 1;
+            let then = if q.done >= ticket {
+                Settle::Done
+            } else if q.draining {
+                Settle::Sleeps
+            } else {
+                Settle::Drains
+            };
+            hooks.step(|| Step::Awake {
+                hub: self.id,
+                ticket,
+                then,
+            });
+        }
+    }
+
+    /// Delivers queued items in order until every item up to `target` is delivered, and
+    /// hands the lock back. The caller has set `draining` and passes the lock in.
+    fn drain<'a>(
+        &'a self,
+        pm: &PolicyManager,
+        mut q: MutexGuard<'a, Queue>,
+        target: u64,
+    ) -> MutexGuard<'a, Queue> {
         let hooks = pm.hooks();
         let under_lock = hooks.mutant(Mutant::CallbackUnderHubLock);
         let one_per_pass = hooks.mutant(Mutant::DrainOnePerPass);
+        let to_empty = hooks.mutant(Mutant::UnboundedDrain);
         let mut subscribers = mem::take(&mut q.subscribers);
         loop {
-            let Some(item) = q.pending.pop_front() else {
+            let more = q.done < target || to_empty;
+            let Some(Entry { ticket, item }) = q.pending.pop_front().filter(|_| more) else {
                 q.subscribers = subscribers;
-                q.draining = false;
-                hooks.step(|| Step::DrainIdle { hub: self.id });
-                return;
+                return q;
             };
+            let seq = item.seq();
             hooks.step(|| Step::Took {
                 hub: self.id,
-                seq: item.seq(),
+                seq,
+                ticket,
             });
             let held = if under_lock {
                 Some(q)
@@ -364,11 +486,63 @@ impl Hub {
                 Some(q) => q,
                 None => lock(&self.queue),
             };
+            q.done = q.done.max(ticket);
             if one_per_pass {
                 q.subscribers = subscribers;
-                q.draining = false;
-                return;
+                return q;
             }
         }
+    }
+}
+
+/// What `submit`'s `make` asks for.
+enum Submit {
+    /// Append this item and see it delivered.
+    Append(Pending),
+    /// Append nothing; see the hub's latest arrival delivered (the kick).
+    Arrival,
+    /// Append nothing (a replay dropped because the removal is queued).
+    Nothing,
+}
+
+thread_local! {
+    // Not a `const` initializer: loom's and shuttle's `thread_local!` do not accept one.
+    #[allow(clippy::missing_const_for_thread_local)]
+    static OWED: RefCell<Vec<(Arc<Hub>, PolicyManager, u64)>> = RefCell::new(Vec::new());
+}
+
+/// Records that this thread's outermost call must see `hub`'s item `ticket` delivered.
+fn owe(hub: &Arc<Hub>, pm: &PolicyManager, ticket: u64) {
+    if pm.hooks().mutant(Mutant::ObligationForgotten) {
+        return;
+    }
+    OWED.with(|owed| {
+        let mut owed = owed.borrow_mut();
+        match owed.iter_mut().find(|(h, _, _)| Arc::ptr_eq(h, hub)) {
+            Some(o) => o.2 = o.2.max(ticket),
+            None => owed.push((hub.clone(), pm.clone(), ticket)),
+        }
+    });
+}
+
+/// Settles this thread's obligations (called by the outermost call, outside callbacks):
+/// each hub's owed item is delivered before the call returns. Settling may run
+/// callbacks that owe more; the loop takes those too.
+fn settle_owed() {
+    while let Some((hub, pm, ticket)) = OWED.with(|owed| owed.borrow_mut().pop()) {
+        let q = lock(&hub.queue);
+        let then = if ticket <= q.done {
+            Settle::Done
+        } else if q.draining {
+            Settle::Sleeps
+        } else {
+            Settle::Drains
+        };
+        pm.hooks().step(|| Step::Settles {
+            hub: hub.id,
+            ticket,
+            then,
+        });
+        hub.settle(&pm, q, ticket);
     }
 }

@@ -45,6 +45,11 @@ impl Drop for InsideCallback {
     }
 }
 
+/// Whether the current thread is inside any callback (of any Policy Manager).
+pub(crate) fn inside_callback() -> bool {
+    INSIDE.with(|s| !s.borrow().is_empty())
+}
+
 /// The clients whose callbacks the current thread is inside of, outermost first.
 pub(crate) fn held() -> Vec<ClientHandle> {
     INSIDE.with(|s| s.borrow().clone())

@@ -25,7 +25,8 @@ pub fn observe(step: &Step) -> Obs {
         Step::Submitted {
             hub,
             appended,
-            drains,
+            then,
+            ..
         } => Obs::Submitted {
             hub: hub.0,
             appended: match appended {
@@ -37,13 +38,13 @@ pub fn observe(step: &Step) -> Obs {
                 },
                 _ => Appended::Nothing,
             },
-            drains: *drains,
+            drains: *then == usbpm::checking::Settle::Drains,
         },
-        Step::Took { hub, seq } => Obs::Took {
+        Step::Took { hub, seq, .. } => Obs::Took {
             hub: hub.0,
             seq: *seq,
         },
-        Step::DrainIdle { hub } => Obs::DrainIdle { hub: hub.0 },
+        Step::DrainStop { hub, .. } => Obs::DrainIdle { hub: hub.0 },
         Step::InFlightAcquire { client, from } => Obs::Acquire {
             client: c(client),
             from: *from,
