@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::event::{ConnectorId, HubId};
+use crate::event::{ConnectorId, HubId, MAX_CONNECTORS};
 use crate::ClientHandle;
 
 /// An NTSTATUS value, as `UsbPm_*` functions return them.
@@ -14,7 +14,8 @@ impl NtStatus {
     pub const SUCCESS: NtStatus = NtStatus(0x0000_0000);
     /// The handle is not (or no longer) a valid client handle.
     pub const INVALID_HANDLE: NtStatus = NtStatus(0xC000_0008);
-    /// A parameter (here: a connector index) is out of range.
+    /// A parameter (here: a connector index, or a hub's number of connectors) is out of
+    /// range.
     pub const INVALID_PARAMETER: NtStatus = NtStatus(0xC000_000D);
     /// Waiting would deadlock: the caller holds what the wait needs.
     pub const POSSIBLE_DEADLOCK: NtStatus = NtStatus(0xC000_0194);
@@ -79,6 +80,14 @@ pub enum Error {
     HubAlreadyPresent(HubId),
     /// The hub has no connector with this index.
     UnknownConnector(HubId, ConnectorId),
+    /// A hub arrived with more connectors than connector ids can name (256: they are
+    /// 8 bits). The hub was not added.
+    TooManyConnectors {
+        /// The hub that arrived.
+        hub: HubId,
+        /// How many connectors it arrived with.
+        connectors: usize,
+    },
 }
 
 impl Error {
@@ -91,7 +100,9 @@ impl Error {
             }
             Error::UnknownHub(_) => NtStatus::NOT_FOUND,
             Error::HubAlreadyPresent(_) => NtStatus::OBJECT_NAME_COLLISION,
-            Error::UnknownConnector(..) => NtStatus::INVALID_PARAMETER,
+            Error::UnknownConnector(..) | Error::TooManyConnectors { .. } => {
+                NtStatus::INVALID_PARAMETER
+            }
         }
     }
 }
@@ -129,6 +140,12 @@ impl fmt::Display for Error {
                 write!(f, "hub {h} is already present; remove it before it arrives again")
             }
             Error::UnknownConnector(h, c) => write!(f, "hub {h} has no connector {c}"),
+            Error::TooManyConnectors { hub, connectors } => write!(
+                f,
+                "{hub} arrived with {connectors} connectors, but a hub has at most \
+                 {MAX_CONNECTORS} (connector ids are 8 bits); the hub was not added, \
+                 report at most {MAX_CONNECTORS} connectors per hub"
+            ),
         }
     }
 }

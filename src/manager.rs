@@ -8,6 +8,7 @@ use crate::checking::{Hooks, Mutant, Step};
 use crate::error::Error;
 use crate::event::{
     ConnectorId, ConnectorInfo, ConnectorState, HubId, HubInfo, Notification, PowerLevel,
+    MAX_CONNECTORS,
 };
 use crate::hub::Hub;
 use crate::registry::{ClientHandle, Slots};
@@ -381,22 +382,32 @@ impl PolicyManager {
     /// A hub id may arrive again after its removal; the new arrival reaches each client
     /// after everything of the previous presence.
     ///
-    /// # Panics
-    /// With more than 256 connectors.
+    /// # Errors
+    /// - [`Error::TooManyConnectors`] (`STATUS_INVALID_PARAMETER`) with more than 256
+    ///   connectors (connector ids are 8 bits); 256 are accepted.
+    /// - [`Error::HubAlreadyPresent`] (`STATUS_OBJECT_NAME_COLLISION`) when a hub with this
+    ///   id is present.
+    ///
+    /// A refused arrival changes nothing: the hub is not added and no client hears of it.
     pub fn hub_arrival(
         &self,
         hub: HubId,
         connectors: Vec<ConnectorState>,
     ) -> Result<HubPort, Error> {
+        if connectors.len() > MAX_CONNECTORS {
+            return Err(Error::TooManyConnectors {
+                hub,
+                connectors: connectors.len(),
+            });
+        }
         let info = HubInfo {
             hub,
+            // Every connector gets an id: there are at most MAX_CONNECTORS (checked above).
             connectors: connectors
                 .into_iter()
-                .enumerate()
-                .map(|(i, state)| ConnectorInfo {
-                    connector: ConnectorId(
-                        u8::try_from(i).expect("at most 256 connectors per hub"),
-                    ),
+                .zip(0..=u8::MAX)
+                .map(|(state, i)| ConnectorInfo {
+                    connector: ConnectorId(i),
                     state,
                     assigned_power: None,
                 })

@@ -8,6 +8,9 @@ use usbpm::{
     ClientConfig, ClientHandle, ConnectorId, Error, HubId, NtStatus, PolicyManager, PowerLevel,
 };
 
+/// Connector ids are 8 bits.
+const MAX_CONNECTORS: usize = 256;
+
 fn silent() -> ClientConfig {
     ClientConfig::new((), |_, _, _| {})
 }
@@ -342,4 +345,68 @@ fn deadlock_refusals_map_to_possible_deadlock() {
         format!("{:?}", NtStatus::INVALID_HANDLE),
         "STATUS_INVALID_HANDLE (0xC0000008)"
     );
+}
+
+#[test]
+fn too_many_connectors_is_an_invalid_parameter_and_adds_no_hub() {
+    let pm = PolicyManager::new();
+    let hub = HubId(5);
+    let log = new_log();
+    let h = pm.register(recorder(&log));
+
+    let err = pm
+        .hub_arrival(hub, vec![detached(); MAX_CONNECTORS + 1])
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::TooManyConnectors {
+            hub,
+            connectors: MAX_CONNECTORS + 1
+        }
+    );
+    assert_eq!(err.ntstatus(), NtStatus::INVALID_PARAMETER);
+    assert_eq!(err.ntstatus().name(), "STATUS_INVALID_PARAMETER");
+    assert_eq!(
+        pm.query_hub(hub),
+        Err(Error::UnknownHub(hub)),
+        "no hub added"
+    );
+    assert_eq!(len(&log), 0, "no arrival was delivered");
+
+    // Exactly 256 is accepted, the last connector being 255.
+    let states = vec![detached(); MAX_CONNECTORS];
+    let port = pm.hub_arrival(hub, states.clone()).unwrap();
+    assert_eq!(pm.query_hub(hub).unwrap(), hub_info(hub, &states));
+    assert_eq!(snapshot(&log), [arrival(hub, 0, hub_info(hub, &states))]);
+    port.connector_changed(ConnectorId(255), attached(1))
+        .unwrap();
+    assert_eq!(snapshot(&log)[1], change(hub, 1, 255, attached(1)));
+
+    // Too many connectors for a hub id that is present: refused as too many, and the
+    // present hub is untouched.
+    let before = pm.query_hub(hub).unwrap();
+    assert_eq!(
+        pm.hub_arrival(hub, vec![detached(); 1000]).unwrap_err(),
+        Error::TooManyConnectors {
+            hub,
+            connectors: 1000
+        }
+    );
+    assert_eq!(pm.query_hub(hub).unwrap(), before);
+    assert_eq!(len(&log), 2);
+    assert_eq!(pm.deregister(h), Ok(()));
+}
+
+#[test]
+fn too_many_connectors_message_names_the_limit() {
+    let hub = HubId(9);
+    let connectors = Error::TooManyConnectors {
+        hub,
+        connectors: 300,
+    };
+    let text = connectors.to_string();
+    for part in ["hub 9", "300", "256"] {
+        assert!(text.contains(part), "{part:?} missing from: {text}");
+    }
+    assert!(!text.contains("hub hub"), "{text}");
 }
