@@ -151,7 +151,8 @@ impl Design for Usbpm {
     fn new(clients: &[Arc<Counter>], hubs: usize) -> Self {
         let pm = PolicyManager::new();
         for c in clients {
-            pm.register(ClientConfig::new(c.clone(), |c, _pm, n| c.bump(n)));
+            pm.register(ClientConfig::new(c.clone(), |c, _pm, n| c.bump(n)))
+                .expect("register");
         }
         let ports = (0..hubs)
             .map(|h| {
@@ -178,6 +179,7 @@ impl Churn for Usbpm {
     fn register(&self, c: Arc<Counter>) -> ClientHandle {
         self.pm
             .register(ClientConfig::new(c, |c, _pm, n| c.bump(n)))
+            .expect("register")
     }
     fn deregister(&self, h: ClientHandle) {
         self.pm.deregister(h).expect("deregister");

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use usbpm::{
-    ClientConfig, ClientHandle, ConnectorId, ConnectorState, Event, HubId, Notification,
+    ClientConfig, ClientHandle, ConnectorId, ConnectorState, Error, Event, HubId, Notification,
     PolicyManager, PowerRole,
 };
 
@@ -92,7 +92,7 @@ fn self_managed_io_init(
     hold_seq: u64,
     entered: mpsc::Sender<()>,
     release: mpsc::Receiver<()>,
-) -> Device {
+) -> Result<Device, Error> {
     let context = Arc::new(DeviceContext {
         name: "UcmDemo",
         events_handled: AtomicUsize::new(0),
@@ -120,15 +120,15 @@ fn self_managed_io_init(
             );
             cb_log.say("callback", format!("returns from seq {}", n.seq));
         },
-    ));
+    ))?;
     log.say(
         "driver",
         format!("EvtDeviceSelfManagedIoInit: context allocated, registered as {handle}"),
     );
-    Device {
+    Ok(Device {
         context: Some(context),
         handle: Some(handle),
-    }
+    })
 }
 
 /// EvtDeviceSelfManagedIoCleanup: deregister, then free the context at once.
@@ -177,7 +177,9 @@ fn main() {
     let (entered_tx, entered) = mpsc::channel();
     let (release, release_rx) = mpsc::channel();
     // The second change (seq 2) is the one the callback is still handling at cleanup.
-    let mut device = self_managed_io_init(&pm, &log, 2, entered_tx, release_rx);
+    // A driver fails EvtDeviceSelfManagedIoInit with the error's NTSTATUS.
+    let mut device = self_managed_io_init(&pm, &log, 2, entered_tx, release_rx)
+        .unwrap_or_else(|e| panic!("UsbPm_Register failed with {}: {e}", e.ntstatus()));
 
     let hw_log = log.clone();
     let hardware = thread::spawn(move || {

@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use crate::event::{ConnectorId, HubId};
+use crate::event::{ConnectorId, HubId, MAX_CONNECTORS};
+use crate::registry::GENERATIONS_PER_SLOT;
 use crate::ClientHandle;
 
 /// An NTSTATUS value, as `UsbPm_*` functions return them.
@@ -14,8 +15,11 @@ impl NtStatus {
     pub const SUCCESS: NtStatus = NtStatus(0x0000_0000);
     /// The handle is not (or no longer) a valid client handle.
     pub const INVALID_HANDLE: NtStatus = NtStatus(0xC000_0008);
-    /// A parameter (here: a connector index) is out of range.
+    /// A parameter (here: a connector index, or a hub's number of connectors) is out of
+    /// range.
     pub const INVALID_PARAMETER: NtStatus = NtStatus(0xC000_000D);
+    /// A resource (here: a slot for a client handle) is exhausted.
+    pub const INSUFFICIENT_RESOURCES: NtStatus = NtStatus(0xC000_009A);
     /// Waiting would deadlock: the caller holds what the wait needs.
     pub const POSSIBLE_DEADLOCK: NtStatus = NtStatus(0xC000_0194);
     /// The named object (here: a hub) does not exist.
@@ -29,6 +33,7 @@ impl NtStatus {
             Self::SUCCESS => "STATUS_SUCCESS",
             Self::INVALID_HANDLE => "STATUS_INVALID_HANDLE",
             Self::INVALID_PARAMETER => "STATUS_INVALID_PARAMETER",
+            Self::INSUFFICIENT_RESOURCES => "STATUS_INSUFFICIENT_RESOURCES",
             Self::POSSIBLE_DEADLOCK => "STATUS_POSSIBLE_DEADLOCK",
             Self::NOT_FOUND => "STATUS_NOT_FOUND",
             Self::OBJECT_NAME_COLLISION => "STATUS_OBJECT_NAME_COLLISION",
@@ -79,6 +84,27 @@ pub enum Error {
     HubAlreadyPresent(HubId),
     /// The hub has no connector with this index.
     UnknownConnector(HubId, ConnectorId),
+    /// A hub arrived with more connectors than connector ids can name (256: they are
+    /// 8 bits). The hub was not added.
+    TooManyConnectors {
+        /// The hub that arrived.
+        hub: HubId,
+        /// How many connectors it arrived with.
+        connectors: usize,
+    },
+    /// `register` found no free slot for a client handle. The client was not registered.
+    ///
+    /// A Policy Manager has `limit` (65,536) slots: handles have 16 bits of slot. A slot
+    /// is free unless it holds a registered client or is retired; a slot is retired,
+    /// never to be used again, once 65,535 registrations have gone through it (its 16-bit
+    /// generation would wrap, which could bring a stale handle back to life). So
+    /// `register` is refused when the registered clients plus the retired slots number
+    /// `limit`: with no slot retired, at 65,536 registered clients.
+    TooManyClients {
+        /// How many slots a Policy Manager has (65,536), counting the slots in use and
+        /// the retired ones.
+        limit: usize,
+    },
 }
 
 impl Error {
@@ -91,7 +117,10 @@ impl Error {
             }
             Error::UnknownHub(_) => NtStatus::NOT_FOUND,
             Error::HubAlreadyPresent(_) => NtStatus::OBJECT_NAME_COLLISION,
-            Error::UnknownConnector(..) => NtStatus::INVALID_PARAMETER,
+            Error::UnknownConnector(..) | Error::TooManyConnectors { .. } => {
+                NtStatus::INVALID_PARAMETER
+            }
+            Error::TooManyClients { .. } => NtStatus::INSUFFICIENT_RESOURCES,
         }
     }
 }
@@ -129,6 +158,19 @@ impl fmt::Display for Error {
                 write!(f, "hub {h} is already present; remove it before it arrives again")
             }
             Error::UnknownConnector(h, c) => write!(f, "hub {h} has no connector {c}"),
+            Error::TooManyConnectors { hub, connectors } => write!(
+                f,
+                "{hub} arrived with {connectors} connectors, but a hub has at most \
+                 {MAX_CONNECTORS} (connector ids are 8 bits); the hub was not added, \
+                 report at most {MAX_CONNECTORS} connectors per hub"
+            ),
+            Error::TooManyClients { limit } => write!(
+                f,
+                "no free client slot: a Policy Manager has {limit} slots, and each is held \
+                 by a registered client or retired after {GENERATIONS_PER_SLOT} registrations \
+                 through it; the client was not registered, deregister clients that are no \
+                 longer needed (or use a new Policy Manager once its slots are retired)"
+            ),
         }
     }
 }

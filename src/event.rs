@@ -10,6 +10,9 @@ pub struct HubId(pub u32);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnectorId(pub u8);
 
+/// The most connectors a hub can have: connector ids are 8 bits.
+pub(crate) const MAX_CONNECTORS: usize = 1 << u8::BITS;
+
 impl fmt::Display for HubId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "hub {}", self.0)

@@ -19,7 +19,7 @@
 //!     if let Event::ConnectorStateChange { .. } = n.event {
 //!         seen.fetch_add(1, Ordering::SeqCst);
 //!     }
-//! }));
+//! })).unwrap();
 //!
 //! let port = pm.hub_arrival(HubId(1), vec![ConnectorState::default()]).unwrap();
 //! port.connector_changed(ConnectorId(0), ConnectorState { attached: true, ..Default::default() }).unwrap();
@@ -35,7 +35,7 @@
 //! ```
 //! # use usbpm::{ClientConfig, Error, NtStatus, PolicyManager};
 //! let pm = PolicyManager::new();
-//! let h = pm.register(ClientConfig::new((), |_, _, _| {}));
+//! let h = pm.register(ClientConfig::new((), |_, _, _| {})).unwrap();
 //! pm.deregister(h).unwrap();
 //! let err = pm.deregister(h).unwrap_err();
 //! assert_eq!(err, Error::StaleHandle(h));

@@ -8,6 +8,7 @@ use crate::checking::{Hooks, Mutant, Step};
 use crate::error::Error;
 use crate::event::{
     ConnectorId, ConnectorInfo, ConnectorState, HubId, HubInfo, Notification, PowerLevel,
+    MAX_CONNECTORS,
 };
 use crate::hub::Hub;
 use crate::registry::{ClientHandle, Slots};
@@ -146,9 +147,20 @@ impl PolicyManager {
     /// with the hub's current state, then every later event of that hub, in order. Those
     /// arrivals may be delivered before `register` returns, on this thread or another.
     ///
-    /// # Panics
-    /// With more than 65,536 clients registered at once (handles have 16 bits of slot).
-    pub fn register(&self, config: ClientConfig) -> ClientHandle {
+    /// # Errors
+    /// [`Error::TooManyClients`] (`STATUS_INSUFFICIENT_RESOURCES`) when no client slot is
+    /// free. A Policy Manager has 65,536 slots (handles have 16 bits of slot); a slot is
+    /// in use while it holds a registered client, and retired for good once 65,535
+    /// registrations have gone through it (a deregistered client's slot is reused, and
+    /// after that many its generation would wrap). So `register` is refused when the
+    /// registered clients plus the retired slots number 65,536; with no slot retired,
+    /// that is 65,536 clients registered at once. A refused `register` changes nothing:
+    /// no slot is consumed and no hub's arrival is queued. `config` is dropped (with its
+    /// context) before `register` returns, outside the Policy Manager's locks.
+    pub fn register(&self, config: ClientConfig) -> Result<ClientHandle, Error> {
+        // Held here, not moved into the closure: if the registry refuses, the context is
+        // dropped after the registry lock is released (its drop may call back into us).
+        let mut callback = Some(config.callback);
         let (client, mut hubs) = {
             let mut registry = lock(&self.shared.registry);
             let mut client = None;
@@ -156,11 +168,11 @@ impl PolicyManager {
                 let c = Arc::new(Client {
                     handle,
                     rundown: Rundown::new(),
-                    callback: config.callback,
+                    callback: callback.take().expect("insert_with calls its closure once"),
                 });
                 client = Some(c.clone());
                 c
-            });
+            })?;
             let hubs: Vec<Arc<Hub>> = registry.hubs.values().cloned().collect();
             (client.expect("insert_with calls its closure"), hubs)
         };
@@ -172,15 +184,19 @@ impl PolicyManager {
         for hub in hubs {
             hub.join(self, client.clone());
         }
-        handle
+        Ok(handle)
     }
 
     /// Registers a client and returns a guard that deregisters it when dropped.
-    pub fn register_owned(&self, config: ClientConfig) -> Registration {
-        Registration {
+    ///
+    /// # Errors
+    /// As [`register`](Self::register): [`Error::TooManyClients`] when no client slot is
+    /// free, and then nothing changes.
+    pub fn register_owned(&self, config: ClientConfig) -> Result<Registration, Error> {
+        Ok(Registration {
             pm: self.clone(),
-            handle: Some(self.register(config)),
-        }
+            handle: Some(self.register(config)?),
+        })
     }
 
     /// Deregisters a client: the handle's callback is never called again.
@@ -214,7 +230,7 @@ impl PolicyManager {
     ///     if let Some(h) = *me.lock().unwrap() {
     ///         *refused.lock().unwrap() = pm.deregister(h).err();
     ///     }
-    /// }));
+    /// })).unwrap();
     /// *me.lock().unwrap() = Some(h);
     /// let port = pm.hub_arrival(HubId(7), vec![ConnectorState::default()]).unwrap();
     ///
@@ -392,22 +408,32 @@ impl PolicyManager {
     /// A hub id may arrive again after its removal; the new arrival reaches each client
     /// after everything of the previous presence.
     ///
-    /// # Panics
-    /// With more than 256 connectors.
+    /// # Errors
+    /// - [`Error::TooManyConnectors`] (`STATUS_INVALID_PARAMETER`) with more than 256
+    ///   connectors (connector ids are 8 bits); 256 are accepted.
+    /// - [`Error::HubAlreadyPresent`] (`STATUS_OBJECT_NAME_COLLISION`) when a hub with this
+    ///   id is present.
+    ///
+    /// A refused arrival changes nothing: the hub is not added and no client hears of it.
     pub fn hub_arrival(
         &self,
         hub: HubId,
         connectors: Vec<ConnectorState>,
     ) -> Result<HubPort, Error> {
+        if connectors.len() > MAX_CONNECTORS {
+            return Err(Error::TooManyConnectors {
+                hub,
+                connectors: connectors.len(),
+            });
+        }
         let info = HubInfo {
             hub,
+            // Every connector gets an id: there are at most MAX_CONNECTORS (checked above).
             connectors: connectors
                 .into_iter()
-                .enumerate()
-                .map(|(i, state)| ConnectorInfo {
-                    connector: ConnectorId(
-                        u8::try_from(i).expect("at most 256 connectors per hub"),
-                    ),
+                .zip(0..=u8::MAX)
+                .map(|(state, i)| ConnectorInfo {
+                    connector: ConnectorId(i),
                     state,
                     assigned_power: None,
                 })
@@ -546,7 +572,7 @@ impl Drop for HubPort {
 /// let calls = Arc::new(AtomicUsize::new(0));
 /// let reg = pm.register_owned(ClientConfig::new(calls.clone(), |c, _, _| {
 ///     c.fetch_add(1, Ordering::SeqCst);
-/// }));
+/// })).unwrap();
 /// let port = pm.hub_arrival(HubId(1), vec![Default::default()]).unwrap();
 /// assert_eq!(calls.load(Ordering::SeqCst), 1); // the arrival
 /// drop(reg); // deregisters, waiting for running callbacks

@@ -57,6 +57,13 @@ impl fmt::Display for ClientHandle {
     }
 }
 
+/// How many slots a slot table has: handles have 16 bits of slot.
+pub(crate) const MAX_SLOTS: usize = 1 << u16::BITS;
+
+/// How many registrations one slot serves before it is retired: generations 1 to
+/// 65,535 (0 is never issued, and wrapping back to 1 could revive a stale handle).
+pub(crate) const GENERATIONS_PER_SLOT: usize = (1 << u16::BITS) - 1;
+
 struct Slot<T> {
     generation: u16,
     value: Option<T>,
@@ -64,6 +71,10 @@ struct Slot<T> {
 
 /// Registrations by handle. Not synchronised: the Policy Manager keeps it under its
 /// registry lock.
+///
+/// Slots are created on demand, up to [`MAX_SLOTS`], and a freed slot is reused until it
+/// has served [`GENERATIONS_PER_SLOT`] registrations; then it is retired for good. So the
+/// table is full when its values plus its retired slots number `MAX_SLOTS`.
 pub(crate) struct Slots<T> {
     instance: u32,
     slots: Vec<Slot<T>>,
@@ -81,14 +92,18 @@ impl<T: Clone> Slots<T> {
 
     /// Stores `value(handle)` in a free slot and returns its handle.
     ///
-    /// # Panics
-    /// With more than 65,536 registrations alive at once: handles have 16 bits of slot.
-    pub(crate) fn insert_with(&mut self, value: impl FnOnce(ClientHandle) -> T) -> ClientHandle {
+    /// Refused with [`Error::TooManyClients`] (and `value` not called) when no slot is
+    /// free: all [`MAX_SLOTS`] slots exist and each holds a value or is retired.
+    pub(crate) fn insert_with(
+        &mut self,
+        value: impl FnOnce(ClientHandle) -> T,
+    ) -> Result<ClientHandle, Error> {
         let slot = match self.free.pop() {
             Some(i) => i,
             None => {
-                let i = u16::try_from(self.slots.len())
-                    .expect("usbpm: more than 65,536 clients registered at once");
+                let Ok(i) = u16::try_from(self.slots.len()) else {
+                    return Err(Error::TooManyClients { limit: MAX_SLOTS });
+                };
                 self.slots.push(Slot {
                     generation: 1,
                     value: None,
@@ -103,7 +118,7 @@ impl<T: Clone> Slots<T> {
             generation: s.generation,
         };
         s.value = Some(value(handle));
-        handle
+        Ok(handle)
     }
 
     fn check(&self, handle: ClientHandle, hooks: &Hooks) -> Result<usize, Error> {

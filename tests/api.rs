@@ -20,8 +20,8 @@ fn silent() -> ClientConfig {
 fn register_and_deregister_track_the_client_count() {
     let pm = PolicyManager::new();
     assert_eq!(pm.client_count(), 0);
-    let a = pm.register(silent());
-    let b = pm.register(silent());
+    let a = pm.register(silent()).unwrap();
+    let b = pm.register(silent()).unwrap();
     assert_ne!(a, b);
     assert_eq!(pm.client_count(), 2);
     assert_eq!(ClientHandle::from_raw(a.into_raw()), a, "raw round trip");
@@ -36,7 +36,7 @@ fn register_and_deregister_track_the_client_count() {
 fn clones_of_a_policy_manager_are_the_same_manager() {
     let pm = PolicyManager::new();
     let other = pm.clone();
-    let h = other.register(silent());
+    let h = other.register(silent()).unwrap();
     assert_eq!(pm.client_count(), 1);
     let _port = pm.hub_arrival(HubId(1), vec![detached()]).unwrap();
     assert!(other.query_hub(HubId(1)).is_ok());
@@ -48,7 +48,7 @@ fn clones_of_a_policy_manager_are_the_same_manager() {
 fn client_registered_before_a_hub_sees_its_whole_history_in_order() {
     let pm = PolicyManager::new();
     let log = new_log();
-    let h = pm.register(recorder(&log));
+    let h = pm.register(recorder(&log)).unwrap();
     assert!(snapshot(&log).is_empty(), "no hub yet, so no event");
 
     let hub = HubId(7);
@@ -93,7 +93,7 @@ fn late_client_first_gets_an_arrival_with_the_hubs_current_state_and_seq() {
     assert_eq!(pm.query_hub(hub).unwrap(), current);
 
     let log = new_log();
-    let h = pm.register(recorder(&log));
+    let h = pm.register(recorder(&log)).unwrap();
     port.connector_changed(ConnectorId(1), detached()).unwrap();
     port.remove();
 
@@ -121,7 +121,7 @@ fn late_client_gets_exactly_one_arrival_per_present_hub() {
     p3.remove();
 
     let log = new_log();
-    let h = pm.register(recorder(&log));
+    let h = pm.register(recorder(&log)).unwrap();
     let mut arrivals = snapshot(&log);
     arrivals.sort_by_key(|n| n.hub);
     assert_eq!(
@@ -156,7 +156,7 @@ fn removed_hub_sends_nothing_more_and_its_id_can_arrive_again() {
     let pm = PolicyManager::new();
     let hub = HubId(9);
     let log = new_log();
-    let h = pm.register(recorder(&log));
+    let h = pm.register(recorder(&log)).unwrap();
     let port = pm.hub_arrival(hub, vec![detached()]).unwrap();
     port.connector_changed(ConnectorId(0), attached(1_000))
         .unwrap();
@@ -166,7 +166,7 @@ fn removed_hub_sends_nothing_more_and_its_id_can_arrive_again() {
 
     // A client registering now hears nothing about the removed hub.
     let late = new_log();
-    let late_h = pm.register(recorder(&late));
+    let late_h = pm.register(recorder(&late)).unwrap();
     assert!(snapshot(&late).is_empty());
 
     // The same id may arrive again once the removal has been delivered: a new history.
@@ -189,7 +189,7 @@ fn dropping_the_hub_port_removes_the_hub() {
     let pm = PolicyManager::new();
     let hub = HubId(4);
     let log = new_log();
-    let h = pm.register(recorder(&log));
+    let h = pm.register(recorder(&log)).unwrap();
     {
         let port = pm.hub_arrival(hub, vec![detached(), detached()]).unwrap();
         port.connector_changed(ConnectorId(1), attached(3)).unwrap();
@@ -217,7 +217,7 @@ fn changes_and_removal_reported_during_delivery_queue_up_in_order() {
         let pm = PolicyManager::new();
         let hub = HubId(1);
         let log = new_log();
-        let early = pm.register(recorder(&log));
+        let early = pm.register(recorder(&log)).unwrap();
         let port = pm.hub_arrival(hub, vec![detached()]).unwrap();
 
         // A client whose replayed arrival blocks: the registering thread becomes the
@@ -232,7 +232,7 @@ fn changes_and_removal_reported_during_delivery_queue_up_in_order() {
         });
         let (late, changed, queried, delivered_meanwhile) = thread::scope(|s| {
             let pm = &pm;
-            let registering = s.spawn(move || pm.register(late_cfg));
+            let registering = s.spawn(move || pm.register(late_cfg).unwrap());
             control.wait_entered();
             // These must return although the hub's drainer is blocked.
             let changed: Vec<_> = (1..=3)
@@ -287,7 +287,7 @@ fn hub_id_arriving_again_before_the_old_removal_is_delivered_waits_its_turn() {
         let pm = PolicyManager::new();
         let hub = HubId(1);
         let log = new_log();
-        let observer = pm.register(recorder(&log));
+        let observer = pm.register(recorder(&log)).unwrap();
         let port = pm.hub_arrival(hub, vec![detached()]).unwrap();
 
         // The registering thread becomes the hub's drainer, blocked in a callback.
@@ -304,7 +304,7 @@ fn hub_id_arriving_again_before_the_old_removal_is_delivered_waits_its_turn() {
         );
         let (blocker_h, port2, delivered_meanwhile) = thread::scope(|s| {
             let pm = &pm;
-            let registering = s.spawn(move || pm.register(blocker));
+            let registering = s.spawn(move || pm.register(blocker).unwrap());
             control.wait_entered();
             port.connector_changed(ConnectorId(0), attached(1)).unwrap(); // old seq 1, queued
             port.remove(); // old seq 2, queued
@@ -351,8 +351,8 @@ fn deregistered_client_receives_nothing_more() {
     let pm = PolicyManager::new();
     let hub = HubId(1);
     let (la, lb) = (new_log(), new_log());
-    let a = pm.register(recorder(&la));
-    let b = pm.register(recorder(&lb));
+    let a = pm.register(recorder(&la)).unwrap();
+    let b = pm.register(recorder(&lb)).unwrap();
     let port = pm.hub_arrival(hub, vec![detached()]).unwrap();
     port.connector_changed(ConnectorId(0), attached(1)).unwrap();
     assert_eq!(pm.deregister(a), Ok(()));
@@ -404,6 +404,7 @@ fn each_hubs_events_arrive_in_order_while_hubs_report_concurrently() {
                 thread::yield_now();
                 flag.store(false, Ordering::SeqCst);
             }))
+            .unwrap()
         })
         .collect();
 
@@ -452,7 +453,7 @@ fn dropping_a_registration_deregisters_the_client() {
     let hub = HubId(2);
     let port = pm.hub_arrival(hub, vec![detached()]).unwrap();
     let log = new_log();
-    let reg = pm.register_owned(recorder(&log));
+    let reg = pm.register_owned(recorder(&log)).unwrap();
     let h = reg.handle();
     assert_eq!(pm.client_count(), 1);
     port.connector_changed(ConnectorId(0), attached(1)).unwrap();
@@ -471,7 +472,7 @@ fn registration_deregister_returns_ok_and_retires_the_handle() {
     let pm = PolicyManager::new();
     let port = pm.hub_arrival(HubId(1), vec![detached()]).unwrap();
     let log = new_log();
-    let reg = pm.register_owned(recorder(&log));
+    let reg = pm.register_owned(recorder(&log)).unwrap();
     let h = reg.handle();
     match reg.deregister() {
         Ok(()) => {}
@@ -486,7 +487,7 @@ fn registration_deregister_returns_ok_and_retires_the_handle() {
 #[test]
 fn registration_whose_handle_was_deregistered_reports_stale() {
     let pm = PolicyManager::new();
-    let reg = pm.register_owned(silent());
+    let reg = pm.register_owned(silent()).unwrap();
     let h = reg.handle();
     assert_eq!(pm.deregister(h), Ok(()));
     match reg.deregister() {
@@ -503,7 +504,7 @@ fn registration_whose_handle_was_deregistered_reports_stale() {
 fn arrival_events_carry_the_hub_info() {
     let pm = PolicyManager::new();
     let log = new_log();
-    let _reg = pm.register_owned(recorder(&log));
+    let _reg = pm.register_owned(recorder(&log)).unwrap();
     let _port = pm
         .hub_arrival(HubId(5), vec![detached(), attached(1), sourcing(2)])
         .unwrap();

@@ -3,10 +3,20 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use common::*;
 use usbpm::{
     ClientConfig, ClientHandle, ConnectorId, Error, HubId, NtStatus, PolicyManager, PowerLevel,
 };
+
+/// Connector ids are 8 bits.
+const MAX_CONNECTORS: usize = 256;
+/// Handles have 16 bits of slot.
+const CLIENT_SLOTS: usize = 65_536;
+/// Registrations one slot serves before it is retired (generations 1 to 65,535).
+const GENERATIONS_PER_SLOT: usize = 65_535;
 
 fn silent() -> ClientConfig {
     ClientConfig::new((), |_, _, _| {})
@@ -20,10 +30,10 @@ struct Layout {
 
 fn learn_layout() -> Layout {
     let pm = PolicyManager::new();
-    let a = pm.register(silent());
-    let b = pm.register(silent());
+    let a = pm.register(silent()).unwrap();
+    let b = pm.register(silent()).unwrap();
     assert_eq!(pm.deregister(a), Ok(()));
-    let a2 = pm.register(silent());
+    let a2 = pm.register(silent()).unwrap();
     assert_eq!(a2.slot(), a.slot(), "a freed slot is reused");
     assert_eq!(b.slot(), a.slot() + 1);
     let generation_step = a2.into_raw().wrapping_sub(a.into_raw());
@@ -83,7 +93,7 @@ fn handles_that_were_never_issued_are_unknown() {
     let hub = HubId(1);
     let port = pm.hub_arrival(hub, vec![detached()]).unwrap();
     let log = new_log();
-    let a = pm.register(recorder(&log));
+    let a = pm.register(recorder(&log)).unwrap();
     let layout = learn_layout();
 
     let forged = [
@@ -116,8 +126,8 @@ fn handles_that_were_never_issued_are_unknown() {
 fn handle_from_another_policy_manager_is_unknown_and_touches_neither() {
     let (pm1, pm2) = (PolicyManager::new(), PolicyManager::new());
     let (l1, l2) = (new_log(), new_log());
-    let a1 = pm1.register(recorder(&l1));
-    let a2 = pm2.register(recorder(&l2));
+    let a1 = pm1.register(recorder(&l1)).unwrap();
+    let a2 = pm2.register(recorder(&l2)).unwrap();
     assert_eq!(
         a1.slot(),
         a2.slot(),
@@ -145,11 +155,11 @@ fn handle_from_another_policy_manager_is_unknown_and_touches_neither() {
 fn next_generation_of_a_free_slot_was_never_issued() {
     let pm = PolicyManager::new();
     let layout = learn_layout();
-    let a = pm.register(silent());
+    let a = pm.register(silent()).unwrap();
     assert_eq!(pm.deregister(a), Ok(()));
     let forged = layout.next_generation(a);
     assert_eq!(pm.deregister(forged), Err(Error::UnknownHandle(forged)));
-    let b = pm.register(silent());
+    let b = pm.register(silent()).unwrap();
     assert_eq!(b, forged, "the slot's next client gets exactly that handle");
     assert_eq!(pm.deregister(b), Ok(()));
 }
@@ -160,10 +170,10 @@ fn next_generation_of_a_free_slot_was_never_issued() {
 fn stale_handle_stays_stale_however_often_its_slot_is_reused() {
     const REUSES: u32 = 70_000; // more than 2^16
     let pm = PolicyManager::new();
-    let first = pm.register(silent());
+    let first = pm.register(silent()).unwrap();
     assert_eq!(pm.deregister(first), Ok(()));
     for i in 0..REUSES {
-        let h = pm.register(silent());
+        let h = pm.register(silent()).unwrap();
         let err = pm.deregister(first);
         assert_eq!(err, Err(Error::StaleHandle(first)), "reuse {i}: {h:?}");
         assert_eq!(
@@ -178,7 +188,7 @@ fn stale_handle_stays_stale_however_often_its_slot_is_reused() {
 #[test]
 fn double_deregister_is_a_stale_handle() {
     let pm = PolicyManager::new();
-    let h = pm.register(silent());
+    let h = pm.register(silent()).unwrap();
     assert_eq!(pm.deregister(h), Ok(()));
     let err = pm.deregister(h).unwrap_err();
     assert_eq!(err, Error::StaleHandle(h));
@@ -195,11 +205,11 @@ fn stale_handle_whose_slot_was_reused_does_not_touch_the_new_client() {
     let pm = PolicyManager::new();
     let hub = HubId(1);
     let port = pm.hub_arrival(hub, vec![detached()]).unwrap();
-    let old = pm.register(silent());
+    let old = pm.register(silent()).unwrap();
     assert_eq!(pm.deregister(old), Ok(()));
 
     let log = new_log();
-    let new = pm.register(recorder(&log));
+    let new = pm.register(recorder(&log)).unwrap();
     assert_eq!(
         new.slot(),
         old.slot(),
@@ -249,7 +259,7 @@ fn duplicate_hub_arrival_is_a_name_collision_and_changes_nothing() {
     let pm = PolicyManager::new();
     let hub = HubId(3);
     let log = new_log();
-    let h = pm.register(recorder(&log));
+    let h = pm.register(recorder(&log)).unwrap();
     let port = pm.hub_arrival(hub, vec![detached(), attached(1)]).unwrap();
     let before = pm.query_hub(hub).unwrap();
 
@@ -283,7 +293,7 @@ fn unknown_connector_is_an_invalid_parameter_and_consumes_no_seq() {
     let pm = PolicyManager::new();
     let hub = HubId(8);
     let log = new_log();
-    let h = pm.register(recorder(&log));
+    let h = pm.register(recorder(&log)).unwrap();
     let port = pm.hub_arrival(hub, vec![detached(), detached()]).unwrap();
     let bad = ConnectorId(2);
     let expect = Error::UnknownConnector(hub, bad);
@@ -322,8 +332,8 @@ fn unknown_connector_is_an_invalid_parameter_and_consumes_no_seq() {
 #[test]
 fn deadlock_refusals_map_to_possible_deadlock() {
     let pm = PolicyManager::new();
-    let a = pm.register(silent());
-    let b = pm.register(silent());
+    let a = pm.register(silent()).unwrap();
+    let b = pm.register(silent()).unwrap();
     for e in [
         Error::DeregisterFromOwnCallback(a),
         Error::WouldDeadlock {
@@ -341,5 +351,190 @@ fn deadlock_refusals_map_to_possible_deadlock() {
     assert_eq!(
         format!("{:?}", NtStatus::INVALID_HANDLE),
         "STATUS_INVALID_HANDLE (0xC0000008)"
+    );
+}
+
+#[test]
+fn too_many_connectors_is_an_invalid_parameter_and_adds_no_hub() {
+    let pm = PolicyManager::new();
+    let hub = HubId(5);
+    let log = new_log();
+    let h = pm.register(recorder(&log)).unwrap();
+
+    let err = pm
+        .hub_arrival(hub, vec![detached(); MAX_CONNECTORS + 1])
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::TooManyConnectors {
+            hub,
+            connectors: MAX_CONNECTORS + 1
+        }
+    );
+    assert_eq!(err.ntstatus(), NtStatus::INVALID_PARAMETER);
+    assert_eq!(err.ntstatus().name(), "STATUS_INVALID_PARAMETER");
+    assert_eq!(
+        pm.query_hub(hub),
+        Err(Error::UnknownHub(hub)),
+        "no hub added"
+    );
+    assert_eq!(len(&log), 0, "no arrival was delivered");
+
+    // Exactly 256 is accepted, the last connector being 255.
+    let states = vec![detached(); MAX_CONNECTORS];
+    let port = pm.hub_arrival(hub, states.clone()).unwrap();
+    assert_eq!(pm.query_hub(hub).unwrap(), hub_info(hub, &states));
+    assert_eq!(snapshot(&log), [arrival(hub, 0, hub_info(hub, &states))]);
+    port.connector_changed(ConnectorId(255), attached(1))
+        .unwrap();
+    assert_eq!(snapshot(&log)[1], change(hub, 1, 255, attached(1)));
+
+    // Too many connectors for a hub id that is present: refused as too many, and the
+    // present hub is untouched.
+    let before = pm.query_hub(hub).unwrap();
+    assert_eq!(
+        pm.hub_arrival(hub, vec![detached(); 1000]).unwrap_err(),
+        Error::TooManyConnectors {
+            hub,
+            connectors: 1000
+        }
+    );
+    assert_eq!(pm.query_hub(hub).unwrap(), before);
+    assert_eq!(len(&log), 2);
+    assert_eq!(pm.deregister(h), Ok(()));
+}
+
+/// A config whose callback counts its calls; the count outlives the config, and the
+/// `Arc`'s strong count tells whether the config (its context) is still held.
+fn counting(calls: &Arc<AtomicUsize>) -> ClientConfig {
+    ClientConfig::new(calls.clone(), |calls, _, _| {
+        calls.fetch_add(1, Ordering::SeqCst);
+    })
+}
+
+#[test]
+fn too_many_clients_is_insufficient_resources_and_changes_nothing() {
+    let pm = PolicyManager::new();
+    let handles: Vec<ClientHandle> = (0..CLIENT_SLOTS)
+        .map(|i| {
+            pm.register(silent())
+                .unwrap_or_else(|e| panic!("registration {i}: {e}"))
+        })
+        .collect();
+    assert_eq!(pm.client_count(), CLIENT_SLOTS);
+    // A hub is present, so an accepted registration would be owed its arrival.
+    let hub = HubId(1);
+    let port = pm.hub_arrival(hub, vec![detached()]).unwrap();
+
+    let refused = Arc::new(AtomicUsize::new(0));
+    let expect = Error::TooManyClients {
+        limit: CLIENT_SLOTS,
+    };
+    let err = pm.register(counting(&refused)).unwrap_err();
+    assert_eq!(err, expect);
+    assert_eq!(err.ntstatus(), NtStatus::INSUFFICIENT_RESOURCES);
+    assert_eq!(err.ntstatus(), NtStatus(0xC000_009A));
+    assert_eq!(err.ntstatus().name(), "STATUS_INSUFFICIENT_RESOURCES");
+    assert_eq!(
+        pm.register_owned(counting(&refused)).unwrap_err(),
+        expect,
+        "register_owned is refused the same way"
+    );
+    assert_eq!(pm.client_count(), CLIENT_SLOTS);
+    assert_eq!(
+        Arc::strong_count(&refused),
+        1,
+        "the refused configs were dropped"
+    );
+    port.connector_changed(ConnectorId(0), attached(1)).unwrap();
+    assert_eq!(
+        refused.load(Ordering::SeqCst),
+        0,
+        "a refused client hears nothing"
+    );
+
+    // Deregistering one frees its slot for the next registration, which is a real one.
+    let freed = handles[CLIENT_SLOTS / 2];
+    assert_eq!(pm.deregister(freed), Ok(()));
+    let log = new_log();
+    let again = pm.register(recorder(&log)).unwrap();
+    assert_eq!(again.slot(), freed.slot(), "the freed slot is reused");
+    assert_ne!(again, freed);
+    assert_eq!(pm.client_count(), CLIENT_SLOTS);
+    assert_eq!(
+        snapshot(&log),
+        [arrival(hub, 1, hub_info(hub, &[attached(1)]))],
+        "the new client got the hub's arrival replay"
+    );
+    // And full again.
+    assert_eq!(pm.register(silent()), Err(expect));
+    assert_eq!(pm.client_count(), CLIENT_SLOTS);
+
+    drop(port);
+    assert_eq!(pm.deregister(again), Ok(()));
+    for h in handles.into_iter().filter(|&h| h != freed) {
+        assert_eq!(pm.deregister(h), Ok(()));
+    }
+    assert_eq!(pm.client_count(), 0);
+}
+
+/// A slot that has served 65,535 registrations is retired for good, and counts towards
+/// the limit like a slot in use: the limit is registered clients plus retired slots.
+#[test]
+fn retired_slots_count_towards_the_client_limit() {
+    let pm = PolicyManager::new();
+    let first = pm.register(silent()).unwrap();
+    assert_eq!(pm.deregister(first), Ok(()));
+    for i in 1..GENERATIONS_PER_SLOT {
+        let h = pm.register(silent()).unwrap();
+        assert_eq!(h.slot(), first.slot(), "registration {i} reuses the slot");
+        assert_eq!(pm.deregister(h), Ok(()));
+    }
+    // That slot has served all its generations and is retired: from here on one slot
+    // fewer is available.
+    let handles: Vec<ClientHandle> = (0..CLIENT_SLOTS - 1)
+        .map(|i| {
+            pm.register(silent())
+                .unwrap_or_else(|e| panic!("registration {i}: {e}"))
+        })
+        .collect();
+    assert!(handles.iter().all(|h| h.slot() != first.slot()));
+    assert_eq!(
+        pm.register(silent()),
+        Err(Error::TooManyClients {
+            limit: CLIENT_SLOTS
+        })
+    );
+    assert_eq!(pm.client_count(), CLIENT_SLOTS - 1);
+    assert_eq!(pm.deregister(first), Err(Error::StaleHandle(first)));
+}
+
+#[test]
+fn too_many_connectors_message_names_the_limit() {
+    let hub = HubId(9);
+    let connectors = Error::TooManyConnectors {
+        hub,
+        connectors: 300,
+    };
+    let text = connectors.to_string();
+    for part in ["hub 9", "300", "256"] {
+        assert!(text.contains(part), "{part:?} missing from: {text}");
+    }
+    assert!(!text.contains("hub hub"), "{text}");
+}
+
+#[test]
+fn too_many_clients_message_names_the_limit_and_what_to_do() {
+    let clients = Error::TooManyClients {
+        limit: CLIENT_SLOTS,
+    };
+    assert_eq!(clients.ntstatus(), NtStatus::INSUFFICIENT_RESOURCES);
+    let text = clients.to_string();
+    for part in ["65536", "65535", "retired", "deregister"] {
+        assert!(text.contains(part), "{part:?} missing from: {text}");
+    }
+    assert_eq!(
+        format!("{:?}", NtStatus::INSUFFICIENT_RESOURCES),
+        "STATUS_INSUFFICIENT_RESOURCES (0xC000009A)"
     );
 }

@@ -29,24 +29,26 @@ fn body_of_queries_from_inside_a_callback() {
     }
     let pm = PolicyManager::new();
     let seen = Arc::new(Seen::default());
-    let h = pm.register(ClientConfig::new(seen.clone(), |seen, pm, n| {
-        match &n.event {
-            Event::HubArrival(info) => {
-                let queried = pm.query_hub(n.hub).expect("query_hub from a callback");
-                seen.hubs.lock().unwrap().push((info.clone(), queried));
+    let h = pm
+        .register(ClientConfig::new(seen.clone(), |seen, pm, n| {
+            match &n.event {
+                Event::HubArrival(info) => {
+                    let queried = pm.query_hub(n.hub).expect("query_hub from a callback");
+                    seen.hubs.lock().unwrap().push((info.clone(), queried));
+                }
+                Event::ConnectorStateChange { connector, state } => {
+                    let queried = pm
+                        .query_connector(n.hub, *connector)
+                        .expect("query_connector from a callback");
+                    seen.connectors
+                        .lock()
+                        .unwrap()
+                        .push((queried, state.clone()));
+                }
+                Event::HubRemoval => {}
             }
-            Event::ConnectorStateChange { connector, state } => {
-                let queried = pm
-                    .query_connector(n.hub, *connector)
-                    .expect("query_connector from a callback");
-                seen.connectors
-                    .lock()
-                    .unwrap()
-                    .push((queried, state.clone()));
-            }
-            Event::HubRemoval => {}
-        }
-    }));
+        }))
+        .unwrap();
     let hub = HubId(1);
     let port = pm.hub_arrival(hub, vec![detached(), sourcing(3)]).unwrap();
     port.connector_changed(ConnectorId(1), attached(10))
@@ -81,24 +83,27 @@ fn power_level_assigned_from_a_callback_is_visible_to_later_queries_and_arrivals
 fn body_of_power_level_assigned_from_a_callback_is_visible_to_later_queries_and_arrivals() {
     let pm = PolicyManager::new();
     let results: Arc<Mutex<Vec<Result<(), Error>>>> = Arc::default();
-    let h = pm.register(ClientConfig::new(results.clone(), |results, pm, n| {
-        if let Event::ConnectorStateChange { connector, state } = &n.event {
-            if state.attached {
-                let level = PowerLevel {
-                    milliwatts: state.partner_max_milliwatts / 2,
-                };
-                results
-                    .lock()
-                    .unwrap()
-                    .push(pm.assign_power_level(n.hub, *connector, level));
-                // And a refused one, from the same callback.
-                results
-                    .lock()
-                    .unwrap()
-                    .push(pm.assign_power_level(n.hub, ConnectorId(9), level));
+    let h = pm
+        .register(ClientConfig::new(results.clone(), |results, pm, n| {
+            if let Event::ConnectorStateChange { connector, state } = &n.event {
+                if state.attached {
+                    let level = PowerLevel {
+                        milliwatts: state.partner_max_milliwatts / 2,
+                    };
+                    results
+                        .lock()
+                        .unwrap()
+                        .push(pm.assign_power_level(n.hub, *connector, level));
+                    // And a refused one, from the same callback.
+                    results.lock().unwrap().push(pm.assign_power_level(
+                        n.hub,
+                        ConnectorId(9),
+                        level,
+                    ));
+                }
             }
-        }
-    }));
+        }))
+        .unwrap();
     let hub = HubId(2);
     let port = pm.hub_arrival(hub, vec![detached(), detached()]).unwrap();
     port.connector_changed(ConnectorId(1), attached(60_000))
@@ -118,7 +123,7 @@ fn body_of_power_level_assigned_from_a_callback_is_visible_to_later_queries_and_
     );
 
     let late = new_log();
-    let late_h = pm.register(recorder(&late));
+    let late_h = pm.register(recorder(&late)).unwrap();
     let events = snapshot(&late);
     let Event::HubArrival(info) = &events[0].event else {
         panic!("{events:?}")
@@ -154,14 +159,19 @@ fn body_of_client_registered_from_inside_a_callback_gets_arrivals_for_every_hub(
         registered: Mutex::new(None),
         new_log: new_log(),
     });
-    let a = pm.register(ClientConfig::new(ctx.clone(), |ctx, pm, n| {
-        if n.hub == HubId(1) && is_change(n) {
-            let mut registered = ctx.registered.lock().unwrap();
-            if registered.is_none() {
-                *registered = Some(pm.register(recorder(&ctx.new_log)));
+    let a = pm
+        .register(ClientConfig::new(ctx.clone(), |ctx, pm, n| {
+            if n.hub == HubId(1) && is_change(n) {
+                let mut registered = ctx.registered.lock().unwrap();
+                if registered.is_none() {
+                    *registered = Some(
+                        pm.register(recorder(&ctx.new_log))
+                            .expect("register from a callback"),
+                    );
+                }
             }
-        }
-    }));
+        }))
+        .unwrap();
     p1.connector_changed(ConnectorId(0), attached(3_000))
         .unwrap(); // h1 seq 1
     let new = ctx
@@ -213,15 +223,17 @@ fn body_of_change_reported_from_inside_a_callback_is_delivered_after_it() {
         port: OnceLock::new(),
         trace: Mutex::default(),
     });
-    let h = pm.register(ClientConfig::new(ctx.clone(), |ctx, _pm, n| {
-        ctx.trace.lock().unwrap().push(("begin", n.seq));
-        if n.seq == 1 {
-            let port = ctx.port.get().unwrap();
-            port.connector_changed(ConnectorId(0), attached(2))
-                .expect("change from a callback");
-        }
-        ctx.trace.lock().unwrap().push(("end", n.seq));
-    }));
+    let h = pm
+        .register(ClientConfig::new(ctx.clone(), |ctx, _pm, n| {
+            ctx.trace.lock().unwrap().push(("begin", n.seq));
+            if n.seq == 1 {
+                let port = ctx.port.get().unwrap();
+                port.connector_changed(ConnectorId(0), attached(2))
+                    .expect("change from a callback");
+            }
+            ctx.trace.lock().unwrap().push(("end", n.seq));
+        }))
+        .unwrap();
     let port = Arc::new(pm.hub_arrival(HubId(1), vec![detached()]).unwrap());
     ctx.port.set(port.clone()).unwrap();
     port.connector_changed(ConnectorId(0), attached(1)).unwrap();
@@ -264,13 +276,15 @@ fn body_of_deregistering_another_client_from_a_callback_succeeds_and_silences_it
         victim_log: new_log(),
         outcome: Mutex::new(None),
     });
-    let killer = pm.register(ClientConfig::new(ctx.clone(), |ctx, pm, n| {
-        if n.seq == 1 && is_change(n) {
-            let r = pm.deregister(*ctx.victim.get().unwrap());
-            *ctx.outcome.lock().unwrap() = Some((r, len(&ctx.victim_log)));
-        }
-    }));
-    let victim = pm.register(recorder(&ctx.victim_log));
+    let killer = pm
+        .register(ClientConfig::new(ctx.clone(), |ctx, pm, n| {
+            if n.seq == 1 && is_change(n) {
+                let r = pm.deregister(*ctx.victim.get().unwrap());
+                *ctx.outcome.lock().unwrap() = Some((r, len(&ctx.victim_log)));
+            }
+        }))
+        .unwrap();
+    let victim = pm.register(recorder(&ctx.victim_log)).unwrap();
     ctx.victim.set(victim).unwrap();
 
     let hub = HubId(1);
@@ -312,15 +326,17 @@ fn deregister_from_own_callback_is_refused_and_the_client_stays_registered() {
             results: Mutex::default(),
             log: new_log(),
         });
-        let h = pm.register(ClientConfig::new(ctx.clone(), |ctx, pm, n| {
-            ctx.log.lock().unwrap().push(n.clone());
-            if n.seq == 1 {
-                ctx.results
-                    .lock()
-                    .unwrap()
-                    .push(pm.deregister(*ctx.me.get().unwrap()));
-            }
-        }));
+        let h = pm
+            .register(ClientConfig::new(ctx.clone(), |ctx, pm, n| {
+                ctx.log.lock().unwrap().push(n.clone());
+                if n.seq == 1 {
+                    ctx.results
+                        .lock()
+                        .unwrap()
+                        .push(pm.deregister(*ctx.me.get().unwrap()));
+                }
+            }))
+            .unwrap();
         ctx.me.set(h).unwrap();
         let hub = HubId(1);
         let port = pm.hub_arrival(hub, vec![detached()]).unwrap();
@@ -375,19 +391,22 @@ fn deregister_of_a_client_further_up_the_same_threads_stack_is_refused() {
             result: Mutex::new(None),
             inner: Mutex::new(None),
         });
-        let outer = pm.register(ClientConfig::new(ctx.clone(), |ctx, pm, n| {
-            if n.hub == HubId(1) && is_change(n) {
-                // Hub 2 is idle, so this thread delivers the inner client's hub 2
-                // arrival itself, nested inside this callback.
-                let inner = pm.register(ClientConfig::new(ctx.clone(), |ctx, pm, n| {
-                    if n.hub == HubId(2) {
-                        *ctx.result.lock().unwrap() =
-                            Some(pm.deregister(*ctx.outer.get().unwrap()));
-                    }
-                }));
-                *ctx.inner.lock().unwrap() = Some(inner);
-            }
-        }));
+        let outer = pm
+            .register(ClientConfig::new(ctx.clone(), |ctx, pm, n| {
+                if n.hub == HubId(1) && is_change(n) {
+                    // Hub 2 is idle, so this thread delivers the inner client's hub 2
+                    // arrival itself, nested inside this callback.
+                    let inner = pm.register(ClientConfig::new(ctx.clone(), |ctx, pm, n| {
+                        if n.hub == HubId(2) {
+                            *ctx.result.lock().unwrap() =
+                                Some(pm.deregister(*ctx.outer.get().unwrap()));
+                        }
+                    }));
+                    let inner = inner.expect("register from a callback");
+                    *ctx.inner.lock().unwrap() = Some(inner);
+                }
+            }))
+            .unwrap();
         ctx.outer.set(outer).unwrap();
         p1.connector_changed(ConnectorId(0), attached(1)).unwrap();
 
@@ -443,6 +462,7 @@ fn deregister_cycle(n: usize) {
                     *ctx.result.lock().unwrap() = Some(r);
                 }
             }))
+            .unwrap()
         })
         .collect();
     for i in 0..n {
@@ -556,18 +576,20 @@ fn dropping_a_registration_inside_its_own_callback_deregisters_without_hanging()
             dropped: AtomicBool::new(false),
             log: new_log(),
         });
-        let reg = pm.register_owned(ClientConfig::new(ctx.clone(), |ctx, _pm, n| {
-            assert!(
-                !ctx.dropped.load(Ordering::SeqCst),
-                "callback after its registration was dropped"
-            );
-            ctx.log.lock().unwrap().push(n.clone());
-            if n.seq == 1 {
-                let reg = ctx.reg.lock().unwrap().take();
-                drop(reg);
-                ctx.dropped.store(true, Ordering::SeqCst);
-            }
-        }));
+        let reg = pm
+            .register_owned(ClientConfig::new(ctx.clone(), |ctx, _pm, n| {
+                assert!(
+                    !ctx.dropped.load(Ordering::SeqCst),
+                    "callback after its registration was dropped"
+                );
+                ctx.log.lock().unwrap().push(n.clone());
+                if n.seq == 1 {
+                    let reg = ctx.reg.lock().unwrap().take();
+                    drop(reg);
+                    ctx.dropped.store(true, Ordering::SeqCst);
+                }
+            }))
+            .unwrap();
         let h = reg.handle();
         *ctx.reg.lock().unwrap() = Some(reg);
 
@@ -609,19 +631,21 @@ fn registration_deregister_inside_its_own_callback_hands_the_registration_back()
         });
         let log = new_log();
         let log2 = log.clone();
-        let reg = pm.register_owned(ClientConfig::new(ctx.clone(), move |ctx, _pm, n| {
-            log2.lock().unwrap().push(n.clone());
-            if n.seq == 1 {
-                let reg = ctx.reg.lock().unwrap().take().unwrap();
-                match reg.deregister() {
-                    Ok(()) => panic!("deregistered from its own callback"),
-                    Err((e, reg)) => {
-                        ctx.errors.lock().unwrap().push(e);
-                        *ctx.reg.lock().unwrap() = Some(reg);
+        let reg = pm
+            .register_owned(ClientConfig::new(ctx.clone(), move |ctx, _pm, n| {
+                log2.lock().unwrap().push(n.clone());
+                if n.seq == 1 {
+                    let reg = ctx.reg.lock().unwrap().take().unwrap();
+                    match reg.deregister() {
+                        Ok(()) => panic!("deregistered from its own callback"),
+                        Err((e, reg)) => {
+                            ctx.errors.lock().unwrap().push(e);
+                            *ctx.reg.lock().unwrap() = Some(reg);
+                        }
                     }
                 }
-            }
-        }));
+            }))
+            .unwrap();
         let h = reg.handle();
         *ctx.reg.lock().unwrap() = Some(reg);
         port.connector_changed(ConnectorId(0), attached(1)).unwrap();

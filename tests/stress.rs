@@ -159,7 +159,7 @@ fn run() {
     let pm = PolicyManager::new();
     let violations: Violations = Arc::default();
     let observer = Client::new("observer".into(), &violations);
-    let observer_h = pm.register(observer.config());
+    let observer_h = pm.register(observer.config()).unwrap();
 
     let parties = HUB_THREADS as usize + REGISTRARS;
     let phase = Arc::new(Barrier::new(parties));
@@ -222,9 +222,9 @@ fn run() {
                 for _ in 0..CLIENTS_PER_PHASE {
                     let client = Client::new(format!("registrar {r} client {k}"), &violations);
                     let live = if k % 4 == 3 {
-                        Live::Guard(pm.register_owned(client.config()))
+                        Live::Guard(pm.register_owned(client.config()).unwrap())
                     } else {
-                        Live::Handle(pm.register(client.config()))
+                        Live::Handle(pm.register(client.config()).unwrap())
                     };
                     window.push_back((live, client));
                     if window.len() > WINDOW {
@@ -241,7 +241,7 @@ fn run() {
 
             // Deterministic replay check: the last hubs are present and fully changed.
             let client = Client::new(format!("registrar {r} late client"), &violations);
-            let h = pm.register(client.config());
+            let h = pm.register(client.config()).unwrap();
             // The replay may be delivered by another thread that is draining a hub's
             // queue (e.g. the other registrar's), so register may return before it.
             wait_until("the late client has its arrivals", || {

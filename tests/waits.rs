@@ -31,13 +31,15 @@ fn blocking_client(pm: &PolicyManager) -> (ClientHandle, Arc<Blocking>, GateCont
         done: AtomicBool::new(false),
         calls: AtomicUsize::new(0),
     });
-    let h = pm.register(ClientConfig::new(ctx.clone(), |ctx, _pm, n| {
-        ctx.calls.fetch_add(1, Ordering::SeqCst);
-        if n.hub == HubId(1) && is_change(n) {
-            ctx.gate.block();
-            ctx.done.store(true, Ordering::SeqCst);
-        }
-    }));
+    let h = pm
+        .register(ClientConfig::new(ctx.clone(), |ctx, _pm, n| {
+            ctx.calls.fetch_add(1, Ordering::SeqCst);
+            if n.hub == HubId(1) && is_change(n) {
+                ctx.gate.block();
+                ctx.done.store(true, Ordering::SeqCst);
+            }
+        }))
+        .unwrap();
     (h, ctx, control)
 }
 
@@ -118,13 +120,15 @@ fn deregister_from_a_callback_waits_for_the_target_running_on_another_thread() {
             victim: OnceLock::new(),
             tx: Mutex::new(tx),
         });
-        let killer = pm.register(ClientConfig::new(killer_ctx.clone(), |ctx, pm, n| {
-            if n.hub == HubId(2) && is_change(n) {
-                let r = pm.deregister(*ctx.target.get().unwrap());
-                let done = ctx.victim.get().unwrap().done.load(Ordering::SeqCst);
-                ctx.tx.lock().unwrap().send((r, done)).unwrap();
-            }
-        }));
+        let killer = pm
+            .register(ClientConfig::new(killer_ctx.clone(), |ctx, pm, n| {
+                if n.hub == HubId(2) && is_change(n) {
+                    let r = pm.deregister(*ctx.target.get().unwrap());
+                    let done = ctx.victim.get().unwrap().done.load(Ordering::SeqCst);
+                    ctx.tx.lock().unwrap().send((r, done)).unwrap();
+                }
+            }))
+            .unwrap();
         let (victim, victim_ctx, control) = blocking_client(&pm);
         killer_ctx.target.set(victim).unwrap();
         let _ = killer_ctx.victim.set(victim_ctx.clone());
@@ -216,10 +220,11 @@ fn panicking_callback_is_contained_and_counted() {
                     panic!("deliberate panic in a test callback (seq {})", n.seq);
                 }
             }))
+            .unwrap()
         };
         // Registered after the panicker, so it is delivered to after it.
         let log = new_log();
-        let other = pm.register(recorder(&log));
+        let other = pm.register(recorder(&log)).unwrap();
         assert_eq!(pm.panicked_callbacks(), 0);
 
         let port = pm.hub_arrival(hub, vec![detached()]).unwrap();
@@ -265,12 +270,14 @@ fn deregister_waiting_for_a_callback_that_panics_returns() {
     watchdog("deregister waits for a panicking callback", || {
         let pm = PolicyManager::new();
         let (gate, control) = gate();
-        let h = pm.register(ClientConfig::new(Ctx { gate }, |ctx, _pm, n| {
-            if is_change(n) {
-                ctx.gate.block();
-                panic!("deliberate panic after release");
-            }
-        }));
+        let h = pm
+            .register(ClientConfig::new(Ctx { gate }, |ctx, _pm, n| {
+                if is_change(n) {
+                    ctx.gate.block();
+                    panic!("deliberate panic after release");
+                }
+            }))
+            .unwrap();
         let port = Arc::new(pm.hub_arrival(HubId(1), vec![detached()]).unwrap());
         let hub_thread = {
             let port = port.clone();
@@ -331,16 +338,18 @@ fn deregister_racing_the_end_of_a_callback_always_wakes_up() {
                     done: AtomicBool::new(false),
                     spin: k % 1024,
                 });
-                let h = pm.register(ClientConfig::new(ctx.clone(), |ctx, _pm, n| {
-                    if is_change(n) {
-                        ctx.entered.store(true, Ordering::SeqCst);
-                        spin_until(&ctx.deregistering);
-                        for i in 0..ctx.spin {
-                            std::hint::black_box(i);
+                let h = pm
+                    .register(ClientConfig::new(ctx.clone(), |ctx, _pm, n| {
+                        if is_change(n) {
+                            ctx.entered.store(true, Ordering::SeqCst);
+                            spin_until(&ctx.deregistering);
+                            for i in 0..ctx.spin {
+                                std::hint::black_box(i);
+                            }
+                            ctx.done.store(true, Ordering::SeqCst);
                         }
-                        ctx.done.store(true, Ordering::SeqCst);
-                    }
-                }));
+                    }))
+                    .unwrap();
                 go_tx.send(()).unwrap();
                 spin_until(&ctx.entered);
                 ctx.deregistering.store(true, Ordering::SeqCst);

@@ -107,7 +107,11 @@ pub fn register(
         directory: dir.clone(),
         action,
     });
-    let handle = pm.register(ClientConfig::new(ctx.clone(), model_callback));
+    // Scenarios register a few clients, far below the limit: a refusal is a library bug,
+    // and the panic (not a model panic, so not contained in a callback) fails the run.
+    let handle = pm
+        .register(ClientConfig::new(ctx.clone(), model_callback))
+        .expect("register refused a scenario's client (far below the limit)");
     dir.clients.lock().unwrap().insert(label, (handle, ctx));
     ctx_monitor.registered(label, handle);
     handle

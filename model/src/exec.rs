@@ -139,7 +139,9 @@ impl World {
         let monitor = Monitor::new();
         let probe: Arc<dyn Probe> = monitor.clone();
         let foreign_pm = PolicyManager::new();
-        let foreign = foreign_pm.register(ClientConfig::new((), |_, _, _| {}));
+        let foreign = foreign_pm
+            .register(ClientConfig::new((), |_, _, _| {}))
+            .expect("a new Policy Manager registers its first client");
         let slots = program.clients.iter().map(|_| Slot::default()).collect();
         let ports = (0..program.hubs).map(|_| Port::Absent).collect();
         Arc::new(World {
@@ -276,11 +278,15 @@ impl World {
         let ctx = locked(&self.insts)[inst].ctx.clone();
         let config = ClientConfig::new(ctx.clone(), on_event);
         let i = self.begin_call(Call::Register { inst });
+        // A program registers a handful of clients, nowhere near the 65,536 slots:
+        // a refusal here is a library bug, and the panic (not a model panic, so not
+        // contained even inside a callback) fails the execution.
+        const REFUSED: &str = "register refused a program's client (far below the limit)";
         let (handle, guard) = if spec.owned {
-            let g = self.pm.register_owned(config);
+            let g = self.pm.register_owned(config).expect(REFUSED);
             (g.handle(), Some(g))
         } else {
-            (self.pm.register(config), None)
+            (self.pm.register(config).expect(REFUSED), None)
         };
         self.end_call(i, Ret::Unit(Ok(())));
         locked(&self.insts)[inst].handle = Some(handle);

@@ -999,9 +999,10 @@ fn on_event(ctx: &Ctx, pm: &PolicyManager, n: &Notification) {
         }
         SutAction::RegisterNew => {
             let (config, log) = plain_client(ctx.spawned.clone());
-            let h = pm.register(config);
-            locked(&ctx.spawned).push((h, log));
-            Ok(())
+            // A refusal becomes the action's result, which the model expects to be `Ok`
+            // (a panic here would only be contained as a panicking callback).
+            pm.register(config)
+                .map(|h| locked(&ctx.spawned).push((h, log)))
         }
     };
     *locked(&ctx.result) = Some(result);
@@ -1149,10 +1150,10 @@ impl StateMachineTest for ApiTest {
                 let config =
                     ClientConfig::new(ctx.clone(), |ctx: &Arc<Ctx>, pm, n| on_event(ctx, pm, n));
                 let (handle, guard) = if owned {
-                    let g = sut.pm.register_owned(config);
+                    let g = sut.pm.register_owned(config).expect("register_owned");
                     (g.handle(), Some(g))
                 } else {
-                    (sut.pm.register(config), None)
+                    (sut.pm.register(config).expect("register"), None)
                 };
                 ctx.own.set(handle).unwrap();
                 // Clients registered inside callbacks during this call came after it.
@@ -1442,7 +1443,7 @@ prop_state_machine! {
 #[test]
 fn never_issued_next_generation_handle_is_unknown() {
     let pm = PolicyManager::new();
-    let h = pm.register(ClientConfig::new((), |_, _, _| {}));
+    let h = pm.register(ClientConfig::new((), |_, _, _| {})).unwrap();
     pm.deregister(h).unwrap();
     // Same instance and slot, generation + 1: never issued (yet).
     let next = ClientHandle::from_raw(h.into_raw() + 1);
