@@ -438,7 +438,8 @@ impl Hub {
         let mut subscribers = mem::take(&mut q.subscribers);
         loop {
             let more = q.done < target || to_empty;
-            let Some(Entry { ticket, item }) = q.pending.pop_front().filter(|_| more) else {
+            let Some(Entry { ticket, item }) = (if more { q.pending.pop_front() } else { None })
+            else {
                 q.subscribers = subscribers;
                 return q;
             };

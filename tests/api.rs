@@ -234,14 +234,32 @@ fn changes_and_removal_reported_during_delivery_queue_up_in_order() {
             let pm = &pm;
             let registering = s.spawn(move || pm.register(late_cfg).unwrap());
             control.wait_entered();
-            // These must return although the hub's drainer is blocked.
-            let changed: Vec<_> = (1..=3)
-                .map(|k| port.connector_changed(ConnectorId(0), attached(k)))
-                .collect();
-            port.remove();
-            let queried = pm.query_hub(hub);
+            // Another thread reports while the hub's drainer is blocked: each report
+            // queues behind the blocked delivery and returns once it is delivered.
+            let early_log = log.clone();
+            let reporting = s.spawn(move || {
+                let changed: Vec<_> = (1..=3)
+                    .map(|k| {
+                        let r = port.connector_changed(ConnectorId(0), attached(k));
+                        let delivered = snapshot(&early_log).contains(&change(
+                            hub,
+                            u64::from(k),
+                            0,
+                            attached(k),
+                        ));
+                        (r, delivered)
+                    })
+                    .collect();
+                port.remove();
+                (changed, pm.query_hub(hub))
+            });
+            // The first change is folded into the hub's state as it is queued.
+            while pm.query_connector(hub, ConnectorId(0)).map(|c| c.state) != Ok(attached(1)) {
+                thread::yield_now();
+            }
             let delivered_meanwhile = len(&log);
             control.release(); // before asserting, so that a failure cannot strand the drainer
+            let (changed, queried) = reporting.join().unwrap();
             (
                 registering.join().unwrap(),
                 changed,
@@ -249,7 +267,11 @@ fn changes_and_removal_reported_during_delivery_queue_up_in_order() {
                 delivered_meanwhile,
             )
         });
-        assert_eq!(changed, vec![Ok(()), Ok(()), Ok(())]);
+        assert_eq!(
+            changed,
+            vec![(Ok(()), true), (Ok(()), true), (Ok(()), true)],
+            "each report returns once its change reached the clients"
+        );
         assert_eq!(
             queried,
             Err(Error::UnknownHub(hub)),
@@ -306,17 +328,25 @@ fn hub_id_arriving_again_before_the_old_removal_is_delivered_waits_its_turn() {
             let pm = &pm;
             let registering = s.spawn(move || pm.register(blocker).unwrap());
             control.wait_entered();
-            port.connector_changed(ConnectorId(0), attached(1)).unwrap(); // old seq 1, queued
-            port.remove(); // old seq 2, queued
-            let rearrived = pm.hub_arrival(hub, vec![sourcing(5)]);
+            // Another thread ends the old presence and brings the hub back while the
+            // drainer is blocked: each call waits for its own item's turn.
+            let reporting = s.spawn(move || {
+                port.connector_changed(ConnectorId(0), attached(1)).unwrap(); // old seq 1
+                port.remove(); // old seq 2
+                pm.hub_arrival(hub, vec![sourcing(5)])
+            });
+            while pm.query_connector(hub, ConnectorId(0)).map(|c| c.state) != Ok(attached(1)) {
+                thread::yield_now();
+            }
             let delivered_meanwhile = len(&log);
             control.release(); // before asserting, so that a failure cannot strand the drainer
+            let rearrived = reporting.join().unwrap();
             (registering.join().unwrap(), rearrived, delivered_meanwhile)
         });
         let port2 = port2.expect("the id may arrive again after removal");
         assert_eq!(
             delivered_meanwhile, 1,
-            "nothing of the new presence before the old one's end"
+            "the drainer was blocked, so only the old arrival had been delivered"
         );
 
         let old = hub_info(hub, &[detached()]);
