@@ -243,21 +243,20 @@ impl Hub {
     /// Sees the hub's latest arrival delivered (used right after arrival). No other
     /// arrival of this hub can come in between: that needs the port, which `hub_arrival`
     /// returns after this.
-    pub(crate) fn kick(self: &Arc<Self>, pm: &PolicyManager) {
-        self.submit(pm, |_| Ok(Submit::Arrival))
-            .expect("kick queues nothing and cannot fail");
+    pub(crate) fn kick(hub: &Arc<Hub>, pm: &PolicyManager) {
+        Hub::submit(hub, pm, |_| Ok(Submit::Arrival)).expect("kick queues nothing and cannot fail");
     }
 
     /// Queues a connector change.
     pub(crate) fn change(
-        self: &Arc<Self>,
+        hub: &Arc<Hub>,
         pm: &PolicyManager,
         connector: ConnectorId,
         state: ConnectorState,
     ) -> Result<(), Error> {
-        let id = self.id;
+        let id = hub.id;
         let fold = !pm.hooks().mutant(Mutant::ChangeNotFolded);
-        self.submit(pm, |q| {
+        Hub::submit(hub, pm, |q| {
             if q.removed {
                 return Err(Error::UnknownHub(id));
             }
@@ -280,9 +279,9 @@ impl Hub {
     }
 
     /// Queues the hub's removal; later changes and replays are refused or dropped.
-    pub(crate) fn remove(self: &Arc<Self>, pm: &PolicyManager) {
-        let id = self.id;
-        let _ = self.submit(pm, |q| {
+    pub(crate) fn remove(hub: &Arc<Hub>, pm: &PolicyManager) {
+        let id = hub.id;
+        let _ = Hub::submit(hub, pm, |q| {
             if q.removed {
                 return Ok(Submit::Nothing);
             }
@@ -298,10 +297,10 @@ impl Hub {
 
     /// Queues an arrival replay for `client`, with the hub's state as of this point in
     /// its queue. Dropped if the hub's removal is already queued.
-    pub(crate) fn join(self: &Arc<Self>, pm: &PolicyManager, client: Arc<Client>) {
-        let id = self.id;
+    pub(crate) fn join(hub: &Arc<Hub>, pm: &PolicyManager, client: Arc<Client>) {
+        let id = hub.id;
         let stale = pm.hooks().mutant(Mutant::ReplayStaleSnapshot);
-        let _ = self.submit(pm, |q| {
+        let _ = Hub::submit(hub, pm, |q| {
             if q.removed {
                 return Ok(Submit::Nothing);
             }
@@ -326,12 +325,12 @@ impl Hub {
     /// to it if the queue is idle, or sleeps until it is delivered or the queue is idle.
     /// Inside a callback it only records the obligation (see the module docs).
     fn submit(
-        self: &Arc<Self>,
+        hub: &Arc<Hub>,
         pm: &PolicyManager,
         make: impl FnOnce(&mut Queue) -> Result<Submit, Error>,
     ) -> Result<(), Error> {
         let hooks = pm.hooks();
-        let mut q = lock(&self.queue);
+        let mut q = lock(&hub.queue);
         let submit = make(&mut q)?;
         let (item, ticket) = match submit {
             Submit::Append(item) => {
@@ -352,14 +351,14 @@ impl Hub {
             Settle::Drains
         };
         hooks.step(|| Step::Submitted {
-            hub: self.id,
+            hub: hub.id,
             appended: appended(item.as_ref()),
             ticket,
             then,
         });
         if let Some(item) = item {
             let seq = q.seq;
-            hooks.step(|| Step::Queued { hub: self.id, seq });
+            hooks.step(|| Step::Queued { hub: hub.id, seq });
             let entry = Entry { ticket, item };
             match entry.item {
                 Pending::Removal(_) if hooks.mutant(Mutant::RemovalOvertakes) => {
@@ -370,10 +369,10 @@ impl Hub {
         }
         if then == Settle::Owes {
             drop(q);
-            owe(self, pm, ticket);
+            owe(hub, pm, ticket);
             return Ok(());
         }
-        self.settle(pm, q, ticket);
+        hub.settle(pm, q, ticket);
         settle_owed();
         Ok(())
     }

@@ -182,7 +182,7 @@ impl PolicyManager {
             hubs.pop();
         }
         for hub in hubs {
-            hub.join(self, client.clone());
+            Hub::join(&hub, self, client.clone());
         }
         Ok(handle)
     }
@@ -457,7 +457,7 @@ impl PolicyManager {
                 }
             }
         };
-        hub.kick(self);
+        Hub::kick(&hub, self);
         Ok(HubPort {
             pm: self.clone(),
             hub: Some(hub),
@@ -530,7 +530,7 @@ impl HubPort {
         connector: ConnectorId,
         state: ConnectorState,
     ) -> Result<(), Error> {
-        self.hub().change(&self.pm, connector, state)
+        Hub::change(self.hub(), &self.pm, connector, state)
     }
 
     /// The hub is removed: every client that saw its arrival receives its removal after
@@ -543,7 +543,7 @@ impl HubPort {
         // The hub stays in the registry, absent, so that a later arrival of the same id
         // queues behind this removal.
         if let Some(hub) = self.hub.take() {
-            hub.remove(&self.pm);
+            Hub::remove(&hub, &self.pm);
         }
     }
 }

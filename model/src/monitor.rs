@@ -119,6 +119,9 @@ struct State {
     names: HashMap<ClientHandle, String>,
     /// Clients a deregister has gone to sleep on (P6: the only ones a release may wake).
     slept_on: std::collections::HashSet<ClientHandle>,
+    /// Per thread and hub, the highest ticket the thread submitted or settles (P6: a
+    /// drainer takes only items up to one of its own).
+    claimed: HashMap<(String, HubId), u64>,
 }
 
 thread_local! {
@@ -537,6 +540,34 @@ impl Probe for Monitor {
                 return;
             }
             Step::Queued { hub, seq } => format!("  lib: {hub} seq {seq} queued"),
+            Step::Submitted { hub, ticket, .. } | Step::Settles { hub, ticket, .. } => {
+                let claim = s.claimed.entry((thread.clone(), hub)).or_insert(0);
+                *claim = (*claim).max(ticket);
+                return;
+            }
+            Step::Took { hub, seq, ticket } => {
+                let claim = s.claimed.get(&(thread.clone(), hub)).copied().unwrap_or(0);
+                if ticket <= claim {
+                    format!("  lib: {hub} seq {seq} (ticket {ticket}) taken for delivery")
+                } else {
+                    let message = format!(
+                        "this thread took {hub}'s item {ticket} (seq {seq}) for delivery, beyond \
+                         the last item it queued or owes ({claim}): a call delivering work it \
+                         did not cause"
+                    );
+                    s.timeline.push(Entry {
+                        thread,
+                        text: format!("  lib: {message}   <- VIOLATION P6"),
+                    });
+                    let at = s.timeline.len() - 1;
+                    s.violations.push(Violation {
+                        property: Property::BoundedWork,
+                        message,
+                        at,
+                    });
+                    return;
+                }
+            }
             // Begin/end/return are recorded from the client's side by the model itself.
             _ => return,
         };
