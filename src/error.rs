@@ -105,6 +105,19 @@ pub enum Error {
         /// the retired ones.
         limit: usize,
     },
+    /// `connector_changed` was called from inside a callback while the hub's queue held
+    /// `capacity` items. The change was not reported (not queued, not folded into the
+    /// hub's state). Appends made inside callbacks are delivered only after the callback
+    /// returns, so a callback that reports without bound would grow the queue without
+    /// bound; a caller outside callbacks waits for its own change instead and is never
+    /// refused.
+    HubQueueFull {
+        /// The hub whose queue is full.
+        hub: HubId,
+        /// How many items a hub's queue may hold before reports from callbacks are
+        /// refused.
+        capacity: usize,
+    },
 }
 
 impl Error {
@@ -120,7 +133,9 @@ impl Error {
             Error::UnknownConnector(..) | Error::TooManyConnectors { .. } => {
                 NtStatus::INVALID_PARAMETER
             }
-            Error::TooManyClients { .. } => NtStatus::INSUFFICIENT_RESOURCES,
+            Error::TooManyClients { .. } | Error::HubQueueFull { .. } => {
+                NtStatus::INSUFFICIENT_RESOURCES
+            }
         }
     }
 }
@@ -170,6 +185,12 @@ impl fmt::Display for Error {
                  by a registered client or retired after {GENERATIONS_PER_SLOT} registrations \
                  through it; the client was not registered, deregister clients that are no \
                  longer needed (or use a new Policy Manager once its slots are retired)"
+            ),
+            Error::HubQueueFull { hub, capacity } => write!(
+                f,
+                "{hub}'s queue holds {capacity} undelivered items, the most a callback may \
+                 add to; the change was not reported, report it again after this callback \
+                 returns (a report made outside callbacks waits for its turn instead)"
             ),
         }
     }

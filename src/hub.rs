@@ -87,6 +87,11 @@ fn appended(item: Option<&Pending>) -> Appended {
     }
 }
 
+/// How many items a hub's queue may hold before connector changes reported from inside
+/// callbacks are refused ([`Error::HubQueueFull`]). Every other item has an owner that
+/// waits for it: a caller outside callbacks holds at most one queued item at a time.
+pub(crate) const QUEUE_CAPACITY: usize = 64;
+
 /// A queued item and its ticket (its place in append order, from 1).
 struct Entry {
     ticket: u64,
@@ -259,6 +264,12 @@ impl Hub {
         Hub::submit(hub, pm, |q| {
             if q.removed {
                 return Err(Error::UnknownHub(id));
+            }
+            if q.pending.len() >= QUEUE_CAPACITY && waits::inside_callback() {
+                return Err(Error::HubQueueFull {
+                    hub: id,
+                    capacity: QUEUE_CAPACITY,
+                });
             }
             let c = q
                 .info

@@ -1,0 +1,166 @@
+//! Floods: several threads reporting one hub as fast as they can, a churning registrar
+//! beside them, and a callback that reports without bound. Bounded work per call (P6):
+//! a call outside callbacks delivers at most the items queued ahead of its own (one per
+//! other thread in a call) and returns once its own item is delivered; reports made
+//! inside callbacks are refused past the hub queue's capacity instead of growing it.
+
+mod common;
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+
+use common::*;
+use usbpm::{ClientConfig, ConnectorId, Error, Event, HubId, HubPort, NtStatus, PolicyManager};
+
+thread_local! {
+    /// Callbacks this thread has run for the steady client (counted per call).
+    static DELIVERED_HERE: Cell<usize> = const { Cell::new(0) };
+}
+
+const REPORTERS: usize = 4;
+/// How long the flood runs: 2 s by default, `USBPM_SOAK_SECS` to soak longer.
+fn soak() -> std::time::Duration {
+    let secs = std::env::var("USBPM_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    std::time::Duration::from_secs(secs)
+}
+
+#[test]
+fn a_flood_of_one_hub_from_several_threads_delivers_a_bounded_amount_per_call() {
+    watchdog("flood of one hub", || {
+        let pm = PolicyManager::new();
+        let hub = HubId(1);
+        let log = new_log();
+        let steady = {
+            let log = log.clone();
+            pm.register(ClientConfig::new(log, |log, _, n| {
+                DELIVERED_HERE.with(|d| d.set(d.get() + 1));
+                log.lock().unwrap().push(n.clone());
+            }))
+            .unwrap()
+        };
+        let port = pm.hub_arrival(hub, vec![detached(); REPORTERS]).unwrap();
+        let stop = AtomicBool::new(false);
+        let churned = AtomicUsize::new(0);
+        let most_per_call = thread::scope(|s| {
+            let (pm, port, stop, churned) = (&pm, &port, &stop, &churned);
+            // A registrar registering and deregistering in a tight loop (unpaced churn).
+            let churner = s.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let h = pm.register(ClientConfig::new((), |_, _, _| {})).unwrap();
+                    pm.deregister(h).unwrap();
+                    churned.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            let reporters: Vec<_> = (0..REPORTERS)
+                .map(|r| {
+                    s.spawn(move || {
+                        let mut most = 0;
+                        let until = std::time::Instant::now() + soak();
+                        let mut k = 0;
+                        while std::time::Instant::now() < until {
+                            k += 1;
+                            DELIVERED_HERE.with(|d| d.set(0));
+                            port.connector_changed(ConnectorId(r as u8), attached(k))
+                                .unwrap();
+                            most = most.max(DELIVERED_HERE.with(|d| d.get()));
+                            // Its own change has reached the client when the call returns.
+                            assert_eq!(
+                                pm.query_connector(hub, ConnectorId(r as u8)).unwrap().state,
+                                attached(k)
+                            );
+                        }
+                        (most, k as usize)
+                    })
+                })
+                .collect();
+            let done: Vec<(usize, usize)> =
+                reporters.into_iter().map(|r| r.join().unwrap()).collect();
+            stop.store(true, Ordering::Relaxed);
+            churner.join().unwrap();
+            let most = done.iter().map(|d| d.0).max().unwrap();
+            (most, done.iter().map(|d| d.1).sum::<usize>())
+        });
+        let (most_per_call, reported) = most_per_call;
+        eprintln!(
+            "flood: {reported} changes from {REPORTERS} threads, {} registrations churned \
+             beside them; the most one call delivered: {most_per_call}",
+            churned.load(Ordering::Relaxed)
+        );
+        // Each call delivered its own change and at most one change per other reporter.
+        assert!(
+            most_per_call <= REPORTERS,
+            "a call delivered {most_per_call} events, more than the {REPORTERS} reporters' items"
+        );
+        let events = snapshot(&log);
+        check_per_hub(&events).unwrap();
+        let total = 1 + reported;
+        assert_eq!(
+            events.len(),
+            total,
+            "every change reached the steady client"
+        );
+        assert!(churned.load(Ordering::Relaxed) > 0);
+        drop(port);
+        pm.deregister(steady).unwrap();
+    });
+}
+
+#[test]
+fn reports_from_a_callback_are_refused_past_the_queue_capacity() {
+    watchdog("a callback flooding its hub", || {
+        let pm = PolicyManager::new();
+        let hub = HubId(3);
+        let log = new_log();
+        let _recorder = pm.register(recorder(&log)).unwrap();
+        let results: Arc<Mutex<Vec<Result<(), Error>>>> = Arc::default();
+        let port_cell: Arc<OnceLock<HubPort>> = Arc::default();
+        let ctx = (results.clone(), port_cell.clone());
+        let flooder = pm
+            .register(ClientConfig::new(ctx, |(results, port), _, n| {
+                if n.event
+                    == (Event::ConnectorStateChange {
+                        connector: ConnectorId(0),
+                        state: attached(1_000),
+                    })
+                {
+                    let port = port.get().unwrap();
+                    for k in 1..=200 {
+                        let r = port.connector_changed(ConnectorId(0), attached(k));
+                        results.lock().unwrap().push(r);
+                    }
+                }
+            }))
+            .unwrap();
+        port_cell
+            .set(pm.hub_arrival(hub, vec![detached()]).unwrap())
+            .unwrap();
+        let port = port_cell.get().unwrap();
+        // The trigger: the flooder's callback reports 200 changes from inside.
+        port.connector_changed(ConnectorId(0), attached(1_000))
+            .unwrap();
+        let results = results.lock().unwrap().clone();
+        let accepted = results.iter().take_while(|r| r.is_ok()).count();
+        assert!(accepted > 0 && accepted < 200, "accepted {accepted}");
+        let refused = &results[accepted];
+        assert!(matches!(refused, Err(Error::HubQueueFull { hub: h, .. }) if *h == hub));
+        assert_eq!(
+            refused.clone().unwrap_err().ntstatus(),
+            NtStatus::INSUFFICIENT_RESOURCES
+        );
+        // The trigger returned only after everything its callbacks queued was delivered.
+        let changes = snapshot(&log).iter().filter(|n| is_change(n)).count();
+        assert_eq!(changes, 1 + accepted);
+        assert!(results[accepted..].iter().all(|r| r.is_err()));
+        assert_eq!(
+            pm.query_connector(hub, ConnectorId(0)).unwrap().state,
+            attached(accepted as u32),
+            "a refused report is not folded into the hub's state"
+        );
+        pm.deregister(flooder).unwrap();
+    });
+}
