@@ -44,6 +44,7 @@ macro_rules! scenario_checks {
             handle_reuse: "handle-reuse";
             removal_vs_register: "removal-vs-register";
             rearrival_vs_drain: "rearrival-vs-drain";
+            flood_one_hub: "flood-one-hub";
         );
     };
     ($checker:literal, all) => {

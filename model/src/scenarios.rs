@@ -125,6 +125,14 @@ pub const ALL: &[Scenario] = &[
         run: rearrival_vs_drain,
     },
     Scenario {
+        name: "flood-one-hub",
+        about: "two threads report one hub (two changes each) while main deregisters one of its two clients",
+        threads: 3,
+        size: Size::Small,
+        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, HubOrder, BoundedWork],
+        run: flood_one_hub,
+    },
+    Scenario {
         name: "churn-4x3x20",
         about: "4 clients, 3 hubs, 20 events: dispatchers race registration churn and re-entrant callbacks",
         threads: 5,
@@ -416,6 +424,31 @@ fn rearrival_vs_drain(env: &Env) {
     drop(again);
     env.deregister_ok("A");
     env.deregister_ok("B");
+}
+
+/// Two reporters on one hub: each call delivers only up to its own change (P6: no thread
+/// takes an item beyond the last it queued), sleeping while the other delivers; every
+/// change reaches the client that stays, in order.
+fn flood_one_hub(env: &Env) {
+    env.register("A", no_action);
+    env.register("B", no_action);
+    let hub = std::sync::Arc::new(env.hub(1));
+    let reporters: Vec<_> = ["reporter-1", "reporter-2"]
+        .into_iter()
+        .map(|name| {
+            let hub = hub.clone();
+            spawn(name, move || {
+                flip(&hub, true);
+                flip(&hub, false);
+            })
+        })
+        .collect();
+    env.deregister_ok("B");
+    for r in reporters {
+        r.join().expect("reporter");
+    }
+    env.monitor.expect_complete("A", HubId(1), 4);
+    env.deregister_ok("A");
 }
 
 fn churn_action(ctx: &Context, pm: &PolicyManager, n: &Notification) {
