@@ -110,7 +110,10 @@ fn next_instance() -> u32 {
 impl PolicyManager {
     /// A Policy Manager with no clients and no hubs.
     pub fn new() -> Self {
-        Self::with_hooks(Hooks::default())
+        // `Hooks` is a unit struct in production builds and a real one under `checking`.
+        #[allow(clippy::default_constructed_unit_structs)]
+        let hooks = Hooks::default();
+        Self::with_hooks(hooks)
     }
 
     /// A Policy Manager with one seeded bug switched on (`mutant`) and a probe that hears
