@@ -378,9 +378,13 @@ impl Hub {
                 _ => q.pending.push_back(entry),
             }
         }
-        if then == Settle::Owes {
+        if inside {
+            // Never settle (drain or sleep) inside a callback: record what is owed, if
+            // anything, for the thread's outermost call.
             drop(q);
-            owe(hub, pm, ticket);
+            if then == Settle::Owes {
+                owe(hub, pm, ticket);
+            }
             return Ok(());
         }
         hub.settle(pm, q, ticket);
