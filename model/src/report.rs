@@ -520,7 +520,9 @@ pub fn describe_mutant(m: usbpm::checking::Mutant) -> &'static str {
         CycleCheckDirectOnly => {
             "the wait-for graph checks direct waits only: three-client cycles deadlock"
         }
-        DrainOnePerPass => "the drainer stops after one item, short of its own: the item is stranded",
+        DrainOnePerPass => {
+            "the drainer stops after one item, short of its own: the item is stranded"
+        }
         GuardDropIgnoresRefusal => {
             "a guard dropped in its own callback leaves the client registered"
         }

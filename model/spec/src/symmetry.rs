@@ -7,7 +7,7 @@
 //! order of theirs, then sorts the threads. Any renaming gives a state of the same class,
 //! so the reduction is sound even where ties leave two members of a class apart.
 
-use crate::spec::{members, At, Client, Delivery, Frame, Item, Set, State};
+use crate::spec::{members, At, Client, Delivery, Entry, Frame, Item, Set, State};
 
 fn map_set(set: Set, map: &[u8]) -> Set {
     members(set).fold(0, |a, i| a | 1 << map[usize::from(i)])
@@ -48,10 +48,24 @@ fn map_frame(f: Frame, c: &[u8], h: &[u8]) -> Frame {
         },
         Frame::Kick { hub } => Frame::Kick { hub: mh(hub) },
         Frame::Query { hub } => Frame::Query { hub: mh(hub) },
-        Frame::Drain { hub, cur } => Frame::Drain {
+        Frame::Settling => Frame::Settling,
+        Frame::Sleep { hub, ticket, woken } => Frame::Sleep {
             hub: mh(hub),
+            ticket,
+            woken,
+        },
+        Frame::Drain {
+            hub,
+            target,
+            delivered,
+            cur,
+        } => Frame::Drain {
+            hub: mh(hub),
+            target,
+            delivered,
             cur: cur.map(|d| Delivery {
                 item: map_item(d.item, c),
+                ticket: d.ticket,
                 targets: map_set(d.targets, c),
                 kept: map_set(d.kept, c),
                 at: map_at(d.at, c),
@@ -129,22 +143,36 @@ pub fn representative(s: &State) -> State {
             let h = &s.hubs[old];
             let mut h = h.clone();
             h.subscribers = map_set(h.subscribers, &cmap);
-            for item in &mut h.queue {
-                *item = map_item(*item, &cmap);
+            for e in &mut h.queue {
+                *e = Entry {
+                    ticket: e.ticket,
+                    item: map_item(e.item, &cmap),
+                };
             }
             h
         })
         .collect();
-    let mut threads: Vec<Vec<Frame>> = s
+    // Each thread with its obligations, renamed, sorted together.
+    let mut threads: Vec<(Vec<Frame>, Vec<(u8, u8)>)> = s
         .threads
         .iter()
-        .map(|t| t.iter().map(|&f| map_frame(f, &cmap, &hmap)).collect())
+        .zip(&s.owed)
+        .map(|(t, o)| {
+            (
+                t.iter().map(|&f| map_frame(f, &cmap, &hmap)).collect(),
+                o.iter()
+                    .map(|&(hub, ticket)| (hmap[usize::from(hub)], ticket))
+                    .collect(),
+            )
+        })
         .collect();
     threads.sort();
+    let (threads, owed) = threads.into_iter().unzip();
     State {
         clients,
         hubs,
         threads,
+        owed,
         ..s.clone()
     }
 }
