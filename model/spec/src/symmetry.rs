@@ -109,9 +109,51 @@ fn inverse(order: &[usize]) -> Vec<u8> {
     map
 }
 
-/// A representative of `s`'s class: hubs, then clients, renamed in the order of their
-/// values, threads sorted.
+/// `s` with each hub's tickets counted from its `done`: every decision compares a ticket
+/// with `done` or with another ticket above it (a ticket at or below `done` is
+/// delivered, whichever it is), so states that differ only by how many items each hub
+/// delivered before behave alike.
+fn rebase(s: &State) -> State {
+    let mut n = s.clone();
+    let base: Vec<u8> = s.hubs.iter().map(|h| h.done).collect();
+    let r = |hub: u8, v: u8| v.saturating_sub(base[usize::from(hub)]);
+    for (i, h) in n.hubs.iter_mut().enumerate() {
+        let hub = i as u8;
+        h.appended = r(hub, h.appended);
+        h.arrival = r(hub, h.arrival);
+        h.done = 0;
+        for e in &mut h.queue {
+            e.ticket = r(hub, e.ticket);
+        }
+    }
+    for f in n.threads.iter_mut().flatten() {
+        match f {
+            Frame::Sleep { hub, ticket, .. } => *ticket = r(*hub, *ticket),
+            Frame::Drain {
+                hub,
+                target,
+                delivered,
+                cur,
+            } => {
+                *target = r(*hub, *target);
+                *delivered = r(*hub, *delivered);
+                if let Some(d) = cur {
+                    d.ticket = r(*hub, d.ticket);
+                }
+            }
+            _ => {}
+        }
+    }
+    for (hub, ticket) in n.owed.iter_mut().flatten() {
+        *ticket = r(*hub, *ticket);
+    }
+    n
+}
+
+/// A representative of `s`'s class: tickets counted from each hub's `done`, then hubs,
+/// then clients, renamed in the order of their values, threads sorted.
 pub fn representative(s: &State) -> State {
+    let s = &rebase(s);
     let mut horder: Vec<usize> = (0..s.hubs.len()).collect();
     horder.sort_by(|&a, &b| s.hubs[a].cmp(&s.hubs[b]));
     let hmap = inverse(&horder);
