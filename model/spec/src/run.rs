@@ -341,7 +341,8 @@ pub fn mutant_size(_m: SpecMutant) -> Size {
 
 /// Whether a `sometimes` property can be witnessed at `size` (with no registration
 /// there is no replay; with fewer than two deregisters from callbacks, no cycle; with
-/// one hub, no two deliveries at once, so no deregister from a callback waits).
+/// one hub, no two deliveries at once, so no deregister from a callback waits; with no
+/// report from a callback, nothing owed).
 pub fn applicable(size: &Size, property: &str) -> bool {
     let replay = property.contains("replay");
     let cycle = property.contains("cycle");
@@ -351,7 +352,11 @@ pub fn applicable(size: &Size, property: &str) -> bool {
     let two_drainers = ["two hubs", "two threads", "from a callback waits", "cycle"]
         .iter()
         .any(|p| property.contains(p));
+    // Only a callback's own report (registration, arrival, change, removal) appends from
+    // inside a callback, so only then is anything owed.
+    let owed = property.contains("owed");
     !((replay && size.preregistered)
+        || (owed && size.callback_reports == 0)
         || (cycle && size.reentrant < 2)
         || (two_drainers && size.hubs < 2))
 }
