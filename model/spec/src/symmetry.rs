@@ -150,6 +150,9 @@ fn rebase(s: &State) -> State {
     n
 }
 
+/// A thread's frames and its obligations `(hub, ticket)`.
+type ThreadWithObligations = (Vec<Frame>, Vec<(u8, u8)>);
+
 /// A representative of `s`'s class: tickets counted from each hub's `done`, then hubs,
 /// then clients, renamed in the order of their values, threads sorted.
 pub fn representative(s: &State) -> State {
@@ -195,7 +198,7 @@ pub fn representative(s: &State) -> State {
         })
         .collect();
     // Each thread with its obligations, renamed, sorted together.
-    let mut threads: Vec<(Vec<Frame>, Vec<(u8, u8)>)> = s
+    let mut threads: Vec<ThreadWithObligations> = s
         .threads
         .iter()
         .zip(&s.owed)
