@@ -532,6 +532,9 @@ pub fn describe_mutant(m: usbpm::checking::Mutant) -> &'static str {
         WaiterFlagAfterTest => {
             "deregister sets its waiter flag after testing the count (lost wake-up)"
         }
+        UnboundedDrain => "the drainer ignores its target and drains until the queue is empty",
+        HandoffWakesNobody => "a drainer that reaches its target wakes none of the sleepers",
+        ObligationForgotten => "an append inside a callback records no obligation: it is stranded",
         _ => "",
     }
 }

@@ -130,6 +130,8 @@ pub fn run_spec_check() {
             "P3".into(),
             "P4".into(),
             "P5".into(),
+            "P6".into(),
+            "P7".into(),
             "liveness".into(),
             "reachability".into(),
         ],

@@ -7,11 +7,21 @@
 //! take them. Any harness with a `Monitor` (scenarios, generated programs) can call
 //! [`validate_steps`] on what it recorded.
 
-use usbpm::checking::{Appended as LibAppended, Step};
+use usbpm::checking::{Appended as LibAppended, Settle, Step};
 use usbpm_spec::trace::{Appended, Obs, TraceEvent};
-use usbpm_spec::{Divergence, SpecMutant};
+use usbpm_spec::{Divergence, SpecMutant, Then};
 
 use crate::monitor::Monitor;
+
+/// The specification's name for what a caller does about its item.
+fn then(s: Settle) -> Then {
+    match s {
+        Settle::Done => Then::Done,
+        Settle::Owes => Then::Owes,
+        Settle::Sleeps => Then::Sleeps,
+        Settle::Drains => Then::Drains,
+    }
+}
 
 /// The specification's observation of one library step.
 pub fn observe(step: &Step) -> Obs {
@@ -25,8 +35,8 @@ pub fn observe(step: &Step) -> Obs {
         Step::Submitted {
             hub,
             appended,
-            then,
-            ..
+            ticket,
+            then: t,
         } => Obs::Submitted {
             hub: hub.0,
             appended: match appended {
@@ -38,13 +48,37 @@ pub fn observe(step: &Step) -> Obs {
                 },
                 _ => Appended::Nothing,
             },
-            drains: *then == usbpm::checking::Settle::Drains,
+            ticket: *ticket,
+            then: then(*t),
         },
-        Step::Took { hub, seq, .. } => Obs::Took {
+        Step::Took { hub, seq, ticket } => Obs::Took {
             hub: hub.0,
             seq: *seq,
+            ticket: *ticket,
         },
-        Step::DrainStop { hub, .. } => Obs::DrainIdle { hub: hub.0 },
+        Step::DrainStop { hub, done, woke } => Obs::DrainStop {
+            hub: hub.0,
+            done: *done,
+            woke: *woke,
+        },
+        Step::Awake {
+            hub,
+            ticket,
+            then: t,
+        } => Obs::Awake {
+            hub: hub.0,
+            ticket: *ticket,
+            then: then(*t),
+        },
+        Step::Settles {
+            hub,
+            ticket,
+            then: t,
+        } => Obs::Settles {
+            hub: hub.0,
+            ticket: *ticket,
+            then: then(*t),
+        },
         Step::InFlightAcquire { client, from } => Obs::Acquire {
             client: c(client),
             from: *from,

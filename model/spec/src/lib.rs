@@ -20,5 +20,5 @@ pub mod spec;
 pub mod symmetry;
 pub mod trace;
 
-pub use spec::{Op, Size, Spec, SpecMutant, State};
+pub use spec::{Op, Size, Spec, SpecMutant, State, Then};
 pub use trace::{validate, Divergence, Obs, TraceEvent};

@@ -168,6 +168,23 @@ fn p5(_: &Spec, s: &State) -> bool {
     s.clients.iter().all(|c| !c.order_broken)
 }
 
+fn p6_bounded(_: &Spec, s: &State) -> bool {
+    s.threads.iter().flatten().all(|f| match f {
+        Frame::Drain {
+            target,
+            cur: Some(d),
+            ..
+        } => d.ticket <= *target,
+        _ => true,
+    })
+}
+
+/// Every queued item has an owner: with every thread idle (so no drainer, no sleeper
+/// and no obligation left) every queue is empty.
+fn p7_nothing_stranded(_: &Spec, s: &State) -> bool {
+    !s.all_idle() || s.hubs.iter().all(|h| h.queue.is_empty())
+}
+
 fn live_quiescent(spec: &Spec, s: &State) -> bool {
     spec.quiescent(s)
 }
@@ -236,7 +253,7 @@ fn some_stale(_: &Spec, s: &State) -> bool {
 fn some_replay_queued(_: &Spec, s: &State) -> bool {
     s.hubs
         .iter()
-        .any(|h| h.queue.iter().any(|i| matches!(i, Item::Join { .. })))
+        .any(|h| h.queue.iter().any(|e| matches!(e.item, Item::Join { .. })))
 }
 
 fn some_replay_dropped(_: &Spec, s: &State) -> bool {
@@ -248,6 +265,24 @@ fn some_replay_dropped(_: &Spec, s: &State) -> bool {
 
 fn some_removal_delivered(_: &Spec, s: &State) -> bool {
     s.clients.iter().any(|c| c.logs.iter().any(|l| l.removed))
+}
+
+fn some_handoff(_: &Spec, s: &State) -> bool {
+    s.threads.iter().flatten().any(|f| match f {
+        Frame::Sleep {
+            hub,
+            ticket,
+            woken: true,
+        } => {
+            let h = &s.hubs[usize::from(*hub)];
+            !h.draining && h.done < *ticket
+        }
+        _ => false,
+    })
+}
+
+fn some_owed(_: &Spec, s: &State) -> bool {
+    s.owed.iter().any(|o| !o.is_empty())
 }
 
 fn some_all_deregistered(spec: &Spec, s: &State) -> bool {
@@ -308,6 +343,14 @@ impl Model for Spec {
                 p4_own_callback_refused,
             ),
             Property::always("P5 per-hub order, arrival first, nothing after removal", p5),
+            Property::always(
+                "P6 a drainer never takes an item beyond its own (bounded work)",
+                p6_bounded,
+            ),
+            Property::always(
+                "P7 nothing stranded: all threads idle, every queue empty",
+                p7_nothing_stranded,
+            ),
             Property::eventually(
                 "every deregister returns and every queue drains",
                 live_quiescent,
@@ -336,6 +379,8 @@ impl Model for Spec {
             Property::sometimes("an arrival replay is queued", some_replay_queued),
             Property::sometimes("a replay meets a queued removal", some_replay_dropped),
             Property::sometimes("a removal is delivered", some_removal_delivered),
+            Property::sometimes("a sleeper is woken and handed the idle queue", some_handoff),
+            Property::sometimes("an append from a callback is owed by its thread", some_owed),
             Property::sometimes(
                 "every client deregistered, all quiet",
                 some_all_deregistered,

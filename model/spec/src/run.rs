@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use stateright::{Checker, Expectation, HasDiscoveries, Model};
 
-use crate::spec::{members, Op, Set, Size, Spec, SpecMutant};
+use crate::spec::{members, Op, Set, Size, Spec, SpecMutant, Then};
 use crate::symmetry::representative;
 
 /// Unique states at the quick size without symmetry reduction, measured once with
@@ -183,7 +183,12 @@ pub fn counterexample(path: &[(crate::State, Option<(u8, Op)>)]) -> String {
             None => {
                 let _ = writeln!(text, "  last state: call stacks by thread:");
                 for (t, frames) in state.threads.iter().enumerate() {
-                    let _ = writeln!(text, "       t{}: {frames:?}", t + 1);
+                    let _ = writeln!(
+                        text,
+                        "       t{}: {frames:?} owes (hub, ticket) {:?}",
+                        t + 1,
+                        state.owed[t]
+                    );
                 }
             }
         }
@@ -203,11 +208,12 @@ fn clients(set: Set) -> String {
     format!("{{{}}}", names.join(", "))
 }
 
-fn drains(d: bool) -> &'static str {
-    if d {
-        ", and becomes its drainer"
-    } else {
-        ""
+fn then(t: Then) -> &'static str {
+    match t {
+        Then::Done => ", already delivered",
+        Then::Owes => ", owed by the thread (inside a callback)",
+        Then::Sleeps => ", and sleeps until it is delivered",
+        Then::Drains => ", and drains up to it",
     }
 }
 
@@ -218,25 +224,39 @@ pub fn in_protocol_terms(op: Op) -> String {
         Op::HubArrive { hub, clients: cs } => {
             format!("hub {} arrives for {}", hub + 1, clients(cs))
         }
-        Op::Change { hub, drains: d } => format!("hub {} reports a change{}", hub + 1, drains(d)),
-        Op::Remove { hub, drains: d } => format!("hub {} is removed{}", hub + 1, drains(d)),
+        Op::Change { hub, then: d } => format!("hub {} reports a change{}", hub + 1, then(d)),
+        Op::Remove { hub, then: d } => format!("hub {} is removed{}", hub + 1, then(d)),
         Op::Join {
             hub,
             queued: true,
-            drains: d,
+            then: d,
         } => format!(
             "register queues hub {}'s arrival replay{}",
             hub + 1,
-            drains(d)
+            then(d)
         ),
         Op::Join {
             hub, queued: false, ..
         } => format!("register drops hub {}'s replay (removal queued)", hub + 1),
-        Op::Kick { hub, drains: d } => {
-            format!("hub_arrival kicks hub {}'s queue{}", hub + 1, drains(d))
+        Op::Kick { hub, then: d } => {
+            format!("hub_arrival waits for hub {}'s arrival{}", hub + 1, then(d))
         }
         Op::Take { hub, seq } => format!("the drainer takes hub {} seq {seq}", hub + 1),
-        Op::DrainIdle { hub } => format!("hub {}'s queue is empty: the drainer stops", hub + 1),
+        Op::DrainStop { hub, woke } => format!(
+            "hub {}'s drainer stops at its target{}",
+            hub + 1,
+            if woke { " and wakes the sleepers" } else { "" }
+        ),
+        Op::Awake { hub, then: d } => format!("a sleeper on hub {} wakes{}", hub + 1, then(d)),
+        Op::Settles {
+            hub,
+            ticket,
+            then: d,
+        } => format!(
+            "the outermost call settles hub {}'s ticket {ticket}{}",
+            hub + 1,
+            then(d)
+        ),
         Op::Acquire { client: c, from } => format!(
             "delivery takes an in-flight count on {} ({from} -> {})",
             client(c),
@@ -321,7 +341,8 @@ pub fn mutant_size(_m: SpecMutant) -> Size {
 
 /// Whether a `sometimes` property can be witnessed at `size` (with no registration
 /// there is no replay; with fewer than two deregisters from callbacks, no cycle; with
-/// one hub, no two deliveries at once, so no deregister from a callback waits).
+/// one hub, no two deliveries at once, so no deregister from a callback waits; with no
+/// report from a callback, nothing owed).
 pub fn applicable(size: &Size, property: &str) -> bool {
     let replay = property.contains("replay");
     let cycle = property.contains("cycle");
@@ -331,7 +352,11 @@ pub fn applicable(size: &Size, property: &str) -> bool {
     let two_drainers = ["two hubs", "two threads", "from a callback waits", "cycle"]
         .iter()
         .any(|p| property.contains(p));
+    // Only a callback's own report (registration, arrival, change, removal) appends from
+    // inside a callback, so only then is anything owed.
+    let owed = property.contains("owed");
     !((replay && size.preregistered)
+        || (owed && size.callback_reports == 0)
         || (cycle && size.reentrant < 2)
         || (two_drainers && size.hubs < 2))
 }

@@ -94,6 +94,27 @@ pub enum Item {
     },
 }
 
+/// A queued item and its ticket (its place in the hub's append order, from 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Entry {
+    pub ticket: u8,
+    pub item: Item,
+}
+
+/// What a caller does about its item once it is submitted (or woken, or settling an
+/// obligation): the code's `Settle`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Then {
+    /// Its ticket is delivered already (or nothing was appended): nothing to do.
+    Done,
+    /// Inside a callback: the thread's outermost call owes the item.
+    Owes,
+    /// Another thread drains: sleep on the hub until woken.
+    Sleeps,
+    /// The queue is idle: drain up to the item.
+    Drains,
+}
+
 impl Item {
     pub fn seq(self) -> u8 {
         match self {
@@ -113,7 +134,13 @@ pub struct Hub {
     pub seq: u8,
     /// Changes reported so far (model checking budget).
     pub reported: u8,
-    pub queue: Vec<Item>,
+    pub queue: Vec<Entry>,
+    /// The ticket of the last item appended (0: none yet).
+    pub appended: u8,
+    /// Every item with a ticket up to this one is delivered (or dropped).
+    pub done: u8,
+    /// The ticket of the hub's latest arrival (what `hub_arrival`'s kick waits for).
+    pub arrival: u8,
     /// A thread is delivering this queue.
     pub draining: bool,
     /// Clients that have seen this hub's arrival and were not found closed since.
@@ -141,6 +168,7 @@ pub enum At {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Delivery {
     pub item: Item,
+    pub ticket: u8,
     /// Clients still to be delivered to.
     pub targets: Set,
     /// Clients delivered to (they stay, or become, subscribers).
@@ -174,10 +202,22 @@ pub enum Phase {
 pub enum Frame {
     /// `register(client)` queues arrival replays for these hubs, one at a time.
     Registering { client: u8, hubs: Set },
-    /// `hub_arrival` queued the arrival; it delivers the queue if nobody does.
+    /// `hub_arrival` queued the arrival; it sees it delivered next.
     Kick { hub: u8 },
-    /// Delivering a hub's queue (the one drainer of that hub).
-    Drain { hub: u8, cur: Option<Delivery> },
+    /// An outermost call (outside callbacks) sees its own item delivered (the frames
+    /// above), then settles its thread's obligations one by one, and returns.
+    Settling,
+    /// Sleeps on the hub until a drainer's stop wakes it (`woken`), for its item `ticket`.
+    Sleep { hub: u8, ticket: u8, woken: bool },
+    /// Delivering a hub's queue (the one drainer of that hub) up to ticket `target`.
+    /// `delivered`: the ticket of the item just delivered, which `done` takes on when
+    /// the drainer relocks (its next take or its stop); 0: none.
+    Drain {
+        hub: u8,
+        target: u8,
+        delivered: u8,
+        cur: Option<Delivery>,
+    },
     /// Inside a client's callback. `after_ok`: it began after a deregister of the client
     /// returned `Ok` (P1).
     Callback {
@@ -208,6 +248,10 @@ pub struct State {
     pub clients: Vec<Client>,
     pub hubs: Vec<Hub>,
     pub threads: Vec<Vec<Frame>>,
+    /// Per thread, its obligations: (hub, ticket) appended from inside its callbacks, to
+    /// be delivered before its outermost call returns (one per hub, the highest ticket;
+    /// settled last first).
+    pub owed: Vec<Vec<(u8, u8)>>,
     /// Model checking budgets for what callbacks do.
     pub reentrant_left: u8,
     pub panics_left: u8,
@@ -225,18 +269,24 @@ pub enum Op {
     Register { client: u8 },
     /// `hub_arrival(hub)`: the arrival is queued for the clients registered now.
     HubArrive { hub: u8, clients: Set },
-    /// `connector_changed`: queued with the next seq; `drains`: the queue was idle.
-    Change { hub: u8, drains: bool },
+    /// `connector_changed`: queued with the next seq and ticket; `then`: what the caller
+    /// does about it.
+    Change { hub: u8, then: Then },
     /// `HubPort::remove`: the removal is queued; later changes and replays refused.
-    Remove { hub: u8, drains: bool },
+    Remove { hub: u8, then: Then },
     /// `register`'s replay for one hub: queued (or dropped if its removal is queued).
-    Join { hub: u8, queued: bool, drains: bool },
-    /// `hub_arrival`'s kick: deliver the queue if nobody does.
-    Kick { hub: u8, drains: bool },
-    /// The drainer takes the front item.
+    Join { hub: u8, queued: bool, then: Then },
+    /// `hub_arrival`'s kick: sees the arrival's ticket delivered.
+    Kick { hub: u8, then: Then },
+    /// The drainer (short of its target) takes the front item.
     Take { hub: u8, seq: u8 },
-    /// The drainer finds the queue empty and stops.
-    DrainIdle { hub: u8 },
+    /// The drainer reached its target (or the queue is empty) and stops; `woke`: it
+    /// wakes the callers sleeping on the hub.
+    DrainStop { hub: u8, woke: bool },
+    /// A sleeper reacquires the hub's lock and decides again.
+    Awake { hub: u8, then: Then },
+    /// The outermost call takes its thread's last obligation.
+    Settles { hub: u8, ticket: u8, then: Then },
     /// Delivery takes an in-flight count on `client` (`from` before).
     Acquire { client: u8, from: u8 },
     /// Delivery finds `client` closed and drops it.
@@ -300,6 +350,10 @@ pub enum SpecMutant {
     RemovalOvertakes,
     ReplayMissesHub,
     PanicLeaksCount,
+    DrainOnePerPass,
+    UnboundedDrain,
+    HandoffWakesNobody,
+    ObligationForgotten,
 }
 
 impl SpecMutant {
@@ -316,6 +370,10 @@ impl SpecMutant {
         SpecMutant::RemovalOvertakes,
         SpecMutant::ReplayMissesHub,
         SpecMutant::PanicLeaksCount,
+        SpecMutant::DrainOnePerPass,
+        SpecMutant::UnboundedDrain,
+        SpecMutant::HandoffWakesNobody,
+        SpecMutant::ObligationForgotten,
     ];
 
     /// The name of the code mutant of the same family.
@@ -333,6 +391,10 @@ impl SpecMutant {
             SpecMutant::RemovalOvertakes => "removal-overtakes",
             SpecMutant::ReplayMissesHub => "replay-misses-hub",
             SpecMutant::PanicLeaksCount => "panic-leaks-count",
+            SpecMutant::DrainOnePerPass => "drain-one-per-pass",
+            SpecMutant::UnboundedDrain => "unbounded-drain",
+            SpecMutant::HandoffWakesNobody => "handoff-wakes-nobody",
+            SpecMutant::ObligationForgotten => "obligation-forgotten",
         }
     }
 
@@ -431,6 +493,9 @@ impl State {
             seq: 0,
             reported: 0,
             queue: Vec::new(),
+            appended: 0,
+            done: 0,
+            arrival: 0,
             draining: false,
             subscribers: 0,
         };
@@ -438,6 +503,7 @@ impl State {
             clients: vec![client; usize::from(clients)],
             hubs: vec![hub; usize::from(hubs)],
             threads: vec![Vec::new(); usize::from(threads)],
+            owed: vec![Vec::new(); usize::from(threads)],
             reentrant_left: size.map_or(0, |s| s.reentrant),
             panics_left: size.map_or(0, |s| s.panics),
             queries_left: size.map_or(0, |s| s.queries),
@@ -500,6 +566,13 @@ impl State {
 
 type R = Result<(), &'static str>;
 
+/// Puts `d` as the delivery of thread `t`'s drain frame (its top frame).
+fn set_cur(s: &mut State, t: usize, d: Delivery) {
+    if let Some(Frame::Drain { cur, .. }) = s.threads[t].last_mut() {
+        *cur = Some(d);
+    }
+}
+
 fn ensure(ok: bool, why: &'static str) -> R {
     if ok {
         Ok(())
@@ -547,30 +620,134 @@ impl Spec {
             && s.threads
                 .iter()
                 .flatten()
-                .any(|f| matches!(f, Frame::Drain { hub: h, cur: Some(_) } if *h == hub))
+                .any(|f| matches!(f, Frame::Drain { hub: h, cur: Some(_), .. } if *h == hub))
     }
 
-    /// Appends `item` to `hub`'s queue; the appender becomes its drainer if it was idle.
-    fn append(&self, s: &mut State, t: usize, hub: u8, item: Option<Item>, drains: bool) -> R {
-        let h = &mut s.hubs[usize::from(hub)];
-        if let Some(item) = item {
-            match item {
-                Item::Removal { .. } if self.m(SpecMutant::RemovalOvertakes) => {
-                    h.queue.insert(0, item)
-                }
-                _ => h.queue.push(item),
+    /// What a caller outside callbacks does about its item `ticket` of `hub` (a
+    /// sleeper woken, an obligation settled): nothing if it is delivered, sleep while
+    /// another thread drains, drain otherwise.
+    pub fn settle_decision(s: &State, hub: u8, ticket: u8) -> Then {
+        let h = &s.hubs[usize::from(hub)];
+        if ticket <= h.done {
+            Then::Done
+        } else if h.draining {
+            Then::Sleeps
+        } else {
+            Then::Drains
+        }
+    }
+
+    /// What thread `t` does about the item `ticket` it submits to `hub`: as
+    /// [`Spec::settle_decision`], except that inside a callback it owes the item.
+    pub fn submit_decision(s: &State, t: usize, hub: u8, ticket: u8) -> Then {
+        match Self::settle_decision(s, hub, ticket) {
+            Then::Done => Then::Done,
+            _ if s.holding(t) != 0 => Then::Owes,
+            other => other,
+        }
+    }
+
+    /// The ticket a submission to `hub` waits for: the next one if it appends, the
+    /// arrival's for the kick, 0 for a dropped replay.
+    pub fn submit_ticket(s: &State, hub: u8, appends: bool, kick: bool) -> u8 {
+        let h = &s.hubs[usize::from(hub)];
+        if appends {
+            h.appended + 1
+        } else if kick {
+            h.arrival
+        } else {
+            0
+        }
+    }
+
+    /// Goes on with `then` for `hub`'s item `ticket`: sleeps on the hub, or becomes its
+    /// drainer up to the item.
+    fn settle(s: &mut State, t: usize, hub: u8, ticket: u8, then: Then) {
+        match then {
+            Then::Done | Then::Owes => {}
+            Then::Sleeps => s.threads[t].push(Frame::Sleep {
+                hub,
+                ticket,
+                woken: false,
+            }),
+            Then::Drains => {
+                s.hubs[usize::from(hub)].draining = true;
+                s.threads[t].push(Frame::Drain {
+                    hub,
+                    target: ticket,
+                    delivered: 0,
+                    cur: None,
+                });
             }
         }
-        let start = !h.draining && !h.queue.is_empty();
+    }
+
+    /// Submits to `hub` under its lock: appends `item` (with the next ticket), decides
+    /// what the caller does (`then`, as observed), and does it: inside a callback records
+    /// the obligation, outside settles the item (and then the thread's obligations).
+    fn submit(
+        &self,
+        s: &mut State,
+        t: usize,
+        hub: u8,
+        item: Option<Item>,
+        kick: bool,
+        then: Then,
+    ) -> R {
+        let ticket = Self::submit_ticket(s, hub, item.is_some(), kick);
+        let want = Self::submit_decision(s, t, hub, ticket);
         ensure(
-            start == drains,
-            "the thread becomes the hub's drainer exactly when the queue was idle and non-empty",
+            want == then,
+            "the caller does what its ticket, the hub's done and draining say",
         )?;
-        if start {
-            h.draining = true;
-            s.threads[t].push(Frame::Drain { hub, cur: None });
+        let h = &mut s.hubs[usize::from(hub)];
+        if let Some(item) = item {
+            h.appended = ticket;
+            let entry = Entry { ticket, item };
+            match item {
+                Item::Removal { .. } if self.m(SpecMutant::RemovalOvertakes) => {
+                    h.queue.insert(0, entry)
+                }
+                _ => h.queue.push(entry),
+            }
         }
+        if then == Then::Owes && !self.m(SpecMutant::ObligationForgotten) {
+            let owed = &mut s.owed[t];
+            match owed.iter_mut().find(|(oh, _)| *oh == hub) {
+                Some(o) => o.1 = o.1.max(ticket),
+                None => owed.push((hub, ticket)),
+            }
+        }
+        // Inside a callback nothing more: the thread's outermost call settles what it
+        // owes (a callback that settled obligations could sleep on its own drain).
+        if s.holding(t) != 0 {
+            return Ok(());
+        }
+        s.threads[t].push(Frame::Settling);
+        Self::settle(s, t, hub, ticket, then);
         Ok(())
+    }
+
+    /// Whether a thread sleeps on `hub`.
+    fn has_sleepers(s: &State, hub: u8) -> bool {
+        s.threads
+            .iter()
+            .flatten()
+            .any(|f| matches!(f, Frame::Sleep { hub: h, .. } if *h == hub))
+    }
+
+    /// What the drainer of `hub` on thread `t` (between items) does next: take the front
+    /// item (`Some(seq)`) or stop (`None`). `done` is the hub's, with the item just
+    /// delivered counted.
+    fn drain_next(&self, s: &State, hub: u8, target: u8, delivered: u8) -> Option<u8> {
+        let h = &s.hubs[usize::from(hub)];
+        let done = h.done.max(delivered);
+        let short = done < target || self.m(SpecMutant::UnboundedDrain);
+        let one_done = self.m(SpecMutant::DrainOnePerPass) && delivered != 0;
+        match h.queue.first() {
+            Some(e) if short && !one_done => Some(e.item.seq()),
+            _ => None,
+        }
     }
 
     /// Takes `op` on thread `t`, or says why the specification cannot.
@@ -629,13 +806,18 @@ impl Spec {
                 h.arrived = true;
                 h.removed = false;
                 h.seq = 0;
-                h.queue.push(Item::Arrival { clients });
+                h.appended += 1;
+                h.arrival = h.appended;
+                h.queue.push(Entry {
+                    ticket: h.appended,
+                    item: Item::Arrival { clients },
+                });
                 for c in members(clients) {
                     n.clients[usize::from(c)].logs[usize::from(hub)].owed = true;
                 }
                 n.threads[t].push(Frame::Kick { hub });
             }
-            Op::Change { hub, drains } | Op::Remove { hub, drains } => {
+            Op::Change { hub, then } | Op::Remove { hub, then } => {
                 ensure(
                     idle_or_callback,
                     "hardware reports from an idle thread or a callback",
@@ -657,13 +839,9 @@ impl Spec {
                     h.removed = true;
                     Item::Removal { seq: h.seq }
                 };
-                self.append(&mut n, t, hub, Some(item), drains)?;
+                self.submit(&mut n, t, hub, Some(item), false, then)?;
             }
-            Op::Join {
-                hub,
-                queued,
-                drains,
-            } => {
+            Op::Join { hub, queued, then } => {
                 let Some(Frame::Registering { client, hubs }) = top else {
                     return Err("a replay is queued by a registering thread");
                 };
@@ -686,9 +864,9 @@ impl Spec {
                 )?;
                 let item = queued.then_some(Item::Join { client, seq: h.seq });
                 n.clients[usize::from(client)].logs[usize::from(hub)].owed = queued;
-                self.append(&mut n, t, hub, item, drains)?;
+                self.submit(&mut n, t, hub, item, false, then)?;
             }
-            Op::Kick { hub, drains } => {
+            Op::Kick { hub, then } => {
                 ensure(
                     top == Some(Frame::Kick { hub }),
                     "a kick follows the hub's arrival",
@@ -698,16 +876,26 @@ impl Spec {
                     "the hub's lock is held across a callback",
                 )?;
                 n.threads[t].pop();
-                self.append(&mut n, t, hub, None, drains)?;
+                self.submit(&mut n, t, hub, None, true, then)?;
             }
             Op::Take { hub, seq } => {
+                let Some(Frame::Drain {
+                    hub: dh,
+                    target,
+                    delivered,
+                    cur: None,
+                }) = top
+                else {
+                    return Err("only a drainer, between items, takes one");
+                };
+                ensure(dh == hub, "only the hub's drainer takes its items")?;
                 ensure(
-                    top == Some(Frame::Drain { hub, cur: None }),
-                    "only the hub's drainer, between items, takes one",
+                    self.drain_next(s, hub, target, delivered).is_some(),
+                    "the drainer takes an item only short of its target, from a non-empty queue",
                 )?;
                 let h = &mut n.hubs[usize::from(hub)];
-                ensure(!h.queue.is_empty(), "nothing to take")?;
-                let item = h.queue.remove(0);
+                h.done = h.done.max(delivered);
+                let Entry { ticket, item } = h.queue.remove(0);
                 ensure(
                     item.seq() == seq,
                     "the drainer takes the queue's front item",
@@ -717,32 +905,102 @@ impl Spec {
                     Item::Change { .. } | Item::Removal { .. } => h.subscribers,
                     Item::Join { client, .. } => bit(client) & !h.subscribers,
                 };
-                n.threads[t].pop();
-                n.threads[t].push(Frame::Drain {
+                *n.threads[t].last_mut().expect("drain frame") = Frame::Drain {
                     hub,
+                    target,
+                    delivered: 0,
                     cur: Some(Delivery {
                         item,
+                        ticket,
                         targets,
                         kept: 0,
                         at: At::Next,
                     }),
-                });
+                };
             }
-            Op::DrainIdle { hub } => {
+            Op::DrainStop { hub, woke } => {
+                let Some(Frame::Drain {
+                    hub: dh,
+                    target,
+                    delivered,
+                    cur: None,
+                }) = top
+                else {
+                    return Err("only a drainer, between items, stops");
+                };
+                ensure(dh == hub, "only the hub's drainer stops it")?;
                 ensure(
-                    top == Some(Frame::Drain { hub, cur: None }),
-                    "only the hub's drainer, between items, stops",
+                    self.drain_next(s, hub, target, delivered).is_none(),
+                    "the drainer stops only at its target or at an empty queue",
+                )?;
+                let sleepers = Self::has_sleepers(s, hub);
+                ensure(
+                    woke == (sleepers && !self.m(SpecMutant::HandoffWakesNobody)),
+                    "the drainer's stop wakes the sleepers exactly when there are some",
                 )?;
                 let h = &mut n.hubs[usize::from(hub)];
-                ensure(
-                    h.queue.is_empty(),
-                    "the drainer stops only at an empty queue",
-                )?;
+                h.done = h.done.max(delivered);
                 h.draining = false;
+                if woke {
+                    for f in n.threads.iter_mut().flatten() {
+                        if let Frame::Sleep { hub: sh, woken, .. } = f {
+                            if *sh == hub {
+                                *woken = true;
+                            }
+                        }
+                    }
+                }
                 n.threads[t].pop();
             }
+            Op::Awake { hub, then } => {
+                let Some(Frame::Sleep {
+                    hub: sh,
+                    ticket,
+                    woken,
+                }) = top
+                else {
+                    return Err("only a sleeper wakes");
+                };
+                ensure(sh == hub, "a sleeper wakes on the hub it sleeps on")?;
+                // Trace validation allows a spurious wake-up (a condition variable may
+                // return without a notify); the closed world wakes only the notified.
+                ensure(woken || self.open, "only a drainer's stop wakes a sleeper")?;
+                ensure(
+                    !self.hub_blocked(s, hub),
+                    "the hub's lock is held across a callback",
+                )?;
+                ensure(
+                    then == Self::settle_decision(s, hub, ticket),
+                    "the woken sleeper does what its ticket, done and draining say",
+                )?;
+                n.threads[t].pop();
+                Self::settle(&mut n, t, hub, ticket, then);
+            }
+            Op::Settles { hub, ticket, then } => {
+                ensure(
+                    top == Some(Frame::Settling),
+                    "obligations are settled by the outermost call, after its own item",
+                )?;
+                ensure(
+                    s.owed[t].last() == Some(&(hub, ticket)),
+                    "the thread settles its last obligation",
+                )?;
+                ensure(
+                    !self.hub_blocked(s, hub),
+                    "the hub's lock is held across a callback",
+                )?;
+                ensure(
+                    then == Self::settle_decision(s, hub, ticket),
+                    "the obligation is settled as its ticket, done and draining say",
+                )?;
+                n.owed[t].pop();
+                Self::settle(&mut n, t, hub, ticket, then);
+            }
             Op::Acquire { client, .. } | Op::Skip { client } | Op::Peek { client } => {
-                let Some(Frame::Drain { hub, cur: Some(d) }) = top else {
+                let Some(Frame::Drain {
+                    hub, cur: Some(d), ..
+                }) = top
+                else {
                     return Err("delivery needs a drainer with an item");
                 };
                 ensure(
@@ -782,12 +1040,13 @@ impl Spec {
                         d.at = At::Peeked(client);
                     }
                 }
-                *n.threads[t].last_mut().expect("drain frame") = Frame::Drain { hub, cur: Some(d) };
+                set_cur(&mut n, t, d);
             }
             Op::Begin { client, seq } => {
                 let Some(Frame::Drain {
                     hub,
                     cur: Some(mut d),
+                    ..
                 }) = top
                 else {
                     return Err("a callback begins under a delivery");
@@ -827,7 +1086,7 @@ impl Spec {
                 log.last = seq;
                 log.removed |= matches!(d.item, Item::Removal { .. });
                 let after_ok = c.returned_ok;
-                *n.threads[t].last_mut().expect("drain frame") = Frame::Drain { hub, cur: Some(d) };
+                set_cur(&mut n, t, d);
                 n.threads[t].push(Frame::Callback {
                     client,
                     hub,
@@ -846,8 +1105,7 @@ impl Spec {
                 }
                 n.threads[t].pop();
                 let Some(Frame::Drain {
-                    hub,
-                    cur: Some(mut d),
+                    cur: Some(mut d), ..
                 }) = n.threads[t].last().copied()
                 else {
                     unreachable!("a callback runs under a delivery")
@@ -866,12 +1124,11 @@ impl Spec {
                     d.targets &= !bit(client);
                     d.kept |= bit(client);
                 }
-                *n.threads[t].last_mut().expect("drain frame") = Frame::Drain { hub, cur: Some(d) };
+                set_cur(&mut n, t, d);
             }
             Op::Release { client, from } => {
                 let Some(Frame::Drain {
-                    hub,
-                    cur: Some(mut d),
+                    cur: Some(mut d), ..
                 }) = top
                 else {
                     return Err("a count is released by its delivery");
@@ -924,7 +1181,7 @@ impl Spec {
                     d.targets &= !bit(client);
                     d.kept |= bit(client);
                 }
-                *n.threads[t].last_mut().expect("drain frame") = Frame::Drain { hub, cur: Some(d) };
+                set_cur(&mut n, t, d);
             }
             Op::DeregisterEnter { target } | Op::DetachEnter { target } => {
                 ensure(
@@ -1152,19 +1409,33 @@ impl Spec {
     }
 
     /// Finishes what needs no action: an item delivered to all its targets updates the
-    /// subscribers; a registration with every replay queued returns.
+    /// subscribers (the drainer records its ticket for `done`, which it updates when it
+    /// relocks); an outermost call with its item and its thread's obligations settled
+    /// returns; a registration with every replay queued returns.
     fn normalize(&self, s: &mut State, t: usize) {
         loop {
             match s.threads[t].last().copied() {
-                Some(Frame::Drain { hub, cur: Some(d) }) if d.at == At::Next && d.targets == 0 => {
+                Some(Frame::Drain {
+                    hub,
+                    target,
+                    cur: Some(d),
+                    ..
+                }) if d.at == At::Next && d.targets == 0 => {
                     let h = &mut s.hubs[usize::from(hub)];
                     h.subscribers = match d.item {
                         Item::Arrival { .. } | Item::Change { .. } => d.kept,
                         Item::Removal { .. } => 0,
                         Item::Join { .. } => h.subscribers | d.kept,
                     };
-                    *s.threads[t].last_mut().expect("drain frame") =
-                        Frame::Drain { hub, cur: None };
+                    *s.threads[t].last_mut().expect("drain frame") = Frame::Drain {
+                        hub,
+                        target,
+                        delivered: d.ticket,
+                        cur: None,
+                    };
+                }
+                Some(Frame::Settling) if s.owed[t].is_empty() => {
+                    s.threads[t].pop();
                 }
                 Some(Frame::Registering { client, hubs: 0 }) => {
                     s.threads[t].pop();
@@ -1188,37 +1459,55 @@ impl Spec {
                         out.push(Op::DeregisterEnter { target: c });
                     }
                 }
-                self.program_reports(s, out);
+                self.program_reports(s, ti, out);
             }
             Some(Frame::Registering { hubs, .. }) => {
                 for h in members(hubs) {
-                    let hub = &s.hubs[usize::from(h)];
-                    let queued = !hub.removed;
-                    let drains = !hub.draining && (queued || !hub.queue.is_empty());
+                    let queued = !s.hubs[usize::from(h)].removed;
+                    let ticket = Self::submit_ticket(s, h, queued, false);
                     out.push(Op::Join {
                         hub: h,
                         queued,
-                        drains,
+                        then: Self::submit_decision(s, ti, h, ticket),
                     });
                 }
             }
             Some(Frame::Kick { hub }) => {
-                let h = &s.hubs[usize::from(hub)];
+                let ticket = Self::submit_ticket(s, hub, false, true);
                 out.push(Op::Kick {
                     hub,
-                    drains: !h.draining && !h.queue.is_empty(),
+                    then: Self::submit_decision(s, ti, hub, ticket),
                 });
             }
-            Some(Frame::Drain { hub, cur: None }) => {
-                let h = &s.hubs[usize::from(hub)];
-                match h.queue.first() {
-                    Some(item) => out.push(Op::Take {
+            Some(Frame::Settling) => {
+                if let Some(&(hub, ticket)) = s.owed[ti].last() {
+                    out.push(Op::Settles {
                         hub,
-                        seq: item.seq(),
-                    }),
-                    None => out.push(Op::DrainIdle { hub }),
+                        ticket,
+                        then: Self::settle_decision(s, hub, ticket),
+                    });
                 }
             }
+            Some(Frame::Sleep { hub, ticket, woken }) => {
+                if woken || self.open {
+                    out.push(Op::Awake {
+                        hub,
+                        then: Self::settle_decision(s, hub, ticket),
+                    });
+                }
+            }
+            Some(Frame::Drain {
+                hub,
+                target,
+                delivered,
+                cur: None,
+            }) => match self.drain_next(s, hub, target, delivered) {
+                Some(seq) => out.push(Op::Take { hub, seq }),
+                None => out.push(Op::DrainStop {
+                    hub,
+                    woke: Self::has_sleepers(s, hub) && !self.m(SpecMutant::HandoffWakesNobody),
+                }),
+            },
             Some(Frame::Drain { cur: Some(d), .. }) => match d.at {
                 At::Next => {
                     for c in members(d.targets) {
@@ -1274,7 +1563,7 @@ impl Spec {
                     }
                 }
                 if s.reports_left > 0 {
-                    self.program_reports(s, out);
+                    self.program_reports(s, ti, out);
                 }
             }
             Some(Frame::Deregister { target, phase, .. }) => match phase {
@@ -1314,7 +1603,7 @@ impl Spec {
     /// by a callback within its budget): register an unborn client; a hub arrives (again,
     /// after its removal, within the re-arrival budget), reports its changes, then its
     /// removal.
-    fn program_reports(&self, s: &State, out: &mut Vec<Op>) {
+    fn program_reports(&self, s: &State, t: usize, out: &mut Vec<Op>) {
         for (c, cl) in s.clients.iter().enumerate() {
             if cl.status == Status::Unborn {
                 out.push(Op::Register { client: c as u8 });
@@ -1328,11 +1617,11 @@ impl Spec {
                     clients: s.open_clients(),
                 });
             } else if !hub.removed {
-                let drains = !hub.draining;
+                let then = Self::submit_decision(s, t, h, Self::submit_ticket(s, h, true, false));
                 if hub.reported < self.size.changes {
-                    out.push(Op::Change { hub: h, drains });
+                    out.push(Op::Change { hub: h, then });
                 } else if self.size.removal {
-                    out.push(Op::Remove { hub: h, drains });
+                    out.push(Op::Remove { hub: h, then });
                 }
             }
         }

@@ -7,7 +7,7 @@
 //! order of theirs, then sorts the threads. Any renaming gives a state of the same class,
 //! so the reduction is sound even where ties leave two members of a class apart.
 
-use crate::spec::{members, At, Client, Delivery, Frame, Item, Set, State};
+use crate::spec::{members, At, Client, Delivery, Entry, Frame, Item, Set, State};
 
 fn map_set(set: Set, map: &[u8]) -> Set {
     members(set).fold(0, |a, i| a | 1 << map[usize::from(i)])
@@ -48,10 +48,24 @@ fn map_frame(f: Frame, c: &[u8], h: &[u8]) -> Frame {
         },
         Frame::Kick { hub } => Frame::Kick { hub: mh(hub) },
         Frame::Query { hub } => Frame::Query { hub: mh(hub) },
-        Frame::Drain { hub, cur } => Frame::Drain {
+        Frame::Settling => Frame::Settling,
+        Frame::Sleep { hub, ticket, woken } => Frame::Sleep {
             hub: mh(hub),
+            ticket,
+            woken,
+        },
+        Frame::Drain {
+            hub,
+            target,
+            delivered,
+            cur,
+        } => Frame::Drain {
+            hub: mh(hub),
+            target,
+            delivered,
             cur: cur.map(|d| Delivery {
                 item: map_item(d.item, c),
+                ticket: d.ticket,
                 targets: map_set(d.targets, c),
                 kept: map_set(d.kept, c),
                 at: map_at(d.at, c),
@@ -95,9 +109,54 @@ fn inverse(order: &[usize]) -> Vec<u8> {
     map
 }
 
-/// A representative of `s`'s class: hubs, then clients, renamed in the order of their
-/// values, threads sorted.
+/// `s` with each hub's tickets counted from its `done`: every decision compares a ticket
+/// with `done` or with another ticket above it (a ticket at or below `done` is
+/// delivered, whichever it is), so states that differ only by how many items each hub
+/// delivered before behave alike.
+fn rebase(s: &State) -> State {
+    let mut n = s.clone();
+    let base: Vec<u8> = s.hubs.iter().map(|h| h.done).collect();
+    let r = |hub: u8, v: u8| v.saturating_sub(base[usize::from(hub)]);
+    for (i, h) in n.hubs.iter_mut().enumerate() {
+        let hub = i as u8;
+        h.appended = r(hub, h.appended);
+        h.arrival = r(hub, h.arrival);
+        h.done = 0;
+        for e in &mut h.queue {
+            e.ticket = r(hub, e.ticket);
+        }
+    }
+    for f in n.threads.iter_mut().flatten() {
+        match f {
+            Frame::Sleep { hub, ticket, .. } => *ticket = r(*hub, *ticket),
+            Frame::Drain {
+                hub,
+                target,
+                delivered,
+                cur,
+            } => {
+                *target = r(*hub, *target);
+                *delivered = r(*hub, *delivered);
+                if let Some(d) = cur {
+                    d.ticket = r(*hub, d.ticket);
+                }
+            }
+            _ => {}
+        }
+    }
+    for (hub, ticket) in n.owed.iter_mut().flatten() {
+        *ticket = r(*hub, *ticket);
+    }
+    n
+}
+
+/// A thread's frames and its obligations `(hub, ticket)`.
+type ThreadWithObligations = (Vec<Frame>, Vec<(u8, u8)>);
+
+/// A representative of `s`'s class: tickets counted from each hub's `done`, then hubs,
+/// then clients, renamed in the order of their values, threads sorted.
 pub fn representative(s: &State) -> State {
+    let s = &rebase(s);
     let mut horder: Vec<usize> = (0..s.hubs.len()).collect();
     horder.sort_by(|&a, &b| s.hubs[a].cmp(&s.hubs[b]));
     let hmap = inverse(&horder);
@@ -129,22 +188,36 @@ pub fn representative(s: &State) -> State {
             let h = &s.hubs[old];
             let mut h = h.clone();
             h.subscribers = map_set(h.subscribers, &cmap);
-            for item in &mut h.queue {
-                *item = map_item(*item, &cmap);
+            for e in &mut h.queue {
+                *e = Entry {
+                    ticket: e.ticket,
+                    item: map_item(e.item, &cmap),
+                };
             }
             h
         })
         .collect();
-    let mut threads: Vec<Vec<Frame>> = s
+    // Each thread with its obligations, renamed, sorted together.
+    let mut threads: Vec<ThreadWithObligations> = s
         .threads
         .iter()
-        .map(|t| t.iter().map(|&f| map_frame(f, &cmap, &hmap)).collect())
+        .zip(&s.owed)
+        .map(|(t, o)| {
+            (
+                t.iter().map(|&f| map_frame(f, &cmap, &hmap)).collect(),
+                o.iter()
+                    .map(|&(hub, ticket)| (hmap[usize::from(hub)], ticket))
+                    .collect(),
+            )
+        })
         .collect();
     threads.sort();
+    let (threads, owed) = threads.into_iter().unzip();
     State {
         clients,
         hubs,
         threads,
+        owed,
         ..s.clone()
     }
 }

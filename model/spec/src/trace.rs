@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt::{self, Write as _};
 use std::hash::{Hash, Hasher};
 
-use crate::spec::{Frame, Op, Set, Size, Spec, State};
+use crate::spec::{Frame, Op, Set, Size, Spec, State, Then};
 
 /// What was queued by a [`Obs::Submitted`] step.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,17 +42,37 @@ pub enum Obs {
         hub: u32,
         clients: Vec<u64>,
     },
+    /// Something was submitted to the hub's queue: `ticket` is what the caller waits
+    /// for (the appended item's, the arrival's for the kick, 0 for a dropped replay).
     Submitted {
         hub: u32,
         appended: Appended,
-        drains: bool,
+        ticket: u64,
+        then: Then,
     },
     Took {
         hub: u32,
         seq: u64,
+        ticket: u64,
     },
-    DrainIdle {
+    /// The drainer stopped with every item up to `done` delivered; `woke`: it woke the
+    /// sleepers.
+    DrainStop {
         hub: u32,
+        done: u64,
+        woke: bool,
+    },
+    /// A caller sleeping until its item `ticket` is delivered woke up.
+    Awake {
+        hub: u32,
+        ticket: u64,
+        then: Then,
+    },
+    /// The outermost call settles its thread's obligation for the item `ticket`.
+    Settles {
+        hub: u32,
+        ticket: u64,
+        then: Then,
     },
     Acquire {
         client: u64,
@@ -166,7 +186,9 @@ impl Names {
                 Obs::HubArrived { hub, .. }
                 | Obs::Submitted { hub, .. }
                 | Obs::Took { hub, .. }
-                | Obs::DrainIdle { hub }
+                | Obs::DrainStop { hub, .. }
+                | Obs::Awake { hub, .. }
+                | Obs::Settles { hub, .. }
                 | Obs::Skipped { hub, .. }
                 | Obs::Begin { hub, .. }
                 | Obs::End { hub, .. } => Some(*hub),
@@ -256,12 +278,21 @@ fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<S
         Obs::Submitted {
             hub,
             appended,
-            drains,
+            ticket,
+            then,
         } => {
-            let (hub, drains) = (names.h(*hub), *drains);
+            let (hub, then) = (names.h(*hub), *then);
+            let appends = !matches!(appended, Appended::Nothing);
+            let kick = !appends && matches!(top, Some(Frame::Kick { .. }));
+            let want = Spec::submit_ticket(state, hub, appends, kick);
+            if small(*ticket, "ticket")? != want {
+                return Err(format!(
+                    "submitted with ticket {ticket}, the specification's is {want}"
+                ));
+            }
             match appended {
-                Appended::Change { .. } => Op::Change { hub, drains },
-                Appended::Removal { .. } => Op::Remove { hub, drains },
+                Appended::Change { .. } => Op::Change { hub, then },
+                Appended::Removal { .. } => Op::Remove { hub, then },
                 Appended::Replay { client, seq } => {
                     let Some(Frame::Registering { client: c, .. }) = top else {
                         return Err("a replay queued by a thread that is not registering".into());
@@ -276,24 +307,48 @@ fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<S
                     Op::Join {
                         hub,
                         queued: true,
-                        drains,
+                        then,
                     }
                 }
-                Appended::Nothing => match top {
-                    Some(Frame::Kick { .. }) => Op::Kick { hub, drains },
-                    _ => Op::Join {
-                        hub,
-                        queued: false,
-                        drains,
-                    },
+                Appended::Nothing if kick => Op::Kick { hub, then },
+                Appended::Nothing => Op::Join {
+                    hub,
+                    queued: false,
+                    then,
                 },
             }
         }
-        Obs::Took { hub, seq } => Op::Take {
+        Obs::Took { hub, seq, ticket } => {
+            let hub = names.h(*hub);
+            let front = state.hubs[usize::from(hub)].queue.first().map(|e| e.ticket);
+            if front.is_some_and(|f| u64::from(f) != *ticket) {
+                return Err(format!(
+                    "took ticket {ticket}, the front of the specification's queue is {front:?}"
+                ));
+            }
+            Op::Take {
+                hub,
+                seq: small(*seq, "seq")?,
+            }
+        }
+        Obs::DrainStop { hub, woke, .. } => Op::DrainStop {
             hub: names.h(*hub),
-            seq: small(*seq, "seq")?,
+            woke: *woke,
         },
-        Obs::DrainIdle { hub } => Op::DrainIdle { hub: names.h(*hub) },
+        Obs::Awake { hub, ticket, then } => {
+            let hub = names.h(*hub);
+            let ticket = small(*ticket, "ticket")?;
+            if !matches!(top, Some(Frame::Sleep { hub: h, ticket: k, .. }) if h == hub && k == ticket)
+            {
+                return Err("woke up from a sleep this thread is not in".into());
+            }
+            Op::Awake { hub, then: *then }
+        }
+        Obs::Settles { hub, ticket, then } => Op::Settles {
+            hub: names.h(*hub),
+            ticket: small(*ticket, "ticket")?,
+            then: *then,
+        },
         Obs::Acquire { client, from } => Op::Acquire {
             client: names.c(*client),
             from: small(*from, "in-flight count")?,
@@ -366,6 +421,14 @@ fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<S
     let next = spec
         .apply(state, t, op)
         .map_err(|why| format!("{op:?}: {why}"))?;
+    if let Obs::DrainStop { hub, done, .. } = obs {
+        let have = next.hubs[usize::from(names.h(*hub))].done;
+        if u64::from(have) != *done {
+            return Err(format!(
+                "{op:?}: stopped with done {done}, the specification's is {have}"
+            ));
+        }
+    }
     if let Obs::Submitted {
         hub,
         appended: Appended::Change { seq } | Appended::Removal { seq },
