@@ -544,7 +544,11 @@ fn owe(hub: &Arc<Hub>, pm: &PolicyManager, ticket: u64) {
 /// each hub's owed item is delivered before the call returns. Settling may run
 /// callbacks that owe more; the loop takes those too.
 fn settle_owed() {
-    while let Some((hub, pm, ticket)) = OWED.with(|owed| owed.borrow_mut().pop()) {
+    // Oldest first: a client registered inside a callback gets its replays in hub order.
+    while let Some((hub, pm, ticket)) = OWED.with(|owed| {
+        let mut owed = owed.borrow_mut();
+        (!owed.is_empty()).then(|| owed.remove(0))
+    }) {
         let q = lock(&hub.queue);
         let then = if ticket <= q.done {
             Settle::Done

@@ -26,8 +26,10 @@
 //! Those make the delivery *order across clients* and the nesting of deliveries
 //! observable, which the contract does not pin down, so for them the reference models
 //! the implementation's documented queueing (src/hub.rs module docs): each hub has a
-//! mailbox; whoever adds to an idle hub's mailbox delivers it until empty, an addition to
-//! a busy hub's mailbox is delivered by that running loop after the current item; a hub's
+//! mailbox whose items carry tickets; a call made outside callbacks adds its item and
+//! delivers the mailbox up to it, then settles its thread's obligations oldest first; an
+//! addition made inside a callback only records an obligation (hub, highest ticket), so
+//! callbacks never nest; a hub's
 //! arrival goes to the clients registered when it arrived in slot order, and late
 //! joiners (arrival replays) are appended in join order. Restrictions that keep the
 //! model exact: a client registered from inside a callback is plain (no action), so
@@ -293,8 +295,10 @@ struct RefHub {
     info: HubInfo,
     seq: u64,
     removed: bool,
-    busy: bool,
-    mailbox: VecDeque<Item>,
+    /// Tickets: the last one given, and the last one delivered.
+    appended: u64,
+    done: u64,
+    mailbox: VecDeque<(u64, Item)>,
     /// Clients that have seen the arrival, in delivery order.
     subscribers: Vec<ClientId>,
 }
@@ -316,6 +320,10 @@ struct Model {
     /// How many clients existed when the current transition began: the SUT knows their
     /// handles, so a callback action may target them.
     settled: usize,
+    /// A callback action is running (appends made now are owed, not delivered).
+    in_callback: bool,
+    /// The obligations (hub, highest ticket) appends inside callbacks left, oldest first.
+    owed: Vec<(usize, u64)>,
 }
 
 impl Model {
@@ -425,7 +433,7 @@ impl Model {
     }
 
     /// `register`: the client is in the registry, then it joins every present hub in
-    /// ascending hub id order (each join delivers at once unless that hub is busy).
+    /// ascending hub id order (outside callbacks each join is delivered before the next).
     fn register(&mut self, action: Option<(Act, Trigger)>, guard: bool) -> ClientId {
         let id = self.new_client(action, guard);
         let hubs: Vec<usize> = self.present.values().copied().collect();
@@ -462,18 +470,33 @@ impl Model {
         self.post(h, Item::Join { client, note });
     }
 
-    /// Adds to the hub's mailbox; delivers it now if the hub is idle.
+    /// Adds to the hub's mailbox. Outside callbacks: delivers the mailbox up to the item,
+    /// then settles the obligations its callbacks left. Inside one: records the
+    /// obligation.
     fn post(&mut self, h: usize, item: Item) {
-        self.hubs[h].mailbox.push_back(item);
-        if !self.hubs[h].busy {
-            self.hubs[h].busy = true;
-            self.deliver_mailbox(h);
+        self.hubs[h].appended += 1;
+        let ticket = self.hubs[h].appended;
+        self.hubs[h].mailbox.push_back((ticket, item));
+        if self.in_callback {
+            match self.owed.iter_mut().find(|(oh, _)| *oh == h) {
+                Some(o) => o.1 = o.1.max(ticket),
+                None => self.owed.push((h, ticket)),
+            }
+            return;
+        }
+        self.deliver_upto(h, ticket);
+        while !self.owed.is_empty() {
+            let (oh, ot) = self.owed.remove(0);
+            self.deliver_upto(oh, ot);
         }
     }
 
-    fn deliver_mailbox(&mut self, h: usize) {
+    fn deliver_upto(&mut self, h: usize, target: u64) {
         let mut subscribers = std::mem::take(&mut self.hubs[h].subscribers);
-        while let Some(item) = self.hubs[h].mailbox.pop_front() {
+        while self.hubs[h].done < target {
+            let Some((ticket, item)) = self.hubs[h].mailbox.pop_front() else {
+                break;
+            };
             match item {
                 Item::Arrival { clients, note } => {
                     subscribers = Vec::new();
@@ -503,9 +526,9 @@ impl Model {
                     }
                 }
             }
+            self.hubs[h].done = ticket;
         }
         self.hubs[h].subscribers = subscribers;
-        self.hubs[h].busy = false;
     }
 
     /// One callback call: only a registered client hears it; then its action may fire.
@@ -523,11 +546,13 @@ impl Model {
             return true;
         }
         c.fired = true;
+        self.in_callback = true;
         let result = match act {
             Act::DeregisterSelf => Err(ExpErr::DeregisterFromOwnCallback(id)),
             Act::DeregisterOther { pick } => {
                 let others: Vec<ClientId> = (0..self.settled).filter(|&o| o != id).collect();
                 if others.is_empty() {
+                    self.in_callback = false;
                     return true; // nobody to target: the action does nothing
                 }
                 let t = nth(&others, pick);
@@ -544,6 +569,7 @@ impl Model {
                 Ok(())
             }
         };
+        self.in_callback = false;
         self.clients[id].action_result = Some(result);
         true
     }
@@ -849,7 +875,8 @@ impl ReferenceStateMachine for Model {
                         info,
                         seq: 0,
                         removed: false,
-                        busy: false,
+                        appended: 0,
+                        done: 0,
                         mailbox: VecDeque::new(),
                         subscribers: Vec::new(),
                     });

@@ -250,7 +250,7 @@ pub struct State {
     pub threads: Vec<Vec<Frame>>,
     /// Per thread, its obligations: (hub, ticket) appended from inside its callbacks, to
     /// be delivered before its outermost call returns (one per hub, the highest ticket;
-    /// settled last first).
+    /// settled oldest first).
     pub owed: Vec<Vec<(u8, u8)>>,
     /// Model checking budgets for what callbacks do.
     pub reentrant_left: u8,
@@ -982,8 +982,8 @@ impl Spec {
                     "obligations are settled by the outermost call, after its own item",
                 )?;
                 ensure(
-                    s.owed[t].last() == Some(&(hub, ticket)),
-                    "the thread settles its last obligation",
+                    s.owed[t].first() == Some(&(hub, ticket)),
+                    "the thread settles its oldest obligation",
                 )?;
                 ensure(
                     !self.hub_blocked(s, hub),
@@ -993,7 +993,7 @@ impl Spec {
                     then == Self::settle_decision(s, hub, ticket),
                     "the obligation is settled as its ticket, done and draining say",
                 )?;
-                n.owed[t].pop();
+                n.owed[t].remove(0);
                 Self::settle(&mut n, t, hub, ticket, then);
             }
             Op::Acquire { client, .. } | Op::Skip { client } | Op::Peek { client } => {
@@ -1480,7 +1480,7 @@ impl Spec {
                 });
             }
             Some(Frame::Settling) => {
-                if let Some(&(hub, ticket)) = s.owed[ti].last() {
+                if let Some(&(hub, ticket)) = s.owed[ti].first() {
                     out.push(Op::Settles {
                         hub,
                         ticket,
