@@ -50,6 +50,7 @@ macro_rules! scenario_checks {
     ($checker:literal, all) => {
         $crate::scenario_checks!($checker, small);
         $crate::scenario_checks!(@emit $checker, $crate::scenarios::Size::Large, every_large_scenario_has_a_check;
+            flood_churn_3x12: "flood-churn-3x12";
             churn_4x3x20: "churn-4x3x20";
         );
     };

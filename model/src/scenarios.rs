@@ -133,6 +133,14 @@ pub const ALL: &[Scenario] = &[
         run: flood_one_hub,
     },
     Scenario {
+        name: "flood-churn-3x12",
+        about: "three threads report one hub 12 times each while a fourth registers and deregisters 6 clients unpaced",
+        threads: 5,
+        size: Size::Large,
+        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, HubOrder, BoundedWork],
+        run: flood_churn,
+    },
+    Scenario {
         name: "churn-4x3x20",
         about: "4 clients, 3 hubs, 20 events: dispatchers race registration churn and re-entrant callbacks",
         threads: 5,
@@ -448,6 +456,44 @@ fn flood_one_hub(env: &Env) {
         r.join().expect("reporter");
     }
     env.monitor.expect_complete("A", HubId(1), 4);
+    env.deregister_ok("A");
+}
+
+/// A flood of one hub from three threads with unpaced churn beside it: each report
+/// returns after delivering at most the items queued ahead of it (P6), every report
+/// reaches the client that stays (P5), and no churned client hears anything after its
+/// deregister returned (P1, P2).
+fn flood_churn(env: &Env) {
+    const FLIPS: u64 = 12;
+    const CHURNED: [&str; 6] = ["C1", "C2", "C3", "C4", "C5", "C6"];
+    env.register("A", no_action);
+    let hub = std::sync::Arc::new(env.hub(1));
+    let reporters: Vec<_> = ["reporter-1", "reporter-2", "reporter-3"]
+        .into_iter()
+        .map(|name| {
+            let hub = hub.clone();
+            spawn(name, move || {
+                for k in 0..FLIPS {
+                    flip(&hub, k % 2 == 0);
+                }
+            })
+        })
+        .collect();
+    let other = env.handle();
+    let churner = spawn("churn", move || {
+        for label in CHURNED {
+            other.register(label, no_action);
+            let r = other.deregister(label);
+            other.monitor.check(BadInputErrors, r.is_ok(), || {
+                format!("deregister({label}) returned {r:?}")
+            });
+        }
+    });
+    for r in reporters {
+        r.join().expect("reporter");
+    }
+    churner.join().expect("churn");
+    env.monitor.expect_complete("A", HubId(1), 3 * FLIPS);
     env.deregister_ok("A");
 }
 
