@@ -121,6 +121,20 @@ struct Queue {
     subscribers: Vec<Arc<Client>>,
 }
 
+impl Queue {
+    /// What a caller outside callbacks does about its item `ticket`: nothing if it is
+    /// delivered, sleep while another thread drains, drain if the queue is idle.
+    fn settle(&self, ticket: u64) -> Settle {
+        if ticket <= self.done {
+            Settle::Done
+        } else if self.draining {
+            Settle::Sleeps
+        } else {
+            Settle::Drains
+        }
+    }
+}
+
 pub(crate) struct Hub {
     id: HubId,
     queue: Mutex<Queue>,
@@ -352,14 +366,10 @@ impl Hub {
             Submit::Nothing => (None, 0),
         };
         let inside = waits::inside_callback();
-        let then = if ticket <= q.done {
-            Settle::Done
-        } else if inside {
-            Settle::Owes
-        } else if q.draining {
-            Settle::Sleeps
-        } else {
-            Settle::Drains
+        let then = match q.settle(ticket) {
+            Settle::Done => Settle::Done,
+            _ if inside => Settle::Owes,
+            then => then,
         };
         hooks.step(|| Step::Submitted {
             hub: hub.id,
@@ -422,13 +432,7 @@ impl Hub {
                 Err(poisoned) => poisoned.into_inner(),
             };
             q.sleepers -= 1;
-            let then = if q.done >= ticket {
-                Settle::Done
-            } else if q.draining {
-                Settle::Sleeps
-            } else {
-                Settle::Drains
-            };
+            let then = q.settle(ticket);
             hooks.step(|| Step::Awake {
                 hub: self.id,
                 ticket,
@@ -550,13 +554,7 @@ fn settle_owed() {
         (!owed.is_empty()).then(|| owed.remove(0))
     }) {
         let q = lock(&hub.queue);
-        let then = if ticket <= q.done {
-            Settle::Done
-        } else if q.draining {
-            Settle::Sleeps
-        } else {
-            Settle::Drains
-        };
+        let then = q.settle(ticket);
         pm.hooks().step(|| Step::Settles {
             hub: hub.id,
             ticket,

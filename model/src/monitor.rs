@@ -124,6 +124,22 @@ struct State {
     claimed: HashMap<(String, HubId), u64>,
 }
 
+impl State {
+    /// Records a violation of `property` as a timeline entry (`text`, marked) by `thread`.
+    fn record(&mut self, thread: String, property: Property, text: String, message: String) {
+        self.timeline.push(Entry {
+            thread,
+            text: format!("{text}   <- VIOLATION {}", property.id()),
+        });
+        let at = self.timeline.len() - 1;
+        self.violations.push(Violation {
+            property,
+            message,
+            at,
+        });
+    }
+}
+
 thread_local! {
     /// The monitor of the execution that ran last on this OS thread (the checkers run
     /// their modelled threads on the caller's OS thread), so that a failure the checker
@@ -248,18 +264,7 @@ impl Monitor {
     /// Records a violation of `property` at the current point of the timeline.
     pub fn violation(&self, property: Property, message: impl Into<String>) {
         let message = message.into();
-        self.with(|s, t| {
-            s.timeline.push(Entry {
-                thread: t.to_string(),
-                text: format!("{message}   <- VIOLATION {}", property.id()),
-            });
-            let at = s.timeline.len() - 1;
-            s.violations.push(Violation {
-                property,
-                message,
-                at,
-            });
-        });
+        self.with(|s, t| s.record(t.to_string(), property, message.clone(), message));
     }
 
     /// Records a violation of `property` unless `ok`.
@@ -527,16 +532,12 @@ impl Probe for Monitor {
                     "a release of {} made a wake-up call, but no deregister sleeps on it",
                     self.name_of(&s, c)
                 );
-                s.timeline.push(Entry {
+                s.record(
                     thread,
-                    text: format!("  lib: {message}   <- VIOLATION P6"),
-                });
-                let at = s.timeline.len() - 1;
-                s.violations.push(Violation {
-                    property: Property::BoundedWork,
+                    Property::BoundedWork,
+                    format!("  lib: {message}"),
                     message,
-                    at,
-                });
+                );
                 return;
             }
             Step::Queued { hub, seq } => format!("  lib: {hub} seq {seq} queued"),
@@ -555,16 +556,12 @@ impl Probe for Monitor {
                          the last item it queued or owes ({claim}): a call delivering work it \
                          did not cause"
                     );
-                    s.timeline.push(Entry {
+                    s.record(
                         thread,
-                        text: format!("  lib: {message}   <- VIOLATION P6"),
-                    });
-                    let at = s.timeline.len() - 1;
-                    s.violations.push(Violation {
-                        property: Property::BoundedWork,
+                        Property::BoundedWork,
+                        format!("  lib: {message}"),
                         message,
-                        at,
-                    });
+                    );
                     return;
                 }
             }

@@ -573,6 +573,27 @@ fn set_cur(s: &mut State, t: usize, d: Delivery) {
     }
 }
 
+/// The target and delivered count of `top` if it is `hub`'s drainer between items; else
+/// why not (`not_drainer`: no drainer between items; `other_hub`: another hub's).
+fn idle_drainer(
+    top: Option<Frame>,
+    hub: u8,
+    not_drainer: &'static str,
+    other_hub: &'static str,
+) -> Result<(u8, u8), &'static str> {
+    let Some(Frame::Drain {
+        hub: dh,
+        target,
+        delivered,
+        cur: None,
+    }) = top
+    else {
+        return Err(not_drainer);
+    };
+    ensure(dh == hub, other_hub)?;
+    Ok((target, delivered))
+}
+
 fn ensure(ok: bool, why: &'static str) -> R {
     if ok {
         Ok(())
@@ -879,16 +900,12 @@ impl Spec {
                 self.submit(&mut n, t, hub, None, true, then)?;
             }
             Op::Take { hub, seq } => {
-                let Some(Frame::Drain {
-                    hub: dh,
-                    target,
-                    delivered,
-                    cur: None,
-                }) = top
-                else {
-                    return Err("only a drainer, between items, takes one");
-                };
-                ensure(dh == hub, "only the hub's drainer takes its items")?;
+                let (target, delivered) = idle_drainer(
+                    top,
+                    hub,
+                    "only a drainer, between items, takes one",
+                    "only the hub's drainer takes its items",
+                )?;
                 ensure(
                     self.drain_next(s, hub, target, delivered).is_some(),
                     "the drainer takes an item only short of its target, from a non-empty queue",
@@ -919,16 +936,12 @@ impl Spec {
                 };
             }
             Op::DrainStop { hub, woke } => {
-                let Some(Frame::Drain {
-                    hub: dh,
-                    target,
-                    delivered,
-                    cur: None,
-                }) = top
-                else {
-                    return Err("only a drainer, between items, stops");
-                };
-                ensure(dh == hub, "only the hub's drainer stops it")?;
+                let (target, delivered) = idle_drainer(
+                    top,
+                    hub,
+                    "only a drainer, between items, stops",
+                    "only the hub's drainer stops it",
+                )?;
                 ensure(
                     self.drain_next(s, hub, target, delivered).is_none(),
                     "the drainer stops only at its target or at an empty queue",
