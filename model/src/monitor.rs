@@ -71,7 +71,7 @@ impl Property {
             Property::BadInputErrors => "bad input gets its error and changes nothing",
             Property::HubOrder => "per-hub order, arrival replay, nothing after removal",
             Property::BoundedWork => {
-                "bounded work per call: no wake-up call unless a deregister sleeps"
+                "bounded work per call: a call delivers only up to its own item; no wake-up call unless a deregister sleeps"
             }
         }
     }
@@ -125,6 +125,16 @@ struct State {
 }
 
 impl State {
+    /// Records a P6 violation the library's own steps show.
+    fn bounded_work_violated(&mut self, thread: String, message: String) {
+        self.record(
+            thread,
+            Property::BoundedWork,
+            format!("  lib: {message}"),
+            message,
+        );
+    }
+
     /// Records a violation of `property` as a timeline entry (`text`, marked) by `thread`.
     fn record(&mut self, thread: String, property: Property, text: String, message: String) {
         self.timeline.push(Entry {
@@ -532,12 +542,7 @@ impl Probe for Monitor {
                     "a release of {} made a wake-up call, but no deregister sleeps on it",
                     self.name_of(&s, c)
                 );
-                s.record(
-                    thread,
-                    Property::BoundedWork,
-                    format!("  lib: {message}"),
-                    message,
-                );
+                s.bounded_work_violated(thread, message);
                 return;
             }
             Step::Queued { hub, seq } => format!("  lib: {hub} seq {seq} queued"),
@@ -556,12 +561,7 @@ impl Probe for Monitor {
                          the last item it queued or owes ({claim}): a call delivering work it \
                          did not cause"
                     );
-                    s.record(
-                        thread,
-                        Property::BoundedWork,
-                        format!("  lib: {message}"),
-                        message,
-                    );
+                    s.bounded_work_violated(thread, message);
                     return;
                 }
             }

@@ -33,7 +33,7 @@ pub const ALL: &[Scenario] = &[
         about: "one hub's dispatcher delivers a change while main deregisters the only client",
         threads: 2,
         size: Size::Small,
-        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock],
+        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, BoundedWork],
         run: dispatch_vs_deregister,
     },
     Scenario {
@@ -41,7 +41,7 @@ pub const ALL: &[Scenario] = &[
         about: "two hubs' dispatchers deliver concurrently while main deregisters the client",
         threads: 3,
         size: Size::Small,
-        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock],
+        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, BoundedWork],
         run: two_dispatchers_vs_deregister,
     },
     Scenario {
@@ -49,7 +49,7 @@ pub const ALL: &[Scenario] = &[
         about: "three hubs' dispatchers deliver concurrently while main deregisters the client",
         threads: 4,
         size: Size::Small,
-        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock],
+        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, BoundedWork],
         run: three_dispatchers_vs_deregister,
     },
     Scenario {
@@ -57,7 +57,7 @@ pub const ALL: &[Scenario] = &[
         about: "a client registers while one hub delivers a change and another hub arrives (arrival replay)",
         threads: 3,
         size: Size::Small,
-        properties: &[HubOrder, NoDeadlock],
+        properties: &[HubOrder, NoDeadlock, BoundedWork],
         run: register_vs_dispatch,
     },
     Scenario {
@@ -89,7 +89,7 @@ pub const ALL: &[Scenario] = &[
         about: "A's callback panics while main deregisters A; B still gets the event",
         threads: 2,
         size: Size::Small,
-        properties: &[NoDeadlock, DeregisterWaits, HubOrder],
+        properties: &[NoDeadlock, DeregisterWaits, HubOrder, BoundedWork],
         run: panicking_callback,
     },
     Scenario {
@@ -113,7 +113,7 @@ pub const ALL: &[Scenario] = &[
         about: "a hub changes and is removed while a client registers",
         threads: 2,
         size: Size::Small,
-        properties: &[HubOrder, NoDeadlock],
+        properties: &[HubOrder, NoDeadlock, BoundedWork],
         run: removal_vs_register,
     },
     Scenario {
@@ -121,7 +121,7 @@ pub const ALL: &[Scenario] = &[
         about: "a hub is removed while another thread drains its queue, then arrives again",
         threads: 3,
         size: Size::Small,
-        properties: &[HubOrder, NoDeadlock],
+        properties: &[HubOrder, NoDeadlock, BoundedWork],
         run: rearrival_vs_drain,
     },
     Scenario {
@@ -145,7 +145,7 @@ pub const ALL: &[Scenario] = &[
         about: "4 clients, 3 hubs, 20 events: dispatchers race registration churn and re-entrant callbacks",
         threads: 5,
         size: Size::Large,
-        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, BadInputErrors, HubOrder],
+        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, BadInputErrors, HubOrder, BoundedWork],
         run: churn,
     },
 ];
