@@ -757,6 +757,26 @@ impl Spec {
             .any(|f| matches!(f, Frame::Sleep { hub: h, .. } if *h == hub))
     }
 
+    /// A caller outside callbacks may decide `then` about its item `ticket` of `hub`:
+    /// the hub's lock is free and `then` is what its ticket, `done` and `draining` say.
+    fn settle_allowed(
+        &self,
+        s: &State,
+        hub: u8,
+        ticket: u8,
+        then: Then,
+        wrong_decision: &'static str,
+    ) -> R {
+        ensure(
+            !self.hub_blocked(s, hub),
+            "the hub's lock is held across a callback",
+        )?;
+        ensure(
+            then == Self::settle_decision(s, hub, ticket),
+            wrong_decision,
+        )
+    }
+
     /// What the drainer of `hub` on thread `t` (between items) does next: take the front
     /// item (`Some(seq)`) or stop (`None`). `done` is the hub's, with the item just
     /// delivered counted.
@@ -978,12 +998,11 @@ impl Spec {
                 // Trace validation allows a spurious wake-up (a condition variable may
                 // return without a notify); the closed world wakes only the notified.
                 ensure(woken || self.open, "only a drainer's stop wakes a sleeper")?;
-                ensure(
-                    !self.hub_blocked(s, hub),
-                    "the hub's lock is held across a callback",
-                )?;
-                ensure(
-                    then == Self::settle_decision(s, hub, ticket),
+                self.settle_allowed(
+                    s,
+                    hub,
+                    ticket,
+                    then,
                     "the woken sleeper does what its ticket, done and draining say",
                 )?;
                 n.threads[t].pop();
@@ -998,12 +1017,11 @@ impl Spec {
                     s.owed[t].first() == Some(&(hub, ticket)),
                     "the thread settles its oldest obligation",
                 )?;
-                ensure(
-                    !self.hub_blocked(s, hub),
-                    "the hub's lock is held across a callback",
-                )?;
-                ensure(
-                    then == Self::settle_decision(s, hub, ticket),
+                self.settle_allowed(
+                    s,
+                    hub,
+                    ticket,
+                    then,
                     "the obligation is settled as its ticket, done and draining say",
                 )?;
                 n.owed[t].remove(0);
