@@ -141,59 +141,235 @@ impl Error {
 }
 
 impl fmt::Display for Error {
+    // `HubId`, `ConnectorId` and `ClientHandle` print their own noun ("hub 9",
+    // "connector 5", "client 3.1"): a message names them as `{h}`, never "hub {h}".
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::UnknownHandle(h) => write!(
                 f,
-                "{h} was not issued by this Policy Manager; pass the handle that register returned"
+                "{h} was never registered with this Policy Manager; pass the handle that \
+                 register returned"
             ),
             Error::StaleHandle(h) => write!(
                 f,
-                "{h} has already been deregistered; each handle may be deregistered once"
+                "{h} has already been deregistered; a handle may be deregistered only once \
+                 (a later client in its slot was not touched)"
             ),
             Error::DeregisterFromOwnCallback(h) => write!(
                 f,
-                "deregister({h}) was called from inside a callback of {h} and would wait for itself; \
-                 return from the callback and deregister from another context \
-                 (or drop its Registration, which then deregisters without waiting)"
+                "deregister({h}) was called from inside {h}'s own callback and would wait \
+                 for itself; the client is still registered: return from the callback and \
+                 deregister it from another context (or drop its Registration, which then \
+                 deregisters without waiting)"
             ),
             Error::WouldDeadlock { target, holding } => {
-                write!(f, "deregister({target}) from inside the callback of ")?;
+                write!(f, "deregister({target}) from inside the callback")?;
                 for (i, h) in holding.iter().enumerate() {
-                    write!(f, "{}{h}", if i == 0 { "" } else { ", " })?;
+                    let sep = match i {
+                        0 if holding.len() == 1 => " of ",
+                        0 => "s of ",
+                        _ if i + 1 == holding.len() => " and ",
+                        _ => ", ",
+                    };
+                    write!(f, "{sep}{h}")?;
                 }
                 write!(
                     f,
-                    " would deadlock: {target}'s callbacks are (transitively) waiting for this one; \
-                     the registration is unchanged, deregister it after this callback returns"
+                    " would deadlock: {target}'s callbacks are (transitively) waiting for the \
+                     calling thread's callbacks to return; {target} is still registered: \
+                     deregister it after the callback returns"
                 )
             }
-            Error::UnknownHub(h) => write!(f, "no hub {h} is present"),
-            Error::HubAlreadyPresent(h) => {
-                write!(f, "hub {h} is already present; remove it before it arrives again")
-            }
-            Error::UnknownConnector(h, c) => write!(f, "hub {h} has no connector {c}"),
+            Error::UnknownHub(h) => write!(
+                f,
+                "{h} is not present (it never arrived, or it has been removed); use a hub \
+                 only between its arrival and its removal"
+            ),
+            Error::HubAlreadyPresent(h) => write!(
+                f,
+                "{h} is already present and was left as it is; remove it through its \
+                 HubPort before it arrives again"
+            ),
+            Error::UnknownConnector(h, c) => write!(
+                f,
+                "{h} has no {c}; a hub's connectors are numbered from 0, one per state it \
+                 arrived with"
+            ),
             Error::TooManyConnectors { hub, connectors } => write!(
                 f,
                 "{hub} arrived with {connectors} connectors, but a hub has at most \
-                 {MAX_CONNECTORS} (connector ids are 8 bits); the hub was not added, \
+                 {MAX_CONNECTORS} (connector ids are 8 bits); the hub was not added: \
                  report at most {MAX_CONNECTORS} connectors per hub"
             ),
             Error::TooManyClients { limit } => write!(
                 f,
-                "no free client slot: a Policy Manager has {limit} slots, and each is held \
+                "no client slot is free: a Policy Manager has {limit} slots, and each is held \
                  by a registered client or retired after {GENERATIONS_PER_SLOT} registrations \
-                 through it; the client was not registered, deregister clients that are no \
+                 through it; the client was not registered: deregister clients that are no \
                  longer needed (or use a new Policy Manager once its slots are retired)"
             ),
             Error::HubQueueFull { hub, capacity } => write!(
                 f,
-                "{hub}'s queue holds {capacity} undelivered items, the most a callback may \
-                 add to; the change was not reported, report it again after this callback \
-                 returns (a report made outside callbacks waits for its turn instead)"
+                "{hub}'s queue already holds {capacity} undelivered items, the most a callback \
+                 may report into; the change was not reported: report it again after the \
+                 callback returns (a report made outside callbacks waits for its turn instead)"
             ),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How many variants `Error` has; `variant` numbers them from 0.
+    const VARIANTS: usize = 10;
+
+    /// Each variant's number and the NTSTATUS a driver must see for it. No wildcard arm:
+    /// a new variant does not compile until it is listed here (and in `one_of_each`).
+    fn variant(e: &Error) -> (usize, NtStatus) {
+        match e {
+            Error::UnknownHandle(_) => (0, NtStatus::INVALID_HANDLE),
+            Error::StaleHandle(_) => (1, NtStatus::INVALID_HANDLE),
+            Error::DeregisterFromOwnCallback(_) => (2, NtStatus::POSSIBLE_DEADLOCK),
+            Error::WouldDeadlock { .. } => (3, NtStatus::POSSIBLE_DEADLOCK),
+            Error::UnknownHub(_) => (4, NtStatus::NOT_FOUND),
+            Error::HubAlreadyPresent(_) => (5, NtStatus::OBJECT_NAME_COLLISION),
+            Error::UnknownConnector(..) => (6, NtStatus::INVALID_PARAMETER),
+            Error::TooManyConnectors { .. } => (7, NtStatus::INVALID_PARAMETER),
+            Error::TooManyClients { .. } => (8, NtStatus::INSUFFICIENT_RESOURCES),
+            Error::HubQueueFull { .. } => (9, NtStatus::INSUFFICIENT_RESOURCES),
+        }
+    }
+
+    fn client(slot: u64) -> ClientHandle {
+        ClientHandle::from_raw((slot << 16) | 1)
+    }
+
+    /// One value of every variant, in `variant` order.
+    fn one_of_each() -> Vec<Error> {
+        let (hub, a, b, c) = (HubId(9), client(3), client(4), client(5));
+        vec![
+            Error::UnknownHandle(a),
+            Error::StaleHandle(a),
+            Error::DeregisterFromOwnCallback(a),
+            Error::WouldDeadlock {
+                target: a,
+                holding: vec![b, c],
+            },
+            Error::UnknownHub(hub),
+            Error::HubAlreadyPresent(hub),
+            Error::UnknownConnector(hub, ConnectorId(5)),
+            Error::TooManyConnectors {
+                hub,
+                connectors: 300,
+            },
+            Error::TooManyClients { limit: 65_536 },
+            Error::HubQueueFull { hub, capacity: 64 },
+        ]
+    }
+
+    /// The first word that follows itself (case-insensitive), if any.
+    fn doubled_word(text: &str) -> Option<&str> {
+        let words: Vec<&str> = text
+            .split(|c: char| c.is_whitespace() || "(),;:".contains(c))
+            .filter(|w| !w.is_empty())
+            .collect();
+        words
+            .windows(2)
+            .find(|w| w[0].eq_ignore_ascii_case(w[1]))
+            .map(|w| w[0])
+    }
+
+    #[test]
+    fn one_of_each_has_every_variant_once_in_order() {
+        let numbers: Vec<usize> = one_of_each().iter().map(|e| variant(e).0).collect();
+        assert_eq!(numbers, (0..VARIANTS).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn every_variant_maps_to_its_ntstatus() {
+        for e in one_of_each() {
+            let (_, status) = variant(&e);
+            assert_eq!(e.ntstatus(), status, "{e:?}");
+            assert_ne!(status.name(), "STATUS_UNKNOWN", "{e:?}");
+        }
+    }
+
+    #[test]
+    fn every_message_reads_as_a_sentence() {
+        for e in one_of_each() {
+            let text = e.to_string();
+            assert!(!text.is_empty(), "{e:?} renders nothing");
+            assert!(
+                text.starts_with(|c: char| c.is_lowercase()),
+                "{e:?} does not start with a lowercase word: {text}"
+            );
+            assert_eq!(doubled_word(&text), None, "{e:?}: {text}");
+            for doubled in ["hub hub", "connector connector", "client client"] {
+                assert!(!text.contains(doubled), "{e:?}: {text}");
+            }
+            assert!(!text.ends_with(['.', ' ']), "{e:?}: {text}");
+        }
+    }
+
+    #[test]
+    fn messages_name_what_was_refused() {
+        let texts: Vec<String> = one_of_each().iter().map(|e| e.to_string()).collect();
+        let expect: [&[&str]; VARIANTS] = [
+            &["client 3.1", "register"],
+            &["client 3.1", "deregistered"],
+            &["deregister(client 3.1)", "client 3.1's own callback"],
+            &[
+                "deregister(client 3.1)",
+                "the callbacks of client 4.1 and client 5.1",
+                "after the callback returns",
+            ],
+            &["hub 9 is not present"],
+            &["hub 9 is already present"],
+            &["hub 9 has no connector 5"],
+            &["hub 9 arrived with 300 connectors", "256"],
+            &["65536", "65535", "retired", "deregister"],
+            &["hub 9's queue", "64"],
+        ];
+        for (text, parts) in texts.iter().zip(expect) {
+            for part in parts {
+                assert!(text.contains(part), "{part:?} missing from: {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn would_deadlock_lists_the_callbacks_it_is_inside() {
+        let one = Error::WouldDeadlock {
+            target: client(1),
+            holding: vec![client(2)],
+        };
+        assert!(one
+            .to_string()
+            .starts_with("deregister(client 1.1) from inside the callback of client 2.1 would"));
+        let three = Error::WouldDeadlock {
+            target: client(1),
+            holding: vec![client(2), client(3), client(4)],
+        };
+        assert!(three.to_string().contains(
+            "inside the callbacks of client 2.1, client 3.1 and client 4.1 would deadlock"
+        ));
+    }
+
+    #[test]
+    fn doubled_word_finds_doubled_words() {
+        assert_eq!(doubled_word("no hub hub 9 is present"), Some("hub"));
+        assert_eq!(
+            doubled_word("hub 9 has no connector Connector 5"),
+            Some("connector")
+        );
+        assert_eq!(
+            doubled_word("deregister(client client 1.1)"),
+            Some("client")
+        );
+        assert_eq!(doubled_word("hub 9 has no connector 5"), None);
+    }
+}
