@@ -3,8 +3,7 @@
 use std::fmt;
 
 use crate::event::{ConnectorId, HubId, MAX_CONNECTORS};
-use crate::registry::GENERATIONS_PER_SLOT;
-use crate::ClientHandle;
+use crate::handle::{ClientHandle, GENERATIONS_PER_SLOT};
 
 /// An NTSTATUS value, as `UsbPm_*` functions return them.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

@@ -56,6 +56,7 @@ mod checking;
 
 mod error;
 mod event;
+mod handle;
 mod hub;
 mod manager;
 mod registry;
@@ -68,5 +69,5 @@ pub use event::{
     ConnectorId, ConnectorInfo, ConnectorState, Event, HubId, HubInfo, Notification, PowerLevel,
     PowerRole,
 };
+pub use handle::ClientHandle;
 pub use manager::{ClientConfig, HubPort, PolicyManager, Registration};
-pub use registry::ClientHandle;

@@ -1,6 +1,5 @@
 //! The Policy Manager: registration, delivery and deregistration.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -10,8 +9,9 @@ use crate::event::{
     ConnectorId, ConnectorInfo, ConnectorState, HubId, HubInfo, Notification, PowerLevel,
     MAX_CONNECTORS,
 };
+use crate::handle::ClientHandle;
 use crate::hub::Hub;
-use crate::registry::{ClientHandle, Slots};
+use crate::registry::Registry;
 use crate::rundown::Rundown;
 use crate::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
 use crate::waits::{self, InsideCallback, WaitGraph};
@@ -65,15 +65,9 @@ impl Client {
     }
 }
 
-struct Registry {
-    clients: Slots<Arc<Client>>,
-    hubs: BTreeMap<HubId, Arc<Hub>>,
-}
-
 struct Shared {
-    /// Clients and hubs. Taken briefly by register, deregister, hub arrival and removal
-    /// and queries; never while a callback runs, and never on the delivery path.
-    registry: Mutex<Registry>,
+    /// Clients and hubs: the registry lock (see [`Registry`]).
+    registry: Mutex<Registry<Arc<Client>, Arc<Hub>>>,
     waits: WaitGraph,
     panicked: AtomicU64,
     hooks: Hooks,
@@ -129,10 +123,7 @@ impl PolicyManager {
     fn with_hooks(hooks: Hooks) -> Self {
         PolicyManager {
             shared: Arc::new(Shared {
-                registry: Mutex::new(Registry {
-                    clients: Slots::new(next_instance()),
-                    hubs: BTreeMap::new(),
-                }),
+                registry: Mutex::new(Registry::new(next_instance())),
                 waits: WaitGraph::new(),
                 panicked: AtomicU64::new(0),
                 hooks,

@@ -1,80 +1,52 @@
-//! Client handles and the slot table that maps them to registrations.
+//! The registry: the registered clients, in the slot table that issues their handles,
+//! and the hubs by id. The Policy Manager keeps it under its registry lock.
 //!
 //! A handle names a slot and the slot's generation at registration time. Deregistering
 //! empties the slot and bumps its generation, so a stale handle can never reach the
 //! slot's next client, however often the slot is reused.
 
-use std::fmt;
+use std::collections::BTreeMap;
 
 use crate::checking::{Hooks, Mutant};
 use crate::error::Error;
+use crate::event::HubId;
+use crate::handle::{ClientHandle, MAX_SLOTS};
 
-/// The handle a client receives from [`register`](crate::PolicyManager::register) and
-/// passes to [`deregister`](crate::PolicyManager::deregister).
+/// Clients and hubs. Not synchronised: the Policy Manager keeps it under its registry
+/// lock, taken briefly by register, deregister, hub arrival and removal and queries;
+/// never while a callback runs, and never on the delivery path.
 ///
-/// It is plain data (like the `HANDLE` of `UsbPm_Register`): copying it is free, and a
-/// copy that outlives its registration is detected, not trusted.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ClientHandle {
-    instance: u32,
-    slot: u16,
-    generation: u16,
+/// Generic in what a client and a hub are, so that this module needs neither the
+/// manager nor the hub module.
+pub(crate) struct Registry<C, H> {
+    /// The registered clients, by handle.
+    pub(crate) clients: Slots<C>,
+    /// Every hub that has arrived, by id. A removed hub stays, absent, so that a later
+    /// arrival of the same id queues behind its removal.
+    pub(crate) hubs: BTreeMap<HubId, H>,
 }
 
-impl ClientHandle {
-    /// The handle as one integer, for passing through C-shaped interfaces.
-    pub fn into_raw(self) -> u64 {
-        (u64::from(self.instance) << 32) | (u64::from(self.slot) << 16) | u64::from(self.generation)
-    }
-
-    /// Rebuilds a handle from [`into_raw`](Self::into_raw). Any integer is accepted; one
-    /// that was never issued is refused by the Policy Manager with
-    /// [`Error::UnknownHandle`].
-    pub fn from_raw(raw: u64) -> Self {
-        ClientHandle {
-            instance: (raw >> 32) as u32,
-            slot: (raw >> 16) as u16,
-            generation: raw as u16,
+impl<C: Clone, H> Registry<C, H> {
+    /// No clients and no hubs; handles are issued for the Policy Manager `instance`.
+    pub(crate) fn new(instance: u32) -> Self {
+        Registry {
+            clients: Slots::new(instance),
+            hubs: BTreeMap::new(),
         }
     }
-
-    /// The slot index, for reports (the client's position in registration order while
-    /// no slot has been reused).
-    pub fn slot(self) -> usize {
-        usize::from(self.slot)
-    }
 }
-
-impl fmt::Debug for ClientHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "client {}.{}", self.slot, self.generation)
-    }
-}
-
-impl fmt::Display for ClientHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
-
-/// How many slots a slot table has: handles have 16 bits of slot.
-pub(crate) const MAX_SLOTS: usize = 1 << u16::BITS;
-
-/// How many registrations one slot serves before it is retired: generations 1 to
-/// 65,535 (0 is never issued, and wrapping back to 1 could revive a stale handle).
-pub(crate) const GENERATIONS_PER_SLOT: usize = (1 << u16::BITS) - 1;
 
 struct Slot<T> {
     generation: u16,
     value: Option<T>,
 }
 
-/// Registrations by handle. Not synchronised: the Policy Manager keeps it under its
-/// registry lock.
+/// Registrations by handle: the registry's client table, issuing the handles.
 ///
 /// Slots are created on demand, up to [`MAX_SLOTS`], and a freed slot is reused until it
-/// has served [`GENERATIONS_PER_SLOT`] registrations; then it is retired for good. So the
-/// table is full when its values plus its retired slots number `MAX_SLOTS`.
+/// has served [`GENERATIONS_PER_SLOT`](crate::handle::GENERATIONS_PER_SLOT)
+/// registrations; then it is retired for good. So the table is full when its values plus
+/// its retired slots number `MAX_SLOTS`.
 pub(crate) struct Slots<T> {
     instance: u32,
     slots: Vec<Slot<T>>,

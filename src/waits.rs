@@ -20,8 +20,8 @@ use std::cell::RefCell;
 
 use crate::checking::{Hooks, Mutant, Step};
 use crate::error::Error;
+use crate::handle::ClientHandle;
 use crate::sync::{lock, thread_local, Mutex};
-use crate::ClientHandle;
 
 thread_local! {
     // Not a `const` initializer: loom's and shuttle's `thread_local!` do not accept one.
