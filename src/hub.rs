@@ -101,7 +101,9 @@ struct Entry {
 struct Queue {
     /// The hub's state with every queued change folded in.
     info: HubInfo,
-    /// The state the hub arrived with (read only by the `replay-stale-snapshot` mutant).
+    /// The state the hub arrived with, read only by the `replay-stale-snapshot` mutant:
+    /// kept (and cloned at each arrival) only in builds with the `checking` feature.
+    #[cfg(feature = "checking")]
     arrived: HubInfo,
     /// Sequence number of the last queued change (the arrival is 0).
     seq: u64,
@@ -122,6 +124,19 @@ struct Queue {
 }
 
 impl Queue {
+    /// The hub's state for an arrival replay: every queued change folded in. With
+    /// `stale` (the `replay-stale-snapshot` mutant, never on without the `checking`
+    /// feature) the state it arrived with instead.
+    fn replay_snapshot(&self, stale: bool) -> HubInfo {
+        #[cfg(feature = "checking")]
+        if stale {
+            return self.arrived.clone();
+        }
+        #[cfg(not(feature = "checking"))]
+        let _ = stale;
+        self.info.clone()
+    }
+
     /// What a caller outside callbacks does about its item `ticket`: nothing if it is
     /// delivered, sleep while another thread drains, drain if the queue is idle.
     fn settle(&self, ticket: u64) -> Settle {
@@ -166,6 +181,7 @@ impl Hub {
         Hub {
             id,
             queue: Mutex::new(Queue {
+                #[cfg(feature = "checking")]
                 arrived: info.clone(),
                 info,
                 seq: 0,
@@ -240,7 +256,10 @@ impl Hub {
         q.removed = false;
         q.seq = 0;
         q.info = info.clone();
-        q.arrived = info.clone();
+        #[cfg(feature = "checking")]
+        {
+            q.arrived = info.clone();
+        }
         let notification = Notification {
             hub: self.id,
             seq: 0,
@@ -329,15 +348,10 @@ impl Hub {
             if q.removed {
                 return Ok(Submit::Nothing);
             }
-            let snapshot = if stale {
-                q.arrived.clone()
-            } else {
-                q.info.clone()
-            };
             let notification = Notification {
                 hub: id,
                 seq: q.seq,
-                event: Event::HubArrival(snapshot),
+                event: Event::HubArrival(q.replay_snapshot(stale)),
             };
             Ok(Submit::Append(Pending::Join {
                 client,
@@ -561,5 +575,60 @@ fn settle_owed() {
             then,
         });
         hub.settle(&pm, q, ticket);
+    }
+}
+
+/// The arrival-time state exists only for the `replay-stale-snapshot` mutant; these tests
+/// pin that the mutant still sees it and that a correct replay never does.
+#[cfg(all(
+    test,
+    feature = "checking",
+    not(any(feature = "loom", feature = "shuttle"))
+))]
+mod tests {
+    use crate::checking::Mutant;
+    use crate::sync::{lock, Arc, Mutex};
+    use crate::{ClientConfig, ConnectorId, ConnectorState, Event, HubId, PolicyManager};
+
+    /// Connector 0's state in the arrival replayed to a client that registers after the
+    /// connector was attached.
+    fn replayed(mutant: Option<Mutant>) -> ConnectorState {
+        let pm = PolicyManager::checking(mutant, None);
+        let port = pm
+            .hub_arrival(HubId(1), vec![ConnectorState::default()])
+            .unwrap();
+        let attached = ConnectorState {
+            attached: true,
+            ..Default::default()
+        };
+        port.connector_changed(ConnectorId(0), attached).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let h = pm
+            .register(ClientConfig::new(seen.clone(), |seen, _, n| {
+                lock(seen).push(n.clone());
+            }))
+            .unwrap();
+        pm.deregister(h).unwrap();
+        let seen = lock(&seen);
+        match &seen[..] {
+            [n] => match &n.event {
+                Event::HubArrival(info) => {
+                    assert_eq!(n.seq, 1, "the replay carries the latest change's seq");
+                    info.connectors[0].state.clone()
+                }
+                other => panic!("not an arrival: {other:?}"),
+            },
+            other => panic!("one replay expected, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_replay_shows_the_latest_state() {
+        assert!(replayed(None).attached);
+    }
+
+    #[test]
+    fn the_stale_snapshot_mutant_replays_the_arrival_state() {
+        assert!(!replayed(Some(Mutant::ReplayStaleSnapshot)).attached);
     }
 }
