@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::process::{Command, ExitCode};
 
-use super::{exit_code, Checker, VERIFICATION_MD};
+use super::{exit_code, VERIFICATION_MD};
+use crate::checker::Checker;
 use crate::docs::{fingerprint, recorded};
 
 /// The cargo commands of `gate test`, in order: the workspace's tests, then the loom
@@ -79,6 +80,13 @@ pub fn check_docs(root: &Path) -> ExitCode {
             Err(msg) => {
                 ok = false;
                 eprintln!("gate check-docs: {msg}");
+                let changed = crate::docs::changed_parts(&doc, section, root);
+                if !changed.is_empty() {
+                    eprintln!(
+                        "gate check-docs: changed since the {section} section was generated: {} (comments and formatting do not count)",
+                        changed.join(", ")
+                    );
+                }
             }
         }
     }
