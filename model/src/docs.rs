@@ -91,7 +91,10 @@ fn part_fingerprint(root: &Path, globs: &[&str]) -> String {
     let mut h = Fnv::new();
     for rel in &list {
         h.eat(rel.as_bytes());
-        h.eat(&significant(rel, std::fs::read(root.join(rel)).unwrap_or_default()));
+        h.eat(&significant(
+            rel,
+            std::fs::read(root.join(rel)).unwrap_or_default(),
+        ));
     }
     h.hex()
 }
@@ -192,7 +195,11 @@ pub fn rust_tokens(text: &str) -> String {
         } else if let Some(end) = raw_string_end(b, i) {
             push(&mut out, &b[i..end], &mut gap);
             i = end;
-        } else if c == b'"' || (c == b'b' || c == b'c') && b.get(i + 1) == Some(&b'"') && !out.last().is_some_and(|&l| word(l) && !gap) {
+        } else if c == b'"'
+            || (c == b'b' || c == b'c')
+                && b.get(i + 1) == Some(&b'"')
+                && !out.last().is_some_and(|&l| word(l) && !gap)
+        {
             let start = i;
             i += if c == b'"' { 1 } else { 2 };
             while i < b.len() && b[i] != b'"' {
@@ -218,13 +225,15 @@ pub fn rust_tokens(text: &str) -> String {
                 }
             }
             push(&mut out, &b[start..i], &mut gap);
-        } else if c == b',' && next_significant(b, i + 1).is_some_and(|n| matches!(n, b')' | b']' | b'}')) {
+        } else if c == b','
+            && next_significant(b, i + 1).is_some_and(|n| matches!(n, b')' | b']' | b'}'))
+        {
             i += 1;
         } else {
             let start = i;
             i += 1;
             if word(c) {
-                while i < b.len() && word(b[i]) && !(b[i] == b'"' ) {
+                while i < b.len() && word(b[i]) && !(b[i] == b'"') {
                     i += 1;
                 }
             }
@@ -288,7 +297,6 @@ fn next_significant(b: &[u8], mut i: usize) -> Option<u8> {
         }
     }
 }
-
 
 /// TOML `text` without comments, blank lines and indentation.
 pub fn toml_lines(text: &str) -> String {
