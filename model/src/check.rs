@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use usbpm::checking::Mutant;
 
+use crate::checker::Checker;
 use crate::monitor::Property;
 pub use crate::panics::panic_text;
 use crate::run::{self, Outcome, Progress};
@@ -80,7 +81,7 @@ pub fn std_iterations(profile: Profile) -> u64 {
 /// What the gate reads back for one check.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Record {
-    pub checker: String,
+    pub checker: Checker,
     pub scenario: String,
     pub mutant: Option<String>,
     pub profile: Profile,
@@ -155,7 +156,7 @@ pub struct StrategyRun {
 
 impl Record {
     /// The file name a record of this check is stored under.
-    pub fn key(checker: &str, scenario: &str) -> String {
+    pub fn key(checker: Checker, scenario: &str) -> String {
         format!("{checker}__{scenario}")
     }
 }
@@ -198,10 +199,10 @@ fn on_checker_panic(info: &std::panic::PanicHookInfo<'_>) {
     }
 }
 
-/// Runs `scenario` under `checker` ("loom", "shuttle" or "std") with the environment's
-/// settings, writes its record, prints a one-line summary, and panics if it failed (so a
-/// failing check is a failing test).
-pub fn run_check(checker: &str, scenario: &str) {
+/// Runs `scenario` under `checker` (loom, shuttle or std: the one this binary is built
+/// for) with the environment's settings, writes its record, prints a one-line summary,
+/// and panics if it failed (so a failing check is a failing test).
+pub fn run_check(checker: Checker, scenario: &str) {
     let s = find(scenario).unwrap_or_else(|| panic!("no scenario {scenario}"));
     let profile = Profile::from_env();
     let mutant = mutant_from_env();
@@ -220,7 +221,7 @@ pub fn run_check(checker: &str, scenario: &str) {
         crate::panics::set_checker_hook(on_checker_panic);
         let (exhaustive, method) = describe(checker, s, profile);
         let record = Record {
-            checker: checker.into(),
+            checker,
             scenario: scenario.into(),
             mutant: mutant.map(|m| m.name().to_string()),
             profile,
@@ -263,7 +264,7 @@ pub fn run_check(checker: &str, scenario: &str) {
         ),
     };
     let record = Record {
-        checker: checker.into(),
+        checker,
         scenario: scenario.into(),
         mutant: mutant.map(|m| m.name().to_string()),
         profile,
@@ -303,14 +304,14 @@ pub fn run_check(checker: &str, scenario: &str) {
 type RunResult = (bool, String, String, Result<Outcome, String>);
 
 /// Whether a check is exhaustive, and how it explores, in the report's words.
-fn describe(checker: &str, s: &Scenario, profile: Profile) -> (bool, String) {
+fn describe(checker: Checker, s: &Scenario, profile: Profile) -> (bool, String) {
     match checker {
-        "loom" => (
+        Checker::Loom => (
             true,
             loom_bound(s, profile)
                 .map_or("unbounded".to_string(), |b| format!("preemption bound {b}")),
         ),
-        "shuttle" => {
+        Checker::Shuttle => {
             let n = shuttle_iterations(s, profile);
             (
                 false,
@@ -320,10 +321,15 @@ fn describe(checker: &str, s: &Scenario, profile: Profile) -> (bool, String) {
                 ),
             )
         }
-        _ => (
+        Checker::Std => (
             false,
             format!("real threads, {} runs", std_iterations(profile)),
         ),
+        Checker::Proptest
+        | Checker::GenLoom
+        | Checker::GenShuttle
+        | Checker::Spec
+        | Checker::Trace => panic!("the {checker} checker runs no scenario"),
     }
 }
 
@@ -341,7 +347,7 @@ fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
 // `strategies` is only pushed to in the shuttle build.
 #[allow(unused_variables, clippy::ptr_arg)]
 fn run_with(
-    checker: &str,
+    checker: Checker,
     s: &'static Scenario,
     profile: Profile,
     mutant: Option<Mutant>,
@@ -349,79 +355,79 @@ fn run_with(
     schedule_dir: Option<PathBuf>,
     strategies: &mut Vec<StrategyRun>,
 ) -> RunResult {
-    match checker {
-        #[cfg(feature = "loom")]
-        "loom" => {
-            let bound = loom_bound(s, profile);
-            let (_, method) = describe(checker, s, profile);
-            let replay = run::rerun_command("loom", s, mutant, bound);
-            (
-                true,
-                method,
-                replay,
-                catch(|| run::loom(s, mutant, bound, progress)),
-            )
-        }
-        #[cfg(feature = "shuttle")]
-        "shuttle" => {
-            use crate::run::Strategy;
-            let n = shuttle_iterations(s, profile);
-            let seed = seed_or_default();
-            let (_, method) = describe(checker, s, profile);
-            // Each strategy runs to its own first failure, so the gate can compare them.
-            let mut first_failure = None;
-            for (strategy, tag) in [
-                (Strategy::Pct { depth: 3 }, "pct"),
-                (Strategy::Random, "random"),
-            ] {
-                let file = schedule_dir
-                    .as_ref()
-                    .map(|d| d.with_extension(format!("{tag}.schedule")));
-                let before = progress.executions();
-                let start = std::time::Instant::now();
-                let steps = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-                let r =
-                    catch(|| run::shuttle(s, mutant, strategy, n, seed, file, progress, &steps));
-                strategies.push(StrategyRun {
-                    strategy: strategy.label(),
-                    executions: progress.executions() - before,
-                    seconds: start.elapsed().as_secs_f64(),
-                    failed: r.is_err(),
-                    threads: s.threads,
-                    max_steps: steps.load(std::sync::atomic::Ordering::Relaxed),
-                });
-                if let Err(e) = r {
-                    first_failure.get_or_insert(e);
-                }
-            }
-            let result = match first_failure {
-                Some(e) => Err(e),
-                None => Ok(progress.outcome()),
-            };
-            (false, method, String::new(), result)
-        }
-        #[cfg(not(any(feature = "loom", feature = "shuttle")))]
-        "std" => {
-            let n = std_iterations(profile);
-            let replay = run::rerun_command("std", s, mutant, None);
-            (
-                false,
-                describe(checker, s, profile).1,
-                replay,
-                catch(|| run::stress(s, mutant, n, progress)),
-            )
-        }
-        other => panic!(
-            "checker {other} is not built into this binary (features: {})",
+    if checker != crate::rt::CHECKER {
+        panic!(
+            "checker {checker} is not built into this binary (features: {})",
             crate::rt::CHECKER
-        ),
+        );
     }
+    #[cfg(feature = "loom")]
+    let result = {
+        let bound = loom_bound(s, profile);
+        let (_, method) = describe(checker, s, profile);
+        let replay = run::rerun_command(Checker::Loom, s, mutant, bound);
+        (
+            true,
+            method,
+            replay,
+            catch(|| run::loom(s, mutant, bound, progress)),
+        )
+    };
+    #[cfg(feature = "shuttle")]
+    let result = {
+        use crate::run::Strategy;
+        let n = shuttle_iterations(s, profile);
+        let seed = seed_or_default();
+        let (_, method) = describe(checker, s, profile);
+        // Each strategy runs to its own first failure, so the gate can compare them.
+        let mut first_failure = None;
+        for (strategy, tag) in [
+            (Strategy::Pct { depth: 3 }, "pct"),
+            (Strategy::Random, "random"),
+        ] {
+            let file = schedule_dir
+                .as_ref()
+                .map(|d| d.with_extension(format!("{tag}.schedule")));
+            let before = progress.executions();
+            let start = std::time::Instant::now();
+            let steps = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let r = catch(|| run::shuttle(s, mutant, strategy, n, seed, file, progress, &steps));
+            strategies.push(StrategyRun {
+                strategy: strategy.label(),
+                executions: progress.executions() - before,
+                seconds: start.elapsed().as_secs_f64(),
+                failed: r.is_err(),
+                threads: s.threads,
+                max_steps: steps.load(std::sync::atomic::Ordering::Relaxed),
+            });
+            if let Err(e) = r {
+                first_failure.get_or_insert(e);
+            }
+        }
+        let result = match first_failure {
+            Some(e) => Err(e),
+            None => Ok(progress.outcome()),
+        };
+        (false, method, String::new(), result)
+    };
+    #[cfg(not(any(feature = "loom", feature = "shuttle")))]
+    let result = {
+        let n = std_iterations(profile);
+        let replay = run::rerun_command(Checker::Std, s, mutant, None);
+        (
+            false,
+            describe(checker, s, profile).1,
+            replay,
+            catch(|| run::stress(s, mutant, n, progress)),
+        )
+    };
+    result
 }
 
 /// Whether `checker` finds a violation in `scenario` when `mutant` is switched on, at the
 /// quick profile's bound or sample size. Writes no record: the test binaries use it to keep
 /// a few of the gate's kills as plain regression tests.
-pub fn kills(checker: &str, scenario: &str, mutant: Mutant) -> bool {
+pub fn kills(checker: Checker, scenario: &str, mutant: Mutant) -> bool {
     let s = find(scenario).unwrap_or_else(|| panic!("no scenario {scenario}"));
     let progress = Progress::new(None);
     let (_, _, _, result) = run_with(
@@ -437,9 +443,9 @@ pub fn kills(checker: &str, scenario: &str, mutant: Mutant) -> bool {
 }
 
 /// Runs chunk `chunk` (of [`crate::generated::CHUNKS`]) of the generated programs under
-/// `checker` ("gen-loom": every program of the profile's tiers, exhaustively; "gen-shuttle":
+/// `checker` (gen-loom: every program of the profile's tiers, exhaustively; gen-shuttle:
 /// random larger programs), writes its record, and panics if it failed.
-pub fn run_programs_check(checker: &str, chunk: usize) {
+pub fn run_programs_check(checker: Checker, chunk: usize) {
     use crate::generated::{self, TierRun};
     let profile = Profile::from_env();
     let mutant = mutant_from_env();
@@ -464,12 +470,12 @@ pub fn run_programs_check(checker: &str, chunk: usize) {
         .collect::<Vec<_>>()
         .join("; ");
     let mut record = Record {
-        checker: checker.into(),
+        checker,
         scenario: scenario.clone(),
         mutant: mutant.map(|m| m.name().to_string()),
         profile,
         verdict: Verdict::Fail,
-        exhaustive: checker == "gen-loom",
+        exhaustive: checker == Checker::GenLoom,
         method,
         executions: 0,
         seconds: 0.0,
@@ -485,7 +491,7 @@ pub fn run_programs_check(checker: &str, chunk: usize) {
     if let Some(path) = &path {
         crate::panics::set_checker_hook(on_checker_panic);
         let replay = generated::replay_command(
-            checker_feature(checker),
+            checker,
             &program_file,
             mutant,
             plan.first().and_then(|t| t.bound),
@@ -546,13 +552,5 @@ pub fn run_programs_check(checker: &str, chunk: usize) {
     }
     if let Some(f) = &record.failure {
         panic!("{}", f.report);
-    }
-}
-
-fn checker_feature(checker: &str) -> &'static str {
-    match checker {
-        "gen-loom" => "loom",
-        "gen-shuttle" => "shuttle",
-        _ => "std",
     }
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use usbpm::checking::Mutant;
 
+use crate::checker::Checker;
 use crate::enumerate::{Size, Tier};
 use crate::program::Program;
 
@@ -49,7 +50,7 @@ fn size(s: &str) -> Size {
 
 /// The tiers a checker runs at `profile`; `USBPM_PROGRAM_SIZE` (and `USBPM_PROGRAM_BOUND`,
 /// `unbounded` or a number) replace them with one tier (`gate programs --size`).
-pub fn plan(checker: &str, profile: crate::verdict::Profile) -> Vec<TierPlan> {
+pub fn plan(checker: Checker, profile: crate::verdict::Profile) -> Vec<TierPlan> {
     use crate::verdict::Profile;
     let bound = match std::env::var("USBPM_PROGRAM_BOUND").ok().as_deref() {
         None | Some("") | Some("unbounded") => None,
@@ -62,7 +63,7 @@ pub fn plan(checker: &str, profile: crate::verdict::Profile) -> Vec<TierPlan> {
         let size: Size = s
             .parse()
             .unwrap_or_else(|e| panic!("USBPM_PROGRAM_SIZE: {e}"));
-        let random = (checker == "gen-shuttle").then_some((64, 200));
+        let random = (checker == Checker::GenShuttle).then_some((64, 200));
         return vec![TierPlan {
             size,
             bound,
@@ -74,12 +75,12 @@ pub fn plan(checker: &str, profile: crate::verdict::Profile) -> Vec<TierPlan> {
     // about 300; 2x2-c1-h1 at bound 1 about 120; the random samples about 25 (quick) and
     // 250 (full). 3x1-c2-h1 at bound 1 (about 440) is left to sharded runs.
     match (checker, profile) {
-        ("gen-loom", Profile::Quick) => vec![TierPlan {
+        (Checker::GenLoom, Profile::Quick) => vec![TierPlan {
             size: size("2x1-c1-h1"),
             bound: None,
             random: None,
         }],
-        ("gen-loom", Profile::Full) => vec![
+        (Checker::GenLoom, Profile::Full) => vec![
             TierPlan {
                 size: size("2x1-c1-h1"),
                 bound: None,
@@ -96,21 +97,29 @@ pub fn plan(checker: &str, profile: crate::verdict::Profile) -> Vec<TierPlan> {
                 random: None,
             },
         ],
-        ("gen-shuttle", Profile::Quick) => {
+        (Checker::GenShuttle, Profile::Quick) => {
             vec![TierPlan {
                 size: size("4x6-c4-h3"),
                 bound: None,
                 random: Some((32, 200)),
             }]
         }
-        ("gen-shuttle", Profile::Full) => {
+        (Checker::GenShuttle, Profile::Full) => {
             vec![TierPlan {
                 size: size("4x6-c4-h3"),
                 bound: None,
                 random: Some((64, 1000)),
             }]
         }
-        (other, _) => panic!("no generated-program checker {other}"),
+        (
+            Checker::Loom
+            | Checker::Shuttle
+            | Checker::Std
+            | Checker::Proptest
+            | Checker::Spec
+            | Checker::Trace,
+            _,
+        ) => panic!("no generated-program checker {checker}"),
     }
 }
 
@@ -194,7 +203,7 @@ pub fn run_tier(
         (run.raw, run.live, run.symmetric) = (t.raw, t.live, t.programs.len() as u64);
         let programs = self::chunk(&t, chunk, CHUNKS);
         result = loom_programs(&programs, mutant, tier.bound, dir, key, progress);
-        replay = replay_command("loom", &file, mutant, tier.bound, None);
+        replay = replay_command(Checker::GenLoom, &file, mutant, tier.bound, None);
     }
     #[cfg(feature = "shuttle")]
     if let Some((count, schedules)) = tier.random {
@@ -207,7 +216,7 @@ pub fn run_tier(
             tier.size, count, schedules, seed, mutant, dir, key, progress,
         );
         replay = replay_command(
-            "shuttle",
+            Checker::GenShuttle,
             &file,
             mutant,
             None,
@@ -248,24 +257,16 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
     crate::panics::panic_text(&*p)
 }
 
-/// The command that replays `program` (saved at `file`) under `checker`.
+/// The command that replays `program` (saved at `file`) on `checker`'s build.
 pub fn replay_command(
-    checker: &str,
+    checker: Checker,
     file: &Path,
     mutant: Option<Mutant>,
     bound: Option<usize>,
     schedule: Option<&Path>,
 ) -> String {
-    let features = match checker {
-        "loom" => " --features loom",
-        "shuttle" => " --features shuttle",
-        _ => "",
-    };
-    let bound = match (checker, bound) {
-        ("loom", Some(b)) => format!(" --bound {b}"),
-        ("loom", None) => " --bound unbounded".into(),
-        _ => String::new(),
-    };
+    let features = crate::run::replay_features(checker);
+    let bound = crate::run::replay_bound(checker, bound);
     let mutant = mutant
         .map(|m| format!(" --mutant {}", m.name()))
         .unwrap_or_default();
@@ -331,7 +332,7 @@ pub fn loom_programs(
     progress: &crate::run::Progress,
 ) -> (Explored, Option<Found>) {
     let file = program_file(dir, key);
-    let replay = replay_command("loom", &file, mutant, bound, None);
+    let replay = replay_command(Checker::GenLoom, &file, mutant, bound, None);
     let check = |p: &Program| loom_program(p, mutant, bound, &replay);
     explore(
         programs.iter().map(|p| (*p).clone()),
@@ -493,7 +494,13 @@ pub fn shuttle_program(
     let progress = crate::run::Progress::new(None);
     let steps = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     for strategy in [Strategy::Pct { depth: 3 }, Strategy::Random] {
-        let replay = replay_command("shuttle", program_file, mutant, None, Some(schedule_file));
+        let replay = replay_command(
+            Checker::GenShuttle,
+            program_file,
+            mutant,
+            None,
+            Some(schedule_file),
+        );
         let (p, r) = (program.clone(), replay.clone());
         let body = move || crate::exec::execute(&p, mutant, &r);
         let file = Some(schedule_file.to_path_buf());
@@ -563,7 +570,10 @@ mod tests {
 
     #[test]
     fn named_scenarios_are_programs_of_the_tiers() {
-        let full = super::plan("gen-loom", crate::verdict::Profile::Full);
+        let full = super::plan(
+            crate::checker::Checker::GenLoom,
+            crate::verdict::Profile::Full,
+        );
         for (name, program, tier) in crate::scenarios::as_programs() {
             assert_eq!(program.well_formed(), Ok(()), "{name}");
             let size: Size = tier.parse().unwrap();

@@ -5,6 +5,7 @@
 #![deny(unsafe_code)]
 
 pub mod check;
+pub mod checker;
 pub mod docs;
 pub mod enumerate;
 pub mod env;
@@ -25,12 +26,13 @@ pub mod timeline;
 pub mod trace;
 pub mod verdict;
 
-/// Emits one `#[test]` per scenario that runs it under `$checker` (`small`: the loom-sized
-/// scenarios; `all`: every scenario), plus a test that the list matches
-/// [`scenarios::ALL`], so a new scenario cannot be left out of a checker by mistake.
+/// Emits one `#[test]` per scenario that runs it under `$checker` (a
+/// [`checker::Checker`]; `small`: the loom-sized scenarios; `all`: every scenario), plus a
+/// test that the list matches [`scenarios::ALL`], so a new scenario cannot be left out of
+/// a checker by mistake.
 #[macro_export]
 macro_rules! scenario_checks {
-    ($checker:literal, small) => {
+    ($checker:expr, small) => {
         $crate::scenario_checks!(@emit $checker, $crate::scenarios::Size::Small, every_small_scenario_has_a_check;
             dispatch_vs_deregister: "dispatch-vs-deregister";
             two_dispatchers_vs_deregister: "two-dispatchers-vs-deregister";
@@ -47,14 +49,14 @@ macro_rules! scenario_checks {
             flood_one_hub: "flood-one-hub";
         );
     };
-    ($checker:literal, all) => {
+    ($checker:expr, all) => {
         $crate::scenario_checks!($checker, small);
         $crate::scenario_checks!(@emit $checker, $crate::scenarios::Size::Large, every_large_scenario_has_a_check;
             flood_churn_3x12: "flood-churn-3x12";
             churn_4x3x20: "churn-4x3x20";
         );
     };
-    (@emit $checker:literal, $size:expr, $complete:ident; $($test:ident: $name:literal;)*) => {
+    (@emit $checker:expr, $size:expr, $complete:ident; $($test:ident: $name:literal;)*) => {
         $(
             #[test]
             fn $test() {
@@ -75,6 +77,7 @@ macro_rules! scenario_checks {
 /// bottom, the checkers above them, the records, reports and the gate on top.
 #[cfg(test)]
 const LAYERS: &[&[&str]] = &[
+    &["checker"],
     &["rt", "panics", "program", "timeline", "docs"],
     &["monitor", "history", "enumerate"],
     &["verdict", "oracle", "env", "trace"],

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::check::{Record, SpecFigures, StrategyRun, Verdict};
+use crate::checker::Checker;
 use crate::monitor::Property;
 use crate::scenarios::{self, Size};
 use usbpm_spec::SpecMutant;
@@ -22,7 +23,7 @@ pub struct Report {
     /// Checks that were started but left no record (crashed or timed out).
     pub missing: Vec<String>,
     /// Mutant runs only: mutant -> checker -> fastest failing record.
-    pub kills: Option<BTreeMap<String, BTreeMap<String, Option<Kill>>>>,
+    pub kills: Option<BTreeMap<String, BTreeMap<Checker, Option<Kill>>>>,
     /// A merged report: the shards it was made from (`gate merge`).
     #[serde(default)]
     pub merged: Vec<String>,
@@ -110,7 +111,7 @@ impl Report {
             let mut records: Vec<&Record> = self
                 .records
                 .iter()
-                .filter(|r| r.spec.is_none() && r.checker != "spec" && r.programs.is_empty())
+                .filter(|r| r.spec.is_none() && r.checker != Checker::Spec && r.programs.is_empty())
                 .filter(|r| r.properties.iter().any(|x| x == p.id()))
                 .collect();
             records.sort_by(|a, b| (&a.scenario, &a.checker).cmp(&(&b.scenario, &b.checker)));
@@ -265,12 +266,10 @@ impl Report {
         let mut out = String::new();
         // (checker, method) -> (raw, live, symmetric, chunks, programs, executions, seconds, failed)
         type Sums = (u64, u64, u64, usize, u64, u64, f64, bool);
-        let mut tiers: BTreeMap<(String, String), Sums> = BTreeMap::new();
+        let mut tiers: BTreeMap<(Checker, String), Sums> = BTreeMap::new();
         for r in &self.records {
             for t in &r.programs {
-                let e = tiers
-                    .entry((r.checker.clone(), t.method.clone()))
-                    .or_default();
+                let e = tiers.entry((r.checker, t.method.clone())).or_default();
                 (e.0, e.1, e.2) = (t.raw, t.live, t.symmetric);
                 e.3 += 1;
                 e.4 += t.programs_run;
@@ -306,17 +305,23 @@ impl Report {
         out
     }
 
-    fn mutants_markdown(&self, kills: &BTreeMap<String, BTreeMap<String, Option<Kill>>>) -> String {
+    fn mutants_markdown(
+        &self,
+        kills: &BTreeMap<String, BTreeMap<Checker, Option<Kill>>>,
+    ) -> String {
         let mut out = String::new();
         self.header(&mut out, "usbpm mutant kill matrix");
-        let checkers: Vec<String> = kills
+        let checkers: Vec<Checker> = kills
             .values()
-            .flat_map(|m| m.keys().cloned())
+            .flat_map(|m| m.keys().copied())
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
         let _ = writeln!(out, "Each cell: killed by which scenario, the property that failed, executions and seconds to the first failure; or survived. A mutant must be killed by at least one checker.\n");
-        if checkers.iter().any(|c| c == "spec" || c == "trace") {
+        if checkers
+            .iter()
+            .any(|c| *c == Checker::Spec || *c == Checker::Trace)
+        {
             let _ = writeln!(out, "Both directions of the specification: the **spec** column is stateright on the spec mutant of the same bug family (the bug written into the specification; executions are unique states to the counterexample; no counterpart: the specification is sequentially consistent), and the **trace** column is trace validation alone (the monitors not consulted) on random shuttle schedules of the mutated code.\n");
         }
         let _ = write!(out, "| mutant | what it breaks |");
@@ -342,7 +347,9 @@ impl Report {
                             k.seconds
                         );
                     }
-                    Some(None) if c == "spec" && SpecMutant::from_name(mutant).is_none() => {
+                    Some(None)
+                        if *c == Checker::Spec && SpecMutant::from_name(mutant).is_none() =>
+                    {
                         let _ = write!(out, " no counterpart |");
                     }
                     Some(None) => {
@@ -380,7 +387,7 @@ impl Report {
         let _ = writeln!(out, "| mutant | scenario | n | k | PCT schedules (s) | random schedules (s) | n k^2 | PCT within bound |");
         let _ = writeln!(out, "|---|---|---:|---:|---|---|---:|---|");
         for (mutant, by) in kills {
-            let Some(Some(k)) = by.get("shuttle") else {
+            let Some(Some(k)) = by.get(&Checker::Shuttle) else {
                 continue;
             };
             let pct = k.strategies.iter().find(|s| s.strategy.starts_with("pct"));
@@ -424,9 +431,9 @@ impl Report {
 
     /// JUnit XML: one testsuite per checker, one testcase per check.
     pub fn junit(&self) -> String {
-        let mut by_checker: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
+        let mut by_checker: BTreeMap<Checker, Vec<&Record>> = BTreeMap::new();
         for r in &self.records {
-            by_checker.entry(&r.checker).or_default().push(r);
+            by_checker.entry(r.checker).or_default().push(r);
         }
         let mut out = String::from(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"usbpm-gate\">\n",
@@ -546,7 +553,7 @@ mod tests {
 
     fn report(failure: Option<Failure>) -> Report {
         let record = Record {
-            checker: "shuttle".into(),
+            checker: Checker::Shuttle,
             scenario: "dispatch-vs-deregister".into(),
             mutant: None,
             profile: Profile::Quick,
@@ -605,7 +612,7 @@ mod tests {
 
     fn spec_record(verdict: Verdict) -> Record {
         let mut r = report(None).records.remove(0);
-        r.checker = "spec".into();
+        r.checker = Checker::Spec;
         r.scenario = crate::spec_checks::SPEC_SCENARIO.into();
         r.exhaustive = true;
         r.verdict = verdict;
@@ -663,8 +670,8 @@ mod tests {
             ("lost-wakeup", None),
         ] {
             let mut by = BTreeMap::new();
-            by.insert("loom".to_string(), Some(kill.clone()));
-            by.insert("spec".to_string(), spec);
+            by.insert(Checker::Loom, Some(kill.clone()));
+            by.insert(Checker::Spec, spec);
             kills.insert(m.to_string(), by);
         }
         let mut rep = report(None);

@@ -3,6 +3,8 @@
 //! thread at a time and only switch at their own primitives, so a `std` lock in a monitor
 //! adds no synchronisation the checker could mistake for the library's.
 
+use crate::checker::Checker;
+
 #[cfg(feature = "loom")]
 pub use loom::{
     sync::atomic::{AtomicBool, AtomicUsize},
@@ -20,12 +22,12 @@ pub use std::{
 };
 
 /// Which scheduler this build of the harness (and of the library) runs on.
-pub const CHECKER: &str = if cfg!(feature = "loom") {
-    "loom"
+pub const CHECKER: Checker = if cfg!(feature = "loom") {
+    Checker::Loom
 } else if cfg!(feature = "shuttle") {
-    "shuttle"
+    Checker::Shuttle
 } else {
-    "std"
+    Checker::Std
 };
 
 /// Spawns a named thread of the current checker; the name appears in timelines.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use usbpm::checking::Mutant;
 
+use crate::checker::Checker;
 use crate::env::Env;
 use crate::scenarios::Scenario;
 
@@ -81,23 +82,16 @@ pub fn execute(scenario: &Scenario, mutant: Option<Mutant>, replay: &str) {
     }
 }
 
-/// The command that reruns a check (for loom and std; shuttle replays its schedule).
+/// The command that reruns a check (for loom and std; shuttle replays its schedule): the
+/// replay binary of `checker`'s build.
 pub fn rerun_command(
-    checker: &str,
+    checker: Checker,
     scenario: &Scenario,
     mutant: Option<Mutant>,
     bound: Option<usize>,
 ) -> String {
-    let features = match checker {
-        "loom" => " --features loom",
-        "shuttle" => " --features shuttle",
-        _ => "",
-    };
-    let bound = match (checker, bound) {
-        ("loom", Some(b)) => format!(" --bound {b}"),
-        ("loom", None) => " --bound unbounded".into(),
-        _ => String::new(),
-    };
+    let features = replay_features(checker);
+    let bound = replay_bound(checker, bound);
     let mutant = mutant
         .map(|m| format!(" --mutant {}", m.name()))
         .unwrap_or_default();
@@ -105,6 +99,26 @@ pub fn rerun_command(
         "cargo run --release -p usbpm-model{features} --bin replay -- --scenario {}{bound}{mutant}",
         scenario.name
     )
+}
+
+/// The cargo features of a replay command for `checker`'s build (` --features loom`, ...).
+pub fn replay_features(checker: Checker) -> String {
+    checker
+        .feature()
+        .map(|f| format!(" --features {f}"))
+        .unwrap_or_default()
+}
+
+/// A replay command's loom bound (` --bound 3`, ` --bound unbounded`); nothing for a
+/// checker not built on loom.
+pub fn replay_bound(checker: Checker, bound: Option<usize>) -> String {
+    if checker.build() != Checker::Loom {
+        return String::new();
+    }
+    match bound {
+        Some(b) => format!(" --bound {b}"),
+        None => " --bound unbounded".into(),
+    }
 }
 
 /// Explores `scenario` exhaustively under loom, up to `bound` preemptions (`None`:
@@ -117,7 +131,7 @@ pub fn loom(
     bound: Option<usize>,
     progress: &Progress,
 ) -> Outcome {
-    let replay = rerun_command("loom", scenario, mutant, bound);
+    let replay = rerun_command(Checker::Loom, scenario, mutant, bound);
     let p = progress.clone();
     loom_body(bound, move || {
         p.tick();
@@ -387,7 +401,7 @@ pub fn stress(
 ) -> Outcome {
     let replay = format!(
         "{} (real threads: a rerun samples new schedules)",
-        rerun_command("std", scenario, mutant, None)
+        rerun_command(Checker::Std, scenario, mutant, None)
     );
     for _ in 0..iterations {
         progress.tick();

@@ -20,6 +20,7 @@ use usbpm_spec::run::{self as spec_run, FULL, MUTANTS, QUICK, QUICK_UNREDUCED_ST
 use usbpm_spec::{Size, SpecMutant};
 
 use crate::check::{mutant_from_env, Failure, Profile, Record, SpecFigures, Verdict};
+use crate::checker::Checker;
 
 /// The `spec` checker's one check.
 pub const SPEC_SCENARIO: &str = "protocol-spec";
@@ -73,7 +74,7 @@ fn finish(record: Record) {
         std::fs::write(
             d.join("records").join(format!(
                 "{}.json",
-                Record::key(&record.checker, &record.scenario)
+                Record::key(record.checker, &record.scenario)
             )),
             json,
         )
@@ -98,7 +99,7 @@ fn finish(record: Record) {
 }
 
 /// Marks the check as started (a check with progress and no record crashed or hung).
-fn started(checker: &str, scenario: &str) {
+fn started(checker: Checker, scenario: &str) {
     if let Some(d) = results_dir() {
         for sub in ["records", "progress"] {
             std::fs::create_dir_all(d.join(sub)).expect("create the results directory");
@@ -111,11 +112,11 @@ fn started(checker: &str, scenario: &str) {
 /// The `spec` check: the whole specification at the profile's size, or (with a code
 /// mutant in the environment) the spec mutant of its bug family.
 pub fn run_spec_check() {
-    started("spec", SPEC_SCENARIO);
+    started(Checker::Spec, SPEC_SCENARIO);
     let profile = Profile::from_env();
     let code_mutant = mutant_from_env();
     let mut record = Record {
-        checker: "spec".into(),
+        checker: Checker::Spec,
         scenario: SPEC_SCENARIO.into(),
         mutant: code_mutant.map(|m| m.name().to_string()),
         profile,
@@ -224,7 +225,7 @@ pub fn run_spec_check() {
 /// first divergence.
 #[cfg(feature = "shuttle")]
 pub fn run_trace_check() {
-    started("trace", TRACE_SCENARIO);
+    started(Checker::Trace, TRACE_SCENARIO);
     let profile = Profile::from_env();
     let mutant = mutant_from_env();
     let per_scenario = trace_schedules(profile);
@@ -252,7 +253,7 @@ pub fn run_trace_check() {
         }
     }
     finish(Record {
-        checker: "trace".into(),
+        checker: Checker::Trace,
         scenario: TRACE_SCENARIO.into(),
         mutant: mutant.map(|m| m.name().to_string()),
         profile,

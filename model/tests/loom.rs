@@ -7,15 +7,16 @@
 
 use usbpm::checking::Mutant;
 use usbpm_model::check::kills;
+use usbpm_model::checker::Checker;
 
-usbpm_model::scenario_checks!("loom", small);
+usbpm_model::scenario_checks!(Checker::Loom, small);
 
 // A few of the gate's mutant kills, kept as regression tests of the checks' teeth.
 
 #[test]
 fn teeth_deregister_no_wait() {
     assert!(kills(
-        "loom",
+        Checker::Loom,
         "dispatch-vs-deregister",
         Mutant::DeregisterNoWait
     ));
@@ -24,7 +25,7 @@ fn teeth_deregister_no_wait() {
 #[test]
 fn teeth_relaxed_ordering() {
     assert!(kills(
-        "loom",
+        Checker::Loom,
         "two-dispatchers-vs-deregister",
         Mutant::RelaxedOrdering
     ));

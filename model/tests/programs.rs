@@ -6,11 +6,12 @@
 #![cfg(any(feature = "loom", feature = "shuttle"))]
 
 use usbpm_model::check::run_programs_check;
+use usbpm_model::checker::Checker;
 
-const CHECKER: &str = if cfg!(feature = "loom") {
-    "gen-loom"
+const CHECKER: Checker = if cfg!(feature = "loom") {
+    Checker::GenLoom
 } else {
-    "gen-shuttle"
+    Checker::GenShuttle
 };
 
 macro_rules! chunks {

@@ -8,13 +8,14 @@
 
 use usbpm::checking::Mutant;
 use usbpm_model::check::kills;
+use usbpm_model::checker::Checker;
 
-usbpm_model::scenario_checks!("shuttle", all);
+usbpm_model::scenario_checks!(Checker::Shuttle, all);
 
 #[test]
 fn teeth_deregister_no_wait() {
     assert!(kills(
-        "shuttle",
+        Checker::Shuttle,
         "two-dispatchers-vs-deregister",
         Mutant::DeregisterNoWait
     ));
@@ -22,13 +23,17 @@ fn teeth_deregister_no_wait() {
 
 #[test]
 fn teeth_no_cycle_check() {
-    assert!(kills("shuttle", "mutual-deregister", Mutant::NoCycleCheck));
+    assert!(kills(
+        Checker::Shuttle,
+        "mutual-deregister",
+        Mutant::NoCycleCheck
+    ));
 }
 
 #[test]
 fn teeth_replay_misses_hub() {
     assert!(kills(
-        "shuttle",
+        Checker::Shuttle,
         "register-vs-dispatch",
         Mutant::ReplayMissesHub
     ));

@@ -4,4 +4,6 @@
 //! production build's. Runs per profile: `usbpm_model::check::std_iterations`.
 #![cfg(not(any(feature = "loom", feature = "shuttle")))]
 
-usbpm_model::scenario_checks!("std", all);
+use usbpm_model::checker::Checker;
+
+usbpm_model::scenario_checks!(Checker::Std, all);

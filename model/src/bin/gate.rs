@@ -11,8 +11,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
+use usbpm_model::checker::Checker;
 use usbpm_model::gate::checks::RunKind;
-use usbpm_model::gate::{self, Checker, Options};
+use usbpm_model::gate::{self, Options};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Mode {

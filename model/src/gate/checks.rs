@@ -13,8 +13,9 @@ use usbpm::checking::Mutant;
 use super::display::{watch, Display};
 use super::nextest::{require_nextest, run_checker, Run};
 use super::records::read_records;
-use super::{command_line, fresh_dir, Checker, Options, VERIFICATION_MD};
+use super::{command_line, fresh_dir, Options, VERIFICATION_MD};
 use crate::check::{Profile, Record, Verdict};
+use crate::checker::Checker;
 use crate::report::{Kill, Report};
 
 /// Which run of the checks.
@@ -112,7 +113,7 @@ pub fn fastest_kill(
 ) -> Option<Kill> {
     let fastest = records
         .iter()
-        .filter(|r| r.checker == checker.name() && r.verdict == Verdict::Fail)
+        .filter(|r| r.checker == checker && r.verdict == Verdict::Fail)
         .map(|r| Kill {
             scenario: r.scenario.clone(),
             property: r.failure.as_ref().and_then(|f| f.property.clone()),
@@ -150,7 +151,7 @@ pub fn run_mutants(opts: &Options, root: &Path) -> Report {
         opts.total_checks(&checkers) * mutants.len() as u64,
     ));
     let start = Instant::now();
-    let mut kills: BTreeMap<String, BTreeMap<String, Option<Kill>>> = BTreeMap::new();
+    let mut kills: BTreeMap<String, BTreeMap<Checker, Option<Kill>>> = BTreeMap::new();
     let mut all_records = Vec::new();
     for m in &mutants {
         let run = Run {
@@ -173,15 +174,12 @@ pub fn run_mutants(opts: &Options, root: &Path) -> Report {
         let (records, missing) = read_records(&run.results);
         let by = kills.entry(m.name().to_string()).or_default();
         for c in &checkers {
-            by.insert(
-                c.name().to_string(),
-                fastest_kill(&records, &missing, *c, &run.logs),
-            );
+            by.insert(*c, fastest_kill(&records, &missing, *c, &run.logs));
         }
         let killed: Vec<&str> = by
             .iter()
             .filter(|(_, k)| k.is_some())
-            .map(|(c, _)| c.as_str())
+            .map(|(c, _)| c.name())
             .collect();
         display.line(format!(
             "mutant {:<26} killed by: {}",
@@ -282,17 +280,17 @@ mod tests {
 
     #[test]
     fn the_fastest_failing_check_is_the_kill() {
-        let mut slow = record("loom", "mutual-deregister", Verdict::Fail);
+        let mut slow = record(Checker::Loom, "mutual-deregister", Verdict::Fail);
         slow.seconds = 9.0;
-        let mut fast = record("loom", "dispatch-vs-deregister", Verdict::Fail);
+        let mut fast = record(Checker::Loom, "dispatch-vs-deregister", Verdict::Fail);
         fast.seconds = 0.1;
         fast.failure = Some(Failure {
             property: Some("P2".into()),
             report: String::new(),
             replay: "replay it".into(),
         });
-        let passed = record("loom", "handle-reuse", Verdict::Pass);
-        let other = record("std", "handle-reuse", Verdict::Fail);
+        let passed = record(Checker::Loom, "handle-reuse", Verdict::Pass);
+        let other = record(Checker::Std, "handle-reuse", Verdict::Fail);
         let records = [slow, fast, passed, other];
         let k = fastest_kill(&records, &[], Checker::Loom, Path::new("logs")).expect("killed");
         assert_eq!(
@@ -325,7 +323,7 @@ mod tests {
             profile: "quick".into(),
             shard: None,
             seconds: 1.0,
-            records: vec![record("std", "handle-reuse", Verdict::Pass)],
+            records: vec![record(Checker::Std, "handle-reuse", Verdict::Pass)],
             missing: Vec::new(),
             kills: None,
             merged: Vec::new(),

@@ -87,7 +87,7 @@ pub fn watch(
             for r in &records {
                 let key = format!(
                     "{}{}",
-                    Record::key(&r.checker, &r.scenario),
+                    Record::key(r.checker, &r.scenario),
                     r.mutant.clone().unwrap_or_default()
                 );
                 if seen.insert(key) {
@@ -103,7 +103,7 @@ pub fn watch(
                     let key = e.path().file_stem()?.to_string_lossy().to_string();
                     if records
                         .iter()
-                        .any(|r| Record::key(&r.checker, &r.scenario) == key)
+                        .any(|r| Record::key(r.checker, &r.scenario) == key)
                     {
                         return None;
                     }
@@ -158,7 +158,11 @@ mod tests {
 
     #[test]
     fn a_finished_line_shows_the_verdict() {
-        let r = super::super::records::tests::record("loom", "handle-reuse", Verdict::Fail);
+        let r = super::super::records::tests::record(
+            crate::checker::Checker::Loom,
+            "handle-reuse",
+            Verdict::Fail,
+        );
         let line = finished_line(&r);
         assert!(
             line.contains("handle-reuse") && line.ends_with("FAIL"),

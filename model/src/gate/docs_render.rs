@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use super::checks::run_mutants;
-use super::{Checker, Options};
+use super::Options;
 use crate::check::Verdict;
+use crate::checker::Checker;
 use crate::report::Report;
 
 /// Where the rendering goes, under the workspace root.

@@ -7,6 +7,7 @@ use usbpm::checking::Mutant;
 use super::nextest::proptest_cases;
 use super::PROPTEST_SCENARIO;
 use crate::check::{loom_bound, shuttle_iterations, std_iterations, Profile};
+use crate::checker::Checker;
 use crate::report::describe_mutant;
 use crate::scenarios::{Size, ALL};
 use crate::spec_checks::{spec_size, trace_schedules, SPEC_SCENARIO, TRACE_SCENARIO};
@@ -75,7 +76,7 @@ pub fn list() -> String {
         "\nGenerated programs (quick / full; each tier split into {} chunks, one check each):",
         crate::generated::CHUNKS
     );
-    for checker in ["gen-loom", "gen-shuttle"] {
+    for checker in [Checker::GenLoom, Checker::GenShuttle] {
         for profile in [Profile::Quick, Profile::Full] {
             for t in crate::generated::plan(checker, profile) {
                 let _ = writeln!(

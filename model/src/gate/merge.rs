@@ -99,11 +99,7 @@ pub fn merge(reports: Vec<Report>, command: String) -> Result<Report, String> {
     for r in reports {
         out.seconds = out.seconds.max(r.seconds);
         for rec in r.records {
-            if !keys.insert((
-                rec.checker.clone(),
-                rec.scenario.clone(),
-                rec.mutant.clone(),
-            )) {
+            if !keys.insert((rec.checker, rec.scenario.clone(), rec.mutant.clone())) {
                 return Err(format!(
                     "two shards report {} {}{}",
                     rec.checker,
@@ -168,6 +164,7 @@ mod tests {
 
     use super::*;
     use crate::check::Verdict;
+    use crate::checker::Checker;
     use crate::gate::records::tests::record;
 
     fn shard(s: &str, records: Vec<crate::check::Record>) -> Report {
@@ -185,11 +182,14 @@ mod tests {
 
     #[test]
     fn shards_merge_into_the_whole_run() {
-        let mut a = shard("1/2", vec![record("loom", "handle-reuse", Verdict::Pass)]);
+        let mut a = shard(
+            "1/2",
+            vec![record(Checker::Loom, "handle-reuse", Verdict::Pass)],
+        );
         a.seconds = 30.0;
         let mut b = shard(
             "2/2",
-            vec![record("loom", "double-deregister", Verdict::Pass)],
+            vec![record(Checker::Loom, "double-deregister", Verdict::Pass)],
         );
         b.missing.push("std__churn-4x3x20".into());
         let m = merge(vec![b, a], "gate merge".into()).expect("mergeable");
@@ -207,11 +207,23 @@ mod tests {
 
     #[test]
     fn a_failure_in_one_shard_fails_the_merge() {
-        let a = shard("1/2", vec![record("loom", "handle-reuse", Verdict::Pass)]);
-        let b = shard("2/2", vec![record("std", "handle-reuse", Verdict::Fail)]);
+        let a = shard(
+            "1/2",
+            vec![record(Checker::Loom, "handle-reuse", Verdict::Pass)],
+        );
+        let b = shard(
+            "2/2",
+            vec![record(Checker::Std, "handle-reuse", Verdict::Fail)],
+        );
         assert!(!merge(vec![a, b], String::new()).unwrap().passed());
-        let a = shard("1/2", vec![record("loom", "handle-reuse", Verdict::Pass)]);
-        let b = shard("2/2", vec![record("std", "handle-reuse", Verdict::Pass)]);
+        let a = shard(
+            "1/2",
+            vec![record(Checker::Loom, "handle-reuse", Verdict::Pass)],
+        );
+        let b = shard(
+            "2/2",
+            vec![record(Checker::Std, "handle-reuse", Verdict::Pass)],
+        );
         assert!(merge(vec![a, b], String::new()).unwrap().passed());
     }
 
@@ -227,7 +239,7 @@ mod tests {
         let mut quick = shard("2/2", vec![]);
         quick.profile = "quick".into();
         assert!(err(vec![shard("1/2", vec![]), quick]).contains("different profiles"));
-        let twice = || vec![record("loom", "handle-reuse", Verdict::Pass)];
+        let twice = || vec![record(Checker::Loom, "handle-reuse", Verdict::Pass)];
         assert!(err(vec![shard("1/2", twice()), shard("2/2", twice())])
             .contains("two shards report loom handle-reuse"));
         let mut whole = shard("1/2", vec![]);
@@ -237,7 +249,10 @@ mod tests {
 
     #[test]
     fn one_unsharded_report_merges_into_itself() {
-        let mut whole = shard("1/1", vec![record("loom", "handle-reuse", Verdict::Pass)]);
+        let mut whole = shard(
+            "1/1",
+            vec![record(Checker::Loom, "handle-reuse", Verdict::Pass)],
+        );
         whole.shard = None;
         let m = merge(vec![whole], String::new()).expect("mergeable");
         assert!(m.merged.is_empty() && m.records.len() == 1);
@@ -255,8 +270,8 @@ mod tests {
         };
         let matrix = |loom: Option<Kill>, std: Option<Kill>| {
             let mut by = BTreeMap::new();
-            by.insert("loom".to_string(), loom);
-            by.insert("std".to_string(), std);
+            by.insert(Checker::Loom, loom);
+            by.insert(Checker::Std, std);
             Some(BTreeMap::from([("lost-wakeup".to_string(), by)]))
         };
         let mut a = shard("1/2", vec![]);
@@ -266,10 +281,10 @@ mod tests {
         let m = merge(vec![a, b], String::new()).expect("mergeable");
         let row = &m.kills.as_ref().expect("a kill matrix")["lost-wakeup"];
         assert_eq!(
-            row["loom"].as_ref().map(|k| k.scenario.as_str()),
+            row[&Checker::Loom].as_ref().map(|k| k.scenario.as_str()),
             Some("fast")
         );
-        assert!(row["std"].is_none());
+        assert!(row[&Checker::Std].is_none());
         assert!(m.passed(), "the mutant is killed by one checker");
         let mut c = shard("2/2", vec![]);
         c.kills = None;
@@ -284,7 +299,10 @@ mod tests {
     #[test]
     fn a_report_round_trips_through_json() {
         let dir = crate::gate::records::tests::scratch("merge-read");
-        let r = shard("1/2", vec![record("loom", "handle-reuse", Verdict::Pass)]);
+        let r = shard(
+            "1/2",
+            vec![record(Checker::Loom, "handle-reuse", Verdict::Pass)],
+        );
         std::fs::write(dir.join("report.json"), serde_json::to_string(&r).unwrap()).unwrap();
         let back = read_report(&dir).expect("readable");
         assert_eq!(

@@ -30,6 +30,7 @@ use std::process::ExitCode;
 
 use usbpm::checking::Mutant;
 
+use crate::checker::Checker;
 use crate::scenarios::{Size, ALL};
 pub use crate::spec_checks::{SPEC_SCENARIO, TRACE_SCENARIO};
 
@@ -46,52 +47,12 @@ pub const PROPTEST_SCENARIO: &str = "api-state-machine";
 /// The generated document whose embedded reports `--update-docs` writes.
 pub const VERIFICATION_MD: &str = "docs/VERIFICATION.md";
 
-/// One checker: a test binary of `usbpm-model` built with its feature.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
-pub enum Checker {
-    Loom,
-    Shuttle,
-    Std,
-    Proptest,
-    /// Every generated program of the profile's tiers, under loom (docs/VERIFICATION.md).
-    GenLoom,
-    /// Random larger generated programs under shuttle, shrunk on failure.
-    GenShuttle,
-    /// stateright on the specification (`crate::spec_checks`).
-    Spec,
-    /// Trace validation alone on shuttle schedules: `gate mutants` only (in the quick and
-    /// full gates every shuttle and std execution is validated inside those checks).
-    Trace,
-}
-
+/// What the gate knows of each checker: whether its quick and full runs include it, the
+/// cargo arguments of its test binary, the scenarios it runs.
 impl Checker {
-    pub const ALL: [Checker; 8] = [
-        Checker::Loom,
-        Checker::Shuttle,
-        Checker::Std,
-        Checker::Proptest,
-        Checker::GenLoom,
-        Checker::GenShuttle,
-        Checker::Spec,
-        Checker::Trace,
-    ];
-
     /// Whether the quick and full gates run this checker (`gate mutants` runs them all).
     pub fn in_gate(self) -> bool {
         self != Checker::Trace
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Checker::Loom => "loom",
-            Checker::Shuttle => "shuttle",
-            Checker::Std => "std",
-            Checker::Proptest => "proptest",
-            Checker::GenLoom => "gen-loom",
-            Checker::GenShuttle => "gen-shuttle",
-            Checker::Spec => "spec",
-            Checker::Trace => "trace",
-        }
     }
 
     /// The cargo arguments that build and select this checker's test binary.

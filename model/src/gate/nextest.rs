@@ -9,8 +9,9 @@ use std::time::Instant;
 use usbpm::checking::Mutant;
 
 use super::display::Display;
-use super::{Checker, Options, PROPTEST_SCENARIO};
+use super::{Options, PROPTEST_SCENARIO};
 use crate::check::{Failure, Profile, Record, Verdict};
+use crate::checker::Checker;
 
 /// Fails with the way to install cargo-nextest when it is missing.
 pub fn require_nextest(root: &Path) -> Result<(), String> {
@@ -40,7 +41,11 @@ pub fn filter(opts: &Options, checker: Checker) -> String {
         Checker::Proptest | Checker::Spec => return "all()".into(),
         // The gate's one check in the binary of trace validation's own tests.
         Checker::Trace => return "test(=trace_validation)".into(),
-        _ => {}
+        Checker::Loom
+        | Checker::Shuttle
+        | Checker::Std
+        | Checker::GenLoom
+        | Checker::GenShuttle => {}
     }
     let mut expr = "not test(/^teeth_/) and not test(/^every_/)".to_string();
     if !opts.scenarios.is_empty() {
@@ -153,7 +158,7 @@ pub fn run_checker(run: &Run<'_>, opts: &Options, checker: Checker, display: &Di
         let _ = std::fs::write(
             dir.join(format!(
                 "{}.json",
-                Record::key("proptest", PROPTEST_SCENARIO)
+                Record::key(Checker::Proptest, PROPTEST_SCENARIO)
             )),
             json,
         );
@@ -178,7 +183,7 @@ pub fn proptest_record(
         replay: "cargo test --release -p usbpm-model --test proptest_api (proptest replays its saved failure seeds first)".into(),
     });
     Record {
-        checker: "proptest".into(),
+        checker: Checker::Proptest,
         scenario: PROPTEST_SCENARIO.into(),
         mutant: mutant.map(|m| m.name().to_string()),
         profile,

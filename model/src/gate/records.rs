@@ -17,7 +17,7 @@ pub fn read_records(results: &Path) -> (Vec<Record>, Vec<String>) {
                 .ok()
                 .and_then(|t| serde_json::from_str::<Record>(&t).ok())
             {
-                have.insert(Record::key(&r.checker, &r.scenario));
+                have.insert(Record::key(r.checker, &r.scenario));
                 records.push(r);
             }
         }
@@ -55,16 +55,17 @@ pub fn progress_line(key: &str, text: &str) -> Option<String> {
 pub(crate) mod tests {
     use super::*;
     use crate::check::{Profile, Verdict};
+    use crate::checker::Checker;
 
     /// A record as a check would write it.
-    pub(crate) fn record(checker: &str, scenario: &str, verdict: Verdict) -> Record {
+    pub(crate) fn record(checker: Checker, scenario: &str, verdict: Verdict) -> Record {
         Record {
-            checker: checker.into(),
+            checker,
             scenario: scenario.into(),
             mutant: None,
             profile: Profile::Quick,
             verdict,
-            exhaustive: checker == "loom",
+            exhaustive: checker == Checker::Loom,
             method: "unbounded".into(),
             executions: 7,
             seconds: 0.5,
@@ -89,7 +90,7 @@ pub(crate) mod tests {
         let dir = scratch("records");
         std::fs::create_dir_all(dir.join("records")).unwrap();
         std::fs::create_dir_all(dir.join("progress")).unwrap();
-        let done = record("loom", "double-deregister", Verdict::Pass);
+        let done = record(Checker::Loom, "double-deregister", Verdict::Pass);
         std::fs::write(
             dir.join("records/loom__double-deregister.json"),
             serde_json::to_string(&done).unwrap(),

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use usbpm_spec::run::{property_names, serve, QUICK};
 
 use super::checks::{self, RunKind};
-use super::{Checker, Options};
+use super::Options;
+use crate::checker::Checker;
 
 /// Where `gate spec --explore` serves unless told otherwise.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
