@@ -2,7 +2,8 @@
 //! stateright model checker; and a validator that checks executions recorded from the
 //! shipped library are behaviours of it. See docs/SPEC.md.
 //!
-//! - [`spec`]: the state and the actions ([`Spec::apply`]);
+//! - [`spec`]: the actions ([`Spec::apply`]), and the public paths of the state
+//!   (`state.rs`), the spec mutants (`mutants.rs`) and the sizes (`sizes.rs`);
 //! - [`model`]: the stateright model and its properties (P1–P5 `always`, liveness
 //!   `eventually`, reachability `sometimes`);
 //! - [`symmetry`]: the representative function for symmetry reduction;
@@ -15,8 +16,11 @@
 #![forbid(unsafe_code)]
 
 pub mod model;
+mod mutants;
 pub mod run;
+mod sizes;
 pub mod spec;
+mod state;
 pub mod symmetry;
 pub mod trace;
 

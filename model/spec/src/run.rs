@@ -5,65 +5,9 @@ use std::time::Instant;
 
 use stateright::{Checker, Expectation, HasDiscoveries, Model};
 
+pub use crate::sizes::{mutant_size, FULL, MUTANTS, QUICK, QUICK_UNREDUCED_STATES, REARRIVAL};
 use crate::spec::{members, Op, Set, Size, Spec, SpecMutant, Then};
 use crate::symmetry::representative;
-
-/// Unique states at the quick size without symmetry reduction, measured once with
-/// `spec_check quick --no-symmetry` (51.7 s; docs/SPEC.md). The gate reports the
-/// symmetry saving at the quick size against this recorded figure instead of paying for
-/// the un-reduced run on every push.
-pub const QUICK_UNREDUCED_STATES: usize = 11_338_314;
-
-/// The quick gate's size: 2 clients x 2 hubs x 2 threads x 2 events per hub, 2
-/// re-entrant deregisters, and one registration or hub report made from inside a
-/// callback. Measured: 1,539,649 unique states, depth 52, 7.8 s (docs/SPEC.md).
-pub const QUICK: Size = Size {
-    clients: 2,
-    hubs: 2,
-    threads: 2,
-    changes: 1,
-    removal: true,
-    reentrant: 2,
-    panics: 0,
-    queries: 0,
-    preregistered: false,
-    callback_reports: 1,
-    rearrivals: 0,
-};
-
-/// The full gate's size: 3 clients x 2 hubs x 3 threads x 2 events per hub (a change and
-/// the removal, after the arrival), clients registered first. Measured: 18,687,557
-/// unique states, depth 62, 403.8 s on one checker thread (docs/SPEC.md).
-pub const FULL: Size = Size {
-    clients: 3,
-    hubs: 2,
-    threads: 3,
-    changes: 1,
-    removal: true,
-    reentrant: 2,
-    panics: 0,
-    queries: 0,
-    preregistered: true,
-    callback_reports: 0,
-    rearrivals: 0,
-};
-
-/// Re-arrival: one hub that arrives again after its removal, with the quick size's
-/// re-entrant deregisters and callback report (one hub keeps it small: 125,677 unique
-/// states, 0.6 s; with two hubs, 11,063,682 states, 60.5 s, docs/SPEC.md).
-pub const REARRIVAL: Size = Size {
-    hubs: 1,
-    rearrivals: 1,
-    ..QUICK
-};
-
-/// The spec mutants' size: the quick size, plus a panicking callback and a callback that
-/// queries its hub (the ingredients of panic-leaks-count and the two lock-order bugs).
-pub const MUTANTS: Size = Size {
-    panics: 1,
-    queries: 1,
-    ..QUICK
-};
 
 /// What one exhaustive check found.
 #[derive(Clone, Debug)]
@@ -331,12 +275,6 @@ pub fn replay_command(size: &Size, mutant: Option<SpecMutant>) -> String {
             .map(|m| format!(" --mutant {}", m.name()))
             .unwrap_or_default()
     )
-}
-
-/// The size at which each spec mutant is checked: the quick size, which has every
-/// ingredient (re-entrant deregisters, a panic, a query, removal, replay).
-pub fn mutant_size(_m: SpecMutant) -> Size {
-    MUTANTS
 }
 
 /// Whether a `sometimes` property can be witnessed at `size` (with no registration

@@ -1,0 +1,127 @@
+//! Sizes of the closed world: what [`Size`] bounds, and the named sizes the checks run
+//! at (`QUICK`, `FULL`, `REARRIVAL`, `MUTANTS`) with the size each spec mutant is
+//! checked at.
+//!
+//! Contract: data only. A size says who exists and what the program and its callbacks
+//! may do; the budgets it gives are spent in `enumerate.rs`. The figures quoted here were
+//! measured when each size was introduced; docs/SPEC.md keeps the current ones.
+
+use crate::mutants::SpecMutant;
+
+/// The size of a closed world to check exhaustively: who exists and what the program
+/// and its callbacks may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Size {
+    pub clients: u8,
+    pub hubs: u8,
+    pub threads: u8,
+    /// Connector changes each hub reports after its arrival.
+    pub changes: u8,
+    /// Each hub is removed after its changes.
+    pub removal: bool,
+    /// Deregisters made from inside callbacks (of any client, itself included).
+    pub reentrant: u8,
+    /// Callback calls that panic.
+    pub panics: u8,
+    /// Callbacks that query the hub they are delivered from.
+    pub queries: u8,
+    /// The clients are registered before the threads start (no registration, so no
+    /// arrival replay, in this world: that is checked at the other sizes).
+    pub preregistered: bool,
+    /// Program actions (a registration, a hub's arrival, change or removal) a running
+    /// callback may take itself, as an idle thread would.
+    pub callback_reports: u8,
+    /// Arrivals of a hub again after its removal was queued.
+    pub rearrivals: u8,
+}
+
+impl Size {
+    pub fn label(&self) -> String {
+        format!(
+            "{}c x {}h x {}t x {}e{} (reentrant {}, panics {}, queries {}{})",
+            self.clients,
+            self.hubs,
+            self.threads,
+            self.changes + u8::from(self.removal),
+            if self.removal { " incl. removal" } else { "" },
+            self.reentrant,
+            self.panics,
+            self.queries,
+            if self.preregistered {
+                ", clients registered first"
+            } else {
+                ""
+            }
+        ) + &if self.callback_reports + self.rearrivals > 0 {
+            format!(
+                ", callback reports {}, re-arrivals {}",
+                self.callback_reports, self.rearrivals
+            )
+        } else {
+            String::new()
+        }
+    }
+}
+
+/// Unique states at the quick size without symmetry reduction, measured once with
+/// `spec_check quick --no-symmetry` (51.7 s; docs/SPEC.md). The gate reports the
+/// symmetry saving at the quick size against this recorded figure instead of paying for
+/// the un-reduced run on every push.
+pub const QUICK_UNREDUCED_STATES: usize = 11_338_314;
+
+/// The quick gate's size: 2 clients x 2 hubs x 2 threads x 2 events per hub, 2
+/// re-entrant deregisters, and one registration or hub report made from inside a
+/// callback. Measured: 1,539,649 unique states, depth 52, 7.8 s (docs/SPEC.md).
+pub const QUICK: Size = Size {
+    clients: 2,
+    hubs: 2,
+    threads: 2,
+    changes: 1,
+    removal: true,
+    reentrant: 2,
+    panics: 0,
+    queries: 0,
+    preregistered: false,
+    callback_reports: 1,
+    rearrivals: 0,
+};
+
+/// The full gate's size: 3 clients x 2 hubs x 3 threads x 2 events per hub (a change and
+/// the removal, after the arrival), clients registered first. Measured: 18,687,557
+/// unique states, depth 62, 403.8 s on one checker thread (docs/SPEC.md).
+pub const FULL: Size = Size {
+    clients: 3,
+    hubs: 2,
+    threads: 3,
+    changes: 1,
+    removal: true,
+    reentrant: 2,
+    panics: 0,
+    queries: 0,
+    preregistered: true,
+    callback_reports: 0,
+    rearrivals: 0,
+};
+
+/// Re-arrival: one hub that arrives again after its removal, with the quick size's
+/// re-entrant deregisters and callback report (one hub keeps it small: 125,677 unique
+/// states, 0.6 s; with two hubs, 11,063,682 states, 60.5 s, docs/SPEC.md).
+pub const REARRIVAL: Size = Size {
+    hubs: 1,
+    rearrivals: 1,
+    ..QUICK
+};
+
+/// The spec mutants' size: the quick size, plus a panicking callback and a callback that
+/// queries its hub (the ingredients of panic-leaks-count and the two lock-order bugs).
+pub const MUTANTS: Size = Size {
+    panics: 1,
+    queries: 1,
+    ..QUICK
+};
+
+/// The size at which each spec mutant is checked: the quick size, which has every
+/// ingredient (re-entrant deregisters, a panic, a query, removal, replay).
+pub fn mutant_size(_m: SpecMutant) -> Size {
+    MUTANTS
+}

@@ -1,0 +1,355 @@
+//! The protocol's state: clients, hubs, the threads' call stacks and their
+//! obligations, and the history variables the properties read.
+//!
+//! Contract: plain data and read-only queries of it. Nothing here changes a state (the
+//! actions do, `actions/`) or knows the budgets of a closed world (`enumerate.rs`).
+//!
+//! Clients and hubs are small integers, sets of them are bitmasks. Each thread is a stack
+//! of frames, innermost last (a callback can deregister, which can wait; a registration
+//! can drain a hub, whose callback can deregister, ...). The contract promises no order
+//! among clients or among hubs, so the state keeps sets where the code keeps lists: that
+//! makes clients, hubs and threads interchangeable (symmetry reduction, `symmetry.rs`)
+//! and the code one refinement.
+//!
+//! The derived orders (field and variant order) are what symmetry reduction sorts by:
+//! reordering fields or variants changes which representative the checker keeps.
+
+use crate::sizes::Size;
+
+/// A set of clients or hubs (bit `i` is client or hub `i`).
+pub type Set = u32;
+
+/// Iterates the members of a set.
+pub fn members(set: Set) -> impl Iterator<Item = u8> {
+    (0..32u8).filter(move |i| set & (1 << i) != 0)
+}
+
+/// The set holding `i` alone.
+pub(crate) fn bit(i: u8) -> Set {
+    1 << i
+}
+
+/// Where a client is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Status {
+    /// Not registered yet (or a handle that was never issued).
+    Unborn,
+    /// Registered: in the registry, callbacks may begin.
+    Open,
+    /// Its deregister emptied its slot (the handle is stale); `CLOSED` not set yet.
+    Retired,
+    /// `CLOSED` is set: no callback begins any more.
+    Closed,
+}
+
+/// What one client has received of one hub (a history variable, read by P5).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Log {
+    /// Something of this hub's current presence was addressed to the client (an arrival
+    /// naming it, or a replay queued for it).
+    pub owed: bool,
+    /// It received this presence's arrival (or replay).
+    pub seen: bool,
+    /// The seq of the last event it received.
+    pub last: u8,
+    /// It received the removal.
+    pub removed: bool,
+    /// Delivery found it closed and dropped it (it misses the rest of this presence).
+    pub skipped: bool,
+}
+
+/// One client.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Client {
+    pub status: Status,
+    /// `register` returned: the program knows the handle and may deregister it.
+    pub known: bool,
+    /// Callback calls holding an in-flight count.
+    pub in_flight: u8,
+    /// A deregister of this client returned `Ok` (history, read by P1 and P2).
+    pub returned_ok: bool,
+    /// The program's own (top-level) deregister of it has been made (model checking budget).
+    pub env_deregistered: bool,
+    /// Whose deregister retired it (history, read by P4).
+    pub retired_by: Option<u8>,
+    /// A callback began out of per-hub order (history, read by P5).
+    pub order_broken: bool,
+    /// Per hub.
+    pub logs: Vec<Log>,
+}
+
+/// An item in a hub's queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Item {
+    /// The hub's arrival, addressed to the clients registered when it arrived.
+    Arrival {
+        clients: Set,
+    },
+    Change {
+        seq: u8,
+    },
+    Removal {
+        seq: u8,
+    },
+    /// An arrival replay for a client that registered while the hub was present.
+    Join {
+        client: u8,
+        seq: u8,
+    },
+}
+
+/// A queued item and its ticket (its place in the hub's append order, from 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Entry {
+    pub ticket: u8,
+    pub item: Item,
+}
+
+impl Item {
+    pub fn seq(self) -> u8 {
+        match self {
+            Item::Arrival { .. } => 0,
+            Item::Change { seq } | Item::Removal { seq } | Item::Join { seq, .. } => seq,
+        }
+    }
+}
+
+/// One hub.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Hub {
+    pub arrived: bool,
+    /// Its removal is queued: no change or replay is accepted.
+    pub removed: bool,
+    /// Seq of the last queued item (the arrival is 0).
+    pub seq: u8,
+    /// Changes reported so far (model checking budget).
+    pub reported: u8,
+    pub queue: Vec<Entry>,
+    /// The ticket of the last item appended (0: none yet).
+    pub appended: u8,
+    /// Every item with a ticket up to this one is delivered (or dropped).
+    pub done: u8,
+    /// The ticket of the hub's latest arrival (what `hub_arrival`'s kick waits for).
+    pub arrival: u8,
+    /// A thread is delivering this queue.
+    pub draining: bool,
+    /// Clients that have seen this hub's arrival and were not found closed since.
+    pub subscribers: Set,
+}
+
+/// Where a delivery of one item to one target stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum At {
+    /// Choosing the next target.
+    Next,
+    /// Holds an in-flight count on this client, callback not begun.
+    Acquired(u8),
+    /// Mutant check-then-call: saw the client open, holds no count.
+    Peeked(u8),
+    /// Mutant release-before-callback: took and gave back the count, callback not begun.
+    Released(u8),
+    /// The callback of this client runs (the frame above).
+    Running(u8),
+    /// The callback returned (or panicked); the count is still held.
+    Ended(u8),
+}
+
+/// The item a drainer is delivering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Delivery {
+    pub item: Item,
+    pub ticket: u8,
+    /// Clients still to be delivered to.
+    pub targets: Set,
+    /// Clients delivered to (they stay, or become, subscribers).
+    pub kept: Set,
+    pub at: At,
+}
+
+/// Where a deregister stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Phase {
+    /// Entered; from inside callbacks the own-callback and cycle checks come next.
+    Entered,
+    /// Past the checks (with its wait-for edge, if it is made from inside callbacks).
+    Checked,
+    /// Its client's slot is emptied (handle stale); `CLOSED` not set yet.
+    Retired,
+    /// Closed with nothing in flight, or done waiting: returns next.
+    Drained,
+    /// Closed with callbacks in flight: goes to sleep next.
+    MustSleep,
+    /// Sleeps until the in-flight count is 0.
+    Waiting,
+    /// Mutant lost-wakeup: tested the count (not 0) outside the lock, not asleep yet.
+    Tested,
+    /// Mutant lost-wakeup: asleep; only a later notify wakes it.
+    Asleep { notified: bool },
+}
+
+/// What a thread is doing. A thread is a stack of frames, innermost last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Frame {
+    /// `register(client)` queues arrival replays for these hubs, one at a time.
+    Registering { client: u8, hubs: Set },
+    /// `hub_arrival` queued the arrival; it sees it delivered next.
+    Kick { hub: u8 },
+    /// An outermost call (outside callbacks) sees its own item delivered (the frames
+    /// above), then settles its thread's obligations one by one, and returns.
+    Settling,
+    /// Sleeps on the hub until a drainer's stop wakes it (`woken`), for its item `ticket`.
+    Sleep { hub: u8, ticket: u8, woken: bool },
+    /// Delivering a hub's queue (the one drainer of that hub) up to ticket `target`.
+    /// `delivered`: the ticket of the item just delivered, which `done` takes on when
+    /// the drainer relocks (its next take or its stop); 0: none.
+    Drain {
+        hub: u8,
+        target: u8,
+        delivered: u8,
+        cur: Option<Delivery>,
+    },
+    /// Inside a client's callback. `after_ok`: it began after a deregister of the client
+    /// returned `Ok` (P1).
+    Callback {
+        client: u8,
+        hub: u8,
+        seq: u8,
+        after_ok: bool,
+    },
+    /// A callback's query of its hub: takes the registry lock, then the hub's lock.
+    Query { hub: u8 },
+    /// `deregister(target)`, made from inside the callbacks of `holding`. `victim`: the
+    /// client it retired (the target, unless the handle check is broken). `edge`: it is
+    /// in the wait-for graph (holding waits for target). `wait`: false for the drop of a
+    /// `Registration` where waiting is refused (it retires and closes, never waits).
+    Deregister {
+        target: u8,
+        holding: Set,
+        victim: u8,
+        phase: Phase,
+        edge: bool,
+        wait: bool,
+    },
+}
+
+/// The whole protocol state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct State {
+    pub clients: Vec<Client>,
+    pub hubs: Vec<Hub>,
+    pub threads: Vec<Vec<Frame>>,
+    /// Per thread, its obligations: (hub, ticket) appended from inside its callbacks, to
+    /// be delivered before its outermost call returns (one per hub, the highest ticket;
+    /// settled oldest first).
+    pub owed: Vec<Vec<(u8, u8)>>,
+    /// Model checking budgets for what callbacks do.
+    pub reentrant_left: u8,
+    pub panics_left: u8,
+    pub queries_left: u8,
+    pub reports_left: u8,
+    pub rearrivals_left: u8,
+}
+
+impl State {
+    /// Nobody registered, no hub, every thread idle.
+    pub fn initial(clients: u8, hubs: u8, threads: u8, size: Option<&Size>) -> State {
+        let client = Client {
+            status: Status::Unborn,
+            known: false,
+            in_flight: 0,
+            returned_ok: false,
+            env_deregistered: false,
+            retired_by: None,
+            order_broken: false,
+            logs: vec![Log::default(); usize::from(hubs)],
+        };
+        let hub = Hub {
+            arrived: false,
+            removed: false,
+            seq: 0,
+            reported: 0,
+            queue: Vec::new(),
+            appended: 0,
+            done: 0,
+            arrival: 0,
+            draining: false,
+            subscribers: 0,
+        };
+        State {
+            clients: vec![client; usize::from(clients)],
+            hubs: vec![hub; usize::from(hubs)],
+            threads: vec![Vec::new(); usize::from(threads)],
+            owed: vec![Vec::new(); usize::from(threads)],
+            reentrant_left: size.map_or(0, |s| s.reentrant),
+            panics_left: size.map_or(0, |s| s.panics),
+            queries_left: size.map_or(0, |s| s.queries),
+            reports_left: size.map_or(0, |s| s.callback_reports),
+            rearrivals_left: size.map_or(0, |s| s.rearrivals),
+        }
+    }
+
+    /// The clients whose callbacks thread `t` is inside.
+    pub fn holding(&self, t: usize) -> Set {
+        self.threads[t]
+            .iter()
+            .filter_map(|f| match f {
+                Frame::Callback { client, .. } => Some(bit(*client)),
+                Frame::Registering { .. }
+                | Frame::Kick { .. }
+                | Frame::Settling
+                | Frame::Sleep { .. }
+                | Frame::Drain { .. }
+                | Frame::Query { .. }
+                | Frame::Deregister { .. } => None,
+            })
+            .fold(0, |a, b| a | b)
+    }
+
+    /// The wait-for graph: (holding, target) of every recorded wait.
+    pub fn edges(&self) -> impl Iterator<Item = (Set, u8)> + '_ {
+        self.threads.iter().flatten().filter_map(|f| match f {
+            Frame::Deregister {
+                holding,
+                target,
+                edge: true,
+                ..
+            } => Some((*holding, *target)),
+            Frame::Deregister { edge: false, .. }
+            | Frame::Registering { .. }
+            | Frame::Kick { .. }
+            | Frame::Settling
+            | Frame::Sleep { .. }
+            | Frame::Drain { .. }
+            | Frame::Callback { .. }
+            | Frame::Query { .. } => None,
+        })
+    }
+
+    /// Whether `target` (transitively, through recorded waits) waits for one of `holding`.
+    pub fn would_close_cycle(&self, holding: Set, target: u8) -> bool {
+        let mut reached = bit(target);
+        loop {
+            let before = reached;
+            for (h, t) in self.edges() {
+                if h & reached != 0 {
+                    reached |= bit(t);
+                }
+            }
+            if reached == before {
+                return reached & holding != 0;
+            }
+        }
+    }
+
+    /// Every thread is idle.
+    pub fn all_idle(&self) -> bool {
+        self.threads.iter().all(|t| t.is_empty())
+    }
+
+    /// The registered clients (what an arrival is addressed to).
+    pub(crate) fn open_clients(&self) -> Set {
+        (0..self.clients.len() as u8)
+            .filter(|&c| self.clients[usize::from(c)].status == Status::Open)
+            .fold(0, |a, c| a | bit(c))
+    }
+}
