@@ -2,8 +2,10 @@
 //! stateright model checker; and a validator that checks executions recorded from the
 //! shipped library are behaviours of it. See docs/SPEC.md.
 //!
-//! - [`spec`]: the actions ([`Spec::apply`]), and the public paths of the state
-//!   (`state.rs`), the spec mutants (`mutants.rs`) and the sizes (`sizes.rs`);
+//! - [`spec`]: the specification value [`Spec`], and the public paths of the state
+//!   (`state.rs`), the actions (`actions/`: [`Op`], [`Spec::apply`], one function per
+//!   action), the spec mutants (`mutants.rs`) and the sizes (`sizes.rs`); the closed
+//!   world's candidate actions and budgets are `enumerate.rs`;
 //! - [`model`]: the stateright model and its properties (P1–P5 `always`, liveness
 //!   `eventually`, reachability `sometimes`);
 //! - [`symmetry`]: the representative function for symmetry reduction;
@@ -15,6 +17,8 @@
 
 #![forbid(unsafe_code)]
 
+mod actions;
+mod enumerate;
 pub mod model;
 mod mutants;
 pub mod run;

@@ -54,35 +54,9 @@ impl Spec {
             if let Op::DeregisterEnter { .. } = o {
                 return n;
             }
-            self.charge_deregister(&n, &mut s, ti, o);
+            self.charge_budgets(&n, &mut s, ti, o);
             n = s;
             last = o;
-        }
-    }
-
-    /// Spends the closed world's budget for a deregister made by the program or a callback.
-    pub(crate) fn charge_deregister(&self, s: &State, n: &mut State, t: usize, op: Op) {
-        if self.open {
-            return;
-        }
-        if let Op::DeregisterEnter { target } = op {
-            if s.threads[t].is_empty() {
-                n.clients[usize::from(target)].env_deregistered = true;
-            } else {
-                n.reentrant_left -= 1;
-            }
-        }
-        let report = matches!(
-            op,
-            Op::Register { .. } | Op::HubArrive { .. } | Op::Change { .. } | Op::Remove { .. }
-        );
-        if report && !s.threads[t].is_empty() {
-            n.reports_left -= 1;
-        }
-        if let Op::HubArrive { hub, .. } = op {
-            if s.hubs[usize::from(hub)].arrived {
-                n.rearrivals_left -= 1;
-            }
         }
     }
 
@@ -328,7 +302,7 @@ impl Model for Spec {
 
     fn next_state(&self, s: &State, (t, op): (u8, Op)) -> Option<State> {
         let mut n = self.apply(s, t, op).ok()?;
-        self.charge_deregister(s, &mut n, usize::from(t), op);
+        self.charge_budgets(s, &mut n, usize::from(t), op);
         Some(self.reduce(n, t, op))
     }
 

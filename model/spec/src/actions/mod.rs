@@ -1,0 +1,253 @@
+//! The actions: the alphabet ([`Op`], with the caller's decision [`Then`]) and
+//! [`Spec::apply`], which takes one action of one thread or says why the specification
+//! cannot.
+//!
+//! Contract: `apply` is a dispatch over [`Op`], one function per action, then
+//! [`Spec::normalize`] finishes what needs no action. Each action function checks its
+//! guard against the state before the step (`s`) and writes its effect into the state
+//! after it (`n`, a copy of `s`); an `Err` names the guard that failed, and the trace
+//! validator reports it. The functions are grouped by what they stand for in the code:
+//!
+//! - `calls.rs`: the program's calls (register and its replays, a hub's arrival and its
+//!   kick, a change, a removal);
+//! - `submit.rs`: submitting to a hub's queue and settling an item (what the caller does
+//!   about it: nothing, owe it, sleep, drain), and the two actions that decide again
+//!   (a sleeper's wake-up, an obligation settled);
+//! - `drain.rs`: the drainer taking the front item and stopping;
+//! - `delivery.rs`: delivering one item to one client (count, skip, callback, release);
+//! - `deregister.rs`: deregister and detach, step by step;
+//! - `query.rs`: a callback's query of its hub (lock order only);
+//! - `locks.rs`: the locks the lock-order mutants hold too long.
+//!
+//! Which actions a thread may try in a closed world is `enumerate.rs`; the budgets they
+//! spend are charged there too, never here (trace validation has none).
+
+mod calls;
+mod delivery;
+mod deregister;
+mod drain;
+mod locks;
+mod query;
+mod submit;
+
+use std::fmt;
+
+use crate::spec::Spec;
+use crate::state::{At, Frame, Item, Set, State};
+
+/// What a caller does about its item once it is submitted (or woken, or settling an
+/// obligation): the code's `Settle`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Then {
+    /// Its ticket is delivered already (or nothing was appended): nothing to do.
+    Done,
+    /// Inside a callback: the thread's outermost call owes the item.
+    Owes,
+    /// Another thread drains: sleep on the hub until woken.
+    Sleeps,
+    /// The queue is idle: drain up to the item.
+    Drains,
+}
+
+/// One action of one thread. Values a trace observes (`from`, `in_flight`, `seq`,
+/// `drains`, ...) are part of the action: the specification takes it only if they are
+/// the values it has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// `register(client)`: into the registry; replays are owed for every hub present.
+    Register { client: u8 },
+    /// `hub_arrival(hub)`: the arrival is queued for the clients registered now.
+    HubArrive { hub: u8, clients: Set },
+    /// `connector_changed`: queued with the next seq and ticket; `then`: what the caller
+    /// does about it.
+    Change { hub: u8, then: Then },
+    /// `HubPort::remove`: the removal is queued; later changes and replays refused.
+    Remove { hub: u8, then: Then },
+    /// `register`'s replay for one hub: queued (or dropped if its removal is queued).
+    Join { hub: u8, queued: bool, then: Then },
+    /// `hub_arrival`'s kick: sees the arrival's ticket delivered.
+    Kick { hub: u8, then: Then },
+    /// The drainer (short of its target) takes the front item.
+    Take { hub: u8, seq: u8 },
+    /// The drainer reached its target (or the queue is empty) and stops; `woke`: it
+    /// wakes the callers sleeping on the hub.
+    DrainStop { hub: u8, woke: bool },
+    /// A sleeper reacquires the hub's lock and decides again.
+    Awake { hub: u8, then: Then },
+    /// The outermost call takes its thread's last obligation.
+    Settles { hub: u8, ticket: u8, then: Then },
+    /// Delivery takes an in-flight count on `client` (`from` before).
+    Acquire { client: u8, from: u8 },
+    /// Delivery finds `client` closed and drops it.
+    Skip { client: u8 },
+    /// The callback of `client` begins for the item's seq.
+    Begin { client: u8, seq: u8 },
+    /// The callback returns (or panics).
+    End { client: u8, panicked: bool },
+    /// Delivery gives the count back (`from` before).
+    Release { client: u8, from: u8 },
+    /// `deregister(target)` is entered.
+    DeregisterEnter { target: u8 },
+    /// The drop of a `Registration` that may not wait: deregisters without waiting.
+    DetachEnter { target: u8 },
+    /// The checks from inside callbacks pass: the wait-for edge is recorded.
+    WaitFor,
+    /// The checks are skipped (mutants own-callback-waits, no-cycle-check).
+    NoCheck,
+    /// The registry check passes: `victim`'s slot is emptied.
+    Retire { victim: u8 },
+    /// An error return: own callback, would deadlock, or a stale or unknown handle.
+    Fail,
+    /// `CLOSED` is set; `in_flight` calls were running.
+    Close { in_flight: u8 },
+    /// Deregister goes to sleep.
+    Sleep,
+    /// Deregister returns `Ok` (its wait-for edge removed).
+    Return,
+    /// A detach returns (no wait).
+    DetachReturn,
+    /// Mutant check-then-call: a plain look at `CLOSED`, no count taken.
+    Peek { client: u8 },
+    /// Mutant lost-wakeup: the count is tested outside the lock.
+    Test,
+    /// Mutant lost-wakeup: goes to sleep after the test.
+    Park,
+    /// Mutant lost-wakeup: woken by a notify, tests again.
+    Wake,
+    /// A callback begins a query of its hub.
+    Query,
+    /// The query gets the registry lock and the hub's lock, and returns.
+    QueryDone,
+}
+
+/// A thread and what it does.
+pub type Action = (u8, Op);
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// An action's verdict: taken, or the guard that failed.
+pub(crate) type R = Result<(), &'static str>;
+
+/// `Err(why)` unless `ok`.
+pub(crate) fn ensure(ok: bool, why: &'static str) -> R {
+    if ok {
+        Ok(())
+    } else {
+        Err(why)
+    }
+}
+
+/// Thread `t`'s innermost frame (`None`: the thread is idle).
+pub(crate) fn top(s: &State, t: usize) -> Option<Frame> {
+    s.threads[t].last().copied()
+}
+
+/// Thread `t` is idle or inside a callback: where the program's calls are made.
+fn idle_or_callback(s: &State, t: usize) -> bool {
+    matches!(top(s, t), None | Some(Frame::Callback { .. }))
+}
+
+impl Spec {
+    /// Takes `op` on thread `t`, or says why the specification cannot.
+    pub fn apply(&self, s: &State, t: u8, op: Op) -> Result<State, &'static str> {
+        let t = usize::from(t);
+        let mut n = s.clone();
+        match op {
+            Op::Register { client } => self.register(s, &mut n, t, client)?,
+            Op::HubArrive { hub, clients } => self.hub_arrive(s, &mut n, t, hub, clients)?,
+            Op::Change { hub, then } => self.change(s, &mut n, t, hub, then)?,
+            Op::Remove { hub, then } => self.remove(s, &mut n, t, hub, then)?,
+            Op::Join { hub, queued, then } => self.join(s, &mut n, t, hub, queued, then)?,
+            Op::Kick { hub, then } => self.kick(s, &mut n, t, hub, then)?,
+            Op::Take { hub, seq } => self.take(s, &mut n, t, hub, seq)?,
+            Op::DrainStop { hub, woke } => self.drain_stop(s, &mut n, t, hub, woke)?,
+            Op::Awake { hub, then } => self.awake(s, &mut n, t, hub, then)?,
+            Op::Settles { hub, ticket, then } => self.settles(s, &mut n, t, hub, ticket, then)?,
+            Op::Acquire { client, from } => self.acquire(s, &mut n, t, client, from)?,
+            Op::Skip { client } => self.skip(s, &mut n, t, client)?,
+            Op::Peek { client } => self.peek(s, &mut n, t, client)?,
+            Op::Begin { client, seq } => self.begin(s, &mut n, t, client, seq)?,
+            Op::End { client, panicked } => self.end(s, &mut n, t, client, panicked)?,
+            Op::Release { client, from } => self.release(s, &mut n, t, client, from)?,
+            Op::DeregisterEnter { target } => self.deregister_enter(s, &mut n, t, target)?,
+            Op::DetachEnter { target } => self.detach_enter(s, &mut n, t, target)?,
+            Op::WaitFor => self.wait_for(s, &mut n, t)?,
+            Op::NoCheck => self.no_check(s, &mut n, t)?,
+            Op::Retire { victim } => self.retire(s, &mut n, t, victim)?,
+            Op::Close { in_flight } => self.close(s, &mut n, t, in_flight)?,
+            Op::Sleep => self.sleep(s, &mut n, t)?,
+            Op::Test => self.test(s, &mut n, t)?,
+            Op::Park => self.park(s, &mut n, t)?,
+            Op::Wake => self.wake(s, &mut n, t)?,
+            // A deregister's last step pops its frame and returns at once.
+            Op::Fail => {
+                self.fail(s, &mut n, t)?;
+                return Ok(n);
+            }
+            Op::Return => {
+                self.return_ok(s, &mut n, t)?;
+                return Ok(n);
+            }
+            Op::DetachReturn => {
+                self.detach_return(s, &mut n, t)?;
+                return Ok(n);
+            }
+            Op::Query => self.query(s, &mut n, t)?,
+            Op::QueryDone => self.query_done(s, &mut n, t)?,
+        }
+        self.normalize(&mut n, t);
+        Ok(n)
+    }
+
+    /// Finishes what needs no action: an item delivered to all its targets updates the
+    /// subscribers (the drainer records its ticket for `done`, which it updates when it
+    /// relocks); an outermost call with its item and its thread's obligations settled
+    /// returns; a registration with every replay queued returns.
+    fn normalize(&self, s: &mut State, t: usize) {
+        loop {
+            match s.threads[t].last().copied() {
+                Some(Frame::Drain {
+                    hub,
+                    target,
+                    cur: Some(d),
+                    ..
+                }) if d.at == At::Next && d.targets == 0 => {
+                    let h = &mut s.hubs[usize::from(hub)];
+                    h.subscribers = match d.item {
+                        Item::Arrival { .. } | Item::Change { .. } => d.kept,
+                        Item::Removal { .. } => 0,
+                        Item::Join { .. } => h.subscribers | d.kept,
+                    };
+                    *s.threads[t].last_mut().expect("drain frame") = Frame::Drain {
+                        hub,
+                        target,
+                        delivered: d.ticket,
+                        cur: None,
+                    };
+                }
+                Some(Frame::Settling) if s.owed[t].is_empty() => {
+                    s.threads[t].pop();
+                }
+                Some(Frame::Registering { client, hubs: 0 }) => {
+                    s.threads[t].pop();
+                    s.clients[usize::from(client)].known = true;
+                }
+                None
+                | Some(
+                    Frame::Drain { .. }
+                    | Frame::Settling
+                    | Frame::Registering { .. }
+                    | Frame::Kick { .. }
+                    | Frame::Sleep { .. }
+                    | Frame::Callback { .. }
+                    | Frame::Query { .. }
+                    | Frame::Deregister { .. },
+                ) => return,
+            }
+        }
+    }
+}

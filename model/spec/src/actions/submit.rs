@@ -1,0 +1,206 @@
+//! Submitting to a hub's queue and settling an item: the hand-off protocol's decisions.
+//!
+//! Contract: a submission appends its item (if any) with the hub's next ticket and
+//! decides what the caller does about it ([`Then`]): nothing if it is delivered already;
+//! inside a callback, owe it (the thread's outermost call settles it later); otherwise
+//! sleep while another thread drains, or drain up to it. The decision is part of the
+//! action (the trace observes it), so each action checks that it is the one the state
+//! says. [`Op::Awake`] (a sleeper woken) and [`Op::Settles`] (an obligation taken) decide
+//! again, the same way outside callbacks. The library's counterpart is `Hub::submit`,
+//! `Queue::settle`, `Hub::settle` and `settle_owed` in `src/hub.rs`.
+//!
+//! [`Op::Awake`]: super::Op::Awake
+//! [`Op::Settles`]: super::Op::Settles
+
+use super::{ensure, top, Then, R};
+use crate::mutants::SpecMutant;
+use crate::spec::Spec;
+use crate::state::{Entry, Frame, Item, State};
+
+impl Spec {
+    /// What a caller outside callbacks does about its item `ticket` of `hub` (a
+    /// sleeper woken, an obligation settled): nothing if it is delivered, sleep while
+    /// another thread drains, drain otherwise.
+    pub fn settle_decision(s: &State, hub: u8, ticket: u8) -> Then {
+        let h = &s.hubs[usize::from(hub)];
+        if ticket <= h.done {
+            Then::Done
+        } else if h.draining {
+            Then::Sleeps
+        } else {
+            Then::Drains
+        }
+    }
+
+    /// What thread `t` does about the item `ticket` it submits to `hub`: as
+    /// [`Spec::settle_decision`], except that inside a callback it owes the item.
+    pub fn submit_decision(s: &State, t: usize, hub: u8, ticket: u8) -> Then {
+        let decision = Self::settle_decision(s, hub, ticket);
+        match decision {
+            Then::Done | Then::Owes => decision,
+            Then::Sleeps | Then::Drains if s.holding(t) != 0 => Then::Owes,
+            Then::Sleeps | Then::Drains => decision,
+        }
+    }
+
+    /// The ticket a submission to `hub` waits for: the next one if it appends, the
+    /// arrival's for the kick, 0 for a dropped replay.
+    pub fn submit_ticket(s: &State, hub: u8, appends: bool, kick: bool) -> u8 {
+        let h = &s.hubs[usize::from(hub)];
+        if appends {
+            h.appended + 1
+        } else if kick {
+            h.arrival
+        } else {
+            0
+        }
+    }
+
+    /// Goes on with `then` for `hub`'s item `ticket`: sleeps on the hub, or becomes its
+    /// drainer up to the item.
+    fn settle(s: &mut State, t: usize, hub: u8, ticket: u8, then: Then) {
+        match then {
+            Then::Done | Then::Owes => {}
+            Then::Sleeps => s.threads[t].push(Frame::Sleep {
+                hub,
+                ticket,
+                woken: false,
+            }),
+            Then::Drains => {
+                s.hubs[usize::from(hub)].draining = true;
+                s.threads[t].push(Frame::Drain {
+                    hub,
+                    target: ticket,
+                    delivered: 0,
+                    cur: None,
+                });
+            }
+        }
+    }
+
+    /// Submits to `hub` under its lock: appends `item` (with the next ticket), decides
+    /// what the caller does (`then`, as observed), and does it: inside a callback records
+    /// the obligation, outside settles the item (and then the thread's obligations).
+    pub(super) fn submit(
+        &self,
+        s: &mut State,
+        t: usize,
+        hub: u8,
+        item: Option<Item>,
+        kick: bool,
+        then: Then,
+    ) -> R {
+        let ticket = Self::submit_ticket(s, hub, item.is_some(), kick);
+        let want = Self::submit_decision(s, t, hub, ticket);
+        ensure(
+            want == then,
+            "the caller does what its ticket, the hub's done and draining say",
+        )?;
+        let h = &mut s.hubs[usize::from(hub)];
+        if let Some(item) = item {
+            h.appended = ticket;
+            let entry = Entry { ticket, item };
+            match item {
+                Item::Removal { .. } if self.m(SpecMutant::RemovalOvertakes) => {
+                    h.queue.insert(0, entry)
+                }
+                Item::Arrival { .. }
+                | Item::Change { .. }
+                | Item::Removal { .. }
+                | Item::Join { .. } => h.queue.push(entry),
+            }
+        }
+        if then == Then::Owes && !self.m(SpecMutant::ObligationForgotten) {
+            let owed = &mut s.owed[t];
+            match owed.iter_mut().find(|(oh, _)| *oh == hub) {
+                Some(o) => o.1 = o.1.max(ticket),
+                None => owed.push((hub, ticket)),
+            }
+        }
+        // Inside a callback nothing more: the thread's outermost call settles what it
+        // owes (a callback that settled obligations could sleep on its own drain).
+        if s.holding(t) != 0 {
+            return Ok(());
+        }
+        s.threads[t].push(Frame::Settling);
+        Self::settle(s, t, hub, ticket, then);
+        Ok(())
+    }
+
+    /// A caller outside callbacks may decide `then` about its item `ticket` of `hub`:
+    /// the hub's lock is free and `then` is what its ticket, `done` and `draining` say.
+    fn settle_allowed(
+        &self,
+        s: &State,
+        hub: u8,
+        ticket: u8,
+        then: Then,
+        wrong_decision: &'static str,
+    ) -> R {
+        ensure(
+            !self.hub_blocked(s, hub),
+            "the hub's lock is held across a callback",
+        )?;
+        ensure(
+            then == Self::settle_decision(s, hub, ticket),
+            wrong_decision,
+        )
+    }
+
+    /// A sleeper on `hub` reacquires the hub's lock and decides again about its item.
+    pub(super) fn awake(&self, s: &State, n: &mut State, t: usize, hub: u8, then: Then) -> R {
+        let Some(Frame::Sleep {
+            hub: sh,
+            ticket,
+            woken,
+        }) = top(s, t)
+        else {
+            return Err("only a sleeper wakes");
+        };
+        ensure(sh == hub, "a sleeper wakes on the hub it sleeps on")?;
+        // Trace validation allows a spurious wake-up (a condition variable may
+        // return without a notify); the closed world wakes only the notified.
+        ensure(woken || self.open, "only a drainer's stop wakes a sleeper")?;
+        self.settle_allowed(
+            s,
+            hub,
+            ticket,
+            then,
+            "the woken sleeper does what its ticket, done and draining say",
+        )?;
+        n.threads[t].pop();
+        Self::settle(n, t, hub, ticket, then);
+        Ok(())
+    }
+
+    /// The outermost call, its own item delivered, takes its thread's oldest obligation
+    /// and decides about it.
+    pub(super) fn settles(
+        &self,
+        s: &State,
+        n: &mut State,
+        t: usize,
+        hub: u8,
+        ticket: u8,
+        then: Then,
+    ) -> R {
+        ensure(
+            top(s, t) == Some(Frame::Settling),
+            "obligations are settled by the outermost call, after its own item",
+        )?;
+        ensure(
+            s.owed[t].first() == Some(&(hub, ticket)),
+            "the thread settles its oldest obligation",
+        )?;
+        self.settle_allowed(
+            s,
+            hub,
+            ticket,
+            then,
+            "the obligation is settled as its ticket, done and draining say",
+        )?;
+        n.owed[t].remove(0);
+        Self::settle(n, t, hub, ticket, then);
+        Ok(())
+    }
+}

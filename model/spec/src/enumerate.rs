@@ -1,0 +1,243 @@
+//! The closed world's program: which actions each thread may try next, within the
+//! budgets of the [`Size`](crate::sizes::Size), and what each step spends.
+//!
+//! Contract: [`Spec::candidates`] proposes, per thread, the actions its top frame allows
+//! (for an idle thread or a running callback, the program's own choices within the
+//! budgets), with the values the state says (`from`, `in_flight`, `then`, ...);
+//! [`Spec::apply`] decides which are enabled. [`Spec::charge_budgets`] spends the
+//! budgets of a step taken; [`Spec::enabled`] pairs each enabled action with its next
+//! state (P3 and quiescence read it). Trace validation (an open world) uses none of this.
+
+use crate::actions::{Action, Op};
+use crate::mutants::SpecMutant;
+use crate::spec::Spec;
+use crate::state::{members, At, Frame, Phase, State, Status};
+
+impl Spec {
+    /// Candidate actions of thread `t` (the closed world's budgets applied); the ones
+    /// whose guard fails are dropped by [`Spec::apply`].
+    pub fn candidates(&self, s: &State, t: u8, out: &mut Vec<Op>) {
+        let ti = usize::from(t);
+        let nc = s.clients.len() as u8;
+        match s.threads[ti].last().copied() {
+            None => {
+                for c in 0..nc {
+                    let cl = &s.clients[usize::from(c)];
+                    if cl.known && !cl.env_deregistered && cl.status != Status::Unborn {
+                        out.push(Op::DeregisterEnter { target: c });
+                    }
+                }
+                self.program_reports(s, ti, out);
+            }
+            Some(Frame::Registering { hubs, .. }) => {
+                for h in members(hubs) {
+                    let queued = !s.hubs[usize::from(h)].removed;
+                    let ticket = Self::submit_ticket(s, h, queued, false);
+                    out.push(Op::Join {
+                        hub: h,
+                        queued,
+                        then: Self::submit_decision(s, ti, h, ticket),
+                    });
+                }
+            }
+            Some(Frame::Kick { hub }) => {
+                let ticket = Self::submit_ticket(s, hub, false, true);
+                out.push(Op::Kick {
+                    hub,
+                    then: Self::submit_decision(s, ti, hub, ticket),
+                });
+            }
+            Some(Frame::Settling) => {
+                if let Some(&(hub, ticket)) = s.owed[ti].first() {
+                    out.push(Op::Settles {
+                        hub,
+                        ticket,
+                        then: Self::settle_decision(s, hub, ticket),
+                    });
+                }
+            }
+            Some(Frame::Sleep { hub, ticket, woken }) => {
+                if woken || self.open {
+                    out.push(Op::Awake {
+                        hub,
+                        then: Self::settle_decision(s, hub, ticket),
+                    });
+                }
+            }
+            Some(Frame::Drain {
+                hub,
+                target,
+                delivered,
+                cur: None,
+            }) => match self.drain_next(s, hub, target, delivered) {
+                Some(seq) => out.push(Op::Take { hub, seq }),
+                None => out.push(Op::DrainStop {
+                    hub,
+                    woke: Self::has_sleepers(s, hub) && !self.m(SpecMutant::HandoffWakesNobody),
+                }),
+            },
+            Some(Frame::Drain { cur: Some(d), .. }) => match d.at {
+                At::Next => {
+                    for c in members(d.targets) {
+                        let cl = &s.clients[usize::from(c)];
+                        if cl.status == Status::Closed {
+                            out.push(Op::Skip { client: c });
+                        } else if self.m(SpecMutant::CheckThenCall) {
+                            out.push(Op::Peek { client: c });
+                        } else {
+                            out.push(Op::Acquire {
+                                client: c,
+                                from: cl.in_flight,
+                            });
+                        }
+                    }
+                }
+                At::Acquired(c) if self.m(SpecMutant::ReleaseBeforeCallback) => {
+                    out.push(Op::Release {
+                        client: c,
+                        from: s.clients[usize::from(c)].in_flight,
+                    })
+                }
+                At::Acquired(c) | At::Peeked(c) | At::Released(c) => out.push(Op::Begin {
+                    client: c,
+                    seq: d.item.seq(),
+                }),
+                At::Running(_) => {}
+                At::Ended(c) => out.push(Op::Release {
+                    client: c,
+                    from: s.clients[usize::from(c)].in_flight,
+                }),
+            },
+            Some(Frame::Query { .. }) => out.push(Op::QueryDone),
+            Some(Frame::Callback { client, .. }) => {
+                out.push(Op::End {
+                    client,
+                    panicked: false,
+                });
+                if s.panics_left > 0 {
+                    out.push(Op::End {
+                        client,
+                        panicked: true,
+                    });
+                }
+                if s.queries_left > 0 {
+                    out.push(Op::Query);
+                }
+                if s.reentrant_left > 0 {
+                    for c in 0..nc {
+                        if s.clients[usize::from(c)].known {
+                            out.push(Op::DeregisterEnter { target: c });
+                        }
+                    }
+                }
+                if s.reports_left > 0 {
+                    self.program_reports(s, ti, out);
+                }
+            }
+            Some(Frame::Deregister { target, phase, .. }) => match phase {
+                Phase::Entered | Phase::Checked => {
+                    out.extend([
+                        Op::WaitFor,
+                        Op::NoCheck,
+                        Op::Fail,
+                        Op::Retire { victim: target },
+                    ]);
+                    if self.m(SpecMutant::NoGeneration) {
+                        out.extend(
+                            (0..nc)
+                                .filter(|&v| v != target)
+                                .map(|victim| Op::Retire { victim }),
+                        );
+                    }
+                }
+                Phase::Retired => {
+                    let Some(Frame::Deregister { victim, .. }) = s.threads[ti].last() else {
+                        unreachable!()
+                    };
+                    out.push(Op::Close {
+                        in_flight: s.clients[usize::from(*victim)].in_flight,
+                    });
+                }
+                Phase::MustSleep => out.push(Op::Sleep),
+                Phase::Waiting => out.extend([Op::Return, Op::Test]),
+                Phase::Tested => out.push(Op::Park),
+                Phase::Asleep { .. } => out.push(Op::Wake),
+                Phase::Drained => out.extend([Op::Return, Op::DetachReturn]),
+            },
+        }
+    }
+
+    /// The program's registrations and hub reports left to make (by an idle thread, or
+    /// by a callback within its budget): register an unborn client; a hub arrives (again,
+    /// after its removal, within the re-arrival budget), reports its changes, then its
+    /// removal.
+    fn program_reports(&self, s: &State, t: usize, out: &mut Vec<Op>) {
+        for (c, cl) in s.clients.iter().enumerate() {
+            if cl.status == Status::Unborn {
+                out.push(Op::Register { client: c as u8 });
+            }
+        }
+        for (h, hub) in s.hubs.iter().enumerate() {
+            let h = h as u8;
+            if !hub.arrived || (hub.removed && s.rearrivals_left > 0) {
+                out.push(Op::HubArrive {
+                    hub: h,
+                    clients: s.open_clients(),
+                });
+            } else if !hub.removed {
+                let then = Self::submit_decision(s, t, h, Self::submit_ticket(s, h, true, false));
+                if hub.reported < self.size.changes {
+                    out.push(Op::Change { hub: h, then });
+                } else if self.size.removal {
+                    out.push(Op::Remove { hub: h, then });
+                }
+            }
+        }
+    }
+
+    /// The enabled actions of every thread: (thread, action, next state).
+    pub fn enabled(&self, s: &State) -> Vec<(Action, State)> {
+        let mut out = Vec::new();
+        let mut ops = Vec::new();
+        for t in 0..s.threads.len() as u8 {
+            ops.clear();
+            self.candidates(s, t, &mut ops);
+            for &op in &ops {
+                if let Ok(mut next) = self.apply(s, t, op) {
+                    self.charge_budgets(s, &mut next, usize::from(t), op);
+                    out.push(((t, op), next));
+                }
+            }
+        }
+        out
+    }
+
+    /// Spends the closed world's budgets for `op`, taken by thread `t` from `s` to `n`: a
+    /// deregister made by the program (once per client) or by a callback (the re-entrant
+    /// budget), a program action made by a callback (the callback-report budget), a
+    /// hub's arrival again (the re-arrival budget).
+    pub(crate) fn charge_budgets(&self, s: &State, n: &mut State, t: usize, op: Op) {
+        if self.open {
+            return;
+        }
+        if let Op::DeregisterEnter { target } = op {
+            if s.threads[t].is_empty() {
+                n.clients[usize::from(target)].env_deregistered = true;
+            } else {
+                n.reentrant_left -= 1;
+            }
+        }
+        let report = matches!(
+            op,
+            Op::Register { .. } | Op::HubArrive { .. } | Op::Change { .. } | Op::Remove { .. }
+        );
+        if report && !s.threads[t].is_empty() {
+            n.reports_left -= 1;
+        }
+        if let Op::HubArrive { hub, .. } = op {
+            if s.hubs[usize::from(hub)].arrived {
+                n.rearrivals_left -= 1;
+            }
+        }
+    }
+}
