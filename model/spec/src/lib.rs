@@ -6,8 +6,9 @@
 //!   (`state.rs`), the actions (`actions/`: [`Op`], [`Spec::apply`], one function per
 //!   action), the spec mutants (`mutants.rs`) and the sizes (`sizes.rs`); the closed
 //!   world's candidate actions and budgets are `enumerate.rs`;
-//! - [`model`]: the stateright model and its properties (P1–P5 `always`, liveness
-//!   `eventually`, reachability `sometimes`);
+//! - [`model`]: the stateright model (partial-order reduction in `reduction.rs`; the
+//!   properties, P1–P7 `always`, liveness `eventually`, reachability `sometimes`, in
+//!   `properties.rs`);
 //! - [`symmetry`]: the representative function for symmetry reduction;
 //! - [`run`]: exhaustive checks at named sizes, with their figures;
 //! - [`trace`]: trace validation of recorded executions.
@@ -21,6 +22,8 @@ mod actions;
 mod enumerate;
 pub mod model;
 mod mutants;
+mod properties;
+mod reduction;
 pub mod run;
 mod sizes;
 pub mod spec;

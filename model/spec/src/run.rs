@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use stateright::{Checker, Expectation, HasDiscoveries, Model};
 
+pub use crate::properties::applicable;
 pub use crate::sizes::{mutant_size, FULL, MUTANTS, QUICK, QUICK_UNREDUCED_STATES, REARRIVAL};
 use crate::spec::{members, Op, Set, Size, Spec, SpecMutant, Then};
 use crate::symmetry::representative;
@@ -275,28 +276,6 @@ pub fn replay_command(size: &Size, mutant: Option<SpecMutant>) -> String {
             .map(|m| format!(" --mutant {}", m.name()))
             .unwrap_or_default()
     )
-}
-
-/// Whether a `sometimes` property can be witnessed at `size` (with no registration
-/// there is no replay; with fewer than two deregisters from callbacks, no cycle; with
-/// one hub, no two deliveries at once, so no deregister from a callback waits; with no
-/// report from a callback, nothing owed).
-pub fn applicable(size: &Size, property: &str) -> bool {
-    let replay = property.contains("replay");
-    let cycle = property.contains("cycle");
-    // Deliveries on two threads at once need two hubs (one hub's queue has one
-    // drainer), and so does a deregister from a callback that waits for another
-    // thread's callback (and a cycle of them).
-    let two_drainers = ["two hubs", "two threads", "from a callback waits", "cycle"]
-        .iter()
-        .any(|p| property.contains(p));
-    // Only a callback's own report (registration, arrival, change, removal) appends from
-    // inside a callback, so only then is anything owed.
-    let owed = property.contains("owed");
-    !((replay && size.preregistered)
-        || (owed && size.callback_reports == 0)
-        || (cycle && size.reentrant < 2)
-        || (two_drainers && size.hubs < 2))
 }
 
 /// The names of the properties the specification checks at `size`.

@@ -1,0 +1,329 @@
+//! The properties the model checker checks: P1–P7 as `always`, liveness as `eventually`,
+//! reachability as `sometimes` (a vacuous specification fails those).
+//!
+//! Contract: each property is a predicate of one state (with the [`Spec`] for P3 and
+//! quiescence, which ask what is enabled); [`all`] lists them with their names, which are
+//! what the gate, the report and docs/SPEC.md call them. [`applicable`] says which
+//! `sometimes` properties a size can witness at all.
+
+use stateright::Property;
+
+use crate::sizes::Size;
+use crate::spec::Spec;
+use crate::state::{members, At, Frame, Item, Phase, State, Status};
+
+impl Spec {
+    /// Nothing left to do: every thread idle and the program's budget spent.
+    pub fn quiescent(&self, s: &State) -> bool {
+        s.all_idle() && self.enabled(s).is_empty()
+    }
+
+    /// What the contract promises about delivery at the end: every client that was
+    /// addressed a hub's arrival (or owed its replay) received every event of that hub up
+    /// to the last, unless delivery found it closed and dropped it.
+    pub fn complete(&self, s: &State) -> bool {
+        s.clients.iter().all(|c| {
+            s.hubs
+                .iter()
+                .zip(&c.logs)
+                .filter(|(h, _)| h.arrived)
+                .all(|(h, log)| {
+                    if !log.owed {
+                        // Never addressed (or its replay dropped): nothing of it received;
+                        // or, when the hub arrived again without addressing the client, the
+                        // whole of its previous presence, up to the removal.
+                        !log.seen
+                            || log.skipped
+                            || log.removed
+                            || (log.last == h.seq && log.removed == h.removed)
+                    } else {
+                        // Addressed: received up to the last item, unless found closed.
+                        log.skipped || (log.seen && log.last == h.seq && log.removed == h.removed)
+                    }
+                })
+        })
+    }
+}
+
+fn callbacks(s: &State) -> impl Iterator<Item = (u8, bool)> + '_ {
+    s.threads.iter().flatten().filter_map(|f| match f {
+        Frame::Callback {
+            client, after_ok, ..
+        } => Some((*client, *after_ok)),
+        Frame::Registering { .. }
+        | Frame::Kick { .. }
+        | Frame::Settling
+        | Frame::Sleep { .. }
+        | Frame::Drain { .. }
+        | Frame::Query { .. }
+        | Frame::Deregister { .. } => None,
+    })
+}
+
+fn deregisters(s: &State) -> impl Iterator<Item = (u8, u32, u8, Phase)> + '_ {
+    s.threads.iter().flatten().filter_map(|f| match f {
+        Frame::Deregister {
+            target,
+            holding,
+            victim,
+            phase,
+            ..
+        } => Some((*target, *holding, *victim, *phase)),
+        Frame::Registering { .. }
+        | Frame::Kick { .. }
+        | Frame::Settling
+        | Frame::Sleep { .. }
+        | Frame::Drain { .. }
+        | Frame::Callback { .. }
+        | Frame::Query { .. } => None,
+    })
+}
+
+fn p1(_: &Spec, s: &State) -> bool {
+    callbacks(s).all(|(_, after_ok)| !after_ok)
+}
+
+fn p2(_: &Spec, s: &State) -> bool {
+    callbacks(s).all(|(c, after_ok)| after_ok || !s.clients[usize::from(c)].returned_ok)
+}
+
+fn p3(spec: &Spec, s: &State) -> bool {
+    s.all_idle() || !spec.enabled(s).is_empty()
+}
+
+fn p4_own_client(_: &Spec, s: &State) -> bool {
+    s.clients
+        .iter()
+        .enumerate()
+        .all(|(i, c)| c.retired_by.is_none_or(|r| usize::from(r) == i))
+}
+
+fn p4_own_callback_refused(_: &Spec, s: &State) -> bool {
+    deregisters(s)
+        .all(|(target, holding, _, phase)| phase == Phase::Entered || holding & (1 << target) == 0)
+}
+
+fn p5(_: &Spec, s: &State) -> bool {
+    s.clients.iter().all(|c| !c.order_broken)
+}
+
+fn p6_bounded(_: &Spec, s: &State) -> bool {
+    s.threads.iter().flatten().all(|f| match f {
+        Frame::Drain {
+            target,
+            cur: Some(d),
+            ..
+        } => d.ticket <= *target,
+        Frame::Drain { cur: None, .. }
+        | Frame::Registering { .. }
+        | Frame::Kick { .. }
+        | Frame::Settling
+        | Frame::Sleep { .. }
+        | Frame::Callback { .. }
+        | Frame::Query { .. }
+        | Frame::Deregister { .. } => true,
+    })
+}
+
+/// Every queued item has an owner: with every thread idle (so no drainer, no sleeper
+/// and no obligation left) every queue is empty.
+fn p7_nothing_stranded(_: &Spec, s: &State) -> bool {
+    !s.all_idle() || s.hubs.iter().all(|h| h.queue.is_empty())
+}
+
+fn live_quiescent(spec: &Spec, s: &State) -> bool {
+    spec.quiescent(s)
+}
+
+fn live_delivered(spec: &Spec, s: &State) -> bool {
+    spec.quiescent(s) && spec.complete(s)
+}
+
+fn some_wait_for_running(_: &Spec, s: &State) -> bool {
+    deregisters(s)
+        .any(|(_, _, v, phase)| phase == Phase::Waiting && callbacks(s).any(|(c, _)| c == v))
+}
+
+fn some_two_threads_one_client(_: &Spec, s: &State) -> bool {
+    s.threads.iter().enumerate().any(|(i, a)| {
+        s.threads.iter().skip(i + 1).any(|b| {
+            a.iter().any(|fa| b.iter().any(|fb| matches!((fa, fb), (Frame::Callback { client: x, .. }, Frame::Callback { client: y, .. }) if x == y)))
+        })
+    })
+}
+
+fn some_two_hubs_delivering(_: &Spec, s: &State) -> bool {
+    s.threads
+        .iter()
+        .flatten()
+        .filter(|f| matches!(f, Frame::Drain { cur: Some(_), .. }))
+        .count()
+        >= 2
+}
+
+fn some_closed_target(_: &Spec, s: &State) -> bool {
+    s.threads.iter().flatten().any(|f| match f {
+        Frame::Drain { cur: Some(d), .. } => {
+            d.at == At::Next
+                && members(d.targets).any(|c| s.clients[usize::from(c)].status == Status::Closed)
+        }
+        Frame::Drain { cur: None, .. }
+        | Frame::Registering { .. }
+        | Frame::Kick { .. }
+        | Frame::Settling
+        | Frame::Sleep { .. }
+        | Frame::Callback { .. }
+        | Frame::Query { .. }
+        | Frame::Deregister { .. } => false,
+    })
+}
+
+fn some_callback_deregister_waits(_: &Spec, s: &State) -> bool {
+    deregisters(s).any(|(_, holding, _, phase)| holding != 0 && phase == Phase::Waiting)
+}
+
+fn some_would_deadlock(_: &Spec, s: &State) -> bool {
+    deregisters(s).any(|(target, holding, _, phase)| {
+        phase == Phase::Entered
+            && holding != 0
+            && holding & (1 << target) == 0
+            && s.would_close_cycle(holding, target)
+    })
+}
+
+fn some_own_callback(_: &Spec, s: &State) -> bool {
+    deregisters(s)
+        .any(|(target, holding, _, phase)| phase == Phase::Entered && holding & (1 << target) != 0)
+}
+
+fn some_stale(_: &Spec, s: &State) -> bool {
+    deregisters(s).any(|(target, holding, _, phase)| {
+        (phase == Phase::Checked || (phase == Phase::Entered && holding == 0))
+            && s.clients[usize::from(target)].status != Status::Open
+    })
+}
+
+fn some_replay_queued(_: &Spec, s: &State) -> bool {
+    s.hubs
+        .iter()
+        .any(|h| h.queue.iter().any(|e| matches!(e.item, Item::Join { .. })))
+}
+
+fn some_replay_dropped(_: &Spec, s: &State) -> bool {
+    s.threads
+        .iter()
+        .flatten()
+        .any(|f| matches!(f, Frame::Registering { hubs, .. } if members(*hubs).any(|h| s.hubs[usize::from(h)].removed)))
+}
+
+fn some_removal_delivered(_: &Spec, s: &State) -> bool {
+    s.clients.iter().any(|c| c.logs.iter().any(|l| l.removed))
+}
+
+fn some_handoff(_: &Spec, s: &State) -> bool {
+    s.threads.iter().flatten().any(|f| match f {
+        Frame::Sleep {
+            hub,
+            ticket,
+            woken: true,
+        } => {
+            let h = &s.hubs[usize::from(*hub)];
+            !h.draining && h.done < *ticket
+        }
+        Frame::Sleep { woken: false, .. }
+        | Frame::Registering { .. }
+        | Frame::Kick { .. }
+        | Frame::Settling
+        | Frame::Drain { .. }
+        | Frame::Callback { .. }
+        | Frame::Query { .. }
+        | Frame::Deregister { .. } => false,
+    })
+}
+
+fn some_owed(_: &Spec, s: &State) -> bool {
+    s.owed.iter().any(|o| !o.is_empty())
+}
+
+fn some_all_deregistered(spec: &Spec, s: &State) -> bool {
+    spec.quiescent(s) && s.clients.iter().all(|c| c.returned_ok)
+}
+
+/// Every property, in the order the checker reports them.
+pub(crate) fn all() -> Vec<Property<Spec>> {
+    vec![
+        Property::always("P1 no callback begins after deregister returned", p1),
+        Property::always("P2 deregister returns only after its callbacks ended", p2),
+        Property::always("P3 no deadlock", p3),
+        Property::always("P4 deregister retires only its own client", p4_own_client),
+        Property::always(
+            "P4 deregister from its own callback is refused",
+            p4_own_callback_refused,
+        ),
+        Property::always("P5 per-hub order, arrival first, nothing after removal", p5),
+        Property::always(
+            "P6 a drainer never takes an item beyond its own (bounded work)",
+            p6_bounded,
+        ),
+        Property::always(
+            "P7 nothing stranded: all threads idle, every queue empty",
+            p7_nothing_stranded,
+        ),
+        Property::eventually(
+            "every deregister returns and every queue drains",
+            live_quiescent,
+        ),
+        Property::eventually(
+            "every queued item is delivered or dropped as the contract says",
+            live_delivered,
+        ),
+        Property::sometimes(
+            "deregister waits for a running callback",
+            some_wait_for_running,
+        ),
+        Property::sometimes(
+            "one client's callbacks run on two threads",
+            some_two_threads_one_client,
+        ),
+        Property::sometimes("two hubs are delivered at once", some_two_hubs_delivering),
+        Property::sometimes("delivery reaches a closed client", some_closed_target),
+        Property::sometimes(
+            "a deregister from a callback waits",
+            some_callback_deregister_waits,
+        ),
+        Property::sometimes("a deregister would close a cycle", some_would_deadlock),
+        Property::sometimes("a callback deregisters its own client", some_own_callback),
+        Property::sometimes("a stale handle is deregistered", some_stale),
+        Property::sometimes("an arrival replay is queued", some_replay_queued),
+        Property::sometimes("a replay meets a queued removal", some_replay_dropped),
+        Property::sometimes("a removal is delivered", some_removal_delivered),
+        Property::sometimes("a sleeper is woken and handed the idle queue", some_handoff),
+        Property::sometimes("an append from a callback is owed by its thread", some_owed),
+        Property::sometimes(
+            "every client deregistered, all quiet",
+            some_all_deregistered,
+        ),
+    ]
+}
+
+/// Whether a `sometimes` property can be witnessed at `size` (with no registration
+/// there is no replay; with fewer than two deregisters from callbacks, no cycle; with
+/// one hub, no two deliveries at once, so no deregister from a callback waits; with no
+/// report from a callback, nothing owed).
+pub fn applicable(size: &Size, property: &str) -> bool {
+    let replay = property.contains("replay");
+    let cycle = property.contains("cycle");
+    // Deliveries on two threads at once need two hubs (one hub's queue has one
+    // drainer), and so does a deregister from a callback that waits for another
+    // thread's callback (and a cycle of them).
+    let two_drainers = ["two hubs", "two threads", "from a callback waits", "cycle"]
+        .iter()
+        .any(|p| property.contains(p));
+    // Only a callback's own report (registration, arrival, change, removal) appends from
+    // inside a callback, so only then is anything owed.
+    let owed = property.contains("owed");
+    !((replay && size.preregistered)
+        || (owed && size.callback_reports == 0)
+        || (cycle && size.reentrant < 2)
+        || (two_drainers && size.hubs < 2))
+}
