@@ -10,155 +10,149 @@
 use crate::event::HubId;
 use crate::ClientHandle;
 
-/// A seeded protocol bug. Each is a realistic mistake in the deregister protocol.
-///
-/// Without the `checking` feature this module is private and no mutant can be switched on.
-#[cfg_attr(not(feature = "checking"), allow(dead_code))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Mutant {
+/// Declares [`Mutant`] from its catalogue: each mutant once, with its doc comment, the
+/// variant, its kebab-case name and the one line on what it gets wrong. The enum,
+/// `Mutant::ALL`, `name`, `from_name` and `description` are all made from that one list,
+/// so none of them can leave a mutant out.
+macro_rules! mutants {
+    ($($(#[doc = $doc:literal])* $variant:ident = $name:literal, $description:literal;)*) => {
+        /// A seeded protocol bug. Each is a realistic mistake in the deregister protocol.
+        ///
+        /// Without the `checking` feature this module is private and no mutant can be
+        /// switched on.
+        #[cfg_attr(not(feature = "checking"), allow(dead_code))]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Mutant {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        #[cfg(feature = "checking")]
+        impl Mutant {
+            /// Every mutant, in catalog order.
+            pub const ALL: &'static [Mutant] = &[$(Mutant::$variant,)*];
+
+            /// A short kebab-case name, for command lines and reports.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Mutant::$variant => $name,)*
+                }
+            }
+
+            /// One line on what the mutant gets wrong, for `gate list` and the kill matrix.
+            pub fn description(self) -> &'static str {
+                match self {
+                    $(Mutant::$variant => $description,)*
+                }
+            }
+
+            /// The mutant with this [`name`](Self::name).
+            pub fn from_name(name: &str) -> Option<Mutant> {
+                Mutant::ALL.iter().copied().find(|m| m.name() == name)
+            }
+        }
+    };
+}
+
+mutants! {
     /// `deregister` closes the registration but returns without waiting for callbacks
     /// that are already running.
-    DeregisterNoWait,
+    DeregisterNoWait = "deregister-no-wait",
+        "deregister does not wait for running callbacks";
     /// Delivery checks "not closing" with a plain load, then calls the callback without
     /// holding an in-flight count (check-then-act race).
-    CheckThenCall,
+    CheckThenCall = "check-then-call",
+        "check-then-call without holding the in-flight count (TOCTOU)";
     /// The in-flight count is released before the callback is called, not after it returns.
-    ReleaseBeforeCallback,
+    ReleaseBeforeCallback = "release-before-callback",
+        "in-flight count released before the callback runs";
     /// `Relaxed` on the in-flight release and on deregister's observation of it, where
     /// Release/Acquire is needed to order the callback's writes before deregister returns.
-    RelaxedOrdering,
+    RelaxedOrdering = "relaxed-ordering",
+        "Relaxed where Release/Acquire is needed on the count";
     /// deregister tests "still in flight" outside the wait lock and then sleeps: the last
     /// callback's wake-up can come in between and is lost.
-    LostWakeup,
+    LostWakeup = "lost-wakeup",
+        "deregister tests the count outside its lock, then sleeps (lost wake-up)";
     /// deregister waits for the callbacks while holding the registry lock; a callback that
     /// calls into the Policy Manager (register, query) then deadlocks.
-    WaitUnderRegistryLock,
+    WaitUnderRegistryLock = "wait-under-registry-lock",
+        "deregister waits while holding the registry lock";
     /// Callbacks are invoked while the hub's queue lock is held; a callback that calls
     /// into the Policy Manager for the same hub then deadlocks.
-    CallbackUnderHubLock,
+    CallbackUnderHubLock = "callback-under-hub-lock",
+        "callbacks invoked under the hub's queue lock";
     /// Handle slots are reused without a generation check: a stale handle deregisters the
     /// slot's new client (ABA).
-    NoGeneration,
+    NoGeneration = "no-generation",
+        "handle slots reused without a generation (ABA)";
     /// No own-callback check: deregister from inside the client's own callback waits for
     /// itself forever.
-    OwnCallbackWaits,
+    OwnCallbackWaits = "own-callback-waits",
+        "deregister from its own callback waits for itself";
     /// No wait-for-graph check: two callbacks deregistering each other's clients deadlock.
-    NoCycleCheck,
+    NoCycleCheck = "no-cycle-check",
+        "no wait-for graph: mutual deregistration deadlocks";
     /// A hub's removal is put at the front of its queue, overtaking state changes that
     /// were queued before it.
-    RemovalOvertakes,
+    RemovalOvertakes = "removal-overtakes",
+        "hub removal overtakes queued state changes";
     /// Arrival replay for a late-registering client skips the most recently arrived hub.
-    ReplayMissesHub,
+    ReplayMissesHub = "replay-misses-hub",
+        "arrival replay skips a present hub";
     /// A panicking callback's in-flight count is never released; deregister hangs.
-    PanicLeaksCount,
+    PanicLeaksCount = "panic-leaks-count",
+        "a panicking callback leaks its in-flight count";
     /// A panicking callback leaves its "inside a callback" mark on the thread: a later
     /// deregister from that thread, outside any callback, is refused or joins the wait
     /// graph as if it were still inside.
-    PanicLeavesCallbackMark,
+    PanicLeavesCallbackMark = "panic-leaves-callback-mark",
+        "a contained panic leaves the thread marked as inside the callback";
     /// The wait-for graph checks only direct waits: a cycle through three clients'
     /// callbacks (A waits for B, B for C, C for A) deadlocks.
-    CycleCheckDirectOnly,
+    CycleCheckDirectOnly = "cycle-check-direct-only",
+        "the wait-for graph checks direct waits only: three-client cycles deadlock";
     /// The drainer delivers one queued item per pass and stops, even short of its own
     /// item: the caller returns with its item still queued, and nobody delivers it until
     /// the hub's next report (an item stranded at hand-off).
-    DrainOnePerPass,
+    DrainOnePerPass = "drain-one-per-pass",
+        "the drainer stops after one item, short of its own: the item is stranded";
     /// `Registration`'s drop ignores a refused deregister: a guard dropped inside its own
     /// callback leaves the client registered, receiving events for ever.
-    GuardDropIgnoresRefusal,
+    GuardDropIgnoresRefusal = "guard-drop-ignores-refusal",
+        "a guard dropped in its own callback leaves the client registered";
     /// An arrival replay carries the hub's state as it arrived, with the sequence number
     /// of its latest change: the snapshot misses the changes it claims to include.
-    ReplayStaleSnapshot,
+    ReplayStaleSnapshot = "replay-stale-snapshot",
+        "an arrival replay shows the arrival-time state with a later seq";
     /// A connector change is queued but not folded into the hub's state: queries and
     /// later arrival replays show the state before it.
-    ChangeNotFolded,
+    ChangeNotFolded = "change-not-folded",
+        "a change is queued but not folded into the hub's state";
     /// The last release of a closed rundown takes the lock and wakes even when no
     /// deregister sleeps on it: every skip of a closed client costs a system call.
-    WakeWithoutWaiter,
+    WakeWithoutWaiter = "wake-without-waiter",
+        "a closed client's last release wakes with no deregister waiting";
     /// deregister tests the in-flight count before it sets the waiter flag: the last
     /// release can come in between, see no waiter, and wake nobody.
-    WaiterFlagAfterTest,
+    WaiterFlagAfterTest = "waiter-flag-after-test",
+        "deregister sets its waiter flag after testing the count (lost wake-up)";
     /// The drainer ignores its target and drains until the queue is empty: a producer
     /// that keeps appending holds it (and its call) for ever.
-    UnboundedDrain,
+    UnboundedDrain = "unbounded-drain",
+        "the drainer ignores its target and drains until the queue is empty";
     /// A drainer that reaches its target stops without waking the callers sleeping
     /// until their items are delivered: they sleep for ever.
-    HandoffWakesNobody,
+    HandoffWakesNobody = "handoff-wakes-nobody",
+        "a drainer that reaches its target wakes none of the sleepers";
     /// An append made inside a callback records no obligation: if the hub's drainer has
     /// already passed its own target, the item stays queued with nobody to deliver it.
-    ObligationForgotten,
-}
-
-#[cfg(feature = "checking")]
-impl Mutant {
-    /// Every mutant, in catalog order.
-    pub const ALL: &'static [Mutant] = &[
-        Mutant::DeregisterNoWait,
-        Mutant::CheckThenCall,
-        Mutant::ReleaseBeforeCallback,
-        Mutant::RelaxedOrdering,
-        Mutant::LostWakeup,
-        Mutant::WaitUnderRegistryLock,
-        Mutant::CallbackUnderHubLock,
-        Mutant::NoGeneration,
-        Mutant::OwnCallbackWaits,
-        Mutant::NoCycleCheck,
-        Mutant::RemovalOvertakes,
-        Mutant::ReplayMissesHub,
-        Mutant::PanicLeaksCount,
-        Mutant::PanicLeavesCallbackMark,
-        Mutant::CycleCheckDirectOnly,
-        Mutant::DrainOnePerPass,
-        Mutant::GuardDropIgnoresRefusal,
-        Mutant::ReplayStaleSnapshot,
-        Mutant::ChangeNotFolded,
-        Mutant::WakeWithoutWaiter,
-        Mutant::WaiterFlagAfterTest,
-        Mutant::UnboundedDrain,
-        Mutant::HandoffWakesNobody,
-        Mutant::ObligationForgotten,
-    ];
-
-    /// A short kebab-case name, for command lines and reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Mutant::DeregisterNoWait => "deregister-no-wait",
-            Mutant::CheckThenCall => "check-then-call",
-            Mutant::ReleaseBeforeCallback => "release-before-callback",
-            Mutant::RelaxedOrdering => "relaxed-ordering",
-            Mutant::LostWakeup => "lost-wakeup",
-            Mutant::WaitUnderRegistryLock => "wait-under-registry-lock",
-            Mutant::CallbackUnderHubLock => "callback-under-hub-lock",
-            Mutant::NoGeneration => "no-generation",
-            Mutant::OwnCallbackWaits => "own-callback-waits",
-            Mutant::NoCycleCheck => "no-cycle-check",
-            Mutant::RemovalOvertakes => "removal-overtakes",
-            Mutant::ReplayMissesHub => "replay-misses-hub",
-            Mutant::PanicLeaksCount => "panic-leaks-count",
-            Mutant::PanicLeavesCallbackMark => "panic-leaves-callback-mark",
-            Mutant::CycleCheckDirectOnly => "cycle-check-direct-only",
-            Mutant::DrainOnePerPass => "drain-one-per-pass",
-            Mutant::GuardDropIgnoresRefusal => "guard-drop-ignores-refusal",
-            Mutant::ReplayStaleSnapshot => "replay-stale-snapshot",
-            Mutant::ChangeNotFolded => "change-not-folded",
-            Mutant::WakeWithoutWaiter => "wake-without-waiter",
-            Mutant::WaiterFlagAfterTest => "waiter-flag-after-test",
-            Mutant::UnboundedDrain => "unbounded-drain",
-            Mutant::HandoffWakesNobody => "handoff-wakes-nobody",
-            Mutant::ObligationForgotten => "obligation-forgotten",
-        }
-    }
-
-    /// The mutant with this [`name`](Self::name).
-    pub fn from_name(name: &str) -> Option<Mutant> {
-        Mutant::ALL.iter().copied().find(|m| m.name() == name)
-    }
+    ObligationForgotten = "obligation-forgotten",
+        "an append inside a callback records no obligation: it is stranded";
 }
 
 /// One protocol step, as the [`Probe`] hears it. Field names say what they hold.
 #[allow(missing_docs)]
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Step {
     /// A client was registered.
     Registered(ClientHandle),
@@ -266,7 +260,6 @@ pub enum Settle {
 /// What [`Step::Submitted`] appended to a hub's queue.
 #[allow(missing_docs)]
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Appended {
     /// Nothing: the kick after an arrival, or a replay dropped after the removal.
     Nothing,

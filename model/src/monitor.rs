@@ -566,7 +566,17 @@ impl Probe for Monitor {
                 }
             }
             // Begin/end/return are recorded from the client's side by the model itself.
-            _ => return,
+            Step::Registered(_)
+            | Step::CallbackBegin { .. }
+            | Step::CallbackEnd { .. }
+            | Step::DeregisterReturn { .. }
+            | Step::HubArrived { .. }
+            | Step::DrainStop { .. }
+            | Step::Awake { .. }
+            | Step::WaitFor { .. }
+            | Step::Retired(_)
+            | Step::DetachEnter(_)
+            | Step::DetachReturn(_) => return,
         };
         s.timeline.push(Entry { thread, text });
     }

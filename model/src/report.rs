@@ -332,7 +332,7 @@ impl Report {
         let _ = writeln!(out, "|---|---|{}", "---|".repeat(checkers.len()));
         for (mutant, by) in kills {
             let about = usbpm::checking::Mutant::from_name(mutant)
-                .map(describe_mutant)
+                .map(usbpm::checking::Mutant::description)
                 .unwrap_or_default();
             let _ = write!(out, "| {mutant} | {about} |");
             for c in &checkers {
@@ -502,48 +502,6 @@ fn xml(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-/// One line on what a mutant gets wrong (the first line of its doc).
-pub fn describe_mutant(m: usbpm::checking::Mutant) -> &'static str {
-    use usbpm::checking::Mutant::*;
-    match m {
-        DeregisterNoWait => "deregister does not wait for running callbacks",
-        CheckThenCall => "check-then-call without holding the in-flight count (TOCTOU)",
-        ReleaseBeforeCallback => "in-flight count released before the callback runs",
-        RelaxedOrdering => "Relaxed where Release/Acquire is needed on the count",
-        LostWakeup => "deregister tests the count outside its lock, then sleeps (lost wake-up)",
-        WaitUnderRegistryLock => "deregister waits while holding the registry lock",
-        CallbackUnderHubLock => "callbacks invoked under the hub's queue lock",
-        NoGeneration => "handle slots reused without a generation (ABA)",
-        OwnCallbackWaits => "deregister from its own callback waits for itself",
-        NoCycleCheck => "no wait-for graph: mutual deregistration deadlocks",
-        RemovalOvertakes => "hub removal overtakes queued state changes",
-        ReplayMissesHub => "arrival replay skips a present hub",
-        PanicLeaksCount => "a panicking callback leaks its in-flight count",
-        PanicLeavesCallbackMark => {
-            "a contained panic leaves the thread marked as inside the callback"
-        }
-        CycleCheckDirectOnly => {
-            "the wait-for graph checks direct waits only: three-client cycles deadlock"
-        }
-        DrainOnePerPass => {
-            "the drainer stops after one item, short of its own: the item is stranded"
-        }
-        GuardDropIgnoresRefusal => {
-            "a guard dropped in its own callback leaves the client registered"
-        }
-        ReplayStaleSnapshot => "an arrival replay shows the arrival-time state with a later seq",
-        ChangeNotFolded => "a change is queued but not folded into the hub's state",
-        WakeWithoutWaiter => "a closed client's last release wakes with no deregister waiting",
-        WaiterFlagAfterTest => {
-            "deregister sets its waiter flag after testing the count (lost wake-up)"
-        }
-        UnboundedDrain => "the drainer ignores its target and drains until the queue is empty",
-        HandoffWakesNobody => "a drainer that reaches its target wakes none of the sleepers",
-        ObligationForgotten => "an append inside a callback records no obligation: it is stranded",
-        _ => "",
-    }
 }
 
 #[cfg(test)]

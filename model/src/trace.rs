@@ -46,7 +46,7 @@ pub fn observe(step: &Step) -> Obs {
                     client: c(client),
                     seq: *seq,
                 },
-                _ => Appended::Nothing,
+                LibAppended::Nothing => Appended::Nothing,
             },
             ticket: *ticket,
             then: then(*t),
@@ -125,7 +125,7 @@ pub fn observe(step: &Step) -> Obs {
         },
         Step::DetachEnter(h) => Obs::DetachEnter { client: c(h) },
         Step::DetachReturn(h) => Obs::DetachReturn { client: c(h) },
-        other => Obs::Other(format!("{other:?}")),
+        other @ (Step::Queued { .. } | Step::Woke(_)) => Obs::Other(format!("{other:?}")),
     }
 }
 

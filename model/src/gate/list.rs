@@ -8,7 +8,6 @@ use super::nextest::proptest_cases;
 use super::PROPTEST_SCENARIO;
 use crate::check::{loom_bound, shuttle_iterations, std_iterations, Profile};
 use crate::checker::Checker;
-use crate::report::describe_mutant;
 use crate::scenarios::{Size, ALL};
 use crate::spec_checks::{spec_size, trace_schedules, SPEC_SCENARIO, TRACE_SCENARIO};
 
@@ -91,7 +90,7 @@ pub fn list() -> String {
     let _ = writeln!(out, "\nCheckers: loom (exhaustive), shuttle (PCT + random), std (real threads), proptest (state machine), gen-loom (every generated program of a tier, exhaustive), gen-shuttle (random generated programs), spec (stateright on the specification; its mutants under `gate mutants`), trace (trace validation alone; `gate mutants` only)");
     let _ = writeln!(out, "\nMutants:");
     for m in Mutant::ALL {
-        let _ = writeln!(out, "  {:<26} {}", m.name(), describe_mutant(*m));
+        let _ = writeln!(out, "  {:<26} {}", m.name(), m.description());
     }
     out
 }
@@ -109,7 +108,7 @@ mod tests {
         for m in Mutant::ALL {
             assert!(text.contains(m.name()), "{}", m.name());
             assert!(
-                !describe_mutant(*m).is_empty(),
+                !m.description().is_empty(),
                 "{} has no description",
                 m.name()
             );

@@ -422,6 +422,94 @@ mod tests {
         );
     }
 
+    /// Each mutant's place in the catalogue, by an exhaustive match (no wildcard arm): a
+    /// mutant added to the library does not compile here until it is counted.
+    fn place(m: Mutant) -> usize {
+        match m {
+            Mutant::DeregisterNoWait => 0,
+            Mutant::CheckThenCall => 1,
+            Mutant::ReleaseBeforeCallback => 2,
+            Mutant::RelaxedOrdering => 3,
+            Mutant::LostWakeup => 4,
+            Mutant::WaitUnderRegistryLock => 5,
+            Mutant::CallbackUnderHubLock => 6,
+            Mutant::NoGeneration => 7,
+            Mutant::OwnCallbackWaits => 8,
+            Mutant::NoCycleCheck => 9,
+            Mutant::RemovalOvertakes => 10,
+            Mutant::ReplayMissesHub => 11,
+            Mutant::PanicLeaksCount => 12,
+            Mutant::PanicLeavesCallbackMark => 13,
+            Mutant::CycleCheckDirectOnly => 14,
+            Mutant::DrainOnePerPass => 15,
+            Mutant::GuardDropIgnoresRefusal => 16,
+            Mutant::ReplayStaleSnapshot => 17,
+            Mutant::ChangeNotFolded => 18,
+            Mutant::WakeWithoutWaiter => 19,
+            Mutant::WaiterFlagAfterTest => 20,
+            Mutant::UnboundedDrain => 21,
+            Mutant::HandoffWakesNobody => 22,
+            Mutant::ObligationForgotten => 23,
+        }
+    }
+
+    #[test]
+    fn every_mutant_is_in_the_catalogue_selectable_by_name_and_described() {
+        // `place` numbers every variant 0..N; ALL holds N mutants at N distinct places,
+        // so it holds every variant.
+        let variants = 24;
+        let mut places: Vec<usize> = Mutant::ALL.iter().map(|m| place(*m)).collect();
+        places.sort_unstable();
+        assert_eq!(places, (0..variants).collect::<Vec<_>>());
+        let mut kills = std::collections::BTreeMap::new();
+        for &m in Mutant::ALL {
+            assert_eq!(Mutant::from_name(m.name()), Some(m));
+            let o = Options {
+                mutants: vec![m.name().into()],
+                ..opts()
+            };
+            assert_eq!(o.validate(), Ok(()), "{}", m.name());
+            assert_eq!(o.selected_mutants(), vec![m]);
+            kills.insert(
+                m.name().to_string(),
+                std::collections::BTreeMap::from([(Checker::Loom, None)]),
+            );
+        }
+        let descriptions: std::collections::BTreeSet<&str> =
+            Mutant::ALL.iter().map(|m| m.description()).collect();
+        assert_eq!(
+            descriptions.len(),
+            variants,
+            "two mutants share a description"
+        );
+        let report = crate::report::Report {
+            command: "gate mutants".into(),
+            profile: "quick".into(),
+            shard: None,
+            seconds: 1.0,
+            records: Vec::new(),
+            missing: Vec::new(),
+            kills: Some(kills),
+            merged: Vec::new(),
+        }
+        .markdown();
+        let list = list::list();
+        for &m in Mutant::ALL {
+            let about = m.description();
+            assert!(!about.trim().is_empty(), "{} has no description", m.name());
+            assert!(
+                report.contains(&format!("| {} | {about} |", m.name())),
+                "the kill matrix does not describe {}:\n{report}",
+                m.name()
+            );
+            assert!(
+                list.contains(&format!("{:<26} {about}", m.name())),
+                "gate list does not describe {}",
+                m.name()
+            );
+        }
+    }
+
     #[test]
     fn the_command_line_names_the_gate() {
         assert_eq!(
