@@ -1,4 +1,11 @@
 //! Exhaustive checks of the specification at named sizes, with their figures.
+//!
+//! Contract: [`check`] runs stateright's checker (depth first, symmetry reduction by
+//! default) at a [`Size`] and returns an [`Outcome`]: figures, violated properties with
+//! their counterexamples in the protocol's terms, unwitnessed `sometimes` properties.
+//! Also the command that reruns a check, the property names, and the Explorer. The named
+//! sizes (`sizes.rs`) and [`applicable`] (`properties.rs`) are re-exported here, where
+//! other crates find them.
 
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -90,7 +97,8 @@ pub fn check(size: Size, mutant: Option<SpecMutant>, symmetry: bool, threads: us
             (Expectation::Always | Expectation::Eventually, Some(path)) => {
                 violated.push((p.name.to_string(), counterexample(&path.clone().into_vec())));
             }
-            _ => {}
+            (Expectation::Sometimes, _) | (Expectation::Always | Expectation::Eventually, None) => {
+            }
         }
     }
     Outcome {

@@ -6,8 +6,11 @@
 //! [`representative`] renames hubs in the order of their own values, then clients in the
 //! order of theirs, then sorts the threads. Any renaming gives a state of the same class,
 //! so the reduction is sound even where ties leave two members of a class apart.
+//!
+//! Contract: [`representative`] maps a state to one of its class, and depends only on
+//! the class up to those ties; it reads the state's derived order (`state.rs`).
 
-use crate::spec::{members, At, Client, Delivery, Entry, Frame, Item, Set, State};
+use crate::state::{members, At, Client, Delivery, Entry, Frame, Item, Set, State};
 
 fn map_set(set: Set, map: &[u8]) -> Set {
     members(set).fold(0, |a, i| a | 1 << map[usize::from(i)])
@@ -22,7 +25,7 @@ fn map_item(item: Item, c: &[u8]) -> Item {
             client: c[usize::from(client)],
             seq,
         },
-        other => other,
+        Item::Change { .. } | Item::Removal { .. } => item,
     }
 }
 
@@ -141,7 +144,12 @@ fn rebase(s: &State) -> State {
                     d.ticket = r(*hub, d.ticket);
                 }
             }
-            _ => {}
+            Frame::Registering { .. }
+            | Frame::Kick { .. }
+            | Frame::Settling
+            | Frame::Callback { .. }
+            | Frame::Query { .. }
+            | Frame::Deregister { .. } => {}
         }
     }
     for (hub, ticket) in n.owed.iter_mut().flatten() {

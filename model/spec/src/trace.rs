@@ -15,6 +15,11 @@
 //! thread's previous step: at any point at most one step per thread is taken early. It
 //! searches these orders depth first, in-order first, and fails only if none is a
 //! behaviour of the specification.
+//!
+//! Contract: [`validate`] (and [`validate_with`], a spec mutant switched on) accepts a
+//! trace exactly when some order the recording allows is a behaviour of the open-world
+//! specification, and otherwise returns a [`Divergence`]: the step, the guard that
+//! failed, the timeline.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::{self, Write as _};
@@ -191,7 +196,18 @@ impl Names {
                 | Obs::Skipped { hub, .. }
                 | Obs::Begin { hub, .. }
                 | Obs::End { hub, .. } => Some(*hub),
-                _ => None,
+                Obs::Registered { .. }
+                | Obs::Acquire { .. }
+                | Obs::Release { .. }
+                | Obs::DeregisterEnter { .. }
+                | Obs::WaitFor { .. }
+                | Obs::Retired { .. }
+                | Obs::Closed { .. }
+                | Obs::Sleeps { .. }
+                | Obs::DeregisterReturn { .. }
+                | Obs::DetachEnter { .. }
+                | Obs::DetachReturn { .. }
+                | Obs::Other(_) => None,
             };
             if let Some(h) = hub {
                 if !hubs.contains(&h) {
@@ -221,7 +237,12 @@ impl Names {
                 | Obs::DeregisterReturn { client: c, .. }
                 | Obs::DetachEnter { client: c }
                 | Obs::DetachReturn { client: c } => client(*c),
-                _ => {}
+                Obs::Submitted { .. }
+                | Obs::Took { .. }
+                | Obs::DrainStop { .. }
+                | Obs::Awake { .. }
+                | Obs::Settles { .. }
+                | Obs::Other(_) => {}
             }
         }
         // `register` replays hubs in hub id order.
@@ -263,7 +284,22 @@ fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<S
         Some(Frame::Drain { hub, .. } | Frame::Kick { hub } | Frame::Callback { hub, .. }) => {
             Some(hub)
         }
-        _ => None,
+        None
+        | Some(
+            Frame::Registering { .. }
+            | Frame::Settling
+            | Frame::Sleep { .. }
+            | Frame::Query { .. }
+            | Frame::Deregister { .. },
+        ) => None,
+    };
+    // A delivery's steps name the hub the thread delivers.
+    let delivering = |hub: &u32| {
+        if frame_hub == Some(names.h(*hub)) {
+            Ok(())
+        } else {
+            Err("the step names a hub this thread is not delivering".to_string())
+        }
     };
     let op = match obs {
         Obs::Other(_) => return Ok(state.clone()),
@@ -352,18 +388,17 @@ fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<S
             client: names.c(*client),
             from: small(*from, "in-flight count")?,
         },
-        Obs::Skipped { client, hub, .. } | Obs::Begin { client, hub, .. } => {
-            if frame_hub != Some(names.h(*hub)) {
-                return Err("the step names a hub this thread is not delivering".into());
+        Obs::Skipped { client, hub, .. } => {
+            delivering(hub)?;
+            Op::Skip {
+                client: names.c(*client),
             }
-            match obs {
-                Obs::Begin { seq, .. } => Op::Begin {
-                    client: names.c(*client),
-                    seq: small(*seq, "seq")?,
-                },
-                _ => Op::Skip {
-                    client: names.c(*client),
-                },
+        }
+        Obs::Begin { client, hub, seq } => {
+            delivering(hub)?;
+            Op::Begin {
+                client: names.c(*client),
+                seq: small(*seq, "seq")?,
             }
         }
         Obs::End {
