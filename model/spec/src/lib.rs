@@ -2,16 +2,26 @@
 //! stateright model checker; and a validator that checks executions recorded from the
 //! shipped library are behaviours of it. See docs/SPEC.md.
 //!
-//! - [`spec`]: the specification value [`Spec`], and the public paths of the state
-//!   (`state.rs`), the actions (`actions/`: [`Op`], [`Spec::apply`], one function per
-//!   action), the spec mutants (`mutants.rs`) and the sizes (`sizes.rs`); the closed
-//!   world's candidate actions and budgets are `enumerate.rs`;
-//! - [`model`]: the stateright model (partial-order reduction in `reduction.rs`; the
-//!   properties, P1–P7 `always`, liveness `eventually`, reachability `sometimes`, in
-//!   `properties.rs`);
+//! The public modules are what other crates use:
+//!
+//! - [`spec`]: the specification value [`Spec`], and the public paths of the state, the
+//!   actions ([`Op`], [`Spec::apply`]), the spec mutants and the sizes;
+//! - [`model`]: the stateright model;
 //! - [`symmetry`]: the representative function for symmetry reduction;
 //! - [`run`]: exhaustive checks at named sizes, with their figures;
 //! - [`trace`]: trace validation of recorded executions.
+//!
+//! The rest, one job each:
+//!
+//! - `state`: the state types and read-only queries of them;
+//! - `actions`: the action alphabet and `Spec::apply`, one function per action
+//!   (`actions/calls.rs`, `submit.rs`, `drain.rs`, `delivery.rs`, `deregister.rs`,
+//!   `query.rs`, `locks.rs`);
+//! - `enumerate`: the closed world's candidate actions, budgets and enabled actions;
+//! - `reduction`: partial-order reduction;
+//! - `properties`: P1–P7 `always`, liveness `eventually`, reachability `sometimes`;
+//! - `mutants`: the spec mutant catalogue;
+//! - `sizes`: [`Size`] and the named sizes.
 //!
 //! Nothing here is used by the library: the specification is checked, and the library's
 //! recorded executions are checked against it.
