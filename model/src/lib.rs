@@ -1,39 +1,32 @@
 //! The verification harness for usbpm: the shipped library, built on loom's, shuttle's or
 //! std's primitives (by this crate's `loom` / `shuttle` features), driven through
-//! [`scenarios`] and judged by [`monitor`]s. See docs/VERIFICATION.md.
+//! [`exec::scenarios`] and judged by [`judge::monitor`]s. See docs/VERIFICATION.md.
+//!
+//! The harness is in rooms, one folder of `src/` each, bottom first: [`base`] (the
+//! checkers' names, panics, the harness's facade), [`lang`] (the program language),
+//! [`judge`] (monitors, the results oracle, trace validation, verdicts), [`exec`]
+//! (executions, scenarios, the program interpreter), [`checkers`] (the checkers run, one
+//! check and its record), [`reports`] and [`gate`]. A module uses only rooms below its own
+//! and, in its own room, modules below it (`LAYERS`, enforced by a test).
 
 #![deny(unsafe_code)]
 
-pub mod check;
-pub mod checker;
-pub mod docs;
-pub mod enumerate;
-pub mod env;
+pub mod base;
+pub mod checkers;
 pub mod exec;
 pub mod gate;
-pub mod generated;
-pub mod history;
-pub mod monitor;
-pub mod oracle;
-pub mod panics;
-pub mod program;
-pub mod report;
-pub mod rt;
-pub mod run;
-pub mod scenarios;
-pub mod spec_checks;
-pub mod timeline;
-pub mod trace;
-pub mod verdict;
+pub mod judge;
+pub mod lang;
+pub mod reports;
 
 /// Emits one `#[test]` per scenario that runs it under `$checker` (a
-/// [`checker::Checker`]; `small`: the loom-sized scenarios; `all`: every scenario), plus a
-/// test that the list matches [`scenarios::ALL`], so a new scenario cannot be left out of
+/// [`base::checker::Checker`]; `small`: the loom-sized scenarios; `all`: every scenario), plus a
+/// test that the list matches [`exec::scenarios::ALL`], so a new scenario cannot be left out of
 /// a checker by mistake.
 #[macro_export]
 macro_rules! scenario_checks {
     ($checker:expr, small) => {
-        $crate::scenario_checks!(@emit $checker, $crate::scenarios::Size::Small, every_small_scenario_has_a_check;
+        $crate::scenario_checks!(@emit $checker, $crate::exec::scenarios::Size::Small, every_small_scenario_has_a_check;
             dispatch_vs_deregister: "dispatch-vs-deregister";
             two_dispatchers_vs_deregister: "two-dispatchers-vs-deregister";
             three_dispatchers_vs_deregister: "three-dispatchers-vs-deregister";
@@ -51,7 +44,7 @@ macro_rules! scenario_checks {
     };
     ($checker:expr, all) => {
         $crate::scenario_checks!($checker, small);
-        $crate::scenario_checks!(@emit $checker, $crate::scenarios::Size::Large, every_large_scenario_has_a_check;
+        $crate::scenario_checks!(@emit $checker, $crate::exec::scenarios::Size::Large, every_large_scenario_has_a_check;
             flood_churn_3x12: "flood-churn-3x12";
             churn_4x3x20: "churn-4x3x20";
         );
@@ -60,82 +53,247 @@ macro_rules! scenario_checks {
         $(
             #[test]
             fn $test() {
-                $crate::check::run_check($checker, $name);
+                $crate::checkers::check::run_check($checker, $name);
             }
         )*
         #[test]
         fn $complete() {
             let listed: &[&str] = &[$($name),*];
-            let want: Vec<&str> = $crate::scenarios::ALL.iter().filter(|s| s.size == $size).map(|s| s.name).collect();
+            let want: Vec<&str> = $crate::exec::scenarios::ALL.iter().filter(|s| s.size == $size).map(|s| s.name).collect();
             assert_eq!(listed, want.as_slice(), "the scenario_checks! list is out of step with scenarios::ALL");
         }
     };
 }
 
-/// The harness's layers, bottom first: a module may use only modules of lower layers
-/// (ARCHITECTURE.md, "Who may use what"). The program language and the monitors are at the
-/// bottom, the checkers above them, the records, reports and the gate on top.
+/// The harness's rooms (the folders of `src/`), bottom first, and each room's modules in
+/// layers, bottom first (ARCHITECTURE.md, "Who may use what"). A module may use any module
+/// of a lower room and, in its own room, only modules of lower layers. A room's `mod.rs`
+/// (its declarations, and for `gate` what a gate run selects) is the bottom of its room.
 #[cfg(test)]
-const LAYERS: &[&[&str]] = &[
-    &["checker"],
-    &["rt", "panics", "program", "timeline", "docs"],
-    &["monitor", "history", "enumerate"],
-    &["verdict", "oracle", "env", "trace"],
-    &["exec", "scenarios"],
-    &["run"],
-    &["generated"],
-    &["check"],
-    &["spec_checks"],
-    &["report"],
-    &["gate"],
+const LAYERS: &[(&str, &[&[&str]])] = &[
+    ("base", &[&["checker", "panics"], &["rt"]]),
+    ("lang", &[&["program"], &["history", "enumerate"]]),
+    ("judge", &[&["monitor"], &["verdict", "oracle", "trace"]]),
+    ("exec", &[&["env"], &["interpreter", "scenarios"]]),
+    (
+        "checkers",
+        &[&["run"], &["generated"], &["check"], &["spec_checks"]],
+    ),
+    ("reports", &[&["timeline", "docs"], &["report"]]),
+    (
+        "gate",
+        &[
+            &["records", "suites", "loom_bounds"],
+            &["display"],
+            &["nextest"],
+            &["checks", "list"],
+            &["merge", "docs_render", "spec"],
+        ],
+    ),
 ];
 
 #[cfg(test)]
 mod layering {
     use super::LAYERS;
 
-    fn layer(module: &str) -> usize {
-        LAYERS
-            .iter()
-            .position(|l| l.contains(&module))
-            .unwrap_or_else(|| panic!("module {module} is in no layer"))
+    /// A room's `mod.rs`, the bottom of its room.
+    const MOD: &str = "mod";
+
+    /// Where a module sits: its room's rank and its layer in the room (`mod` is 0).
+    fn place(room: &str, module: &str) -> Option<(usize, usize)> {
+        let r = LAYERS.iter().position(|(name, _)| *name == room)?;
+        if module == MOD {
+            return Some((r, 0));
+        }
+        let l = LAYERS[r].1.iter().position(|l| l.contains(&module))?;
+        Some((r, l + 1))
+    }
+
+    /// `name` is a module of `room` (else an item of its `mod.rs`).
+    fn is_module(room: &str, name: &str) -> bool {
+        name != MOD && place(room, name).is_some()
+    }
+
+    fn ident(s: &str) -> &str {
+        let end = s
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(s.len());
+        &s[..end]
+    }
+
+    /// The names a path names after `prefix::`: one name, or each item of a `{...}` group
+    /// (its first segment; `self` is the prefix itself, returned as `None`).
+    fn names_after(rest: &str) -> Vec<Option<String>> {
+        let Some(group) = rest.strip_prefix('{') else {
+            return vec![Some(ident(rest).to_string())];
+        };
+        let (mut depth, mut item, mut out) = (0, String::new(), Vec::new());
+        for c in group.chars() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth == 0 => break,
+                '}' => depth -= 1,
+                ',' if depth == 0 => {
+                    out.push(std::mem::take(&mut item));
+                    continue;
+                }
+                _ => {}
+            }
+            item.push(c);
+        }
+        out.push(item);
+        out.iter()
+            .map(|i| ident(i.trim()))
+            .filter(|i| !i.is_empty())
+            .map(|i| (i != "self").then(|| i.to_string()))
+            .collect()
+    }
+
+    /// The (room, module) pairs of the harness one file uses: every `crate::` path, and
+    /// the `super::` paths of its top-level `use` lines (a room's siblings), comment lines
+    /// left out. A `crate::` path whose first segment is no room is reported as one.
+    fn uses(room: &str, text: &str) -> Vec<(String, String)> {
+        let code: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut out = Vec::new();
+        for (i, _) in code.match_indices("crate::") {
+            let rest = &code[i + "crate::".len()..];
+            let used_room = ident(rest);
+            let after = &rest[used_room.len()..];
+            let Some(after) = after.strip_prefix("::") else {
+                out.push((used_room.to_string(), MOD.to_string()));
+                continue;
+            };
+            for name in names_after(after) {
+                let module = name.filter(|n| is_module(used_room, n));
+                out.push((used_room.to_string(), module.unwrap_or(MOD.into())));
+            }
+        }
+        for line in code.lines() {
+            let Some(rest) = line
+                .strip_prefix("use super::")
+                .or_else(|| line.strip_prefix("pub use super::"))
+            else {
+                continue;
+            };
+            for name in names_after(rest) {
+                let module = name.filter(|n| is_module(room, n));
+                out.push((room.to_string(), module.unwrap_or(MOD.into())));
+            }
+        }
+        out
+    }
+
+    /// What `file` (module `module` of room `room`, with text `text`) uses against the
+    /// layering.
+    fn violations(room: &str, module: &str, file: &str, text: &str) -> Vec<String> {
+        let Some((r, l)) = place(room, module) else {
+            return vec![format!("{file}: {room}::{module} is in no layer of LAYERS")];
+        };
+        let mut wrong = Vec::new();
+        for (used_room, used) in uses(room, text) {
+            let Some((ur, ul)) = place(&used_room, &used) else {
+                wrong.push(format!(
+                    "{file} uses crate::{used_room}, which is no room (each crate:: path names its room first)"
+                ));
+                continue;
+            };
+            if ur > r {
+                wrong.push(format!(
+                    "{file} ({room}) uses the higher room {used_room} ({used_room}::{used})"
+                ));
+            } else if ur == r && used != module && ul >= l {
+                wrong.push(format!(
+                    "{file} ({room}::{module}) uses {room}::{used}, of its room but not of a lower layer"
+                ));
+            }
+        }
+        wrong.sort();
+        wrong.dedup();
+        wrong
     }
 
     #[test]
     fn modules_import_only_from_lower_layers() {
         let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut files: Vec<(String, std::path::PathBuf)> = Vec::new();
+        let mut wrong = Vec::new();
+        let mut seen = Vec::new();
         for entry in std::fs::read_dir(&src).unwrap() {
             let path = entry.unwrap().path();
-            let name = path.file_stem().unwrap().to_string_lossy().to_string();
-            if path.is_dir() && name == "gate" {
-                for f in std::fs::read_dir(&path).unwrap() {
-                    files.push(("gate".into(), f.unwrap().path()));
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if name == "lib.rs" || name == "bin" {
+                continue;
+            }
+            if !path.is_dir() {
+                wrong.push(format!("src/{name} is in no room (a folder of src/)"));
+                continue;
+            }
+            for f in std::fs::read_dir(&path).unwrap() {
+                let f = f.unwrap().path();
+                let file = format!("src/{name}/{}", f.file_name().unwrap().to_string_lossy());
+                if f.is_dir() || f.extension().is_none_or(|e| e != "rs") {
+                    wrong.push(format!("{file}: a room holds modules only"));
+                    continue;
                 }
-            } else if path.extension().is_some_and(|e| e == "rs") && name != "lib" {
-                files.push((name, path));
+                let module = f.file_stem().unwrap().to_string_lossy().to_string();
+                let text = std::fs::read_to_string(&f).unwrap();
+                wrong.extend(violations(&name, &module, &file, &text));
+                seen.push((name.clone(), module));
             }
         }
-        let mut wrong = Vec::new();
-        for (module, path) in files {
-            let text = std::fs::read_to_string(&path).unwrap();
-            for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
-                for (i, _) in line.match_indices("crate::") {
-                    let used: String = line[i + 7..]
-                        .chars()
-                        .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                        .collect();
-                    if used != module && layer(&used) >= layer(&module) {
-                        wrong.push(format!("{} uses crate::{used}", path.display()));
-                    }
+        for (room, layers) in LAYERS {
+            for module in layers.iter().flat_map(|l| l.iter()).chain(&[MOD]) {
+                if !seen.iter().any(|(r, m)| r == room && m == module) {
+                    wrong.push(format!("LAYERS names {room}::{module}, which has no file"));
                 }
             }
         }
-        wrong.dedup();
         assert!(
             wrong.is_empty(),
             "imports against the layering:\n{}",
             wrong.join("\n")
         );
+    }
+
+    #[test]
+    fn imports_against_the_layering_are_found() {
+        let bad = |room, module, text| !violations(room, module, "f.rs", text).is_empty();
+        // Fine: lower rooms, lower layers of the room, groups, the room's mod.rs.
+        assert!(!bad(
+            "exec",
+            "scenarios",
+            "use crate::exec::env::{self, Env};\nuse crate::judge::{monitor::Property, oracle};\nuse crate::base::rt;"
+        ));
+        assert!(!bad("gate", "checks", "use super::nextest::Run;\nuse super::{Options, records::read_records};\nuse crate::gate::PROPTEST_SCENARIO;"));
+        // A lower room using a higher one, directly, in a group, or its mod.rs.
+        assert!(bad("base", "panics", "use crate::judge::monitor::Monitor;"));
+        assert!(bad("lang", "program", "use crate::exec::{env, scenarios};"));
+        assert!(bad(
+            "judge",
+            "monitor",
+            "fn f() { crate::gate::exit_code(true); }"
+        ));
+        // A module using one of its own layer or above, by crate:: or super::.
+        assert!(bad("judge", "monitor", "use crate::judge::oracle::judge;"));
+        assert!(bad(
+            "judge",
+            "trace",
+            "use crate::judge::{monitor, verdict};"
+        ));
+        assert!(bad("gate", "records", "use super::checks::run;"));
+        assert!(bad("gate", "nextest", "use super::{Options, list};"));
+        // A path that does not name its room first, and a module missing from LAYERS.
+        assert!(bad("checkers", "check", "use crate::scenarios::find;"));
+        assert!(bad(
+            "checkers",
+            "check",
+            "use crate::{base::rt, judge::monitor};"
+        ));
+        assert!(bad("judge", "newcomer", ""));
+        // Comment lines are not imports; inner modules' `use super::*` are not the room's.
+        assert!(!bad("base", "rt", "// crate::gate::checks\n/// [`crate::judge::monitor`]\nmod tests {\n    use super::*;\n}"));
     }
 }

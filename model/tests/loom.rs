@@ -2,12 +2,12 @@
 //!
 //! `cargo test -p usbpm-model --features loom --release --test loom -- --nocapture`
 //! prints each check's bound, executions and seconds. The bound per scenario and profile
-//! is `usbpm_model::check::loom_bound`; the gate sets the profile (`USBPM_PROFILE`).
+//! is `usbpm_model::checkers::check::loom_bound`; the gate sets the profile (`USBPM_PROFILE`).
 #![cfg(feature = "loom")]
 
 use usbpm::checking::Mutant;
-use usbpm_model::check::kills;
-use usbpm_model::checker::Checker;
+use usbpm_model::base::checker::Checker;
+use usbpm_model::checkers::check::kills;
 
 usbpm_model::scenario_checks!(Checker::Loom, small);
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use usbpm_model::gate::merge::read_report;
-use usbpm_model::report::Report;
+use usbpm_model::reports::report::Report;
 
 const SCENARIOS: &[&str] = &[
     "deregister-own-callback",

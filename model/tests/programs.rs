@@ -5,8 +5,8 @@
 //! nextest's partitions (the gate's `--shard I/N`) split it across runners.
 #![cfg(any(feature = "loom", feature = "shuttle"))]
 
-use usbpm_model::check::run_programs_check;
-use usbpm_model::checker::Checker;
+use usbpm_model::base::checker::Checker;
+use usbpm_model::checkers::check::run_programs_check;
 
 const CHECKER: Checker = if cfg!(feature = "loom") {
     Checker::GenLoom
@@ -25,7 +25,7 @@ macro_rules! chunks {
         #[test]
         fn every_chunk_has_a_test() {
             let listed: &[usize] = &[$($i),*];
-            let want: Vec<usize> = (0..usbpm_model::generated::CHUNKS).collect();
+            let want: Vec<usize> = (0..usbpm_model::checkers::generated::CHUNKS).collect();
             assert_eq!(listed, want.as_slice(), "the chunk tests are out of step with CHUNKS");
         }
     };
@@ -42,8 +42,8 @@ chunks! {
 #[test]
 fn regressions_under_loom() {
     use usbpm::checking::Mutant;
-    use usbpm_model::generated::loom_program;
-    for (name, program) in usbpm_model::scenarios::regressions() {
+    use usbpm_model::checkers::generated::loom_program;
+    for (name, program) in usbpm_model::exec::scenarios::regressions() {
         let n = loom_program(&program, None, None, name)
             .unwrap_or_else(|report| panic!("{name}: {report}"));
         println!("{name}: {n} interleavings, unbounded, pass");

@@ -1115,7 +1115,7 @@ fn expect_unit(m: &Model) -> &Result<(), ExpErr> {
 }
 
 fn new_pm() -> PolicyManager {
-    match usbpm_model::check::mutant_from_env() {
+    match usbpm_model::checkers::check::mutant_from_env() {
         None => PolicyManager::new(),
         Some(m) => PolicyManager::checking(Some(m), None),
     }

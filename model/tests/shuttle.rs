@@ -3,12 +3,12 @@
 //! the command that replays it.
 //!
 //! `cargo test -p usbpm-model --features shuttle --release --test shuttle -- --nocapture`.
-//! Sample sizes per profile: `usbpm_model::check::shuttle_iterations`; seed: `USBPM_SEED`.
+//! Sample sizes per profile: `usbpm_model::checkers::check::shuttle_iterations`; seed: `USBPM_SEED`.
 #![cfg(feature = "shuttle")]
 
 use usbpm::checking::Mutant;
-use usbpm_model::check::kills;
-use usbpm_model::checker::Checker;
+use usbpm_model::base::checker::Checker;
+use usbpm_model::checkers::check::kills;
 
 usbpm_model::scenario_checks!(Checker::Shuttle, all);
 

@@ -4,8 +4,8 @@
 #![cfg(feature = "shuttle")]
 
 use usbpm::checking::Mutant;
-use usbpm_model::scenarios::ALL;
-use usbpm_model::spec_checks::trace_teeth;
+use usbpm_model::checkers::spec_checks::trace_teeth;
+use usbpm_model::exec::scenarios::ALL;
 
 /// The mutants whose bug shows in the protocol steps the probe reports (measured: see
 /// docs/SPEC.md). The others break only what the probe cannot see: memory ordering
@@ -23,12 +23,12 @@ const VISIBLE: &[&str] = &[
     "panic-leaks-count",
 ];
 
-/// The `trace` checker's check, as `gate mutants` runs it (`usbpm_model::spec_checks`):
+/// The `trace` checker's check, as `gate mutants` runs it (`usbpm_model::checkers::spec_checks`):
 /// every scenario's random schedules judged by trace validation alone, on the code
 /// mutated by `USBPM_MUTANT` (or the correct code).
 #[test]
 fn trace_validation() {
-    usbpm_model::spec_checks::run_trace_check();
+    usbpm_model::checkers::spec_checks::run_trace_check();
 }
 
 #[test]

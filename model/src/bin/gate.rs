@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use usbpm_model::checker::Checker;
+use usbpm_model::base::checker::Checker;
 use usbpm_model::gate::checks::RunKind;
 use usbpm_model::gate::{self, Options};
 

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use usbpm::checking::Mutant;
-use usbpm_model::scenarios::{find, ALL};
+use usbpm_model::exec::scenarios::{find, ALL};
 
 #[derive(Parser)]
 #[command(about = "Replay one usbpm check and print its timeline")]
@@ -59,7 +59,7 @@ fn main() -> ExitCode {
     let Ok(mutant) = mutant(&args) else {
         return ExitCode::from(2);
     };
-    let progress = usbpm_model::run::Progress::new(None);
+    let progress = usbpm_model::checkers::run::Progress::new(None);
     let run = || replay(scenario, mutant, &args, &progress);
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
         Ok(()) => {
@@ -71,8 +71,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(payload) => {
-            let text = usbpm_model::check::panic_text(&*payload);
-            let report = usbpm_model::check::failure(text, "this command".into()).report;
+            let text = usbpm_model::checkers::check::panic_text(&*payload);
+            let report = usbpm_model::checkers::check::failure(text, "this command".into()).report;
             eprintln!(
                 "\n{report}\nreplay reproduced the failure of {} ({} executions)",
                 scenario.name,
@@ -85,10 +85,10 @@ fn main() -> ExitCode {
 
 #[allow(unused_variables)]
 fn replay(
-    scenario: &'static usbpm_model::scenarios::Scenario,
+    scenario: &'static usbpm_model::exec::scenarios::Scenario,
     mutant: Option<Mutant>,
     args: &Args,
-    progress: &usbpm_model::run::Progress,
+    progress: &usbpm_model::checkers::run::Progress,
 ) {
     #[cfg(feature = "loom")]
     {
@@ -96,7 +96,7 @@ fn replay(
             None | Some("unbounded") => None,
             Some(b) => Some(b.parse().expect("--bound: a number or `unbounded`")),
         };
-        usbpm_model::run::loom(scenario, mutant, bound, progress);
+        usbpm_model::checkers::run::loom(scenario, mutant, bound, progress);
     }
     #[cfg(feature = "shuttle")]
     {
@@ -104,14 +104,14 @@ fn replay(
             eprintln!("a shuttle replay needs --schedule-file (the file a failing check named)");
             std::process::exit(2);
         };
-        if let Err(e) = usbpm_model::run::shuttle_replay(scenario, mutant, file) {
+        if let Err(e) = usbpm_model::checkers::run::shuttle_replay(scenario, mutant, file) {
             eprintln!("{e}");
             std::process::exit(2);
         }
     }
     #[cfg(not(any(feature = "loom", feature = "shuttle")))]
     {
-        usbpm_model::run::stress(scenario, mutant, args.runs, progress);
+        usbpm_model::checkers::run::stress(scenario, mutant, args.runs, progress);
     }
 }
 
@@ -128,7 +128,7 @@ fn mutant(args: &Args) -> Result<Option<Mutant>, ()> {
 }
 
 fn replay_program(file: &std::path::Path, args: &Args) -> ExitCode {
-    let program = match usbpm_model::program::Program::load(file) {
+    let program = match usbpm_model::lang::program::Program::load(file) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
@@ -151,7 +151,7 @@ fn replay_program(file: &std::path::Path, args: &Args) -> ExitCode {
                         .map_err(|_| "--bound: a number or `unbounded`".to_string())?,
                 ),
             };
-            usbpm_model::generated::loom_program(&program, mutant, bound, &this)?;
+            usbpm_model::checkers::generated::loom_program(&program, mutant, bound, &this)?;
         }
         #[cfg(feature = "shuttle")]
         {
@@ -163,25 +163,25 @@ fn replay_program(file: &std::path::Path, args: &Args) -> ExitCode {
             };
             let p = program.clone();
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                usbpm_model::run::shuttle_replay_body(schedule, move |replay| {
-                    usbpm_model::exec::execute(&p, mutant, replay)
+                usbpm_model::checkers::run::shuttle_replay_body(schedule, move |replay| {
+                    usbpm_model::exec::interpreter::execute(&p, mutant, replay)
                 })
             }));
             match r {
                 Ok(result) => result?,
                 Err(payload) => {
-                    let text = usbpm_model::check::panic_text(&*payload);
-                    return Err(usbpm_model::check::failure(text, this.clone()).report);
+                    let text = usbpm_model::checkers::check::panic_text(&*payload);
+                    return Err(usbpm_model::checkers::check::failure(text, this.clone()).report);
                 }
             }
         }
         #[cfg(not(any(feature = "loom", feature = "shuttle")))]
         for _ in 0..args.runs {
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                usbpm_model::exec::execute(&program, mutant, &this)
+                usbpm_model::exec::interpreter::execute(&program, mutant, &this)
             }));
             if let Err(payload) = r {
-                return Err(usbpm_model::check::panic_text(&*payload));
+                return Err(usbpm_model::checkers::check::panic_text(&*payload));
             }
         }
         Ok(())

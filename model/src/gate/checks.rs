@@ -14,9 +14,9 @@ use super::display::{watch, Display};
 use super::nextest::{require_nextest, run_checker, Run};
 use super::records::read_records;
 use super::{command_line, fresh_dir, Options, VERIFICATION_MD};
-use crate::check::{Profile, Record, Verdict};
-use crate::checker::Checker;
-use crate::report::{Kill, Report};
+use crate::base::checker::Checker;
+use crate::checkers::check::{Profile, Record, Verdict};
+use crate::reports::report::{Kill, Report};
 
 /// Which run of the checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -253,10 +253,10 @@ pub fn finish(
         }
         let path = root.join(VERIFICATION_MD);
         let doc = std::fs::read_to_string(&path).unwrap_or_default();
-        match crate::docs::embed(
+        match crate::reports::docs::embed(
             &doc,
             kind.doc_section(),
-            &crate::docs::fingerprint(root),
+            &crate::reports::docs::fingerprint(root),
             &md,
         ) {
             Ok(new) => {
@@ -275,7 +275,7 @@ pub fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::Failure;
+    use crate::checkers::check::Failure;
     use crate::gate::records::tests::record;
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::records::{progress_line, read_records};
-use crate::check::{Record, Verdict};
+use crate::checkers::check::{Record, Verdict};
 
 /// The progress of a gate run.
 pub struct Display {
@@ -159,7 +159,7 @@ mod tests {
     #[test]
     fn a_finished_line_shows_the_verdict() {
         let r = super::super::records::tests::record(
-            crate::checker::Checker::Loom,
+            crate::base::checker::Checker::Loom,
             "handle-reuse",
             Verdict::Fail,
         );

@@ -15,9 +15,9 @@ use std::process::{Command, ExitCode};
 
 use super::checks::run_mutants;
 use super::Options;
-use crate::check::Verdict;
-use crate::checker::Checker;
-use crate::report::Report;
+use crate::base::checker::Checker;
+use crate::checkers::check::Verdict;
+use crate::reports::report::Report;
 
 /// Where the rendering goes, under the workspace root.
 pub const OUT_DIR: &str = "target/docs-render";

@@ -6,10 +6,10 @@ use usbpm::checking::Mutant;
 
 use super::nextest::proptest_cases;
 use super::PROPTEST_SCENARIO;
-use crate::check::{loom_bound, shuttle_iterations, std_iterations, Profile};
-use crate::checker::Checker;
-use crate::scenarios::{Size, ALL};
-use crate::spec_checks::{spec_size, trace_schedules, SPEC_SCENARIO, TRACE_SCENARIO};
+use crate::base::checker::Checker;
+use crate::checkers::check::{loom_bound, shuttle_iterations, std_iterations, Profile};
+use crate::checkers::spec_checks::{spec_size, trace_schedules, SPEC_SCENARIO, TRACE_SCENARIO};
+use crate::exec::scenarios::{Size, ALL};
 
 /// The catalog `gate list` prints.
 pub fn list() -> String {
@@ -73,11 +73,11 @@ pub fn list() -> String {
     let _ = writeln!(
         out,
         "\nGenerated programs (quick / full; each tier split into {} chunks, one check each):",
-        crate::generated::CHUNKS
+        crate::checkers::generated::CHUNKS
     );
     for checker in [Checker::GenLoom, Checker::GenShuttle] {
         for profile in [Profile::Quick, Profile::Full] {
-            for t in crate::generated::plan(checker, profile) {
+            for t in crate::checkers::generated::plan(checker, profile) {
                 let _ = writeln!(
                     out,
                     "  {checker:<12} {:<6} {}",

@@ -7,7 +7,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{exit_code, Options};
-use crate::scenarios::{Size, ALL};
+use crate::exec::scenarios::{Size, ALL};
 
 /// The bounds measured, in the table's column order.
 pub const BOUNDS: [&str; 3] = ["2", "3", "unbounded"];

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use super::checks::{verdict, write_reports};
 use super::{parse_shard, Options};
-use crate::report::{Kill, Report};
+use crate::reports::report::{Kill, Report};
 
 /// The report in `dir` (a directory holding `report.json`, or the file itself).
 pub fn read_report(dir: &Path) -> Result<Report, String> {
@@ -163,11 +163,11 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::check::Verdict;
-    use crate::checker::Checker;
+    use crate::base::checker::Checker;
+    use crate::checkers::check::Verdict;
     use crate::gate::records::tests::record;
 
-    fn shard(s: &str, records: Vec<crate::check::Record>) -> Report {
+    fn shard(s: &str, records: Vec<crate::checkers::check::Record>) -> Report {
         Report {
             command: format!("gate full --shard {s}"),
             profile: "full".into(),

@@ -30,13 +30,13 @@ use std::process::ExitCode;
 
 use usbpm::checking::Mutant;
 
-use crate::checker::Checker;
-use crate::scenarios::{Size, ALL};
-pub use crate::spec_checks::{SPEC_SCENARIO, TRACE_SCENARIO};
+use crate::base::checker::Checker;
+pub use crate::checkers::spec_checks::{SPEC_SCENARIO, TRACE_SCENARIO};
+use crate::exec::scenarios::{Size, ALL};
 
 /// The generated-program checkers' "scenarios": the chunks each tier is split into (one
 /// test each, `model/tests/programs.rs`), so `--shard I/N` splits a tier across runners.
-pub const PROGRAM_CHUNKS: [&str; crate::generated::CHUNKS] = [
+pub const PROGRAM_CHUNKS: [&str; crate::checkers::generated::CHUNKS] = [
     "chunk-01", "chunk-02", "chunk-03", "chunk-04", "chunk-05", "chunk-06", "chunk-07", "chunk-08",
     "chunk-09", "chunk-10", "chunk-11", "chunk-12", "chunk-13", "chunk-14", "chunk-15", "chunk-16",
 ];
@@ -169,7 +169,7 @@ impl Options {
     /// Rejects unknown scenarios and mutants and a malformed shard.
     pub fn validate(&self) -> Result<(), String> {
         if let Some(size) = &self.program_size {
-            size.parse::<crate::enumerate::Size>()?;
+            size.parse::<crate::lang::enumerate::Size>()?;
         }
         if let Some(b) = &self.program_bound {
             if b != "unbounded" && b.parse::<usize>().is_err() {
@@ -482,7 +482,7 @@ mod tests {
             variants,
             "two mutants share a description"
         );
-        let report = crate::report::Report {
+        let report = crate::reports::report::Report {
             command: "gate mutants".into(),
             profile: "quick".into(),
             shard: None,

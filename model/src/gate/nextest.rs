@@ -10,8 +10,8 @@ use usbpm::checking::Mutant;
 
 use super::display::Display;
 use super::{Options, PROPTEST_SCENARIO};
-use crate::check::{Failure, Profile, Record, Verdict};
-use crate::checker::Checker;
+use crate::base::checker::Checker;
+use crate::checkers::check::{Failure, Profile, Record, Verdict};
 
 /// Fails with the way to install cargo-nextest when it is missing.
 pub fn require_nextest(root: &Path) -> Result<(), String> {

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::check::Record;
+use crate::checkers::check::Record;
 
 /// The records under `results`, and the keys of the checks that started but left none.
 pub fn read_records(results: &Path) -> (Vec<Record>, Vec<String>) {
@@ -54,8 +54,8 @@ pub fn progress_line(key: &str, text: &str) -> Option<String> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::check::{Profile, Verdict};
-    use crate::checker::Checker;
+    use crate::base::checker::Checker;
+    use crate::checkers::check::{Profile, Verdict};
 
     /// A record as a check would write it.
     pub(crate) fn record(checker: Checker, scenario: &str, verdict: Verdict) -> Record {

@@ -15,7 +15,7 @@ use usbpm_spec::run::{property_names, serve, QUICK};
 
 use super::checks::{self, RunKind};
 use super::Options;
-use crate::checker::Checker;
+use crate::base::checker::Checker;
 
 /// Where `gate spec --explore` serves unless told otherwise.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::process::{Command, ExitCode};
 
 use super::{exit_code, VERIFICATION_MD};
-use crate::checker::Checker;
-use crate::docs::{fingerprint, recorded};
+use crate::base::checker::Checker;
+use crate::reports::docs::{fingerprint, recorded};
 
 /// The cargo commands of `gate test`, in order: the workspace's tests, then the loom
 /// and shuttle test binaries the gate's checkers run, scenarios and generated programs (see [`Checker::cargo_args`]).
@@ -80,7 +80,7 @@ pub fn check_docs(root: &Path) -> ExitCode {
             Err(msg) => {
                 ok = false;
                 eprintln!("gate check-docs: {msg}");
-                let changed = crate::docs::changed_parts(&doc, section, root);
+                let changed = crate::reports::docs::changed_parts(&doc, section, root);
                 if !changed.is_empty() {
                     eprintln!(
                         "gate check-docs: changed since the {section} section was generated: {} (comments and formatting do not count)",
@@ -119,7 +119,7 @@ mod tests {
 
     #[test]
     fn a_section_is_current_stale_or_absent() {
-        let doc = crate::docs::embed(
+        let doc = crate::reports::docs::embed(
             "<!-- gate:report:begin -->\n<!-- gate:report:end -->\n",
             "report",
             "abc",

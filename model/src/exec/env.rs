@@ -10,7 +10,7 @@ use usbpm::{
     PolicyManager,
 };
 
-use crate::monitor::{DriverContext, Monitor, Property};
+use crate::judge::monitor::{DriverContext, Monitor, Property};
 
 /// What a model callback does besides reporting itself: the re-entrant calls under test.
 pub type Action = fn(&Context, &PolicyManager, &Notification);
@@ -18,7 +18,7 @@ pub type Action = fn(&Context, &PolicyManager, &Notification);
 /// A callback that only reports itself.
 pub fn no_action(_: &Context, _: &PolicyManager, _: &Notification) {}
 
-pub use crate::panics::{silence_model_panics, ModelPanic};
+pub use crate::base::panics::{silence_model_panics, ModelPanic};
 
 /// A model client's context: the memory a driver frees once `deregister` returns.
 ///

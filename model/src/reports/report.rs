@@ -6,10 +6,10 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::check::{Record, SpecFigures, StrategyRun, Verdict};
-use crate::checker::Checker;
-use crate::monitor::Property;
-use crate::scenarios::{self, Size};
+use crate::base::checker::Checker;
+use crate::checkers::check::{Record, SpecFigures, StrategyRun, Verdict};
+use crate::exec::scenarios::{self, Size};
+use crate::judge::monitor::Property;
 use usbpm_spec::SpecMutant;
 
 /// Everything one gate run produced (or several shards of one, merged).
@@ -213,7 +213,7 @@ impl Report {
                     f.replay,
                     f.report.trim()
                 );
-                if let Some(diagram) = crate::timeline::diagram_of_report(&f.report) {
+                if let Some(diagram) = crate::reports::timeline::diagram_of_report(&f.report) {
                     let _ = writeln!(out, "The interleaving, step by step (library steps as notes, the failing step in red):\n\n```mermaid\n{diagram}```\n");
                 }
             }
@@ -507,7 +507,7 @@ fn xml(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::{Failure, Profile};
+    use crate::checkers::check::{Failure, Profile};
 
     fn report(failure: Option<Failure>) -> Report {
         let record = Record {
@@ -571,7 +571,7 @@ mod tests {
     fn spec_record(verdict: Verdict) -> Record {
         let mut r = report(None).records.remove(0);
         r.checker = Checker::Spec;
-        r.scenario = crate::spec_checks::SPEC_SCENARIO.into();
+        r.scenario = crate::checkers::spec_checks::SPEC_SCENARIO.into();
         r.exhaustive = true;
         r.verdict = verdict;
         r.properties = vec!["P1".into(), "P2".into()];

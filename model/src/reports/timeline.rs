@@ -1,5 +1,5 @@
 //! A failing interleaving drawn for reviewers: the timeline text the monitor prints
-//! ([`crate::monitor::Monitor::timeline`]: `"  {step:>3}  {thread:<16} {text}"`, a
+//! ([`crate::judge::monitor::Monitor::timeline`]: `"  {step:>3}  {thread:<16} {text}"`, a
 //! violation ending in `<- VIOLATION Pn`) parsed back into steps and rendered as a Mermaid
 //! `sequenceDiagram`: threads as participants, the library's steps as notes, the model
 //! clients' and drivers' actions as each thread's own messages, and the violating step

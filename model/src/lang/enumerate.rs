@@ -26,7 +26,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::program::{Behaviour, ClientIx, ClientSpec, HubIx, Op, Program};
+use crate::lang::program::{Behaviour, ClientIx, ClientSpec, HubIx, Op, Program};
 
 /// How large the enumerated programs are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

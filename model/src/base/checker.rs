@@ -24,7 +24,7 @@ pub enum Checker {
     GenLoom,
     /// Random larger generated programs under shuttle, shrunk on failure.
     GenShuttle,
-    /// stateright on the specification (`crate::spec_checks`).
+    /// stateright on the specification (`crate::checkers::spec_checks`).
     Spec,
     /// Trace validation alone on shuttle schedules: `gate mutants` only (in the quick and
     /// full gates every shuttle and std execution is validated inside those checks).

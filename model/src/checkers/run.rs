@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use usbpm::checking::Mutant;
 
-use crate::checker::Checker;
-use crate::env::Env;
-use crate::scenarios::Scenario;
+use crate::base::checker::Checker;
+use crate::exec::env::Env;
+use crate::exec::scenarios::Scenario;
 
 /// What one check explored.
 #[derive(Clone, Copy, Debug)]
@@ -71,14 +71,14 @@ impl Progress {
 /// Runs one execution of `scenario` and judges it.
 ///
 /// Under shuttle and std the execution's recorded trace is then validated against the
-/// specification (`crate::trace`); loom's executions are too many to pay for it.
+/// specification (`crate::judge::trace`); loom's executions are too many to pay for it.
 pub fn execute(scenario: &Scenario, mutant: Option<Mutant>, replay: &str) {
     let env = Env::new(mutant);
     (scenario.run)(&env);
     let monitor = env.monitor.clone();
     env.finish(replay);
     if cfg!(not(feature = "loom")) {
-        crate::trace::check_execution(&monitor, replay);
+        crate::judge::trace::check_execution(&monitor, replay);
     }
 }
 
@@ -347,7 +347,7 @@ pub fn shuttle_body(
             let _ = std::fs::write(file, encode(&schedule));
         }
         // A monitor report names its replay; a checker's own report (deadlock) does not.
-        let text = crate::panics::panic_text(&*payload);
+        let text = crate::base::panics::panic_text(&*payload);
         if !text.contains("\nReplay: ") {
             std::panic::resume_unwind(Box::new(format!("{text}\nReplay: {replay_cmd}")));
         }
@@ -418,7 +418,7 @@ pub fn stress(
                 "\nPROPERTY VIOLATED: P3 no deadlock, no lost wake-up\n  an execution of {} made no progress for {}s on real threads: suspected deadlock or lost wake-up\n\nTimeline so far:\n{}\nReplay: {replay}",
                 scenario.name,
                 STD_HANG.as_secs(),
-                crate::monitor::last_timeline().unwrap_or_default()
+                crate::judge::monitor::last_timeline().unwrap_or_default()
             ),
         }
     }

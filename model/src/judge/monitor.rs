@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use usbpm::checking::{Probe, Step};
 use usbpm::{ClientHandle, Error, Event, HubId, Notification};
 
-use crate::rt;
+use crate::base::rt;
 
 /// The contract's properties (docs/INVARIANTS.md numbers them the same way).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -423,7 +423,7 @@ impl Monitor {
     }
 
     /// Every protocol step the library's probe reported, with the thread that took it,
-    /// in the order reported (the trace that `crate::trace` validates).
+    /// in the order reported (the trace that `crate::judge::trace` validates).
     pub fn steps(&self) -> Vec<(String, Step)> {
         self.state
             .lock()
@@ -585,7 +585,7 @@ impl Probe for Monitor {
     /// callback is the checker reporting a deadlock or race, and must reach it.
     fn contain(&self, payload: &(dyn std::any::Any + Send)) -> bool {
         payload
-            .downcast_ref::<crate::panics::ModelPanic>()
+            .downcast_ref::<crate::base::panics::ModelPanic>()
             .is_some()
     }
 }

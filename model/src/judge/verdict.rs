@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::monitor::{last_timeline, Property};
+use crate::judge::monitor::{last_timeline, Property};
 
 /// How much to explore.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

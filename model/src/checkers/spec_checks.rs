@@ -11,7 +11,7 @@
 //!   specification sees in the recorded steps. (In the quick and full gates every shuttle
 //!   and std execution is validated already, inside those checks.)
 //!
-//! Both read the same environment as [`crate::check`] and write a [`Record`].
+//! Both read the same environment as [`crate::checkers::check`] and write a [`Record`].
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -19,8 +19,8 @@ use std::time::Instant;
 use usbpm_spec::run::{self as spec_run, FULL, MUTANTS, QUICK, QUICK_UNREDUCED_STATES};
 use usbpm_spec::{Size, SpecMutant};
 
-use crate::check::{mutant_from_env, Failure, Profile, Record, SpecFigures, Verdict};
-use crate::checker::Checker;
+use crate::base::checker::Checker;
+use crate::checkers::check::{mutant_from_env, Failure, Profile, Record, SpecFigures, Verdict};
 
 /// The `spec` checker's one check.
 pub const SPEC_SCENARIO: &str = "protocol-spec";
@@ -232,7 +232,7 @@ pub fn run_trace_check() {
     let start = Instant::now();
     let mut executions = 0;
     let mut failure = None;
-    for s in crate::scenarios::ALL {
+    for s in crate::exec::scenarios::ALL {
         let (found, n) = trace_teeth_counted(s, mutant, per_scenario, 1);
         executions += n;
         if let Some(d) = found {
@@ -280,7 +280,7 @@ pub fn run_trace_check() {
 /// deadlock) is judged on the steps recorded until it stopped.
 #[cfg(feature = "shuttle")]
 pub fn trace_teeth(
-    scenario: &'static crate::scenarios::Scenario,
+    scenario: &'static crate::exec::scenarios::Scenario,
     mutant: Option<usbpm::checking::Mutant>,
     iterations: usize,
     seed: u64,
@@ -291,7 +291,7 @@ pub fn trace_teeth(
 /// [`trace_teeth`], and how many executions ran (up to the first divergence).
 #[cfg(feature = "shuttle")]
 pub fn trace_teeth_counted(
-    scenario: &'static crate::scenarios::Scenario,
+    scenario: &'static crate::exec::scenarios::Scenario,
     mutant: Option<usbpm::checking::Mutant>,
     iterations: usize,
     seed: u64,
@@ -307,9 +307,9 @@ pub fn trace_teeth_counted(
             return;
         }
         counted.fetch_add(1, Ordering::Relaxed);
-        let env = crate::env::Env::new(mutant);
+        let env = crate::exec::env::Env::new(mutant);
         (scenario.run)(&env);
-        if let Err(d) = crate::trace::validate_steps(&env.monitor.steps(), None) {
+        if let Err(d) = crate::judge::trace::validate_steps(&env.monitor.steps(), None) {
             *f.lock().unwrap_or_else(|p| p.into_inner()) = Some(d.to_string());
         }
     };
@@ -323,8 +323,8 @@ pub fn trace_teeth_counted(
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.run(body))).is_err();
     let mut found = found.lock().unwrap_or_else(|p| p.into_inner()).clone();
     if stopped && found.is_none() {
-        if let Some(Err(d)) =
-            crate::monitor::last_steps().map(|s| crate::trace::validate_steps(&s, None))
+        if let Some(Err(d)) = crate::judge::monitor::last_steps()
+            .map(|s| crate::judge::trace::validate_steps(&s, None))
         {
             found = Some(d.to_string());
         }

@@ -1,8 +1,8 @@
 //! The interpreter: runs one [`Program`] on the shipped library under the current
 //! checker (loom, shuttle or std), reports to the [`Monitor`] and records a [`Log`] of
-//! every call and every callback for the [`oracle`](crate::oracle).
+//! every call and every callback for the [`oracle`](crate::judge::oracle).
 //!
-//! Model clients behave like the drivers of `env.rs`: a callback reports its begin and
+//! Model clients behave like the drivers of [`env`](crate::exec::env): a callback reports its begin and
 //! end, touches its context through the checker's atomics (so the checker may preempt it
 //! on entry, in the middle and before it returns), and the driver frees the context as
 //! soon as `deregister` (or a waiting guard drop) returns. Every hub has two connectors
@@ -24,11 +24,11 @@ use usbpm::{
     Notification, PolicyManager, PowerLevel, Registration,
 };
 
-use crate::monitor::{DriverContext, Monitor, Property};
-use crate::program::{client_name, hub_id, Behaviour, ClientIx, HubIx, Op, Program};
-use crate::rt;
+use crate::base::rt;
+use crate::judge::monitor::{DriverContext, Monitor, Property};
+use crate::lang::program::{client_name, hub_id, Behaviour, ClientIx, HubIx, Op, Program};
 
-pub use crate::history::{Call, CallRec, InstId, InstRec, Log, Ret, Seen, SeenRec, Ticket};
+pub use crate::lang::history::{Call, CallRec, InstId, InstRec, Log, Ret, Seen, SeenRec, Ticket};
 
 struct Ctx {
     inst: InstId,
@@ -135,7 +135,7 @@ pub const FORGED: u64 = 0xdead_0000_beef;
 
 impl World {
     pub fn new(program: Program, mutant: Option<Mutant>) -> Arc<World> {
-        crate::panics::silence_model_panics();
+        crate::base::panics::silence_model_panics();
         let monitor = Monitor::new();
         let probe: Arc<dyn Probe> = monitor.clone();
         let foreign_pm = PolicyManager::new();
@@ -674,7 +674,7 @@ fn act(world: &Arc<World>, ctx: &Ctx, pm: &PolicyManager, n: &Notification) {
                 world.drop_guard(ctx.client, true);
             }
         }
-        Behaviour::Panic => std::panic::panic_any(crate::panics::ModelPanic),
+        Behaviour::Panic => std::panic::panic_any(crate::base::panics::ModelPanic),
         Behaviour::ReportChange(h) => {
             if !ctx.reported.swap(true, std::sync::atomic::Ordering::SeqCst) {
                 world.change(h);
@@ -710,14 +710,14 @@ pub fn execute(program: &Program, mutant: Option<Mutant>, replay: &str) {
     }
     world.post();
     let log = world.log();
-    if log.calls.len() > crate::oracle::MAX_LINEARIZED {
+    if log.calls.len() > crate::judge::oracle::MAX_LINEARIZED {
         world.monitor.note(format!(
             "oracle: {} calls, more than {}: returns not judged, callbacks and cycles are",
             log.calls.len(),
-            crate::oracle::MAX_LINEARIZED
+            crate::judge::oracle::MAX_LINEARIZED
         ));
     }
-    for v in crate::oracle::judge(program, &log) {
+    for v in crate::judge::oracle::judge(program, &log) {
         world
             .monitor
             .violation(v.property, format!("oracle: {}", v.message));
@@ -729,6 +729,6 @@ pub fn execute(program: &Program, mutant: Option<Mutant>, replay: &str) {
     // Under shuttle and std the recorded trace must be a behaviour of the specification
     // (as in `run::execute`); loom's executions are too many to pay for it.
     if cfg!(not(feature = "loom")) {
-        crate::trace::check_execution(&monitor, replay);
+        crate::judge::trace::check_execution(&monitor, replay);
     }
 }

@@ -1,10 +1,10 @@
 //! What one execution of a program did, as the oracle judges it: every call into the
 //! Policy Manager and every event a callback was told, with real-time tickets. Recorded
-//! by the interpreter (`exec`), judged by the `oracle`.
+//! by the interpreter (`exec::interpreter`), judged by the oracle (`judge::oracle`).
 
 use usbpm::Error;
 
-use crate::program::ClientIx;
+use crate::lang::program::ClientIx;
 
 /// A point in the execution's real-time order (taken from one counter).
 pub type Ticket = usize;

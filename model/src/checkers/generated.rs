@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use usbpm::checking::Mutant;
 
-use crate::checker::Checker;
-use crate::enumerate::{Size, Tier};
-use crate::program::Program;
+use crate::base::checker::Checker;
+use crate::lang::enumerate::{Size, Tier};
+use crate::lang::program::Program;
 
 /// How many chunks a tier is split into: one test each, so nextest's partitions (the
 /// gate's `--shard I/N`) split a tier across up to this many runners.
@@ -50,8 +50,8 @@ fn size(s: &str) -> Size {
 
 /// The tiers a checker runs at `profile`; `USBPM_PROGRAM_SIZE` (and `USBPM_PROGRAM_BOUND`,
 /// `unbounded` or a number) replace them with one tier (`gate programs --size`).
-pub fn plan(checker: Checker, profile: crate::verdict::Profile) -> Vec<TierPlan> {
-    use crate::verdict::Profile;
+pub fn plan(checker: Checker, profile: crate::judge::verdict::Profile) -> Vec<TierPlan> {
+    use crate::judge::verdict::Profile;
     let bound = match std::env::var("USBPM_PROGRAM_BOUND").ok().as_deref() {
         None | Some("") | Some("unbounded") => None,
         Some(b) => Some(
@@ -183,7 +183,7 @@ pub fn run_tier(
     mutant: Option<Mutant>,
     dir: Option<&Path>,
     key: &str,
-    progress: &crate::run::Progress,
+    progress: &crate::checkers::run::Progress,
 ) -> (TierRun, Option<(String, String)>) {
     let mut run = TierRun {
         size: tier.size.to_string(),
@@ -199,7 +199,7 @@ pub fn run_tier(
     let mut replay = String::new();
     #[cfg(feature = "loom")]
     if tier.random.is_none() {
-        let t = crate::enumerate::enumerate(tier.size);
+        let t = crate::lang::enumerate::enumerate(tier.size);
         (run.raw, run.live, run.symmetric) = (t.raw, t.live, t.programs.len() as u64);
         let programs = self::chunk(&t, chunk, CHUNKS);
         result = loom_programs(&programs, mutant, tier.bound, dir, key, progress);
@@ -254,7 +254,7 @@ pub struct Found {
 
 #[cfg(any(feature = "loom", feature = "shuttle"))]
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
-    crate::panics::panic_text(&*p)
+    crate::base::panics::panic_text(&*p)
 }
 
 /// The command that replays `program` (saved at `file`) on `checker`'s build.
@@ -265,8 +265,8 @@ pub fn replay_command(
     bound: Option<usize>,
     schedule: Option<&Path>,
 ) -> String {
-    let features = crate::run::replay_features(checker);
-    let bound = crate::run::replay_bound(checker, bound);
+    let features = crate::checkers::run::replay_features(checker);
+    let bound = crate::checkers::run::replay_bound(checker, bound);
     let mutant = mutant
         .map(|m| format!(" --mutant {}", m.name()))
         .unwrap_or_default();
@@ -291,19 +291,19 @@ pub fn loom_program(
     let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (p, c, r) = (program.clone(), count.clone(), replay.to_string());
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        crate::run::loom_body(bound, move || {
+        crate::checkers::run::loom_body(bound, move || {
             let n = c.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             if n % 100_000 == 0 {
                 eprintln!("  ... {n} interleavings of: {}", p.one_line());
             }
-            crate::exec::execute(&p, mutant, &r);
+            crate::exec::interpreter::execute(&p, mutant, &r);
         })
     }));
     let n = count.load(std::sync::atomic::Ordering::Relaxed);
     // A checker's own report (data race, deadlock) gets the property and the timeline.
     result
         .map(|_| n)
-        .map_err(|p| crate::verdict::failure(panic_text(p), replay.to_string()).report)
+        .map_err(|p| crate::judge::verdict::failure(panic_text(p), replay.to_string()).report)
 }
 
 /// The programs of chunk `index` of `chunks` (every `chunks`-th program, from `index`).
@@ -329,7 +329,7 @@ pub fn loom_programs(
     bound: Option<usize>,
     dir: Option<&Path>,
     key: &str,
-    progress: &crate::run::Progress,
+    progress: &crate::checkers::run::Progress,
 ) -> (Explored, Option<Found>) {
     let file = program_file(dir, key);
     let replay = replay_command(Checker::GenLoom, &file, mutant, bound, None);
@@ -354,7 +354,7 @@ fn explore(
     total: usize,
     file: &Path,
     key: &str,
-    progress: &crate::run::Progress,
+    progress: &crate::checkers::run::Progress,
     check: impl Fn(&Program) -> Result<u64, String>,
 ) -> (Explored, Option<Found>) {
     let start = std::time::Instant::now();
@@ -445,17 +445,19 @@ pub fn smaller(p: &Program) -> Vec<Program> {
         out.push(q);
     }
     for c in 0..p.clients.len() {
-        if p.clients[c].behaviour != crate::program::Behaviour::Nothing {
+        if p.clients[c].behaviour != crate::lang::program::Behaviour::Nothing {
             let mut q = p.clone();
-            q.clients[c].behaviour = crate::program::Behaviour::Nothing;
+            q.clients[c].behaviour = crate::lang::program::Behaviour::Nothing;
             out.push(q);
         }
-        if p.clients[c].owned && p.clients[c].behaviour != crate::program::Behaviour::DropOwnGuard {
+        if p.clients[c].owned
+            && p.clients[c].behaviour != crate::lang::program::Behaviour::DropOwnGuard
+        {
             let mut q = p.clone();
             q.clients[c].owned = false;
             for op in q.init.iter_mut().chain(q.threads.iter_mut().flatten()) {
-                if *op == crate::program::Op::Drop(c as u8) {
-                    *op = crate::program::Op::Deregister(c as u8);
+                if *op == crate::lang::program::Op::Drop(c as u8) {
+                    *op = crate::lang::program::Op::Deregister(c as u8);
                 }
             }
             out.push(q);
@@ -490,8 +492,8 @@ pub fn shuttle_program(
     program_file: &Path,
     schedule_file: &Path,
 ) -> Result<u64, String> {
-    use crate::run::{shuttle_body, Strategy};
-    let progress = crate::run::Progress::new(None);
+    use crate::checkers::run::{shuttle_body, Strategy};
+    let progress = crate::checkers::run::Progress::new(None);
     let steps = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     for strategy in [Strategy::Pct { depth: 3 }, Strategy::Random] {
         let replay = replay_command(
@@ -502,7 +504,7 @@ pub fn shuttle_program(
             Some(schedule_file),
         );
         let (p, r) = (program.clone(), replay.clone());
-        let body = move || crate::exec::execute(&p, mutant, &r);
+        let body = move || crate::exec::interpreter::execute(&p, mutant, &r);
         let file = Some(schedule_file.to_path_buf());
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             shuttle_body(
@@ -522,7 +524,7 @@ pub fn shuttle_program(
             if text.contains("did not exercise any concurrency") {
                 continue;
             }
-            return Err(crate::verdict::failure(text, replay).report);
+            return Err(crate::judge::verdict::failure(text, replay).report);
         }
     }
     Ok(progress.executions())
@@ -534,14 +536,14 @@ pub fn shuttle_program(
 #[cfg(feature = "shuttle")]
 #[allow(clippy::too_many_arguments)]
 pub fn shuttle_programs(
-    max: crate::enumerate::Size,
+    max: crate::lang::enumerate::Size,
     count: usize,
     schedules: usize,
     seed: u64,
     mutant: Option<Mutant>,
     dir: Option<&Path>,
     key: &str,
-    progress: &crate::run::Progress,
+    progress: &crate::checkers::run::Progress,
 ) -> (Explored, Option<Found>) {
     let file = program_file(dir, key);
     let schedule_file = file.with_extension("schedule");
@@ -549,7 +551,7 @@ pub fn shuttle_programs(
     let programs = (0..count).map(|i| {
         let s = seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
         program_seed.set(s);
-        crate::enumerate::random_program(&mut crate::enumerate::Rng::new(s), max)
+        crate::lang::enumerate::random_program(&mut crate::lang::enumerate::Rng::new(s), max)
     });
     let check = |p: &Program| {
         shuttle_program(
@@ -566,15 +568,15 @@ pub fn shuttle_programs(
 
 #[cfg(test)]
 mod tests {
-    use crate::enumerate::{canonical, for_each, live, Size};
+    use crate::lang::enumerate::{canonical, for_each, live, Size};
 
     #[test]
     fn named_scenarios_are_programs_of_the_tiers() {
         let full = super::plan(
-            crate::checker::Checker::GenLoom,
-            crate::verdict::Profile::Full,
+            crate::base::checker::Checker::GenLoom,
+            crate::judge::verdict::Profile::Full,
         );
-        for (name, program, tier) in crate::scenarios::as_programs() {
+        for (name, program, tier) in crate::exec::scenarios::as_programs() {
             assert_eq!(program.well_formed(), Ok(()), "{name}");
             let size: Size = tier.parse().unwrap();
             assert!(

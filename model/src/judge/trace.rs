@@ -11,7 +11,7 @@ use usbpm::checking::{Appended as LibAppended, Settle, Step};
 use usbpm_spec::trace::{Appended, Obs, TraceEvent};
 use usbpm_spec::{Divergence, SpecMutant, Then};
 
-use crate::monitor::Monitor;
+use crate::judge::monitor::Monitor;
 
 /// The specification's name for what a caller does about its item.
 fn then(s: Settle) -> Then {

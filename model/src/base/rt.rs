@@ -3,7 +3,7 @@
 //! thread at a time and only switch at their own primitives, so a `std` lock in a monitor
 //! adds no synchronisation the checker could mistake for the library's.
 
-use crate::checker::Checker;
+use crate::base::checker::Checker;
 
 #[cfg(feature = "loom")]
 pub use loom::{

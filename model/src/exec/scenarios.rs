@@ -4,10 +4,10 @@
 
 use usbpm::{Error, Event, HubId, HubPort, Notification, PolicyManager, PowerLevel};
 
-use crate::env::{self, flip, no_action, Context, Env, ModelPanic};
-use crate::monitor::Property;
-use crate::rt::spawn;
-use crate::rt::thread::JoinHandle;
+use crate::base::rt::spawn;
+use crate::base::rt::thread::JoinHandle;
+use crate::exec::env::{self, flip, no_action, Context, Env, ModelPanic};
+use crate::judge::monitor::Property;
 
 /// Small scenarios fit loom; large ones are only sampled by shuttle and std.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -571,8 +571,8 @@ fn churn(env: &Env) {
 /// there. (The others need three or four threads, several actions in one callback, or
 /// behaviours that fire on changes only; `handle-reuse` is a program of 2x2-c2-h1, beyond
 /// the profiles' tiers. They stay hand-written.)
-pub fn as_programs() -> Vec<(&'static str, crate::program::Program, &'static str)> {
-    use crate::program::{Behaviour, ClientSpec, Op, Program};
+pub fn as_programs() -> Vec<(&'static str, crate::lang::program::Program, &'static str)> {
+    use crate::lang::program::{Behaviour, ClientSpec, Op, Program};
     let plain = |behaviour| ClientSpec {
         behaviour,
         owned: false,
@@ -649,8 +649,8 @@ pub fn as_programs() -> Vec<(&'static str, crate::program::Program, &'static str
 /// than the library keeps; it now says that no event reported after the drop reaches the
 /// client. Found by gen-shuttle; loom saw it only once the judged events were made to
 /// conflict (`exec::World::judged_point`).
-pub fn regressions() -> Vec<(&'static str, crate::program::Program)> {
-    use crate::program::{Behaviour, ClientSpec, Op, Program};
+pub fn regressions() -> Vec<(&'static str, crate::lang::program::Program)> {
+    use crate::lang::program::{Behaviour, ClientSpec, Op, Program};
     vec![(
         "detach-vs-admitted-callback",
         Program {

@@ -23,9 +23,9 @@ use std::collections::{BTreeMap, HashSet};
 
 use usbpm::Error;
 
-use crate::history::{Call, CallRec, InstId, Log, Ret, Seen, SeenRec};
-use crate::monitor::Property;
-use crate::program::Program;
+use crate::judge::monitor::Property;
+use crate::lang::history::{Call, CallRec, InstId, Log, Ret, Seen, SeenRec};
+use crate::lang::program::Program;
 
 /// Something the oracle could not explain.
 #[derive(Clone, Debug)]

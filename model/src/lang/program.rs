@@ -20,10 +20,10 @@
 //! thread 2: deregister A
 //! ```
 //!
-//! The language is the gate's unit of proof: the enumerator (`enumerate`) lists every
-//! program up to a size, the interpreter (`exec`) runs one under the current checker,
-//! and the oracle (`oracle`) judges its results. It sits at the bottom of the harness
-//! and imports nothing of it.
+//! The language is the gate's unit of proof: the enumerator (`lang::enumerate`) lists
+//! every program up to a size, the interpreter (`exec::interpreter`) runs one under the
+//! current checker, and the oracle (`judge::oracle`) judges its results. It sits at the
+//! bottom of the harness and imports nothing of it.
 
 use std::fmt;
 

@@ -15,12 +15,12 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use usbpm::checking::Mutant;
 
-use crate::checker::Checker;
-use crate::monitor::Property;
-pub use crate::panics::panic_text;
-use crate::run::{self, Outcome, Progress};
-use crate::scenarios::{find, Scenario, Size};
-pub use crate::verdict::{failure, Failure, Profile, Verdict};
+use crate::base::checker::Checker;
+pub use crate::base::panics::panic_text;
+use crate::checkers::run::{self, Outcome, Progress};
+use crate::exec::scenarios::{find, Scenario, Size};
+use crate::judge::monitor::Property;
+pub use crate::judge::verdict::{failure, Failure, Profile, Verdict};
 
 /// The mutant named by `USBPM_MUTANT`, if any.
 pub fn mutant_from_env() -> Option<Mutant> {
@@ -97,12 +97,12 @@ pub struct Record {
     /// shuttle: each strategy run to its first failure or to the end of its sample.
     #[serde(default)]
     pub strategies: Vec<StrategyRun>,
-    /// spec: the model checker's figures (`crate::spec_checks`).
+    /// spec: the model checker's figures (`crate::checkers::spec_checks`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec: Option<SpecFigures>,
     /// Generated programs: what each tier of this check enumerated and explored.
     #[serde(default)]
-    pub programs: Vec<crate::generated::TierRun>,
+    pub programs: Vec<crate::checkers::generated::TierRun>,
 }
 
 /// What the model checker reports for one exhaustive check of the specification.
@@ -189,8 +189,8 @@ fn on_checker_panic(info: &std::panic::PanicHookInfo<'_>) {
         record.seconds = so_far.seconds;
         record.verdict = Verdict::Fail;
         let mut f = failure(text, p.replay);
-        if let Some(program) = crate::generated::current_program() {
-            f.report = crate::generated::with_program(&program, &f.report);
+        if let Some(program) = crate::checkers::generated::current_program() {
+            f.report = crate::checkers::generated::with_program(&program, &f.report);
         }
         record.failure = Some(f);
         if let Ok(json) = serde_json::to_string_pretty(&record) {
@@ -218,7 +218,7 @@ pub fn run_check(checker: Checker, scenario: &str) {
             .map(|d| d.join("progress").join(format!("{key}.txt"))),
     );
     if let Some(d) = &dir {
-        crate::panics::set_checker_hook(on_checker_panic);
+        crate::base::panics::set_checker_hook(on_checker_panic);
         let (exhaustive, method) = describe(checker, s, profile);
         let record = Record {
             checker,
@@ -355,10 +355,10 @@ fn run_with(
     schedule_dir: Option<PathBuf>,
     strategies: &mut Vec<StrategyRun>,
 ) -> RunResult {
-    if checker != crate::rt::CHECKER {
+    if checker != crate::base::rt::CHECKER {
         panic!(
             "checker {checker} is not built into this binary (features: {})",
-            crate::rt::CHECKER
+            crate::base::rt::CHECKER
         );
     }
     #[cfg(feature = "loom")]
@@ -375,7 +375,7 @@ fn run_with(
     };
     #[cfg(feature = "shuttle")]
     let result = {
-        use crate::run::Strategy;
+        use crate::checkers::run::Strategy;
         let n = shuttle_iterations(s, profile);
         let seed = seed_or_default();
         let (_, method) = describe(checker, s, profile);
@@ -442,11 +442,11 @@ pub fn kills(checker: Checker, scenario: &str, mutant: Mutant) -> bool {
     result.is_err()
 }
 
-/// Runs chunk `chunk` (of [`crate::generated::CHUNKS`]) of the generated programs under
+/// Runs chunk `chunk` (of [`crate::checkers::generated::CHUNKS`]) of the generated programs under
 /// `checker` (gen-loom: every program of the profile's tiers, exhaustively; gen-shuttle:
 /// random larger programs), writes its record, and panics if it failed.
 pub fn run_programs_check(checker: Checker, chunk: usize) {
-    use crate::generated::{self, TierRun};
+    use crate::checkers::generated::{self, TierRun};
     let profile = Profile::from_env();
     let mutant = mutant_from_env();
     let dir = results_dir();
@@ -489,7 +489,7 @@ pub fn run_programs_check(checker: Checker, chunk: usize) {
         .as_ref()
         .map(|d| d.join("records").join(format!("{key}.json")));
     if let Some(path) = &path {
-        crate::panics::set_checker_hook(on_checker_panic);
+        crate::base::panics::set_checker_hook(on_checker_panic);
         let replay = generated::replay_command(
             checker,
             &program_file,
