@@ -256,7 +256,7 @@ pub fn finish(
         match crate::reports::docs::embed(
             &doc,
             kind.doc_section(),
-            &crate::reports::docs::fingerprint(root),
+            &crate::reports::docs::stamp(root),
             &md,
         ) {
             Ok(new) => {
