@@ -73,7 +73,10 @@ macro_rules! scenario_checks {
 const LAYERS: &[(&str, &[&[&str]])] = &[
     ("base", &[&["checker", "panics"], &["rt"]]),
     ("lang", &[&["program"], &["history", "enumerate"]]),
-    ("judge", &[&["monitor"], &["verdict", "oracle", "trace"]]),
+    (
+        "judge",
+        &[&["monitor", "stall"], &["verdict", "oracle", "trace"]],
+    ),
     ("exec", &[&["env"], &["interpreter", "scenarios"]]),
     (
         "checkers",

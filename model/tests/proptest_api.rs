@@ -70,6 +70,7 @@ use usbpm::{
     ClientConfig, ClientHandle, ConnectorId, ConnectorInfo, ConnectorState, Error, Event, HubId,
     HubInfo, HubPort, Notification, PolicyManager, PowerLevel, PowerRole, Registration,
 };
+use usbpm_model::judge::stall::Watchdog;
 
 /// Hub ids are drawn from `0..HUB_IDS`: small, so duplicates and re-arrivals happen.
 const HUB_IDS: u32 = 3;
@@ -1114,11 +1115,26 @@ fn expect_unit(m: &Model) -> &Result<(), ExpErr> {
     }
 }
 
+/// The process's watchdog (`judge::stall`): every Policy Manager of the state machine
+/// reports its steps to it, and an operation in which no thread can make progress fails
+/// the process at once, with the reason, instead of waiting for nextest's timeout.
+fn watchdog() -> &'static Arc<Watchdog> {
+    static DOG: OnceLock<Arc<Watchdog>> = OnceLock::new();
+    DOG.get_or_init(|| {
+        Watchdog::start(|report| {
+            eprintln!("\nPROPERTY VIOLATED: P3 no deadlock, no lost wake-up\n  an operation of the state machine: {report}");
+            std::process::exit(101);
+        })
+    })
+}
+
 fn new_pm() -> PolicyManager {
-    match usbpm_model::checkers::check::mutant_from_env() {
-        None => PolicyManager::new(),
-        Some(m) => PolicyManager::checking(Some(m), None),
-    }
+    let dog = watchdog();
+    dog.reset();
+    PolicyManager::checking(
+        usbpm_model::checkers::check::mutant_from_env(),
+        Some(dog.clone()),
+    )
 }
 
 struct ApiTest;
@@ -1138,6 +1154,7 @@ impl StateMachineTest for ApiTest {
     }
 
     fn apply(mut sut: Sut, m: &Model, t: Transition) -> Sut {
+        let _watched = watchdog().operation();
         assert_eq!(sut.clients.len(), m.settled, "model: clients out of step");
         *locked(&sut.script) = Script {
             handles: sut.clients.iter().map(|c| c.handle).collect(),

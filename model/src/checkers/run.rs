@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use usbpm::checking::Mutant;
 
@@ -386,12 +386,11 @@ pub fn shuttle_replay_body(
     Ok(())
 }
 
-/// How long one std execution may take before it is declared hung.
-pub const STD_HANG: Duration = Duration::from_secs(10);
-
 /// Runs `scenario` `iterations` times on real threads (std), as a stress test. An
-/// execution that does not finish within [`STD_HANG`] fails the run as a suspected
-/// deadlock or lost wake-up (its threads are abandoned).
+/// execution in which no thread can make progress fails the run under P3, with the
+/// reason (`judge::stall`: a thread asleep in the library that nothing woke, and no step
+/// by anyone for a second; or no step at all for three) and the timeline so far; its
+/// threads are abandoned.
 #[cfg(not(any(feature = "loom", feature = "shuttle")))]
 pub fn stress(
     scenario: &'static Scenario,
@@ -399,27 +398,46 @@ pub fn stress(
     iterations: u64,
     progress: &Progress,
 ) -> Outcome {
+    use crate::judge::monitor::{last_in_process, last_timeline};
     let replay = format!(
         "{} (real threads: a rerun samples new schedules)",
         rerun_command(Checker::Std, scenario, mutant, None)
     );
     for _ in 0..iterations {
         progress.tick();
+        let before = last_in_process().map(|m| Arc::as_ptr(&m));
         let (tx, rx) = std::sync::mpsc::channel();
         let this_replay = replay.clone();
         std::thread::spawn(move || {
             let r = std::panic::catch_unwind(|| execute(scenario, mutant, &this_replay));
             let _ = tx.send(r);
         });
-        match rx.recv_timeout(STD_HANG) {
-            Ok(Ok(())) => {}
-            Ok(Err(payload)) => std::panic::resume_unwind(payload),
-            Err(_) => panic!(
-                "\nPROPERTY VIOLATED: P3 no deadlock, no lost wake-up\n  an execution of {} made no progress for {}s on real threads: suspected deadlock or lost wake-up\n\nTimeline so far:\n{}\nReplay: {replay}",
+        let mut last = (usize::MAX, std::time::Instant::now());
+        let hang = loop {
+            match rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                Ok(Ok(())) => break None,
+                Ok(Err(payload)) => std::panic::resume_unwind(payload),
+                Err(_) => {}
+            }
+            // The execution's monitor, once it has made one.
+            let Some(monitor) = last_in_process().filter(|m| Some(Arc::as_ptr(m)) != before) else {
+                continue;
+            };
+            let now = monitor.progress();
+            if now != last.0 {
+                last = (now, std::time::Instant::now());
+            } else if let Some(why) =
+                crate::judge::stall::verdict(&monitor.steps(), last.1.elapsed())
+            {
+                break Some(why);
+            }
+        };
+        if let Some(why) = hang {
+            panic!(
+                "\nPROPERTY VIOLATED: P3 no deadlock, no lost wake-up\n  an execution of {} on real threads: {why}\n\nTimeline so far:\n{}\nReplay: {replay}",
                 scenario.name,
-                STD_HANG.as_secs(),
-                crate::judge::monitor::last_timeline().unwrap_or_default()
-            ),
+                last_timeline().unwrap_or_default()
+            );
         }
     }
     progress.outcome()

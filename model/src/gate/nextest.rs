@@ -143,7 +143,14 @@ pub fn run_checker(run: &Run<'_>, opts: &Options, checker: Checker, display: &Di
     let start = Instant::now();
     let ok = cmd.status().is_ok_and(|s| s.success());
     if checker == Checker::Proptest {
-        let hung = std::fs::read_to_string(&log_path).is_ok_and(|l| l.contains("TIMEOUT"));
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let hung = if log.contains(crate::judge::stall::NO_PROGRESS) {
+            Some(Hang::NoProgress)
+        } else if log.contains("TIMEOUT") {
+            Some(Hang::Timeout)
+        } else {
+            None
+        };
         let record = proptest_record(
             run.profile,
             run.mutant,
@@ -166,19 +173,34 @@ pub fn run_checker(run: &Run<'_>, opts: &Options, checker: Checker, display: &Di
     ok
 }
 
-/// The proptest check's record, made from nextest's verdict (`ok`) and whether its log
-/// shows nextest terminated it (`hung`).
+/// How a proptest run that hung was stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hang {
+    /// Its watchdog saw that no thread could make progress (`judge::stall`), in seconds.
+    NoProgress,
+    /// nextest terminated it at the profile's timeout.
+    Timeout,
+}
+
+/// The proptest check's record, made from nextest's verdict (`ok`) and how its log says
+/// it hung, if it did (`hung`).
 pub fn proptest_record(
     profile: Profile,
     mutant: Option<Mutant>,
     ok: bool,
-    hung: bool,
+    hung: Option<Hang>,
     seconds: f64,
     log: &Path,
 ) -> Record {
     let cases = proptest_cases(profile);
     let failure = (!ok).then(|| Failure {
-        property: hung.then(|| "P3 (hung until nextest's timeout)".to_string()),
+        property: hung.map(|h| {
+            match h {
+                Hang::NoProgress => "P3 (no thread can make progress)",
+                Hang::Timeout => "P3 (hung until nextest's timeout)",
+            }
+            .to_string()
+        }),
         report: format!("the state machine found a divergence from the reference model; the shrunk sequence is in {}", log.display()),
         replay: "cargo test --release -p usbpm-model --test proptest_api (proptest replays its saved failure seeds first)".into(),
     });
@@ -233,13 +255,20 @@ mod tests {
     #[test]
     fn the_proptest_record_follows_nextests_verdict() {
         let log = Path::new("logs/proptest.log");
-        let pass = proptest_record(Profile::Full, None, true, false, 1.5, log);
+        let pass = proptest_record(Profile::Full, None, true, None, 1.5, log);
         assert_eq!(
             (pass.verdict, pass.executions, pass.failure.is_none()),
             (Verdict::Pass, 2048, true)
         );
         let m = Mutant::ALL[0];
-        let fail = proptest_record(Profile::Quick, Some(m), false, true, 2.0, log);
+        let fail = proptest_record(
+            Profile::Quick,
+            Some(m),
+            false,
+            Some(Hang::Timeout),
+            2.0,
+            log,
+        );
         assert_eq!(fail.verdict, Verdict::Fail);
         assert_eq!(fail.mutant.as_deref(), Some(m.name()));
         let f = fail.failure.expect("a failure");
@@ -248,7 +277,19 @@ mod tests {
             Some("P3 (hung until nextest's timeout)")
         );
         assert!(f.report.contains("logs/proptest.log"));
-        let plain = proptest_record(Profile::Quick, None, false, false, 2.0, log);
+        let stalled = proptest_record(
+            Profile::Quick,
+            None,
+            false,
+            Some(Hang::NoProgress),
+            2.0,
+            log,
+        );
+        assert_eq!(
+            stalled.failure.expect("a failure").property.as_deref(),
+            Some("P3 (no thread can make progress)")
+        );
+        let plain = proptest_record(Profile::Quick, None, false, None, 2.0, log);
         assert_eq!(plain.failure.expect("a failure").property, None);
     }
 }

@@ -174,6 +174,15 @@ pub fn last_steps() -> Option<Vec<(String, Step)>> {
         .map(|m| m.steps())
 }
 
+/// The monitor of the last execution started in this process (a std execution runs on a
+/// thread of its own; its runner watches it through this).
+pub fn last_in_process() -> Option<Arc<Monitor>> {
+    LAST_IN_PROCESS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+}
+
 /// The timeline of the last execution started on this OS thread, or else in this process.
 pub fn last_timeline() -> Option<String> {
     LAST.with(|l| l.borrow().clone())
@@ -430,6 +439,13 @@ impl Monitor {
             .unwrap_or_else(|p| p.into_inner())
             .steps
             .clone()
+    }
+
+    /// How much the execution has done: steps heard and timeline lines, a number that
+    /// grows while any thread makes progress.
+    pub fn progress(&self) -> usize {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.steps.len() + s.timeline.len()
     }
 
     /// Every violation recorded so far.

@@ -233,7 +233,7 @@ pub fn rust_tokens(text: &str) -> String {
             let start = i;
             i += 1;
             if word(c) {
-                while i < b.len() && word(b[i]) && !(b[i] == b'"') {
+                while i < b.len() && word(b[i]) {
                     i += 1;
                 }
             }
