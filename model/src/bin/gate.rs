@@ -67,7 +67,9 @@ struct Cli {
     /// Only these scenarios (repeatable; see `gate list`).
     #[arg(long)]
     scenario: Vec<String>,
-    /// `gate mutants`: only these mutants (repeatable; see `gate list`).
+    /// A mutant to switch on (see `gate list`): `gate`, `gate full` and `gate programs`
+    /// apply one to every check they run (the report then shows how each check fails);
+    /// `gate mutants` runs the kill matrix of these only (repeatable).
     #[arg(long)]
     mutant: Vec<String>,
     /// Run shard I of N (cargo-nextest --partition count:I/N), e.g. `1/2`.
@@ -127,6 +129,25 @@ fn main() -> ExitCode {
     let opts = cli.options();
     if cli.mode != Mode::Merge && !cli.dirs.is_empty() {
         eprintln!("gate: only `gate merge` takes directories");
+        return ExitCode::from(2);
+    }
+    let mode = cli
+        .mode
+        .to_possible_value()
+        .map_or_else(String::new, |v| v.get_name().to_string());
+    let mutant_ok = match cli.mode {
+        Mode::Mutants => Ok(()),
+        Mode::Quick | Mode::Full | Mode::Programs => opts.validate_mutant_for(&mode, true),
+        Mode::Test
+        | Mode::List
+        | Mode::LoomBounds
+        | Mode::CheckDocs
+        | Mode::Merge
+        | Mode::Spec
+        | Mode::DocsRender => opts.validate_mutant_for(&mode, false),
+    };
+    if let Err(msg) = mutant_ok {
+        eprintln!("gate: {msg}");
         return ExitCode::from(2);
     }
     match cli.mode {

@@ -64,7 +64,8 @@ pub fn run_gate(opts: &Options, root: &Path, profile: Profile) -> Report {
     let run = Run {
         root,
         profile,
-        mutant: None,
+        mutant: opts.applied_mutant(),
+        first_kill: false,
         seed: opts.seed,
         shard: opts.shard.as_deref(),
         results: report_dir.join("results"),
@@ -110,6 +111,7 @@ pub fn fastest_kill(
     missing: &[String],
     checker: Checker,
     logs: &Path,
+    log: &str,
 ) -> Option<Kill> {
     let fastest = records
         .iter()
@@ -128,9 +130,16 @@ pub fn fastest_kill(
         })
         .min_by(|a, b| a.seconds.total_cmp(&b.seconds));
     fastest.or_else(|| {
-        let key = missing
+        let mine: Vec<&String> = missing
             .iter()
-            .find(|k| k.starts_with(&format!("{}__", checker.name())))?;
+            .filter(|k| k.starts_with(&format!("{}__", checker.name())))
+            .collect();
+        // With `first_kill`, nextest also terminates the checks running beside the one
+        // that failed: they leave no record either. The log names the one that failed.
+        let key = mine
+            .iter()
+            .find(|k| failed_in_log(log, k.split("__").nth(1).unwrap_or("")))
+            .or_else(|| mine.first())?;
         Some(Kill {
             scenario: key.split("__").nth(1).unwrap_or("").to_string(),
             property: Some("P3 (hung or crashed)".into()),
@@ -139,6 +148,21 @@ pub fn fastest_kill(
             replay: format!("see {}", logs.display()),
             strategies: Vec::new(),
         })
+    })
+}
+
+/// Whether nextest's `log` reports `scenario`'s check as failed by itself (failed,
+/// crashed or timed out), not terminated by nextest because another check failed first.
+fn failed_in_log(log: &str, scenario: &str) -> bool {
+    let test = super::nextest::test_name(scenario);
+    log.lines().any(|l| {
+        let words: Vec<&str> = l.split_whitespace().collect();
+        words.last() == Some(&test.as_str())
+            && [
+                "FAIL", "SIGABRT", "SIGSEGV", "SIGBUS", "SIGILL", "ABORT", "TIMEOUT",
+            ]
+            .iter()
+            .any(|w| words.first() == Some(w))
     })
 }
 
@@ -158,6 +182,7 @@ pub fn run_mutants(opts: &Options, root: &Path) -> Report {
             root,
             profile: Profile::Quick,
             mutant: Some(*m),
+            first_kill: true,
             seed: opts.seed,
             shard: opts.shard.as_deref(),
             results: report_dir.join("results").join(m.name()),
@@ -174,7 +199,8 @@ pub fn run_mutants(opts: &Options, root: &Path) -> Report {
         let (records, missing) = read_records(&run.results);
         let by = kills.entry(m.name().to_string()).or_default();
         for c in &checkers {
-            by.insert(*c, fastest_kill(&records, &missing, *c, &run.logs));
+            let log = std::fs::read_to_string(run.log_path(*c)).unwrap_or_default();
+            by.insert(*c, fastest_kill(&records, &missing, *c, &run.logs, &log));
         }
         let killed: Vec<&str> = by
             .iter()
@@ -240,6 +266,7 @@ pub fn finish(
     update_docs: bool,
 ) -> ExitCode {
     let dir = root.join(&opts.report_dir);
+    let report = &report.relative_to(root);
     let md = write_reports(&dir, report);
     println!("{md}");
     println!(
@@ -247,6 +274,10 @@ pub fn finish(
         dir.display()
     );
     if update_docs {
+        if kind != RunKind::Mutants && opts.applied_mutant().is_some() {
+            eprintln!("gate: --update-docs embeds the report of the shipped code; this run had a mutant switched on");
+            return ExitCode::from(2);
+        }
         if !opts.is_whole_run() || kind == RunKind::Quick {
             eprintln!("gate: --update-docs embeds only a whole run: `gate full --update-docs` or `gate mutants --update-docs`, unsharded and unfiltered");
             return ExitCode::from(2);
@@ -268,6 +299,17 @@ pub fn finish(
                 return ExitCode::from(1);
             }
         }
+    }
+    if let (RunKind::Quick | RunKind::Full, Some(m)) = (kind, opts.applied_mutant()) {
+        println!(
+            "gate: mutant {} was switched on in every check: {}",
+            m.name(),
+            if report.passed() {
+                "it survived them all (no check failed)".to_string()
+            } else {
+                "checks failed against it, as a check with teeth should; report.md shows each failure's timeline and replay".to_string()
+            }
+        );
     }
     verdict(report)
 }
@@ -292,7 +334,7 @@ mod tests {
         let passed = record(Checker::Loom, "handle-reuse", Verdict::Pass);
         let other = record(Checker::Std, "handle-reuse", Verdict::Fail);
         let records = [slow, fast, passed, other];
-        let k = fastest_kill(&records, &[], Checker::Loom, Path::new("logs")).expect("killed");
+        let k = fastest_kill(&records, &[], Checker::Loom, Path::new("logs"), "").expect("killed");
         assert_eq!(
             (
                 k.scenario.as_str(),
@@ -301,18 +343,60 @@ mod tests {
             ),
             ("dispatch-vs-deregister", Some("P2"), "replay it")
         );
-        assert!(fastest_kill(&records, &[], Checker::Shuttle, Path::new("logs")).is_none());
+        assert!(fastest_kill(&records, &[], Checker::Shuttle, Path::new("logs"), "").is_none());
     }
 
     #[test]
     fn a_check_that_left_no_record_is_a_kill_by_hang() {
         let missing = ["shuttle__churn-4x3x20".to_string()];
-        let k = fastest_kill(&[], &missing, Checker::Shuttle, Path::new("logs"))
+        let k = fastest_kill(&[], &missing, Checker::Shuttle, Path::new("logs"), "")
             .expect("killed by the hang");
         assert_eq!(k.scenario, "churn-4x3x20");
         assert_eq!(k.property.as_deref(), Some("P3 (hung or crashed)"));
         assert_eq!(k.replay, "see logs");
-        assert!(fastest_kill(&[], &missing, Checker::Std, Path::new("logs")).is_none());
+        assert!(fastest_kill(&[], &missing, Checker::Std, Path::new("logs"), "").is_none());
+    }
+
+    #[test]
+    fn a_kill_by_crash_is_the_check_the_log_names_not_one_terminated_beside_it() {
+        let missing = [
+            "gen-loom__chunk-01".to_string(),
+            "gen-loom__chunk-02".to_string(),
+        ];
+        let log = "        SIGTERM [   0.20s] usbpm-model::programs chunk_01\n     SIGABRT [   0.01s] usbpm-model::programs chunk_02\n";
+        let k = fastest_kill(&[], &missing, Checker::GenLoom, Path::new("logs"), log)
+            .expect("killed by the crash");
+        assert_eq!(k.scenario, "chunk-02");
+        let k = fastest_kill(&[], &missing, Checker::GenLoom, Path::new("logs"), "")
+            .expect("a log that names none: the first");
+        assert_eq!(k.scenario, "chunk-01");
+    }
+
+    #[test]
+    fn a_report_names_no_directory_of_the_machine_that_made_it() {
+        let mut r = record(Checker::Shuttle, "handle-reuse", Verdict::Fail);
+        r.failure = Some(Failure {
+            property: Some("P4".into()),
+            report: "schedule in /home/ci/usbpm/target/gate/results/s.schedule".into(),
+            replay: "replay --schedule-file /home/ci/usbpm/target/gate/results/s.schedule".into(),
+        });
+        let report = Report {
+            command: "gate".into(),
+            profile: "quick".into(),
+            shard: None,
+            seconds: 1.0,
+            records: vec![r],
+            missing: Vec::new(),
+            kills: None,
+            merged: Vec::new(),
+        }
+        .relative_to(Path::new("/home/ci/usbpm"));
+        let f = report.records[0].failure.as_ref().expect("a failure");
+        assert_eq!(
+            f.replay,
+            "replay --schedule-file target/gate/results/s.schedule"
+        );
+        assert!(!f.report.contains("/home/ci"), "{}", f.report);
     }
 
     #[test]

@@ -253,6 +253,28 @@ impl Options {
             .sum()
     }
 
+    /// The mutant a quick, full or programs run switches on (`--mutant NAME`, given once;
+    /// [`Options::validate_mutant_for`] refuses more).
+    pub fn applied_mutant(&self) -> Option<Mutant> {
+        self.mutants.first().and_then(|m| Mutant::from_name(m))
+    }
+
+    /// Refuses `--mutant` where it would be ignored: `gate mutants` takes any number, the
+    /// quick, full and programs runs one (applied to every check they run), and no other
+    /// mode any.
+    pub fn validate_mutant_for(&self, mode: &str, applies: bool) -> Result<(), String> {
+        match (self.mutants.len(), applies) {
+            (0, _) | (1, true) => Ok(()),
+            (_, true) => Err(format!(
+                "`gate {mode}` applies one mutant (--mutant given {} times); `gate mutants --mutant A --mutant B` runs the kill matrix of several",
+                self.mutants.len()
+            )),
+            (_, false) => Err(format!(
+                "`gate {mode}` takes no --mutant; a mutant is applied by `gate`, `gate full` and `gate programs` (one), or by `gate mutants` (the kill matrix)"
+            )),
+        }
+    }
+
     /// The mutants `gate mutants` runs against.
     pub fn selected_mutants(&self) -> Vec<Mutant> {
         if self.mutants.is_empty() {
@@ -397,6 +419,30 @@ mod tests {
             opts().total_checks(&Checker::ALL),
             small + 2 * all + 2 * chunks + 3
         );
+    }
+
+    #[test]
+    fn a_mutant_is_applied_once_or_refused() {
+        let one = Options {
+            mutants: vec!["lost-wakeup".into()],
+            ..opts()
+        };
+        assert_eq!(one.applied_mutant(), Mutant::from_name("lost-wakeup"));
+        assert_eq!(one.validate_mutant_for("full", true), Ok(()));
+        assert!(one
+            .validate_mutant_for("loom-bounds", false)
+            .unwrap_err()
+            .contains("takes no --mutant"));
+        let two = Options {
+            mutants: vec!["lost-wakeup".into(), "no-generation".into()],
+            ..opts()
+        };
+        assert!(two
+            .validate_mutant_for("quick", true)
+            .unwrap_err()
+            .contains("applies one mutant"));
+        assert_eq!(opts().validate_mutant_for("test", false), Ok(()));
+        assert_eq!(opts().applied_mutant(), None);
     }
 
     #[test]

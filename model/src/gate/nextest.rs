@@ -74,12 +74,26 @@ pub struct Run<'a> {
     pub root: &'a Path,
     pub profile: Profile,
     pub mutant: Option<Mutant>,
+    /// Stop a checker's run at its first failing check (`gate mutants`: one kill is all a
+    /// cell of the kill matrix needs); otherwise every check runs.
+    pub first_kill: bool,
     pub seed: u64,
     pub shard: Option<&'a str>,
     /// Where the checks write records, progress and schedules.
     pub results: PathBuf,
     /// Where nextest's output goes, one log per checker (and mutant).
     pub logs: PathBuf,
+}
+
+impl Run<'_> {
+    /// The log of `checker`'s nextest run (one per checker and mutant).
+    pub fn log_path(&self, checker: Checker) -> PathBuf {
+        let suffix = self
+            .mutant
+            .map(|m| format!("-{}", m.name()))
+            .unwrap_or_default();
+        self.logs.join(format!("{}{suffix}.log", checker.name()))
+    }
 }
 
 /// Runs one checker's checks through nextest; returns whether nextest passed.
@@ -94,10 +108,14 @@ pub fn run_checker(run: &Run<'_>, opts: &Options, checker: Checker, display: &Di
     } else {
         "gate"
     };
+    // The kill matrix needs one kill per checker: the checker's other checks are
+    // stopped at its first failure (the kill is the first failure in time).
+    let max_fail = if run.first_kill { "1:immediate" } else { "all" };
     cmd.args([
         "--profile",
         nextest_profile,
-        "--no-fail-fast",
+        "--max-fail",
+        max_fail,
         "-E",
         &filter(opts, checker),
     ]);
@@ -126,11 +144,7 @@ pub fn run_checker(run: &Run<'_>, opts: &Options, checker: Checker, display: &Di
         Some(m) => cmd.env("USBPM_MUTANT", m.name()),
         None => cmd.env_remove("USBPM_MUTANT"),
     };
-    let suffix = run
-        .mutant
-        .map(|m| format!("-{}", m.name()))
-        .unwrap_or_default();
-    let log_path = run.logs.join(format!("{}{suffix}.log", checker.name()));
+    let log_path = run.log_path(checker);
     let log = std::fs::File::create(&log_path).expect("create the log file");
     cmd.stdout(log.try_clone().expect("log handle")).stderr(log);
     display.set_phase(&format!(

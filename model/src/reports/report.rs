@@ -41,6 +41,17 @@ pub struct Kill {
 }
 
 impl Report {
+    /// The report with every path under `root` written relative to it (replay commands,
+    /// schedule and log files), so that a report, and the docs it is embedded in, name
+    /// no directory of the machine that made it.
+    pub fn relative_to(&self, root: &std::path::Path) -> Report {
+        let json = serde_json::to_string(self).expect("a report serialises");
+        let prefix =
+            serde_json::to_string(&format!("{}/", root.display())).expect("a path serialises");
+        let prefix = prefix.trim_matches('"');
+        serde_json::from_str(&json.replace(prefix, "")).expect("the same report, paths shortened")
+    }
+
     pub fn passed(&self) -> bool {
         match &self.kills {
             None => {
