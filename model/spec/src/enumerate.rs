@@ -3,7 +3,7 @@
 //!
 //! Contract: [`Spec::candidates`] proposes, per thread, the actions its top frame allows
 //! (for an idle thread or a running callback, the program's own choices within the
-//! budgets), with the values the state says (`from`, `in_flight`, `then`, ...);
+//! budgets), with the values the state says (`from`, `in_flight`, `settle`, ...);
 //! [`Spec::apply`] decides which are enabled. [`Spec::charge_budgets`] spends the
 //! budgets of a step taken; [`Spec::enabled`] pairs each enabled action with its next
 //! state (P3 and quiescence read it). Trace validation (an open world) uses none of this.
@@ -33,10 +33,10 @@ impl Spec {
                 for h in members(hubs) {
                     let queued = !s.hubs[usize::from(h)].removed;
                     let ticket = Self::submit_ticket(s, h, queued, false);
-                    out.push(Op::Join {
+                    out.push(Op::Replay {
                         hub: h,
                         queued,
-                        then: Self::submit_decision(s, ti, h, ticket),
+                        settle: Self::submit_decision(s, ti, h, ticket),
                     });
                 }
             }
@@ -44,7 +44,7 @@ impl Spec {
                 let ticket = Self::submit_ticket(s, hub, false, true);
                 out.push(Op::Kick {
                     hub,
-                    then: Self::submit_decision(s, ti, hub, ticket),
+                    settle: Self::submit_decision(s, ti, hub, ticket),
                 });
             }
             Some(Frame::Settling) => {
@@ -52,7 +52,7 @@ impl Spec {
                     out.push(Op::Settles {
                         hub,
                         ticket,
-                        then: Self::settle_decision(s, hub, ticket),
+                        settle: Self::settle_decision(s, hub, ticket),
                     });
                 }
             }
@@ -60,7 +60,7 @@ impl Spec {
                 if woken || self.open {
                     out.push(Op::Awake {
                         hub,
-                        then: Self::settle_decision(s, hub, ticket),
+                        settle: Self::settle_decision(s, hub, ticket),
                     });
                 }
             }
@@ -162,7 +162,7 @@ impl Spec {
                 Phase::Waiting => out.extend([Op::Return, Op::Test]),
                 Phase::Tested => out.push(Op::Park),
                 Phase::Asleep { .. } => out.push(Op::Wake),
-                Phase::Drained => out.extend([Op::Return, Op::DetachReturn]),
+                Phase::AtZero => out.extend([Op::Return, Op::DetachReturn]),
             },
         }
     }
@@ -185,11 +185,11 @@ impl Spec {
                     clients: s.open_clients(),
                 });
             } else if !hub.removed {
-                let then = Self::submit_decision(s, t, h, Self::submit_ticket(s, h, true, false));
+                let settle = Self::submit_decision(s, t, h, Self::submit_ticket(s, h, true, false));
                 if hub.reported < self.size.changes {
-                    out.push(Op::Change { hub: h, then });
+                    out.push(Op::Change { hub: h, settle });
                 } else if self.size.removal {
-                    out.push(Op::Remove { hub: h, then });
+                    out.push(Op::Remove { hub: h, settle });
                 }
             }
         }

@@ -41,5 +41,5 @@ mod state;
 pub mod symmetry;
 pub mod trace;
 
-pub use spec::{Op, Size, Spec, SpecMutant, State, Then};
+pub use spec::{Op, Settle, Size, Spec, SpecMutant, State};
 pub use trace::{validate, Divergence, Obs, TraceEvent};

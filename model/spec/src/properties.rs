@@ -204,9 +204,11 @@ fn some_stale(_: &Spec, s: &State) -> bool {
 }
 
 fn some_replay_queued(_: &Spec, s: &State) -> bool {
-    s.hubs
-        .iter()
-        .any(|h| h.queue.iter().any(|e| matches!(e.item, Item::Join { .. })))
+    s.hubs.iter().any(|h| {
+        h.queue
+            .iter()
+            .any(|e| matches!(e.item, Item::Replay { .. }))
+    })
 }
 
 fn some_replay_dropped(_: &Spec, s: &State) -> bool {

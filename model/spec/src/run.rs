@@ -14,7 +14,7 @@ use stateright::{Checker, Expectation, HasDiscoveries, Model};
 
 pub use crate::properties::applicable;
 pub use crate::sizes::{mutant_size, FULL, MUTANTS, QUICK, QUICK_UNREDUCED_STATES, REARRIVAL};
-use crate::spec::{members, Op, Set, Size, Spec, SpecMutant, Then};
+use crate::spec::{members, Op, Set, Settle, Size, Spec, SpecMutant};
 use crate::symmetry::representative;
 
 /// What one exhaustive check found.
@@ -161,12 +161,12 @@ fn clients(set: Set) -> String {
     format!("{{{}}}", names.join(", "))
 }
 
-fn then(t: Then) -> &'static str {
-    match t {
-        Then::Done => ", already delivered",
-        Then::Owes => ", owed by the thread (inside a callback)",
-        Then::Sleeps => ", and sleeps until it is delivered",
-        Then::Drains => ", and drains up to it",
+fn settle_text(s: Settle) -> &'static str {
+    match s {
+        Settle::Done => ", already delivered",
+        Settle::Owes => ", owed by the thread (inside a callback)",
+        Settle::Sleeps => ", and sleeps until it is delivered",
+        Settle::Drains => ", and drains up to it",
     }
 }
 
@@ -177,22 +177,28 @@ pub fn in_protocol_terms(op: Op) -> String {
         Op::HubArrive { hub, clients: cs } => {
             format!("hub {} arrives for {}", hub + 1, clients(cs))
         }
-        Op::Change { hub, then: d } => format!("hub {} reports a change{}", hub + 1, then(d)),
-        Op::Remove { hub, then: d } => format!("hub {} is removed{}", hub + 1, then(d)),
-        Op::Join {
+        Op::Change { hub, settle: d } => {
+            format!("hub {} reports a change{}", hub + 1, settle_text(d))
+        }
+        Op::Remove { hub, settle: d } => format!("hub {} is removed{}", hub + 1, settle_text(d)),
+        Op::Replay {
             hub,
             queued: true,
-            then: d,
+            settle: d,
         } => format!(
             "register queues hub {}'s arrival replay{}",
             hub + 1,
-            then(d)
+            settle_text(d)
         ),
-        Op::Join {
+        Op::Replay {
             hub, queued: false, ..
         } => format!("register drops hub {}'s replay (removal queued)", hub + 1),
-        Op::Kick { hub, then: d } => {
-            format!("hub_arrival waits for hub {}'s arrival{}", hub + 1, then(d))
+        Op::Kick { hub, settle: d } => {
+            format!(
+                "hub_arrival waits for hub {}'s arrival{}",
+                hub + 1,
+                settle_text(d)
+            )
         }
         Op::Take { hub, seq } => format!("the drainer takes hub {} seq {seq}", hub + 1),
         Op::DrainStop { hub, woke } => format!(
@@ -200,15 +206,17 @@ pub fn in_protocol_terms(op: Op) -> String {
             hub + 1,
             if woke { " and wakes the sleepers" } else { "" }
         ),
-        Op::Awake { hub, then: d } => format!("a sleeper on hub {} wakes{}", hub + 1, then(d)),
+        Op::Awake { hub, settle: d } => {
+            format!("a sleeper on hub {} wakes{}", hub + 1, settle_text(d))
+        }
         Op::Settles {
             hub,
             ticket,
-            then: d,
+            settle: d,
         } => format!(
             "the outermost call settles hub {}'s ticket {ticket}{}",
             hub + 1,
-            then(d)
+            settle_text(d)
         ),
         Op::Acquire { client: c, from } => format!(
             "delivery takes an in-flight count on {} ({from} -> {})",

@@ -12,7 +12,7 @@
 //! the other modules define: the state (`state.rs`), the actions (`actions/`), the spec
 //! mutants (`mutants.rs`) and the sizes (`sizes.rs`).
 
-pub use crate::actions::{Action, Op, Then};
+pub use crate::actions::{Action, Op, Settle};
 pub use crate::mutants::SpecMutant;
 pub use crate::sizes::Size;
 pub use crate::state::{

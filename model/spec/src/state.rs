@@ -92,7 +92,7 @@ pub enum Item {
         seq: u8,
     },
     /// An arrival replay for a client that registered while the hub was present.
-    Join {
+    Replay {
         client: u8,
         seq: u8,
     },
@@ -109,7 +109,7 @@ impl Item {
     pub fn seq(self) -> u8 {
         match self {
             Item::Arrival { .. } => 0,
-            Item::Change { seq } | Item::Removal { seq } | Item::Join { seq, .. } => seq,
+            Item::Change { seq } | Item::Removal { seq } | Item::Replay { seq, .. } => seq,
         }
     }
 }
@@ -175,8 +175,9 @@ pub enum Phase {
     Checked,
     /// Its client's slot is emptied (handle stale); `CLOSED` not set yet.
     Retired,
-    /// Closed with nothing in flight, or done waiting: returns next.
-    Drained,
+    /// Closed with nothing in flight, or done waiting: the in-flight count is zero;
+    /// returns next.
+    AtZero,
     /// Closed with callbacks in flight: goes to sleep next.
     MustSleep,
     /// Sleeps until the in-flight count is 0.

@@ -21,7 +21,7 @@ fn map_item(item: Item, c: &[u8]) -> Item {
         Item::Arrival { clients } => Item::Arrival {
             clients: map_set(clients, c),
         },
-        Item::Join { client, seq } => Item::Join {
+        Item::Replay { client, seq } => Item::Replay {
             client: c[usize::from(client)],
             seq,
         },

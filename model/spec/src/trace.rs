@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt::{self, Write as _};
 use std::hash::{Hash, Hasher};
 
-use crate::spec::{Frame, Op, Set, Size, Spec, State, Then};
+use crate::spec::{Frame, Op, Set, Settle, Size, Spec, State};
 
 /// What was queued by a [`Obs::Submitted`] step.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,7 +52,7 @@ pub enum Obs {
         hub: u32,
         appended: Appended,
         ticket: u64,
-        then: Then,
+        settle: Settle,
     },
     Took {
         hub: u32,
@@ -70,13 +70,13 @@ pub enum Obs {
     Awake {
         hub: u32,
         ticket: u64,
-        then: Then,
+        settle: Settle,
     },
     /// The outermost call settles its thread's obligation for the item `ticket`.
     Settles {
         hub: u32,
         ticket: u64,
-        then: Then,
+        settle: Settle,
     },
     Acquire {
         client: u64,
@@ -314,9 +314,9 @@ fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<S
             hub,
             appended,
             ticket,
-            then,
+            settle,
         } => {
-            let (hub, then) = (names.h(*hub), *then);
+            let (hub, settle) = (names.h(*hub), *settle);
             let appends = !matches!(appended, Appended::Nothing);
             let kick = !appends && matches!(top, Some(Frame::Kick { .. }));
             let want = Spec::submit_ticket(state, hub, appends, kick);
@@ -326,8 +326,8 @@ fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<S
                 ));
             }
             match appended {
-                Appended::Change { .. } => Op::Change { hub, then },
-                Appended::Removal { .. } => Op::Remove { hub, then },
+                Appended::Change { .. } => Op::Change { hub, settle },
+                Appended::Removal { .. } => Op::Remove { hub, settle },
                 Appended::Replay { client, seq } => {
                     let Some(Frame::Registering { client: c, .. }) = top else {
                         return Err("a replay queued by a thread that is not registering".into());
@@ -339,17 +339,17 @@ fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<S
                                 .into(),
                         );
                     }
-                    Op::Join {
+                    Op::Replay {
                         hub,
                         queued: true,
-                        then,
+                        settle,
                     }
                 }
-                Appended::Nothing if kick => Op::Kick { hub, then },
-                Appended::Nothing => Op::Join {
+                Appended::Nothing if kick => Op::Kick { hub, settle },
+                Appended::Nothing => Op::Replay {
                     hub,
                     queued: false,
-                    then,
+                    settle,
                 },
             }
         }
@@ -370,19 +370,30 @@ fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<S
             hub: names.h(*hub),
             woke: *woke,
         },
-        Obs::Awake { hub, ticket, then } => {
+        Obs::Awake {
+            hub,
+            ticket,
+            settle,
+        } => {
             let hub = names.h(*hub);
             let ticket = small(*ticket, "ticket")?;
             if !matches!(top, Some(Frame::Sleep { hub: h, ticket: k, .. }) if h == hub && k == ticket)
             {
                 return Err("woke up from a sleep this thread is not in".into());
             }
-            Op::Awake { hub, then: *then }
+            Op::Awake {
+                hub,
+                settle: *settle,
+            }
         }
-        Obs::Settles { hub, ticket, then } => Op::Settles {
+        Obs::Settles {
+            hub,
+            ticket,
+            settle,
+        } => Op::Settles {
             hub: names.h(*hub),
             ticket: small(*ticket, "ticket")?,
-            then: *then,
+            settle: *settle,
         },
         Obs::Acquire { client, from } => Op::Acquire {
             client: names.c(*client),

@@ -2,7 +2,7 @@
 //! protocol (tickets, sleepers, obligations) are behaviours of the specification.
 
 use usbpm_spec::trace::{Appended, Obs, TraceEvent};
-use usbpm_spec::{validate, Then};
+use usbpm_spec::{validate, Settle};
 
 fn ev(thread: &str, obs: Obs) -> TraceEvent {
     TraceEvent {
@@ -36,7 +36,7 @@ fn a_sleeper_is_handed_the_queue() {
                 hub: 1,
                 appended: Appended::Nothing,
                 ticket: 1,
-                then: Then::Drains,
+                settle: Settle::Drains,
             },
         ),
         ev(
@@ -80,7 +80,7 @@ fn a_sleeper_is_handed_the_queue() {
                 hub: 1,
                 appended: Appended::Change { seq: 1 },
                 ticket: 2,
-                then: Then::Drains,
+                settle: Settle::Drains,
             },
         ),
         ev(
@@ -107,7 +107,7 @@ fn a_sleeper_is_handed_the_queue() {
                 hub: 1,
                 appended: Appended::Replay { client: B, seq: 1 },
                 ticket: 3,
-                then: Then::Sleeps,
+                settle: Settle::Sleeps,
             },
         ),
         ev(
@@ -133,7 +133,7 @@ fn a_sleeper_is_handed_the_queue() {
             Obs::Awake {
                 hub: 1,
                 ticket: 3,
-                then: Then::Drains,
+                settle: Settle::Drains,
             },
         ),
         ev(

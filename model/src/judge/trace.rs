@@ -9,17 +9,17 @@
 
 use usbpm::checking::{Appended as LibAppended, Settle, Step};
 use usbpm_spec::trace::{Appended, Obs, TraceEvent};
-use usbpm_spec::{Divergence, SpecMutant, Then};
+use usbpm_spec::{Divergence, Settle as SpecSettle, SpecMutant};
 
 use crate::judge::monitor::Monitor;
 
-/// The specification's name for what a caller does about its item.
-fn then(s: Settle) -> Then {
+/// The specification's `Settle` for the library's: what a caller does about its item.
+fn spec_settle(s: Settle) -> SpecSettle {
     match s {
-        Settle::Done => Then::Done,
-        Settle::Owes => Then::Owes,
-        Settle::Sleeps => Then::Sleeps,
-        Settle::Drains => Then::Drains,
+        Settle::Done => SpecSettle::Done,
+        Settle::Owes => SpecSettle::Owes,
+        Settle::Sleeps => SpecSettle::Sleeps,
+        Settle::Drains => SpecSettle::Drains,
     }
 }
 
@@ -49,7 +49,7 @@ pub fn observe(step: &Step) -> Obs {
                 LibAppended::Nothing => Appended::Nothing,
             },
             ticket: *ticket,
-            then: then(*t),
+            settle: spec_settle(*t),
         },
         Step::Took { hub, seq, ticket } => Obs::Took {
             hub: hub.0,
@@ -68,7 +68,7 @@ pub fn observe(step: &Step) -> Obs {
         } => Obs::Awake {
             hub: hub.0,
             ticket: *ticket,
-            then: then(*t),
+            settle: spec_settle(*t),
         },
         Step::Settles {
             hub,
@@ -77,7 +77,7 @@ pub fn observe(step: &Step) -> Obs {
         } => Obs::Settles {
             hub: hub.0,
             ticket: *ticket,
-            then: then(*t),
+            settle: spec_settle(*t),
         },
         Step::InFlightAcquire { client, from } => Obs::Acquire {
             client: c(client),

@@ -1,26 +1,26 @@
 //! The program's calls: `register` (and the arrival replays it queues, one hub at a
 //! time), `hub_arrival` (and its kick), a connector change and a hub's removal.
 //!
-//! Contract: one function per action ([`Op::Register`], [`Op::Join`],
+//! Contract: one function per action ([`Op::Register`], [`Op::Replay`],
 //! [`Op::HubArrive`], [`Op::Kick`], [`Op::Change`], [`Op::Remove`]); each one that
 //! submits to a hub's queue ends in `Spec::submit` (`submit.rs`), which decides and does
 //! what the caller does about its item.
 //!
 //! [`Op::Register`]: super::Op::Register
-//! [`Op::Join`]: super::Op::Join
+//! [`Op::Replay`]: super::Op::Replay
 //! [`Op::HubArrive`]: super::Op::HubArrive
 //! [`Op::Kick`]: super::Op::Kick
 //! [`Op::Change`]: super::Op::Change
 //! [`Op::Remove`]: super::Op::Remove
 
-use super::{ensure, idle_or_callback, top, Then, R};
+use super::{ensure, idle_or_callback, top, Settle, R};
 use crate::mutants::SpecMutant;
 use crate::spec::Spec;
 use crate::state::{bit, members, Entry, Frame, Item, Set, State, Status};
 
 impl Spec {
     /// `register(client)`: into the registry; a replay is owed for every hub present
-    /// (unless its removal is queued), queued next by [`Spec::join`], one hub at a time.
+    /// (unless its removal is queued), queued next by [`Spec::replay`], one hub at a time.
     pub(super) fn register(&self, s: &State, n: &mut State, t: usize, client: u8) -> R {
         ensure(
             idle_or_callback(s, t),
@@ -95,18 +95,26 @@ impl Spec {
     }
 
     /// `connector_changed`: a change is queued with the next seq and ticket.
-    pub(super) fn change(&self, s: &State, n: &mut State, t: usize, hub: u8, then: Then) -> R {
-        self.report(s, n, t, hub, false, then)
+    pub(super) fn change(&self, s: &State, n: &mut State, t: usize, hub: u8, settle: Settle) -> R {
+        self.report(s, n, t, hub, false, settle)
     }
 
     /// `HubPort::remove`: the removal is queued; later changes and replays are refused.
-    pub(super) fn remove(&self, s: &State, n: &mut State, t: usize, hub: u8, then: Then) -> R {
-        self.report(s, n, t, hub, true, then)
+    pub(super) fn remove(&self, s: &State, n: &mut State, t: usize, hub: u8, settle: Settle) -> R {
+        self.report(s, n, t, hub, true, settle)
     }
 
     /// A change or (`removal`) the removal of a present hub, from an idle thread or a
     /// callback: the next seq, appended and submitted.
-    fn report(&self, s: &State, n: &mut State, t: usize, hub: u8, removal: bool, then: Then) -> R {
+    fn report(
+        &self,
+        s: &State,
+        n: &mut State,
+        t: usize,
+        hub: u8,
+        removal: bool,
+        settle: Settle,
+    ) -> R {
         ensure(
             idle_or_callback(s, t),
             "hardware reports from an idle thread or a callback",
@@ -128,19 +136,19 @@ impl Spec {
             h.reported += 1;
             Item::Change { seq: h.seq }
         };
-        self.submit(n, t, hub, Some(item), false, then)
+        self.submit(n, t, hub, Some(item), false, settle)
     }
 
     /// `register`'s arrival replay for one hub of its registering frame: queued, or
     /// (`queued` false) dropped because the hub's removal is queued; then submitted.
-    pub(super) fn join(
+    pub(super) fn replay(
         &self,
         s: &State,
         n: &mut State,
         t: usize,
         hub: u8,
         queued: bool,
-        then: Then,
+        settle: Settle,
     ) -> R {
         let Some(Frame::Registering { client, hubs }) = top(s, t) else {
             return Err("a replay is queued by a registering thread");
@@ -162,13 +170,13 @@ impl Spec {
             queued != h.removed,
             "a replay is queued unless the hub's removal is",
         )?;
-        let item = queued.then_some(Item::Join { client, seq: h.seq });
+        let item = queued.then_some(Item::Replay { client, seq: h.seq });
         n.clients[usize::from(client)].logs[usize::from(hub)].owed = queued;
-        self.submit(n, t, hub, item, false, then)
+        self.submit(n, t, hub, item, false, settle)
     }
 
     /// `hub_arrival`'s kick: submits nothing, and sees the arrival's ticket delivered.
-    pub(super) fn kick(&self, s: &State, n: &mut State, t: usize, hub: u8, then: Then) -> R {
+    pub(super) fn kick(&self, s: &State, n: &mut State, t: usize, hub: u8, settle: Settle) -> R {
         ensure(
             top(s, t) == Some(Frame::Kick { hub }),
             "a kick follows the hub's arrival",
@@ -178,6 +186,6 @@ impl Spec {
             "the hub's lock is held across a callback",
         )?;
         n.threads[t].pop();
-        self.submit(n, t, hub, None, true, then)
+        self.submit(n, t, hub, None, true, settle)
     }
 }

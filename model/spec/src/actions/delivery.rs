@@ -119,7 +119,7 @@ impl Spec {
         d.at = At::Running(client);
         let c = &mut n.clients[usize::from(client)];
         let log = &mut c.logs[usize::from(hub)];
-        let arrival = matches!(d.item, Item::Arrival { .. } | Item::Join { .. });
+        let arrival = matches!(d.item, Item::Arrival { .. } | Item::Replay { .. });
         if log.removed && arrival {
             *log = Log {
                 owed: log.owed,

@@ -3,13 +3,13 @@
 //!
 //! Contract: a deregister is a [`Frame::Deregister`] on its thread's stack, and each
 //! action moves its [`Phase`]: `Entered` → (from inside callbacks, `WaitFor` or
-//! `NoCheck`) `Checked` → `Retire` → `Retired` → `Close` → `Drained` (→ `Return` or
+//! `NoCheck`) `Checked` → `Retire` → `Retired` → `Close` → `AtZero` (→ `Return` or
 //! `DetachReturn`), or with calls in flight `MustSleep` → `Sleep` → `Waiting` →
 //! `Return`. `Fail` pops it before the retire. `Test`, `Park` and `Wake` are mutant
 //! lost-wakeup's sleep outside the lock. Each action is one function; the frame's fields
 //! are read through [`Deregister`] and written back whole. The code: `PolicyManager::deregister`,
 //! `deregister_inner`, `close_and_wait`, `detach`; `WaitGraph::enter`; `Slots::remove`;
-//! `Rundown::close` and `wait_drained`.
+//! `Rundown::close` and `wait_for_zero`.
 
 use super::{ensure, idle_or_callback, top, R};
 use crate::mutants::SpecMutant;
@@ -219,7 +219,7 @@ impl Spec {
             if wait_now {
                 Phase::MustSleep
             } else {
-                Phase::Drained
+                Phase::AtZero
             },
         );
         Ok(())
@@ -243,12 +243,12 @@ impl Spec {
             self.m(SpecMutant::LostWakeup) && d.phase == Phase::Waiting,
             "only the mutant tests outside the lock",
         )?;
-        let drained = s.clients[usize::from(d.victim)].in_flight == 0;
+        let at_zero = s.clients[usize::from(d.victim)].in_flight == 0;
         d.go(
             n,
             t,
-            if drained {
-                Phase::Drained
+            if at_zero {
+                Phase::AtZero
             } else {
                 Phase::Tested
             },
@@ -290,11 +290,11 @@ impl Spec {
     fn returns(&self, s: &State, n: &mut State, t: usize, waited: bool) -> R {
         let d = Deregister::of(s, t)?;
         ensure(d.wait == waited, "a detach returns without waiting")?;
-        let drained_now = d.phase == Phase::Waiting
+        let zero_now = d.phase == Phase::Waiting
             && !self.m(SpecMutant::LostWakeup)
             && s.clients[usize::from(d.victim)].in_flight == 0;
         ensure(
-            d.phase == Phase::Drained || drained_now,
+            d.phase == Phase::AtZero || zero_now,
             "deregister returns only when no callback of its client is in flight",
         )?;
         if d.wait {

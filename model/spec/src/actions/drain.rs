@@ -59,7 +59,7 @@ impl Spec {
     }
 
     /// The drainer of `hub` (short of its target) takes the front item, `seq`: its
-    /// targets are the arrival's clients, the subscribers, or the joining client unless
+    /// targets are the arrival's clients, the subscribers, or the replay's client unless
     /// it is subscribed already.
     pub(super) fn take(&self, s: &State, n: &mut State, t: usize, hub: u8, seq: u8) -> R {
         let (target, delivered) = idle_drainer(
@@ -82,7 +82,7 @@ impl Spec {
         let targets = match item {
             Item::Arrival { clients } => clients,
             Item::Change { .. } | Item::Removal { .. } => h.subscribers,
-            Item::Join { client, .. } => bit(client) & !h.subscribers,
+            Item::Replay { client, .. } => bit(client) & !h.subscribers,
         };
         *n.threads[t].last_mut().expect("drain frame") = Frame::Drain {
             hub,

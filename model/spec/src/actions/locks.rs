@@ -20,7 +20,7 @@ impl Spec {
                     f,
                     Frame::Deregister {
                         phase: Phase::Retired
-                            | Phase::Drained
+                            | Phase::AtZero
                             | Phase::MustSleep
                             | Phase::Waiting
                             | Phase::Tested

@@ -1,4 +1,4 @@
-//! The actions: the alphabet ([`Op`], with the caller's decision [`Then`]) and
+//! The actions: the alphabet ([`Op`], with the caller's decision [`Settle`]) and
 //! [`Spec::apply`], which takes one action of one thread or says why the specification
 //! cannot.
 //!
@@ -11,8 +11,8 @@
 //! - `calls.rs`: the program's calls (register and its replays, a hub's arrival and its
 //!   kick, a change, a removal);
 //! - `submit.rs`: submitting to a hub's queue and settling an item (what the caller does
-//!   about it: nothing, owe it, sleep, drain), and the two actions that decide again
-//!   (a sleeper's wake-up, an obligation settled);
+//!   about it, its [`Settle`]: nothing, owe it as an obligation, sleep, drain), and the
+//!   two actions that decide again (a sleeper's wake-up, an obligation settled);
 //! - `drain.rs`: the drainer taking the front item and stopping;
 //! - `delivery.rs`: delivering one item to one client (count, skip, callback, release);
 //! - `deregister.rs`: deregister and detach, step by step;
@@ -36,9 +36,9 @@ use crate::spec::Spec;
 use crate::state::{At, Frame, Item, Set, State};
 
 /// What a caller does about its item once it is submitted (or woken, or settling an
-/// obligation): the code's `Settle`.
+/// obligation): `usbpm::checking::Settle` in the library, under the same name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Then {
+pub enum Settle {
     /// Its ticket is delivered already (or nothing was appended): nothing to do.
     Done,
     /// Inside a callback: the thread's outermost call owes the item.
@@ -58,24 +58,28 @@ pub enum Op {
     Register { client: u8 },
     /// `hub_arrival(hub)`: the arrival is queued for the clients registered now.
     HubArrive { hub: u8, clients: Set },
-    /// `connector_changed`: queued with the next seq and ticket; `then`: what the caller
+    /// `connector_changed`: queued with the next seq and ticket; `settle`: what the caller
     /// does about it.
-    Change { hub: u8, then: Then },
+    Change { hub: u8, settle: Settle },
     /// `HubPort::remove`: the removal is queued; later changes and replays refused.
-    Remove { hub: u8, then: Then },
+    Remove { hub: u8, settle: Settle },
     /// `register`'s replay for one hub: queued (or dropped if its removal is queued).
-    Join { hub: u8, queued: bool, then: Then },
+    Replay {
+        hub: u8,
+        queued: bool,
+        settle: Settle,
+    },
     /// `hub_arrival`'s kick: sees the arrival's ticket delivered.
-    Kick { hub: u8, then: Then },
+    Kick { hub: u8, settle: Settle },
     /// The drainer (short of its target) takes the front item.
     Take { hub: u8, seq: u8 },
     /// The drainer reached its target (or the queue is empty) and stops; `woke`: it
     /// wakes the callers sleeping on the hub.
     DrainStop { hub: u8, woke: bool },
     /// A sleeper reacquires the hub's lock and decides again.
-    Awake { hub: u8, then: Then },
+    Awake { hub: u8, settle: Settle },
     /// The outermost call takes its thread's last obligation.
-    Settles { hub: u8, ticket: u8, then: Then },
+    Settles { hub: u8, ticket: u8, settle: Settle },
     /// Delivery takes an in-flight count on `client` (`from` before).
     Acquire { client: u8, from: u8 },
     /// Delivery finds `client` closed and drops it.
@@ -159,14 +163,22 @@ impl Spec {
         match op {
             Op::Register { client } => self.register(s, &mut n, t, client)?,
             Op::HubArrive { hub, clients } => self.hub_arrive(s, &mut n, t, hub, clients)?,
-            Op::Change { hub, then } => self.change(s, &mut n, t, hub, then)?,
-            Op::Remove { hub, then } => self.remove(s, &mut n, t, hub, then)?,
-            Op::Join { hub, queued, then } => self.join(s, &mut n, t, hub, queued, then)?,
-            Op::Kick { hub, then } => self.kick(s, &mut n, t, hub, then)?,
+            Op::Change { hub, settle } => self.change(s, &mut n, t, hub, settle)?,
+            Op::Remove { hub, settle } => self.remove(s, &mut n, t, hub, settle)?,
+            Op::Replay {
+                hub,
+                queued,
+                settle,
+            } => self.replay(s, &mut n, t, hub, queued, settle)?,
+            Op::Kick { hub, settle } => self.kick(s, &mut n, t, hub, settle)?,
             Op::Take { hub, seq } => self.take(s, &mut n, t, hub, seq)?,
             Op::DrainStop { hub, woke } => self.drain_stop(s, &mut n, t, hub, woke)?,
-            Op::Awake { hub, then } => self.awake(s, &mut n, t, hub, then)?,
-            Op::Settles { hub, ticket, then } => self.settles(s, &mut n, t, hub, ticket, then)?,
+            Op::Awake { hub, settle } => self.awake(s, &mut n, t, hub, settle)?,
+            Op::Settles {
+                hub,
+                ticket,
+                settle,
+            } => self.settles(s, &mut n, t, hub, ticket, settle)?,
             Op::Acquire { client, from } => self.acquire(s, &mut n, t, client, from)?,
             Op::Skip { client } => self.skip(s, &mut n, t, client)?,
             Op::Peek { client } => self.peek(s, &mut n, t, client)?,
@@ -220,7 +232,7 @@ impl Spec {
                     h.subscribers = match d.item {
                         Item::Arrival { .. } | Item::Change { .. } => d.kept,
                         Item::Removal { .. } => 0,
-                        Item::Join { .. } => h.subscribers | d.kept,
+                        Item::Replay { .. } => h.subscribers | d.kept,
                     };
                     *s.threads[t].last_mut().expect("drain frame") = Frame::Drain {
                         hub,

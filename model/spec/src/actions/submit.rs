@@ -1,18 +1,19 @@
 //! Submitting to a hub's queue and settling an item: the hand-off protocol's decisions.
 //!
 //! Contract: a submission appends its item (if any) with the hub's next ticket and
-//! decides what the caller does about it ([`Then`]): nothing if it is delivered already;
-//! inside a callback, owe it (the thread's outermost call settles it later); otherwise
-//! sleep while another thread drains, or drain up to it. The decision is part of the
-//! action (the trace observes it), so each action checks that it is the one the state
-//! says. [`Op::Awake`] (a sleeper woken) and [`Op::Settles`] (an obligation taken) decide
-//! again, the same way outside callbacks. The library's counterpart is `Hub::submit`,
-//! `Queue::settle`, `Hub::settle` and `settle_owed` in `src/hub.rs`.
+//! decides what the caller does about it ([`Settle`]): nothing if it is delivered
+//! already; inside a callback, owe it (an obligation the thread's outermost call settles
+//! later); otherwise sleep while another thread drains, or drain up to it. The decision
+//! is part of the action (the trace observes it), so each action checks that it is the
+//! one the state says. [`Op::Awake`] (a sleeper woken) and [`Op::Settles`] (an
+//! obligation taken) decide again, the same way outside callbacks. The library's
+//! counterpart is `Hub::submit`, `Queue::settle`, `Hub::settle` and `settle_obligations`
+//! in `src/hub.rs`.
 //!
 //! [`Op::Awake`]: super::Op::Awake
 //! [`Op::Settles`]: super::Op::Settles
 
-use super::{ensure, top, Then, R};
+use super::{ensure, top, Settle, R};
 use crate::mutants::SpecMutant;
 use crate::spec::Spec;
 use crate::state::{Entry, Frame, Item, State};
@@ -21,25 +22,25 @@ impl Spec {
     /// What a caller outside callbacks does about its item `ticket` of `hub` (a
     /// sleeper woken, an obligation settled): nothing if it is delivered, sleep while
     /// another thread drains, drain otherwise.
-    pub fn settle_decision(s: &State, hub: u8, ticket: u8) -> Then {
+    pub fn settle_decision(s: &State, hub: u8, ticket: u8) -> Settle {
         let h = &s.hubs[usize::from(hub)];
         if ticket <= h.done {
-            Then::Done
+            Settle::Done
         } else if h.draining {
-            Then::Sleeps
+            Settle::Sleeps
         } else {
-            Then::Drains
+            Settle::Drains
         }
     }
 
     /// What thread `t` does about the item `ticket` it submits to `hub`: as
     /// [`Spec::settle_decision`], except that inside a callback it owes the item.
-    pub fn submit_decision(s: &State, t: usize, hub: u8, ticket: u8) -> Then {
+    pub fn submit_decision(s: &State, t: usize, hub: u8, ticket: u8) -> Settle {
         let decision = Self::settle_decision(s, hub, ticket);
         match decision {
-            Then::Done | Then::Owes => decision,
-            Then::Sleeps | Then::Drains if s.holding(t) != 0 => Then::Owes,
-            Then::Sleeps | Then::Drains => decision,
+            Settle::Done | Settle::Owes => decision,
+            Settle::Sleeps | Settle::Drains if s.holding(t) != 0 => Settle::Owes,
+            Settle::Sleeps | Settle::Drains => decision,
         }
     }
 
@@ -56,17 +57,17 @@ impl Spec {
         }
     }
 
-    /// Goes on with `then` for `hub`'s item `ticket`: sleeps on the hub, or becomes its
+    /// Goes on with `settle` for `hub`'s item `ticket`: sleeps on the hub, or becomes its
     /// drainer up to the item.
-    fn settle(s: &mut State, t: usize, hub: u8, ticket: u8, then: Then) {
-        match then {
-            Then::Done | Then::Owes => {}
-            Then::Sleeps => s.threads[t].push(Frame::Sleep {
+    fn settle(s: &mut State, t: usize, hub: u8, ticket: u8, settle: Settle) {
+        match settle {
+            Settle::Done | Settle::Owes => {}
+            Settle::Sleeps => s.threads[t].push(Frame::Sleep {
                 hub,
                 ticket,
                 woken: false,
             }),
-            Then::Drains => {
+            Settle::Drains => {
                 s.hubs[usize::from(hub)].draining = true;
                 s.threads[t].push(Frame::Drain {
                     hub,
@@ -79,7 +80,7 @@ impl Spec {
     }
 
     /// Submits to `hub` under its lock: appends `item` (with the next ticket), decides
-    /// what the caller does (`then`, as observed), and does it: inside a callback records
+    /// what the caller does (`settle`, as observed), and does it: inside a callback records
     /// the obligation, outside settles the item (and then the thread's obligations).
     pub(super) fn submit(
         &self,
@@ -88,12 +89,12 @@ impl Spec {
         hub: u8,
         item: Option<Item>,
         kick: bool,
-        then: Then,
+        settle: Settle,
     ) -> R {
         let ticket = Self::submit_ticket(s, hub, item.is_some(), kick);
         let want = Self::submit_decision(s, t, hub, ticket);
         ensure(
-            want == then,
+            want == settle,
             "the caller does what its ticket, the hub's done and draining say",
         )?;
         let h = &mut s.hubs[usize::from(hub)];
@@ -107,10 +108,10 @@ impl Spec {
                 Item::Arrival { .. }
                 | Item::Change { .. }
                 | Item::Removal { .. }
-                | Item::Join { .. } => h.queue.push(entry),
+                | Item::Replay { .. } => h.queue.push(entry),
             }
         }
-        if then == Then::Owes && !self.m(SpecMutant::ObligationForgotten) {
+        if settle == Settle::Owes && !self.m(SpecMutant::ObligationForgotten) {
             let owed = &mut s.owed[t];
             match owed.iter_mut().find(|(oh, _)| *oh == hub) {
                 Some(o) => o.1 = o.1.max(ticket),
@@ -123,18 +124,18 @@ impl Spec {
             return Ok(());
         }
         s.threads[t].push(Frame::Settling);
-        Self::settle(s, t, hub, ticket, then);
+        Self::settle(s, t, hub, ticket, settle);
         Ok(())
     }
 
-    /// A caller outside callbacks may decide `then` about its item `ticket` of `hub`:
-    /// the hub's lock is free and `then` is what its ticket, `done` and `draining` say.
+    /// A caller outside callbacks may decide `settle` about its item `ticket` of `hub`:
+    /// the hub's lock is free and `settle` is what its ticket, `done` and `draining` say.
     fn settle_allowed(
         &self,
         s: &State,
         hub: u8,
         ticket: u8,
-        then: Then,
+        settle: Settle,
         wrong_decision: &'static str,
     ) -> R {
         ensure(
@@ -142,13 +143,13 @@ impl Spec {
             "the hub's lock is held across a callback",
         )?;
         ensure(
-            then == Self::settle_decision(s, hub, ticket),
+            settle == Self::settle_decision(s, hub, ticket),
             wrong_decision,
         )
     }
 
     /// A sleeper on `hub` reacquires the hub's lock and decides again about its item.
-    pub(super) fn awake(&self, s: &State, n: &mut State, t: usize, hub: u8, then: Then) -> R {
+    pub(super) fn awake(&self, s: &State, n: &mut State, t: usize, hub: u8, settle: Settle) -> R {
         let Some(Frame::Sleep {
             hub: sh,
             ticket,
@@ -165,11 +166,11 @@ impl Spec {
             s,
             hub,
             ticket,
-            then,
+            settle,
             "the woken sleeper does what its ticket, done and draining say",
         )?;
         n.threads[t].pop();
-        Self::settle(n, t, hub, ticket, then);
+        Self::settle(n, t, hub, ticket, settle);
         Ok(())
     }
 
@@ -182,7 +183,7 @@ impl Spec {
         t: usize,
         hub: u8,
         ticket: u8,
-        then: Then,
+        settle: Settle,
     ) -> R {
         ensure(
             top(s, t) == Some(Frame::Settling),
@@ -196,11 +197,11 @@ impl Spec {
             s,
             hub,
             ticket,
-            then,
+            settle,
             "the obligation is settled as its ticket, done and draining say",
         )?;
         n.owed[t].remove(0);
-        Self::settle(n, t, hub, ticket, then);
+        Self::settle(n, t, hub, ticket, settle);
         Ok(())
     }
 }
