@@ -54,7 +54,7 @@ enum Pending {
     /// The hub's removal: delivered, then the hub has no subscribers.
     Removal(Notification),
     /// Arrival replay for a client that registered while the hub was present.
-    Join {
+    Replay {
         client: Arc<Client>,
         notification: Notification,
     },
@@ -63,7 +63,7 @@ enum Pending {
 impl Pending {
     fn seq(&self) -> u64 {
         match self {
-            Pending::Arrival { notification, .. } | Pending::Join { notification, .. } => {
+            Pending::Arrival { notification, .. } | Pending::Replay { notification, .. } => {
                 notification.seq
             }
             Pending::Change(n) | Pending::Removal(n) => n.seq,
@@ -77,7 +77,7 @@ fn appended(item: Option<&Pending>) -> Appended {
         None | Some(Pending::Arrival { .. }) => Appended::Nothing,
         Some(Pending::Change(n)) => Appended::Change { seq: n.seq },
         Some(Pending::Removal(n)) => Appended::Removal { seq: n.seq },
-        Some(Pending::Join {
+        Some(Pending::Replay {
             client,
             notification,
         }) => Appended::Replay {
@@ -341,7 +341,7 @@ impl Hub {
 
     /// Queues an arrival replay for `client`, with the hub's state as of this point in
     /// its queue. Dropped if the hub's removal is already queued.
-    pub(crate) fn join(hub: &Arc<Hub>, pm: &PolicyManager, client: Arc<Client>) {
+    pub(crate) fn replay(hub: &Arc<Hub>, pm: &PolicyManager, client: Arc<Client>) {
         let id = hub.id;
         let stale = pm.hooks().mutant(Mutant::ReplayStaleSnapshot);
         let _ = Hub::submit(hub, pm, |q| {
@@ -353,7 +353,7 @@ impl Hub {
                 seq: q.seq,
                 event: Event::HubArrival(q.replay_snapshot(stale)),
             };
-            Ok(Submit::Append(Pending::Join {
+            Ok(Submit::Append(Pending::Replay {
                 client,
                 notification,
             }))
@@ -380,16 +380,16 @@ impl Hub {
             Submit::Nothing => (None, 0),
         };
         let inside = waits::inside_callback();
-        let then = match q.settle(ticket) {
+        let settle = match q.settle(ticket) {
             Settle::Done => Settle::Done,
             _ if inside => Settle::Owes,
-            then => then,
+            settle => settle,
         };
         hooks.step(|| Step::Submitted {
             hub: hub.id,
             appended: appended(item.as_ref()),
             ticket,
-            then,
+            then: settle,
         });
         if let Some(item) = item {
             let seq = q.seq;
@@ -403,16 +403,16 @@ impl Hub {
             }
         }
         if inside {
-            // Never settle (drain or sleep) inside a callback: record what is owed, if
-            // anything, for the thread's outermost call.
+            // Never settle (drain or sleep) inside a callback: record the obligation, if
+            // any, for the thread's outermost call.
             drop(q);
-            if then == Settle::Owes {
-                owe(hub, pm, ticket);
+            if settle == Settle::Owes {
+                record_obligation(hub, pm, ticket);
             }
             return Ok(());
         }
         hub.settle(pm, q, ticket);
-        settle_owed();
+        settle_obligations();
         Ok(())
     }
 
@@ -446,11 +446,11 @@ impl Hub {
                 Err(poisoned) => poisoned.into_inner(),
             };
             q.sleepers -= 1;
-            let then = q.settle(ticket);
+            let settle = q.settle(ticket);
             hooks.step(|| Step::Awake {
                 hub: self.id,
                 ticket,
-                then,
+                then: settle,
             });
         }
     }
@@ -503,7 +503,7 @@ impl Hub {
                         pm.invoke(&c, &notification);
                     }
                 }
-                Pending::Join {
+                Pending::Replay {
                     client,
                     notification,
                 } => {
@@ -539,40 +539,43 @@ enum Submit {
 }
 
 thread_local! {
+    /// This thread's obligations: per hub, the highest ticket its outermost call must see
+    /// delivered.
     // Not a `const` initializer: loom's and shuttle's `thread_local!` do not accept one.
     #[allow(clippy::missing_const_for_thread_local)]
-    static OWED: RefCell<Vec<(Arc<Hub>, PolicyManager, u64)>> = RefCell::new(Vec::new());
+    static OBLIGATIONS: RefCell<Vec<(Arc<Hub>, PolicyManager, u64)>> = RefCell::new(Vec::new());
 }
 
-/// Records that this thread's outermost call must see `hub`'s item `ticket` delivered.
-fn owe(hub: &Arc<Hub>, pm: &PolicyManager, ticket: u64) {
+/// Records an obligation: this thread's outermost call must see `hub`'s item `ticket`
+/// delivered (one obligation per hub, the highest ticket).
+fn record_obligation(hub: &Arc<Hub>, pm: &PolicyManager, ticket: u64) {
     if pm.hooks().mutant(Mutant::ObligationForgotten) {
         return;
     }
-    OWED.with(|owed| {
-        let mut owed = owed.borrow_mut();
-        match owed.iter_mut().find(|(h, _, _)| Arc::ptr_eq(h, hub)) {
+    OBLIGATIONS.with(|obligations| {
+        let mut obligations = obligations.borrow_mut();
+        match obligations.iter_mut().find(|(h, _, _)| Arc::ptr_eq(h, hub)) {
             Some(o) => o.2 = o.2.max(ticket),
-            None => owed.push((hub.clone(), pm.clone(), ticket)),
+            None => obligations.push((hub.clone(), pm.clone(), ticket)),
         }
     });
 }
 
 /// Settles this thread's obligations (called by the outermost call, outside callbacks):
 /// each hub's owed item is delivered before the call returns. Settling may run
-/// callbacks that owe more; the loop takes those too.
-fn settle_owed() {
+/// callbacks that record more obligations; the loop takes those too.
+fn settle_obligations() {
     // Oldest first: a client registered inside a callback gets its replays in hub order.
-    while let Some((hub, pm, ticket)) = OWED.with(|owed| {
-        let mut owed = owed.borrow_mut();
-        (!owed.is_empty()).then(|| owed.remove(0))
+    while let Some((hub, pm, ticket)) = OBLIGATIONS.with(|obligations| {
+        let mut obligations = obligations.borrow_mut();
+        (!obligations.is_empty()).then(|| obligations.remove(0))
     }) {
         let q = lock(&hub.queue);
-        let then = q.settle(ticket);
+        let settle = q.settle(ticket);
         pm.hooks().step(|| Step::Settles {
             hub: hub.id,
             ticket,
-            then,
+            then: settle,
         });
         hub.settle(&pm, q, ticket);
     }

@@ -144,13 +144,13 @@ impl PolicyManager {
     /// # Errors
     /// [`Error::TooManyClients`] (`STATUS_INSUFFICIENT_RESOURCES`) when no client slot is
     /// free. A Policy Manager has 65,536 slots (handles have 16 bits of slot); a slot is
-    /// in use while it holds a registered client, and retired for good once 65,535
-    /// registrations have gone through it (a deregistered client's slot is reused, and
-    /// after that many its generation would wrap). So `register` is refused when the
-    /// registered clients plus the retired slots number 65,536; with no slot retired,
-    /// that is 65,536 clients registered at once. A refused `register` changes nothing:
-    /// no slot is consumed and no hub's arrival is queued. `config` is dropped (with its
-    /// context) before `register` returns, outside the Policy Manager's locks.
+    /// in use while it holds a registered client, and exhausted (out of use for good)
+    /// once 65,535 registrations have gone through it (a deregistered client's slot is
+    /// reused, and after that many its generation would wrap). So `register` is refused
+    /// when the registered clients plus the exhausted slots number 65,536; with no slot
+    /// exhausted, that is 65,536 clients registered at once. A refused `register` changes
+    /// nothing: no slot is consumed and no hub's arrival is queued. `config` is dropped
+    /// (with its context) before `register` returns, outside the Policy Manager's locks.
     pub fn register(&self, config: ClientConfig) -> Result<ClientHandle, Error> {
         // Held here, not moved into the closure: if the registry refuses, the context is
         // dropped after the registry lock is released (its drop may call back into us).
@@ -176,7 +176,7 @@ impl PolicyManager {
             hubs.pop();
         }
         for hub in hubs {
-            Hub::join(&hub, self, client.clone());
+            Hub::replay(&hub, self, client.clone());
         }
         Ok(handle)
     }
@@ -291,7 +291,7 @@ impl PolicyManager {
             return;
         }
         hooks.step(|| Step::DeregisterSleeps(handle));
-        client.rundown.wait_drained(hooks);
+        client.rundown.wait_for_zero(hooks);
     }
 
     /// Calls `client`'s callback unless it is closed. Returns false if it is closed (the

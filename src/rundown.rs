@@ -3,16 +3,16 @@
 //! One atomic word holds a `CLOSED` bit and the number of callback calls in flight.
 //! Delivery takes a count with one `fetch_add` and gives it back with one `fetch_sub`;
 //! the lock and condition variable are touched only on the slow path, when the last call
-//! drains out of a closed rundown *and a deregister sleeps on it* (the `WAITER` bit).
-//! Skipping a closed client (an acquire that backs out) therefore takes no lock and makes
-//! no wake-up call unless somebody waits.
+//! of a closed rundown leaves, bringing the count to zero, *and a deregister sleeps on
+//! it* (the `WAITER` bit). Skipping a closed client (an acquire that backs out) therefore
+//! takes no lock and makes no wake-up call unless somebody waits.
 //!
 //! Invariants (checked by the model, see docs/INVARIANTS.md):
 //! - Once `CLOSED` is set it is never cleared, and no `try_acquire` succeeds after it.
 //!   Both are read-modify-writes of the same word, so in its modification order each
 //!   acquire is either before the close (the closer sees it counted and waits) or after
 //!   it (the acquire sees `CLOSED` and backs out).
-//! - `wait_drained` returns only after reading a value with count 0 and `CLOSED` set.
+//! - `wait_for_zero` returns only after reading a value with count 0 and `CLOSED` set.
 //!   That read is `Acquire` and every release is a `Release` read-modify-write, so it
 //!   synchronises with every release before it: all callback effects happen-before the
 //!   return.
@@ -28,8 +28,8 @@ use crate::checking::{Hooks, Mutant};
 use crate::sync::{lock, AtomicU64, Condvar, Mutex, Ordering};
 
 const CLOSED: u64 = 1 << 63;
-/// Set under `lock` by the deregister that sleeps until the count drains, and cleared
-/// under it when that deregister leaves.
+/// Set under `lock` by the deregister that sleeps until the count reaches zero, and
+/// cleared under it when that deregister leaves.
 const WAITER: u64 = 1 << 62;
 const COUNT: u64 = WAITER - 1;
 
@@ -58,7 +58,8 @@ pub(crate) struct Rundown {
     /// sleep, and by the last releaser around its notify, so the wake-up cannot fall in
     /// between.
     lock: Mutex<()>,
-    drained: Condvar,
+    /// Signalled when a closed rundown's count reaches zero and a deregister sleeps on it.
+    at_zero: Condvar,
 }
 
 impl Rundown {
@@ -66,7 +67,7 @@ impl Rundown {
         Rundown {
             state: AtomicU64::new(0),
             lock: Mutex::new(()),
-            drained: Condvar::new(),
+            at_zero: Condvar::new(),
         }
     }
 
@@ -96,7 +97,7 @@ impl Rundown {
         let woke = last && (prev & WAITER != 0 || hooks.mutant(Mutant::WakeWithoutWaiter));
         if woke {
             let _guard = lock(&self.lock);
-            self.drained.notify_all();
+            self.at_zero.notify_all();
         }
         Released {
             from: prev & COUNT,
@@ -118,9 +119,9 @@ impl Rundown {
         }
     }
 
-    /// Blocks until a closed rundown has no call in flight. At most one thread waits on a
-    /// rundown: the deregister that emptied the client's slot.
-    pub(crate) fn wait_drained(&self, hooks: &Hooks) {
+    /// Blocks until a closed rundown has no call in flight (its count reaches zero). At
+    /// most one thread waits on a rundown: the deregister that emptied the client's slot.
+    pub(crate) fn wait_for_zero(&self, hooks: &Hooks) {
         let order = if hooks.mutant(Mutant::RelaxedOrdering) {
             Ordering::Relaxed
         } else {
@@ -128,12 +129,12 @@ impl Rundown {
         };
         if hooks.mutant(Mutant::LostWakeup) {
             // The bug: the test is made outside the lock, so the last release can see
-            // `WAITER`, notify, and drain between the test and the wait, and nobody wakes
-            // this thread.
+            // `WAITER`, notify, and bring the count to zero between the test and the
+            // wait, and nobody wakes this thread.
             self.state.fetch_or(WAITER, order);
             while self.state.load(order) & COUNT != 0 {
                 let guard = lock(&self.lock);
-                drop(self.drained.wait(guard));
+                drop(self.at_zero.wait(guard));
             }
             return;
         }
@@ -148,7 +149,7 @@ impl Rundown {
                 // flag; it saw no waiter, woke nobody, and this thread sleeps for ever.
                 self.state.fetch_or(WAITER, Ordering::Relaxed);
             }
-            guard = match self.drained.wait(guard) {
+            guard = match self.at_zero.wait(guard) {
                 Ok(g) => g,
                 Err(poisoned) => poisoned.into_inner(),
             };

@@ -12,7 +12,7 @@
 //! may be nested in another, through arrival replay). A deregister made from inside a
 //! callback records an edge "each client I hold waits for the target" in a wait-for graph
 //! before it sleeps, and first refuses if the target already reaches one of the clients
-//! it holds: that edge would close a cycle, and a cycle of these waits never drains.
+//! it holds: that edge would close a cycle, and a cycle of these waits never ends.
 //! Deregister from outside any callback holds nothing, can close no cycle, and never
 //! touches the graph.
 
@@ -86,7 +86,7 @@ impl WaitGraph {
     }
 
     /// Records that a thread inside the callbacks of `holding` (non-empty) is about to
-    /// wait for `target` to drain, unless that wait would close a cycle. (The
+    /// wait for `target`'s calls to finish, unless that wait would close a cycle. (The
     /// `cycle-check-direct-only` mutant follows no wait beyond the target's own.)
     pub(crate) fn enter(
         &self,

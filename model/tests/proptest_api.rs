@@ -30,8 +30,8 @@
 //! delivers the mailbox up to it, then settles its thread's obligations oldest first; an
 //! addition made inside a callback only records an obligation (hub, highest ticket), so
 //! callbacks never nest; a hub's
-//! arrival goes to the clients registered when it arrived in slot order, and late
-//! joiners (arrival replays) are appended in join order. Restrictions that keep the
+//! arrival goes to the clients registered when it arrived in slot order, and arrival
+//! replays for late registrants are appended in registration order. Restrictions that keep the
 //! model exact: a client registered from inside a callback is plain (no action), so
 //! callbacks nest at most one level deep and an action callback is never itself nested;
 //! actions never touch hub ports (a callback has none), so a hub's state does not change
@@ -285,7 +285,7 @@ enum Item {
     Change(Notification),
     Removal(Notification),
     /// Arrival replay for a client registering while the hub is present.
-    Join {
+    Replay {
         client: ClientId,
         note: Notification,
     },
@@ -433,13 +433,14 @@ impl Model {
         id
     }
 
-    /// `register`: the client is in the registry, then it joins every present hub in
-    /// ascending hub id order (outside callbacks each join is delivered before the next).
+    /// `register`: the client is in the registry, then an arrival replay of every present
+    /// hub is queued in ascending hub id order (outside callbacks each replay is delivered
+    /// before the next).
     fn register(&mut self, action: Option<(Act, Trigger)>, guard: bool) -> ClientId {
         let id = self.new_client(action, guard);
         let hubs: Vec<usize> = self.present.values().copied().collect();
         for h in hubs {
-            self.join(id, h);
+            self.replay(id, h);
         }
         id
     }
@@ -458,7 +459,7 @@ impl Model {
         self.free.push(slot);
     }
 
-    fn join(&mut self, client: ClientId, h: usize) {
+    fn replay(&mut self, client: ClientId, h: usize) {
         let hub = &self.hubs[h];
         if hub.removed {
             return;
@@ -468,7 +469,7 @@ impl Model {
             seq: hub.seq,
             event: Event::HubArrival(hub.info.clone()),
         };
-        self.post(h, Item::Join { client, note });
+        self.post(h, Item::Replay { client, note });
     }
 
     /// Adds to the hub's mailbox. Outside callbacks: delivers the mailbox up to the item,
@@ -521,7 +522,7 @@ impl Model {
                         self.notify(c, &note);
                     }
                 }
-                Item::Join { client, note } => {
+                Item::Replay { client, note } => {
                     if self.notify(client, &note) {
                         subscribers.push(client);
                     }
@@ -922,7 +923,7 @@ impl ReferenceStateMachine for Model {
                 let hub = &nth(&m.present.keys().copied().collect::<Vec<_>>(), *hub_pick);
                 m.target = Target::Hub(*hub);
                 // Gone from the registry first: a registration made while the removal is
-                // being delivered does not join it.
+                // being delivered gets no arrival replay of it.
                 let h = m.present.remove(hub).expect("picked from present");
                 let hb = &mut m.hubs[h];
                 hb.removed = true;
