@@ -94,14 +94,14 @@ pub enum Error {
     /// `register` found no free slot for a client handle. The client was not registered.
     ///
     /// A Policy Manager has `limit` (65,536) slots: handles have 16 bits of slot. A slot
-    /// is free unless it holds a registered client or is retired; a slot is retired,
+    /// is free unless it holds a registered client or is exhausted; a slot is exhausted,
     /// never to be used again, once 65,535 registrations have gone through it (its 16-bit
     /// generation would wrap, which could bring a stale handle back to life). So
-    /// `register` is refused when the registered clients plus the retired slots number
-    /// `limit`: with no slot retired, at 65,536 registered clients.
+    /// `register` is refused when the registered clients plus the exhausted slots number
+    /// `limit`: with no slot exhausted, at 65,536 registered clients.
     TooManyClients {
         /// How many slots a Policy Manager has (65,536), counting the slots in use and
-        /// the retired ones.
+        /// the exhausted ones.
         limit: usize,
     },
     /// `connector_changed` was called from inside a callback while the hub's queue held

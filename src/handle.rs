@@ -61,6 +61,7 @@ impl fmt::Display for ClientHandle {
 /// How many slots a slot table has: handles have 16 bits of slot.
 pub(crate) const MAX_SLOTS: usize = 1 << u16::BITS;
 
-/// How many registrations one slot serves before it is retired: generations 1 to
-/// 65,535 (0 is never issued, and wrapping back to 1 could revive a stale handle).
+/// How many registrations one slot serves before it is exhausted (out of use for good):
+/// generations 1 to 65,535 (0 is never issued, and wrapping back to 1 could revive a
+/// stale handle).
 pub(crate) const GENERATIONS_PER_SLOT: usize = (1 << u16::BITS) - 1;

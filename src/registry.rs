@@ -45,8 +45,8 @@ struct Slot<T> {
 ///
 /// Slots are created on demand, up to [`MAX_SLOTS`], and a freed slot is reused until it
 /// has served [`GENERATIONS_PER_SLOT`](crate::handle::GENERATIONS_PER_SLOT)
-/// registrations; then it is retired for good. So the table is full when its values plus
-/// its retired slots number `MAX_SLOTS`.
+/// registrations; then it is exhausted: out of use for good (its generation is 0). So the
+/// table is full when its values plus its exhausted slots number `MAX_SLOTS`.
 pub(crate) struct Slots<T> {
     instance: u32,
     slots: Vec<Slot<T>>,
@@ -65,7 +65,7 @@ impl<T: Clone> Slots<T> {
     /// Stores `value(handle)` in a free slot and returns its handle.
     ///
     /// Refused with [`Error::TooManyClients`] (and `value` not called) when no slot is
-    /// free: all [`MAX_SLOTS`] slots exist and each holds a value or is retired.
+    /// free: all [`MAX_SLOTS`] slots exist and each holds a value or is exhausted.
     pub(crate) fn insert_with(
         &mut self,
         value: impl FnOnce(ClientHandle) -> T,
@@ -113,7 +113,7 @@ impl<T: Clone> Slots<T> {
             // Generation 0 is never issued.
             Err(Error::UnknownHandle(handle))
         } else if s.generation == 0 || handle.generation < s.generation {
-            // Retired slot, or a generation this slot has moved past.
+            // Exhausted slot, or a generation this slot has moved past.
             Err(Error::StaleHandle(handle))
         } else if handle.generation > s.generation {
             Err(Error::UnknownHandle(handle))
@@ -128,8 +128,8 @@ impl<T: Clone> Slots<T> {
         let s = &mut self.slots[i];
         // An empty slot at the handle's generation has not issued that generation yet.
         let value = s.value.take().ok_or(Error::UnknownHandle(handle))?;
-        // A slot whose generation would wrap is retired rather than reused, so a handle
-        // can never come back to life.
+        // A slot whose generation would wrap is exhausted (generation 0, never freed)
+        // rather than reused, so a handle can never come back to life.
         s.generation = s.generation.wrapping_add(1);
         if s.generation != 0 {
             self.free.push(handle.slot);

@@ -15,7 +15,7 @@ use usbpm::{
 const MAX_CONNECTORS: usize = 256;
 /// Handles have 16 bits of slot.
 const CLIENT_SLOTS: usize = 65_536;
-/// Registrations one slot serves before it is retired (generations 1 to 65,535).
+/// Registrations one slot serves before it is exhausted (generations 1 to 65,535).
 const GENERATIONS_PER_SLOT: usize = 65_535;
 
 fn silent() -> ClientConfig {
@@ -478,10 +478,11 @@ fn too_many_clients_is_insufficient_resources_and_changes_nothing() {
     assert_eq!(pm.client_count(), 0);
 }
 
-/// A slot that has served 65,535 registrations is retired for good, and counts towards
-/// the limit like a slot in use: the limit is registered clients plus retired slots.
+/// A slot that has served 65,535 registrations is exhausted (out of use for good), and
+/// counts towards the limit like a slot in use: the limit is registered clients plus
+/// exhausted slots.
 #[test]
-fn retired_slots_count_towards_the_client_limit() {
+fn exhausted_slots_count_towards_the_client_limit() {
     let pm = PolicyManager::new();
     let first = pm.register(silent()).unwrap();
     assert_eq!(pm.deregister(first), Ok(()));
@@ -490,7 +491,7 @@ fn retired_slots_count_towards_the_client_limit() {
         assert_eq!(h.slot(), first.slot(), "registration {i} reuses the slot");
         assert_eq!(pm.deregister(h), Ok(()));
     }
-    // That slot has served all its generations and is retired: from here on one slot
+    // That slot has served all its generations and is exhausted: from here on one slot
     // fewer is available.
     let handles: Vec<ClientHandle> = (0..CLIENT_SLOTS - 1)
         .map(|i| {
