@@ -1,7 +1,7 @@
 //! Hooks for the verification gate: seeded protocol bugs (mutants) and a step probe.
 //!
 //! With the `checking` feature, a [`PolicyManager`](crate::PolicyManager) can be built
-//! with one [`Mutant`] switched on and a [`Probe`] that hears every protocol step. The
+//! with one [`Mutant`] switched on and a `Probe` that hears every protocol step. The
 //! gate uses mutants to prove that its checks fail when the protocol is broken, and the
 //! probe to print a failing interleaving as a timeline. Without the feature (every
 //! production build) this module is a zero-sized stub: `Hooks::mutant` is a constant
@@ -150,7 +150,7 @@ mutants! {
         "an append inside a callback records no obligation: it is stranded";
 }
 
-/// One protocol step, as the [`Probe`] hears it. Field names say what they hold.
+/// One protocol step, as the `Probe` hears it. Field names say what they hold.
 #[allow(missing_docs)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -188,7 +188,7 @@ pub enum Step {
         client: ClientHandle,
         in_flight: u64,
     },
-    /// `deregister(client)` is about to sleep until the in-flight count drains.
+    /// `deregister(client)` is about to sleep until the in-flight count reaches zero.
     DeregisterSleeps(ClientHandle),
     /// The last in-flight release of `client`'s closed rundown woke the deregister
     /// sleeping on it (the only wake-up call the rundown makes).
@@ -204,7 +204,7 @@ pub enum Step {
     /// Something was submitted to `hub`'s queue under its lock: `appended` is what was
     /// queued (nothing for the kick after an arrival, or for a replay dropped because the
     /// hub's removal is queued) with `ticket` (for the kick: the arrival's ticket; for a
-    /// dropped replay 0), and `then` what the caller does next.
+    /// dropped replay 0), and `then` what the caller does next (its [`Settle`]).
     Submitted {
         hub: HubId,
         appended: Appended,
@@ -216,14 +216,15 @@ pub enum Step {
     /// `hub`'s drainer reached its target and stopped: every item up to ticket `done` is
     /// delivered; `woke`: it woke the callers sleeping until their turn.
     DrainStop { hub: HubId, done: u64, woke: bool },
-    /// A caller sleeping until its item `ticket` of `hub` is delivered woke up.
+    /// A caller sleeping until its item `ticket` of `hub` is delivered woke up; `then`:
+    /// what it does next (its [`Settle`]).
     Awake {
         hub: HubId,
         ticket: u64,
         then: Settle,
     },
     /// The outermost call settles an obligation its callbacks left: `hub`'s item
-    /// `ticket` must be delivered before it returns.
+    /// `ticket` must be delivered before it returns; `then`: how (its [`Settle`]).
     Settles {
         hub: HubId,
         ticket: u64,
@@ -243,13 +244,14 @@ pub enum Step {
     DetachReturn(ClientHandle),
 }
 
-/// What a caller does about its item after [`Step::Submitted`], [`Step::Awake`] or
-/// [`Step::Settles`].
+/// How a caller settles its item: what it does about it after [`Step::Submitted`],
+/// [`Step::Awake`] or [`Step::Settles`] (the steps' `then` field).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Settle {
     /// Nothing: the item is already delivered (or nothing was appended).
     Done,
-    /// Inside a callback: the thread's outermost call owes the item.
+    /// Inside a callback: the item becomes an obligation of the thread, which its
+    /// outermost call settles before it returns.
     Owes,
     /// Another thread drains: sleep until woken.
     Sleeps,
