@@ -13,6 +13,13 @@ type Hook = fn(&std::panic::PanicHookInfo<'_>);
 
 static CHECKER_HOOK: Mutex<Option<Hook>> = Mutex::new(None);
 
+/// Whether the default hook stays silent (its message and the checker's backtrace kept
+/// in [`QUIET_PANICS`] instead): set by [`quiet_checker_panics`].
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The panics the default hook did not print, as "message (at location)", first first.
+static QUIET_PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
 /// Installs the process's panic hook once: deliberate [`ModelPanic`]s are silent; any
 /// other panic goes to the checker hook (if one is set), then to the default hook.
 pub fn silence_model_panics() {
@@ -24,7 +31,20 @@ pub fn silence_model_panics() {
                 if let Some(hook) = CHECKER_HOOK.try_lock().ok().and_then(|h| *h) {
                     hook(info);
                 }
-                default(info);
+                if QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+                    let place = info
+                        .location()
+                        .map(|l| format!(" (at {}:{})", l.file(), l.line()))
+                        .unwrap_or_default();
+                    let text = panic_text(info.payload());
+                    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+                    QUIET_PANICS
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(format!("{first}{place}"));
+                } else {
+                    default(info);
+                }
             }
         }));
     });
@@ -35,6 +55,25 @@ pub fn silence_model_panics() {
 pub fn set_checker_hook(hook: Hook) {
     *CHECKER_HOOK.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
     silence_model_panics();
+}
+
+/// Keeps the checker's panics (a violation, a data race, a deadlock) out of the output:
+/// no message and no backtrace from the default hook while the run goes on. A tool that
+/// prints the failure itself (the replay: timeline first) shows [`quiet_panics`] after it.
+/// `USBPM_BACKTRACE=1` keeps the default hook's output, backtraces included.
+pub fn quiet_checker_panics() {
+    if std::env::var_os("USBPM_BACKTRACE").is_none() {
+        QUIET.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    silence_model_panics();
+}
+
+/// The panics [`quiet_checker_panics`] kept from the output, first first.
+pub fn quiet_panics() -> Vec<String> {
+    QUIET_PANICS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
 }
 
 /// A panic's message.

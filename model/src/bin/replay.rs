@@ -41,8 +41,26 @@ struct Args {
     runs: u64,
 }
 
+/// What the checker itself said when it stopped the run, after the timeline (its
+/// backtrace with `USBPM_BACKTRACE=1`).
+fn checker_detail() -> String {
+    let panics = usbpm_model::base::panics::quiet_panics();
+    if panics.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\nThe checker's own words (USBPM_BACKTRACE=1 prints its backtrace):\n{}\n",
+        panics
+            .iter()
+            .map(|p| format!("  {p}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    )
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    usbpm_model::base::panics::quiet_checker_panics();
     if let Some(file) = &args.program {
         return replay_program(file, &args);
     }
@@ -74,9 +92,10 @@ fn main() -> ExitCode {
             let text = usbpm_model::checkers::check::panic_text(&*payload);
             let report = usbpm_model::checkers::check::failure(text, "this command".into()).report;
             eprintln!(
-                "\n{report}\nreplay reproduced the failure of {} ({} executions)",
+                "\n{report}\nreplay reproduced the failure of {} ({} executions)\n{}",
                 scenario.name,
-                progress.executions()
+                progress.executions(),
+                checker_detail()
             );
             ExitCode::from(1)
         }
@@ -193,8 +212,9 @@ fn replay_program(file: &std::path::Path, args: &Args) -> ExitCode {
         }
         Err(report) => {
             eprintln!(
-                "\n{report}\nreplay reproduced the failure of {}",
-                file.display()
+                "\n{report}\nreplay reproduced the failure of {}\n{}",
+                file.display(),
+                checker_detail()
             );
             ExitCode::from(1)
         }
