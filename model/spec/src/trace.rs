@@ -499,6 +499,53 @@ pub fn validate(trace: &[TraceEvent]) -> Result<(), Divergence> {
     validate_with(trace, None)
 }
 
+/// The specification's `always` properties that judge a validated state: every one but
+/// P3 (no deadlock), which asks what the closed world could do next and so has no
+/// meaning in the open world a trace is replayed in.
+fn always_properties() -> Vec<stateright::Property<Spec>> {
+    crate::properties::all()
+        .into_iter()
+        .filter(|p| {
+            matches!(p.expectation, stateright::Expectation::Always) && !p.name.starts_with("P3 ")
+        })
+        .collect()
+}
+
+/// `next`, if every property of `always` holds in it; else which one fails.
+fn holds(spec: &Spec, always: &[stateright::Property<Spec>], next: State) -> Result<State, String> {
+    match always.iter().find(|p| !(p.condition)(spec, &next)) {
+        None => Ok(next),
+        Some(p) => Err(format!(
+            "the specification's property \"{}\" fails after this step",
+            p.name
+        )),
+    }
+}
+
+/// Whether `s` is a state an execution can end in: every thread back from its calls,
+/// every obligation settled, every hub's queue empty (nothing stranded).
+fn ended(s: &State) -> Result<(), String> {
+    if let Some(t) = s.threads.iter().position(|t| !t.is_empty()) {
+        return Err(format!(
+            "the trace ends with thread {t} still inside a call ({:?})",
+            s.threads[t]
+        ));
+    }
+    if let Some(t) = s.owed.iter().position(|o| !o.is_empty()) {
+        return Err(format!(
+            "the trace ends with thread {t}'s obligations unsettled: {:?}",
+            s.owed[t]
+        ));
+    }
+    if let Some(h) = s.hubs.iter().position(|h| !h.queue.is_empty()) {
+        return Err(format!(
+            "the trace ends with hub {h}'s queue holding {} item(s): stranded",
+            s.hubs[h].queue.len()
+        ));
+    }
+    Ok(())
+}
+
 /// The search's hash of a node (step, steps taken early, state): a word-at-a-time
 /// multiply-rotate mix with a splitmix64 finish. The nodes of one search are few (at most
 /// [`SEARCH_LIMIT`]) and come from no adversary, so a 64-bit hash of this quality is as
@@ -610,6 +657,7 @@ pub fn validate_with(
             state: State,
         },
     }
+    let always = always_properties();
     let mut stack = vec![Node::Visit {
         k: 0,
         early: Vec::new(),
@@ -637,7 +685,9 @@ pub fn validate_with(
                     if pred[j].is_some_and(|p| p >= k) {
                         continue;
                     }
-                    if let Ok(next) = take(&spec, &names, &state, t, &trace[j].obs) {
+                    if let Ok(next) = take(&spec, &names, &state, t, &trace[j].obs)
+                        .and_then(|next| holds(&spec, &always, next))
+                    {
                         let mut e = early.clone();
                         e.push(j);
                         e.sort_unstable();
@@ -656,7 +706,18 @@ pub fn validate_with(
             k += 1;
         }
         if k == trace.len() {
-            return Ok(());
+            // Every step taken: the execution has ended, so its state must be the end of
+            // a whole run (another order of the same steps may still end in one).
+            match ended(&state) {
+                Ok(()) => return Ok(()),
+                Err(reason) => {
+                    let progress = k + early.len();
+                    if best.as_ref().is_none_or(|(p, _, _)| progress >= *p) {
+                        best = Some((progress, k.saturating_sub(1), reason));
+                    }
+                    continue;
+                }
+            }
         }
         let mut h = NodeHasher::default();
         (k, &early, &state).hash(&mut h);
@@ -668,7 +729,8 @@ pub fn validate_with(
             break;
         }
         // The in-order step first; the other orders wait below it on the stack.
-        let in_order = take(&spec, &names, &state, thread_of[k], &trace[k].obs);
+        let in_order = take(&spec, &names, &state, thread_of[k], &trace[k].obs)
+            .and_then(|next| holds(&spec, &always, next));
         stack.push(Node::Reorder {
             k,
             early: early.clone(),

@@ -9,7 +9,8 @@ use crate::base::checker::Checker;
 use crate::reports::docs::{fingerprint, recorded};
 
 /// The cargo commands of `gate test`, in order: the workspace's tests, then the loom
-/// and shuttle test binaries the gate's checkers run, scenarios and generated programs (see [`Checker::cargo_args`]).
+/// and shuttle test binaries the gate's checkers run, scenarios and generated programs,
+/// and trace validation's own tests (see [`Checker::cargo_args`]).
 pub fn suites() -> Vec<Vec<&'static str>> {
     let mut suites = vec![vec!["test", "--workspace"]];
     for checker in [
@@ -17,6 +18,7 @@ pub fn suites() -> Vec<Vec<&'static str>> {
         Checker::Shuttle,
         Checker::GenLoom,
         Checker::GenShuttle,
+        Checker::Trace,
     ] {
         suites.push([&["test"][..], checker.cargo_args()].concat());
     }
