@@ -204,31 +204,31 @@ pub enum Step {
     /// Something was submitted to `hub`'s queue under its lock: `appended` is what was
     /// queued (nothing for the kick after an arrival, or for a replay dropped because the
     /// hub's removal is queued) with `ticket` (for the kick: the arrival's ticket; for a
-    /// dropped replay 0), and `then` what the caller does next (its [`Settle`]).
+    /// dropped replay 0), and `settle` what the caller does next.
     Submitted {
         hub: HubId,
         appended: Appended,
         ticket: u64,
-        then: Settle,
+        settle: Settle,
     },
     /// `hub`'s drainer took the item `seq` (ticket `ticket`) from the front of the queue.
     Took { hub: HubId, seq: u64, ticket: u64 },
     /// `hub`'s drainer reached its target and stopped: every item up to ticket `done` is
     /// delivered; `woke`: it woke the callers sleeping until their turn.
     DrainStop { hub: HubId, done: u64, woke: bool },
-    /// A caller sleeping until its item `ticket` of `hub` is delivered woke up; `then`:
-    /// what it does next (its [`Settle`]).
+    /// A caller sleeping until its item `ticket` of `hub` is delivered woke up; `settle`:
+    /// what it does next.
     Awake {
         hub: HubId,
         ticket: u64,
-        then: Settle,
+        settle: Settle,
     },
     /// The outermost call settles an obligation its callbacks left: `hub`'s item
-    /// `ticket` must be delivered before it returns; `then`: how (its [`Settle`]).
+    /// `ticket` must be delivered before it returns; `settle`: how.
     Settles {
         hub: HubId,
         ticket: u64,
-        then: Settle,
+        settle: Settle,
     },
     /// A deregister made from inside the callbacks of `holding` recorded that they wait
     /// for `client` (the wait-for graph's edge; the cycle check passed).
@@ -245,7 +245,7 @@ pub enum Step {
 }
 
 /// How a caller settles its item: what it does about it after [`Step::Submitted`],
-/// [`Step::Awake`] or [`Step::Settles`] (the steps' `then` field).
+/// [`Step::Awake`] or [`Step::Settles`] (the steps' `settle` field).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Settle {
     /// Nothing: the item is already delivered (or nothing was appended).

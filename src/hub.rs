@@ -389,7 +389,7 @@ impl Hub {
             hub: hub.id,
             appended: appended(item.as_ref()),
             ticket,
-            then: settle,
+            settle,
         });
         if let Some(item) = item {
             let seq = q.seq;
@@ -450,7 +450,7 @@ impl Hub {
             hooks.step(|| Step::Awake {
                 hub: self.id,
                 ticket,
-                then: settle,
+                settle,
             });
         }
     }
@@ -575,7 +575,7 @@ fn settle_obligations() {
         pm.hooks().step(|| Step::Settles {
             hub: hub.id,
             ticket,
-            then: settle,
+            settle,
         });
         hub.settle(&pm, q, ticket);
     }

@@ -52,10 +52,10 @@ pub fn unwoken(steps: &[(String, Step)]) -> Vec<Sleeper> {
     for (i, (thread, step)) in steps.iter().enumerate() {
         let falls_asleep = match step {
             Step::DeregisterSleeps(c) => Some(Wait::Rundown(*c)),
-            Step::Submitted { hub, then, .. }
-            | Step::Awake { hub, then, .. }
-            | Step::Settles { hub, then, .. } => {
-                (*then == Settle::Sleeps).then_some(Wait::Hub(*hub))
+            Step::Submitted { hub, settle, .. }
+            | Step::Awake { hub, settle, .. }
+            | Step::Settles { hub, settle, .. } => {
+                (*settle == Settle::Sleeps).then_some(Wait::Hub(*hub))
             }
             Step::Registered(_)
             | Step::Queued { .. }
@@ -299,7 +299,7 @@ mod tests {
                 hub: h0,
                 appended: usbpm::checking::Appended::Nothing,
                 ticket: 2,
-                then: Settle::Sleeps,
+                settle: Settle::Sleeps,
             },
         );
         let other_hub = at(

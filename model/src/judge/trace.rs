@@ -36,7 +36,7 @@ pub fn observe(step: &Step) -> Obs {
             hub,
             appended,
             ticket,
-            then: t,
+            settle: t,
         } => Obs::Submitted {
             hub: hub.0,
             appended: match appended {
@@ -64,7 +64,7 @@ pub fn observe(step: &Step) -> Obs {
         Step::Awake {
             hub,
             ticket,
-            then: t,
+            settle: t,
         } => Obs::Awake {
             hub: hub.0,
             ticket: *ticket,
@@ -73,7 +73,7 @@ pub fn observe(step: &Step) -> Obs {
         Step::Settles {
             hub,
             ticket,
-            then: t,
+            settle: t,
         } => Obs::Settles {
             hub: hub.0,
             ticket: *ticket,
