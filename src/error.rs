@@ -106,10 +106,9 @@ pub enum Error {
     },
     /// `connector_changed` was called from inside a callback while the hub's queue held
     /// `capacity` items. The change was not reported (not queued, not folded into the
-    /// hub's state). Appends made inside callbacks are delivered only after the callback
-    /// returns, so a callback that reports without bound would grow the queue without
-    /// bound; a caller outside callbacks waits for its own change instead and is never
-    /// refused.
+    /// hub's state). A callback's thread delivers nothing until the callback returns, so
+    /// a callback that reports without bound would grow the queue without bound; a caller
+    /// outside callbacks waits for its own change instead and is never refused.
     HubQueueFull {
         /// The hub whose queue is full.
         hub: HubId,

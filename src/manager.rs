@@ -517,8 +517,11 @@ impl HubPort {
     }
 
     /// A connector's state changed. Delivered to every client that has seen the hub's
-    /// arrival, after all earlier changes of this hub; possibly by another thread that is
-    /// already delivering this hub's events, in which case this returns at once.
+    /// arrival, after all earlier changes of this hub. Called outside callbacks, this
+    /// returns once the change is delivered: by this thread, or by another thread that is
+    /// already delivering this hub's events while this one sleeps. Called from inside a
+    /// callback, it only queues the change, which is delivered before the thread's
+    /// outermost call returns.
     pub fn connector_changed(
         &self,
         connector: ConnectorId,

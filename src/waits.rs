@@ -8,11 +8,12 @@
 //! - a thread inside A's callback deregistering B, while a thread inside B's callback
 //!   deregisters A, would wait for each other.
 //!
-//! Every thread keeps a stack of the clients whose callbacks it is running (a callback
-//! may be nested in another, through arrival replay). A deregister made from inside a
-//! callback records an edge "each client I hold waits for the target" in a wait-for graph
-//! before it sleeps, and first refuses if the target already reaches one of the clients
-//! it holds: that edge would close a cycle, and a cycle of these waits never ends.
+//! Every thread keeps a stack of the clients whose callbacks it is running. It holds at
+//! most one: callbacks never nest on one thread, since a call made from a callback only
+//! queues its item (see `hub`). A deregister made from inside a callback records an edge
+//! "each client I hold waits for the target" in a wait-for graph before it sleeps, and
+//! first refuses if the target already reaches one of the clients it holds: that edge
+//! would close a cycle, and a cycle of these waits never ends.
 //! Deregister from outside any callback holds nothing, can close no cycle, and never
 //! touches the graph.
 
@@ -50,7 +51,7 @@ pub(crate) fn inside_callback() -> bool {
     INSIDE.with(|s| !s.borrow().is_empty())
 }
 
-/// The clients whose callbacks the current thread is inside of, outermost first.
+/// The clients whose callbacks the current thread is inside of (at most one).
 pub(crate) fn held() -> Vec<ClientHandle> {
     INSIDE.with(|s| s.borrow().clone())
 }

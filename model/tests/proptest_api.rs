@@ -23,19 +23,18 @@
 //!   of the event being delivered;
 //! - `RegisterNew` registers a plain client from inside the callback.
 //!
-//! Those make the delivery *order across clients* and the nesting of deliveries
-//! observable, which the contract does not pin down, so for them the reference models
-//! the implementation's documented queueing (src/hub.rs module docs): each hub has a
-//! mailbox whose items carry tickets; a call made outside callbacks adds its item and
-//! delivers the mailbox up to it, then settles its thread's obligations oldest first; an
-//! addition made inside a callback only records an obligation (hub, highest ticket), so
-//! callbacks never nest; a hub's
-//! arrival goes to the clients registered when it arrived in slot order, and arrival
-//! replays for late registrants are appended in registration order. Restrictions that keep the
-//! model exact: a client registered from inside a callback is plain (no action), so
-//! callbacks nest at most one level deep and an action callback is never itself nested;
-//! actions never touch hub ports (a callback has none), so a hub's state does not change
-//! while one of its items is queued.
+//! Those make observable the delivery *order across clients* and when the deliveries a
+//! callback causes happen, which the contract does not pin down, so for them the
+//! reference models the implementation's documented queueing (src/hub.rs module docs):
+//! each hub has a mailbox whose items carry tickets; a call made outside callbacks adds
+//! its item and delivers the mailbox up to it, then settles its thread's obligations
+//! oldest first; an addition made inside a callback only records an obligation (hub,
+//! highest ticket), so callbacks never nest; a hub's arrival goes to the clients
+//! registered when it arrived in slot order, and arrival replays for late registrants are
+//! appended in registration order. A client registered from inside a callback is plain
+//! (no action), so every action belongs to a client registered outside callbacks; actions
+//! never touch hub ports (a callback has none), so a hub's state does not change while
+//! one of its items is queued.
 //!
 //! Each case ends by removing the remaining hubs and dropping live `Registration`
 //! guards, checked like the steps.

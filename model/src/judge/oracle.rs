@@ -534,9 +534,9 @@ pub fn windows(log: &Log) -> Vec<Unexplained> {
             }
             // Completeness: a registration that outlived the presence saw all of it after
             // its start; one that began before the presence saw it from its arrival.
-            // Delivery is asynchronous (a change may be delivered by another thread after
-            // its call returned), so only a registration that lasted into the post part,
-            // when every queue had drained, must have seen everything.
+            // Delivery is asynchronous (a change reported from inside a callback may be
+            // delivered after its call returned), so only a registration that lasted into
+            // the post part, when every queue had drained, must have seen everything.
             let Some(rm) = p.removal else { continue };
             if end_of_reg <= log.post_start {
                 continue;
