@@ -46,12 +46,21 @@ pub fn run(kind: RunKind, opts: &Options, root: &Path, update_docs: bool) -> Exi
         eprintln!("gate: {msg}");
         return ExitCode::from(2);
     }
+    // The sources the checks run on: a report embedded in the docs is stamped with these,
+    // not with whatever the sources are when the run ends.
+    let sources = crate::reports::docs::stamp(root);
     let report = match kind {
         RunKind::Mutants => run_mutants(opts, root),
         RunKind::Quick => run_gate(opts, root, Profile::Quick),
         RunKind::Full => run_gate(opts, root, Profile::Full),
     };
-    finish(kind, opts, root, &report, update_docs)
+    finish(
+        kind,
+        opts,
+        root,
+        &report,
+        update_docs.then_some(sources.as_str()),
+    )
 }
 
 fn this_command() -> String {
@@ -256,14 +265,14 @@ pub fn verdict(report: &Report) -> ExitCode {
     }
 }
 
-/// Writes the reports (and, with `update_docs`, embeds this one in the docs) and exits
-/// with the run's verdict.
+/// Writes the reports (and, with `update_docs`, the stamp of the sources the run
+/// checked, embeds this one in the docs) and exits with the run's verdict.
 pub fn finish(
     kind: RunKind,
     opts: &Options,
     root: &Path,
     report: &Report,
-    update_docs: bool,
+    update_docs: Option<&str>,
 ) -> ExitCode {
     let dir = root.join(&opts.report_dir);
     let report = &report.relative_to(root);
@@ -273,7 +282,12 @@ pub fn finish(
         "Reports: {}/report.md, report.json, junit.xml",
         dir.display()
     );
-    if update_docs {
+    if let Some(sources) = update_docs {
+        let now = crate::reports::docs::stamp(root);
+        if now != sources {
+            eprintln!("gate: --update-docs: the checked sources changed while the checks ran (now {now}, at the start {sources}); the report describes neither: rerun it");
+            return ExitCode::from(1);
+        }
         if kind != RunKind::Mutants && opts.applied_mutant().is_some() {
             eprintln!("gate: --update-docs embeds the report of the shipped code; this run had a mutant switched on");
             return ExitCode::from(2);
@@ -284,12 +298,7 @@ pub fn finish(
         }
         let path = root.join(VERIFICATION_MD);
         let doc = std::fs::read_to_string(&path).unwrap_or_default();
-        match crate::reports::docs::embed(
-            &doc,
-            kind.doc_section(),
-            &crate::reports::docs::stamp(root),
-            &md,
-        ) {
+        match crate::reports::docs::embed(&doc, kind.doc_section(), sources, &md) {
             Ok(new) => {
                 std::fs::write(&path, new).expect("write docs/VERIFICATION.md");
                 println!("gate: wrote this report into {VERIFICATION_MD}");
