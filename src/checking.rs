@@ -148,6 +148,27 @@ mutants! {
     /// already passed its own target, the item stays queued with nobody to deliver it.
     ObligationForgotten = "obligation-forgotten",
         "an append inside a callback records no obligation: it is stranded";
+    /// A delivery admitted while a call of the client is active calls at once instead of
+    /// waiting for its turn: two hubs' deliveries run the client's callback at once.
+    CallsOverlap = "calls-overlap",
+        "a delivery skips the client's turn: two calls of one client at once";
+    /// A delivery that waits for its turn gives its in-flight count back while it sleeps
+    /// and calls uncounted once it has the turn: a deregister made meanwhile neither
+    /// waits for the call nor stops it.
+    TurnMissesDeregister = "turn-misses-deregister",
+        "a delivery waiting for its turn gives its count back, then calls uncounted";
+    /// A hub's drainer drops the clients it prunes at once, while it still holds the
+    /// hub's drain: a context whose `Drop` reports on that hub waits for its own drain.
+    ContextDropUnderDrain = "context-drop-under-drain",
+        "a pruned client's context is dropped while its hub's drain is held";
+    /// A detached client's completion returns without waiting for the calls admitted
+    /// before the detach: the driver frees what a running call still uses.
+    DetachDoneEarly = "detach-done-early",
+        "a detach completion returns while an admitted call still runs";
+    /// A detached client's completion sleeps without setting the rundown's waiter flag:
+    /// the last release wakes nobody and the completion never fires.
+    DetachNeverDone = "detach-never-done",
+        "a detach completion sleeps unseen by the last release: it never fires";
 }
 
 /// One protocol step, as the `Probe` hears it. Field names say what they hold.
@@ -181,6 +202,21 @@ pub enum Step {
     },
     /// Delivery released its in-flight count on `client`: `from` -> `from - 1`.
     InFlightRelease { client: ClientHandle, from: u64 },
+    /// A delivery of `hub`'s event `seq` was admitted (`InFlightAcquire` from above 0)
+    /// while a call of `client` is active on another thread, and sleeps until a release
+    /// hands it the turn (see `rundown`).
+    TurnWaits {
+        client: ClientHandle,
+        hub: HubId,
+        seq: u64,
+    },
+    /// The last reference to `client` goes: its context is dropped (after its last call
+    /// returned).
+    ContextDrop(ClientHandle),
+    /// A detached client's completion starts waiting for its admitted calls.
+    DetachWaits(ClientHandle),
+    /// That completion fired: the last admitted call has returned.
+    DetachDone(ClientHandle),
     /// `deregister(client)` was entered.
     DeregisterEnter(ClientHandle),
     /// `deregister(client)` closed the registration with `in_flight` callbacks running.

@@ -426,7 +426,8 @@ impl Hub {
             }
             if !q.draining {
                 q.draining = true;
-                q = self.drain(pm, q, ticket);
+                let mut pruned = Vec::new();
+                q = self.drain(pm, q, ticket, &mut pruned);
                 q.draining = false;
                 let woke = q.sleepers > 0 && !hooks.mutant(Mutant::HandoffWakesNobody);
                 let done = q.done;
@@ -438,6 +439,11 @@ impl Hub {
                 if woke {
                     self.turn.notify_all();
                 }
+                // The pruned clients go (and with the last reference, their contexts) only
+                // now: outside the hub's lock and its drain, so a context's `Drop` may
+                // report on this hub like any caller.
+                drop(q);
+                drop(pruned);
                 return;
             }
             q.sleepers += 1;
@@ -456,17 +462,21 @@ impl Hub {
     }
 
     /// Delivers queued items in order until every item up to `target` is delivered, and
-    /// hands the lock back. The caller has set `draining` and passes the lock in.
+    /// hands the lock back. The caller has set `draining` and passes the lock in. Clients
+    /// no longer subscribed (closed, or the hub removed) are moved to `pruned`, for the
+    /// caller to drop once it has stopped draining.
     fn drain<'a>(
         &'a self,
         pm: &PolicyManager,
         mut q: MutexGuard<'a, Queue>,
         target: u64,
+        pruned: &mut Vec<Arc<Client>>,
     ) -> MutexGuard<'a, Queue> {
         let hooks = pm.hooks();
         let under_lock = hooks.mutant(Mutant::CallbackUnderHubLock);
         let one_per_pass = hooks.mutant(Mutant::DrainOnePerPass);
         let to_empty = hooks.mutant(Mutant::UnboundedDrain);
+        let drop_now = hooks.mutant(Mutant::ContextDropUnderDrain);
         let mut subscribers = mem::take(&mut q.subscribers);
         loop {
             let more = q.done < target || to_empty;
@@ -492,15 +502,17 @@ impl Hub {
                     clients,
                     notification,
                 } => {
+                    pruned.append(&mut subscribers);
                     subscribers = clients;
-                    subscribers.retain(|c| pm.invoke(c, &notification));
+                    deliver(pm, &mut subscribers, &notification, pruned);
                 }
                 Pending::Change(notification) => {
-                    subscribers.retain(|c| pm.invoke(c, &notification));
+                    deliver(pm, &mut subscribers, &notification, pruned);
                 }
                 Pending::Removal(notification) => {
                     for c in mem::take(&mut subscribers) {
                         pm.invoke(&c, &notification);
+                        pruned.push(c);
                     }
                 }
                 Pending::Replay {
@@ -512,8 +524,15 @@ impl Hub {
                     let subscribed = subscribers.iter().any(|c| Arc::ptr_eq(c, &client));
                     if !subscribed && pm.invoke(&client, &notification) {
                         subscribers.push(client);
+                    } else {
+                        pruned.push(client);
                     }
                 }
+            }
+            if drop_now {
+                // The bug: the pruned clients (and maybe their contexts) go here, while
+                // this thread still holds the hub's drain.
+                pruned.clear();
             }
             q = match held {
                 Some(q) => q,
@@ -524,6 +543,24 @@ impl Hub {
                 q.subscribers = subscribers;
                 return q;
             }
+        }
+    }
+}
+
+/// Delivers `notification` to each of `subscribers` in order, and moves the closed ones
+/// out of the list to `pruned`.
+fn deliver(
+    pm: &PolicyManager,
+    subscribers: &mut Vec<Arc<Client>>,
+    notification: &Notification,
+    pruned: &mut Vec<Arc<Client>>,
+) {
+    let mut i = 0;
+    while i < subscribers.len() {
+        if pm.invoke(&subscribers[i], notification) {
+            i += 1;
+        } else {
+            pruned.push(subscribers.remove(i));
         }
     }
 }

@@ -5,6 +5,8 @@
 //! [`PolicyManager::deregister`] does not return until every outstanding call of the
 //! client's callback has returned, and after it returns the Policy Manager never again
 //! calls that callback. A driver may free its context as soon as deregister returns.
+//! As on Windows, a client's callback calls are serialized: one call at a time, across
+//! every hub and thread.
 //! This crate's `model/` proves that promise on this very source, with loom, shuttle and
 //! proptest (see `docs/VERIFICATION.md`).
 //!
@@ -70,4 +72,4 @@ pub use event::{
     PowerRole,
 };
 pub use handle::ClientHandle;
-pub use manager::{ClientConfig, HubPort, PolicyManager, Registration};
+pub use manager::{ClientConfig, Detached, HubPort, PolicyManager, Registration};

@@ -20,9 +20,17 @@ type Callback = Box<dyn Fn(&PolicyManager, &Notification) + Send + Sync>;
 
 /// What a client registers: its event callback and the context the callback receives.
 ///
-/// The callback may be called from several threads at once (one per hub with events in
-/// flight), and may call back into the Policy Manager it is given: query hubs and
-/// connectors, assign power levels, register clients, and deregister *other* clients.
+/// **One call at a time.** Calls of a client's callback are serialized, as Windows
+/// promises its Policy Manager clients: across every hub and thread, at most one call is
+/// active, and each call begins after the previous one returned (everything the previous
+/// call wrote happens-before the next call begins). Events of different hubs may come on
+/// different threads, one after another. A callback therefore needs no lock to guard its
+/// context against itself: Rust still asks the context to be `Sync`, and relaxed atomics
+/// (or a lock that is never contended) satisfy it.
+///
+/// The callback may call back into the Policy Manager it is given: query hubs and
+/// connectors, assign power levels, report connector changes, register clients, and
+/// deregister *other* clients.
 pub struct ClientConfig {
     callback: Callback,
 }
@@ -31,10 +39,13 @@ impl ClientConfig {
     /// A client whose `callback(context, pm, notification)` hears every event.
     ///
     /// The Policy Manager owns `context` from here on. It is dropped when the last
-    /// internal reference to the registration goes, which may be after `deregister`
-    /// returns and on a delivery thread; what `deregister` guarantees is that the callback
-    /// is never *called* again. A driver that frees memory the context points to may do so
-    /// as soon as `deregister` returns `Ok`.
+    /// internal reference to the registration goes: after the last call of the callback
+    /// returned, outside the Policy Manager's locks and outside any hub's delivery, which
+    /// may be after `deregister` returns and on another thread. Its `Drop` may call back
+    /// into the Policy Manager like any caller; a panic out of it is contained and counted
+    /// in [`PolicyManager::panicked_callbacks`]. What `deregister` guarantees is that the
+    /// callback is never *called* again: a driver that frees memory the context points to
+    /// may do so as soon as `deregister` returns `Ok`.
     pub fn new<C, F>(context: C, callback: F) -> Self
     where
         C: Send + Sync + 'static,
@@ -57,6 +68,9 @@ pub(crate) struct Client {
     handle: ClientHandle,
     rundown: Rundown,
     callback: Callback,
+    /// For the context's drop: its step, and its panic counted like a callback's.
+    hooks: Hooks,
+    panicked: Arc<AtomicU64>,
 }
 
 impl Client {
@@ -65,11 +79,31 @@ impl Client {
     }
 }
 
+/// The context goes with the last reference to the client, after its last call returned.
+/// The library lets that happen only outside its locks and outside a hub's drain (a hub's
+/// drainer keeps the clients it pruned until it has stopped draining), so a `Drop` that
+/// calls back into the Policy Manager is an ordinary call. A panic out of the `Drop` is
+/// contained and counted with the callbacks' panics.
+impl Drop for Client {
+    fn drop(&mut self) {
+        let handle = self.handle;
+        self.hooks.step(|| Step::ContextDrop(handle));
+        let callback: Callback = std::mem::replace(&mut self.callback, Box::new(|_, _| {}));
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| drop(callback))) {
+            if !self.hooks.contain(&*payload) {
+                std::panic::resume_unwind(payload);
+            }
+            self.panicked.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 struct Shared {
     /// Clients and hubs: the registry lock (see [`Registry`]).
     registry: Mutex<Registry<Arc<Client>, Arc<Hub>>>,
     waits: WaitGraph,
-    panicked: AtomicU64,
+    /// Panics contained: out of callbacks and out of contexts' drops.
+    panicked: Arc<AtomicU64>,
     hooks: Hooks,
 }
 
@@ -125,7 +159,7 @@ impl PolicyManager {
             shared: Arc::new(Shared {
                 registry: Mutex::new(Registry::new(next_instance())),
                 waits: WaitGraph::new(),
-                panicked: AtomicU64::new(0),
+                panicked: Arc::new(AtomicU64::new(0)),
                 hooks,
             }),
         }
@@ -163,6 +197,8 @@ impl PolicyManager {
                     handle,
                     rundown: Rundown::new(),
                     callback: callback.take().expect("insert_with calls its closure once"),
+                    hooks: self.shared.hooks.clone(),
+                    panicked: self.shared.panicked.clone(),
                 });
                 client = Some(c.clone());
                 c
@@ -238,7 +274,7 @@ impl PolicyManager {
     /// ```
     pub fn deregister(&self, handle: ClientHandle) -> Result<(), Error> {
         self.hooks().step(|| Step::DeregisterEnter(handle));
-        let result = self.deregister_inner(handle, true);
+        let result = self.deregister_inner(handle, true).map(drop);
         self.hooks().step(|| Step::DeregisterReturn {
             client: handle,
             ok: result.is_ok(),
@@ -246,14 +282,19 @@ impl PolicyManager {
         result
     }
 
-    /// Deregisters without waiting (after `Registration` found waiting impossible).
-    fn detach(&self, handle: ClientHandle) {
+    /// Deregisters without waiting (a `Registration` dropped or detached): the client's
+    /// completion, if it was deregistered here.
+    fn detach(&self, handle: ClientHandle) -> Option<Detached> {
         self.hooks().step(|| Step::DetachEnter(handle));
-        let _ = self.deregister_inner(handle, false);
+        let client = self.deregister_inner(handle, false).ok();
         self.hooks().step(|| Step::DetachReturn(handle));
+        client.map(|client| Detached {
+            pm: self.clone(),
+            client,
+        })
     }
 
-    fn deregister_inner(&self, handle: ClientHandle, wait: bool) -> Result<(), Error> {
+    fn deregister_inner(&self, handle: ClientHandle, wait: bool) -> Result<Arc<Client>, Error> {
         let hooks = self.hooks();
         let holding = waits::held();
         let _edge = if !wait || holding.is_empty() {
@@ -276,7 +317,7 @@ impl PolicyManager {
             drop(registry);
         }
         self.close_and_wait(&client, wait);
-        Ok(())
+        Ok(client)
     }
 
     fn close_and_wait(&self, client: &Client, wait: bool) {
@@ -296,6 +337,11 @@ impl PolicyManager {
 
     /// Calls `client`'s callback unless it is closed. Returns false if it is closed (the
     /// caller drops it from its subscriber list).
+    ///
+    /// The delivery first takes the client's turn (sleeping while a call of the client is
+    /// active on another thread), then its in-flight count: a delivery sleeping for its
+    /// turn holds no count, so no deregister waits for it, and it skips the client if a
+    /// deregister closed it meanwhile.
     pub(crate) fn invoke(&self, client: &Client, n: &Notification) -> bool {
         let hooks = self.hooks();
         let handle = client.handle;
@@ -324,6 +370,26 @@ impl PolicyManager {
             client: handle,
             from,
         });
+        if from > 0 && !hooks.mutant(Mutant::CallsOverlap) {
+            // Another call of the client is active (or admitted before this one): wait
+            // until a release hands over the turn.
+            hooks.step(|| Step::TurnWaits {
+                client: handle,
+                hub: n.hub,
+                seq: n.seq,
+            });
+            if hooks.mutant(Mutant::TurnMissesDeregister) {
+                // The bug: the delivery gives its count back while it sleeps for the
+                // turn, and calls uncounted once it has it; a deregister made meanwhile
+                // neither waits for the call nor stops it.
+                let released = client.rundown.wait_turn_uncounted(hooks);
+                self.released(handle, released);
+                self.call(client, n);
+                client.rundown.pass_turn();
+                return true;
+            }
+            client.rundown.wait_turn();
+        }
         if hooks.mutant(Mutant::ReleaseBeforeCallback) {
             self.release(client);
             self.call(client, n);
@@ -338,9 +404,13 @@ impl PolicyManager {
     }
 
     fn release(&self, client: &Client) {
+        let released = client.rundown.release(self.hooks());
+        self.released(client.handle, released);
+    }
+
+    /// The steps of a count given back.
+    fn released(&self, handle: ClientHandle, released: crate::rundown::Released) {
         let hooks = self.hooks();
-        let released = client.rundown.release(hooks);
-        let handle = client.handle;
         hooks.step(|| Step::InFlightRelease {
             client: handle,
             from: released.from,
@@ -385,7 +455,8 @@ impl PolicyManager {
         panicked
     }
 
-    /// How many callback calls have panicked (each was contained; see the crate docs).
+    /// How many callback calls, and contexts' drops, have panicked (each was contained;
+    /// see the crate docs).
     pub fn panicked_callbacks(&self) -> u64 {
         self.shared.panicked.load(Ordering::Relaxed)
     }
@@ -622,5 +693,108 @@ impl Drop for Registration {
         if let Err(Error::DeregisterFromOwnCallback(_) | Error::WouldDeadlock { .. }) = refused {
             self.pm.detach(handle);
         }
+    }
+}
+
+impl Registration {
+    /// Deregisters now without waiting, from anywhere (inside the client's own callback
+    /// too), and returns the client's [`Detached`] completion: no event reported after
+    /// this returns reaches the client, and [`Detached::wait`] returns once the last call
+    /// of the callback admitted before it has returned. Use it where `deregister` is
+    /// refused because waiting could never end, and free what the callback uses only
+    /// after the completion.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use usbpm::{ClientConfig, Detached, HubId, PolicyManager, Registration};
+    ///
+    /// let pm = PolicyManager::new();
+    /// // The callback detaches its own client and leaves the completion to the driver.
+    /// let guard: Arc<Mutex<Option<Registration>>> = Arc::default();
+    /// let done: Arc<Mutex<Option<Detached>>> = Arc::default();
+    /// let ctx = (guard.clone(), done.clone());
+    /// let reg = pm.register_owned(ClientConfig::new(ctx, |(guard, done), _pm, _n| {
+    ///     if let Some(reg) = guard.lock().unwrap().take() {
+    ///         *done.lock().unwrap() = Some(reg.detach());
+    ///     }
+    /// })).unwrap();
+    /// *guard.lock().unwrap() = Some(reg);
+    /// let port = pm.hub_arrival(HubId(1), vec![Default::default()]).unwrap();
+    /// // The arrival's call detached the client; its completion is waited for outside it.
+    /// let detached = done.lock().unwrap().take().unwrap();
+    /// detached.wait().unwrap();
+    /// assert_eq!(pm.client_count(), 0);
+    /// # drop(port);
+    /// ```
+    pub fn detach(mut self) -> Detached {
+        let handle = self.handle.take().expect("present until deregistered");
+        self.pm
+            .detach(handle)
+            .expect("a Registration's handle is live until it deregisters")
+    }
+}
+
+/// The completion of a client deregistered without waiting ([`Registration::detach`]):
+/// [`wait`](Self::wait) returns once every call of its callback admitted before the
+/// detach has returned, and no call begins after that. Holding it keeps the client's
+/// context alive; the context is dropped after the completion and the library's last
+/// reference go.
+pub struct Detached {
+    pm: PolicyManager,
+    client: Arc<Client>,
+}
+
+impl fmt::Debug for Detached {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Detached")
+            .field("handle", &self.client.handle)
+            .finish()
+    }
+}
+
+impl Detached {
+    /// The detached client's (now stale) handle.
+    pub fn handle(&self) -> ClientHandle {
+        self.client.handle
+    }
+
+    /// Whether the last admitted call has returned (no call of the client is active and
+    /// none can begin).
+    pub fn is_done(&self) -> bool {
+        self.client.rundown.at_zero()
+    }
+
+    /// Blocks until the last admitted call of the client's callback has returned.
+    ///
+    /// # Errors
+    /// Waiting is refused, and the completion handed back, where it could never end:
+    /// [`Error::DeregisterFromOwnCallback`] inside a callback of this client, and
+    /// [`Error::WouldDeadlock`] inside another client's callback when this client's
+    /// callbacks (transitively) wait for that one.
+    pub fn wait(self) -> Result<(), (Error, Detached)> {
+        let pm = self.pm.clone();
+        let hooks = pm.hooks();
+        let handle = self.client.handle;
+        let holding = waits::held();
+        if holding.contains(&handle) {
+            return Err((Error::DeregisterFromOwnCallback(handle), self));
+        }
+        let edge = if holding.is_empty() {
+            None
+        } else {
+            match pm.shared.waits.enter(holding, handle, hooks) {
+                Ok(edge) => Some(edge),
+                Err(e) => return Err((e, self)),
+            }
+        };
+        hooks.step(|| Step::DetachWaits(handle));
+        if hooks.mutant(Mutant::DetachNeverDone) {
+            self.client.rundown.wait_unflagged();
+        } else if !hooks.mutant(Mutant::DetachDoneEarly) {
+            self.client.rundown.wait_for_zero(hooks);
+        }
+        drop(edge);
+        hooks.step(|| Step::DetachDone(handle));
+        Ok(())
     }
 }

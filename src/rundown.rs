@@ -1,4 +1,5 @@
-//! `Rundown`: the in-flight count that makes deregister wait for running callbacks.
+//! `Rundown`: the in-flight count that makes deregister wait for running callbacks, and
+//! lets one call of a client's callback run at a time.
 //!
 //! One atomic word holds a `CLOSED` bit and the number of callback calls in flight.
 //! Delivery takes a count with one `fetch_add` and gives it back with one `fetch_sub`;
@@ -6,6 +7,24 @@
 //! of a closed rundown leaves, bringing the count to zero, *and a deregister sleeps on
 //! it* (the `WAITER` bit). Skipping a closed client (an acquire that backs out) therefore
 //! takes no lock and makes no wake-up call unless somebody waits.
+//!
+//! **One call at a time.** The count also serializes a client's calls, as Windows
+//! promises: the delivery whose acquire finds the count at 0 holds the *turn* and calls
+//! at once; one that finds it above 0 is admitted behind a call that is active (on
+//! another hub's thread) and sleeps until that call's release hands the turn over, one
+//! delivery per release. A release that finds no other count hands nothing over, so with
+//! no contention the turn costs nothing beyond the count's own two read-modify-writes.
+//! The hand-over is a token (`passes`) under its own lock, so a turn handed over before
+//! its delivery sleeps is not lost. Consecutive calls are ordered: the next call begins
+//! after the previous one's release (through the count's `Release`/`Acquire` pair, or
+//! the hand-over lock).
+//!
+//! Why a turn can never close a cycle of waits: only a delivery *outside* any callback
+//! sleeps for a turn (calls made inside callbacks only queue their items; see `hub`), so
+//! it holds no other client's count and runs no callback. It waits for the active call of
+//! one client, and what that call may wait for (a deregister of another client) is in
+//! the wait-for graph (see `waits`); a deregister of this client waits for the sleeping
+//! delivery's count, that is for the client's calls, which is what the graph records.
 //!
 //! Invariants (checked by the model, see docs/INVARIANTS.md):
 //! - Once `CLOSED` is set it is never cleared, and no `try_acquire` succeeds after it.
@@ -50,6 +69,16 @@ pub(crate) struct Released {
     /// This release was the last of a closed rundown and woke its sleeping deregister
     /// (the one case that takes the lock and makes a wake-up call).
     pub(crate) woke: bool,
+    /// This release gave the turn to a delivery admitted while the call was active.
+    pub(crate) handed: bool,
+}
+
+/// The turn's hand-over: turns given back for admitted deliveries that have not taken
+/// them yet, and the deliveries sleeping for one.
+#[derive(Default)]
+struct Turns {
+    passes: u64,
+    sleepers: u64,
 }
 
 pub(crate) struct Rundown {
@@ -60,6 +89,10 @@ pub(crate) struct Rundown {
     lock: Mutex<()>,
     /// Signalled when a closed rundown's count reaches zero and a deregister sleeps on it.
     at_zero: Condvar,
+    /// Turns given back by a releasing call for the deliveries admitted behind it.
+    turns: Mutex<Turns>,
+    /// Signalled when a turn is given back and a delivery sleeps for it.
+    passed: Condvar,
 }
 
 impl Rundown {
@@ -68,6 +101,8 @@ impl Rundown {
             state: AtomicU64::new(0),
             lock: Mutex::new(()),
             at_zero: Condvar::new(),
+            turns: Mutex::new(Turns::default()),
+            passed: Condvar::new(),
         }
     }
 
@@ -77,22 +112,75 @@ impl Rundown {
     pub(crate) fn try_acquire(&self, hooks: &Hooks) -> Result<u64, Released> {
         let prev = self.state.fetch_add(1, Ordering::Acquire);
         if prev & CLOSED != 0 {
-            return Err(self.release(hooks));
+            return Err(self.give_back(hooks, false));
         }
         Ok(prev & COUNT)
     }
 
-    /// Gives back a count taken by `try_acquire`; wakes the waiter if it was the last one
-    /// of a closed rundown that a deregister sleeps on. Returns the count before this
-    /// release.
+    /// Sleeps until a releasing call hands this admitted delivery the turn: called after
+    /// `try_acquire` returned a count above 0 (another call of the client was active or
+    /// admitted). The hand-over is a token under `turns`, so a turn given back before
+    /// this delivery sleeps is not lost.
+    pub(crate) fn wait_turn(&self) {
+        let mut turns = lock(&self.turns);
+        turns.sleepers += 1;
+        while turns.passes == 0 {
+            turns = match self.passed.wait(turns) {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+        }
+        turns.passes -= 1;
+        turns.sleepers -= 1;
+    }
+
+    /// Only for the [`Mutant::TurnMissesDeregister`] mutant: gives the count back, then
+    /// sleeps until a call hands over the turn (to any sleeper, counted or not).
+    pub(crate) fn wait_turn_uncounted(&self, hooks: &Hooks) -> Released {
+        let released = self.give_back(hooks, false);
+        self.wait_turn();
+        released
+    }
+
+    /// Only for the [`Mutant::TurnMissesDeregister`] mutant: an uncounted call hands the
+    /// turn on to a sleeper, if any.
+    pub(crate) fn pass_turn(&self) {
+        let mut turns = lock(&self.turns);
+        if turns.sleepers > turns.passes {
+            turns.passes += 1;
+            self.passed.notify_one();
+        }
+    }
+
+    /// Gives back the count of a call that held the turn: hands the turn to a delivery
+    /// admitted behind it, if any; wakes the waiter if it was the last one of a closed
+    /// rundown that a deregister sleeps on.
     #[inline]
     pub(crate) fn release(&self, hooks: &Hooks) -> Released {
+        self.give_back(hooks, true)
+    }
+
+    /// Gives back a count: a call's (`turn`: it held the turn) or an acquire's that backed
+    /// out. Returns the count before it and what it woke.
+    #[inline]
+    fn give_back(&self, hooks: &Hooks, turn: bool) -> Released {
         let order = if hooks.mutant(Mutant::RelaxedOrdering) {
             Ordering::Relaxed
         } else {
             Ordering::Release
         };
         let prev = self.state.fetch_sub(1, order);
+        // Every other count is a delivery admitted while this call was active (or, once
+        // closed, an acquire backing out: then a turn handed to nobody is never taken,
+        // since nothing is admitted after the close).
+        let handed = turn && prev & COUNT >= 2;
+        if handed {
+            let mut turns = lock(&self.turns);
+            turns.passes += 1;
+            self.passed.notify_one();
+        } else if turn && hooks.mutant(Mutant::TurnMissesDeregister) {
+            self.pass_turn();
+        }
         let last = prev & (CLOSED | COUNT) == CLOSED | 1;
         let woke = last && (prev & WAITER != 0 || hooks.mutant(Mutant::WakeWithoutWaiter));
         if woke {
@@ -102,6 +190,7 @@ impl Rundown {
         Released {
             from: prev & COUNT,
             woke,
+            handed,
         }
     }
 
@@ -119,8 +208,27 @@ impl Rundown {
         }
     }
 
+    /// Whether the rundown is closed with no call in flight (none can begin).
+    pub(crate) fn at_zero(&self) -> bool {
+        let state = self.state.load(Ordering::Acquire);
+        state & CLOSED != 0 && state & COUNT == 0
+    }
+
+    /// Only for the [`Mutant::DetachNeverDone`] mutant: sleeps until the count reaches zero
+    /// without setting `WAITER`, so the last release sees nobody to wake.
+    pub(crate) fn wait_unflagged(&self) {
+        let mut guard = lock(&self.lock);
+        while self.state.load(Ordering::Acquire) & COUNT != 0 {
+            guard = match self.at_zero.wait(guard) {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+        }
+    }
+
     /// Blocks until a closed rundown has no call in flight (its count reaches zero). At
-    /// most one thread waits on a rundown: the deregister that emptied the client's slot.
+    /// most one thread waits on a rundown: the deregister that emptied the client's slot,
+    /// or the completion of a detach that emptied it.
     pub(crate) fn wait_for_zero(&self, hooks: &Hooks) {
         let order = if hooks.mutant(Mutant::RelaxedOrdering) {
             Ordering::Relaxed

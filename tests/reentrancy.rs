@@ -427,7 +427,8 @@ fn a_client_registered_inside_a_callback_is_replayed_after_that_callback_returns
 }
 
 /// Client i's callback, on a change of hub i, waits until every client is inside such a
-/// callback (one per hub thread) and then deregisters client i+1 (mod n): a cycle of
+/// callback (one per hub thread, each first in its hub's list) and then deregisters
+/// client i+1 (mod n): a cycle of
 /// deregisters from inside callbacks. No call may hang; at least one must be refused
 /// (they cannot all wait for each other) and at least one must succeed.
 fn deregister_cycle(n: usize) {
@@ -453,10 +454,20 @@ fn deregister_cycle(n: usize) {
             })
         })
         .collect();
-    let handles: Vec<ClientHandle> = ctxs
-        .iter()
-        .map(|ctx| {
-            pm.register(ClientConfig::new(ctx.clone(), |ctx, pm, n| {
+    // One call of a client at a time: hub i's thread reaches client i's callback while the
+    // other hubs' threads are inside theirs only if client i comes before every other
+    // triggered client in hub i's list. A hub's arrival lists the registered clients in
+    // slot order and later registrations are appended, so client i takes slot i (freed by
+    // a placeholder) just before hub i arrives, from the last hub down to the first.
+    let placeholders: Vec<ClientHandle> = (0..n)
+        .map(|_| pm.register(ClientConfig::new((), |_, _, _| {})).unwrap())
+        .collect();
+    let mut handles = vec![None; n];
+    let mut ports: Vec<Option<HubPort>> = (0..n).map(|_| None).collect();
+    for i in (0..n).rev() {
+        pm.deregister(placeholders[i]).unwrap();
+        let h = pm
+            .register(ClientConfig::new(ctxs[i].clone(), |ctx, pm, n| {
                 ctx.log.lock().unwrap().push(n.clone());
                 if n.hub == ctx.trigger && is_change(n) && !ctx.fired.swap(true, Ordering::SeqCst) {
                     ctx.barrier.wait();
@@ -464,18 +475,18 @@ fn deregister_cycle(n: usize) {
                     *ctx.result.lock().unwrap() = Some(r);
                 }
             }))
-            .unwrap()
-        })
-        .collect();
+            .unwrap();
+        handles[i] = Some(h);
+        ports[i] = Some(
+            pm.hub_arrival(HubId(i as u32 + 1), vec![detached()])
+                .unwrap(),
+        );
+    }
+    let handles: Vec<ClientHandle> = handles.into_iter().map(Option::unwrap).collect();
+    let ports: Vec<HubPort> = ports.into_iter().map(Option::unwrap).collect();
     for i in 0..n {
         ctxs[i].target.set(handles[(i + 1) % n]).unwrap();
     }
-    let ports: Vec<HubPort> = (0..n)
-        .map(|i| {
-            pm.hub_arrival(HubId(i as u32 + 1), vec![detached()])
-                .unwrap()
-        })
-        .collect();
 
     thread::scope(|s| {
         for port in &ports {
