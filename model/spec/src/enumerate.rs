@@ -92,6 +92,17 @@ impl Spec {
                         }
                     }
                 }
+                At::Behind(c) => out.push(Op::TurnWaits {
+                    client: c,
+                    seq: d.item.seq(),
+                }),
+                At::Waiting(c) if self.m(SpecMutant::TurnMissesDeregister) => {
+                    out.push(Op::Release {
+                        client: c,
+                        from: s.clients[usize::from(c)].in_flight,
+                    })
+                }
+                At::Waiting(c) | At::Uncounted(c) => out.push(Op::TakeTurn { client: c }),
                 At::Acquired(c) if self.m(SpecMutant::ReleaseBeforeCallback) => {
                     out.push(Op::Release {
                         client: c,
@@ -102,7 +113,7 @@ impl Spec {
                     client: c,
                     seq: d.item.seq(),
                 }),
-                At::Running(_) => {}
+                At::Running(_) | At::Bare(_) => {}
                 At::Ended(c) => out.push(Op::Release {
                     client: c,
                     from: s.clients[usize::from(c)].in_flight,

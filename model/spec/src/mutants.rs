@@ -85,4 +85,12 @@ spec_mutants! {
     /// An append from inside a callback is not recorded as the thread's
     /// obligation (`actions/submit.rs`).
     ObligationForgotten = "obligation-forgotten";
+    /// A delivery admitted behind another count of the client calls at once instead of
+    /// waiting for its turn: two calls of one client at once (`Acquire`,
+    /// `actions/delivery.rs`).
+    CallsOverlap = "calls-overlap";
+    /// A delivery waiting for its turn gives its count back (`Release` from `Waiting`,
+    /// `actions/delivery.rs`; `enumerate.rs`) and calls uncounted once it has the turn
+    /// (`TakeTurn`, `hand_over`, `actions/turn.rs`).
+    TurnMissesDeregister = "turn-misses-deregister";
 }

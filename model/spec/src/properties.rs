@@ -1,4 +1,4 @@
-//! The properties the model checker checks: P1–P7 as `always`, liveness as `eventually`,
+//! The properties the model checker checks: P1–P8 as `always`, liveness as `eventually`,
 //! reachability as `sometimes` (a vacuous specification fails those).
 //!
 //! Contract: each property is a predicate of one state (with the [`Spec`] for P3 and
@@ -131,6 +131,17 @@ fn p7_nothing_stranded(_: &Spec, s: &State) -> bool {
     !s.all_idle() || s.hubs.iter().all(|h| h.queue.is_empty())
 }
 
+/// One call at a time: at most one call of a client's callback runs, across every hub
+/// and thread (so at most one thread is inside a callback of the client).
+fn p8_one_call_at_a_time(_: &Spec, s: &State) -> bool {
+    let mut running = 0u32;
+    callbacks(s).all(|(c, _)| {
+        let first = running & (1 << c) == 0;
+        running |= 1 << c;
+        first
+    })
+}
+
 fn live_quiescent(spec: &Spec, s: &State) -> bool {
     spec.quiescent(s)
 }
@@ -144,11 +155,30 @@ fn some_wait_for_running(_: &Spec, s: &State) -> bool {
         .any(|(_, _, v, phase)| phase == Phase::Waiting && callbacks(s).any(|(c, _)| c == v))
 }
 
-fn some_two_threads_one_client(_: &Spec, s: &State) -> bool {
-    s.threads.iter().enumerate().any(|(i, a)| {
-        s.threads.iter().skip(i + 1).any(|b| {
-            a.iter().any(|fa| b.iter().any(|fb| matches!((fa, fb), (Frame::Callback { client: x, .. }, Frame::Callback { client: y, .. }) if x == y)))
-        })
+/// A delivery sleeps for a client's turn while a call of that client runs on another
+/// thread (where two calls of one client used to run at once).
+fn some_turn_waits(_: &Spec, s: &State) -> bool {
+    s.threads.iter().flatten().any(|f| match f {
+        Frame::Drain { cur: Some(d), .. } => match d.at {
+            At::Waiting(w) => callbacks(s).any(|(c, _)| c == w),
+            At::Next
+            | At::Behind(_)
+            | At::Uncounted(_)
+            | At::Acquired(_)
+            | At::Peeked(_)
+            | At::Released(_)
+            | At::Running(_)
+            | At::Bare(_)
+            | At::Ended(_) => false,
+        },
+        Frame::Drain { cur: None, .. }
+        | Frame::Registering { .. }
+        | Frame::Kick { .. }
+        | Frame::Settling
+        | Frame::Sleep { .. }
+        | Frame::Callback { .. }
+        | Frame::Query { .. }
+        | Frame::Deregister { .. } => false,
     })
 }
 
@@ -271,6 +301,10 @@ pub(crate) fn all() -> Vec<Property<Spec>> {
             "P7 nothing stranded: all threads idle, every queue empty",
             p7_nothing_stranded,
         ),
+        Property::always(
+            "P8 one call at a time: at most one callback of a client runs",
+            p8_one_call_at_a_time,
+        ),
         Property::eventually(
             "every deregister returns and every queue drains",
             live_quiescent,
@@ -284,8 +318,8 @@ pub(crate) fn all() -> Vec<Property<Spec>> {
             some_wait_for_running,
         ),
         Property::sometimes(
-            "one client's callbacks run on two threads",
-            some_two_threads_one_client,
+            "a delivery waits for the client's turn while its call runs on another thread",
+            some_turn_waits,
         ),
         Property::sometimes("two hubs are delivered at once", some_two_hubs_delivering),
         Property::sometimes("delivery reaches a closed client", some_closed_target),
@@ -310,17 +344,22 @@ pub(crate) fn all() -> Vec<Property<Spec>> {
 
 /// Whether a `sometimes` property can be witnessed at `size` (with no registration
 /// there is no replay; with fewer than two deregisters from callbacks, no cycle; with
-/// one hub, no two deliveries at once, so no deregister from a callback waits; with no
-/// report from a callback, nothing owed).
+/// one hub, no two deliveries at once, so no deregister from a callback waits and no
+/// delivery waits for a client's turn; with no report from a callback, nothing owed).
 pub fn applicable(size: &Size, property: &str) -> bool {
     let replay = property.contains("replay");
     let cycle = property.contains("cycle");
     // Deliveries on two threads at once need two hubs (one hub's queue has one
-    // drainer), and so does a deregister from a callback that waits for another
-    // thread's callback (and a cycle of them).
-    let two_drainers = ["two hubs", "two threads", "from a callback waits", "cycle"]
-        .iter()
-        .any(|p| property.contains(p));
+    // drainer), and so do a delivery that waits for a client's turn and a deregister
+    // from a callback that waits for another thread's callback (and a cycle of them).
+    let two_drainers = [
+        "two hubs",
+        "client's turn",
+        "from a callback waits",
+        "cycle",
+    ]
+    .iter()
+    .any(|p| property.contains(p));
     // Only a callback's own report (registration, arrival, change, removal) appends from
     // inside a callback, so only then is anything owed.
     let owed = property.contains("owed");

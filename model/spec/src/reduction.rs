@@ -19,7 +19,12 @@ impl Spec {
     ///   the sleep after closing, entering deregister) is fused with `t`'s next step: any
     ///   step of another thread in between can as well come before it;
     /// - taking the front of a non-empty queue, and skipping a closed client, commute with
-    ///   every step of every other thread (appends go to the back; `CLOSED` stays set).
+    ///   every step of every other thread (appends go to the back; `CLOSED` stays set);
+    /// - a count taken above 0 goes on at once to wait for the turn (no other thread
+    ///   reads where a waiting delivery stands), and a turn taken goes on at once to the
+    ///   callback's begin (the taker holds its count, so no deregister of the client
+    ///   returns in between, and the begin touches nothing another thread's step reads
+    ///   but that).
     ///
     /// So every behaviour is still explored up to the order of commuting steps, and the
     /// properties (which read states between whole steps of other threads) see the same.
@@ -48,7 +53,10 @@ impl Spec {
                         && self.mutant != Some(SpecMutant::RemovalOvertakes))
                     || matches!(
                         (last, o),
-                        (Op::Acquire { .. }, Op::Begin { .. }) | (Op::Close { .. }, Op::Sleep)
+                        (Op::Acquire { .. }, Op::Begin { .. })
+                            | (Op::Close { .. }, Op::Sleep)
+                            | (Op::Acquire { .. }, Op::TurnWaits { .. })
+                            | (Op::TakeTurn { .. }, Op::Begin { .. })
                     )
             });
             let next = match pick {

@@ -218,6 +218,16 @@ pub fn in_protocol_terms(op: Op) -> String {
             hub + 1,
             settle_text(d)
         ),
+        Op::TurnWaits { client: c, seq } => format!(
+            "delivery of seq {seq} waits for {}'s turn (a call of it is active)",
+            client(c)
+        ),
+        Op::TakeTurn { client: c } => {
+            format!(
+                "a waiting delivery takes the turn handed over to {}",
+                client(c)
+            )
+        }
         Op::Acquire { client: c, from } => format!(
             "delivery takes an in-flight count on {} ({from} -> {})",
             client(c),

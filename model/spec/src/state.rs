@@ -64,8 +64,12 @@ pub struct Client {
     pub status: Status,
     /// `register` returned: the program knows the handle and may deregister it.
     pub known: bool,
-    /// Callback calls holding an in-flight count.
+    /// Callback calls holding an in-flight count (the active call and the deliveries
+    /// admitted behind it).
     pub in_flight: u8,
+    /// Turns handed over by releases and not yet taken by a waiting delivery (the
+    /// rundown's `passes` token).
+    pub passes: u8,
     /// A deregister of this client returned `Ok` (history, read by P1 and P2).
     pub returned_ok: bool,
     /// The program's own (top-level) deregister of it has been made (model checking budget).
@@ -137,19 +141,32 @@ pub struct Hub {
     pub subscribers: Set,
 }
 
-/// Where a delivery of one item to one target stands.
+/// Where a delivery of one item to one target stands. The client's turn (one call of a
+/// client at a time) lives in its in-flight count: a delivery whose count was taken at 0
+/// holds the turn at once; one admitted behind other counts waits until a release hands
+/// the turn over (`Client::passes`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum At {
     /// Choosing the next target.
     Next,
-    /// Holds an in-flight count on this client, callback not begun.
+    /// Holds an in-flight count taken above 0 (a call of this client is active on another
+    /// thread, or admitted before this one): it waits for the turn next.
+    Behind(u8),
+    /// Holds its count and sleeps until a release hands it the turn.
+    Waiting(u8),
+    /// Mutant turn-misses-deregister: gave its count back while it waits for the turn.
+    Uncounted(u8),
+    /// Holds an in-flight count on this client and its turn, callback not begun.
     Acquired(u8),
-    /// Mutant check-then-call: saw the client open, holds no count.
+    /// Mutants check-then-call and turn-misses-deregister: saw the client open (or was
+    /// handed the turn), holds no count.
     Peeked(u8),
     /// Mutant release-before-callback: took and gave back the count, callback not begun.
     Released(u8),
-    /// The callback of this client runs (the frame above).
+    /// The callback of this client runs (the frame above), under the delivery's count.
     Running(u8),
+    /// Mutants only: the callback of this client runs with no count held.
+    Bare(u8),
     /// The callback returned (or panicked); the count is still held.
     Ended(u8),
 }
@@ -258,6 +275,7 @@ impl State {
             status: Status::Unborn,
             known: false,
             in_flight: 0,
+            passes: 0,
             returned_ok: false,
             env_deregistered: false,
             retired_by: None,

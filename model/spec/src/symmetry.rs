@@ -33,6 +33,10 @@ fn map_at(at: At, c: &[u8]) -> At {
     let m = |x: u8| c[usize::from(x)];
     match at {
         At::Next => At::Next,
+        At::Behind(x) => At::Behind(m(x)),
+        At::Waiting(x) => At::Waiting(m(x)),
+        At::Uncounted(x) => At::Uncounted(m(x)),
+        At::Bare(x) => At::Bare(m(x)),
         At::Acquired(x) => At::Acquired(m(x)),
         At::Peeked(x) => At::Peeked(m(x)),
         At::Released(x) => At::Released(m(x)),

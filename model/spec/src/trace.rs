@@ -16,16 +16,25 @@
 //! searches these orders depth first, in-order first, and fails only if none is a
 //! behaviour of the specification.
 //!
+//! **One unobserved step.** A delivery that waits for its client's turn reports that it
+//! waits (`TurnWaits`), not that it took the turn a release handed over: the validator
+//! inserts the taking just before the delivery's callback begins (the latest it can
+//! be; only another waiting delivery of the same client reads the turns handed over,
+//! and it takes one only before its own begin). A begin recorded before the release
+//! that handed its turn over is the case of the recording order above: the release is
+//! taken early.
+//!
 //! Contract: [`validate`] (and [`validate_with`], a spec mutant switched on) accepts a
 //! trace exactly when some order the recording allows is a behaviour of the open-world
 //! specification, and otherwise returns a [`Divergence`]: the step, the guard that
 //! failed, the timeline.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::{self, Write as _};
 use std::hash::{Hash, Hasher};
 
-use crate::spec::{Frame, Op, Set, Settle, Size, Spec, State};
+use crate::spec::{At, Frame, Op, Set, Settle, Size, Spec, State};
 
 /// What was queued by a [`Obs::Submitted`] step.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,6 +86,13 @@ pub enum Obs {
         hub: u32,
         ticket: u64,
         settle: Settle,
+    },
+    /// A delivery of the hub's item `seq`, admitted (its count taken above 0) while a call
+    /// of `client` is active on another thread, sleeps until a release hands it the turn.
+    TurnWaits {
+        client: u64,
+        hub: u32,
+        seq: u64,
     },
     Acquire {
         client: u64,
@@ -193,6 +209,7 @@ impl Names {
                 | Obs::DrainStop { hub, .. }
                 | Obs::Awake { hub, .. }
                 | Obs::Settles { hub, .. }
+                | Obs::TurnWaits { hub, .. }
                 | Obs::Skipped { hub, .. }
                 | Obs::Begin { hub, .. }
                 | Obs::End { hub, .. } => Some(*hub),
@@ -225,6 +242,7 @@ impl Names {
                     ..
                 } => client(*c),
                 Obs::Registered { client: c }
+                | Obs::TurnWaits { client: c, .. }
                 | Obs::Acquire { client: c, .. }
                 | Obs::Skipped { client: c, .. }
                 | Obs::Begin { client: c, .. }
@@ -277,8 +295,35 @@ fn small(v: u64, what: &str) -> Result<u8, String> {
     u8::try_from(v).map_err(|_| format!("{what} {v} is beyond the specification's range (255)"))
 }
 
+/// Thread `t`'s unobserved step before it reports `obs`: a waiting delivery takes the
+/// turn a release handed over (no step reports it) just before its callback begins.
+fn before<'a>(
+    spec: &Spec,
+    names: &Names,
+    state: &'a State,
+    t: u8,
+    obs: &Obs,
+) -> Result<Cow<'a, State>, String> {
+    let Obs::Begin { client, .. } = obs else {
+        return Ok(Cow::Borrowed(state));
+    };
+    let client = names.c(*client);
+    match state.threads[usize::from(t)].last() {
+        Some(Frame::Drain { cur: Some(d), .. })
+            if d.at == At::Waiting(client) || d.at == At::Uncounted(client) =>
+        {
+            let op = Op::TakeTurn { client };
+            spec.apply(state, t, op)
+                .map(Cow::Owned)
+                .map_err(|why| format!("{op:?} (unobserved): {why}"))
+        }
+        _ => Ok(Cow::Borrowed(state)),
+    }
+}
+
 /// Takes one observed step on `state`, or says why the specification cannot.
 fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<State, String> {
+    let state = &*before(spec, names, state, t, obs)?;
     let top = state.threads[usize::from(t)].last().copied();
     let frame_hub = match top {
         Some(Frame::Drain { hub, .. } | Frame::Kick { hub } | Frame::Callback { hub, .. }) => {
@@ -395,6 +440,13 @@ fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<S
             ticket: small(*ticket, "ticket")?,
             settle: *settle,
         },
+        Obs::TurnWaits { client, hub, seq } => {
+            delivering(hub)?;
+            Op::TurnWaits {
+                client: names.c(*client),
+                seq: small(*seq, "seq")?,
+            }
+        }
         Obs::Acquire { client, from } => Op::Acquire {
             client: names.c(*client),
             from: small(*from, "in-flight count")?,

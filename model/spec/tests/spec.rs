@@ -43,3 +43,24 @@ fn every_spec_mutant_is_found() {
         );
     }
 }
+
+/// The spec mutant of calls-overlap (a delivery takes a turn another delivery holds) is
+/// found by P8, the property built for it; turn-misses-deregister's (admitted before the
+/// turn, called after it without a count) by P1 or P2.
+#[test]
+fn the_turn_mutants_are_found_by_their_properties() {
+    for (m, props) in [
+        (SpecMutant::CallsOverlap, &["P8 "][..]),
+        (SpecMutant::TurnMissesDeregister, &["P1 ", "P2 "][..]),
+    ] {
+        let o = check(mutant_size(m), Some(m), true, 1);
+        assert!(
+            o.violated
+                .iter()
+                .any(|(p, _)| props.iter().any(|q| p.starts_with(q))),
+            "spec mutant {} not found by {props:?}: violated {:?}",
+            m.name(),
+            o.violated.iter().map(|(p, _)| p).collect::<Vec<_>>()
+        );
+    }
+}

@@ -52,7 +52,7 @@ pub fn unreduced(size: &Size) -> (Option<u64>, String) {
     }
 }
 
-/// The short name of a stateright property for the report: `P1`..`P5`, or its kind.
+/// The short name of a stateright property for the report: `P1`..`P8`, or its kind.
 pub fn short_property(name: &str) -> String {
     let first = name.split_whitespace().next().unwrap_or("");
     if first.len() == 2 && first.starts_with('P') {
@@ -133,6 +133,7 @@ pub fn run_spec_check() {
             "P5".into(),
             "P6".into(),
             "P7".into(),
+            "P8".into(),
             "liveness".into(),
             "reachability".into(),
         ],

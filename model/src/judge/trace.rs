@@ -79,6 +79,11 @@ pub fn observe(step: &Step) -> Obs {
             ticket: *ticket,
             settle: spec_settle(*t),
         },
+        Step::TurnWaits { client, hub, seq } => Obs::TurnWaits {
+            client: c(client),
+            hub: hub.0,
+            seq: *seq,
+        },
         Step::InFlightAcquire { client, from } => Obs::Acquire {
             client: c(client),
             from: *from,
@@ -125,7 +130,18 @@ pub fn observe(step: &Step) -> Obs {
         },
         Step::DetachEnter(h) => Obs::DetachEnter { client: c(h) },
         Step::DetachReturn(h) => Obs::DetachReturn { client: c(h) },
-        other @ (Step::Queued { .. } | Step::Woke(_)) => Obs::Other(format!("{other:?}")),
+        // Not modelled, so they stutter. `Queued` and `Woke` say no more than the steps
+        // around them (the append's `Submitted`; the release or skip that woke).
+        // `ContextDrop` is the last reference to a client going, which the specification
+        // does not track: its clients are names in sets (the registry, subscribers, a
+        // drainer's pruned clients), not counted references, and when the last one goes
+        // depends on the order in which every holder lets go. The monitor judges it (P9:
+        // after the client's last call, outside any hub's drain).
+        other @ (Step::Queued { .. }
+        | Step::Woke(_)
+        | Step::ContextDrop(_)
+        | Step::DetachWaits(_)
+        | Step::DetachDone(_)) => Obs::Other(format!("{other:?}")),
     }
 }
 

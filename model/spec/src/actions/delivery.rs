@@ -1,12 +1,13 @@
 //! Delivering one item to one client: the in-flight count, the callback, the release.
 //!
 //! Contract: a delivery reaches its targets one at a time ([`At`]). For each it takes an
-//! in-flight count ([`Op::Acquire`]) or drops a closed client ([`Op::Skip`]); the
-//! callback begins ([`Op::Begin`], recording the history P1 and P5 read) and ends
-//! ([`Op::End`]); the count is given back ([`Op::Release`]), and the last release of a
-//! closed client notifies its sleeping deregisters. [`Op::Peek`] is the check-then-call
-//! mutant's look at `CLOSED` without a count. The code: `PolicyManager::invoke` and
-//! `call`, `Rundown::try_acquire` and `release`.
+//! in-flight count ([`Op::Acquire`]) or drops a closed client ([`Op::Skip`]); a count
+//! taken above 0 waits for the client's turn first (`turn.rs`); the callback begins
+//! ([`Op::Begin`], recording the history P1 and P5 read) and ends ([`Op::End`]); the
+//! count is given back ([`Op::Release`]), handing the turn to a delivery admitted behind
+//! it, and the last release of a closed client notifies its sleeping deregisters.
+//! [`Op::Peek`] is the check-then-call mutant's look at `CLOSED` without a count. The
+//! code: `PolicyManager::invoke` and `call`, `Rundown::try_acquire` and `release`.
 //!
 //! [`Op::Acquire`]: super::Op::Acquire
 //! [`Op::Skip`]: super::Op::Skip
@@ -21,7 +22,7 @@ use crate::spec::Spec;
 use crate::state::{bit, At, Delivery, Frame, Item, Log, Phase, State, Status};
 
 /// Puts `d` as the delivery of thread `t`'s drain frame (its top frame).
-fn set_cur(s: &mut State, t: usize, d: Delivery) {
+pub(super) fn set_cur(s: &mut State, t: usize, d: Delivery) {
     if let Some(Frame::Drain { cur, .. }) = s.threads[t].last_mut() {
         *cur = Some(d);
     }
@@ -44,7 +45,9 @@ fn next_target(s: &State, t: usize, client: u8) -> Result<(u8, Delivery), &'stat
 }
 
 impl Spec {
-    /// Delivery takes an in-flight count on `client` (`from`: the count before).
+    /// Delivery takes an in-flight count on `client` (`from`: the count before): at 0 it
+    /// holds the client's turn; above 0 it was admitted behind another count and waits
+    /// for the turn next (mutant calls-overlap: it calls at once).
     pub(super) fn acquire(&self, s: &State, n: &mut State, t: usize, client: u8, from: u8) -> R {
         let (_, mut d) = next_target(s, t, client)?;
         let c = &mut n.clients[usize::from(client)];
@@ -61,7 +64,11 @@ impl Spec {
             "the in-flight count is not what the specification has",
         )?;
         c.in_flight += 1;
-        d.at = At::Acquired(client);
+        d.at = if from == 0 || self.m(SpecMutant::CallsOverlap) {
+            At::Acquired(client)
+        } else {
+            At::Behind(client)
+        };
         set_cur(n, t, d);
         Ok(())
     }
@@ -103,20 +110,33 @@ impl Spec {
         else {
             return Err("a callback begins under a delivery");
         };
-        let ok = match d.at {
-            At::Acquired(c) => c == client && !self.m(SpecMutant::ReleaseBeforeCallback),
-            At::Peeked(c) | At::Released(c) => c == client,
-            At::Next | At::Running(_) | At::Ended(_) => false,
+        // The mutants' calls begin with no count held (`Bare`).
+        let at = match d.at {
+            At::Acquired(c) if c == client && !self.m(SpecMutant::ReleaseBeforeCallback) => {
+                Some(At::Running(client))
+            }
+            At::Peeked(c) | At::Released(c) if c == client => Some(At::Bare(client)),
+            At::Next
+            | At::Behind(_)
+            | At::Waiting(_)
+            | At::Uncounted(_)
+            | At::Acquired(_)
+            | At::Peeked(_)
+            | At::Released(_)
+            | At::Running(_)
+            | At::Bare(_)
+            | At::Ended(_) => None,
         };
-        ensure(
-            ok,
-            "a callback begins only while its call holds an in-flight count",
-        )?;
+        let Some(at) = at else {
+            return Err(
+                "a callback begins only while its call holds an in-flight count and the client's turn",
+            );
+        };
         ensure(
             seq == d.item.seq(),
             "the callback is for the item being delivered",
         )?;
-        d.at = At::Running(client);
+        d.at = at;
         let c = &mut n.clients[usize::from(client)];
         let log = &mut c.logs[usize::from(hub)];
         let arrival = matches!(d.item, Item::Arrival { .. } | Item::Replay { .. });
@@ -167,26 +187,38 @@ impl Spec {
             unreachable!("a callback runs under a delivery")
         };
         let counted = match d.at {
-            At::Running(_) => {
-                !self.m(SpecMutant::CheckThenCall) && !self.m(SpecMutant::ReleaseBeforeCallback)
-            }
-            At::Next | At::Acquired(_) | At::Peeked(_) | At::Released(_) | At::Ended(_) => {
-                unreachable!()
-            }
+            At::Running(_) => true,
+            At::Bare(_) => false,
+            At::Next
+            | At::Behind(_)
+            | At::Waiting(_)
+            | At::Uncounted(_)
+            | At::Acquired(_)
+            | At::Peeked(_)
+            | At::Released(_)
+            | At::Ended(_) => unreachable!("a callback runs under its delivery"),
         };
         if counted && !(panicked && self.m(SpecMutant::PanicLeaksCount)) {
             d.at = At::Ended(client);
         } else {
+            // No count to give back (a mutant's uncounted call, or a leaked count).
             d.at = At::Next;
             d.targets &= !bit(client);
             d.kept |= bit(client);
         }
         set_cur(n, t, d);
+        if !counted && self.m(SpecMutant::TurnMissesDeregister) {
+            // The uncounted call passes the turn on (`Rundown::pass_turn`): no count of
+            // its own to give back, so `from` says no other count was found.
+            self.hand_over(n, client, 0);
+        }
         Ok(())
     }
 
-    /// Delivery gives `client`'s count back (`from`: the count before); the last release
-    /// of a closed client wakes its sleeping deregisters (mutant lost-wakeup's notify).
+    /// Delivery gives `client`'s count back (`from`: the count before), handing the
+    /// client's turn to a delivery admitted behind it if there is one (`from` at least 2);
+    /// the last release of a closed client wakes its sleeping deregisters (mutant
+    /// lost-wakeup's notify).
     pub(super) fn release(&self, s: &State, n: &mut State, t: usize, client: u8, from: u8) -> R {
         let Some(Frame::Drain {
             cur: Some(mut d), ..
@@ -196,8 +228,11 @@ impl Spec {
         };
         let before_callback =
             self.m(SpecMutant::ReleaseBeforeCallback) && d.at == At::Acquired(client);
+        // Mutant turn-misses-deregister: a waiting delivery gives its count back (it
+        // holds no turn, so it hands nothing over).
+        let while_waiting = self.m(SpecMutant::TurnMissesDeregister) && d.at == At::Waiting(client);
         ensure(
-            d.at == At::Ended(client) || before_callback,
+            d.at == At::Ended(client) || before_callback || while_waiting,
             "the count is released after the callback returned",
         )?;
         // A delivery that finds the client closed bumps the count for an instant
@@ -220,7 +255,11 @@ impl Spec {
             "the in-flight count is not what the specification has",
         )?;
         c.in_flight -= 1;
-        if c.in_flight == 0 && c.status == Status::Closed {
+        let last_closed = c.in_flight == 0 && c.status == Status::Closed;
+        if !while_waiting {
+            self.hand_over(n, client, from);
+        }
+        if last_closed {
             // The last call of a closed client wakes every sleeping deregister of it.
             for f in n.threads.iter_mut().flatten() {
                 if let Frame::Deregister {
@@ -237,6 +276,8 @@ impl Spec {
         }
         if before_callback {
             d.at = At::Released(client);
+        } else if while_waiting {
+            d.at = At::Uncounted(client);
         } else {
             d.at = At::Next;
             d.targets &= !bit(client);

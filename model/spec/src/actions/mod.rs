@@ -14,6 +14,8 @@
 //!   about it, its [`Settle`]: nothing, owe it as an obligation, sleep, drain), and the
 //!   two actions that decide again (a sleeper's wake-up, an obligation settled);
 //! - `drain.rs`: the drainer taking the front item and stopping;
+//! - `turn.rs`: a client's turn (one call of a client at a time): waiting for it,
+//!   taking it when a release hands it over;
 //! - `delivery.rs`: delivering one item to one client (count, skip, callback, release);
 //! - `deregister.rs`: deregister and detach, step by step;
 //! - `query.rs`: a callback's query of its hub (lock order only);
@@ -29,6 +31,7 @@ mod drain;
 mod locks;
 mod query;
 mod submit;
+mod turn;
 
 use std::fmt;
 
@@ -80,6 +83,12 @@ pub enum Op {
     Awake { hub: u8, settle: Settle },
     /// The outermost call takes its thread's last obligation.
     Settles { hub: u8, ticket: u8, settle: Settle },
+    /// Delivery of the item `seq`, admitted behind another count of `client` (a call of
+    /// it is active on another thread), sleeps until a release hands it the turn.
+    TurnWaits { client: u8, seq: u8 },
+    /// A waiting delivery takes the turn a release handed over. Unobserved: the trace
+    /// validator inserts it.
+    TakeTurn { client: u8 },
     /// Delivery takes an in-flight count on `client` (`from` before).
     Acquire { client: u8, from: u8 },
     /// Delivery finds `client` closed and drops it.
@@ -179,6 +188,8 @@ impl Spec {
                 ticket,
                 settle,
             } => self.settles(s, &mut n, t, hub, ticket, settle)?,
+            Op::TurnWaits { client, seq } => self.turn_waits(s, &mut n, t, client, seq)?,
+            Op::TakeTurn { client } => self.take_turn(s, &mut n, t, client)?,
             Op::Acquire { client, from } => self.acquire(s, &mut n, t, client, from)?,
             Op::Skip { client } => self.skip(s, &mut n, t, client)?,
             Op::Peek { client } => self.peek(s, &mut n, t, client)?,
