@@ -3,8 +3,9 @@
 //!
 //! - `EvtDeviceSelfManagedIoInit`: the driver allocates its context and registers its
 //!   callback with the Policy Manager;
-//! - the hardware reports connector changes; the callback handles them on the reporting
-//!   thread, reading the driver's context;
+//! - the hardware reports connector changes on two hubs, from two threads at once; the
+//!   callback handles them on the reporting threads, one call at a time (as Windows
+//!   promises), so it updates the driver's context with no lock of its own;
 //! - `EvtDeviceSelfManagedIoCleanup`: the driver deregisters, here while a callback is
 //!   still running, and frees its context right after deregister returns. That is safe
 //!   because deregister waits for every running call of the callback, and no call begins
@@ -13,8 +14,7 @@
 //! Run it with `cargo run --example driver`; it prints what happens, in order.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Barrier, Mutex};
 use std::thread;
 
 use usbpm::{
@@ -22,10 +22,15 @@ use usbpm::{
     PolicyManager, PowerRole,
 };
 
-/// The driver's per-device memory, which a C driver would free after deregister.
+/// The driver's per-device memory, which a C driver would free after deregister. The
+/// callback updates it without a lock: calls are serialized, each after the previous one
+/// returned, so plain relaxed loads and stores are enough (Rust asks for `Sync`, which
+/// the atomics give; a C driver would use plain fields).
 struct DeviceContext {
     name: &'static str,
     events_handled: AtomicUsize,
+    /// Set while a call runs: a call that found it set would be a second call at once.
+    in_call: AtomicBool,
     /// Set when the driver "frees" the context; a callback that saw it set would be a
     /// use after free.
     freed: AtomicBool,
@@ -84,21 +89,21 @@ fn describe(n: &Notification) -> String {
 }
 
 /// EvtDeviceSelfManagedIoInit: allocate the context, register the callback. The callback
-/// holds on the event `hold_seq` until `release` says so, so that cleanup can run while it
-/// is inside.
+/// holds on hub 1's event `hold_seq`: it meets main at `entered`, then waits at `release`
+/// until main lets it go, so that cleanup can run while it is inside.
 fn self_managed_io_init(
     pm: &PolicyManager,
     log: &Log,
     hold_seq: u64,
-    entered: mpsc::Sender<()>,
-    release: mpsc::Receiver<()>,
+    entered: Arc<Barrier>,
+    release: Arc<Barrier>,
 ) -> Result<Device, Error> {
     let context = Arc::new(DeviceContext {
         name: "UcmDemo",
         events_handled: AtomicUsize::new(0),
+        in_call: AtomicBool::new(false),
         freed: AtomicBool::new(false),
     });
-    let release = Mutex::new(release);
     let (cb_log, cb_context) = (log.clone(), context.clone());
     let handle = pm.register(ClientConfig::new(
         cb_context,
@@ -107,18 +112,28 @@ fn self_managed_io_init(
                 !ctx.freed.load(Ordering::SeqCst),
                 "use after free: the callback ran after the context was freed"
             );
+            assert!(
+                !ctx.in_call.swap(true, Ordering::Relaxed),
+                "two calls of the callback at once"
+            );
             cb_log.say("callback", format!("{} handles {}", ctx.name, describe(n)));
-            ctx.events_handled.fetch_add(1, Ordering::SeqCst);
-            if n.seq == hold_seq && matches!(n.event, Event::ConnectorStateChange { .. }) {
+            // One call at a time: a load and a store, no lock and no read-modify-write.
+            let handled = ctx.events_handled.load(Ordering::Relaxed);
+            ctx.events_handled.store(handled + 1, Ordering::Relaxed);
+            if n.hub == HubId(1)
+                && n.seq == hold_seq
+                && matches!(n.event, Event::ConnectorStateChange { .. })
+            {
                 cb_log.say("callback", "... still busy with it (cleanup may start now)");
-                let _ = entered.send(());
-                let _ = release.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                entered.wait();
+                release.wait();
             }
+            ctx.in_call.store(false, Ordering::Relaxed);
             assert!(
                 !ctx.freed.load(Ordering::SeqCst),
                 "use after free: the context was freed while the callback ran"
             );
-            cb_log.say("callback", format!("returns from seq {}", n.seq));
+            cb_log.say("callback", format!("returns from {} seq {}", n.hub, n.seq));
         },
     ))?;
     log.say(
@@ -150,7 +165,7 @@ fn self_managed_io_cleanup(pm: &PolicyManager, log: &Log, device: &mut Device) {
         "driver",
         format!(
             "context freed after {} events",
-            context.events_handled.load(Ordering::SeqCst)
+            context.events_handled.load(Ordering::Relaxed)
         ),
     );
 }
@@ -173,12 +188,16 @@ fn main() {
         )
         .expect("a new hub");
     log.say("hardware", "hub 1 present with 2 connectors");
+    let port2 = pm
+        .hub_arrival(HubId(2), vec![ConnectorState::default()])
+        .expect("a new hub");
+    log.say("hardware", "hub 2 present with 1 connector");
 
-    let (entered_tx, entered) = mpsc::channel();
-    let (release, release_rx) = mpsc::channel();
-    // The second change (seq 2) is the one the callback is still handling at cleanup.
+    let entered = Arc::new(Barrier::new(2));
+    let release = Arc::new(Barrier::new(2));
+    // Hub 1's second change (seq 2) is the one the callback is still handling at cleanup.
     // A driver fails EvtDeviceSelfManagedIoInit with the error's NTSTATUS.
-    let mut device = self_managed_io_init(&pm, &log, 2, entered_tx, release_rx)
+    let mut device = self_managed_io_init(&pm, &log, 2, entered.clone(), release.clone())
         .unwrap_or_else(|e| panic!("UsbPm_Register failed with {}: {e}", e.ntstatus()));
 
     let hw_log = log.clone();
@@ -188,16 +207,31 @@ fn main() {
             (1, state(true, PowerRole::Source, 15_000)),
             (0, state(false, PowerRole::Sink, 0)),
         ] {
-            hw_log.say("hardware", format!("connector {connector} changes"));
+            hw_log.say("hardware", format!("hub 1 connector {connector} changes"));
             port.connector_changed(ConnectorId(connector), s)
                 .expect("the hub is present");
         }
         port
     });
+    // Hub 2 reports from a thread of its own at the same time: its events reach the
+    // callback between hub 1's, never during one.
+    let hw2_log = log.clone();
+    let hardware2 = thread::spawn(move || {
+        for s in [
+            state(true, PowerRole::Sink, 45_000),
+            state(false, PowerRole::Sink, 0),
+        ] {
+            hw2_log.say("hardware", "hub 2 connector 0 changes");
+            port2
+                .connector_changed(ConnectorId(0), s)
+                .expect("the hub is present");
+        }
+        port2
+    });
 
     // Cleanup begins while the callback is inside seq 2; the callback is let go only
     // once deregister has been called, and deregister returns only after it returned.
-    entered.recv().expect("the callback reaches seq 2");
+    entered.wait();
     let (pm2, log2) = (pm.clone(), log.clone());
     let (calling_tx, calling) = mpsc::channel();
     let cleanup = thread::spawn(move || {
@@ -206,9 +240,10 @@ fn main() {
     });
     calling.recv().expect("cleanup starts");
     log.say("main", "letting the callback finish");
-    let _ = release.send(());
+    release.wait();
     cleanup.join().expect("cleanup completes");
     let port = hardware.join().expect("the hardware thread completes");
+    hardware2.join().expect("hub 2's thread completes").remove();
 
     port.connector_changed(ConnectorId(1), state(false, PowerRole::Sink, 0))
         .expect("the hub is present");
@@ -219,7 +254,7 @@ fn main() {
     port.remove();
 
     let returned = log
-        .position("returns from seq 2")
+        .position("returns from hub 1 seq 2")
         .expect("the held callback returned");
     let deregistered = log
         .position("deregister returned")

@@ -34,6 +34,7 @@ macro_rules! scenario_checks {
             reentrant_callback: "reentrant-callback";
             deregister_own_callback: "deregister-own-callback";
             mutual_deregister: "mutual-deregister";
+            detach_own_callback: "detach-own-callback";
             panicking_callback: "panicking-callback";
             double_deregister: "double-deregister";
             handle_reuse: "handle-reuse";

@@ -65,21 +65,23 @@ impl DriverMemory {
         }
     }
 
-    /// A callback uses the context. Callbacks of one client run concurrently on several
-    /// hubs' threads, so they only read it.
-    pub fn read(&self) {
+    /// A callback updates the context, as a driver updates its state with no lock of its
+    /// own: the library runs one call of a client at a time, each after the previous one
+    /// returned, so two calls at once (or one not ordered after the last) is a data race
+    /// loom reports.
+    pub fn update(&self) {
         #[cfg(feature = "loom")]
-        self.cell.with(|_| ());
+        self.cell.with_mut(|_| ());
     }
 
-    /// The driver frees the context: a write, which must happen-after every read.
+    /// The driver frees the context: a write, which must happen-after every update.
     pub fn free(&self) {
         #[cfg(feature = "loom")]
         self.cell.with_mut(|_| ());
     }
 }
 
-// SAFETY: the cell is never dereferenced: `read` and `free` hand loom a pointer it does not read
+// SAFETY: the cell is never dereferenced: `update` and `free` hand loom a pointer it does not read
 // or write, only so loom records the access and judges whether it races with another.
 // Sharing it between threads is the point: a race between a callback's access and the
 // driver's free is exactly the use-after-free the model must detect, and loom reports it

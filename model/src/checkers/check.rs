@@ -52,6 +52,9 @@ pub fn loom_bound(s: &Scenario, profile: Profile) -> Option<usize> {
     let (quick, full) = match s.name {
         "three-dispatchers-vs-deregister" => (Some(3), Some(4)),
         "flood-one-hub" => (Some(5), Some(7)),
+        // main spins (yielding) until the callback hands its completion over: unbounded,
+        // 925,459 executions in 111 s; bound 3 4,966 executions in under a second.
+        "detach-own-callback" => (Some(3), Some(4)),
         _ => (None, None),
     };
     match profile {

@@ -2,12 +2,17 @@
 //! the checker's threads, drives the shipped library, reports to the monitor and makes
 //! its own end-of-run checks. Thread counts include the scenario's main thread.
 
-use usbpm::{Error, Event, HubId, HubPort, Notification, PolicyManager, PowerLevel};
+use std::sync::atomic::Ordering::SeqCst;
 
-use crate::base::rt::spawn;
-use crate::base::rt::thread::JoinHandle;
+use usbpm::{
+    ClientConfig, Detached, Error, Event, HubId, HubPort, Notification, PolicyManager, PowerLevel,
+    Registration,
+};
+
+use crate::base::rt::thread::{yield_now, JoinHandle};
+use crate::base::rt::{spawn, AtomicBool};
 use crate::exec::env::{self, flip, no_action, Context, Env, ModelPanic};
-use crate::judge::monitor::Property;
+use crate::judge::monitor::{DriverContext, Property};
 
 /// Small scenarios fit loom; large ones are only sampled by shuttle and std.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,7 +38,7 @@ pub const ALL: &[Scenario] = &[
         about: "one hub's dispatcher delivers a change while main deregisters the only client",
         threads: 2,
         size: Size::Small,
-        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, BoundedWork],
+        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, BoundedWork, ContextDiesOutside],
         run: dispatch_vs_deregister,
     },
     Scenario {
@@ -41,7 +46,7 @@ pub const ALL: &[Scenario] = &[
         about: "two hubs' dispatchers deliver concurrently while main deregisters the client",
         threads: 3,
         size: Size::Small,
-        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, BoundedWork],
+        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, BoundedWork, OneCallAtATime, ContextDiesOutside],
         run: two_dispatchers_vs_deregister,
     },
     Scenario {
@@ -49,7 +54,7 @@ pub const ALL: &[Scenario] = &[
         about: "three hubs' dispatchers deliver concurrently while main deregisters the client",
         threads: 4,
         size: Size::Small,
-        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, BoundedWork],
+        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, BoundedWork, OneCallAtATime, ContextDiesOutside],
         run: three_dispatchers_vs_deregister,
     },
     Scenario {
@@ -57,7 +62,7 @@ pub const ALL: &[Scenario] = &[
         about: "a client registers while one hub delivers a change and another hub arrives (arrival replay)",
         threads: 3,
         size: Size::Small,
-        properties: &[HubOrder, NoDeadlock, BoundedWork],
+        properties: &[HubOrder, NoDeadlock, BoundedWork, OneCallAtATime],
         run: register_vs_dispatch,
     },
     Scenario {
@@ -78,11 +83,19 @@ pub const ALL: &[Scenario] = &[
     },
     Scenario {
         name: "mutual-deregister",
-        about: "on two hubs' threads, A's callback deregisters B while B's deregisters A",
+        about: "on two hubs' threads (hub 1 lists A first, hub 2 lists B first), A's callback deregisters B while B's deregisters A",
         threads: 3,
         size: Size::Small,
-        properties: &[NoDeadlock, BadInputErrors, NoCallbackAfterDeregister, DeregisterWaits],
+        properties: &[NoDeadlock, BadInputErrors, NoCallbackAfterDeregister, DeregisterWaits, OneCallAtATime],
         run: mutual_deregister,
+    },
+    Scenario {
+        name: "detach-own-callback",
+        about: "A's callback detaches its own registration (hubs 1 and 2 report at once) and keeps using its context; main waits for the detach's completion, then frees the context",
+        threads: 3,
+        size: Size::Small,
+        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, OneCallAtATime],
+        run: detach_own_callback,
     },
     Scenario {
         name: "panicking-callback",
@@ -97,7 +110,7 @@ pub const ALL: &[Scenario] = &[
         about: "two threads deregister the same client while a dispatcher delivers",
         threads: 3,
         size: Size::Small,
-        properties: &[BadInputErrors, NoCallbackAfterDeregister, DeregisterWaits],
+        properties: &[BadInputErrors, NoCallbackAfterDeregister, DeregisterWaits, ContextDiesOutside],
         run: double_deregister,
     },
     Scenario {
@@ -129,7 +142,7 @@ pub const ALL: &[Scenario] = &[
         about: "two threads report one hub (two changes each) while main deregisters one of its two clients",
         threads: 3,
         size: Size::Small,
-        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, HubOrder, BoundedWork],
+        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, HubOrder, BoundedWork, ContextDiesOutside],
         run: flood_one_hub,
     },
     Scenario {
@@ -137,7 +150,7 @@ pub const ALL: &[Scenario] = &[
         about: "three threads report one hub 12 times each while a fourth registers and deregisters 6 clients unpaced",
         threads: 5,
         size: Size::Large,
-        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, HubOrder, BoundedWork],
+        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, HubOrder, BoundedWork, ContextDiesOutside],
         run: flood_churn,
     },
     Scenario {
@@ -145,7 +158,7 @@ pub const ALL: &[Scenario] = &[
         about: "4 clients, 3 hubs, 20 events: dispatchers race registration churn and re-entrant callbacks",
         threads: 5,
         size: Size::Large,
-        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, BadInputErrors, HubOrder, BoundedWork],
+        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, BadInputErrors, HubOrder, BoundedWork, OneCallAtATime, ContextDiesOutside],
         run: churn,
     },
 ];
@@ -296,9 +309,17 @@ fn deregister_other(ctx: &Context, pm: &PolicyManager, n: &Notification) {
 }
 
 fn mutual_deregister(env: &Env) {
-    env.register("A", deregister_other);
+    // One call of a client at a time: A's and B's callbacks run at once on the two hubs'
+    // threads only if hub 1 lists A first and hub 2 lists B first (with A first on both,
+    // hub 2's thread would wait for A's turn before reaching B). An arrival lists the
+    // registered clients in slot order and a later registration is appended: B arrives
+    // on hub 2 alone, then A takes slot 0 (freed by a placeholder) before hub 1 arrives.
+    env.register("P", no_action);
     env.register("B", deregister_other);
-    let ports: Vec<_> = (1..=2).map(|i| env.hub(i)).collect();
+    env.deregister_ok("P");
+    let hub2 = env.hub(2);
+    env.register("A", deregister_other);
+    let ports = vec![env.hub(1), hub2];
     let threads: Vec<_> = ports
         .into_iter()
         .zip(1..)
@@ -321,6 +342,78 @@ fn mutual_deregister(env: &Env) {
         format!("{} client(s) still registered after both were deregistered: a registration was lost", env.pm.client_count())
     });
     drop(ports);
+}
+
+/// The context of `detach-own-callback`'s client: its guard until its callback detaches
+/// it, then the completion, handed to main.
+struct Detaching {
+    monitor: std::sync::Arc<crate::judge::monitor::Monitor>,
+    driver: DriverContext,
+    guard: std::sync::Mutex<Option<Registration>>,
+    completion: std::sync::Mutex<Option<Detached>>,
+    /// Set (after `completion`) when the completion is there: the checker sees the handoff.
+    handed: AtomicBool,
+}
+
+fn detaching_callback(ctx: &std::sync::Arc<Detaching>, _: &PolicyManager, n: &Notification) {
+    ctx.driver.touch(&ctx.monitor, "on entry to", n);
+    ctx.monitor.callback_begin("A", n);
+    if matches!(n.event, Event::ConnectorStateChange { .. }) {
+        let guard = ctx.guard.lock().unwrap().take();
+        if let Some(guard) = guard {
+            ctx.monitor.note("A's callback detaches A");
+            let completion = guard.detach();
+            *ctx.completion.lock().unwrap() = Some(completion);
+            ctx.handed.store(true, SeqCst);
+        }
+    }
+    // Still using the context after handing the completion over: main must not free it
+    // before this call returns.
+    ctx.driver.touch(&ctx.monitor, "at end of", n);
+    ctx.monitor.callback_end("A", n);
+}
+
+fn detach_own_callback(env: &Env) {
+    let ctx = std::sync::Arc::new(Detaching {
+        monitor: env.monitor.clone(),
+        driver: DriverContext::new("A"),
+        guard: std::sync::Mutex::new(None),
+        completion: std::sync::Mutex::new(None),
+        handed: AtomicBool::new(false),
+    });
+    let guard = env
+        .pm
+        .register_owned(ClientConfig::new(ctx.clone(), detaching_callback))
+        .expect("a free slot");
+    env.monitor.registered("A", guard.handle());
+    *ctx.guard.lock().unwrap() = Some(guard);
+    let ports = vec![env.hub(1), env.hub(2)];
+    let threads: Vec<_> = ports
+        .into_iter()
+        .zip(1..)
+        .map(|(port, i)| dispatch_once(&format!("dispatcher-h{i}"), port))
+        .collect();
+    // The first change A's callback gets detaches A; wait for its completion to arrive.
+    while !ctx.handed.load(SeqCst) {
+        yield_now();
+    }
+    let completion = ctx.completion.lock().unwrap().take().expect("handed over");
+    env.monitor.note("main waits for A's detach completion");
+    match completion.wait() {
+        Ok(()) => env.monitor.detach_done("A"),
+        Err((e, _)) => env.monitor.violation(
+            BadInputErrors,
+            format!("A's detach completion refused main: {e:?}"),
+        ),
+    }
+    ctx.driver.free(&env.monitor);
+    for t in threads {
+        drop(t.join().expect("dispatcher"));
+    }
+    env.monitor
+        .check(BadInputErrors, env.pm.client_count() == 0, || {
+            "A is still registered after its detach".to_string()
+        });
 }
 
 fn panic_action(_: &Context, _: &PolicyManager, n: &Notification) {

@@ -496,6 +496,11 @@ mod tests {
             Mutant::UnboundedDrain => 21,
             Mutant::HandoffWakesNobody => 22,
             Mutant::ObligationForgotten => 23,
+            Mutant::CallsOverlap => 24,
+            Mutant::TurnMissesDeregister => 25,
+            Mutant::ContextDropUnderDrain => 26,
+            Mutant::DetachDoneEarly => 27,
+            Mutant::DetachNeverDone => 28,
         }
     }
 
@@ -503,7 +508,7 @@ mod tests {
     fn every_mutant_is_in_the_catalogue_selectable_by_name_and_described() {
         // `place` numbers every variant 0..N; ALL holds N mutants at N distinct places,
         // so it holds every variant.
-        let variants = 24;
+        let variants = 29;
         let mut places: Vec<usize> = Mutant::ALL.iter().map(|m| place(*m)).collect();
         places.sort_unstable();
         assert_eq!(places, (0..variants).collect::<Vec<_>>());

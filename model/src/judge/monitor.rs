@@ -38,16 +38,24 @@ pub enum Property {
     /// P6: bounded work per call. No wake-up call unless a deregister sleeps; a call
     /// delivers a bounded amount of work it did not cause; the queues stay bounded.
     BoundedWork,
+    /// P8: one call at a time: at most one call of a client's callback is active, across
+    /// every hub and thread.
+    OneCallAtATime,
+    /// P9: a context dies outside delivery: its `Drop` runs after the client's last call
+    /// returned, and never on a thread that holds a hub's drain outside a callback.
+    ContextDiesOutside,
 }
 
 impl Property {
-    pub const ALL: [Property; 6] = [
+    pub const ALL: [Property; 8] = [
         Property::NoCallbackAfterDeregister,
         Property::DeregisterWaits,
         Property::NoDeadlock,
         Property::BadInputErrors,
         Property::HubOrder,
         Property::BoundedWork,
+        Property::OneCallAtATime,
+        Property::ContextDiesOutside,
     ];
 
     pub fn id(self) -> &'static str {
@@ -58,6 +66,8 @@ impl Property {
             Property::BadInputErrors => "P4",
             Property::HubOrder => "P5",
             Property::BoundedWork => "P6",
+            Property::OneCallAtATime => "P8",
+            Property::ContextDiesOutside => "P9",
         }
     }
 
@@ -72,6 +82,10 @@ impl Property {
             Property::HubOrder => "per-hub order, arrival replay, nothing after removal",
             Property::BoundedWork => {
                 "bounded work per call: a call delivers only up to its own item; no wake-up call unless a deregister sleeps"
+            }
+            Property::OneCallAtATime => "one call of a client's callback at a time",
+            Property::ContextDiesOutside => {
+                "a context is dropped after its last call, outside any hub's drain"
             }
         }
     }
@@ -122,6 +136,8 @@ struct State {
     /// Per thread and hub, the highest ticket the thread submitted or settles (P6: a
     /// drainer takes only items up to one of its own).
     claimed: HashMap<(String, HubId), u64>,
+    /// The hubs each thread is draining (from its first `Took` to its `DrainStop`; P9).
+    draining: std::collections::HashSet<(String, HubId)>,
 }
 
 impl State {
@@ -229,7 +245,7 @@ impl DriverContext {
                 ),
             );
         }
-        self.memory.read();
+        self.memory.update();
     }
 
     /// The driver frees the context (after `deregister` returned `Ok`).
@@ -351,6 +367,15 @@ impl Monitor {
             if matches!(n.event, Event::HubRemoval) {
                 log.removed = true;
             }
+            if let Some((th, hub, seq)) = c.in_flight.first() {
+                found.push((
+                    Property::OneCallAtATime,
+                    format!(
+                        "callback of {label} began ({} seq {}) while its call for {hub} seq {seq} was still running on {th}",
+                        n.hub, n.seq
+                    ),
+                ));
+            }
             c.in_flight.push((t.to_string(), n.hub, n.seq));
         });
         for (p, m) in found {
@@ -383,14 +408,25 @@ impl Monitor {
 
     /// `deregister(label)` returned `result`. Judges P2 (nothing of it still running).
     pub fn deregister_returned(&self, label: &str, result: &Result<(), Error>) {
+        self.returned(
+            label,
+            format!("deregister({label}) returns {result:?}"),
+            result.is_ok(),
+        );
+    }
+
+    /// A wait for `label`'s calls returned (`text` on the timeline); if it succeeded
+    /// (`ok`), nothing of the client may still run (P2) or begin later (P1).
+    fn returned(&self, label: &str, text: String, ok: bool) {
         let mut running = Vec::new();
+        let what = text.clone();
         self.with(|s, t| {
             s.timeline.push(Entry {
                 thread: t.to_string(),
-                text: format!("deregister({label}) returns {result:?}"),
+                text,
             });
             let c = s.clients.entry(label.to_string()).or_default();
-            if result.is_ok() {
+            if ok {
                 c.deregistered = true;
                 running = c.in_flight.clone();
             }
@@ -398,7 +434,9 @@ impl Monitor {
         for (th, hub, seq) in running {
             self.violation(
                 Property::DeregisterWaits,
-                format!("deregister({label}) returned Ok while its callback for {hub} seq {seq} was still running on {th}"),
+                format!(
+                    "{what} while {label}'s callback for {hub} seq {seq} was still running on {th}"
+                ),
             );
         }
     }
@@ -411,6 +449,13 @@ impl Monitor {
         self.note(format!(
             "{label}'s guard dropped in its own callback: detached"
         ));
+    }
+
+    /// The completion of `label`'s detach returned (`Detached::wait`): every call of its
+    /// callback must have ended, and none may begin from here on (P2 and P1, as for a
+    /// deregister that returned `Ok`).
+    pub fn detach_done(&self, label: &str) {
+        self.returned(label, format!("{label}'s detach completion returns"), true);
     }
 
     /// At the end of a scenario: `label` (still registered) must have seen every event of
@@ -562,12 +607,64 @@ impl Probe for Monitor {
                 return;
             }
             Step::Queued { hub, seq } => format!("  lib: {hub} seq {seq} queued"),
+            Step::DetachWaits(c) => {
+                s.slept_on.insert(c);
+                format!(
+                    "  lib: {}'s detach completion waits for its admitted calls",
+                    self.name_of(&s, c)
+                )
+            }
+            Step::DetachDone(c) => {
+                format!("  lib: {}'s detach completion fires", self.name_of(&s, c))
+            }
+            Step::DrainStop { hub, .. } => {
+                s.draining.remove(&(thread.clone(), hub));
+                return;
+            }
+            Step::TurnWaits { client, hub, seq } => format!(
+                "  lib: {} is busy on another thread; {hub} seq {seq} waits for its turn",
+                self.name_of(&s, client)
+            ),
+            Step::ContextDrop(client) => {
+                let name = self.name_of(&s, client);
+                let text = format!("  lib: {name}'s context is dropped");
+                let running = s
+                    .clients
+                    .get(&name)
+                    .and_then(|c| c.in_flight.first().cloned());
+                let in_callback = s
+                    .clients
+                    .values()
+                    .any(|c| c.in_flight.iter().any(|(th, _, _)| *th == thread));
+                let drain = s
+                    .draining
+                    .iter()
+                    .find(|(th, _)| *th == thread)
+                    .map(|(_, hub)| *hub);
+                let message = match (running, drain) {
+                    (Some((th, hub, seq)), _) => Some(format!(
+                        "{name}'s context was dropped while its call for {hub} seq {seq} was running on {th}"
+                    )),
+                    (None, Some(hub)) if !in_callback => Some(format!(
+                        "{name}'s context was dropped by a thread holding {hub}'s drain, outside any callback"
+                    )),
+                    _ => None,
+                };
+                match message {
+                    Some(message) => {
+                        s.record(thread, Property::ContextDiesOutside, text, message);
+                    }
+                    None => s.timeline.push(Entry { thread, text }),
+                }
+                return;
+            }
             Step::Submitted { hub, ticket, .. } | Step::Settles { hub, ticket, .. } => {
                 let claim = s.claimed.entry((thread.clone(), hub)).or_insert(0);
                 *claim = (*claim).max(ticket);
                 return;
             }
             Step::Took { hub, seq, ticket } => {
+                s.draining.insert((thread.clone(), hub));
                 let claim = s.claimed.get(&(thread.clone(), hub)).copied().unwrap_or(0);
                 if ticket <= claim {
                     format!("  lib: {hub} seq {seq} (ticket {ticket}) taken for delivery")
@@ -587,7 +684,6 @@ impl Probe for Monitor {
             | Step::CallbackEnd { .. }
             | Step::DeregisterReturn { .. }
             | Step::HubArrived { .. }
-            | Step::DrainStop { .. }
             | Step::Awake { .. }
             | Step::WaitFor { .. }
             | Step::Retired(_)

@@ -34,6 +34,8 @@ pub enum Wait {
     Rundown(ClientHandle),
     /// Its call, until its item of this hub is delivered (or the queue is idle).
     Hub(HubId),
+    /// Its delivery, until the client's active call on another thread hands it the turn.
+    Turn(ClientHandle),
 }
 
 /// A thread asleep in the library with no wake-up sent to it.
@@ -51,7 +53,8 @@ pub fn unwoken(steps: &[(String, Step)]) -> Vec<Sleeper> {
     let mut asleep: BTreeMap<&str, (Wait, usize, bool)> = BTreeMap::new();
     for (i, (thread, step)) in steps.iter().enumerate() {
         let falls_asleep = match step {
-            Step::DeregisterSleeps(c) => Some(Wait::Rundown(*c)),
+            Step::DeregisterSleeps(c) | Step::DetachWaits(c) => Some(Wait::Rundown(*c)),
+            Step::TurnWaits { client, .. } => Some(Wait::Turn(*client)),
             Step::Submitted { hub, settle, .. }
             | Step::Awake { hub, settle, .. }
             | Step::Settles { hub, settle, .. } => {
@@ -74,7 +77,9 @@ pub fn unwoken(steps: &[(String, Step)]) -> Vec<Sleeper> {
             | Step::WaitFor { .. }
             | Step::Retired(_)
             | Step::DetachEnter(_)
-            | Step::DetachReturn(_) => None,
+            | Step::DetachReturn(_)
+            | Step::ContextDrop(_)
+            | Step::DetachDone(_) => None,
         };
         // A thread that takes a step is awake (but `Queued` follows `Submitted` before
         // the caller goes to sleep); the wake-ups a step sends reach others.
@@ -83,6 +88,8 @@ pub fn unwoken(steps: &[(String, Step)]) -> Vec<Sleeper> {
         }
         match step {
             Step::Woke(c) => wake(&mut asleep, Wait::Rundown(*c)),
+            // The active call hands the turn over with its release.
+            Step::InFlightRelease { client, .. } => wake(&mut asleep, Wait::Turn(*client)),
             Step::DrainStop {
                 hub, woke: true, ..
             } => wake(&mut asleep, Wait::Hub(*hub)),
@@ -122,6 +129,7 @@ pub fn verdict(steps: &[(String, Step)], quiet: Duration) -> Option<String> {
                 let on = match s.on {
                     Wait::Rundown(c) => format!("in deregister({c}) until its calls drain"),
                     Wait::Hub(h) => format!("until its {h} item is delivered"),
+                    Wait::Turn(c) => format!("until {c}'s active call returns"),
                 };
                 format!(
                     "{} sleeps {on} since step {}, and nothing has woken it",
