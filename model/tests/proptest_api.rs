@@ -36,13 +36,25 @@
 //! never touch hub ports (a callback has none), so a hub's state does not change while
 //! one of its items is queued.
 //!
+//! Contexts. A client registered by a `Register` transition may own a context whose
+//! `Drop` does something (`OnDrop`): re-enters the Policy Manager (deregisters its own
+//! handle, which must be refused with `StaleHandle` since the context dies only after the
+//! client is deregistered, and queries it), or panics (the library must contain it and
+//! count it in `panicked_callbacks`). Neither changes the reference's state, so the model
+//! need not predict when the library lets go of a context; the test checks what it can
+//! without that: no context dies while its client is registered, none dies twice, each
+//! re-entry got `StaleHandle`, every contained panic is a context's, and once every hub
+//! is removed every deregistered client's context has died (nothing else holds it).
+//!
 //! Each case ends by removing the remaining hubs and dropping live `Registration`
 //! guards, checked like the steps.
 //!
 //! Not covered here (single thread): concurrent delivery, deregister waiting for
 //! callbacks running on other threads, `WouldDeadlock` (needs two threads waiting on each
 //! other), panicking callbacks, `Registration` dropped inside its own callback (detach
-//! without waiting), concurrent deregistration of one handle. Those are the loom/shuttle
+//! without waiting), concurrent deregistration of one handle, contexts' drops that change
+//! what clients are told (a change reported, a client registered: the generated programs
+//! of the loom and shuttle harness have them). Those are the loom/shuttle
 //! harness's job. Two handle-classification bugs this test found (a never-issued
 //! next-generation handle answered `StaleHandle`; 16-bit instance numbers that wrapped
 //! after 65,536 Policy Managers) are fixed; the first is pinned by a test at the end.
@@ -57,7 +69,7 @@
 //!   which the gate's timeout reports. Most other mutants need concurrency to show.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use proptest::prelude::*;
@@ -123,6 +135,17 @@ struct Action {
     trigger: Trigger,
 }
 
+/// What a client's context does when the library drops it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OnDrop {
+    Nothing,
+    /// Calls back into the Policy Manager: deregisters its own handle (stale by then) and
+    /// queries a hub and the client count.
+    Reenter,
+    /// Panics.
+    Panic,
+}
+
 /// An action as the model keeps it (the `DeregisterSelf` trigger normalised).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Act {
@@ -182,6 +205,7 @@ enum Transition {
     Register {
         owned: bool,
         action: Option<Action>,
+        on_drop: OnDrop,
     },
     /// The `pick`-th registered client; a guard `via` falls back to `Handle` if the
     /// client has no live guard.
@@ -627,6 +651,15 @@ fn action() -> BoxedStrategy<Option<Action>> {
     .boxed()
 }
 
+fn on_drop() -> BoxedStrategy<OnDrop> {
+    prop_oneof![
+        3 => Just(OnDrop::Nothing),
+        1 => Just(OnDrop::Reenter),
+        1 => Just(OnDrop::Panic),
+    ]
+    .boxed()
+}
+
 fn never_issued(m: &Model) -> BoxedStrategy<NeverIssued> {
     let mut kinds: Vec<(u32, BoxedStrategy<NeverIssued>)> = vec![
         (
@@ -692,8 +725,12 @@ impl ReferenceStateMachine for Model {
         let mut options: Vec<(u32, BoxedStrategy<Transition>)> = vec![
             (
                 5,
-                (any::<bool>(), action())
-                    .prop_map(|(owned, action)| Transition::Register { owned, action })
+                (any::<bool>(), action(), on_drop())
+                    .prop_map(|(owned, action, on_drop)| Transition::Register {
+                        owned,
+                        action,
+                        on_drop,
+                    })
                     .boxed(),
             ),
             (
@@ -807,7 +844,7 @@ impl ReferenceStateMachine for Model {
         m.target = Target::None;
         m.settled = m.clients.len();
         match t {
-            Transition::Register { owned, action } => {
+            Transition::Register { owned, action, .. } => {
                 // Resolve the action against the clients that exist now.
                 let action = action.and_then(|a| match a.kind {
                     ActionKind::DeregisterSelf => {
@@ -1036,6 +1073,48 @@ fn on_event(ctx: &Ctx, pm: &PolicyManager, n: &Notification) {
     *locked(&ctx.result) = Some(result);
 }
 
+/// What the test sees of a context's death.
+#[derive(Default)]
+struct Death {
+    drops: AtomicUsize,
+    /// What the re-entrant deregister of its own handle returned (`OnDrop::Reenter`).
+    reentered: Mutex<Option<Result<(), Error>>>,
+}
+
+/// The context the library owns for a client registered by a `Register` transition.
+struct Owned {
+    ctx: Arc<Ctx>,
+    on_drop: OnDrop,
+    death: Arc<Death>,
+    /// The Policy Manager while the case runs (emptied when the SUT is dropped, so that
+    /// no context keeps its own Policy Manager alive).
+    pm: Arc<Mutex<Option<PolicyManager>>>,
+    /// Panics raised by contexts' drops.
+    panics: Arc<AtomicU64>,
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        self.death.drops.fetch_add(1, Ordering::SeqCst);
+        match self.on_drop {
+            OnDrop::Nothing => {}
+            OnDrop::Reenter => {
+                let pm = locked(&self.pm).clone();
+                if let (Some(pm), Some(&own)) = (pm, self.ctx.own.get()) {
+                    let r = pm.deregister(own);
+                    let _ = pm.query_hub(HubId(0));
+                    let _ = pm.client_count();
+                    *locked(&self.death.reentered) = Some(r);
+                }
+            }
+            OnDrop::Panic => {
+                self.panics.fetch_add(1, Ordering::SeqCst);
+                std::panic::panic_any(usbpm_model::base::panics::ModelPanic);
+            }
+        }
+    }
+}
+
 fn plain_client(spawned: Spawned) -> (ClientConfig, Log) {
     let log: Log = Arc::default();
     let ctx = Ctx {
@@ -1057,6 +1136,8 @@ struct SutClient {
     guard: Option<Registration>,
     /// Log length when an outer `deregister` returned: nothing may be added afterwards.
     len_at_deregister: Option<usize>,
+    /// Its context's drop behaviour and death (clients registered inside callbacks: none).
+    context: Option<(OnDrop, Arc<Death>)>,
 }
 
 struct Sut {
@@ -1065,6 +1146,18 @@ struct Sut {
     clients: Vec<SutClient>,
     spawned: Spawned,
     script: Arc<Mutex<Script>>,
+    /// The Policy Manager as contexts' drops reach it (see `Owned`).
+    pm_cell: Arc<Mutex<Option<PolicyManager>>>,
+    /// Panics raised by contexts' drops: the only panics in this test.
+    drop_panics: Arc<AtomicU64>,
+}
+
+impl Drop for Sut {
+    fn drop(&mut self) {
+        // Contexts dropped with the Policy Manager (clients still registered) no longer
+        // reach it, and none of them keeps it alive.
+        *locked(&self.pm_cell) = None;
+    }
 }
 
 impl Sut {
@@ -1103,6 +1196,7 @@ impl Sut {
                 result: Arc::default(),
                 guard: None,
                 len_at_deregister: None,
+                context: None,
             });
         }
     }
@@ -1144,12 +1238,16 @@ impl StateMachineTest for ApiTest {
     type Reference = Model;
 
     fn init_test(_: &Model) -> Sut {
+        usbpm_model::base::panics::silence_model_panics();
+        let pm = new_pm();
         Sut {
-            pm: new_pm(),
+            pm_cell: Arc::new(Mutex::new(Some(pm.clone()))),
+            pm,
             ports: BTreeMap::new(),
             clients: Vec::new(),
             spawned: Arc::default(),
             script: Arc::default(),
+            drop_panics: Arc::default(),
         }
     }
 
@@ -1163,7 +1261,7 @@ impl StateMachineTest for ApiTest {
                 .collect(),
         };
         match t {
-            Transition::Register { owned, .. } => {
+            Transition::Register { owned, on_drop, .. } => {
                 let id = sut.clients.len();
                 assert_eq!(
                     m.target,
@@ -1191,8 +1289,16 @@ impl StateMachineTest for ApiTest {
                     result: result.clone(),
                     spawned: sut.spawned.clone(),
                 });
+                let death: Arc<Death> = Arc::default();
+                let owned_ctx = Owned {
+                    ctx: ctx.clone(),
+                    on_drop,
+                    death: death.clone(),
+                    pm: sut.pm_cell.clone(),
+                    panics: sut.drop_panics.clone(),
+                };
                 let config =
-                    ClientConfig::new(ctx.clone(), |ctx: &Arc<Ctx>, pm, n| on_event(ctx, pm, n));
+                    ClientConfig::new(owned_ctx, |o: &Owned, pm, n| on_event(&o.ctx, pm, n));
                 let (handle, guard) = if owned {
                     let g = sut.pm.register_owned(config).expect("register_owned");
                     (g.handle(), Some(g))
@@ -1208,6 +1314,7 @@ impl StateMachineTest for ApiTest {
                     result,
                     guard,
                     len_at_deregister: None,
+                    context: Some((on_drop, death)),
                 });
                 locked(&sut.spawned).append(&mut spawned);
             }
@@ -1370,6 +1477,20 @@ impl StateMachineTest for ApiTest {
         }
         Self::check_invariants(&sut, &m);
         assert_eq!(sut.pm.client_count(), m.registered_count());
+        // Every hub is gone and every queue delivered: nothing but the registry holds a
+        // client, so each deregistered client's context has died.
+        for (id, c) in sut.clients.iter().enumerate() {
+            if let Some((_, death)) = &c.context {
+                if !m.clients[id].registered {
+                    assert_eq!(
+                        death.drops.load(Ordering::SeqCst),
+                        1,
+                        "client {id} ({}): deregistered and every hub removed, but its context was not dropped",
+                        c.handle
+                    );
+                }
+            }
+        }
     }
 
     fn check_invariants(sut: &Sut, m: &Model) {
@@ -1383,7 +1504,11 @@ impl StateMachineTest for ApiTest {
             m.registered_count(),
             "client_count()"
         );
-        assert_eq!(sut.pm.panicked_callbacks(), 0, "a callback panicked");
+        assert_eq!(
+            sut.pm.panicked_callbacks(),
+            sut.drop_panics.load(Ordering::SeqCst),
+            "panics contained: only contexts' drops panic in this test, each one counted"
+        );
         for (id, (c, r)) in sut.clients.iter().zip(&m.clients).enumerate() {
             // The model's slot table drives its delivery order; make sure it is in step.
             assert_eq!(
@@ -1411,6 +1536,23 @@ impl StateMachineTest for ApiTest {
             let got = locked(&c.result).clone();
             let want = r.action_result.as_ref().map(|w| sut.expected(w, None));
             assert_eq!(got, want, "client {id}: result of its callback's action");
+            if let Some((on_drop, death)) = &c.context {
+                let drops = death.drops.load(Ordering::SeqCst);
+                assert!(drops <= 1, "client {id}: its context dropped {drops} times");
+                if r.registered {
+                    assert_eq!(
+                        drops, 0,
+                        "client {id}: its context dropped while registered"
+                    );
+                }
+                if drops == 1 && *on_drop == OnDrop::Reenter {
+                    assert_eq!(
+                        *locked(&death.reentered),
+                        Some(Err(Error::StaleHandle(c.handle))),
+                        "client {id}: its context's drop deregistered its own handle"
+                    );
+                }
+            }
         }
         for hub in 0..HUB_IDS {
             let want = sut.expected(&m.hub_info(hub).cloned(), None);

@@ -43,7 +43,8 @@ enum Mode {
     /// Render every Mermaid diagram of docs/ and ARCHITECTURE.md, and those of a failing
     /// run's report, with mermaid-cli; fail on a parse error. Output in target/docs-render.
     DocsRender,
-    /// Generated programs only: every program of one tier (--size, e.g. 2x1-c2-h1) under
+    /// Generated programs only: every program of one tier (--size, e.g. 2x1-c2-h1; suffixes
+    /// -H2 exactly two hubs, -d with contexts whose Drop acts, -D only those) under
     /// loom at --bound, or the quick profile's tiers; with --checker gen-shuttle, random
     /// programs within --size. Works with --shard.
     Programs,

@@ -10,6 +10,14 @@
 //! hub's presence, connector 1 the id of the last change, so the oracle can tell exactly
 //! which call each delivered event and each query result comes from.
 //!
+//! The context the library owns (the value given to `ClientConfig::new`) is an [`Owned`]
+//! whose `Drop` is the client's: it records that the context died (when, on which thread,
+//! inside which callbacks), then acts out the client's [`DropBehaviour`] through the
+//! world like a callback does (the world held weakly, the same rules for ports in use and
+//! the same budget). The library may run that `Drop` on any thread that held the last
+//! reference; the oracle judges when it ran, and that every context died exactly once by
+//! the end of the post part.
+//!
 //! Harness state lives in `std` locks held only briefly and never across a call into the
 //! library (the checkers run one modelled thread at a time and switch only at their own
 //! primitives, so a `std` lock held across a switch could block the OS thread).
@@ -26,15 +34,20 @@ use usbpm::{
 
 use crate::base::rt;
 use crate::judge::monitor::{DriverContext, Monitor, Property};
-use crate::lang::program::{client_name, hub_id, Behaviour, ClientIx, HubIx, Op, Program};
+use crate::lang::program::{
+    client_name, hub_id, Behaviour, ClientIx, DropBehaviour, HubIx, Op, Program,
+};
 
-pub use crate::lang::history::{Call, CallRec, InstId, InstRec, Log, Ret, Seen, SeenRec, Ticket};
+pub use crate::lang::history::{
+    Call, CallRec, DropRec, InstId, InstRec, Log, Ret, Seen, SeenRec, Ticket,
+};
 
 struct Ctx {
     inst: InstId,
     client: ClientIx,
     label: String,
     behaviour: Behaviour,
+    on_drop: DropBehaviour,
     driver: DriverContext,
     reported: std::sync::atomic::AtomicBool,
     world: std::sync::Weak<World>,
@@ -94,8 +107,13 @@ pub struct World {
     /// which then explores one of their orders only, and the monitor's verdict, which
     /// depends on the order, would be checked for that one.
     judged: rt::AtomicUsize,
-    /// Behaviours acted so far in this execution (at most [`MAX_ACTS`]).
+    /// Behaviours acted so far in this execution (at most [`MAX_ACTS`]), by callbacks and
+    /// by contexts' drops.
     acts: AtomicUsize,
+    /// Model panics raised so far, by callbacks and by contexts' drops.
+    panics: AtomicUsize,
+    /// Calls into the Policy Manager made (or tried) by contexts' drops.
+    drop_calls: AtomicUsize,
     stacks: Mutex<HashMap<String, Vec<InstId>>>,
     foreign_pm: PolicyManager,
     foreign: ClientHandle,
@@ -155,6 +173,8 @@ impl World {
             ticket: AtomicUsize::new(1),
             judged: rt::AtomicUsize::new(0),
             acts: AtomicUsize::new(0),
+            panics: AtomicUsize::new(0),
+            drop_calls: AtomicUsize::new(0),
             stacks: Mutex::new(HashMap::new()),
             foreign_pm,
             foreign,
@@ -267,6 +287,7 @@ impl World {
                 client: c,
                 label: label.clone(),
                 behaviour: spec.behaviour,
+                on_drop: spec.on_drop,
                 driver: DriverContext::new(label.clone()),
                 reported: Default::default(),
                 world: Arc::downgrade(self),
@@ -276,7 +297,7 @@ impl World {
             inst
         };
         let ctx = locked(&self.insts)[inst].ctx.clone();
-        let config = ClientConfig::new(ctx.clone(), on_event);
+        let config = ClientConfig::new(Owned(ctx.clone()), on_event);
         let i = self.begin_call(Call::Register { inst });
         // A program registers a handful of clients, nowhere near the 65,536 slots:
         // a refusal here is a library bug, and the panic (not a model panic, so not
@@ -532,37 +553,61 @@ impl World {
         for h in 0..self.program.hubs {
             self.remove(h);
         }
-        for c in 0..self.program.clients.len() as ClientIx {
-            let (live, owned) = {
-                let slots = locked(&self.slots);
-                (
-                    slots[c as usize].live,
-                    matches!(slots[c as usize].guard, Guard::Held(_)),
-                )
-            };
-            if live && owned {
-                self.drop_guard(c, false);
-            } else if live {
-                self.deregister(c);
+        // Until no client is registered: a context's drop may register a client again (at
+        // most `MAX_ACTS` times in all). Bounded also when a deregister fails (a mutant):
+        // the oracle reports the registration that never ended.
+        for _pass in 0..MAX_ACTS + 2 {
+            let mut any = false;
+            for c in 0..self.program.clients.len() as ClientIx {
+                let (live, owned) = {
+                    let slots = locked(&self.slots);
+                    (
+                        slots[c as usize].live,
+                        matches!(slots[c as usize].guard, Guard::Held(_)),
+                    )
+                };
+                any |= live;
+                if live && owned {
+                    self.drop_guard(c, false);
+                } else if live {
+                    self.deregister(c);
+                }
+            }
+            if !any {
+                break;
             }
         }
         let r = self.foreign_pm.deregister(self.foreign);
         self.monitor.check(Property::BadInputErrors, r.is_ok(), || {
             format!("foreign client's deregister returned {r:?}")
         });
+        // Every thread is joined and every client gone: each panic raised on purpose has
+        // been contained and counted by now.
+        locked(&self.log).panics_counted = self.pm.panicked_callbacks();
     }
 
     /// The execution's log, once every thread has been joined.
     pub fn log(&self) -> Log {
-        locked(&self.log).clone()
+        let mut log = locked(&self.log).clone();
+        log.panics_raised = self.panics.load(Ordering::SeqCst) as u64;
+        log
     }
 
     /// Breaks the world's reference cycles (contexts hold the world weakly, the world
     /// holds guards and contexts) so nothing outlives the execution.
     pub fn clear(&self) {
-        locked(&self.slots).clear();
-        locked(&self.insts).clear();
-        locked(&self.ports).clear();
+        // Taken out first and dropped with no harness lock held: a guard's drop may end a
+        // registration, and a context's drop calls back into the world.
+        let slots = std::mem::take(&mut *locked(&self.slots));
+        let insts = std::mem::take(&mut *locked(&self.insts));
+        let ports = std::mem::take(&mut *locked(&self.ports));
+        drop((slots, insts, ports));
+    }
+
+    /// Raises a model panic (the library contains it), counted for the oracle.
+    fn model_panic(&self) -> ! {
+        self.panics.fetch_add(1, Ordering::SeqCst);
+        std::panic::panic_any(crate::base::panics::ModelPanic)
     }
 }
 
@@ -576,14 +621,61 @@ impl Ctx {
     }
 }
 
+/// The context the library owns: the model's context, and the client's `Drop`.
+struct Owned(Arc<Ctx>);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        context_dropped(&self.0);
+    }
+}
+
+/// The client's context is dropped: records it, then acts out its drop behaviour.
+fn context_dropped(ctx: &Ctx) {
+    // Gone with the world: the execution is over (nothing is judged any more).
+    let Some(world) = ctx.world.upgrade() else {
+        return;
+    };
+    let inside = world.inside();
+    world.judged_point();
+    let at = world.tick();
+    locked(&world.log).drops.push(DropRec {
+        inst: ctx.inst,
+        thread: rt::thread_name(),
+        inside,
+        at,
+    });
+    world.monitor.note(format!(
+        "{}'s context: Drop runs (on drop: {})",
+        ctx.label, ctx.on_drop
+    ));
+    if ctx.on_drop.is_nothing() || world.acts.fetch_add(1, Ordering::SeqCst) >= MAX_ACTS {
+        return;
+    }
+    if ctx.on_drop != DropBehaviour::Panic {
+        world.drop_calls.fetch_add(1, Ordering::SeqCst);
+    }
+    match ctx.on_drop {
+        DropBehaviour::Nothing => {}
+        DropBehaviour::ReportChange(h) => world.change(h),
+        DropBehaviour::Register(o) => world.register(o),
+        DropBehaviour::Deregister(o) => world.deregister(o),
+        DropBehaviour::Panic => world.model_panic(),
+    }
+}
+
 struct EndOnDrop<'a> {
     world: &'a World,
     ctx: &'a Ctx,
     n: &'a Notification,
+    /// This call's record in the log's `seen`.
+    seen: usize,
 }
 
 impl Drop for EndOnDrop<'_> {
     fn drop(&mut self) {
+        let end = self.world.tick();
+        locked(&self.world.log).seen[self.seen].end = end;
         self.world.judged_point();
         self.world.monitor.callback_end(&self.ctx.label, self.n);
         let mut stacks = locked(&self.world.stacks);
@@ -593,7 +685,8 @@ impl Drop for EndOnDrop<'_> {
     }
 }
 
-fn on_event(ctx: &Arc<Ctx>, pm: &PolicyManager, n: &Notification) {
+fn on_event(owned: &Owned, pm: &PolicyManager, n: &Notification) {
+    let ctx = &owned.0;
     let Some(world) = ctx.world.upgrade() else {
         return;
     };
@@ -614,13 +707,18 @@ fn on_event(ctx: &Arc<Ctx>, pm: &PolicyManager, n: &Notification) {
         Event::HubRemoval => Seen::Removal,
     };
     let begin = world.tick();
-    locked(&world.log).seen.push(SeenRec {
-        inst: ctx.inst,
-        hub: n.hub.0,
-        seq: n.seq,
-        seen: seen.clone(),
-        begin,
-    });
+    let index = {
+        let mut log = locked(&world.log);
+        log.seen.push(SeenRec {
+            inst: ctx.inst,
+            hub: n.hub.0,
+            seq: n.seq,
+            seen: seen.clone(),
+            begin,
+            end: 0,
+        });
+        log.seen.len() - 1
+    };
     world.judged_point();
     world.monitor.callback_begin(&ctx.label, n);
     locked(&world.stacks)
@@ -631,6 +729,7 @@ fn on_event(ctx: &Arc<Ctx>, pm: &PolicyManager, n: &Notification) {
         world: &world,
         ctx,
         n,
+        seen: index,
     };
     ctx.touch(&world.monitor, "at begin of", n);
     if !matches!(seen, Seen::Removal) {
@@ -674,7 +773,7 @@ fn act(world: &Arc<World>, ctx: &Ctx, pm: &PolicyManager, n: &Notification) {
                 world.drop_guard(ctx.client, true);
             }
         }
-        Behaviour::Panic => std::panic::panic_any(crate::base::panics::ModelPanic),
+        Behaviour::Panic => world.model_panic(),
         Behaviour::ReportChange(h) => {
             if !ctx.reported.swap(true, std::sync::atomic::Ordering::SeqCst) {
                 world.change(h);
@@ -722,13 +821,177 @@ pub fn execute(program: &Program, mutant: Option<Mutant>, replay: &str) {
             .monitor
             .violation(v.property, format!("oracle: {}", v.message));
     }
+    // The specification has no calls made from a context's `Drop` yet (a drop may run
+    // inside `deregister`, after a drain, inside a callback): such a trace is not one of
+    // its behaviours, so it is not validated (the monitors and the oracle still judge it).
+    let drop_calls = world.drop_calls.load(Ordering::SeqCst);
+    if drop_calls > 0 {
+        world.monitor.note(format!(
+            "trace validation skipped: contexts' drops made {drop_calls} call(s), which the specification does not model"
+        ));
+    }
     world.clear();
     let monitor = world.monitor.clone();
     drop(world);
     monitor.finish(replay);
     // Under shuttle and std the recorded trace must be a behaviour of the specification
     // (as in `run::execute`); loom's executions are too many to pay for it.
-    if cfg!(not(feature = "loom")) {
+    if cfg!(not(feature = "loom")) && drop_calls == 0 {
         crate::judge::trace::check_execution(&monitor, replay);
+    }
+}
+
+#[cfg(all(test, not(any(feature = "loom", feature = "shuttle"))))]
+mod tests {
+    use super::*;
+    use crate::judge::oracle::{contexts, judge};
+    use crate::lang::program::ClientSpec;
+
+    fn client(behaviour: Behaviour, on_drop: DropBehaviour) -> ClientSpec {
+        ClientSpec {
+            behaviour,
+            owned: false,
+            on_drop,
+        }
+    }
+
+    /// Runs `p`'s init part and the post part on this thread (no parallel part): its log,
+    /// and every violation the monitor and the oracle found.
+    fn run(p: &Program) -> (Log, Vec<String>) {
+        assert_eq!(p.well_formed(), Ok(()));
+        let world = World::new(p.clone(), None);
+        for &op in &p.init {
+            world.op(op);
+        }
+        world.post();
+        let log = world.log();
+        let mut found: Vec<String> = judge(p, &log).into_iter().map(|v| v.message).collect();
+        found.extend(world.monitor.violations().into_iter().map(|v| v.message));
+        world.clear();
+        (log, found)
+    }
+
+    /// A's context panics when dropped; B's reports a change on hub 2 when dropped. Each
+    /// is deregistered while both hubs hold it, so its context goes with the second hub's
+    /// delivery that prunes it (B's while hub 1's port is in use, hub 2's free).
+    fn drops_program() -> Program {
+        Program {
+            clients: vec![
+                client(Behaviour::Nothing, DropBehaviour::Panic),
+                client(Behaviour::Nothing, DropBehaviour::ReportChange(1)),
+                client(Behaviour::Nothing, DropBehaviour::Nothing),
+            ],
+            hubs: 2,
+            init: vec![
+                Op::Register(0),
+                Op::Register(1),
+                Op::Register(2),
+                Op::Arrive(0),
+                Op::Arrive(1),
+                Op::Deregister(0),
+                Op::Change(0),
+                Op::Change(1),
+                Op::Deregister(1),
+                Op::Change(1),
+                Op::Change(0),
+            ],
+            threads: vec![],
+        }
+    }
+
+    #[test]
+    fn contexts_drop_once_and_act() {
+        let (log, found) = run(&drops_program());
+        assert!(found.is_empty(), "{found:#?}");
+        let dropped: Vec<InstId> = log.drops.iter().map(|d| d.inst).collect();
+        assert_eq!(dropped, vec![0, 1, 2], "each context once, in this order");
+        // A's drop panicked, contained and counted.
+        assert_eq!((log.panics_raised, log.panics_counted), (1, 1));
+        // B's drop reported a change on hub 2, which C (still registered) was told.
+        let b_drop = log.drops[1].at;
+        let change = log
+            .calls
+            .iter()
+            .find(|c| matches!(c.call, Call::Change { hub: 2, .. }) && c.start > b_drop)
+            .expect("B's drop reported a change on hub 2");
+        let Call::Change { token, .. } = change.call else {
+            unreachable!()
+        };
+        assert!(log
+            .seen
+            .iter()
+            .any(|s| s.inst == 2 && s.seen == Seen::Change { token }));
+        // Every callback returned before its context went.
+        assert!(log.seen.iter().all(|s| s.end > s.begin));
+    }
+
+    #[test]
+    fn a_drop_that_registers_is_deregistered_by_the_post_part() {
+        // A's drop registers B, and B's registers A again: the post part deregisters each
+        // new registration until the budget stops the drops from acting.
+        let p = Program {
+            clients: vec![
+                client(Behaviour::Nothing, DropBehaviour::Register(1)),
+                client(Behaviour::Nothing, DropBehaviour::Register(0)),
+            ],
+            hubs: 0,
+            init: vec![Op::Register(0)],
+            threads: vec![],
+        };
+        let (log, found) = run(&p);
+        assert!(found.is_empty(), "{found:#?}");
+        let registers = log
+            .calls
+            .iter()
+            .filter(|c| matches!(c.call, Call::Register { .. }))
+            .count();
+        assert_eq!(
+            registers,
+            MAX_ACTS + 1,
+            "the first, then one per drop acted"
+        );
+        assert_eq!(log.drops.len(), registers, "every context dropped");
+    }
+
+    #[test]
+    fn the_oracle_judges_contexts() {
+        let (log, found) = run(&drops_program());
+        assert!(found.is_empty(), "{found:#?}");
+        assert!(contexts(&log).is_empty());
+        let says = |log: &Log, property: Property, what: &str| {
+            let v = contexts(log);
+            assert!(
+                v.iter()
+                    .any(|v| v.property == property && v.message.contains(what)),
+                "expected {} `{what}`, got {v:#?}",
+                property.id()
+            );
+        };
+        let p9 = Property::ContextDiesOutside;
+        // A context never dropped (leaked).
+        let mut l = log.clone();
+        l.drops.retain(|d| d.inst != 2);
+        says(&l, p9, "C's context was never dropped");
+        // Dropped twice.
+        let mut l = log.clone();
+        l.drops.push(l.drops[0].clone());
+        says(&l, p9, "A's context was dropped 2 times");
+        // Dropped before its deregister began.
+        let mut l = log.clone();
+        l.drops[0].at = 1;
+        says(&l, p9, "while A was registered");
+        // Dropped while one of its calls was running.
+        let mut l = log.clone();
+        let call = l.seen.iter().position(|s| s.inst == 1).unwrap();
+        l.seen[call].end = l.drops[1].at + 1;
+        says(&l, p9, "had not returned");
+        // A contained panic not counted.
+        let mut l = log.clone();
+        l.panics_counted = 0;
+        says(
+            &l,
+            Property::BadInputErrors,
+            "panicked_callbacks() returned 0",
+        );
     }
 }

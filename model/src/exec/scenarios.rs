@@ -669,6 +669,7 @@ pub fn as_programs() -> Vec<(&'static str, crate::lang::program::Program, &'stat
     let plain = |behaviour| ClientSpec {
         behaviour,
         owned: false,
+        ..Default::default()
     };
     let program = |clients, hubs, init, threads| Program {
         clients,
@@ -750,6 +751,7 @@ pub fn regressions() -> Vec<(&'static str, crate::lang::program::Program)> {
             clients: vec![ClientSpec {
                 behaviour: Behaviour::DropOwnGuard,
                 owned: true,
+                ..Default::default()
             }],
             hubs: 2,
             init: vec![Op::Register(0)],

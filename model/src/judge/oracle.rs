@@ -18,6 +18,13 @@
 //!   snapshot lies between the changes finished before `register` began and those begun
 //!   after it returned; a registration that lasted through a whole presence saw all of
 //!   it, and one that began after a presence ended saw none of it.
+//! - **Contexts** ([`contexts`]): each registration's context is dropped exactly once by
+//!   the end of the post part, after the registration ended and after every call of its
+//!   callback returned; `panicked_callbacks` counts every panic the model raised on
+//!   purpose, in callbacks and in contexts' drops. What a drop does (a change reported, a
+//!   client registered or deregistered) is an ordinary call in the log, explained like any
+//!   other: which thread drops a context last is up to the schedule, and the calls its
+//!   drop makes carry the real-time tickets and the callbacks that thread was inside.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -57,6 +64,7 @@ pub fn judge(_program: &Program, log: &Log) -> Vec<Unexplained> {
     }
     out.extend(cycles(log));
     out.extend(windows(log));
+    out.extend(contexts(log));
     out
 }
 
@@ -331,6 +339,86 @@ pub fn cycles(log: &Log) -> Vec<Unexplained> {
     out
 }
 
+/// Each registration's context dies exactly once, outside its registration and its calls;
+/// every panic raised on purpose is counted.
+///
+/// The library's last reference to a client goes after the client's last call returned,
+/// and by the end of the post part (every hub removed, every client deregistered, every
+/// thread joined) no reference is left: a context not dropped by then is leaked (the
+/// "completion" of a registration never fired). The bounds are real-time tickets taken by
+/// the context itself (its `Drop`) and by the callbacks (their end), so this judges from
+/// the client's side what the monitor's P9 judges from the library's probe steps.
+pub fn contexts(log: &Log) -> Vec<Unexplained> {
+    let mut out = Vec::new();
+    let mut drops: BTreeMap<InstId, Vec<&crate::lang::history::DropRec>> = BTreeMap::new();
+    for d in &log.drops {
+        drops.entry(d.inst).or_default().push(d);
+    }
+    let registered = log.calls.iter().filter_map(|c| match (&c.call, &c.ret) {
+        (Call::Register { inst }, Ret::Unit(Ok(()))) => Some(*inst),
+        _ => None,
+    });
+    for inst in registered {
+        let name = label(log, inst);
+        let Some(ds) = drops.get(&inst) else {
+            out.push(bad(
+                Property::ContextDiesOutside,
+                format!("{name}'s context was never dropped: the library still held it after the post part (every hub removed, every client deregistered)"),
+            ));
+            continue;
+        };
+        if ds.len() > 1 {
+            out.push(bad(
+                Property::ContextDiesOutside,
+                format!("{name}'s context was dropped {} times", ds.len()),
+            ));
+        }
+        let d = ds[0];
+        let ended = log
+            .calls
+            .iter()
+            .filter(|c| {
+                matches!(
+                    (&c.call, &c.ret),
+                    (Call::Deregister { inst: Some(i) } | Call::DropGuard { inst: i }, Ret::Unit(Ok(())))
+                        if *i == inst
+                )
+            })
+            .map(|c| c.start)
+            .min();
+        if ended.is_none_or(|t| t > d.at) {
+            out.push(bad(
+                Property::ContextDiesOutside,
+                format!(
+                    "{name}'s context was dropped on {} (ticket {}) while {name} was registered",
+                    d.thread, d.at
+                ),
+            ));
+        }
+        for s in log.seen.iter().filter(|s| s.inst == inst) {
+            if s.end == 0 || s.end > d.at {
+                out.push(bad(
+                    Property::ContextDiesOutside,
+                    format!(
+                        "{name}'s context was dropped on {} (ticket {}) while its call for hub {} seq {} (begun at ticket {}) had not returned",
+                        d.thread, d.at, s.hub, s.seq, s.begin
+                    ),
+                ));
+            }
+        }
+    }
+    if log.panics_counted != log.panics_raised {
+        out.push(bad(
+            Property::BadInputErrors,
+            format!(
+                "panicked_callbacks() returned {} at the end, but callbacks and contexts' drops raised {} panics, each contained",
+                log.panics_counted, log.panics_raised
+            ),
+        ));
+    }
+    out
+}
+
 /// One presence of a hub, as the program's calls made it.
 struct Presence {
     hub: u32,
@@ -536,9 +624,12 @@ pub fn windows(log: &Log) -> Vec<Unexplained> {
             // its start; one that began before the presence saw it from its arrival.
             // Delivery is asynchronous (a change reported from inside a callback may be
             // delivered after its call returned), so only a registration that lasted into
-            // the post part, when every queue had drained, must have seen everything.
+            // the post part, when every queue had drained, and past the presence's removal,
+            // must have seen everything. (The post part removes the hubs before it
+            // deregisters anyone, but a context dropped during a removal may deregister a
+            // client there: that registration ends before the next hub's removal.)
             let Some(rm) = p.removal else { continue };
-            if end_of_reg <= log.post_start {
+            if end_of_reg <= log.post_start.max(rm.1) {
                 continue;
             }
             let from_arrival = r.end < p.arrive.0;

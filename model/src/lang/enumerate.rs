@@ -4,8 +4,13 @@
 //! lists every [`Program`] within it whose parts can all matter:
 //!
 //! - **clients**: 1 up to the bound, each with any [`Behaviour`] it can have and either
-//!   registration kind (plain handle, or an owned `Registration`);
-//! - **hubs**: 0 up to the bound;
+//!   registration kind (plain handle, or an owned `Registration`); in a size with drop
+//!   behaviours (`-d`, or `-D` for only the programs with at least one), each client acts
+//!   either on its events or on its context's drop (any [`DropBehaviour`] it can have, its
+//!   callback then doing nothing): the two kinds are added, not multiplied, so a tier
+//!   grows by a third to a half, not threefold or more (a client with both is left to the
+//!   random programs);
+//! - **hubs**: 0 up to the bound (exactly the bound in a size written `-H`);
 //! - **init**: any subset of the clients registered, then any subset of the hubs arrived
 //!   (in that order, so the init part delivers arrivals to the clients registered);
 //! - **parallel**: 2 up to the bound of threads, each with 1 up to the bound of ops.
@@ -26,7 +31,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::lang::program::{Behaviour, ClientIx, ClientSpec, HubIx, Op, Program};
+use crate::lang::program::{Behaviour, ClientIx, ClientSpec, DropBehaviour, HubIx, Op, Program};
 
 /// How large the enumerated programs are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,25 +44,57 @@ pub struct Size {
     pub clients: usize,
     /// Hubs (at most).
     pub hubs: usize,
+    /// Only programs with exactly `hubs` hubs (written `-H2` instead of `-h2`): the
+    /// smaller ones are a tier of their own.
+    #[serde(default)]
+    pub exact_hubs: bool,
+    /// Contexts with drop behaviours (module docs).
+    #[serde(default)]
+    pub drops: Drops,
+}
+
+/// Whether a size's clients' contexts have drop behaviours.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Drops {
+    /// Every context's drop does nothing (no suffix).
+    #[default]
+    None,
+    /// Contexts may have drop behaviours (`-d`): the programs without them too.
+    Also,
+    /// Only programs in which some context has a drop behaviour (`-D`): the rest is the
+    /// tier without the suffix.
+    Only,
 }
 
 impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let h = if self.exact_hubs { 'H' } else { 'h' };
         write!(
             f,
-            "{}x{}-c{}-h{}",
+            "{}x{}-c{}-{h}{}",
             self.threads, self.ops, self.clients, self.hubs
-        )
+        )?;
+        match self.drops {
+            Drops::None => Ok(()),
+            Drops::Also => write!(f, "-d"),
+            Drops::Only => write!(f, "-D"),
+        }
     }
 }
 
 impl std::str::FromStr for Size {
     type Err = String;
 
-    /// `TxK` (threads × ops per thread, 2 clients, 2 hubs) or `TxK-cC-hH`.
+    /// `TxK` (threads × ops per thread, 2 clients, 2 hubs) or `TxK-cC-hH`; `-HH` for
+    /// exactly H hubs, `-d` for contexts with drop behaviours, `-D` for only the programs
+    /// with some.
     fn from_str(s: &str) -> Result<Size, String> {
-        let usage =
-            || format!("`{s}` is not a size: write TxK or TxK-cC-hH, e.g. 2x1 or 2x2-c2-h1");
+        let usage = || {
+            format!(
+                "`{s}` is not a size: write TxK or TxK-cC-hH, e.g. 2x1 or 2x2-c2-h1 \
+                 (-HH: exactly H hubs; -d: contexts with drop behaviours; -D: only programs with some)"
+            )
+        };
         let mut parts = s.split('-');
         let tk = parts.next().ok_or_else(usage)?;
         let (t, k) = tk.split_once('x').ok_or_else(usage)?;
@@ -66,13 +103,30 @@ impl std::str::FromStr for Size {
             ops: k.parse().map_err(|_| usage())?,
             clients: 2,
             hubs: 2,
+            exact_hubs: false,
+            drops: Drops::None,
         };
         for p in parts {
+            match p {
+                "d" => size.drops = Drops::Also,
+                "D" => size.drops = Drops::Only,
+                _ => {}
+            }
+            if p == "d" || p == "D" {
+                continue;
+            }
+            if p.is_empty() || !p.is_char_boundary(1) {
+                return Err(usage());
+            }
             let (key, v) = p.split_at(1);
             let v: usize = v.parse().map_err(|_| usage())?;
             match key {
                 "c" => size.clients = v,
                 "h" => size.hubs = v,
+                "H" => {
+                    size.hubs = v;
+                    size.exact_hubs = true;
+                }
                 _ => return Err(usage()),
             }
         }
@@ -83,6 +137,20 @@ impl std::str::FromStr for Size {
             ));
         }
         Ok(size)
+    }
+}
+
+impl Size {
+    /// Whether every program of `other` is a program of `self`.
+    pub fn includes(&self, other: &Size) -> bool {
+        let bounds = self.threads >= other.threads
+            && self.ops >= other.ops
+            && self.clients >= other.clients
+            && self.hubs >= other.hubs;
+        // An exact hub count holds only programs with that many hubs.
+        let hubs = !self.exact_hubs || (other.exact_hubs && other.hubs == self.hubs);
+        let drops = self.drops == Drops::Also || self.drops == other.drops;
+        bounds && hubs && drops
     }
 }
 
@@ -115,6 +183,47 @@ fn behaviours(c: ClientIx, clients: usize, hubs: usize, owned: bool) -> Vec<Beha
         out.push(Behaviour::ReportChange(h));
     }
     out
+}
+
+/// The drop behaviours client `c`'s context can have, `Nothing` first.
+fn drop_behaviours(c: ClientIx, clients: usize, hubs: usize) -> Vec<DropBehaviour> {
+    let mut out = vec![DropBehaviour::Nothing];
+    for h in 0..hubs as HubIx {
+        out.push(DropBehaviour::ReportChange(h));
+    }
+    for o in 0..clients as ClientIx {
+        if o != c {
+            out.push(DropBehaviour::Register(o));
+            out.push(DropBehaviour::Deregister(o));
+        }
+    }
+    out.push(DropBehaviour::Panic);
+    out
+}
+
+/// The client specs of client `c` in a tier (module docs: with drop behaviours, a client
+/// acts on its events or on its drop).
+fn specs(c: ClientIx, clients: usize, hubs: usize, drops: bool) -> Vec<ClientSpec> {
+    let mut v = Vec::new();
+    for owned in [false, true] {
+        for behaviour in behaviours(c, clients, hubs, owned) {
+            v.push(ClientSpec {
+                behaviour,
+                owned,
+                on_drop: DropBehaviour::Nothing,
+            });
+        }
+        if drops {
+            for on_drop in drop_behaviours(c, clients, hubs).into_iter().skip(1) {
+                v.push(ClientSpec {
+                    behaviour: Behaviour::Nothing,
+                    owned,
+                    on_drop,
+                });
+            }
+        }
+    }
+    v
 }
 
 fn alphabet(clients: usize, hubs: usize) -> Vec<Op> {
@@ -207,12 +316,17 @@ pub fn live(p: &Program) -> Option<Program> {
     loop {
         let more: Vec<ClientIx> = registered
             .iter()
-            .filter_map(|&c| {
-                if let Behaviour::Register(o) = p.clients[c as usize].behaviour {
-                    Some(o)
-                } else {
-                    None
-                }
+            .flat_map(|&c| {
+                let spec = &p.clients[c as usize];
+                let by_callback = match spec.behaviour {
+                    Behaviour::Register(o) => Some(o),
+                    _ => None,
+                };
+                let by_drop = match spec.on_drop {
+                    DropBehaviour::Register(o) => Some(o),
+                    _ => None,
+                };
+                by_callback.into_iter().chain(by_drop)
             })
             .collect();
         let before = registered.len();
@@ -287,11 +401,18 @@ fn renamed(p: &Program, cp: &[u8], hp: &[u8]) -> Program {
         Behaviour::ReportChange(x) => Behaviour::ReportChange(h(x)),
         other => other,
     };
+    let on_drop = |d: DropBehaviour| match d {
+        DropBehaviour::Register(x) => DropBehaviour::Register(c(x)),
+        DropBehaviour::Deregister(x) => DropBehaviour::Deregister(c(x)),
+        DropBehaviour::ReportChange(x) => DropBehaviour::ReportChange(h(x)),
+        other => other,
+    };
     let mut clients = vec![p.clients[0]; p.clients.len()];
     for (i, s) in p.clients.iter().enumerate() {
         clients[c(i as u8) as usize] = ClientSpec {
             behaviour: beh(s.behaviour),
             owned: s.owned,
+            on_drop: on_drop(s.on_drop),
         };
     }
     let mut init: Vec<Op> = p.init.iter().map(op).collect();
@@ -349,21 +470,11 @@ pub fn enumerate(size: Size) -> Tier {
 pub fn for_each(size: Size, mut f: impl FnMut(Program)) -> (u64, u64) {
     let mut raw = 0u64;
     let mut live_count = 0u64;
+    let fewest_hubs = if size.exact_hubs { size.hubs } else { 0 };
     for nc in 1..=size.clients {
-        for nh in 0..=size.hubs {
+        for nh in fewest_hubs..=size.hubs {
             let specs: Vec<Vec<ClientSpec>> = (0..nc as ClientIx)
-                .map(|c| {
-                    let mut v = Vec::new();
-                    for owned in [false, true] {
-                        for b in behaviours(c, nc, nh, owned) {
-                            v.push(ClientSpec {
-                                behaviour: b,
-                                owned,
-                            });
-                        }
-                    }
-                    v
-                })
+                .map(|c| specs(c, nc, nh, size.drops != Drops::None))
                 .collect();
             let alphabet = alphabet(nc, nh);
             let seqs = sequences(&alphabet, size.ops);
@@ -374,7 +485,14 @@ pub fn for_each(size: Size, mut f: impl FnMut(Program)) -> (u64, u64) {
             let raw_threads: u64 = (2..=size.threads)
                 .map(|t| binom(seqs.len() as u64 + t as u64 - 1, t as u64))
                 .sum();
-            let spec_combos: u64 = specs.iter().map(|v| v.len() as u64).product();
+            let mut spec_combos: u64 = specs.iter().map(|v| v.len() as u64).product();
+            if size.drops == Drops::Only {
+                let without: u64 = specs
+                    .iter()
+                    .map(|v| v.iter().filter(|s| s.on_drop.is_nothing()).count() as u64)
+                    .product();
+                spec_combos -= without;
+            }
             raw += spec_combos * (1u64 << (nc + nh)) * raw_threads;
             let identity_c: Vec<u8> = (0..nc as u8).collect();
             let identity_h: Vec<u8> = (0..nh as u8).collect();
@@ -404,6 +522,11 @@ pub fn for_each(size: Size, mut f: impl FnMut(Program)) -> (u64, u64) {
                             init: init.clone(),
                             threads: set.iter().map(|&i| seqs[i].clone()).collect(),
                         };
+                        if size.drops == Drops::Only
+                            && p.clients.iter().all(|c| c.on_drop.is_nothing())
+                        {
+                            continue;
+                        }
                         let Some(normal) = live(&p) else { continue };
                         live_count += 1;
                         if normal != p {
@@ -473,11 +596,88 @@ mod tests {
     }
 
     #[test]
+    fn drop_behaviour_tiers_add_to_the_plain_ones() {
+        for plain in ["2x1-c1-h1", "2x1-c2-h1", "2x1-c1-H2"] {
+            let base = enumerate(plain.parse().unwrap());
+            let also = enumerate(format!("{plain}-d").parse().unwrap());
+            let only = enumerate(format!("{plain}-D").parse().unwrap());
+            // `-d` is the plain tier and `-D`, without overlap.
+            assert_eq!(also.raw, base.raw + only.raw, "{plain}");
+            assert_eq!(also.live, base.live + only.live, "{plain}");
+            assert_eq!(
+                also.programs.len(),
+                base.programs.len() + only.programs.len(),
+                "{plain}"
+            );
+            let with_drops = |p: &Program| p.clients.iter().any(|c| !c.on_drop.is_nothing());
+            assert!(only.programs.iter().all(with_drops), "{plain}");
+            assert!(!base.programs.iter().any(with_drops), "{plain}");
+            let all: BTreeSet<&Program> = also.programs.iter().collect();
+            assert_eq!(all.len(), also.programs.len(), "{plain}: a program twice");
+            assert!(base
+                .programs
+                .iter()
+                .chain(&only.programs)
+                .all(|p| all.contains(p)));
+            for p in &only.programs {
+                assert_eq!(p.well_formed(), Ok(()), "{p}");
+                assert_eq!(
+                    &canonical(p),
+                    p,
+                    "{plain}: {p} is not its orbit's representative"
+                );
+                // A client acts on its events or on its drop, never both.
+                assert!(p
+                    .clients
+                    .iter()
+                    .all(|c| c.behaviour == Behaviour::Nothing || c.on_drop.is_nothing()));
+            }
+            if plain.contains('H') {
+                assert!(also.programs.iter().all(|p| p.hubs == 2), "{plain}");
+            }
+        }
+        // Every drop behaviour appears, renamed consistently (`B`'s context registering
+        // `A` is the same program as `A`'s registering `B`, listed once).
+        let only = enumerate("2x1-c2-h1-D".parse().unwrap());
+        for d in [
+            DropBehaviour::ReportChange(0),
+            DropBehaviour::Register(1),
+            DropBehaviour::Deregister(1),
+            DropBehaviour::Panic,
+        ] {
+            assert!(
+                only.programs.iter().any(|p| p.clients[0].on_drop == d),
+                "no program where A's context has drop behaviour {d}"
+            );
+        }
+        // A client registered only by another's drop is alive (not a dead part).
+        assert!(only.programs.iter().any(|p| {
+            p.clients[0].on_drop == DropBehaviour::Register(1)
+                && !p.init.contains(&Op::Register(1))
+                && !p.threads.iter().flatten().any(|o| *o == Op::Register(1))
+        }));
+    }
+
+    #[test]
     fn sizes_parse_and_print() {
         let s: Size = "2x2-c1-h3".parse().unwrap();
         assert_eq!((s.threads, s.ops, s.clients, s.hubs), (2, 2, 1, 3));
         assert_eq!(s.to_string(), "2x2-c1-h3");
         assert_eq!("3x1".parse::<Size>().unwrap().to_string(), "3x1-c2-h2");
+        let s: Size = "2x1-c1-H2-d".parse().unwrap();
+        assert!(s.exact_hubs && s.drops == Drops::Also && s.hubs == 2);
+        assert_eq!(s.to_string(), "2x1-c1-H2-d");
+        assert_eq!("2x1-c2-h2-D".parse::<Size>().unwrap().drops, Drops::Only);
+        let size = |s: &str| s.parse::<Size>().unwrap();
+        assert!(size("2x1-c1-h1-d").includes(&size("2x1-c1-h1")));
+        assert!(size("2x1-c1-h1-d").includes(&size("2x1-c1-h1-D")));
+        assert!(!size("2x1-c1-h1").includes(&size("2x1-c1-h1-d")));
+        assert!(!size("2x1-c1-h1-D").includes(&size("2x1-c1-h1")));
+        assert!(size("2x1-c2-h2").includes(&size("2x1-c1-H2")));
+        assert!(!size("2x1-c2-H2").includes(&size("2x1-c1-h2")));
+        assert!(!size("2x1-c2-h2").includes(&size("2x2-c1-h1")));
+        assert!("2x1-x".parse::<Size>().is_err());
+        assert!("2x1-".parse::<Size>().is_err());
         assert!("1x1".parse::<Size>().is_err());
         assert!("2x1-q3".parse::<Size>().is_err());
     }
@@ -541,7 +741,9 @@ impl Rng {
 }
 
 /// A random program within `max`: 2 to `max.threads` threads of 1 to `max.ops` ops, 1 to
-/// `max.clients` clients, 1 to `max.hubs` hubs, a random init part and behaviours.
+/// `max.clients` clients, 1 to `max.hubs` hubs, a random init part and behaviours, and
+/// in half the programs half the contexts with a drop behaviour (whatever `max.drops`
+/// says: random programs are not counted, so both kinds of behaviour go together here).
 pub fn random_program(rng: &mut Rng, max: Size) -> Program {
     let mut nc = rng.range(1, max.clients);
     let mut nh = rng.range(1, max.hubs.max(1));
@@ -554,6 +756,9 @@ pub fn random_program(rng: &mut Rng, max: Size) -> Program {
         nc = rng.range(2, max.clients.min(max.threads));
         nh = nh.max(nc.min(max.hubs));
     }
+    // Half the programs have contexts with drop behaviours (the others keep every
+    // execution's trace validated: the specification has no calls from a drop yet).
+    let drops = rng.next_u64().is_multiple_of(2);
     let clients = (0..nc as ClientIx)
         .map(|c| {
             let owned = rng.next_u64().is_multiple_of(2);
@@ -562,7 +767,17 @@ pub fn random_program(rng: &mut Rng, max: Size) -> Program {
             } else {
                 rng.pick(&behaviours(c, nc, nh, owned))
             };
-            ClientSpec { behaviour, owned }
+            // Then half the contexts do something when dropped, with any event behaviour.
+            let on_drop = if !drops || rng.next_u64().is_multiple_of(2) {
+                DropBehaviour::Nothing
+            } else {
+                rng.pick(&drop_behaviours(c, nc, nh)[1..])
+            };
+            ClientSpec {
+                behaviour,
+                owned,
+                on_drop,
+            }
         })
         .collect();
     let mut init = Vec::new();

@@ -1,6 +1,7 @@
 //! What one execution of a program did, as the oracle judges it: every call into the
-//! Policy Manager and every event a callback was told, with real-time tickets. Recorded
-//! by the interpreter (`exec::interpreter`), judged by the oracle (`judge::oracle`).
+//! Policy Manager, every event a callback was told and every context dropped, with
+//! real-time tickets. Recorded by the interpreter (`exec::interpreter`), judged by the
+//! oracle (`judge::oracle`).
 
 use usbpm::Error;
 
@@ -84,6 +85,18 @@ pub struct SeenRec {
     pub seq: u64,
     pub seen: Seen,
     pub begin: Ticket,
+    /// When the callback returned (or unwound); 0 while it runs.
+    pub end: Ticket,
+}
+
+/// A client's context dropped by the library (its `Drop` ran), as the context saw it.
+#[derive(Clone, Debug)]
+pub struct DropRec {
+    pub inst: InstId,
+    pub thread: String,
+    /// The instances whose callbacks the dropping thread was inside, innermost last.
+    pub inside: Vec<InstId>,
+    pub at: Ticket,
 }
 
 #[derive(Clone, Debug)]
@@ -100,4 +113,11 @@ pub struct Log {
     pub insts: Vec<InstRec>,
     /// When the post part began: every thread had been joined, nothing was queued.
     pub post_start: Ticket,
+    /// Every context's drop, in the order they happened.
+    pub drops: Vec<DropRec>,
+    /// Panics the model raised on purpose, in callbacks and in contexts' drops (every one
+    /// of them the library must contain and count).
+    pub panics_raised: u64,
+    /// What `panicked_callbacks` returned at the end of the post part.
+    pub panics_counted: u64,
 }

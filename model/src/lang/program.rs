@@ -1,19 +1,21 @@
 //! The program language: concurrent client programs over the public API, as data.
 //!
-//! A [`Program`] names its clients (`A`, `B`, …, each with a callback [`Behaviour`] and
-//! whether it is registered through an owning `Registration`) and its hubs (`1`, `2`, …),
-//! and runs in three parts:
+//! A [`Program`] names its clients (`A`, `B`, …, each with a callback [`Behaviour`], what
+//! its context does when the library drops it, a [`DropBehaviour`], and whether it is
+//! registered through an owning `Registration`) and its hubs (`1`, `2`, …), and runs in
+//! three parts:
 //!
 //! - **init**: [`Op`]s on the main thread, one after another;
 //! - **parallel**: one list of ops per thread, the threads started together;
 //! - **post** (implicit, the same for every program): every present hub is removed, then
 //!   every client still registered is deregistered (or its guard dropped) and its context
-//!   freed, so each program ends with every callback's history complete.
+//!   freed (again, while contexts' drops register clients), so each program ends with
+//!   every callback's history complete and every context dropped.
 //!
 //! Programs are serde data (saved as JSON for replay) and print as readable text:
 //!
 //! ```text
-//! clients: A(owned, on event: deregister B) B(on event: panic)
+//! clients: A(owned, on event: deregister B) B(on event: panic, on drop: report a change on hub 2)
 //! hubs: 1 2
 //! init: register A; register B; arrive 1
 //! thread 1: change 1; remove 1
@@ -37,8 +39,11 @@ pub type HubIx = u8;
 /// What a client's callback does, besides reporting itself, on every arrival and
 /// connector change it receives (never on a removal), up to a budget of
 /// `exec::MAX_ACTS` actions per execution, so every program ends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub enum Behaviour {
+    #[default]
     Nothing,
     /// `query_hub` and `query_connector` of the hub the event is about.
     Query,
@@ -56,6 +61,35 @@ pub enum Behaviour {
     Panic,
     /// Reports a connector change on a hub's port, once per registration.
     ReportChange(HubIx),
+}
+
+/// What a client's context does in its `Drop`, when the library lets go of it (after the
+/// client's last call returned: on whichever thread held the last reference, perhaps a
+/// hub's drainer once it stopped draining, perhaps inside another client's callback).
+/// Besides reporting itself, it acts once, from the same budget of `exec::MAX_ACTS`
+/// actions as the callbacks (a drop that registers a client makes another context that
+/// will drop: without the budget two of them could keep each other alive for ever).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub enum DropBehaviour {
+    #[default]
+    Nothing,
+    /// Reports a connector change on a hub's port (if it is present and not in use): the
+    /// re-entry that would wait for its own thread if the drop ran inside that hub's drain.
+    ReportChange(HubIx),
+    /// Registers another client (if it is not registered already).
+    Register(ClientIx),
+    /// Deregisters another client by its latest handle (a deregister that may wait).
+    Deregister(ClientIx),
+    /// Panics (the library contains it and counts it in `panicked_callbacks`).
+    Panic,
+}
+
+impl DropBehaviour {
+    pub fn is_nothing(&self) -> bool {
+        *self == DropBehaviour::Nothing
+    }
 }
 
 /// One call of the program into the Policy Manager, made by a thread.
@@ -84,11 +118,18 @@ pub enum Op {
 }
 
 /// A client of the program.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct ClientSpec {
     pub behaviour: Behaviour,
     /// Registered with `register_owned` (a `Registration` guard) instead of `register`.
     pub owned: bool,
+    /// What its context's `Drop` does. Last, so that programs without drop behaviours
+    /// keep their order (and the enumerator its orbit representatives); absent in JSON
+    /// when `Nothing`, so programs saved before it existed load unchanged.
+    #[serde(default, skip_serializing_if = "DropBehaviour::is_nothing")]
+    pub on_drop: DropBehaviour,
 }
 
 /// A concurrent program over the public API.
@@ -123,6 +164,18 @@ impl fmt::Display for Behaviour {
             Behaviour::DropOwnGuard => write!(f, "drop its own guard"),
             Behaviour::Panic => write!(f, "panic"),
             Behaviour::ReportChange(h) => write!(f, "report a change on hub {}", hub_id(h)),
+        }
+    }
+}
+
+impl fmt::Display for DropBehaviour {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            DropBehaviour::Nothing => write!(f, "nothing"),
+            DropBehaviour::ReportChange(h) => write!(f, "report a change on hub {}", hub_id(h)),
+            DropBehaviour::Register(c) => write!(f, "register {}", client_name(c)),
+            DropBehaviour::Deregister(c) => write!(f, "deregister {}", client_name(c)),
+            DropBehaviour::Panic => write!(f, "panic"),
         }
     }
 }
@@ -165,7 +218,11 @@ impl fmt::Display for Program {
             if c.owned {
                 write!(f, "owned, ")?;
             }
-            write!(f, "on event: {})", c.behaviour)?;
+            write!(f, "on event: {}", c.behaviour)?;
+            if !c.on_drop.is_nothing() {
+                write!(f, ", on drop: {}", c.on_drop)?;
+            }
+            write!(f, ")")?;
         }
         writeln!(f)?;
         write!(f, "hubs:")?;
@@ -227,6 +284,20 @@ impl Program {
                     c.behaviour
                 ));
             }
+            let fine = match c.on_drop {
+                DropBehaviour::Register(o) | DropBehaviour::Deregister(o) => {
+                    ok_c(o) && o as usize != i
+                }
+                DropBehaviour::ReportChange(h) => ok_h(h),
+                DropBehaviour::Nothing | DropBehaviour::Panic => true,
+            };
+            if !fine {
+                return Err(format!(
+                    "client {}'s context has drop behaviour `{}`, which it cannot have",
+                    client_name(i as u8),
+                    c.on_drop
+                ));
+            }
         }
         Ok(())
     }
@@ -261,10 +332,12 @@ mod tests {
                 ClientSpec {
                     behaviour: Behaviour::Deregister(1),
                     owned: true,
+                    on_drop: DropBehaviour::Nothing,
                 },
                 ClientSpec {
                     behaviour: Behaviour::Panic,
                     owned: false,
+                    on_drop: DropBehaviour::ReportChange(1),
                 },
             ],
             hubs: 2,
@@ -277,7 +350,7 @@ mod tests {
     fn prints_as_readable_text() {
         assert_eq!(
             sample().to_string(),
-            "clients: A(owned, on event: deregister B) B(on event: panic)\nhubs: 1 2\n\
+            "clients: A(owned, on event: deregister B) B(on event: panic, on drop: report a change on hub 2)\nhubs: 1 2\n\
              init: register A; register B; arrive 1\nthread 1: change 1; remove 1\nthread 2: deregister A"
         );
     }
@@ -297,5 +370,28 @@ mod tests {
         let mut p = sample();
         p.clients[1].behaviour = Behaviour::DropOwnGuard;
         assert!(p.well_formed().is_err());
+        let mut p = sample();
+        p.clients[1].on_drop = DropBehaviour::Deregister(1);
+        assert!(p.well_formed().unwrap_err().contains("drop behaviour"));
+        let mut p = sample();
+        p.clients[0].on_drop = DropBehaviour::ReportChange(2);
+        assert!(p.well_formed().is_err());
+    }
+
+    #[test]
+    fn programs_saved_without_drop_behaviours_still_load() {
+        // The JSON form of a program saved before contexts had drop behaviours.
+        let old = r#"{"clients":[{"behaviour":{"Deregister":1},"owned":true},
+            {"behaviour":"Panic","owned":false}],"hubs":2,"init":[],"threads":[[],[]]}"#;
+        let p: Program = serde_json::from_str(old).unwrap();
+        assert!(p.clients.iter().all(|c| c.on_drop.is_nothing()));
+        // And a client without a drop behaviour is saved as before.
+        let text = serde_json::to_string(&p).unwrap();
+        assert!(!text.contains("on_drop"), "{text}");
+        let mut q = p.clone();
+        q.clients[1].on_drop = DropBehaviour::Panic;
+        let text = serde_json::to_string(&q).unwrap();
+        assert!(text.contains(r#""on_drop":"Panic""#), "{text}");
+        assert_eq!(serde_json::from_str::<Program>(&text).unwrap(), q);
     }
 }
