@@ -47,6 +47,7 @@ macro_rules! scenario_checks {
         $crate::scenario_checks!($checker, small);
         $crate::scenario_checks!(@emit $checker, $crate::exec::scenarios::Size::Large, every_large_scenario_has_a_check;
             flood_churn_3x12: "flood-churn-3x12";
+            deregister_ring_of_three: "deregister-ring-of-three";
             churn_4x3x20: "churn-4x3x20";
         );
     };

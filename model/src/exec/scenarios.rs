@@ -154,6 +154,14 @@ pub const ALL: &[Scenario] = &[
         run: flood_churn,
     },
     Scenario {
+        name: "deregister-ring-of-three",
+        about: "on three hubs' threads (hub i lists client i first), A's callback deregisters B, B's C and C's A",
+        threads: 4,
+        size: Size::Large,
+        properties: &[NoDeadlock, BadInputErrors, NoCallbackAfterDeregister, DeregisterWaits, OneCallAtATime],
+        run: deregister_ring_of_three,
+    },
+    Scenario {
         name: "churn-4x3x20",
         about: "4 clients, 3 hubs, 20 events: dispatchers race registration churn and re-entrant callbacks",
         threads: 5,
@@ -414,6 +422,76 @@ fn detach_own_callback(env: &Env) {
         .check(BadInputErrors, env.pm.client_count() == 0, || {
             "A is still registered after its detach".to_string()
         });
+}
+
+fn deregister_next(ctx: &Context, pm: &PolicyManager, n: &Notification) {
+    if !matches!(n.event, Event::ConnectorStateChange { .. }) {
+        return;
+    }
+    let next = match ctx.label {
+        "A" => "B",
+        "B" => "C",
+        _ => "A",
+    };
+    let r = env::deregister(&ctx.monitor, &ctx.directory, pm, next);
+    ctx.monitor.check(
+        BadInputErrors,
+        matches!(
+            r,
+            Ok(()) | Err(Error::WouldDeadlock { .. }) | Err(Error::StaleHandle(_))
+        ),
+        || {
+            format!(
+                "deregister({next}) from {}'s callback returned {r:?}",
+                ctx.label
+            )
+        },
+    );
+}
+
+/// A wait-for cycle through three clients' callbacks, one per hub's thread. One call at a
+/// time means hub i's thread reaches client i's callback while the others are inside
+/// theirs only if client i comes first in hub i's list: each client takes the slot a
+/// placeholder frees just before its hub arrives (an arrival lists clients in slot
+/// order; later registrations are appended), from the last hub down to the first.
+fn deregister_ring_of_three(env: &Env) {
+    const CLIENTS: [&str; 3] = ["A", "B", "C"];
+    const PLACEHOLDERS: [&str; 3] = ["P0", "P1", "P2"];
+    for p in PLACEHOLDERS {
+        env.register(p, no_action);
+    }
+    let mut ports = Vec::new();
+    for i in (0..3).rev() {
+        env.deregister_ok(PLACEHOLDERS[i]);
+        env.register(CLIENTS[i], deregister_next);
+        ports.push(env.hub(i as u32 + 1));
+    }
+    ports.reverse();
+    let threads: Vec<_> = ports
+        .into_iter()
+        .zip(1..)
+        .map(|(port, i)| dispatch_once(&format!("dispatcher-h{i}"), port))
+        .collect();
+    let ports: Vec<_> = threads
+        .into_iter()
+        .map(|t| t.join().expect("dispatcher"))
+        .collect();
+    for label in CLIENTS {
+        let r = env.deregister(label);
+        env.monitor.check(
+            BadInputErrors,
+            matches!(r, Ok(()) | Err(Error::StaleHandle(_))),
+            || format!("final deregister({label}) returned {r:?}"),
+        );
+    }
+    env.monitor
+        .check(BadInputErrors, env.pm.client_count() == 0, || {
+            format!(
+                "{} client(s) still registered: a registration was lost",
+                env.pm.client_count()
+            )
+        });
+    drop(ports);
 }
 
 fn panic_action(_: &Context, _: &PolicyManager, n: &Notification) {
