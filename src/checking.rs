@@ -7,7 +7,7 @@
 //! production build) this module is a zero-sized stub: `Hooks::mutant` is a constant
 //! `false` that the compiler folds away, and no step is ever built.
 
-use crate::event::HubId;
+use crate::event::{ConnectorId, HubId};
 use crate::ClientHandle;
 
 /// Declares [`Mutant`] from its catalogue: each mutant once, with its doc comment, the
@@ -169,6 +169,24 @@ mutants! {
     /// the last release wakes nobody and the completion never fires.
     DetachNeverDone = "detach-never-done",
         "a detach completion sleeps unseen by the last release: it never fires";
+    /// `register` shows a new client to the hubs (queues its arrival replays) before it
+    /// delivers its Policy Manager arrival.
+    ArrivalNotFirst = "arrival-not-first",
+        "a client hears a hub's event before its Policy Manager arrival";
+    /// `shutdown` delivers the Policy Manager's removal without closing the clients'
+    /// deliveries first.
+    RemovalNotLast = "removal-not-last",
+        "a client hears hub events after the Policy Manager's removal";
+    /// `assign_power_level` passes the request to the hardware, then checks the access.
+    AccessCheckedLate = "access-checked-late",
+        "a power request refused for lack of access still reaches the hardware";
+    /// The hub reports a power request the hardware rejected as if it had been accepted.
+    RejectedRequestReported = "rejected-request-reported",
+        "a rejected power request is reported to the clients as a connector change";
+    /// A hub's handle is refused as soon as its removal is queued, inside the clients'
+    /// `HubRemoval` callbacks too.
+    RemovalHidesHub = "removal-hides-hub",
+        "a HubRemoval callback can no longer retrieve the hub being removed";
 }
 
 /// One protocol step, as the `Probe` hears it. Field names say what they hold.
@@ -276,8 +294,64 @@ pub enum Step {
     Retired(ClientHandle),
     /// A dropped `Registration` deregisters `client` without waiting (waiting refused).
     DetachEnter(ClientHandle),
+    /// The callback of `client` is about to be called with one of the Policy Manager's
+    /// own events.
+    ManagerCallBegin {
+        client: ClientHandle,
+        event: ManagerEvent,
+    },
+    /// That call returned (or panicked: `panicked`).
+    ManagerCallEnd {
+        client: ClientHandle,
+        event: ManagerEvent,
+        panicked: bool,
+    },
+    /// The Policy Manager's event for `client` was not delivered: the client was
+    /// deregistered (or, for the arrival, the Policy Manager shut down) first, or (for
+    /// the removal) it never heard the arrival.
+    ManagerSkipped {
+        client: ClientHandle,
+        event: ManagerEvent,
+    },
+    /// `register` was called inside a callback: `client`'s greeting (its arrival, then
+    /// its showing to the hubs) is owed by the thread's outermost call.
+    GreetingOwed(ClientHandle),
+    /// `client` is shown to the hubs: later hub arrivals include it, and the hubs present
+    /// queue its arrival replays next.
+    Shown(ClientHandle),
+    /// `shutdown` began: no registration, hub or call is accepted any more.
+    ShutdownEnter,
+    /// `shutdown` closed `client` with calls in flight and sleeps until they returned
+    /// (like `DeregisterSleeps`; a release may wake it).
+    ShutdownSleeps(ClientHandle),
+    /// `shutdown` returns: every removal has been delivered.
+    ShutdownReturn,
+    /// `client`'s power request for `connector` of `hub` was passed to the hardware.
+    PowerRequested {
+        client: ClientHandle,
+        hub: HubId,
+        connector: ConnectorId,
+    },
+    /// The hardware answered `client`'s power request (`accepted`); `reported`: a
+    /// connector change was queued for it.
+    PowerAnswered {
+        client: ClientHandle,
+        hub: HubId,
+        connector: ConnectorId,
+        accepted: bool,
+        reported: bool,
+    },
     /// That deregistration without waiting is done.
     DetachReturn(ClientHandle),
+}
+
+/// Which of the Policy Manager's own events a step is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ManagerEvent {
+    /// `PolicyManagerArrival`.
+    Arrival,
+    /// `PolicyManagerRemoval`.
+    Removal,
 }
 
 /// How a caller settles its item: what it does about it after [`Step::Submitted`],

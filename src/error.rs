@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::event::{ConnectorId, HubId, MAX_CONNECTORS};
+use crate::event::{Access, ConnectorHandle, ConnectorId, HubHandle, HubId, MAX_CONNECTORS};
 use crate::handle::{ClientHandle, GENERATIONS_PER_SLOT};
 
 /// An NTSTATUS value, as `UsbPm_*` functions return them.
@@ -25,6 +25,13 @@ impl NtStatus {
     pub const NOT_FOUND: NtStatus = NtStatus(0xC000_0225);
     /// The named object (here: a hub) already exists.
     pub const OBJECT_NAME_COLLISION: NtStatus = NtStatus(0xC000_0035);
+    /// The caller lacks the access the call needs.
+    pub const ACCESS_DENIED: NtStatus = NtStatus(0xC000_0022);
+    /// The device is not in a state where the request can be made (here: a power
+    /// request for a connector that is not a sink with a partner attached).
+    pub const INVALID_DEVICE_STATE: NtStatus = NtStatus(0xC000_0184);
+    /// The device (here: the Policy Manager) has been removed.
+    pub const DEVICE_REMOVED: NtStatus = NtStatus(0xC000_02B6);
 
     /// The symbolic name of the status, as in `ntstatus.h`.
     pub fn name(self) -> &'static str {
@@ -36,6 +43,9 @@ impl NtStatus {
             Self::POSSIBLE_DEADLOCK => "STATUS_POSSIBLE_DEADLOCK",
             Self::NOT_FOUND => "STATUS_NOT_FOUND",
             Self::OBJECT_NAME_COLLISION => "STATUS_OBJECT_NAME_COLLISION",
+            Self::ACCESS_DENIED => "STATUS_ACCESS_DENIED",
+            Self::INVALID_DEVICE_STATE => "STATUS_INVALID_DEVICE_STATE",
+            Self::DEVICE_REMOVED => "STATUS_DEVICE_REMOVED",
             _ => "STATUS_UNKNOWN",
         }
     }
@@ -116,6 +126,33 @@ pub enum Error {
         /// refused.
         capacity: usize,
     },
+    /// The client was not granted the access the call needs (see
+    /// [`Event::PolicyManagerArrival`](crate::Event::PolicyManagerArrival)).
+    AccessDenied {
+        /// The calling client.
+        client: ClientHandle,
+        /// What the call needs.
+        needs: Access,
+        /// What the client was granted.
+        granted: Access,
+    },
+    /// The hub handle (or the connector handle's hub) names a presence of the hub whose
+    /// removal has been delivered: the hub left, and perhaps arrived again since.
+    StaleHubHandle(HubHandle),
+    /// A power request for a connector that is not a sink with a partner attached (the
+    /// only requests Windows accepts). Nothing was requested.
+    PowerRequestRefused {
+        /// The connector.
+        connector: ConnectorHandle,
+        /// Whether a partner is attached.
+        attached: bool,
+    },
+    /// The Policy Manager has been shut down: it accepts no registration, hub or call
+    /// any more, except `deregister`.
+    PolicyManagerRemoved,
+    /// `shutdown` was called from inside a callback: it waits for every client's calls
+    /// to return, that callback's among them.
+    ShutdownInsideCallback,
 }
 
 impl Error {
@@ -134,6 +171,11 @@ impl Error {
             Error::TooManyClients { .. } | Error::HubQueueFull { .. } => {
                 NtStatus::INSUFFICIENT_RESOURCES
             }
+            Error::AccessDenied { .. } => NtStatus::ACCESS_DENIED,
+            Error::StaleHubHandle(_) => NtStatus::INVALID_HANDLE,
+            Error::PowerRequestRefused { .. } => NtStatus::INVALID_DEVICE_STATE,
+            Error::PolicyManagerRemoved => NtStatus::DEVICE_REMOVED,
+            Error::ShutdownInsideCallback => NtStatus::POSSIBLE_DEADLOCK,
         }
     }
 }
@@ -212,6 +254,44 @@ impl fmt::Display for Error {
                  may report into; the change was not reported: report it again after the \
                  callback returns (a report made outside callbacks waits for its turn instead)"
             ),
+            Error::AccessDenied {
+                client,
+                needs,
+                granted,
+            } => write!(
+                f,
+                "{client} needs {needs} for this call but was granted {granted}; nothing was \
+                 done: request the access in ClientConfig::access and check the grant in \
+                 the PolicyManagerArrival event"
+            ),
+            Error::StaleHubHandle(h) => write!(
+                f,
+                "{h} has been removed and its removal delivered; its handles are stale: use \
+                 the handle of the hub's latest HubArrival"
+            ),
+            Error::PowerRequestRefused {
+                connector,
+                attached,
+            } => write!(
+                f,
+                "a power level may be assigned only to a sink connector with a partner \
+                 attached, and {connector} {}; nothing was requested",
+                if *attached {
+                    "is not a sink"
+                } else {
+                    "has no partner attached"
+                }
+            ),
+            Error::PolicyManagerRemoved => write!(
+                f,
+                "the Policy Manager has been shut down and accepts no call but deregister; \
+                 the client should deregister, then free its context"
+            ),
+            Error::ShutdownInsideCallback => write!(
+                f,
+                "shutdown was called from inside a callback and would wait for that callback \
+                 to return; nothing was shut down: call it outside callbacks"
+            ),
         }
     }
 }
@@ -223,7 +303,7 @@ mod tests {
     use super::*;
 
     /// How many variants `Error` has; `variant` numbers them from 0.
-    const VARIANTS: usize = 10;
+    const VARIANTS: usize = 15;
 
     /// Each variant's number and the NTSTATUS a driver must see for it. No wildcard arm:
     /// a new variant does not compile until it is listed here (and in `one_of_each`).
@@ -239,6 +319,11 @@ mod tests {
             Error::TooManyConnectors { .. } => (7, NtStatus::INVALID_PARAMETER),
             Error::TooManyClients { .. } => (8, NtStatus::INSUFFICIENT_RESOURCES),
             Error::HubQueueFull { .. } => (9, NtStatus::INSUFFICIENT_RESOURCES),
+            Error::AccessDenied { .. } => (10, NtStatus::ACCESS_DENIED),
+            Error::StaleHubHandle(_) => (11, NtStatus::INVALID_HANDLE),
+            Error::PowerRequestRefused { .. } => (12, NtStatus::INVALID_DEVICE_STATE),
+            Error::PolicyManagerRemoved => (13, NtStatus::DEVICE_REMOVED),
+            Error::ShutdownInsideCallback => (14, NtStatus::POSSIBLE_DEADLOCK),
         }
     }
 
@@ -266,6 +351,27 @@ mod tests {
             },
             Error::TooManyClients { limit: 65_536 },
             Error::HubQueueFull { hub, capacity: 64 },
+            Error::AccessDenied {
+                client: a,
+                needs: Access::ASSIGN_POWER,
+                granted: Access::QUERY,
+            },
+            Error::StaleHubHandle(HubHandle {
+                id: hub,
+                presence: 2,
+            }),
+            Error::PowerRequestRefused {
+                connector: ConnectorHandle {
+                    hub: HubHandle {
+                        id: hub,
+                        presence: 2,
+                    },
+                    connector: ConnectorId(5),
+                },
+                attached: false,
+            },
+            Error::PolicyManagerRemoved,
+            Error::ShutdownInsideCallback,
         ]
     }
 
@@ -331,6 +437,14 @@ mod tests {
             &["hub 9 arrived with 300 connectors", "256"],
             &["65536", "65535", "retired", "deregister"],
             &["hub 9's queue", "64"],
+            &[
+                "client 3.1 needs power-assignment access",
+                "granted query access",
+            ],
+            &["hub 9 (presence 2) has been removed", "stale"],
+            &["connector 5 of hub 9 (presence 2) has no partner attached"],
+            &["shut down", "deregister"],
+            &["shutdown", "inside a callback"],
         ];
         for (text, parts) in texts.iter().zip(expect) {
             for part in parts {

@@ -37,9 +37,11 @@ use std::mem;
 use crate::checking::{Appended, Hooks, Mutant, Settle, Step};
 use crate::error::Error;
 use crate::event::{
-    ConnectorId, ConnectorInfo, ConnectorState, Event, HubId, HubInfo, Notification, PowerLevel,
+    ConnectorHandle, ConnectorId, ConnectorState, Event, HubHandle, HubId, HubInfo, Notification,
+    PowerLevel, PowerRole,
 };
-use crate::manager::{Client, PolicyManager};
+use crate::handle::ClientHandle;
+use crate::manager::{Client, PolicyManager, PowerRequest};
 use crate::sync::{lock, thread_local, Arc, Condvar, Mutex, MutexGuard};
 use crate::waits;
 
@@ -107,6 +109,15 @@ struct Queue {
     arrived: HubInfo,
     /// Sequence number of the last queued change (the arrival is 0).
     seq: u64,
+    /// Which presence of the hub `info` is: 1 at its first arrival, +1 per arrival.
+    presence: u32,
+    /// The ticket of this presence's removal, once queued (0 until then).
+    removal: u64,
+    /// Earlier presences whose removal is not delivered yet, with the state they left
+    /// in: their handles stay valid until then.
+    retired: Vec<(u32, HubInfo, u64)>,
+    /// Power requests accepted for the hardware, not yet taken by it.
+    requests: Vec<PowerRequest>,
     pending: VecDeque<Entry>,
     /// The ticket of the last item appended (0: none yet).
     appended: u64,
@@ -127,6 +138,13 @@ impl Queue {
     /// The hub's state for an arrival replay: every queued change folded in. With
     /// `stale` (the `replay-stale-snapshot` mutant, never on without the `checking`
     /// feature) the state it arrived with instead.
+    fn handle(&self, id: HubId) -> Option<HubHandle> {
+        Some(HubHandle {
+            id,
+            presence: self.presence,
+        })
+    }
+
     fn replay_snapshot(&self, stale: bool) -> HubInfo {
         #[cfg(feature = "checking")]
         if stale {
@@ -166,7 +184,7 @@ impl Hub {
             clients: clients.iter().map(|c| c.handle()).collect(),
         });
         let notification = Notification {
-            hub: id,
+            hub: Some(HubHandle { id, presence: 1 }),
             seq: 0,
             event: Event::HubArrival(info.clone()),
         };
@@ -185,6 +203,10 @@ impl Hub {
                 arrived: info.clone(),
                 info,
                 seq: 0,
+                presence: 1,
+                removal: 0,
+                retired: Vec::new(),
+                requests: Vec::new(),
                 pending,
                 appended: 1,
                 done: 0,
@@ -202,8 +224,8 @@ impl Hub {
         self.id
     }
 
-    /// The hub's current state (every reported change included), while it is present.
-    pub(crate) fn info(&self) -> Result<HubInfo, Error> {
+    /// The hub's current state, while it is present (its removal not queued).
+    pub(crate) fn present(&self) -> Result<HubInfo, Error> {
         let q = lock(&self.queue);
         if q.removed {
             return Err(Error::UnknownHub(self.id));
@@ -211,33 +233,84 @@ impl Hub {
         Ok(q.info.clone())
     }
 
-    pub(crate) fn connector(&self, connector: ConnectorId) -> Result<ConnectorInfo, Error> {
+    /// The handle of the hub's latest presence.
+    pub(crate) fn handle(&self) -> HubHandle {
         let q = lock(&self.queue);
-        if q.removed {
-            return Err(Error::UnknownHub(self.id));
+        HubHandle {
+            id: self.id,
+            presence: q.presence,
         }
-        q.info
-            .connectors
-            .get(usize::from(connector.0))
-            .cloned()
-            .ok_or(Error::UnknownConnector(self.id, connector))
     }
 
-    pub(crate) fn assign_power_level(
+    /// The state of the presence `handle` names: valid from its arrival until its removal
+    /// has been delivered (so a `HubRemoval` callback still sees it).
+    pub(crate) fn view(&self, handle: HubHandle, hooks: &Hooks) -> Result<HubInfo, Error> {
+        let mut q = lock(&self.queue);
+        if handle.presence == 0 || handle.presence > q.presence {
+            return Err(Error::UnknownHub(self.id));
+        }
+        // The mutant refuses a hub as soon as its removal is queued.
+        let leaving_visible = !hooks.mutant(Mutant::RemovalHidesHub);
+        if handle.presence == q.presence {
+            return if !q.removed || (q.done < q.removal && leaving_visible) {
+                Ok(q.info.clone())
+            } else {
+                Err(Error::StaleHubHandle(handle))
+            };
+        }
+        let done = q.done;
+        q.retired.retain(|(_, _, removal)| done < *removal);
+        match q.retired.iter().find(|(p, _, _)| *p == handle.presence) {
+            Some((_, info, _)) if leaving_visible => Ok(info.clone()),
+            _ => Err(Error::StaleHubHandle(handle)),
+        }
+    }
+
+    /// Takes the power requests accepted since the last call.
+    pub(crate) fn take_requests(&self) -> Vec<PowerRequest> {
+        mem::take(&mut lock(&self.queue).requests)
+    }
+
+    /// Accepts a client's power request for the hardware, if the connector is a sink with
+    /// a partner attached in the hub's current presence.
+    pub(crate) fn request_power(
         &self,
-        connector: ConnectorId,
+        client: ClientHandle,
+        connector: ConnectorHandle,
         level: PowerLevel,
+        hooks: &Hooks,
     ) -> Result<(), Error> {
         let mut q = lock(&self.queue);
-        if q.removed {
+        let hub = connector.hub;
+        if hub.presence == 0 || hub.presence > q.presence {
             return Err(Error::UnknownHub(self.id));
+        }
+        if hub.presence != q.presence || q.removed {
+            return Err(Error::StaleHubHandle(hub));
         }
         let c = q
             .info
             .connectors
-            .get_mut(usize::from(connector.0))
-            .ok_or(Error::UnknownConnector(self.id, connector))?;
-        c.assigned_power = Some(level);
+            .get(usize::from(connector.connector.0))
+            .ok_or(Error::UnknownConnector(self.id, connector.connector))?;
+        if !c.state.attached || c.state.power_role != PowerRole::Sink {
+            return Err(Error::PowerRequestRefused {
+                connector,
+                attached: c.state.attached,
+            });
+        }
+        let attach_count = c.attach_count;
+        q.requests.push(PowerRequest {
+            client,
+            connector,
+            level,
+            attach_count,
+        });
+        hooks.step(|| Step::PowerRequested {
+            client,
+            hub: self.id,
+            connector: connector.connector,
+        });
         Ok(())
     }
 
@@ -255,13 +328,20 @@ impl Hub {
         });
         q.removed = false;
         q.seq = 0;
+        if q.done < q.removal {
+            // The previous presence is still leaving: its handles stay valid till then.
+            let left = (q.presence, q.info.clone(), q.removal);
+            q.retired.push(left);
+        }
+        q.presence += 1;
+        q.removal = 0;
         q.info = info.clone();
         #[cfg(feature = "checking")]
         {
             q.arrived = info.clone();
         }
         let notification = Notification {
-            hub: self.id,
+            hub: q.handle(self.id),
             seq: 0,
             event: Event::HubArrival(info),
         };
@@ -310,16 +390,81 @@ impl Hub {
                 .get_mut(usize::from(connector.0))
                 .ok_or(Error::UnknownConnector(id, connector))?;
             if fold {
+                if state.attached && !c.state.attached {
+                    c.attach_count += 1;
+                }
+                if !state.attached {
+                    // The partner left: a power level it accepted goes with it.
+                    c.assigned_power = None;
+                }
                 c.state = state.clone();
             }
             q.seq += 1;
             let event = Event::ConnectorStateChange { connector, state };
             Ok(Submit::Append(Pending::Change(Notification {
-                hub: id,
+                hub: q.handle(id),
                 seq: q.seq,
                 event,
             })))
         })
+    }
+
+    /// The hardware's answer to a power request: an accepted one whose partner is still
+    /// attached sets the level and queues a connector change; anything else changes
+    /// nothing. Returns whether a change was queued.
+    pub(crate) fn answer(
+        hub: &Arc<Hub>,
+        pm: &PolicyManager,
+        request: PowerRequest,
+        accepted: bool,
+    ) -> Result<bool, Error> {
+        let id = hub.id;
+        let hooks = pm.hooks();
+        // The mutant reports a rejected request as if it had been accepted.
+        let applies = accepted || hooks.mutant(Mutant::RejectedRequestReported);
+        let mut reported = false;
+        if applies {
+            let reported = &mut reported;
+            Hub::submit(hub, pm, |q| {
+                if q.removed || q.presence != request.connector.hub.presence {
+                    return Ok(Submit::Nothing);
+                }
+                if q.pending.len() >= QUEUE_CAPACITY && waits::inside_callback() {
+                    return Err(Error::HubQueueFull {
+                        hub: id,
+                        capacity: QUEUE_CAPACITY,
+                    });
+                }
+                let Some(c) = q
+                    .info
+                    .connectors
+                    .get_mut(usize::from(request.connector.connector.0))
+                    .filter(|c| c.state.attached && c.attach_count == request.attach_count)
+                else {
+                    return Ok(Submit::Nothing);
+                };
+                c.assigned_power = Some(request.level);
+                let state = c.state.clone();
+                q.seq += 1;
+                *reported = true;
+                Ok(Submit::Append(Pending::Change(Notification {
+                    hub: q.handle(id),
+                    seq: q.seq,
+                    event: Event::ConnectorStateChange {
+                        connector: request.connector.connector,
+                        state,
+                    },
+                })))
+            })?;
+        }
+        hooks.step(|| Step::PowerAnswered {
+            client: request.client,
+            hub: id,
+            connector: request.connector.connector,
+            accepted,
+            reported,
+        });
+        Ok(reported)
     }
 
     /// Queues the hub's removal; later changes and replays are refused or dropped.
@@ -331,8 +476,11 @@ impl Hub {
             }
             q.removed = true;
             q.seq += 1;
+            // Its ticket: the one `submit` gives it next.
+            q.removal = q.appended + 1;
+            q.requests.clear();
             Ok(Submit::Append(Pending::Removal(Notification {
-                hub: id,
+                hub: q.handle(id),
                 seq: q.seq,
                 event: Event::HubRemoval,
             })))
@@ -349,7 +497,7 @@ impl Hub {
                 return Ok(Submit::Nothing);
             }
             let notification = Notification {
-                hub: id,
+                hub: q.handle(id),
                 seq: q.seq,
                 event: Event::HubArrival(q.replay_snapshot(stale)),
             };
@@ -575,12 +723,20 @@ enum Submit {
     Nothing,
 }
 
+/// What a thread's outermost call owes for the calls its callbacks made.
+enum Obligation {
+    /// `hub`'s item with this ticket must be delivered (one per hub, the highest ticket).
+    Deliver(Arc<Hub>, PolicyManager, u64),
+    /// A client registered inside a callback: its Policy Manager arrival, then its
+    /// showing to the hubs (see `PolicyManager::greet`).
+    Greet(PolicyManager, Arc<Client>),
+}
+
 thread_local! {
-    /// This thread's obligations: per hub, the highest ticket its outermost call must see
-    /// delivered.
+    /// This thread's obligations, oldest first.
     // Not a `const` initializer: loom's and shuttle's `thread_local!` do not accept one.
     #[allow(clippy::missing_const_for_thread_local)]
-    static OBLIGATIONS: RefCell<Vec<(Arc<Hub>, PolicyManager, u64)>> = RefCell::new(Vec::new());
+    static OBLIGATIONS: RefCell<Vec<Obligation>> = RefCell::new(Vec::new());
 }
 
 /// Records an obligation: this thread's outermost call must see `hub`'s item `ticket`
@@ -591,30 +747,52 @@ fn record_obligation(hub: &Arc<Hub>, pm: &PolicyManager, ticket: u64) {
     }
     OBLIGATIONS.with(|obligations| {
         let mut obligations = obligations.borrow_mut();
-        match obligations.iter_mut().find(|(h, _, _)| Arc::ptr_eq(h, hub)) {
-            Some(o) => o.2 = o.2.max(ticket),
-            None => obligations.push((hub.clone(), pm.clone(), ticket)),
+        let owed = obligations.iter_mut().find_map(|o| match o {
+            Obligation::Deliver(h, _, t) if Arc::ptr_eq(h, hub) => Some(t),
+            _ => None,
+        });
+        match owed {
+            Some(t) => *t = (*t).max(ticket),
+            None => obligations.push(Obligation::Deliver(hub.clone(), pm.clone(), ticket)),
         }
     });
 }
 
+/// Records that this thread's outermost call owes `client` its greeting (a client
+/// registered inside a callback).
+pub(crate) fn owe_greeting(pm: &PolicyManager, client: Arc<Client>) {
+    let handle = client.handle();
+    pm.hooks().step(|| Step::GreetingOwed(handle));
+    OBLIGATIONS.with(|obligations| {
+        obligations
+            .borrow_mut()
+            .push(Obligation::Greet(pm.clone(), client))
+    });
+}
+
 /// Settles this thread's obligations (called by the outermost call, outside callbacks):
-/// each hub's owed item is delivered before the call returns. Settling may run
-/// callbacks that record more obligations; the loop takes those too.
-fn settle_obligations() {
+/// each hub's owed item is delivered, and each owed greeting made, before the call
+/// returns. Settling may run callbacks that record more obligations; the loop takes
+/// those too.
+pub(crate) fn settle_obligations() {
     // Oldest first: a client registered inside a callback gets its replays in hub order.
-    while let Some((hub, pm, ticket)) = OBLIGATIONS.with(|obligations| {
+    while let Some(obligation) = OBLIGATIONS.with(|obligations| {
         let mut obligations = obligations.borrow_mut();
         (!obligations.is_empty()).then(|| obligations.remove(0))
     }) {
-        let q = lock(&hub.queue);
-        let settle = q.settle(ticket);
-        pm.hooks().step(|| Step::Settles {
-            hub: hub.id,
-            ticket,
-            settle,
-        });
-        hub.settle(&pm, q, ticket);
+        match obligation {
+            Obligation::Deliver(hub, pm, ticket) => {
+                let q = lock(&hub.queue);
+                let settle = q.settle(ticket);
+                pm.hooks().step(|| Step::Settles {
+                    hub: hub.id,
+                    ticket,
+                    settle,
+                });
+                hub.settle(&pm, q, ticket);
+            }
+            Obligation::Greet(pm, client) => pm.greet(client),
+        }
     }
 }
 
@@ -645,7 +823,9 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let h = pm
             .register(ClientConfig::new(seen.clone(), |seen, _, n| {
-                lock(seen).push(n.clone());
+                if !n.is_manager_event() {
+                    lock(seen).push(n.clone());
+                }
             }))
             .unwrap();
         pm.deregister(h).unwrap();

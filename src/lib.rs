@@ -68,8 +68,8 @@ mod waits;
 
 pub use error::{Error, NtStatus};
 pub use event::{
-    ConnectorId, ConnectorInfo, ConnectorState, Event, HubId, HubInfo, Notification, PowerLevel,
-    PowerRole,
+    Access, ConnectorHandle, ConnectorId, ConnectorInfo, ConnectorProperties, ConnectorState,
+    Event, HubHandle, HubId, HubInfo, Notification, PowerLevel, PowerRole,
 };
 pub use handle::ClientHandle;
-pub use manager::{ClientConfig, Detached, HubPort, PolicyManager, Registration};
+pub use manager::{ClientConfig, Detached, HubPort, PolicyManager, PowerRequest, Registration};

@@ -3,20 +3,20 @@
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::checking::{Hooks, Mutant, Step};
+use crate::checking::{Hooks, ManagerEvent, Mutant, Step};
 use crate::error::Error;
 use crate::event::{
-    ConnectorId, ConnectorInfo, ConnectorState, HubId, HubInfo, Notification, PowerLevel,
-    MAX_CONNECTORS,
+    Access, ConnectorHandle, ConnectorId, ConnectorInfo, ConnectorProperties, ConnectorState,
+    Event, HubHandle, HubId, HubInfo, Notification, PowerLevel, MAX_CONNECTORS,
 };
 use crate::handle::ClientHandle;
-use crate::hub::Hub;
+use crate::hub::{self, Hub};
 use crate::registry::Registry;
 use crate::rundown::Rundown;
-use crate::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
+use crate::sync::{lock, Arc, AtomicBool, AtomicU64, Mutex, Ordering};
 use crate::waits::{self, InsideCallback, WaitGraph};
 
-type Callback = Box<dyn Fn(&PolicyManager, &Notification) + Send + Sync>;
+type Callback = Box<dyn Fn(&PolicyManager, ClientHandle, &Notification) + Send + Sync>;
 
 /// What a client registers: its event callback and the context the callback receives.
 ///
@@ -28,11 +28,16 @@ type Callback = Box<dyn Fn(&PolicyManager, &Notification) + Send + Sync>;
 /// context against itself: Rust still asks the context to be `Sync`, and relaxed atomics
 /// (or a lock that is never contended) satisfy it.
 ///
-/// The callback may call back into the Policy Manager it is given: query hubs and
-/// connectors, assign power levels, report connector changes, register clients, and
-/// deregister *other* clients.
+/// The callback may call back into the Policy Manager it is given: retrieve hub and
+/// connector properties, request power levels, report connector changes, register
+/// clients, and deregister *other* clients.
+///
+/// **Events.** A registration's first event is [`Event::PolicyManagerArrival`], with the
+/// access granted; then, for each hub, its arrival and later events; and, if the Policy
+/// Manager shuts down, [`Event::PolicyManagerRemoval`] last.
 pub struct ClientConfig {
     callback: Callback,
+    access: Access,
 }
 
 impl ClientConfig {
@@ -52,14 +57,41 @@ impl ClientConfig {
         F: Fn(&C, &PolicyManager, &Notification) + Send + Sync + 'static,
     {
         ClientConfig {
-            callback: Box::new(move |pm, n| callback(&context, pm, n)),
+            callback: Box::new(move |pm, _me, n| callback(&context, pm, n)),
+            access: Access::ALL,
         }
+    }
+
+    /// Like [`new`](Self::new), with the client's own handle passed to every call of the
+    /// callback (`callback(context, pm, me, notification)`): the handle the retrieve and
+    /// power calls take, known before the first call, which may come before `register`
+    /// returns.
+    pub fn with_handle<C, F>(context: C, callback: F) -> Self
+    where
+        C: Send + Sync + 'static,
+        F: Fn(&C, &PolicyManager, ClientHandle, &Notification) + Send + Sync + 'static,
+    {
+        ClientConfig {
+            callback: Box::new(move |pm, me, n| callback(&context, pm, me, n)),
+            access: Access::ALL,
+        }
+    }
+
+    /// The access the client asks for (default: [`Access::ALL`]). What is granted, the
+    /// request as far as the Policy Manager grants it ([`PolicyManager::granting`]),
+    /// arrives with [`Event::PolicyManagerArrival`]; a call that needs more is refused
+    /// with [`Error::AccessDenied`].
+    pub fn access(mut self, access: Access) -> Self {
+        self.access = access;
+        self
     }
 }
 
 impl fmt::Debug for ClientConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientConfig").finish_non_exhaustive()
+        f.debug_struct("ClientConfig")
+            .field("access", &self.access)
+            .finish_non_exhaustive()
     }
 }
 
@@ -68,6 +100,11 @@ pub(crate) struct Client {
     handle: ClientHandle,
     rundown: Rundown,
     callback: Callback,
+    /// What the client may do.
+    granted: Access,
+    /// Its Policy Manager arrival has been delivered (set before that call's count is
+    /// released, so whoever sees the count at zero afterwards sees it).
+    greeted: AtomicBool,
     /// For the context's drop: its step, and its panic counted like a callback's.
     hooks: Hooks,
     panicked: Arc<AtomicU64>,
@@ -88,13 +125,19 @@ impl Drop for Client {
     fn drop(&mut self) {
         let handle = self.handle;
         self.hooks.step(|| Step::ContextDrop(handle));
-        let callback: Callback = std::mem::replace(&mut self.callback, Box::new(|_, _| {}));
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| drop(callback))) {
-            if !self.hooks.contain(&*payload) {
-                std::panic::resume_unwind(payload);
-            }
-            self.panicked.fetch_add(1, Ordering::Relaxed);
+        let callback: Callback = std::mem::replace(&mut self.callback, Box::new(|_, _, _| {}));
+        drop_contained(callback, &self.hooks, &self.panicked);
+    }
+}
+
+/// Drops a callback (and its context) with a panic out of the context's `Drop` contained
+/// and counted in `panicked`.
+fn drop_contained(callback: Callback, hooks: &Hooks, panicked: &AtomicU64) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| drop(callback))) {
+        if !hooks.contain(&*payload) {
+            std::panic::resume_unwind(payload);
         }
+        panicked.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -104,6 +147,8 @@ struct Shared {
     waits: WaitGraph,
     /// Panics contained: out of callbacks and out of contexts' drops.
     panicked: Arc<AtomicU64>,
+    /// What the Policy Manager grants (a client gets what it asks for, within this).
+    grants: Access,
     hooks: Hooks,
 }
 
@@ -138,10 +183,16 @@ fn next_instance() -> u32 {
 impl PolicyManager {
     /// A Policy Manager with no clients and no hubs.
     pub fn new() -> Self {
+        Self::granting(Access::ALL)
+    }
+
+    /// A Policy Manager that grants clients at most `grants` (what a client gets is what
+    /// it asked for, within this).
+    pub fn granting(grants: Access) -> Self {
         // `Hooks` is a unit struct in production builds and a real one under `checking`.
         #[allow(clippy::default_constructed_unit_structs)]
         let hooks = Hooks::default();
-        Self::with_hooks(hooks)
+        Self::with_hooks(hooks, grants)
     }
 
     /// A Policy Manager with one seeded bug switched on (`mutant`) and a probe that hears
@@ -151,15 +202,16 @@ impl PolicyManager {
         mutant: Option<crate::checking::Mutant>,
         probe: Option<std::sync::Arc<dyn crate::checking::Probe>>,
     ) -> Self {
-        Self::with_hooks(Hooks { mutant, probe })
+        Self::with_hooks(Hooks { mutant, probe }, Access::ALL)
     }
 
-    fn with_hooks(hooks: Hooks) -> Self {
+    fn with_hooks(hooks: Hooks, grants: Access) -> Self {
         PolicyManager {
             shared: Arc::new(Shared {
                 registry: Mutex::new(Registry::new(next_instance())),
                 waits: WaitGraph::new(),
                 panicked: Arc::new(AtomicU64::new(0)),
+                grants,
                 hooks,
             }),
         }
@@ -171,50 +223,162 @@ impl PolicyManager {
 
     /// Registers a client and returns its handle.
     ///
-    /// For every hub present, the client first receives a [`HubArrival`](crate::Event::HubArrival)
-    /// with the hub's current state, then every later event of that hub, in order. Those
-    /// arrivals may be delivered before `register` returns, on this thread or another.
+    /// The client first receives [`PolicyManagerArrival`](crate::Event::PolicyManagerArrival)
+    /// with the access granted; then, for every hub present, a
+    /// [`HubArrival`](crate::Event::HubArrival) with the hub's current state, then every
+    /// later event of that hub, in order. Called outside callbacks, `register` delivers
+    /// the Policy Manager's arrival (and the hubs' arrivals) before it returns. Called
+    /// from inside a callback, it only registers: the arrivals follow once the thread's
+    /// outermost call into the Policy Manager is done with its callbacks (callbacks never
+    /// nest on a thread). Either way, no hub's event reaches the client before its
+    /// Policy Manager arrival has returned.
     ///
     /// # Errors
-    /// [`Error::TooManyClients`] (`STATUS_INSUFFICIENT_RESOURCES`) when no client slot is
-    /// free. A Policy Manager has 65,536 slots (handles have 16 bits of slot); a slot is
-    /// in use while it holds a registered client, and exhausted (out of use for good)
-    /// once 65,535 registrations have gone through it (a deregistered client's slot is
-    /// reused, and after that many its generation would wrap). So `register` is refused
-    /// when the registered clients plus the exhausted slots number 65,536; with no slot
-    /// exhausted, that is 65,536 clients registered at once. A refused `register` changes
-    /// nothing: no slot is consumed and no hub's arrival is queued. `config` is dropped
-    /// (with its context) before `register` returns, outside the Policy Manager's locks.
+    /// - [`Error::PolicyManagerRemoved`] (`STATUS_DEVICE_REMOVED`) after
+    ///   [`shutdown`](Self::shutdown).
+    /// - [`Error::TooManyClients`] (`STATUS_INSUFFICIENT_RESOURCES`) when no client slot
+    ///   is free. A Policy Manager has 65,536 slots (handles have 16 bits of slot); a slot
+    ///   is in use while it holds a registered client, and exhausted (out of use for good)
+    ///   once 65,535 registrations have gone through it (a deregistered client's slot is
+    ///   reused, and after that many its generation would wrap). So `register` is refused
+    ///   when the registered clients plus the exhausted slots number 65,536; with no slot
+    ///   exhausted, that is 65,536 clients registered at once.
+    ///
+    /// A refused `register` changes nothing: no slot is consumed and no event is queued.
+    /// `config` is dropped (with its context) before `register` returns, outside the
+    /// Policy Manager's locks.
     pub fn register(&self, config: ClientConfig) -> Result<ClientHandle, Error> {
         // Held here, not moved into the closure: if the registry refuses, the context is
         // dropped after the registry lock is released (its drop may call back into us).
         let mut callback = Some(config.callback);
-        let (client, mut hubs) = {
+        let granted = config.access.intersection(self.shared.grants);
+        let inserted = {
             let mut registry = lock(&self.shared.registry);
-            let mut client = None;
-            registry.clients.insert_with(|handle| {
-                let c = Arc::new(Client {
-                    handle,
-                    rundown: Rundown::new(),
-                    callback: callback.take().expect("insert_with calls its closure once"),
-                    hooks: self.shared.hooks.clone(),
-                    panicked: self.shared.panicked.clone(),
-                });
-                client = Some(c.clone());
-                c
-            })?;
-            let hubs: Vec<Arc<Hub>> = registry.hubs.values().cloned().collect();
-            (client.expect("insert_with calls its closure"), hubs)
+            if registry.shut {
+                Err(Error::PolicyManagerRemoved)
+            } else {
+                self.insert(&mut registry, &mut callback, granted)
+            }
+        };
+        let client = match inserted {
+            Ok(client) => client,
+            Err(e) => {
+                // Refused: the context goes here, outside the lock, its panic contained.
+                if let Some(callback) = callback {
+                    drop_contained(callback, self.hooks(), &self.shared.panicked);
+                }
+                return Err(e);
+            }
         };
         let handle = client.handle;
         self.hooks().step(|| Step::Registered(handle));
-        if self.hooks().mutant(Mutant::ReplayMissesHub) {
+        if waits::inside_callback() {
+            hub::owe_greeting(self, client);
+        } else {
+            self.greet(client);
+            hub::settle_obligations();
+        }
+        Ok(handle)
+    }
+
+    /// Puts a new client (with `callback`, taken) in a free slot, hidden from the hubs.
+    fn insert(
+        &self,
+        registry: &mut Registry<Arc<Client>, Arc<Hub>>,
+        callback: &mut Option<Callback>,
+        granted: Access,
+    ) -> Result<Arc<Client>, Error> {
+        let mut client = None;
+        let handle = registry.clients.insert_with(|handle| {
+            let c = Arc::new(Client {
+                handle,
+                rundown: Rundown::new(),
+                callback: callback.take().expect("insert_with calls its closure once"),
+                granted,
+                greeted: AtomicBool::new(false),
+                hooks: self.shared.hooks.clone(),
+                panicked: self.shared.panicked.clone(),
+            });
+            client = Some(c.clone());
+            c
+        })?;
+        // Hidden from hubs until its Policy Manager arrival has been delivered.
+        registry.hidden.insert(handle);
+        Ok(client.expect("insert_with calls its closure"))
+    }
+
+    /// Delivers `client`'s Policy Manager arrival (unless it was deregistered, or the
+    /// Policy Manager shut down, meanwhile), then shows it to the hubs: queues an arrival
+    /// replay for every hub present. Called outside callbacks only: by `register`, or by
+    /// the outermost call of a thread whose callback registered the client.
+    pub(crate) fn greet(&self, client: Arc<Client>) {
+        if self.hooks().mutant(Mutant::ArrivalNotFirst) {
+            // The bug: the hubs see the client before its Policy Manager arrival.
+            self.show(&client);
+            self.arrive(&client);
+        } else {
+            self.arrive(&client);
+            self.show(&client);
+        }
+    }
+
+    /// Calls `client`'s callback with its Policy Manager arrival, unless it is closed.
+    fn arrive(&self, client: &Client) {
+        let hooks = self.hooks();
+        let handle = client.handle;
+        let arrival = Notification {
+            hub: None,
+            seq: 0,
+            event: Event::PolicyManagerArrival {
+                access: client.granted,
+            },
+        };
+        // Hidden, the client is called by nobody else: this call holds the turn.
+        match client.rundown.try_acquire(hooks) {
+            Ok(from) => {
+                hooks.step(|| Step::InFlightAcquire {
+                    client: handle,
+                    from,
+                });
+                self.call(client, &arrival);
+                client.greeted.store(true, Ordering::Relaxed);
+                self.release(client);
+            }
+            Err(backed_out) => {
+                hooks.step(|| Step::ManagerSkipped {
+                    client: handle,
+                    event: ManagerEvent::Arrival,
+                });
+                if backed_out.woke {
+                    hooks.step(|| Step::Woke(handle));
+                }
+            }
+        }
+    }
+
+    /// Shows a registered client to the hubs: from here on hub arrivals include it, and an
+    /// arrival replay is queued for every hub present.
+    fn show(&self, client: &Arc<Client>) {
+        let hooks = self.hooks();
+        let handle = client.handle;
+        let mut hubs: Vec<Arc<Hub>> = {
+            let mut registry = lock(&self.shared.registry);
+            if !registry.hidden.remove(&handle) {
+                // Deregistered meanwhile.
+                return;
+            }
+            hooks.step(|| Step::Shown(handle));
+            if registry.shut {
+                return;
+            }
+            registry.hubs.values().cloned().collect()
+        };
+        if hooks.mutant(Mutant::ReplayMissesHub) {
             hubs.pop();
         }
         for hub in hubs {
             Hub::replay(&hub, self, client.clone());
         }
-        Ok(handle)
     }
 
     /// Registers a client and returns a guard that deregisters it when dropped.
@@ -311,6 +475,7 @@ impl PolicyManager {
         };
         let mut registry = lock(&self.shared.registry);
         let client = registry.clients.remove(handle, hooks)?;
+        registry.hidden.remove(&handle);
         hooks.step(|| Step::Retired(client.handle));
         // The lock is released before waiting; the mutant waits with it held.
         if !hooks.mutant(Mutant::WaitUnderRegistryLock) {
@@ -345,6 +510,7 @@ impl PolicyManager {
     pub(crate) fn invoke(&self, client: &Client, n: &Notification) -> bool {
         let hooks = self.hooks();
         let handle = client.handle;
+        let hub = n.hub_id().expect("hubs deliver hub events");
         if hooks.mutant(Mutant::CheckThenCall) {
             if client.rundown.looks_closed() {
                 return false;
@@ -357,7 +523,7 @@ impl PolicyManager {
             Err(backed_out) => {
                 hooks.step(|| Step::Skipped {
                     client: handle,
-                    hub: n.hub,
+                    hub,
                     seq: n.seq,
                 });
                 if backed_out.woke {
@@ -375,7 +541,7 @@ impl PolicyManager {
             // until a release hands over the turn.
             hooks.step(|| Step::TurnWaits {
                 client: handle,
-                hub: n.hub,
+                hub,
                 seq: n.seq,
             });
             if hooks.mutant(Mutant::TurnMissesDeregister) {
@@ -424,14 +590,25 @@ impl PolicyManager {
     /// Returns whether it panicked.
     fn call(&self, client: &Client, n: &Notification) -> bool {
         let hooks = self.hooks();
-        let (handle, hub, seq) = (client.handle, n.hub, n.seq);
-        hooks.step(|| Step::CallbackBegin {
-            client: handle,
-            hub,
-            seq,
+        let (handle, hub, seq) = (client.handle, n.hub_id(), n.seq);
+        let manager_event = match n.event {
+            Event::PolicyManagerArrival { .. } => Some(ManagerEvent::Arrival),
+            Event::PolicyManagerRemoval => Some(ManagerEvent::Removal),
+            _ => None,
+        };
+        hooks.step(|| match (hub, manager_event) {
+            (Some(hub), _) => Step::CallbackBegin {
+                client: handle,
+                hub,
+                seq,
+            },
+            (None, event) => Step::ManagerCallBegin {
+                client: handle,
+                event: event.expect("an event without a hub is the Policy Manager's"),
+            },
         });
-        let inside = InsideCallback::enter(handle);
-        let outcome = catch_unwind(AssertUnwindSafe(|| (client.callback)(self, n)));
+        let inside = InsideCallback::enter(handle, client.granted);
+        let outcome = catch_unwind(AssertUnwindSafe(|| (client.callback)(self, handle, n)));
         if outcome.is_err() && hooks.mutant(Mutant::PanicLeavesCallbackMark) {
             std::mem::forget(inside);
         } else {
@@ -443,11 +620,18 @@ impl PolicyManager {
             // Only under the gate: a checker's own report (deadlock, race) goes on up.
             Err(payload) => std::panic::resume_unwind(payload),
         };
-        hooks.step(|| Step::CallbackEnd {
-            client: handle,
-            hub,
-            seq,
-            panicked,
+        hooks.step(|| match (hub, manager_event) {
+            (Some(hub), _) => Step::CallbackEnd {
+                client: handle,
+                hub,
+                seq,
+                panicked,
+            },
+            (None, event) => Step::ManagerCallEnd {
+                client: handle,
+                event: event.expect("an event without a hub is the Policy Manager's"),
+                panicked,
+            },
         });
         if panicked {
             self.shared.panicked.fetch_add(1, Ordering::Relaxed);
@@ -499,6 +683,7 @@ impl PolicyManager {
                 .zip(0..=u8::MAX)
                 .map(|(state, i)| ConnectorInfo {
                     connector: ConnectorId(i),
+                    attach_count: u32::from(state.attached),
                     state,
                     assigned_power: None,
                 })
@@ -506,7 +691,17 @@ impl PolicyManager {
         };
         let hub = {
             let mut registry = lock(&self.shared.registry);
-            let clients: Vec<Arc<Client>> = registry.clients.values().cloned().collect();
+            if registry.shut {
+                return Err(Error::PolicyManagerRemoved);
+            }
+            // Clients whose Policy Manager arrival is still to come hear of this hub
+            // through their arrival replay instead.
+            let clients: Vec<Arc<Client>> = registry
+                .clients
+                .values()
+                .filter(|c| !registry.hidden.contains(&c.handle))
+                .cloned()
+                .collect();
             match registry.hubs.get(&hub) {
                 // A hub keeps its queue across removal and re-arrival (see Hub::rearrive).
                 Some(h) => {
@@ -529,37 +724,267 @@ impl PolicyManager {
         })
     }
 
-    fn hub(&self, hub: HubId) -> Result<Arc<Hub>, Error> {
-        lock(&self.shared.registry)
+    /// Checks a call of `client` that needs `needs` about `hub`, and finds the hub. In
+    /// this order: the Policy Manager is not shut down, the client handle is live, the
+    /// client was granted `needs`, and the hub id has arrived (the hub checks the
+    /// presence).
+    /// The `access-checked-late` mutant skips the access check here (`assign_power_level`
+    /// makes it after its request is passed on).
+    fn authorize(
+        &self,
+        client: ClientHandle,
+        needs: Access,
+        hub: HubId,
+    ) -> Result<Arc<Hub>, Error> {
+        let hooks = self.hooks();
+        let registry = lock(&self.shared.registry);
+        if registry.shut {
+            return Err(Error::PolicyManagerRemoved);
+        }
+        // A callback's own calls are its client's even while a deregister of it waits for
+        // that callback (the handle is retired first).
+        let granted = match registry.clients.get(client, hooks) {
+            Ok(c) => c.granted,
+            Err(e) => waits::own_grant(client).ok_or(e)?,
+        };
+        if !granted.allows(needs) && !hooks.mutant(Mutant::AccessCheckedLate) {
+            return Err(Error::AccessDenied {
+                client,
+                needs,
+                granted,
+            });
+        }
+        registry
             .hubs
             .get(&hub)
             .cloned()
             .ok_or(Error::UnknownHub(hub))
     }
 
-    /// The current state of a present hub.
-    pub fn query_hub(&self, hub: HubId) -> Result<HubInfo, Error> {
-        self.hub(hub)?.info()
+    /// The Policy Manager's own view of a present hub, for the system side (diagnostics,
+    /// the hardware's owner): not a client call, so it takes no client handle and checks
+    /// no access. A hub whose removal is queued is no longer present here.
+    ///
+    /// # Errors
+    /// [`Error::UnknownHub`] when no hub with this id is present.
+    pub fn hub_snapshot(&self, hub: HubId) -> Result<HubInfo, Error> {
+        let h = lock(&self.shared.registry)
+            .hubs
+            .get(&hub)
+            .cloned()
+            .ok_or(Error::UnknownHub(hub))?;
+        h.present()
     }
 
-    /// The current state of one connector of a present hub.
-    pub fn query_connector(
+    /// The handle of a present hub's current presence, for the system side like
+    /// [`hub_snapshot`](Self::hub_snapshot) (clients get handles from their events).
+    ///
+    /// # Errors
+    /// [`Error::UnknownHub`] when no hub with this id is present.
+    pub fn hub_handle(&self, hub: HubId) -> Result<HubHandle, Error> {
+        let h = lock(&self.shared.registry)
+            .hubs
+            .get(&hub)
+            .cloned()
+            .ok_or(Error::UnknownHub(hub))?;
+        h.present()?;
+        Ok(h.handle())
+    }
+
+    /// A hub's properties and its connectors' states (`UsbPm_RetrieveHubProperties`).
+    ///
+    /// The handle is valid from the hub's arrival until its removal has been delivered to
+    /// every client: inside a `HubRemoval` callback the removed hub can still be
+    /// retrieved, as it was when it left.
+    ///
+    /// # Errors
+    /// In the order checked: [`Error::PolicyManagerRemoved`] after shutdown;
+    /// [`Error::UnknownHandle`] or [`Error::StaleHandle`] for a client handle that is not
+    /// live (inside the client's own callback the handle stays usable while a deregister
+    /// of it waits for that callback); [`Error::AccessDenied`] without [`Access::QUERY`]; [`Error::UnknownHub`]
+    /// for a hub id that never arrived; [`Error::StaleHubHandle`] for a presence whose
+    /// removal has been delivered. A refused call changes nothing.
+    pub fn hub_properties(&self, client: ClientHandle, hub: HubHandle) -> Result<HubInfo, Error> {
+        self.authorize(client, Access::QUERY, hub.id)?
+            .view(hub, self.hooks())
+    }
+
+    /// The handles of a hub's connectors (`UsbPm_RetrieveHubConnectorHandles`), valid
+    /// while the hub handle is. Errors as [`hub_properties`](Self::hub_properties).
+    pub fn hub_connectors(
         &self,
-        hub: HubId,
-        connector: ConnectorId,
-    ) -> Result<ConnectorInfo, Error> {
-        self.hub(hub)?.connector(connector)
+        client: ClientHandle,
+        hub: HubHandle,
+    ) -> Result<Vec<ConnectorHandle>, Error> {
+        let info = self.hub_properties(client, hub)?;
+        Ok(info
+            .connectors
+            .iter()
+            .map(|c| ConnectorHandle {
+                hub,
+                connector: c.connector,
+            })
+            .collect())
     }
 
-    /// Assigns a power level to a connector (shown by later queries and arrivals).
+    /// A connector's static properties (`UsbPm_RetrieveConnectorProperties`). Errors as
+    /// [`hub_properties`](Self::hub_properties), and [`Error::UnknownConnector`] for an
+    /// index the hub does not have.
+    pub fn connector_properties(
+        &self,
+        client: ClientHandle,
+        connector: ConnectorHandle,
+    ) -> Result<ConnectorProperties, Error> {
+        self.connector_state(client, connector)?;
+        Ok(ConnectorProperties {
+            hub: connector.hub,
+            connector: connector.connector,
+        })
+    }
+
+    /// A connector's current state (`UsbPm_RetrieveConnectorState`): the last reported
+    /// hardware state, the power level in force and the attach count. Errors as
+    /// [`connector_properties`](Self::connector_properties).
+    pub fn connector_state(
+        &self,
+        client: ClientHandle,
+        connector: ConnectorHandle,
+    ) -> Result<ConnectorInfo, Error> {
+        let info = self.hub_properties(client, connector.hub)?;
+        info.connectors
+            .get(usize::from(connector.connector.0))
+            .cloned()
+            .ok_or(Error::UnknownConnector(
+                connector.hub.id,
+                connector.connector,
+            ))
+    }
+
+    /// Requests a power level for a connector (`UsbPm_AssignConnectorPowerLevel`).
+    ///
+    /// **Asynchronous**, as on Windows: `Ok` means the request was accepted and passed to
+    /// the hardware ([`HubPort::power_requests`]), not that it took effect. If the
+    /// hardware accepts it while the same partner is attached, every client hears a
+    /// [`ConnectorStateChange`](crate::Event::ConnectorStateChange) and the connector's
+    /// state shows the level; if the partner rejects it, or detached meanwhile, nothing
+    /// is heard. The level lasts while that partner stays attached. May be called from
+    /// inside a callback.
+    ///
+    /// # Errors
+    /// As [`connector_state`](Self::connector_state), with [`Access::ASSIGN_POWER`]
+    /// needed instead of query access; [`Error::StaleHubHandle`] also for a hub whose
+    /// removal is queued; and [`Error::PowerRequestRefused`]
+    /// (`STATUS_INVALID_DEVICE_STATE`) unless the connector is a sink with a partner
+    /// attached. A refused request changes nothing: nothing reaches the hardware.
     pub fn assign_power_level(
         &self,
-        hub: HubId,
-        connector: ConnectorId,
+        client: ClientHandle,
+        connector: ConnectorHandle,
         level: PowerLevel,
     ) -> Result<(), Error> {
-        self.hub(hub)?.assign_power_level(connector, level)
+        let hooks = self.hooks();
+        let hub = self.authorize(client, Access::ASSIGN_POWER, connector.hub.id)?;
+        hub.request_power(client, connector, level, hooks)?;
+        if hooks.mutant(Mutant::AccessCheckedLate) {
+            // The bug: the access is checked after the request went to the hardware.
+            let registry = lock(&self.shared.registry);
+            let granted = registry.clients.get(client, hooks)?.granted;
+            if !granted.allows(Access::ASSIGN_POWER) {
+                return Err(Error::AccessDenied {
+                    client,
+                    needs: Access::ASSIGN_POWER,
+                    granted,
+                });
+            }
+        }
+        Ok(())
     }
+
+    /// Shuts the Policy Manager down (the Policy Manager leaves): every client that heard
+    /// its arrival hears [`PolicyManagerRemoval`](crate::Event::PolicyManagerRemoval) as
+    /// its last event, after every other call of its callback returned. Returns once
+    /// every removal has been delivered.
+    ///
+    /// Afterwards every call but `deregister` is refused with
+    /// [`Error::PolicyManagerRemoved`]; hub ports still accept reports, which reach no
+    /// client. Clients stay registered: a driver deregisters as usual (with the usual
+    /// contract) and frees its context.
+    ///
+    /// # Errors
+    /// [`Error::ShutdownInsideCallback`] (`STATUS_POSSIBLE_DEADLOCK`) from inside a
+    /// callback (it would wait for that callback), and [`Error::PolicyManagerRemoved`]
+    /// when already shut down; either way nothing changes.
+    pub fn shutdown(&self) -> Result<(), Error> {
+        let hooks = self.hooks();
+        if waits::inside_callback() {
+            return Err(Error::ShutdownInsideCallback);
+        }
+        let clients: Vec<Arc<Client>> = {
+            let mut registry = lock(&self.shared.registry);
+            if registry.shut {
+                return Err(Error::PolicyManagerRemoved);
+            }
+            registry.shut = true;
+            registry.clients.values().cloned().collect()
+        };
+        hooks.step(|| Step::ShutdownEnter);
+        let removal = Notification {
+            hub: None,
+            seq: 0,
+            event: Event::PolicyManagerRemoval,
+        };
+        for client in clients {
+            let handle = client.handle;
+            if !hooks.mutant(Mutant::RemovalNotLast) {
+                // No hub's call begins after this; wait for those admitted before it.
+                let closed = client.rundown.close();
+                if closed.in_flight > 0 {
+                    hooks.step(|| Step::ShutdownSleeps(handle));
+                    client.rundown.wait_for_zero(hooks);
+                }
+            }
+            let acquired = {
+                let registry = lock(&self.shared.registry);
+                // Deregistered meanwhile: its deregister waited, and no call may follow.
+                let registered = registry
+                    .clients
+                    .get(handle, hooks)
+                    .is_ok_and(|c| Arc::ptr_eq(c, &client));
+                (registered && client.greeted.load(Ordering::Relaxed))
+                    .then(|| client.rundown.acquire_closed())
+            };
+            match acquired {
+                Some(from) => {
+                    hooks.step(|| Step::InFlightAcquire {
+                        client: handle,
+                        from,
+                    });
+                    self.call(&client, &removal);
+                    self.release(&client);
+                }
+                None => hooks.step(|| Step::ManagerSkipped {
+                    client: handle,
+                    event: ManagerEvent::Removal,
+                }),
+            }
+        }
+        hub::settle_obligations();
+        hooks.step(|| Step::ShutdownReturn);
+        Ok(())
+    }
+}
+
+/// A client's power request, as the hardware receives it ([`HubPort::power_requests`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PowerRequest {
+    /// The client that asked.
+    pub client: ClientHandle,
+    /// The connector.
+    pub connector: ConnectorHandle,
+    /// The level asked for.
+    pub level: PowerLevel,
+    /// The connector's attach count when it was asked: the partner it was asked of.
+    pub attach_count: u32,
 }
 
 /// The hardware side of one present hub: report its connector changes and its removal.
@@ -585,6 +1010,31 @@ impl HubPort {
     /// Which hub this port reports for.
     pub fn id(&self) -> HubId {
         self.hub().id()
+    }
+
+    /// The handle of the hub's presence this port reports for, as clients see it.
+    pub fn handle(&self) -> HubHandle {
+        self.hub().handle()
+    }
+
+    /// The power requests clients made for this hub's connectors since the last call, in
+    /// the order they were accepted. Answer each with [`answer`](Self::answer).
+    pub fn power_requests(&self) -> Vec<PowerRequest> {
+        self.hub().take_requests()
+    }
+
+    /// The hardware's (the partner's) answer to a power request. An accepted request
+    /// whose partner is still attached (the same attach count) sets the connector's
+    /// power level and is reported to every client as a connector state change, through
+    /// the same path as [`connector_changed`](Self::connector_changed) (from inside a
+    /// callback too). A rejected request, or one whose partner left, changes nothing and
+    /// is reported to nobody. Returns whether a change was reported.
+    ///
+    /// # Errors
+    /// [`Error::HubQueueFull`] from inside a callback, as `connector_changed`; the answer
+    /// may be given again.
+    pub fn answer(&self, request: PowerRequest, accepted: bool) -> Result<bool, Error> {
+        Hub::answer(self.hub(), &self.pm, request, accepted)
     }
 
     /// A connector's state changed. Delivered to every client that has seen the hub's

@@ -5,7 +5,7 @@
 //! empties the slot and bumps its generation, so a stale handle can never reach the
 //! slot's next client, however often the slot is reused.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::checking::{Hooks, Mutant};
 use crate::error::Error;
@@ -21,6 +21,11 @@ use crate::handle::{ClientHandle, MAX_SLOTS};
 pub(crate) struct Registry<C, H> {
     /// The registered clients, by handle.
     pub(crate) clients: Slots<C>,
+    /// Registered clients whose Policy Manager arrival has not been delivered yet: no
+    /// hub delivers to them (see `PolicyManager::greet`).
+    pub(crate) hidden: BTreeSet<ClientHandle>,
+    /// The Policy Manager has been shut down.
+    pub(crate) shut: bool,
     /// Every hub that has arrived, by id. A removed hub stays, absent, so that a later
     /// arrival of the same id queues behind its removal.
     pub(crate) hubs: BTreeMap<HubId, H>,
@@ -31,6 +36,8 @@ impl<C: Clone, H> Registry<C, H> {
     pub(crate) fn new(instance: u32) -> Self {
         Registry {
             clients: Slots::new(instance),
+            hidden: BTreeSet::new(),
+            shut: false,
             hubs: BTreeMap::new(),
         }
     }
@@ -120,6 +127,15 @@ impl<T: Clone> Slots<T> {
         } else {
             Ok(i)
         }
+    }
+
+    /// The value in `handle`'s slot, if the handle is live.
+    pub(crate) fn get(&self, handle: ClientHandle, hooks: &Hooks) -> Result<&T, Error> {
+        let i = self.check(handle, hooks)?;
+        self.slots[i]
+            .value
+            .as_ref()
+            .ok_or(Error::UnknownHandle(handle))
     }
 
     /// Takes the value out of `handle`'s slot, retiring the handle.

@@ -85,8 +85,8 @@ pub(crate) struct Rundown {
     state: AtomicU64,
     /// Held by a waiter from setting `WAITER` through its last look at `state` to going to
     /// sleep, and by the last releaser around its notify, so the wake-up cannot fall in
-    /// between.
-    lock: Mutex<()>,
+    /// between. It counts the waiters: `WAITER` is cleared when the last one leaves.
+    lock: Mutex<u32>,
     /// Signalled when a closed rundown's count reaches zero and a deregister sleeps on it.
     at_zero: Condvar,
     /// Turns given back by a releasing call for the deliveries admitted behind it.
@@ -99,7 +99,7 @@ impl Rundown {
     pub(crate) fn new() -> Self {
         Rundown {
             state: AtomicU64::new(0),
-            lock: Mutex::new(()),
+            lock: Mutex::new(0),
             at_zero: Condvar::new(),
             turns: Mutex::new(Turns::default()),
             passed: Condvar::new(),
@@ -115,6 +115,15 @@ impl Rundown {
             return Err(self.give_back(hooks, false));
         }
         Ok(prev & COUNT)
+    }
+
+    /// Takes a count on a closed rundown with no call in flight, for the Policy Manager's
+    /// removal (`shutdown`): the one call made after the close. A deregister that waits
+    /// for zero waits for it too. The caller has seen the count at zero after the close,
+    /// and holds the registry lock, which the deregister of this client needs first; so
+    /// no other call is in flight and this call holds the turn.
+    pub(crate) fn acquire_closed(&self) -> u64 {
+        self.state.fetch_add(1, Ordering::Acquire) & COUNT
     }
 
     /// Sleeps until a releasing call hands this admitted delivery the turn: called after
@@ -227,8 +236,9 @@ impl Rundown {
     }
 
     /// Blocks until a closed rundown has no call in flight (its count reaches zero). At
-    /// most one thread waits on a rundown: the deregister that emptied the client's slot,
-    /// or the completion of a detach that emptied it.
+    /// most two threads wait on a rundown: the deregister that emptied the client's slot
+    /// (or the completion of a detach that emptied it), and a `shutdown` that closed it.
+    /// `WAITER` stays set until the last of them leaves.
     pub(crate) fn wait_for_zero(&self, hooks: &Hooks) {
         let order = if hooks.mutant(Mutant::RelaxedOrdering) {
             Ordering::Relaxed
@@ -247,6 +257,7 @@ impl Rundown {
             return;
         }
         let mut guard = lock(&self.lock);
+        *guard += 1;
         let flag_after_test = hooks.mutant(Mutant::WaiterFlagAfterTest);
         if !flag_after_test {
             self.state.fetch_or(WAITER, Ordering::Relaxed);
@@ -262,10 +273,13 @@ impl Rundown {
                 Err(poisoned) => poisoned.into_inner(),
             };
         }
-        // Nobody waits any more: later skips of this closed client make no wake-up call.
-        // Cleared under the lock, so a release that saw the flag just before still finds
-        // the lock free only once this thread has left.
-        self.state.fetch_and(!WAITER, Ordering::Relaxed);
+        // Once nobody waits any more, later skips of this closed client make no wake-up
+        // call. Cleared under the lock, so a release that saw the flag just before still
+        // finds the lock free only once this thread has left.
+        *guard -= 1;
+        if *guard == 0 {
+            self.state.fetch_and(!WAITER, Ordering::Relaxed);
+        }
         drop(guard);
     }
 }

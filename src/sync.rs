@@ -18,21 +18,21 @@ compile_error!(
 
 #[cfg(feature = "loom")]
 mod imp {
-    pub(crate) use loom::sync::atomic::AtomicU64;
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64};
     pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
     pub(crate) use loom::thread_local;
 }
 
 #[cfg(feature = "shuttle")]
 mod imp {
-    pub(crate) use shuttle::sync::atomic::AtomicU64;
+    pub(crate) use shuttle::sync::atomic::{AtomicBool, AtomicU64};
     pub(crate) use shuttle::sync::{Arc, Condvar, Mutex, MutexGuard};
     pub(crate) use shuttle::thread_local;
 }
 
 #[cfg(not(any(feature = "loom", feature = "shuttle")))]
 mod imp {
-    pub(crate) use std::sync::atomic::AtomicU64;
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64};
     pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
     pub(crate) use std::thread_local;
 }

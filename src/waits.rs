@@ -21,21 +21,24 @@ use std::cell::RefCell;
 
 use crate::checking::{Hooks, Mutant, Step};
 use crate::error::Error;
+use crate::event::Access;
 use crate::handle::ClientHandle;
 use crate::sync::{lock, thread_local, Mutex};
 
 thread_local! {
     // Not a `const` initializer: loom's and shuttle's `thread_local!` do not accept one.
     #[allow(clippy::missing_const_for_thread_local)]
-    static INSIDE: RefCell<Vec<ClientHandle>> = RefCell::new(Vec::new());
+    static INSIDE: RefCell<Vec<(ClientHandle, Access)>> = RefCell::new(Vec::new());
 }
 
 /// Marks the current thread as inside a callback of `client` until dropped.
 pub(crate) struct InsideCallback(());
 
 impl InsideCallback {
-    pub(crate) fn enter(client: ClientHandle) -> Self {
-        INSIDE.with(|s| s.borrow_mut().push(client));
+    /// `granted`: what the client may do, for the calls its callback makes (see
+    /// [`own_grant`]).
+    pub(crate) fn enter(client: ClientHandle, granted: Access) -> Self {
+        INSIDE.with(|s| s.borrow_mut().push((client, granted)));
         InsideCallback(())
     }
 }
@@ -53,7 +56,19 @@ pub(crate) fn inside_callback() -> bool {
 
 /// The clients whose callbacks the current thread is inside of (at most one).
 pub(crate) fn held() -> Vec<ClientHandle> {
-    INSIDE.with(|s| s.borrow().clone())
+    INSIDE.with(|s| s.borrow().iter().map(|(c, _)| *c).collect())
+}
+
+/// The grant of `client` if the current thread is inside its callback: a call of the
+/// callback admitted before a deregister still runs, and the calls it makes as its client
+/// are its own, though the handle is stale for everybody else.
+pub(crate) fn own_grant(client: ClientHandle) -> Option<Access> {
+    INSIDE.with(|s| {
+        s.borrow()
+            .iter()
+            .find(|(c, _)| *c == client)
+            .map(|(_, a)| *a)
+    })
 }
 
 struct Wait {
