@@ -9,7 +9,7 @@ use std::thread;
 
 use common::*;
 use usbpm::{
-    ClientConfig, ClientHandle, ConnectorId, Error, Event, HubId, PolicyManager, PowerLevel,
+    Access, ClientConfig, ClientHandle, ConnectorId, Error, Event, HubId, PolicyManager, PowerLevel,
 };
 
 fn silent() -> ClientConfig {
@@ -38,8 +38,9 @@ fn clones_of_a_policy_manager_are_the_same_manager() {
     let other = pm.clone();
     let h = other.register(silent()).unwrap();
     assert_eq!(pm.client_count(), 1);
-    let _port = pm.hub_arrival(HubId(1), vec![detached()]).unwrap();
-    assert!(other.query_hub(HubId(1)).is_ok());
+    let port = pm.hub_arrival(HubId(1), vec![detached()]).unwrap();
+    assert!(pm.hub_properties(h, port.handle()).is_ok());
+    assert!(other.hub_properties(h, port.handle()).is_ok());
     assert_eq!(pm.deregister(h), Ok(()));
     assert_eq!(other.client_count(), 0);
 }
@@ -49,7 +50,11 @@ fn client_registered_before_a_hub_sees_its_whole_history_in_order() {
     let pm = PolicyManager::new();
     let log = new_log();
     let h = pm.register(recorder(&log)).unwrap();
-    assert!(snapshot(&log).is_empty(), "no hub yet, so no event");
+    assert_eq!(
+        snapshot_all(&log),
+        [pm_arrival(Access::ALL)],
+        "no hub yet, so only the Policy Manager's arrival"
+    );
 
     let hub = HubId(7);
     let initial = vec![detached(), sourcing(15_000)];
@@ -77,6 +82,7 @@ fn client_registered_before_a_hub_sees_its_whole_history_in_order() {
 #[test]
 fn late_client_first_gets_an_arrival_with_the_hubs_current_state_and_seq() {
     let pm = PolicyManager::new();
+    let driver = pm.register(ClientConfig::new((), |_, _, _| {})).unwrap();
     let hub = HubId(3);
     let port = pm.hub_arrival(hub, vec![detached(), detached()]).unwrap();
     port.connector_changed(ConnectorId(0), attached(5_000))
@@ -85,12 +91,15 @@ fn late_client_first_gets_an_arrival_with_the_hubs_current_state_and_seq() {
         .unwrap();
     port.connector_changed(ConnectorId(0), attached(9_000))
         .unwrap();
-    pm.assign_power_level(hub, ConnectorId(1), PowerLevel { milliwatts: 4_500 })
+    let level = PowerLevel { milliwatts: 4_500 };
+    pm.assign_power_level(driver, connector(port.handle(), 0), level)
         .unwrap();
+    let [request] = port.power_requests().try_into().unwrap();
+    assert_eq!(port.answer(request, true), Ok(true), "seq 4");
 
     let mut current = hub_info(hub, &[attached(9_000), sourcing(7_500)]);
-    current.connectors[1].assigned_power = Some(PowerLevel { milliwatts: 4_500 });
-    assert_eq!(pm.query_hub(hub).unwrap(), current);
+    current.connectors[0].assigned_power = Some(level);
+    assert_eq!(pm.hub_properties(driver, port.handle()).unwrap(), current);
 
     let log = new_log();
     let h = pm.register(recorder(&log)).unwrap();
@@ -100,13 +109,14 @@ fn late_client_first_gets_an_arrival_with_the_hubs_current_state_and_seq() {
     assert_eq!(
         snapshot(&log),
         vec![
-            arrival(hub, 3, current),
-            change(hub, 4, 1, detached()),
-            removal(hub, 5)
+            arrival(hub, 4, current),
+            change(hub, 5, 1, detached()),
+            removal(hub, 6)
         ],
         "arrival with the seq of the last change folded in, then consecutive seqs"
     );
     assert_eq!(pm.deregister(h), Ok(()));
+    assert_eq!(pm.deregister(driver), Ok(()));
 }
 
 #[test]
@@ -158,11 +168,17 @@ fn removed_hub_sends_nothing_more_and_its_id_can_arrive_again() {
     let log = new_log();
     let h = pm.register(recorder(&log)).unwrap();
     let port = pm.hub_arrival(hub, vec![detached()]).unwrap();
+    let old = port.handle();
+    assert_eq!(old, presence(hub, 1));
     port.connector_changed(ConnectorId(0), attached(1_000))
         .unwrap();
     port.remove();
     assert_eq!(snapshot(&log).last(), Some(&removal(hub, 2)));
-    assert_eq!(pm.query_hub(hub), Err(Error::UnknownHub(hub)));
+    assert_eq!(
+        pm.hub_properties(h, old),
+        Err(Error::StaleHubHandle(old)),
+        "its removal was delivered"
+    );
 
     // A client registering now hears nothing about the removed hub.
     let late = new_log();
@@ -171,7 +187,8 @@ fn removed_hub_sends_nothing_more_and_its_id_can_arrive_again() {
 
     // The same id may arrive again once the removal has been delivered: a new history.
     let port = pm.hub_arrival(hub, vec![attached(5)]).unwrap();
-    let fresh = arrival(hub, 0, hub_info(hub, &[attached(5)]));
+    assert_eq!(port.handle(), presence(hub, 2), "a new presence");
+    let fresh = arrival(port.handle(), 0, hub_info(hub, &[attached(5)]));
     assert_eq!(snapshot(&log).last(), Some(&fresh));
     assert_eq!(
         len(&log),
@@ -179,6 +196,11 @@ fn removed_hub_sends_nothing_more_and_its_id_can_arrive_again() {
         "arrival, change, removal, then the new arrival"
     );
     assert_eq!(snapshot(&late), vec![fresh]);
+    assert_eq!(pm.hub_properties(h, old), Err(Error::StaleHubHandle(old)));
+    assert_eq!(
+        pm.hub_properties(h, port.handle()),
+        Ok(hub_info(hub, &[attached(5)]))
+    );
     drop(port);
     assert_eq!(pm.deregister(h), Ok(()));
     assert_eq!(pm.deregister(late_h), Ok(()));
@@ -190,11 +212,12 @@ fn dropping_the_hub_port_removes_the_hub() {
     let hub = HubId(4);
     let log = new_log();
     let h = pm.register(recorder(&log)).unwrap();
-    {
+    let handle = {
         let port = pm.hub_arrival(hub, vec![detached(), detached()]).unwrap();
         port.connector_changed(ConnectorId(1), attached(3)).unwrap();
-        assert!(pm.query_hub(hub).is_ok());
-    }
+        assert!(pm.hub_properties(h, port.handle()).is_ok());
+        port.handle()
+    };
     assert_eq!(
         snapshot(&log),
         vec![
@@ -203,7 +226,10 @@ fn dropping_the_hub_port_removes_the_hub() {
             removal(hub, 2),
         ]
     );
-    assert_eq!(pm.query_hub(hub), Err(Error::UnknownHub(hub)));
+    assert_eq!(
+        pm.hub_properties(h, handle),
+        Err(Error::StaleHubHandle(handle))
+    );
     assert!(pm.hub_arrival(hub, vec![]).is_ok(), "the id is free again");
     assert_eq!(pm.deregister(h), Ok(()));
 }
@@ -219,6 +245,7 @@ fn changes_and_removal_reported_during_delivery_queue_up_in_order() {
         let log = new_log();
         let early = pm.register(recorder(&log)).unwrap();
         let port = pm.hub_arrival(hub, vec![detached()]).unwrap();
+        let handle = port.handle();
 
         // A client whose replayed arrival blocks: the registering thread becomes the
         // hub's drainer and stays inside that callback until released.
@@ -251,10 +278,14 @@ fn changes_and_removal_reported_during_delivery_queue_up_in_order() {
                     })
                     .collect();
                 port.remove();
-                (changed, pm.query_hub(hub))
+                (changed, pm.hub_properties(early, handle))
             });
             // The first change is folded into the hub's state as it is queued.
-            while pm.query_connector(hub, ConnectorId(0)).map(|c| c.state) != Ok(attached(1)) {
+            while pm
+                .connector_state(early, connector(handle, 0))
+                .map(|c| c.state)
+                != Ok(attached(1))
+            {
                 thread::yield_now();
             }
             let delivered_meanwhile = len(&log);
@@ -274,8 +305,8 @@ fn changes_and_removal_reported_during_delivery_queue_up_in_order() {
         );
         assert_eq!(
             queried,
-            Err(Error::UnknownHub(hub)),
-            "absent as soon as remove returns"
+            Err(Error::StaleHubHandle(handle)),
+            "stale as soon as remove returns (its removal is delivered)"
         );
         assert_eq!(
             delivered_meanwhile, 1,
@@ -311,6 +342,7 @@ fn hub_id_arriving_again_before_the_old_removal_is_delivered_waits_its_turn() {
         let log = new_log();
         let observer = pm.register(recorder(&log)).unwrap();
         let port = pm.hub_arrival(hub, vec![detached()]).unwrap();
+        let old_handle = port.handle();
 
         // The registering thread becomes the hub's drainer, blocked in a callback.
         let (gate, control) = gate();
@@ -335,7 +367,11 @@ fn hub_id_arriving_again_before_the_old_removal_is_delivered_waits_its_turn() {
                 port.remove(); // old seq 2
                 pm.hub_arrival(hub, vec![sourcing(5)])
             });
-            while pm.query_connector(hub, ConnectorId(0)).map(|c| c.state) != Ok(attached(1)) {
+            while pm
+                .connector_state(observer, connector(old_handle, 0))
+                .map(|c| c.state)
+                != Ok(attached(1))
+            {
                 thread::yield_now();
             }
             let delivered_meanwhile = len(&log);
@@ -355,7 +391,7 @@ fn hub_id_arriving_again_before_the_old_removal_is_delivered_waits_its_turn() {
             arrival(hub, 0, old),
             change(hub, 1, 0, attached(1)),
             removal(hub, 2),
-            arrival(hub, 0, new.clone()),
+            arrival(presence(hub, 2), 0, new.clone()),
         ];
         assert_eq!(snapshot(&log), expected, "the observer");
         assert_eq!(
@@ -363,11 +399,16 @@ fn hub_id_arriving_again_before_the_old_removal_is_delivered_waits_its_turn() {
             expected,
             "the client whose replay blocked the drain"
         );
-        assert_eq!(pm.query_hub(hub), Ok(new));
+        assert_eq!(port2.handle(), presence(hub, 2));
+        assert_eq!(pm.hub_properties(observer, port2.handle()), Ok(new));
+        assert_eq!(
+            pm.hub_properties(observer, old_handle),
+            Err(Error::StaleHubHandle(old_handle))
+        );
         port2.connector_changed(ConnectorId(0), detached()).unwrap();
         assert_eq!(
             snapshot(&log).last(),
-            Some(&change(hub, 1, 0, detached())),
+            Some(&change(presence(hub, 2), 1, 0, detached())),
             "the new presence's seqs"
         );
         drop(port2);
@@ -425,7 +466,11 @@ fn each_hubs_events_arrive_in_order_while_hubs_report_concurrently() {
         .map(|log| {
             let (log, busy, overlaps) = (log.clone(), busy.clone(), overlaps.clone());
             pm.register(ClientConfig::new((), move |_, _, n| {
-                let flag = &busy[n.hub.0 as usize];
+                let Some(hub) = n.hub_id() else {
+                    log.lock().unwrap().push(n.clone()); // the Policy Manager's arrival
+                    return;
+                };
+                let flag = &busy[hub.0 as usize];
                 // Both clients share the flag: a hub delivers to its clients one at a time.
                 if flag.swap(true, Ordering::SeqCst) {
                     overlaps.fetch_add(1, Ordering::SeqCst);
@@ -534,15 +579,19 @@ fn registration_whose_handle_was_deregistered_reports_stale() {
 fn arrival_events_carry_the_hub_info() {
     let pm = PolicyManager::new();
     let log = new_log();
-    let _reg = pm.register_owned(recorder(&log)).unwrap();
-    let _port = pm
+    let reg = pm.register_owned(recorder(&log)).unwrap();
+    let port = pm
         .hub_arrival(HubId(5), vec![detached(), attached(1), sourcing(2)])
         .unwrap();
     let events = snapshot(&log);
     let Event::HubArrival(info) = &events[0].event else {
         panic!("expected an arrival: {events:?}")
     };
-    assert_eq!(info, &pm.query_hub(HubId(5)).unwrap());
+    assert_eq!(events[0].hub, Some(port.handle()));
+    assert_eq!(
+        info,
+        &pm.hub_properties(reg.handle(), port.handle()).unwrap()
+    );
     assert_eq!(info.connectors.len(), 3);
     assert_eq!(info.connectors[2].connector, ConnectorId(2));
 }

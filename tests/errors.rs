@@ -83,7 +83,7 @@ fn assert_alive(log: &Log, hub: HubId, port: &usbpm::HubPort) {
         before + 1,
         "the client no longer receives events"
     );
-    assert_eq!(events.last().unwrap().hub, hub);
+    assert_eq!(events.last().unwrap().hub_id(), Some(hub));
     check_per_hub(&events).unwrap();
 }
 
@@ -228,30 +228,70 @@ fn stale_handle_whose_slot_was_reused_does_not_touch_the_new_client() {
     assert_eq!(pm.client_count(), 0);
 }
 
+/// Every client call about `hub` is refused with `expect`.
+fn assert_every_call_refused(
+    pm: &PolicyManager,
+    client: ClientHandle,
+    hub: usbpm::HubHandle,
+    expect: &Error,
+) {
+    let level = PowerLevel { milliwatts: 1 };
+    let c0 = connector(hub, 0);
+    assert_eq!(pm.hub_properties(client, hub), Err(expect.clone()), "{hub}");
+    assert_eq!(pm.hub_connectors(client, hub), Err(expect.clone()), "{hub}");
+    assert_eq!(
+        pm.connector_properties(client, c0),
+        Err(expect.clone()),
+        "{hub}"
+    );
+    assert_eq!(pm.connector_state(client, c0), Err(expect.clone()), "{hub}");
+    assert_eq!(
+        pm.assign_power_level(client, c0, level),
+        Err(expect.clone()),
+        "{hub}"
+    );
+}
+
 #[test]
 fn unknown_hub_is_not_found() {
     let pm = PolicyManager::new();
+    let log = new_log();
+    let h = pm.register(recorder(&log)).unwrap();
     let hub = HubId(42);
-    let level = PowerLevel { milliwatts: 1 };
     let expect = Error::UnknownHub(hub);
-    assert_eq!(pm.query_hub(hub), Err(expect.clone()));
-    assert_eq!(pm.query_connector(hub, ConnectorId(0)), Err(expect.clone()));
-    assert_eq!(
-        pm.assign_power_level(hub, ConnectorId(0), level),
-        Err(expect.clone())
-    );
+    assert_every_call_refused(&pm, h, presence(hub, 1), &expect);
     assert_eq!(expect.ntstatus(), NtStatus::NOT_FOUND);
     assert_eq!(expect.ntstatus().name(), "STATUS_NOT_FOUND");
 
-    // A hub that was present and is removed is unknown too.
-    let port = pm.hub_arrival(hub, vec![detached()]).unwrap();
-    assert!(pm.query_hub(hub).is_ok());
-    port.remove();
-    assert_eq!(pm.query_hub(hub), Err(expect.clone()));
-    assert_eq!(
-        pm.assign_power_level(hub, ConnectorId(0), level),
-        Err(expect)
+    // Presence 0 is never issued, and a presence the hub has not reached is unknown too.
+    let port = pm.hub_arrival(hub, vec![attached(1)]).unwrap();
+    assert_eq!(port.handle(), presence(hub, 1));
+    assert!(pm.hub_properties(h, port.handle()).is_ok());
+    for p in [0, 2, u32::MAX] {
+        assert_every_call_refused(&pm, h, presence(hub, p), &expect);
+    }
+    assert!(
+        port.power_requests().is_empty(),
+        "nothing reached the hardware"
     );
+    assert_eq!(
+        len(&log),
+        1,
+        "only the arrival: the refusals changed nothing"
+    );
+    assert_eq!(
+        pm.hub_properties(h, port.handle()),
+        Ok(hub_info(hub, &[attached(1)]))
+    );
+
+    // A hub that was present and whose removal was delivered: its handle is stale.
+    let handle = port.handle();
+    port.remove();
+    let stale = Error::StaleHubHandle(handle);
+    assert_every_call_refused(&pm, h, handle, &stale);
+    assert_eq!(stale.ntstatus(), NtStatus::INVALID_HANDLE);
+    assert_eq!(len(&log), 2, "arrival and removal");
+    assert_eq!(pm.deregister(h), Ok(()));
 }
 
 #[test]
@@ -261,7 +301,7 @@ fn duplicate_hub_arrival_is_a_name_collision_and_changes_nothing() {
     let log = new_log();
     let h = pm.register(recorder(&log)).unwrap();
     let port = pm.hub_arrival(hub, vec![detached(), attached(1)]).unwrap();
-    let before = pm.query_hub(hub).unwrap();
+    let before = pm.hub_properties(h, port.handle()).unwrap();
 
     let err = pm.hub_arrival(hub, vec![sourcing(9)]).unwrap_err();
     assert_eq!(err, Error::HubAlreadyPresent(hub));
@@ -269,9 +309,14 @@ fn duplicate_hub_arrival_is_a_name_collision_and_changes_nothing() {
     assert_eq!(err.ntstatus().name(), "STATUS_OBJECT_NAME_COLLISION");
 
     assert_eq!(
-        pm.query_hub(hub).unwrap(),
+        pm.hub_properties(h, port.handle()).unwrap(),
         before,
         "the present hub is unchanged"
+    );
+    assert_eq!(
+        port.handle(),
+        presence(hub, 1),
+        "and still its first presence"
     );
     assert_eq!(len(&log), 1, "no second arrival was delivered");
     port.connector_changed(ConnectorId(1), detached()).unwrap();
@@ -302,10 +347,16 @@ fn unknown_connector_is_an_invalid_parameter_and_consumes_no_seq() {
         port.connector_changed(bad, attached(1)),
         Err(expect.clone())
     );
-    assert_eq!(pm.query_connector(hub, bad), Err(expect.clone()));
+    let bad_handle = connector(port.handle(), bad.0);
+    assert_eq!(pm.connector_state(h, bad_handle), Err(expect.clone()));
+    assert_eq!(pm.connector_properties(h, bad_handle), Err(expect.clone()));
     assert_eq!(
-        pm.assign_power_level(hub, bad, PowerLevel { milliwatts: 1 }),
+        pm.assign_power_level(h, bad_handle, PowerLevel { milliwatts: 1 }),
         Err(expect.clone())
+    );
+    assert!(
+        port.power_requests().is_empty(),
+        "nothing reached the hardware"
     );
     assert_eq!(
         port.connector_changed(ConnectorId(255), attached(1)),
@@ -315,7 +366,7 @@ fn unknown_connector_is_an_invalid_parameter_and_consumes_no_seq() {
     assert_eq!(expect.ntstatus().name(), "STATUS_INVALID_PARAMETER");
 
     assert_eq!(
-        pm.query_hub(hub).unwrap(),
+        pm.hub_properties(h, port.handle()).unwrap(),
         hub_info(hub, &[detached(), detached()]),
         "state unchanged"
     );
@@ -374,7 +425,7 @@ fn too_many_connectors_is_an_invalid_parameter_and_adds_no_hub() {
     assert_eq!(err.ntstatus(), NtStatus::INVALID_PARAMETER);
     assert_eq!(err.ntstatus().name(), "STATUS_INVALID_PARAMETER");
     assert_eq!(
-        pm.query_hub(hub),
+        pm.hub_properties(h, presence(hub, 1)),
         Err(Error::UnknownHub(hub)),
         "no hub added"
     );
@@ -383,7 +434,15 @@ fn too_many_connectors_is_an_invalid_parameter_and_adds_no_hub() {
     // Exactly 256 is accepted, the last connector being 255.
     let states = vec![detached(); MAX_CONNECTORS];
     let port = pm.hub_arrival(hub, states.clone()).unwrap();
-    assert_eq!(pm.query_hub(hub).unwrap(), hub_info(hub, &states));
+    assert_eq!(
+        port.handle(),
+        presence(hub, 1),
+        "the refused arrival made no presence"
+    );
+    assert_eq!(
+        pm.hub_properties(h, port.handle()).unwrap(),
+        hub_info(hub, &states)
+    );
     assert_eq!(snapshot(&log), [arrival(hub, 0, hub_info(hub, &states))]);
     port.connector_changed(ConnectorId(255), attached(1))
         .unwrap();
@@ -391,7 +450,7 @@ fn too_many_connectors_is_an_invalid_parameter_and_adds_no_hub() {
 
     // Too many connectors for a hub id that is present: refused as too many, and the
     // present hub is untouched.
-    let before = pm.query_hub(hub).unwrap();
+    let before = pm.hub_properties(h, port.handle()).unwrap();
     assert_eq!(
         pm.hub_arrival(hub, vec![detached(); 1000]).unwrap_err(),
         Error::TooManyConnectors {
@@ -399,7 +458,7 @@ fn too_many_connectors_is_an_invalid_parameter_and_adds_no_hub() {
             connectors: 1000
         }
     );
-    assert_eq!(pm.query_hub(hub).unwrap(), before);
+    assert_eq!(pm.hub_properties(h, port.handle()).unwrap(), before);
     assert_eq!(len(&log), 2);
     assert_eq!(pm.deregister(h), Ok(()));
 }

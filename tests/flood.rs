@@ -120,7 +120,7 @@ fn reports_from_a_callback_are_refused_past_the_queue_capacity() {
         let pm = PolicyManager::new();
         let hub = HubId(3);
         let log = new_log();
-        let _recorder = pm.register(recorder(&log)).unwrap();
+        let recorder = pm.register(recorder(&log)).unwrap();
         let results: Arc<Mutex<Vec<Result<(), Error>>>> = Arc::default();
         let port_cell: Arc<OnceLock<HubPort>> = Arc::default();
         let ctx = (results.clone(), port_cell.clone());
@@ -161,7 +161,9 @@ fn reports_from_a_callback_are_refused_past_the_queue_capacity() {
         assert_eq!(changes, 1 + accepted);
         assert!(results[accepted..].iter().all(|r| r.is_err()));
         assert_eq!(
-            pm.query_connector(hub, ConnectorId(0)).unwrap().state,
+            pm.connector_state(recorder, connector(port.handle(), 0))
+                .unwrap()
+                .state,
             attached(accepted as u32),
             "a refused report is not folded into the hub's state"
         );

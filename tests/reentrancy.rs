@@ -30,24 +30,27 @@ fn body_of_queries_from_inside_a_callback() {
     let pm = PolicyManager::new();
     let seen = Arc::new(Seen::default());
     let h = pm
-        .register(ClientConfig::new(seen.clone(), |seen, pm, n| {
-            match &n.event {
+        .register(ClientConfig::with_handle(
+            seen.clone(),
+            |seen, pm, me, n| match &n.event {
                 Event::HubArrival(info) => {
-                    let queried = pm.query_hub(n.hub).expect("query_hub from a callback");
+                    let queried = pm
+                        .hub_properties(me, n.hub.unwrap())
+                        .expect("hub_properties from a callback");
                     seen.hubs.lock().unwrap().push((info.clone(), queried));
                 }
-                Event::ConnectorStateChange { connector, state } => {
+                Event::ConnectorStateChange { state, .. } => {
                     let queried = pm
-                        .query_connector(n.hub, *connector)
-                        .expect("query_connector from a callback");
+                        .connector_state(me, n.connector_handle().unwrap())
+                        .expect("connector_state from a callback");
                     seen.connectors
                         .lock()
                         .unwrap()
                         .push((queried, state.clone()));
                 }
-                Event::HubRemoval => {}
-            }
-        }))
+                _ => {}
+            },
+        ))
         .unwrap();
     let hub = HubId(1);
     let port = pm.hub_arrival(hub, vec![detached(), sourcing(3)]).unwrap();
@@ -84,25 +87,35 @@ fn body_of_power_level_assigned_from_a_callback_is_visible_to_later_queries_and_
     let pm = PolicyManager::new();
     let results: Arc<Mutex<Vec<Result<(), Error>>>> = Arc::default();
     let h = pm
-        .register(ClientConfig::new(results.clone(), |results, pm, n| {
-            if let Event::ConnectorStateChange { connector, state } = &n.event {
-                if state.attached {
+        .register(ClientConfig::with_handle(
+            results.clone(),
+            |results, pm, me, n| {
+                let Event::ConnectorStateChange { state, .. } = &n.event else {
+                    return;
+                };
+                let c = n.connector_handle().unwrap();
+                // Once per partner: the accepted level comes back as a change too.
+                let assigned = pm.connector_state(me, c).unwrap().assigned_power;
+                if state.attached && assigned.is_none() {
                     let level = PowerLevel {
                         milliwatts: state.partner_max_milliwatts / 2,
                     };
                     results
                         .lock()
                         .unwrap()
-                        .push(pm.assign_power_level(n.hub, *connector, level));
+                        .push(pm.assign_power_level(me, c, level));
                     // And a refused one, from the same callback.
-                    results.lock().unwrap().push(pm.assign_power_level(
-                        n.hub,
-                        ConnectorId(9),
-                        level,
-                    ));
+                    let bad = usbpm::ConnectorHandle {
+                        connector: ConnectorId(9),
+                        ..c
+                    };
+                    results
+                        .lock()
+                        .unwrap()
+                        .push(pm.assign_power_level(me, bad, level));
                 }
-            }
-        }))
+            },
+        ))
         .unwrap();
     let hub = HubId(2);
     let port = pm.hub_arrival(hub, vec![detached(), detached()]).unwrap();
@@ -113,10 +126,19 @@ fn body_of_power_level_assigned_from_a_callback_is_visible_to_later_queries_and_
         *results.lock().unwrap(),
         vec![Ok(()), Err(Error::UnknownConnector(hub, ConnectorId(9)))]
     );
-    let c1 = pm.query_connector(hub, ConnectorId(1)).unwrap();
+    // The hardware takes the one request passed on, and accepts it.
+    let requests = port.power_requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0].client, h);
+    assert_eq!(requests[0].connector, connector(port.handle(), 1));
+    assert_eq!(requests[0].level, PowerLevel { milliwatts: 30_000 });
+    assert_eq!(port.answer(requests[0].clone(), true), Ok(true));
+    assert_eq!(results.lock().unwrap().len(), 2, "assigned once");
+
+    let c1 = pm.connector_state(h, connector(port.handle(), 1)).unwrap();
     assert_eq!(c1.assigned_power, Some(PowerLevel { milliwatts: 30_000 }));
     assert_eq!(
-        pm.query_connector(hub, ConnectorId(0))
+        pm.connector_state(h, connector(port.handle(), 0))
             .unwrap()
             .assigned_power,
         None
@@ -161,7 +183,7 @@ fn body_of_client_registered_from_inside_a_callback_gets_arrivals_for_every_hub(
     });
     let a = pm
         .register(ClientConfig::new(ctx.clone(), |ctx, pm, n| {
-            if n.hub == HubId(1) && is_change(n) {
+            if n.hub_id() == Some(HubId(1)) && is_change(n) {
                 let mut registered = ctx.registered.lock().unwrap();
                 if registered.is_none() {
                     *registered = Some(
@@ -225,6 +247,9 @@ fn body_of_change_reported_from_inside_a_callback_is_delivered_after_it() {
     });
     let h = pm
         .register(ClientConfig::new(ctx.clone(), |ctx, _pm, n| {
+            if n.is_manager_event() {
+                return;
+            }
             ctx.trace.lock().unwrap().push(("begin", n.seq));
             if n.seq == 1 {
                 let port = ctx.port.get().unwrap();
@@ -249,7 +274,9 @@ fn body_of_change_reported_from_inside_a_callback_is_delivered_after_it() {
         ]
     );
     assert_eq!(
-        pm.query_connector(HubId(1), ConnectorId(0)).unwrap().state,
+        pm.connector_state(h, connector(port.handle(), 0))
+            .unwrap()
+            .state,
         attached(2)
     );
     assert_eq!(pm.deregister(h), Ok(()));
@@ -395,11 +422,11 @@ fn a_client_registered_inside_a_callback_is_replayed_after_that_callback_returns
         });
         let outer = pm
             .register(ClientConfig::new(ctx.clone(), |ctx, pm, n| {
-                if n.hub == HubId(1) && is_change(n) {
+                if n.hub_id() == Some(HubId(1)) && is_change(n) {
                     // The inner client's hub 2 arrival is owed by this thread: delivered
                     // once this callback has returned, before connector_changed returns.
                     let inner = pm.register(ClientConfig::new(ctx.clone(), |ctx, pm, n| {
-                        if n.hub == HubId(2) {
+                        if n.hub_id() == Some(HubId(2)) {
                             *ctx.result.lock().unwrap() =
                                 Some(pm.deregister(*ctx.outer.get().unwrap()));
                         }
@@ -469,7 +496,10 @@ fn deregister_cycle(n: usize) {
         let h = pm
             .register(ClientConfig::new(ctxs[i].clone(), |ctx, pm, n| {
                 ctx.log.lock().unwrap().push(n.clone());
-                if n.hub == ctx.trigger && is_change(n) && !ctx.fired.swap(true, Ordering::SeqCst) {
+                if n.hub_id() == Some(ctx.trigger)
+                    && is_change(n)
+                    && !ctx.fired.swap(true, Ordering::SeqCst)
+                {
                     ctx.barrier.wait();
                     let r = pm.deregister(*ctx.target.get().unwrap());
                     *ctx.result.lock().unwrap() = Some(r);

@@ -13,8 +13,8 @@ use std::thread;
 
 use common::*;
 use usbpm::{
-    ClientConfig, ConnectorId, ConnectorState, Event, HubId, HubInfo, Notification, PolicyManager,
-    PowerRole,
+    Access, ClientConfig, ConnectorId, ConnectorState, Event, HubId, HubInfo, Notification,
+    PolicyManager, PowerRole,
 };
 
 const HUB_THREADS: u32 = 2;
@@ -59,7 +59,20 @@ fn expected_info(hub: HubId, seq: u64) -> HubInfo {
                 .unwrap_or_default()
         })
         .collect();
-    hub_info(hub, &states)
+    // Each connector's attach count: its detached-to-attached changes (from detached).
+    let counts: Vec<u32> = (0..CONNECTORS)
+        .map(|c| {
+            let mut was_attached = false;
+            let mut count = 0;
+            for k in (1..=seq).filter(|k| k % CONNECTORS == c) {
+                let now = state_for(k).attached;
+                count += u32::from(now && !was_attached);
+                was_attached = now;
+            }
+            count
+        })
+        .collect();
+    with_attach_counts(hub_info(hub, &states), &counts)
 }
 
 fn hub_id(thread: u32) -> HubId {
@@ -69,10 +82,19 @@ fn hub_id(thread: u32) -> HubId {
 /// Checks one client's complete notification list against the contract.
 fn check_client(name: &str, events: &[Notification]) -> Result<(), String> {
     check_per_hub(events).map_err(|e| format!("{name}: {e}"))?;
+    if events.first() != Some(&pm_arrival(Access::ALL)) {
+        return Err(format!(
+            "{name}: the first event is not the Policy Manager's arrival"
+        ));
+    }
     for n in events {
         match &n.event {
+            Event::PolicyManagerArrival { .. } => {}
+            Event::PolicyManagerRemoval => {
+                return Err(format!("{name}: the Policy Manager never shuts down here"))
+            }
             Event::HubArrival(info) => {
-                if info != &expected_info(n.hub, n.seq) {
+                if info != &expected_info(info.hub, n.seq) {
                     return Err(format!("{name}: arrival at seq {} shows {info:?}", n.seq));
                 }
             }
@@ -133,14 +155,15 @@ impl Client {
             .push(format!("{}: {what}", self.name));
     }
 
-    /// Marks the context freed and checks what it received.
+    /// Marks the context freed and checks what it received; returns how many hub
+    /// events that was.
     fn free_and_check(&self) -> usize {
         self.freed.store(true, Ordering::SeqCst);
         let events = self.events.lock().unwrap().clone();
         if let Err(e) = check_client(&self.name, &events) {
             self.violate(e);
         }
-        events.len()
+        hub_events(&events).len()
     }
 }
 
@@ -245,15 +268,16 @@ fn run() {
             // The replay may be delivered by another thread that is draining a hub's
             // queue (e.g. the other registrar's), so register may return before it.
             wait_until("the late client has its arrivals", || {
-                client.events.lock().unwrap().len() >= HUB_THREADS as usize
+                hub_events(&client.events.lock().unwrap()).len() >= HUB_THREADS as usize
             });
             let expected: Vec<Notification> = (0..HUB_THREADS)
                 .map(|t| {
                     let hub = hub_id(t);
-                    arrival(hub, CHANGES, expected_info(hub, CHANGES))
+                    let last = presence(hub, LIFETIMES);
+                    arrival(last, CHANGES, expected_info(hub, CHANGES))
                 })
                 .collect();
-            let mut got = client.events.lock().unwrap().clone();
+            let mut got = hub_events(&client.events.lock().unwrap());
             got.sort_by_key(|n| n.hub);
             if got != expected {
                 client.violate(format!("replay for the last hubs: {got:?}"));
@@ -276,13 +300,16 @@ fn run() {
     );
     for t in 0..HUB_THREADS {
         let hub = hub_id(t);
-        let mut presence = vec![arrival(hub, 0, expected_info(hub, 0))];
-        presence
-            .extend((1..=CHANGES).map(|k| change(hub, k, (k % CONNECTORS) as u8, state_for(k))));
-        presence.push(removal(hub, CHANGES + 1));
-        let whole: Vec<Notification> = (0..LIFETIMES)
-            .flat_map(|_| presence.iter().cloned())
-            .collect();
+        let life = |p: u32| {
+            let handle = presence(hub, p);
+            let mut life = vec![arrival(handle, 0, expected_info(hub, 0))];
+            life.extend(
+                (1..=CHANGES).map(|k| change(handle, k, (k % CONNECTORS) as u8, state_for(k))),
+            );
+            life.push(removal(handle, CHANGES + 1));
+            life
+        };
+        let whole: Vec<Notification> = (1..=LIFETIMES).flat_map(life).collect();
         assert!(
             about(&events, hub) == whole,
             "the observer's history of {hub:?}"

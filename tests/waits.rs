@@ -34,7 +34,7 @@ fn blocking_client(pm: &PolicyManager) -> (ClientHandle, Arc<Blocking>, GateCont
     let h = pm
         .register(ClientConfig::new(ctx.clone(), |ctx, _pm, n| {
             ctx.calls.fetch_add(1, Ordering::SeqCst);
-            if n.hub == HubId(1) && is_change(n) {
+            if n.hub_id() == Some(HubId(1)) && is_change(n) {
                 ctx.gate.block();
                 ctx.done.store(true, Ordering::SeqCst);
             }
@@ -49,7 +49,11 @@ fn deregister_does_not_return_before_the_running_callback_returns() {
         let pm = PolicyManager::new();
         let (h, ctx, control) = blocking_client(&pm);
         let port = Arc::new(pm.hub_arrival(HubId(1), vec![detached()]).unwrap());
-        assert_eq!(ctx.calls.load(Ordering::SeqCst), 1, "the arrival");
+        assert_eq!(
+            ctx.calls.load(Ordering::SeqCst),
+            2,
+            "the Policy Manager's arrival and the hub's"
+        );
 
         let hub_thread = {
             let port = port.clone();
@@ -95,7 +99,7 @@ fn deregister_does_not_return_before_the_running_callback_returns() {
         hub_thread.join().unwrap();
 
         let calls = ctx.calls.load(Ordering::SeqCst);
-        assert_eq!(calls, 2);
+        assert_eq!(calls, 3, "and the change");
         port.connector_changed(ConnectorId(0), attached(2)).unwrap();
         assert_eq!(
             ctx.calls.load(Ordering::SeqCst),
@@ -122,7 +126,7 @@ fn deregister_from_a_callback_waits_for_the_target_running_on_another_thread() {
         });
         let killer = pm
             .register(ClientConfig::new(killer_ctx.clone(), |ctx, pm, n| {
-                if n.hub == HubId(2) && is_change(n) {
+                if n.hub_id() == Some(HubId(2)) && is_change(n) {
                     let r = pm.deregister(*ctx.target.get().unwrap());
                     let done = ctx.victim.get().unwrap().done.load(Ordering::SeqCst);
                     ctx.tx.lock().unwrap().send((r, done)).unwrap();
@@ -234,8 +238,8 @@ fn panicking_callback_is_contained_and_counted() {
         assert_eq!(pm.panicked_callbacks(), 2);
         assert_eq!(
             panicker_calls.load(Ordering::SeqCst),
-            3,
-            "arrival + two changes: it stays subscribed"
+            4,
+            "the Policy Manager's arrival, the hub's arrival + two changes: it stays subscribed"
         );
         assert_eq!(
             snapshot(&log),
@@ -254,7 +258,7 @@ fn panicking_callback_is_contained_and_counted() {
         );
         port.connector_changed(ConnectorId(0), attached(3)).unwrap();
         assert_eq!(pm.panicked_callbacks(), 2);
-        assert_eq!(panicker_calls.load(Ordering::SeqCst), 3);
+        assert_eq!(panicker_calls.load(Ordering::SeqCst), 4);
         assert_eq!(len(&log), 4);
         assert_eq!(pm.deregister(other), Ok(()));
     });

@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests: recording clients, expected notifications,
-//! a per-hub sequence checker, a callback gate and a deadlock watchdog.
+//! a per-hub sequence checker, a query observer, a callback gate and a deadlock watchdog.
 
 #![allow(dead_code)]
 
@@ -10,7 +10,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use usbpm::{
-    ClientConfig, ConnectorId, ConnectorInfo, ConnectorState, Event, HubId, HubInfo, Notification,
+    Access, ClientConfig, ClientHandle, ConnectorHandle, ConnectorId, ConnectorInfo,
+    ConnectorState, Error, Event, HubHandle, HubId, HubInfo, HubPort, Notification, PolicyManager,
     PowerRole,
 };
 
@@ -18,7 +19,8 @@ use usbpm::{
 /// when the library is broken; a passing run never waits for it.
 pub const WATCHDOG: Duration = Duration::from_secs(30);
 
-/// What a recording client has received, in delivery order.
+/// What a recording client has received, in delivery order (the Policy Manager's own
+/// events included).
 pub type Log = Arc<Mutex<Vec<Notification>>>;
 
 pub fn new_log() -> Log {
@@ -32,18 +34,126 @@ pub fn recorder(log: &Log) -> ClientConfig {
     })
 }
 
-/// A copy of everything `log` holds now.
-pub fn snapshot(log: &Log) -> Vec<Notification> {
+/// Everything `log` holds now, the Policy Manager's own events included.
+pub fn snapshot_all(log: &Log) -> Vec<Notification> {
     log.lock().unwrap().clone()
 }
 
-pub fn len(log: &Log) -> usize {
-    log.lock().unwrap().len()
+/// The hub events `log` holds now, in delivery order, after checking how the Policy
+/// Manager's own events frame them (see [`check_manager_events`]): what the tests written
+/// before `PolicyManagerArrival` existed compare.
+pub fn snapshot(log: &Log) -> Vec<Notification> {
+    let all = snapshot_all(log);
+    if let Err(e) = check_manager_events(&all) {
+        panic!("{e}: {all:?}");
+    }
+    hub_events(&all)
 }
 
-/// The notifications about `hub`, in delivery order.
+/// How many hub events `log` holds (see [`snapshot`]).
+pub fn len(log: &Log) -> usize {
+    snapshot(log).len()
+}
+
+/// The hub events of `events` (everything but the Policy Manager's arrival and removal).
+pub fn hub_events(events: &[Notification]) -> Vec<Notification> {
+    events
+        .iter()
+        .filter(|n| !n.is_manager_event())
+        .cloned()
+        .collect()
+}
+
+/// The Policy Manager's own events frame a client's notifications: a non-empty list
+/// starts with exactly one `PolicyManagerArrival` (with `hub: None`, seq 0), and a
+/// `PolicyManagerRemoval` (same) comes at most once, last.
+pub fn check_manager_events(events: &[Notification]) -> Result<(), String> {
+    for (i, n) in events.iter().enumerate() {
+        let at = || format!("event #{i} {n:?}");
+        if n.is_manager_event() && (n.hub.is_some() || n.seq != 0) {
+            return Err(format!("{}: a manager event carries a hub or a seq", at()));
+        }
+        if !n.is_manager_event() && n.hub.is_none() {
+            return Err(format!("{}: a hub event without a hub", at()));
+        }
+        match n.event {
+            Event::PolicyManagerArrival { .. } if i != 0 => {
+                return Err(format!("{}: Policy Manager arrival not first", at()))
+            }
+            Event::PolicyManagerRemoval if i + 1 != events.len() => {
+                return Err(format!("{}: Policy Manager removal not last", at()))
+            }
+            _ if i == 0 && !matches!(n.event, Event::PolicyManagerArrival { .. }) => {
+                return Err(format!(
+                    "{}: the first event is not the Policy Manager arrival",
+                    at()
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The `PolicyManagerArrival` a client granted `access` receives.
+pub fn pm_arrival(access: Access) -> Notification {
+    Notification {
+        hub: None,
+        seq: 0,
+        event: Event::PolicyManagerArrival { access },
+    }
+}
+
+/// The `PolicyManagerRemoval` every client hears last after shutdown.
+pub fn pm_removal() -> Notification {
+    Notification {
+        hub: None,
+        seq: 0,
+        event: Event::PolicyManagerRemoval,
+    }
+}
+
+/// The notifications about `hub` (any presence), in delivery order.
 pub fn about(events: &[Notification], hub: HubId) -> Vec<Notification> {
-    events.iter().filter(|n| n.hub == hub).cloned().collect()
+    events
+        .iter()
+        .filter(|n| n.hub_id() == Some(hub))
+        .cloned()
+        .collect()
+}
+
+/// A hub presence, as notifications name it: a `HubId` is its first presence, a
+/// `HubHandle` says which.
+pub trait Presence: Copy {
+    fn hub_handle(self) -> HubHandle;
+}
+
+impl Presence for HubId {
+    fn hub_handle(self) -> HubHandle {
+        HubHandle {
+            id: self,
+            presence: 1,
+        }
+    }
+}
+
+impl Presence for HubHandle {
+    fn hub_handle(self) -> HubHandle {
+        self
+    }
+}
+
+/// Presence `presence` of `hub`.
+pub fn presence(hub: HubId, presence: u32) -> HubHandle {
+    HubHandle { id: hub, presence }
+}
+
+/// Connector `connector` of the hub presence `hub`.
+pub fn connector(hub: impl Presence, connector: u8) -> ConnectorHandle {
+    ConnectorHandle {
+        hub: hub.hub_handle(),
+        connector: ConnectorId(connector),
+    }
 }
 
 pub fn detached() -> ConnectorState {
@@ -68,7 +178,10 @@ pub fn sourcing(mw: u32) -> ConnectorState {
     }
 }
 
-/// A hub as a client sees it, connectors in the given states, no power assigned.
+/// A hub as a client sees it, connectors in the given states, no power assigned, and
+/// each attached connector's partner the first of the presence (attach count 1; 0 for a
+/// detached connector): a connector that attached from detached once since arrival.
+/// Use [`with_attach_counts`] for a connector whose partners came and went.
 pub fn hub_info(hub: HubId, states: &[ConnectorState]) -> HubInfo {
     HubInfo {
         hub,
@@ -79,22 +192,32 @@ pub fn hub_info(hub: HubId, states: &[ConnectorState]) -> HubInfo {
                 connector: ConnectorId(i as u8),
                 state: s.clone(),
                 assigned_power: None,
+                attach_count: u32::from(s.attached),
             })
             .collect(),
     }
 }
 
-pub fn arrival(hub: HubId, seq: u64, info: HubInfo) -> Notification {
+/// `info` with its connectors' attach counts set to `counts`.
+pub fn with_attach_counts(mut info: HubInfo, counts: &[u32]) -> HubInfo {
+    assert_eq!(info.connectors.len(), counts.len());
+    for (c, &n) in info.connectors.iter_mut().zip(counts) {
+        c.attach_count = n;
+    }
+    info
+}
+
+pub fn arrival(hub: impl Presence, seq: u64, info: HubInfo) -> Notification {
     Notification {
-        hub,
+        hub: Some(hub.hub_handle()),
         seq,
         event: Event::HubArrival(info),
     }
 }
 
-pub fn change(hub: HubId, seq: u64, connector: u8, state: ConnectorState) -> Notification {
+pub fn change(hub: impl Presence, seq: u64, connector: u8, state: ConnectorState) -> Notification {
     Notification {
-        hub,
+        hub: Some(hub.hub_handle()),
         seq,
         event: Event::ConnectorStateChange {
             connector: ConnectorId(connector),
@@ -103,9 +226,9 @@ pub fn change(hub: HubId, seq: u64, connector: u8, state: ConnectorState) -> Not
     }
 }
 
-pub fn removal(hub: HubId, seq: u64) -> Notification {
+pub fn removal(hub: impl Presence, seq: u64) -> Notification {
     Notification {
-        hub,
+        hub: Some(hub.hub_handle()),
         seq,
         event: Event::HubRemoval,
     }
@@ -115,39 +238,114 @@ pub fn is_change(n: &Notification) -> bool {
     matches!(n.event, Event::ConnectorStateChange { .. })
 }
 
+/// A registered client that only queries (granted [`Access::QUERY`]; its callback does
+/// nothing): how a test looks at a hub's state, as the old `query_hub` did. It is a
+/// client like any other (it counts in `client_count` and hears every event), so a test
+/// registers it where that does not matter. Deregistered when dropped.
+pub struct Observer {
+    pm: PolicyManager,
+    handle: ClientHandle,
+}
+
+impl Observer {
+    pub fn new(pm: &PolicyManager) -> Self {
+        let handle = pm
+            .register(ClientConfig::new((), |_, _, _| {}).access(Access::QUERY))
+            .expect("register the observer");
+        Observer {
+            pm: pm.clone(),
+            handle,
+        }
+    }
+
+    pub fn handle(&self) -> ClientHandle {
+        self.handle
+    }
+
+    /// The hub presence's properties.
+    pub fn hub(&self, hub: impl Presence) -> Result<HubInfo, Error> {
+        self.pm.hub_properties(self.handle, hub.hub_handle())
+    }
+
+    /// The present hub `port` reports for.
+    pub fn port(&self, port: &HubPort) -> HubInfo {
+        self.hub(port.handle())
+            .expect("the hub of a live port can be queried")
+    }
+
+    /// One connector's state.
+    pub fn connector(&self, hub: impl Presence, c: u8) -> Result<ConnectorInfo, Error> {
+        self.pm.connector_state(self.handle, connector(hub, c))
+    }
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        let _ = self.pm.deregister(self.handle);
+    }
+}
+
 /// Checks the per-hub delivery contract on one client's notifications: per hub, first an
 /// arrival (about that hub), then only changes and at most one removal, with strictly
-/// consecutive sequence numbers after the arrival's, and nothing after the removal except
-/// a new presence of the same id, which starts with an arrival at seq 0.
+/// consecutive sequence numbers after the arrival's, every one naming the arrival's
+/// presence, and nothing after the removal except a later presence of the same id, which
+/// starts with an arrival at seq 0. The list may hold the Policy Manager's own events
+/// where they belong (its arrival first, its removal last) or only hub events (as
+/// [`snapshot`] returns them).
 pub fn check_per_hub(events: &[Notification]) -> Result<(), String> {
-    // hub -> (last seq, removed)
-    let mut seen: BTreeMap<HubId, (u64, bool)> = BTreeMap::new();
+    for (i, n) in events.iter().enumerate() {
+        let misplaced = match n.event {
+            Event::PolicyManagerArrival { .. } => i != 0,
+            Event::PolicyManagerRemoval => i + 1 != events.len(),
+            _ => n.hub.is_none(),
+        };
+        if misplaced {
+            return Err(format!("event #{i} {n:?} is out of place"));
+        }
+    }
+    // hub -> (presence, last seq, removed)
+    let mut seen: BTreeMap<HubId, (u32, u64, bool)> = BTreeMap::new();
     for (i, n) in events.iter().enumerate() {
         let at = || format!("event #{i} {n:?}");
-        match (&n.event, seen.get(&n.hub).copied()) {
+        let Some(handle) = n.hub else {
+            continue; // a manager event, checked above
+        };
+        let hub = handle.id;
+        match (&n.event, seen.get(&hub).copied()) {
             (Event::HubArrival(info), state) => {
-                if info.hub != n.hub {
+                if info.hub != hub {
                     return Err(format!("{}: arrival carries info of {:?}", at(), info.hub));
+                }
+                if handle.presence == 0 {
+                    return Err(format!("{}: presence 0", at()));
                 }
                 match state {
                     None => {}
-                    Some((_, true)) if n.seq == 0 => {}
-                    Some((_, true)) => {
+                    Some((p, _, true)) if n.seq == 0 && handle.presence > p => {}
+                    Some((_, _, true)) if n.seq == 0 => {
+                        return Err(format!("{}: a new presence has a later handle", at()))
+                    }
+                    Some((_, _, true)) => {
                         return Err(format!("{}: a new presence starts at seq 0", at()))
                     }
-                    Some((_, false)) => {
+                    Some((_, _, false)) => {
                         return Err(format!("{}: second arrival while present", at()))
                     }
                 }
-                seen.insert(n.hub, (n.seq, false));
+                seen.insert(hub, (handle.presence, n.seq, false));
             }
             (_, None) => return Err(format!("{}: event before the hub's arrival", at())),
-            (_, Some((_, true))) => return Err(format!("{}: event after the hub's removal", at())),
-            (event, Some((prev, false))) => {
+            (_, Some((_, _, true))) => {
+                return Err(format!("{}: event after the hub's removal", at()))
+            }
+            (event, Some((p, prev, false))) => {
+                if handle.presence != p {
+                    return Err(format!("{}: presence {p} arrived", at()));
+                }
                 if n.seq != prev + 1 {
                     return Err(format!("{}: seq {} follows seq {prev}", at(), n.seq));
                 }
-                seen.insert(n.hub, (n.seq, matches!(event, Event::HubRemoval)));
+                seen.insert(hub, (p, n.seq, matches!(event, Event::HubRemoval)));
             }
         }
     }
