@@ -33,6 +33,10 @@ const VISIBLE: &[&str] = &[
     // delivery that gave its count back lets a deregister return before its call.
     "calls-overlap",
     "turn-misses-deregister",
+    // The Policy Manager's events: a client shown to the hubs before its arrival; a
+    // removal whose count is taken while a hub's call is still in flight.
+    "arrival-not-first",
+    "removal-not-last",
 ];
 
 /// The `trace` checker's check, as `gate mutants` runs it (`usbpm_model::checkers::spec_checks`):

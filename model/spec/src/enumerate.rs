@@ -3,15 +3,16 @@
 //!
 //! Contract: [`Spec::candidates`] proposes, per thread, the actions its top frame allows
 //! (for an idle thread or a running callback, the program's own choices within the
-//! budgets), with the values the state says (`from`, `in_flight`, `settle`, ...);
-//! [`Spec::apply`] decides which are enabled. [`Spec::charge_budgets`] spends the
-//! budgets of a step taken; [`Spec::enabled`] pairs each enabled action with its next
-//! state (P3 and quiescence read it). Trace validation (an open world) uses none of this.
+//! budgets, a shutdown among them where the size has one), with the values the state
+//! says (`from`, `in_flight`, `settle`, ...); [`Spec::apply`] decides which are enabled.
+//! [`Spec::charge_budgets`] spends the budgets of a step taken; [`Spec::enabled`] pairs
+//! each enabled action with its next state (P3 and quiescence read it). Trace validation
+//! (an open world) uses none of this.
 
 use crate::actions::{Action, Op};
 use crate::mutants::SpecMutant;
 use crate::spec::Spec;
-use crate::state::{members, At, Frame, Phase, State, Status};
+use crate::state::{members, At, Frame, Owed, Phase, PmAt, State, Status};
 
 impl Spec {
     /// Candidate actions of thread `t` (the closed world's budgets applied); the ones
@@ -28,6 +29,41 @@ impl Spec {
                     }
                 }
                 self.program_reports(s, ti, out);
+                if s.shutdowns_left > 0 && !s.shut {
+                    out.push(Op::ShutdownEnter);
+                }
+            }
+            Some(Frame::OwesGreeting { client }) => out.push(Op::OweGreeting { client }),
+            Some(Frame::Show { client }) => out.extend([Op::Show { client }, Op::Unshown]),
+            Some(Frame::Manager {
+                client,
+                removal,
+                at,
+            }) => match at {
+                PmAt::Start => out.extend([
+                    Op::Acquire {
+                        client,
+                        from: s.clients[usize::from(client)].in_flight,
+                    },
+                    Op::ManagerSkip { client, removal },
+                ]),
+                PmAt::Acquired => out.push(Op::ManagerBegin { client, removal }),
+                PmAt::Running => {}
+                PmAt::Ended => out.push(Op::Release {
+                    client,
+                    from: s.clients[usize::from(client)].in_flight,
+                }),
+            },
+            Some(Frame::Shutdown { left, settled }) => {
+                if settled {
+                    out.push(Op::ShutdownReturn);
+                } else {
+                    out.extend(members(left).map(|client| Op::ShutClose {
+                        client,
+                        sleeps: s.clients[usize::from(client)].in_flight > 0
+                            && !self.m(SpecMutant::RemovalNotLast),
+                    }));
+                }
             }
             Some(Frame::Registering { hubs, .. }) => {
                 for h in members(hubs) {
@@ -48,7 +84,7 @@ impl Spec {
                 });
             }
             Some(Frame::Settling) => {
-                if let Some(&(hub, ticket)) = s.owed[ti].first() {
+                if let Some(&Owed::Deliver { hub, ticket }) = s.owed[ti].first() {
                     out.push(Op::Settles {
                         hub,
                         ticket,
@@ -80,7 +116,7 @@ impl Spec {
                 At::Next => {
                     for c in members(d.targets) {
                         let cl = &s.clients[usize::from(c)];
-                        if cl.status == Status::Closed {
+                        if cl.closed() {
                             out.push(Op::Skip { client: c });
                         } else if self.m(SpecMutant::CheckThenCall) {
                             out.push(Op::Peek { client: c });
@@ -120,7 +156,7 @@ impl Spec {
                 }),
             },
             Some(Frame::Query { .. }) => out.push(Op::QueryDone),
-            Some(Frame::Callback { client, .. }) => {
+            Some(f @ (Frame::Callback { client, .. } | Frame::ManagerCallback { client, .. })) => {
                 out.push(Op::End {
                     client,
                     panicked: false,
@@ -131,7 +167,8 @@ impl Spec {
                         panicked: true,
                     });
                 }
-                if s.queries_left > 0 {
+                // A Policy Manager event has no hub to query.
+                if s.queries_left > 0 && matches!(f, Frame::Callback { .. }) {
                     out.push(Op::Query);
                 }
                 if s.reentrant_left > 0 {
@@ -226,7 +263,7 @@ impl Spec {
     /// Spends the closed world's budgets for `op`, taken by thread `t` from `s` to `n`: a
     /// deregister made by the program (once per client) or by a callback (the re-entrant
     /// budget), a program action made by a callback (the callback-report budget), a
-    /// hub's arrival again (the re-arrival budget).
+    /// hub's arrival again (the re-arrival budget), the shutdown.
     pub(crate) fn charge_budgets(&self, s: &State, n: &mut State, t: usize, op: Op) {
         if self.open {
             return;
@@ -249,6 +286,9 @@ impl Spec {
             if s.hubs[usize::from(hub)].arrived {
                 n.rearrivals_left -= 1;
             }
+        }
+        if let Op::ShutdownEnter = op {
+            n.shutdowns_left -= 1;
         }
     }
 }

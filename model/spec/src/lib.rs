@@ -15,11 +15,12 @@
 //!
 //! - `state`: the state types and read-only queries of them;
 //! - `actions`: the action alphabet and `Spec::apply`, one function per action
-//!   (`actions/calls.rs`, `submit.rs`, `drain.rs`, `turn.rs`, `delivery.rs`,
-//!   `deregister.rs`, `query.rs`, `locks.rs`);
+//!   (`actions/calls.rs`, `manager.rs`, `submit.rs`, `drain.rs`, `turn.rs`,
+//!   `delivery.rs`, `deregister.rs`, `query.rs`, `locks.rs`);
 //! - `enumerate`: the closed world's candidate actions, budgets and enabled actions;
 //! - `reduction`: partial-order reduction;
-//! - `properties`: P1–P8 `always`, liveness `eventually`, reachability `sometimes`;
+//! - `properties`: P1–P8, M1, M2 `always`, liveness `eventually`, reachability
+//!   `sometimes`;
 //! - `mutants`: the spec mutant catalogue;
 //! - `sizes`: [`Size`] and the named sizes.
 //!

@@ -22,8 +22,10 @@ impl Model for Spec {
             Some(&self.size),
         );
         if self.size.preregistered {
+            // Registered and greeted before the threads start.
             for c in &mut s.clients {
                 c.status = Status::Open;
+                c.greeted = true;
                 c.known = true;
             }
         }

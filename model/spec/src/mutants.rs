@@ -93,4 +93,11 @@ spec_mutants! {
     /// `actions/delivery.rs`; `enumerate.rs`) and calls uncounted once it has the turn
     /// (`TakeTurn`, `hand_over`, `actions/turn.rs`).
     TurnMissesDeregister = "turn-misses-deregister";
+    /// A greeting shows its client to the hubs (queues its replays) before it delivers
+    /// its Policy Manager arrival (`Spec::push_greeting`, `actions/mod.rs`).
+    ArrivalNotFirst = "arrival-not-first";
+    /// `shutdown` delivers each client's Policy Manager removal without closing it or
+    /// waiting for its calls in flight first (`ShutClose`, `actions/manager.rs`; the
+    /// removal's count, `actions/delivery.rs`).
+    RemovalNotLast = "removal-not-last";
 }

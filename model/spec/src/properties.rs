@@ -1,5 +1,5 @@
-//! The properties the model checker checks: P1–P8 as `always`, liveness as `eventually`,
-//! reachability as `sometimes` (a vacuous specification fails those).
+//! The properties the model checker checks: P1–P8, M1 and M2 as `always`, liveness as
+//! `eventually`, reachability as `sometimes` (a vacuous specification fails those).
 //!
 //! Contract: each property is a predicate of one state (with the [`Spec`] for P3 and
 //! quiescence, which ask what is enabled); [`all`] lists them with their names, which are
@@ -10,7 +10,7 @@ use stateright::Property;
 
 use crate::sizes::Size;
 use crate::spec::Spec;
-use crate::state::{members, At, Frame, Item, Phase, State, Status};
+use crate::state::{members, At, Frame, Item, Owed, Phase, PmAt, State, Status};
 
 impl Spec {
     /// Nothing left to do: every thread idle and the program's budget spent.
@@ -18,39 +18,56 @@ impl Spec {
         s.all_idle() && self.enabled(s).is_empty()
     }
 
-    /// What the contract promises about delivery at the end: every client that was
-    /// addressed a hub's arrival (or owed its replay) received every event of that hub up
-    /// to the last, unless delivery found it closed and dropped it.
+    /// What the contract promises about delivery at the end: every client still
+    /// registered and not closed heard its Policy Manager arrival and was shown to the
+    /// hubs; every client that was addressed a hub's arrival (or owed its replay)
+    /// received every event of that hub up to the last, unless delivery found it closed
+    /// and dropped it.
     pub fn complete(&self, s: &State) -> bool {
-        s.clients.iter().all(|c| {
-            s.hubs
-                .iter()
-                .zip(&c.logs)
-                .filter(|(h, _)| h.arrived)
-                .all(|(h, log)| {
-                    if !log.owed {
-                        // Never addressed (or its replay dropped): nothing of it received;
-                        // or, when the hub arrived again without addressing the client, the
-                        // whole of its previous presence, up to the removal.
-                        !log.seen
-                            || log.skipped
-                            || log.removed
-                            || (log.last == h.seq && log.removed == h.removed)
-                    } else {
-                        // Addressed: received up to the last item, unless found closed.
-                        log.skipped || (log.seen && log.last == h.seq && log.removed == h.removed)
-                    }
-                })
-        })
+        let greeted = s
+            .clients
+            .iter()
+            .all(|c| !c.registered() || c.closed() || (c.greeted && !c.hidden));
+        greeted
+            && s.clients.iter().all(|c| {
+                s.hubs
+                    .iter()
+                    .zip(&c.logs)
+                    .filter(|(h, _)| h.arrived)
+                    .all(|(h, log)| {
+                        if !log.owed {
+                            // Never addressed (or its replay dropped): nothing of it received;
+                            // or, when the hub arrived again without addressing the client, the
+                            // whole of its previous presence, up to the removal.
+                            !log.seen
+                                || log.skipped
+                                || log.removed
+                                || (log.last == h.seq && log.removed == h.removed)
+                        } else {
+                            // Addressed: received up to the last item, unless found closed.
+                            log.skipped
+                                || (log.seen && log.last == h.seq && log.removed == h.removed)
+                        }
+                    })
+            })
     }
 }
 
+/// Every running callback (of a hub event or a Policy Manager event): its client and
+/// whether it began after a deregister of the client returned `Ok`.
 fn callbacks(s: &State) -> impl Iterator<Item = (u8, bool)> + '_ {
     s.threads.iter().flatten().filter_map(|f| match f {
         Frame::Callback {
             client, after_ok, ..
+        }
+        | Frame::ManagerCallback {
+            client, after_ok, ..
         } => Some((*client, *after_ok)),
-        Frame::Registering { .. }
+        Frame::OwesGreeting { .. }
+        | Frame::Show { .. }
+        | Frame::Manager { .. }
+        | Frame::Shutdown { .. }
+        | Frame::Registering { .. }
         | Frame::Kick { .. }
         | Frame::Settling
         | Frame::Sleep { .. }
@@ -69,7 +86,12 @@ fn deregisters(s: &State) -> impl Iterator<Item = (u8, u32, u8, Phase)> + '_ {
             phase,
             ..
         } => Some((*target, *holding, *victim, *phase)),
-        Frame::Registering { .. }
+        Frame::OwesGreeting { .. }
+        | Frame::Show { .. }
+        | Frame::Manager { .. }
+        | Frame::ManagerCallback { .. }
+        | Frame::Shutdown { .. }
+        | Frame::Registering { .. }
         | Frame::Kick { .. }
         | Frame::Settling
         | Frame::Sleep { .. }
@@ -115,6 +137,11 @@ fn p6_bounded(_: &Spec, s: &State) -> bool {
             ..
         } => d.ticket <= *target,
         Frame::Drain { cur: None, .. }
+        | Frame::OwesGreeting { .. }
+        | Frame::Show { .. }
+        | Frame::Manager { .. }
+        | Frame::ManagerCallback { .. }
+        | Frame::Shutdown { .. }
         | Frame::Registering { .. }
         | Frame::Kick { .. }
         | Frame::Settling
@@ -129,6 +156,17 @@ fn p6_bounded(_: &Spec, s: &State) -> bool {
 /// and no obligation left) every queue is empty.
 fn p7_nothing_stranded(_: &Spec, s: &State) -> bool {
     !s.all_idle() || s.hubs.iter().all(|h| h.queue.is_empty())
+}
+
+/// M1: a client's Policy Manager arrival is its first call, made at most once, and every
+/// call for a hub's event begins after it returned.
+fn m1_arrival_first(_: &Spec, s: &State) -> bool {
+    s.clients.iter().all(|c| !c.arrival_broken)
+}
+
+/// M2: no call of a client begins after its Policy Manager removal began.
+fn m2_removal_last(_: &Spec, s: &State) -> bool {
+    s.clients.iter().all(|c| !c.removal_broken)
 }
 
 /// One call at a time: at most one call of a client's callback runs, across every hub
@@ -172,6 +210,11 @@ fn some_turn_waits(_: &Spec, s: &State) -> bool {
             | At::Ended(_) => false,
         },
         Frame::Drain { cur: None, .. }
+        | Frame::OwesGreeting { .. }
+        | Frame::Show { .. }
+        | Frame::Manager { .. }
+        | Frame::ManagerCallback { .. }
+        | Frame::Shutdown { .. }
         | Frame::Registering { .. }
         | Frame::Kick { .. }
         | Frame::Settling
@@ -194,10 +237,14 @@ fn some_two_hubs_delivering(_: &Spec, s: &State) -> bool {
 fn some_closed_target(_: &Spec, s: &State) -> bool {
     s.threads.iter().flatten().any(|f| match f {
         Frame::Drain { cur: Some(d), .. } => {
-            d.at == At::Next
-                && members(d.targets).any(|c| s.clients[usize::from(c)].status == Status::Closed)
+            d.at == At::Next && members(d.targets).any(|c| s.clients[usize::from(c)].closed())
         }
         Frame::Drain { cur: None, .. }
+        | Frame::OwesGreeting { .. }
+        | Frame::Show { .. }
+        | Frame::Manager { .. }
+        | Frame::ManagerCallback { .. }
+        | Frame::Shutdown { .. }
         | Frame::Registering { .. }
         | Frame::Kick { .. }
         | Frame::Settling
@@ -263,6 +310,11 @@ fn some_handoff(_: &Spec, s: &State) -> bool {
             !h.draining && h.done < *ticket
         }
         Frame::Sleep { woken: false, .. }
+        | Frame::OwesGreeting { .. }
+        | Frame::Show { .. }
+        | Frame::Manager { .. }
+        | Frame::ManagerCallback { .. }
+        | Frame::Shutdown { .. }
         | Frame::Registering { .. }
         | Frame::Kick { .. }
         | Frame::Settling
@@ -274,7 +326,62 @@ fn some_handoff(_: &Spec, s: &State) -> bool {
 }
 
 fn some_owed(_: &Spec, s: &State) -> bool {
-    s.owed.iter().any(|o| !o.is_empty())
+    s.owed
+        .iter()
+        .flatten()
+        .any(|o| matches!(o, Owed::Deliver { .. }))
+}
+
+/// A greeting is owed: a client registered inside a callback.
+fn some_greeting_owed(_: &Spec, s: &State) -> bool {
+    s.owed
+        .iter()
+        .flatten()
+        .any(|o| matches!(o, Owed::Greet { .. }))
+}
+
+/// A Policy Manager arrival's callback calls into the Policy Manager (a frame above it).
+fn some_arrival_calls(_: &Spec, s: &State) -> bool {
+    s.threads.iter().any(|t| {
+        t.iter()
+            .rev()
+            .skip(1)
+            .any(|f| matches!(f, Frame::ManagerCallback { removal: false, .. }))
+    })
+}
+
+/// A greeting finds its client deregistered: its arrival is to be skipped, or nothing is
+/// to be shown.
+fn some_greeting_meets_deregister(_: &Spec, s: &State) -> bool {
+    s.threads.iter().flatten().any(|f| match f {
+        Frame::Manager {
+            client,
+            removal: false,
+            at: PmAt::Start,
+        } => s.clients[usize::from(*client)].closed(),
+        Frame::Show { client } => !s.clients[usize::from(*client)].registered(),
+        _ => false,
+    })
+}
+
+/// Shutdown delivers a client's removal: its callback runs.
+fn some_removal_call(_: &Spec, s: &State) -> bool {
+    s.threads
+        .iter()
+        .flatten()
+        .any(|f| matches!(f, Frame::ManagerCallback { removal: true, .. }))
+}
+
+/// Shutdown waits for a call of a client it closed that runs on another thread.
+fn some_shutdown_waits(_: &Spec, s: &State) -> bool {
+    s.threads.iter().flatten().any(|f| match f {
+        Frame::Manager {
+            client,
+            removal: true,
+            at: PmAt::Start,
+        } => callbacks(s).any(|(c, _)| c == *client),
+        _ => false,
+    })
 }
 
 fn some_all_deregistered(spec: &Spec, s: &State) -> bool {
@@ -304,6 +411,14 @@ pub(crate) fn all() -> Vec<Property<Spec>> {
         Property::always(
             "P8 one call at a time: at most one callback of a client runs",
             p8_one_call_at_a_time,
+        ),
+        Property::always(
+            "M1 the Policy Manager arrival is a client's first call, once; its hub events follow it",
+            m1_arrival_first,
+        ),
+        Property::always(
+            "M2 no call of a client begins after its Policy Manager removal began",
+            m2_removal_last,
         ),
         Property::eventually(
             "every deregister returns and every queue drains",
@@ -336,6 +451,26 @@ pub(crate) fn all() -> Vec<Property<Spec>> {
         Property::sometimes("a sleeper is woken and handed the idle queue", some_handoff),
         Property::sometimes("an append from a callback is owed by its thread", some_owed),
         Property::sometimes(
+            "a greeting is owed by its thread (a client registered in a callback)",
+            some_greeting_owed,
+        ),
+        Property::sometimes(
+            "a Policy Manager arrival's callback calls into the Policy Manager",
+            some_arrival_calls,
+        ),
+        Property::sometimes(
+            "a greeting finds its client deregistered",
+            some_greeting_meets_deregister,
+        ),
+        Property::sometimes(
+            "shutdown delivers a Policy Manager removal",
+            some_removal_call,
+        ),
+        Property::sometimes(
+            "shutdown waits for a call of a client it closed",
+            some_shutdown_waits,
+        ),
+        Property::sometimes(
             "every client deregistered, all quiet",
             some_all_deregistered,
         ),
@@ -343,9 +478,10 @@ pub(crate) fn all() -> Vec<Property<Spec>> {
 }
 
 /// Whether a `sometimes` property can be witnessed at `size` (with no registration
-/// there is no replay; with fewer than two deregisters from callbacks, no cycle; with
-/// one hub, no two deliveries at once, so no deregister from a callback waits and no
-/// delivery waits for a client's turn; with no report from a callback, nothing owed).
+/// there is no replay and no greeting; with fewer than two deregisters from callbacks, no
+/// cycle; with one hub, no two deliveries at once, so no deregister from a callback waits
+/// and no delivery waits for a client's turn; with no report from a callback, nothing
+/// owed; with no shutdown, no removal).
 pub fn applicable(size: &Size, property: &str) -> bool {
     let replay = property.contains("replay");
     let cycle = property.contains("cycle");
@@ -363,7 +499,17 @@ pub fn applicable(size: &Size, property: &str) -> bool {
     // Only a callback's own report (registration, arrival, change, removal) appends from
     // inside a callback, so only then is anything owed.
     let owed = property.contains("owed");
-    !((replay && size.preregistered)
+    // A greeting needs a registration; one that meets a deregister needs a client
+    // registered inside a callback (the handle is known before its greeting), and an
+    // arrival's callback that calls needs something a callback may do.
+    let greeting = property.contains("greeting") || property.contains("arrival's callback");
+    let greeting_in_callback = property.contains("greeting finds");
+    let calls = property.contains("arrival's callback");
+    let shutdown = property.contains("shutdown");
+    !(((replay || greeting) && size.preregistered)
+        || (greeting_in_callback && size.callback_reports == 0)
+        || (calls && size.callback_reports + size.reentrant == 0)
+        || (shutdown && !size.shutdown)
         || (owed && size.callback_reports == 0)
         || (cycle && size.reentrant < 2)
         || (two_drainers && size.hubs < 2))

@@ -18,8 +18,11 @@ impl Spec {
     /// - a step only `t` can see (the callback's begin, its return before the release,
     ///   the sleep after closing, entering deregister) is fused with `t`'s next step: any
     ///   step of another thread in between can as well come before it;
-    /// - taking the front of a non-empty queue, and skipping a closed client, commute with
-    ///   every step of every other thread (appends go to the back; `CLOSED` stays set);
+    /// - taking the front of a non-empty queue, and skipping a closed client (a hub's
+    ///   delivery, a greeting's arrival, a shutdown's removal of a client deregistered or
+    ///   never greeted, whose count stays at 0), commute with every step of every other
+    ///   thread (appends go to the back; `CLOSED` stays set); so does recording an owed
+    ///   greeting (the thread's own obligations);
     /// - a count taken above 0 goes on at once to wait for the turn (no other thread
     ///   reads where a waiting delivery stands), and a turn taken goes on at once to the
     ///   callback's begin (the taker holds its count, so no deregister of the client
@@ -45,16 +48,22 @@ impl Spec {
                 n.threads[ti].last(),
                 Some(Frame::Deregister { holding: 0, .. })
             );
-            let local_before = matches!(last, Op::Begin { .. } | Op::End { .. } | Op::Sleep)
-                || (matches!(last, Op::DeregisterEnter { .. }) && plain_enter);
+            let local_before = matches!(
+                last,
+                Op::Begin { .. } | Op::ManagerBegin { .. } | Op::End { .. } | Op::Sleep
+            ) || (matches!(last, Op::DeregisterEnter { .. }) && plain_enter);
             let pick = enabled.iter().find(|(o, _)| {
-                matches!(o, Op::Skip { .. })
+                matches!(o, Op::Skip { .. } | Op::OweGreeting { .. })
+                    || (matches!(o, Op::ManagerSkip { .. })
+                        && self.mutant != Some(SpecMutant::RemovalNotLast))
                     || (matches!(o, Op::Take { .. })
                         && self.mutant != Some(SpecMutant::RemovalOvertakes))
                     || matches!(
                         (last, o),
-                        (Op::Acquire { .. }, Op::Begin { .. })
-                            | (Op::Close { .. }, Op::Sleep)
+                        (
+                            Op::Acquire { .. },
+                            Op::Begin { .. } | Op::ManagerBegin { .. }
+                        ) | (Op::Close { .. }, Op::Sleep)
                             | (Op::Acquire { .. }, Op::TurnWaits { .. })
                             | (Op::TakeTurn { .. }, Op::Begin { .. })
                     )

@@ -13,7 +13,9 @@ use std::time::Instant;
 use stateright::{Checker, Expectation, HasDiscoveries, Model};
 
 pub use crate::properties::applicable;
-pub use crate::sizes::{mutant_size, FULL, MUTANTS, QUICK, QUICK_UNREDUCED_STATES, REARRIVAL};
+pub use crate::sizes::{
+    mutant_size, FULL, MUTANTS, QUICK, QUICK_UNREDUCED_STATES, REARRIVAL, SHUTDOWN,
+};
 use crate::spec::{members, Op, Set, Settle, Size, Spec, SpecMutant};
 use crate::symmetry::representative;
 
@@ -73,6 +75,37 @@ impl Outcome {
 /// Explores every state of `size` (depth first, `threads` checker threads). With a
 /// mutant, stops at the first counterexample.
 pub fn check(size: Size, mutant: Option<SpecMutant>, symmetry: bool, threads: usize) -> Outcome {
+    let until = mutant.map(|_| HasDiscoveries::AnyFailures);
+    check_until(size, mutant, symmetry, threads, until)
+}
+
+/// Checks spec mutant `mutant` at `size` (symmetry, one thread) until one of the
+/// properties whose names start with `prefixes` (such as `"M1 "`) fails: whether the
+/// property built for its bug family finds it, whatever other property fails first.
+pub fn check_for(size: Size, mutant: SpecMutant, prefixes: &[&str]) -> Outcome {
+    let names = Spec::new(size, Some(mutant))
+        .properties()
+        .iter()
+        .map(|p| p.name)
+        .filter(|n| prefixes.iter().any(|q| n.starts_with(q)))
+        .collect();
+    check_until(
+        size,
+        Some(mutant),
+        true,
+        1,
+        Some(HasDiscoveries::AnyOf(names)),
+    )
+}
+
+/// [`check`], stopping when `until` holds (`None`: explores every state).
+fn check_until(
+    size: Size,
+    mutant: Option<SpecMutant>,
+    symmetry: bool,
+    threads: usize,
+    until: Option<HasDiscoveries>,
+) -> Outcome {
     let spec = Spec::new(size, mutant);
     let properties = spec.properties();
     let start = Instant::now();
@@ -80,8 +113,8 @@ pub fn check(size: Size, mutant: Option<SpecMutant>, symmetry: bool, threads: us
     if symmetry {
         builder = builder.symmetry_fn(representative);
     }
-    if mutant.is_some() {
-        builder = builder.finish_when(HasDiscoveries::AnyFailures);
+    if let Some(until) = until {
+        builder = builder.finish_when(until);
     }
     let checker = builder.spawn_dfs().join();
     let seconds = start.elapsed().as_secs_f64();
@@ -138,7 +171,7 @@ pub fn counterexample(path: &[(crate::State, Option<(u8, Op)>)]) -> String {
                 for (t, frames) in state.threads.iter().enumerate() {
                     let _ = writeln!(
                         text,
-                        "       t{}: {frames:?} owes (hub, ticket) {:?}",
+                        "       t{}: {frames:?} owes {:?}",
                         t + 1,
                         state.owed[t]
                     );
@@ -173,7 +206,34 @@ fn settle_text(s: Settle) -> &'static str {
 /// One action as PROTOCOL.md would say it.
 pub fn in_protocol_terms(op: Op) -> String {
     match op {
-        Op::Register { client: c } => format!("register({})", client(c)),
+        Op::Register { client: c } => format!("register({}), hidden from the hubs", client(c)),
+        Op::OweGreeting { client: c } => format!(
+            "register inside a callback: {}'s greeting is owed by the thread",
+            client(c)
+        ),
+        Op::Show { client: c } => format!("{} is shown to the hubs", client(c)),
+        Op::Unshown => "the greeting finds its client deregistered: nothing shown".into(),
+        Op::ManagerBegin { client: c, removal } => format!(
+            "callback of {} begins (Policy Manager {})",
+            client(c),
+            if removal { "removal" } else { "arrival" }
+        ),
+        Op::ManagerSkip { client: c, removal } => format!(
+            "Policy Manager {} of {} skipped",
+            if removal { "removal" } else { "arrival" },
+            client(c)
+        ),
+        Op::ShutdownEnter => "shutdown called: the registry is shut".into(),
+        Op::ShutClose { client: c, sleeps } => format!(
+            "shutdown closes {}{}",
+            client(c),
+            if sleeps {
+                " and sleeps until its calls in flight return"
+            } else {
+                " (no call in flight)"
+            }
+        ),
+        Op::ShutdownReturn => "shutdown returns".into(),
         Op::HubArrive { hub, clients: cs } => {
             format!("hub {} arrives for {}", hub + 1, clients(cs))
         }
@@ -281,9 +341,13 @@ pub fn replay_command(size: &Size, mutant: Option<SpecMutant>) -> String {
         "quick".to_string()
     } else if *size == MUTANTS {
         "mutants".to_string()
+    } else if *size == SHUTDOWN {
+        "shutdown".to_string()
+    } else if *size == REARRIVAL {
+        "rearrival".to_string()
     } else {
         format!(
-            "--size {},{},{},{},{},{},{},{},{},{}",
+            "--size {},{},{},{},{},{},{},{},{},{},{}",
             size.clients,
             size.hubs,
             size.threads,
@@ -293,7 +357,8 @@ pub fn replay_command(size: &Size, mutant: Option<SpecMutant>) -> String {
             size.queries,
             u8::from(size.preregistered),
             size.callback_reports,
-            size.rearrivals
+            size.rearrivals,
+            u8::from(size.shutdown)
         )
     };
     format!(

@@ -16,7 +16,8 @@ pub use crate::actions::{Action, Op, Settle};
 pub use crate::mutants::SpecMutant;
 pub use crate::sizes::Size;
 pub use crate::state::{
-    members, At, Client, Delivery, Entry, Frame, Hub, Item, Log, Phase, Set, State, Status,
+    members, At, Client, Delivery, Entry, Frame, Hub, Item, Log, Owed, Phase, PmAt, Set, State,
+    Status,
 };
 
 /// The specification: a closed world of a given [`Size`] (model checking), or an open

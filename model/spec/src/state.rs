@@ -6,10 +6,11 @@
 //!
 //! Clients and hubs are small integers, sets of them are bitmasks. Each thread is a stack
 //! of frames, innermost last (a callback can deregister, which can wait; a registration
-//! can drain a hub, whose callback can deregister, ...). The contract promises no order
-//! among clients or among hubs, so the state keeps sets where the code keeps lists: that
-//! makes clients, hubs and threads interchangeable (symmetry reduction, `symmetry.rs`)
-//! and the code one refinement.
+//! greets its client, whose Policy Manager arrival's callback can register another, and
+//! shows it, which can drain a hub, whose callback can deregister, ...). The contract
+//! promises no order among clients or among hubs, so the state keeps sets where the code
+//! keeps lists: that makes clients, hubs and threads interchangeable (symmetry
+//! reduction, `symmetry.rs`) and the code one refinement.
 //!
 //! The derived orders (field and variant order) are what symmetry reduction sorts by:
 //! reordering fields or variants changes which representative the checker keeps.
@@ -34,7 +35,8 @@ pub(crate) fn bit(i: u8) -> Set {
 pub enum Status {
     /// Not registered yet (or a handle that was never issued).
     Unborn,
-    /// Registered: in the registry, callbacks may begin.
+    /// Registered: in the registry, callbacks may begin (unless `shutdown` closed it,
+    /// [`Client::shut_closed`]).
     Open,
     /// Its deregister emptied its slot (the handle is stale); `CLOSED` not set yet.
     Retired,
@@ -62,6 +64,15 @@ pub struct Log {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Client {
     pub status: Status,
+    /// Registered and not shown to the hubs yet (its Policy Manager arrival comes
+    /// first): hub arrivals do not address it and no replay is queued for it
+    /// (`registry.hidden`).
+    pub hidden: bool,
+    /// `shutdown` set `CLOSED` on its rundown; it stays registered until deregistered.
+    pub shut_closed: bool,
+    /// Its Policy Manager arrival's call returned (`Client::greeted`): `shutdown`
+    /// delivers its removal only then; M1 reads it.
+    pub greeted: bool,
     /// `register` returned: the program knows the handle and may deregister it.
     pub known: bool,
     /// Callback calls holding an in-flight count (the active call and the deliveries
@@ -78,8 +89,28 @@ pub struct Client {
     pub retired_by: Option<u8>,
     /// A callback began out of per-hub order (history, read by P5).
     pub order_broken: bool,
+    /// Its Policy Manager removal's call began (history, read by M2).
+    pub removal_began: bool,
+    /// A call began before its Policy Manager arrival returned, or a second arrival
+    /// (history, read by M1).
+    pub arrival_broken: bool,
+    /// A call began after its Policy Manager removal began (history, read by M2).
+    pub removal_broken: bool,
     /// Per hub.
     pub logs: Vec<Log>,
+}
+
+impl Client {
+    /// `CLOSED` is set on its rundown (by its deregister, or by `shutdown`): no count is
+    /// taken any more.
+    pub fn closed(&self) -> bool {
+        self.status == Status::Closed || self.shut_closed
+    }
+
+    /// In the registry (its handle is live), shown or not.
+    pub fn registered(&self) -> bool {
+        self.status == Status::Open
+    }
 }
 
 /// An item in a hub's queue.
@@ -183,6 +214,32 @@ pub struct Delivery {
     pub at: At,
 }
 
+/// Where the delivery of a Policy Manager event (a client's arrival, or its removal
+/// at shutdown) to one client stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PmAt {
+    /// The count is taken next (`Acquire`), or the event skipped (`ManagerSkip`). For
+    /// the removal the client is closed already, and both wait for its count to reach 0.
+    Start,
+    /// Holds an in-flight count (taken at 0: the client's turn); the call begins next.
+    Acquired,
+    /// The callback runs (the frame above).
+    Running,
+    /// The callback returned; the count is released next.
+    Ended,
+}
+
+/// One obligation of a thread's outermost call (`Obligation` in `src/hub.rs`), settled
+/// oldest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Owed {
+    /// `hub`'s item `ticket` must be delivered (one per hub, the highest ticket).
+    Deliver { hub: u8, ticket: u8 },
+    /// A client registered inside a callback: its greeting (its Policy Manager arrival,
+    /// then its showing to the hubs).
+    Greet { client: u8 },
+}
+
 /// Where a deregister stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Phase {
@@ -208,8 +265,27 @@ pub enum Phase {
 /// What a thread is doing. A thread is a stack of frames, innermost last.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Frame {
-    /// `register(client)` queues arrival replays for these hubs, one at a time.
+    /// `register(client)` inside a callback: records its greeting as the thread's
+    /// obligation next (`GreetingOwed`).
+    OwesGreeting { client: u8 },
+    /// The greeting of `client` shows it to the hubs next (`Shown`), after its Policy
+    /// Manager arrival (the frame above; mutant arrival-not-first: before it).
+    Show { client: u8 },
+    /// `register(client)`'s showing queues arrival replays for these hubs, one at a time.
     Registering { client: u8, hubs: Set },
+    /// Delivering a Policy Manager event to `client`: its arrival (a greeting), or
+    /// (`removal`) its removal (`shutdown`).
+    Manager { client: u8, removal: bool, at: PmAt },
+    /// Inside a client's callback for a Policy Manager event (`removal`: the removal).
+    /// `after_ok` as for [`Frame::Callback`].
+    ManagerCallback {
+        client: u8,
+        removal: bool,
+        after_ok: bool,
+    },
+    /// `shutdown`: the removals of `left` are still to be delivered, one client at a
+    /// time; then (`settled`) the thread's obligations are settled, and it returns.
+    Shutdown { left: Set, settled: bool },
     /// `hub_arrival` queued the arrival; it sees it delivered next.
     Kick { hub: u8 },
     /// An outermost call (outside callbacks) sees its own item delivered (the frames
@@ -256,16 +332,20 @@ pub struct State {
     pub clients: Vec<Client>,
     pub hubs: Vec<Hub>,
     pub threads: Vec<Vec<Frame>>,
-    /// Per thread, its obligations: (hub, ticket) appended from inside its callbacks, to
-    /// be delivered before its outermost call returns (one per hub, the highest ticket;
-    /// settled oldest first).
-    pub owed: Vec<Vec<(u8, u8)>>,
+    /// Per thread, its obligations: items appended from inside its callbacks, to be
+    /// delivered before its outermost call returns (one per hub, the highest ticket),
+    /// and the greetings of clients registered inside them; settled oldest first.
+    pub owed: Vec<Vec<Owed>>,
+    /// `shutdown` began: no registration or hub arrival is accepted, a showing queues
+    /// no replay (`registry.shut`).
+    pub shut: bool,
     /// Model checking budgets for what callbacks do.
     pub reentrant_left: u8,
     pub panics_left: u8,
     pub queries_left: u8,
     pub reports_left: u8,
     pub rearrivals_left: u8,
+    pub shutdowns_left: u8,
 }
 
 impl State {
@@ -273,6 +353,9 @@ impl State {
     pub fn initial(clients: u8, hubs: u8, threads: u8, size: Option<&Size>) -> State {
         let client = Client {
             status: Status::Unborn,
+            hidden: false,
+            shut_closed: false,
+            greeted: false,
             known: false,
             in_flight: 0,
             passes: 0,
@@ -280,6 +363,9 @@ impl State {
             env_deregistered: false,
             retired_by: None,
             order_broken: false,
+            removal_began: false,
+            arrival_broken: false,
+            removal_broken: false,
             logs: vec![Log::default(); usize::from(hubs)],
         };
         let hub = Hub {
@@ -299,21 +385,30 @@ impl State {
             hubs: vec![hub; usize::from(hubs)],
             threads: vec![Vec::new(); usize::from(threads)],
             owed: vec![Vec::new(); usize::from(threads)],
+            shut: false,
             reentrant_left: size.map_or(0, |s| s.reentrant),
             panics_left: size.map_or(0, |s| s.panics),
             queries_left: size.map_or(0, |s| s.queries),
             reports_left: size.map_or(0, |s| s.callback_reports),
             rearrivals_left: size.map_or(0, |s| s.rearrivals),
+            shutdowns_left: size.map_or(0, |s| u8::from(s.shutdown)),
         }
     }
 
-    /// The clients whose callbacks thread `t` is inside.
+    /// The clients whose callbacks (for hub events or the Policy Manager's) thread `t`
+    /// is inside.
     pub fn holding(&self, t: usize) -> Set {
         self.threads[t]
             .iter()
             .filter_map(|f| match f {
-                Frame::Callback { client, .. } => Some(bit(*client)),
-                Frame::Registering { .. }
+                Frame::Callback { client, .. } | Frame::ManagerCallback { client, .. } => {
+                    Some(bit(*client))
+                }
+                Frame::OwesGreeting { .. }
+                | Frame::Show { .. }
+                | Frame::Manager { .. }
+                | Frame::Shutdown { .. }
+                | Frame::Registering { .. }
                 | Frame::Kick { .. }
                 | Frame::Settling
                 | Frame::Sleep { .. }
@@ -334,6 +429,11 @@ impl State {
                 ..
             } => Some((*holding, *target)),
             Frame::Deregister { edge: false, .. }
+            | Frame::OwesGreeting { .. }
+            | Frame::Show { .. }
+            | Frame::Manager { .. }
+            | Frame::ManagerCallback { .. }
+            | Frame::Shutdown { .. }
             | Frame::Registering { .. }
             | Frame::Kick { .. }
             | Frame::Settling
@@ -365,10 +465,20 @@ impl State {
         self.threads.iter().all(|t| t.is_empty())
     }
 
-    /// The registered clients (what an arrival is addressed to).
+    /// The registered clients shown to the hubs (what an arrival is addressed to).
     pub(crate) fn open_clients(&self) -> Set {
         (0..self.clients.len() as u8)
-            .filter(|&c| self.clients[usize::from(c)].status == Status::Open)
+            .filter(|&c| {
+                let cl = &self.clients[usize::from(c)];
+                cl.registered() && !cl.hidden
+            })
+            .fold(0, |a, c| a | bit(c))
+    }
+
+    /// The registered clients, shown or not (what `shutdown` delivers removals to).
+    pub(crate) fn registered_clients(&self) -> Set {
+        (0..self.clients.len() as u8)
+            .filter(|&c| self.clients[usize::from(c)].registered())
             .fold(0, |a, c| a | bit(c))
     }
 }

@@ -10,7 +10,7 @@
 //! Contract: [`representative`] maps a state to one of its class, and depends only on
 //! the class up to those ties; it reads the state's derived order (`state.rs`).
 
-use crate::state::{members, At, Client, Delivery, Entry, Frame, Item, Set, State};
+use crate::state::{members, At, Client, Delivery, Entry, Frame, Item, Owed, Set, State};
 
 fn map_set(set: Set, map: &[u8]) -> Set {
     members(set).fold(0, |a, i| a | 1 << map[usize::from(i)])
@@ -49,6 +49,30 @@ fn map_frame(f: Frame, c: &[u8], h: &[u8]) -> Frame {
     let mc = |x: u8| c[usize::from(x)];
     let mh = |x: u8| h[usize::from(x)];
     match f {
+        Frame::OwesGreeting { client } => Frame::OwesGreeting { client: mc(client) },
+        Frame::Show { client } => Frame::Show { client: mc(client) },
+        Frame::Manager {
+            client,
+            removal,
+            at,
+        } => Frame::Manager {
+            client: mc(client),
+            removal,
+            at,
+        },
+        Frame::ManagerCallback {
+            client,
+            removal,
+            after_ok,
+        } => Frame::ManagerCallback {
+            client: mc(client),
+            removal,
+            after_ok,
+        },
+        Frame::Shutdown { left, settled } => Frame::Shutdown {
+            left: map_set(left, c),
+            settled,
+        },
         Frame::Registering { client, hubs } => Frame::Registering {
             client: mc(client),
             hubs: map_set(hubs, h),
@@ -148,7 +172,12 @@ fn rebase(s: &State) -> State {
                     d.ticket = r(*hub, d.ticket);
                 }
             }
-            Frame::Registering { .. }
+            Frame::OwesGreeting { .. }
+            | Frame::Show { .. }
+            | Frame::Manager { .. }
+            | Frame::ManagerCallback { .. }
+            | Frame::Shutdown { .. }
+            | Frame::Registering { .. }
             | Frame::Kick { .. }
             | Frame::Settling
             | Frame::Callback { .. }
@@ -156,14 +185,16 @@ fn rebase(s: &State) -> State {
             | Frame::Deregister { .. } => {}
         }
     }
-    for (hub, ticket) in n.owed.iter_mut().flatten() {
-        *ticket = r(*hub, *ticket);
+    for o in n.owed.iter_mut().flatten() {
+        if let Owed::Deliver { hub, ticket } = o {
+            *ticket = r(*hub, *ticket);
+        }
     }
     n
 }
 
-/// A thread's frames and its obligations `(hub, ticket)`.
-type ThreadWithObligations = (Vec<Frame>, Vec<(u8, u8)>);
+/// A thread's frames and its obligations.
+type ThreadWithObligations = (Vec<Frame>, Vec<Owed>);
 
 /// A representative of `s`'s class: tickets counted from each hub's `done`, then hubs,
 /// then clients, renamed in the order of their values, threads sorted.
@@ -218,7 +249,15 @@ pub fn representative(s: &State) -> State {
             (
                 t.iter().map(|&f| map_frame(f, &cmap, &hmap)).collect(),
                 o.iter()
-                    .map(|&(hub, ticket)| (hmap[usize::from(hub)], ticket))
+                    .map(|&o| match o {
+                        Owed::Deliver { hub, ticket } => Owed::Deliver {
+                            hub: hmap[usize::from(hub)],
+                            ticket,
+                        },
+                        Owed::Greet { client } => Owed::Greet {
+                            client: cmap[usize::from(client)],
+                        },
+                    })
                     .collect(),
             )
         })

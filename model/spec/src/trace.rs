@@ -16,13 +16,26 @@
 //! searches these orders depth first, in-order first, and fails only if none is a
 //! behaviour of the specification.
 //!
-//! **One unobserved step.** A delivery that waits for its client's turn reports that it
-//! waits (`TurnWaits`), not that it took the turn a release handed over: the validator
-//! inserts the taking just before the delivery's callback begins (the latest it can
-//! be; only another waiting delivery of the same client reads the turns handed over,
-//! and it takes one only before its own begin). A begin recorded before the release
-//! that handed its turn over is the case of the recording order above: the release is
-//! taken early.
+//! **Unobserved steps.** Three steps of the specification report nothing; the validator
+//! inserts each at the latest point it can be, which is sound because what each one
+//! decides cannot change by being taken later:
+//!
+//! - A delivery that waits for its client's turn reports that it waits (`TurnWaits`),
+//!   not that it took the turn a release handed over: the validator inserts the taking
+//!   just before the delivery's callback begins (only another waiting delivery of the
+//!   same client reads the turns handed over, and it takes one only before its own
+//!   begin). A begin recorded before the release that handed its turn over is the case
+//!   of the recording order above: the release is taken early.
+//! - A greeting that finds its client deregistered shows nothing and reports nothing
+//!   (`Unshown`): it is inserted before the thread's next step that is not the showing,
+//!   or at the end of the trace (a client once deregistered stays so).
+//! - `shutdown` closes each client before it waits for its calls, and reports it only
+//!   when calls are in flight (`ShutdownSleeps`); a close with none in flight
+//!   (`ShutClose{sleeps: false}`) is inserted before the shutdown's own step about that
+//!   client (its removal's count, or the removal skipped), or earlier, before another
+//!   thread's step that needs the client closed (a delivery or greeting skipping it, a
+//!   release that saw a skipping delivery's bump), if the shutdown is between two
+//!   clients then.
 //!
 //! Contract: [`validate`] (and [`validate_with`], a spec mutant switched on) accepts a
 //! trace exactly when some order the recording allows is a behaviour of the open-world
@@ -36,6 +49,15 @@ use std::hash::{Hash, Hasher};
 
 use crate::spec::{At, Frame, Op, Set, Settle, Size, Spec, State};
 
+/// Which of the Policy Manager's own events a step is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PmEvent {
+    /// The client's Policy Manager arrival (its greeting).
+    Arrival,
+    /// The client's Policy Manager removal (`shutdown`).
+    Removal,
+}
+
 /// What was queued by a [`Obs::Submitted`] step.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Appended {
@@ -48,9 +70,42 @@ pub enum Appended {
 /// One observed protocol step. Clients are raw handles, hubs hub ids.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Obs {
+    /// `register` put the client in the registry, hidden from the hubs.
     Registered {
         client: u64,
     },
+    /// `register` inside a callback: the client's greeting is owed by the thread.
+    GreetingOwed {
+        client: u64,
+    },
+    /// The greeting shows the client to the hubs (its replays are queued next).
+    Shown {
+        client: u64,
+    },
+    /// The callback of `client` begins for a Policy Manager event.
+    ManagerBegin {
+        client: u64,
+        event: PmEvent,
+    },
+    /// That callback returned (or panicked).
+    ManagerEnd {
+        client: u64,
+        event: PmEvent,
+        panicked: bool,
+    },
+    /// A Policy Manager event of `client` was not delivered.
+    ManagerSkipped {
+        client: u64,
+        event: PmEvent,
+    },
+    /// `shutdown` began.
+    ShutdownEnter,
+    /// `shutdown` closed `client` with calls in flight and sleeps until they return.
+    ShutdownSleeps {
+        client: u64,
+    },
+    /// `shutdown` returns.
+    ShutdownReturn,
     HubArrived {
         hub: u32,
         clients: Vec<u64>,
@@ -214,6 +269,14 @@ impl Names {
                 | Obs::Begin { hub, .. }
                 | Obs::End { hub, .. } => Some(*hub),
                 Obs::Registered { .. }
+                | Obs::GreetingOwed { .. }
+                | Obs::Shown { .. }
+                | Obs::ManagerBegin { .. }
+                | Obs::ManagerEnd { .. }
+                | Obs::ManagerSkipped { .. }
+                | Obs::ShutdownEnter
+                | Obs::ShutdownSleeps { .. }
+                | Obs::ShutdownReturn
                 | Obs::Acquire { .. }
                 | Obs::Release { .. }
                 | Obs::DeregisterEnter { .. }
@@ -242,6 +305,12 @@ impl Names {
                     ..
                 } => client(*c),
                 Obs::Registered { client: c }
+                | Obs::GreetingOwed { client: c }
+                | Obs::Shown { client: c }
+                | Obs::ManagerBegin { client: c, .. }
+                | Obs::ManagerEnd { client: c, .. }
+                | Obs::ManagerSkipped { client: c, .. }
+                | Obs::ShutdownSleeps { client: c }
                 | Obs::TurnWaits { client: c, .. }
                 | Obs::Acquire { client: c, .. }
                 | Obs::Skipped { client: c, .. }
@@ -260,6 +329,8 @@ impl Names {
                 | Obs::DrainStop { .. }
                 | Obs::Awake { .. }
                 | Obs::Settles { .. }
+                | Obs::ShutdownEnter
+                | Obs::ShutdownReturn
                 | Obs::Other(_) => {}
             }
         }
@@ -295,8 +366,32 @@ fn small(v: u64, what: &str) -> Result<u8, String> {
     u8::try_from(v).map_err(|_| format!("{what} {v} is beyond the specification's range (255)"))
 }
 
-/// Thread `t`'s unobserved step before it reports `obs`: a waiting delivery takes the
-/// turn a release handed over (no step reports it) just before its callback begins.
+/// The client a step needs closed by `shutdown` if nothing else closed it: the
+/// shutdown's own step about its client (`own`), or another thread's skip of the client,
+/// or a release that saw a skipping delivery's bump.
+fn needs_shut_close(names: &Names, state: &State, obs: &Obs) -> Option<(u8, bool)> {
+    match obs {
+        Obs::Acquire { client, .. }
+        | Obs::ManagerSkipped {
+            client,
+            event: PmEvent::Removal,
+        } => Some((names.c(*client), true)),
+        Obs::Skipped { client, .. }
+        | Obs::ManagerSkipped {
+            client,
+            event: PmEvent::Arrival,
+        } => Some((names.c(*client), false)),
+        Obs::Release { client, from } => {
+            let c = names.c(*client);
+            (*from > u64::from(state.clients[usize::from(c)].in_flight)).then_some((c, false))
+        }
+        _ => None,
+    }
+}
+
+/// Thread `t`'s (or, for `shutdown`'s close, the shutdown thread's) unobserved steps
+/// before `t` reports `obs` (see the module docs): a greeting that shows nothing, a
+/// client closed by `shutdown`, a turn taken.
 fn before<'a>(
     spec: &Spec,
     names: &Names,
@@ -304,21 +399,79 @@ fn before<'a>(
     t: u8,
     obs: &Obs,
 ) -> Result<Cow<'a, State>, String> {
-    let Obs::Begin { client, .. } = obs else {
-        return Ok(Cow::Borrowed(state));
-    };
-    let client = names.c(*client);
-    match state.threads[usize::from(t)].last() {
-        Some(Frame::Drain { cur: Some(d), .. })
-            if d.at == At::Waiting(client) || d.at == At::Uncounted(client) =>
-        {
-            let op = Op::TakeTurn { client };
-            spec.apply(state, t, op)
-                .map(Cow::Owned)
-                .map_err(|why| format!("{op:?} (unobserved): {why}"))
+    let mut state = Cow::Borrowed(state);
+    let top = |s: &State, u: u8| s.threads[usize::from(u)].last().copied();
+    // A greeting that found its client deregistered has shown nothing.
+    while let Some(Frame::Show { client }) = top(&state, t) {
+        if matches!(obs, Obs::Shown { client: c } if names.c(*c) == client) {
+            break;
         }
-        _ => Ok(Cow::Borrowed(state)),
+        match spec.apply(&state, t, Op::Unshown) {
+            Ok(next) => state = Cow::Owned(next),
+            Err(_) => break,
+        }
     }
+    // `shutdown` closed the client: by this thread before its own step about it; by
+    // the shutdown thread, between two clients, before another's step that needs it.
+    if let Some((client, own)) = needs_shut_close(names, &state, obs) {
+        let closed = state.clients[usize::from(client)].closed();
+        let shutter = if own {
+            Some(t)
+        } else if closed {
+            None
+        } else {
+            (0..state.threads.len() as u8).find(|&u| {
+                matches!(top(&state, u), Some(Frame::Shutdown { left, settled: false }) if left & (1 << client) != 0)
+            })
+        };
+        if let Some(u) = shutter {
+            if let Some(Frame::Shutdown {
+                left,
+                settled: false,
+            }) = top(&state, u)
+            {
+                if left & (1 << client) != 0 {
+                    let op = Op::ShutClose {
+                        client,
+                        sleeps: false,
+                    };
+                    let next = spec
+                        .apply(&state, u, op)
+                        .map_err(|why| format!("{op:?} (unobserved): {why}"))?;
+                    state = Cow::Owned(next);
+                }
+            }
+        }
+    }
+    // A waiting delivery takes the turn a release handed over just before it calls.
+    if let Obs::Begin { client, .. } = obs {
+        let client = names.c(*client);
+        if let Some(Frame::Drain { cur: Some(d), .. }) = top(&state, t) {
+            if d.at == At::Waiting(client) || d.at == At::Uncounted(client) {
+                let op = Op::TakeTurn { client };
+                let next = spec
+                    .apply(&state, t, op)
+                    .map_err(|why| format!("{op:?} (unobserved): {why}"))?;
+                state = Cow::Owned(next);
+            }
+        }
+    }
+    Ok(state)
+}
+
+/// `s` with the unobserved steps a finished execution has taken: a greeting that found
+/// its client deregistered has shown nothing.
+fn finish(spec: &Spec, s: State) -> State {
+    let mut s = s;
+    for t in 0..s.threads.len() as u8 {
+        while let Some(Frame::Show { .. }) = s.threads[usize::from(t)].last() {
+            match spec.apply(&s, t, Op::Unshown) {
+                Ok(next) => s = next,
+                Err(_) => break,
+            }
+        }
+    }
+    s
 }
 
 /// Takes one observed step on `state`, or says why the specification cannot.
@@ -331,7 +484,12 @@ fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<S
         }
         None
         | Some(
-            Frame::Registering { .. }
+            Frame::OwesGreeting { .. }
+            | Frame::Show { .. }
+            | Frame::Manager { .. }
+            | Frame::ManagerCallback { .. }
+            | Frame::Shutdown { .. }
+            | Frame::Registering { .. }
             | Frame::Settling
             | Frame::Sleep { .. }
             | Frame::Query { .. }
@@ -351,6 +509,43 @@ fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<S
         Obs::Registered { client } => Op::Register {
             client: names.c(*client),
         },
+        Obs::GreetingOwed { client } => Op::OweGreeting {
+            client: names.c(*client),
+        },
+        Obs::Shown { client } => Op::Show {
+            client: names.c(*client),
+        },
+        Obs::ManagerBegin { client, event } => Op::ManagerBegin {
+            client: names.c(*client),
+            removal: *event == PmEvent::Removal,
+        },
+        Obs::ManagerEnd {
+            client,
+            event,
+            panicked,
+        } => {
+            if !matches!(top, Some(Frame::ManagerCallback { removal, .. }) if removal == (*event == PmEvent::Removal))
+            {
+                return Err(
+                    "the Policy Manager event's call that returns is not running on this thread"
+                        .into(),
+                );
+            }
+            Op::End {
+                client: names.c(*client),
+                panicked: *panicked,
+            }
+        }
+        Obs::ManagerSkipped { client, event } => Op::ManagerSkip {
+            client: names.c(*client),
+            removal: *event == PmEvent::Removal,
+        },
+        Obs::ShutdownEnter => Op::ShutdownEnter,
+        Obs::ShutdownSleeps { client } => Op::ShutClose {
+            client: names.c(*client),
+            sleeps: true,
+        },
+        Obs::ShutdownReturn => Op::ShutdownReturn,
         Obs::HubArrived { hub, clients } => Op::HubArrive {
             hub: names.h(*hub),
             clients: names.set(clients),
@@ -466,10 +661,15 @@ fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<S
         }
         Obs::End {
             client, panicked, ..
-        } => Op::End {
-            client: names.c(*client),
-            panicked: *panicked,
-        },
+        } => {
+            if !matches!(top, Some(Frame::Callback { .. })) {
+                return Err("a hub event's call returns on a thread not running one".into());
+            }
+            Op::End {
+                client: names.c(*client),
+                panicked: *panicked,
+            }
+        }
         Obs::Release { client, from } => Op::Release {
             client: names.c(*client),
             from: small(*from, "in-flight count")?,
@@ -662,6 +862,7 @@ pub fn validate_with(
         preregistered: false,
         callback_reports: 0,
         rearrivals: 0,
+        shutdown: false,
     };
     let spec = Spec {
         size,
@@ -760,7 +961,7 @@ pub fn validate_with(
         if k == trace.len() {
             // Every step taken: the execution has ended, so its state must be the end of
             // a whole run (another order of the same steps may still end in one).
-            match ended(&state) {
+            match ended(&finish(&spec, state)) {
                 Ok(()) => return Ok(()),
                 Err(reason) => {
                     let progress = k + early.len();

@@ -1,7 +1,7 @@
 //! The specification at the quick size passes every property and witnesses every
 //! reachable situation; each spec mutant is found by the model checker.
 
-use usbpm_spec::run::{check, mutant_size, QUICK, REARRIVAL};
+use usbpm_spec::run::{check, check_for, mutant_size, QUICK, REARRIVAL, SHUTDOWN};
 use usbpm_spec::SpecMutant;
 
 /// The size passes every property and witnesses every `sometimes`.
@@ -32,6 +32,11 @@ fn rearrival_size_passes_and_is_not_vacuous() {
 }
 
 #[test]
+fn shutdown_size_passes_and_is_not_vacuous() {
+    passes_and_is_not_vacuous(SHUTDOWN);
+}
+
+#[test]
 fn every_spec_mutant_is_found() {
     for &m in SpecMutant::ALL {
         let o = check(mutant_size(m), Some(m), true, 1);
@@ -46,14 +51,20 @@ fn every_spec_mutant_is_found() {
 
 /// The spec mutant of calls-overlap (a delivery takes a turn another delivery holds) is
 /// found by P8, the property built for it; turn-misses-deregister's (admitted before the
-/// turn, called after it without a count) by P1 or P2.
+/// turn, called after it without a count) by P1 or P2; arrival-not-first's (shown to the
+/// hubs before its Policy Manager arrival) by M1; removal-not-last's (the removal
+/// delivered without closing the client first) by M2. Each check runs until one of those
+/// properties fails, whichever fails first (turn-misses-deregister's uncounted call also
+/// begins after a shutdown's removal: M2).
 #[test]
-fn the_turn_mutants_are_found_by_their_properties() {
+fn the_mutants_are_found_by_their_properties() {
     for (m, props) in [
         (SpecMutant::CallsOverlap, &["P8 "][..]),
         (SpecMutant::TurnMissesDeregister, &["P1 ", "P2 "][..]),
+        (SpecMutant::ArrivalNotFirst, &["M1 "][..]),
+        (SpecMutant::RemovalNotLast, &["M2 "][..]),
     ] {
-        let o = check(mutant_size(m), Some(m), true, 1);
+        let o = check_for(mutant_size(m), m, props);
         assert!(
             o.violated
                 .iter()

@@ -1,7 +1,7 @@
 //! Trace validation of the hub queue's hand-off: recorded steps of the bounded-delivery
 //! protocol (tickets, sleepers, obligations) are behaviours of the specification.
 
-use usbpm_spec::trace::{Appended, Obs, TraceEvent};
+use usbpm_spec::trace::{Appended, Obs, PmEvent, TraceEvent};
 use usbpm_spec::{validate, Settle};
 
 fn ev(thread: &str, obs: Obs) -> TraceEvent {
@@ -14,6 +14,32 @@ fn ev(thread: &str, obs: Obs) -> TraceEvent {
 const A: u64 = 0x2_0000_0001;
 const B: u64 = 0x2_0001_0001;
 
+/// `register(client)` on `th`, outside callbacks: the client registered hidden, its
+/// Policy Manager arrival delivered (count from 0, call, release), then shown.
+fn greeting(th: &str, client: u64) -> Vec<TraceEvent> {
+    vec![
+        ev(th, Obs::Registered { client }),
+        ev(th, Obs::Acquire { client, from: 0 }),
+        ev(
+            th,
+            Obs::ManagerBegin {
+                client,
+                event: PmEvent::Arrival,
+            },
+        ),
+        ev(
+            th,
+            Obs::ManagerEnd {
+                client,
+                event: PmEvent::Arrival,
+                panicked: false,
+            },
+        ),
+        ev(th, Obs::Release { client, from: 1 }),
+        ev(th, Obs::Shown { client }),
+    ]
+}
+
 /// A change's drainer stops at its own item and wakes a registration sleeping on the
 /// hub, which drains its replay next.
 #[test]
@@ -21,8 +47,8 @@ fn a_sleeper_is_handed_the_queue() {
     let m = "main";
     let d = "dispatcher";
     let r = "register-b";
-    let trace = vec![
-        ev(m, Obs::Registered { client: A }),
+    let mut trace = greeting(m, A);
+    trace.extend(vec![
         ev(
             m,
             Obs::HubArrived {
@@ -100,7 +126,9 @@ fn a_sleeper_is_handed_the_queue() {
                 seq: 1,
             },
         ),
-        ev(r, Obs::Registered { client: B }),
+    ]);
+    trace.extend(greeting(r, B));
+    trace.extend(vec![
         ev(
             r,
             Obs::Submitted {
@@ -171,7 +199,7 @@ fn a_sleeper_is_handed_the_queue() {
                 woke: false,
             },
         ),
-    ];
+    ]);
     if let Err(d) = validate(&trace) {
         panic!("{d}");
     }

@@ -3,7 +3,7 @@
 //! active on another thread; it waits (`TurnWaits`), holding its count, and calls only
 //! once that call's release hands the turn over (unobserved: the validator inserts it).
 
-use usbpm_spec::trace::{Appended, Obs, TraceEvent};
+use usbpm_spec::trace::{Appended, Obs, PmEvent, TraceEvent};
 use usbpm_spec::{validate, Settle};
 
 fn ev(thread: &str, obs: Obs) -> TraceEvent {
@@ -15,10 +15,36 @@ fn ev(thread: &str, obs: Obs) -> TraceEvent {
 
 const A: u64 = 0x2_0000_0001;
 
+/// `register(client)` on `th`, outside callbacks: the client registered hidden, its
+/// Policy Manager arrival delivered (count from 0, call, release), then shown.
+fn greeting(th: &str, client: u64) -> Vec<TraceEvent> {
+    vec![
+        ev(th, Obs::Registered { client }),
+        ev(th, Obs::Acquire { client, from: 0 }),
+        ev(
+            th,
+            Obs::ManagerBegin {
+                client,
+                event: PmEvent::Arrival,
+            },
+        ),
+        ev(
+            th,
+            Obs::ManagerEnd {
+                client,
+                event: PmEvent::Arrival,
+                panicked: false,
+            },
+        ),
+        ev(th, Obs::Release { client, from: 1 }),
+        ev(th, Obs::Shown { client }),
+    ]
+}
+
 /// Main registers A; hubs 1 and 2 arrive for A, each arrival delivered by main.
 fn setup() -> Vec<TraceEvent> {
     let m = "main";
-    let mut t = vec![ev(m, Obs::Registered { client: A })];
+    let mut t = greeting(m, A);
     for hub in [1, 2] {
         t.extend([
             ev(

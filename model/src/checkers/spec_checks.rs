@@ -52,10 +52,11 @@ pub fn unreduced(size: &Size) -> (Option<u64>, String) {
     }
 }
 
-/// The short name of a stateright property for the report: `P1`..`P8`, or its kind.
+/// The short name of a stateright property for the report: `P1`..`P8`, `M1`, `M2`, or
+/// its kind.
 pub fn short_property(name: &str) -> String {
     let first = name.split_whitespace().next().unwrap_or("");
-    if first.len() == 2 && first.starts_with('P') {
+    if first.len() == 2 && (first.starts_with('P') || first.starts_with('M')) {
         first.to_string()
     } else {
         format!("liveness ({name})")
@@ -134,6 +135,8 @@ pub fn run_spec_check() {
             "P6".into(),
             "P7".into(),
             "P8".into(),
+            "M1".into(),
+            "M2".into(),
             "liveness".into(),
             "reachability".into(),
         ],
@@ -375,9 +378,30 @@ mod tests {
     fn property_names_are_shortened_for_the_kill_matrix() {
         assert_eq!(short_property("P3 no deadlock"), "P3");
         assert_eq!(
+            short_property("M2 no call of a client begins after its Policy Manager removal began"),
+            "M2"
+        );
+        assert_eq!(
             short_property("every deregister returns and every queue drains"),
             "liveness (every deregister returns and every queue drains)"
         );
+    }
+
+    /// The code-mutant -> spec-mutant mapping is by name: every spec mutant names a code
+    /// mutant (so `gate mutants` checks it for that mutant), the Policy Manager's two
+    /// included.
+    #[test]
+    fn every_spec_mutant_is_a_code_mutants_counterpart() {
+        for m in SpecMutant::ALL {
+            assert!(
+                usbpm::checking::Mutant::from_name(m.name()).is_some(),
+                "spec mutant {} has no code mutant of that name",
+                m.name()
+            );
+        }
+        for code in ["arrival-not-first", "removal-not-last"] {
+            assert!(SpecMutant::from_name(code).is_some(), "{code}");
+        }
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //! take them. Any harness with a `Monitor` (scenarios, generated programs) can call
 //! [`validate_steps`] on what it recorded.
 
-use usbpm::checking::{Appended as LibAppended, Settle, Step};
-use usbpm_spec::trace::{Appended, Obs, TraceEvent};
+use usbpm::checking::{Appended as LibAppended, ManagerEvent, Settle, Step};
+use usbpm_spec::trace::{Appended, Obs, PmEvent, TraceEvent};
 use usbpm_spec::{Divergence, Settle as SpecSettle, SpecMutant};
 
 use crate::judge::monitor::Monitor;
@@ -23,11 +23,45 @@ fn spec_settle(s: Settle) -> SpecSettle {
     }
 }
 
+/// The specification's name for one of the Policy Manager's own events.
+fn pm_event(e: ManagerEvent) -> PmEvent {
+    match e {
+        ManagerEvent::Arrival => PmEvent::Arrival,
+        ManagerEvent::Removal => PmEvent::Removal,
+    }
+}
+
 /// The specification's observation of one library step.
 pub fn observe(step: &Step) -> Obs {
     let c = |h: &usbpm::ClientHandle| h.into_raw();
     match step {
+        // `register` puts the client in the registry hidden from the hubs; its greeting
+        // (the Policy Manager arrival's count, call and release, or the arrival skipped;
+        // then its showing) follows on the same thread, or is owed by the thread's
+        // outermost call when `register` is called inside a callback.
         Step::Registered(h) => Obs::Registered { client: c(h) },
+        Step::GreetingOwed(h) => Obs::GreetingOwed { client: c(h) },
+        Step::Shown(h) => Obs::Shown { client: c(h) },
+        Step::ManagerCallBegin { client, event } => Obs::ManagerBegin {
+            client: c(client),
+            event: pm_event(*event),
+        },
+        Step::ManagerCallEnd {
+            client,
+            event,
+            panicked,
+        } => Obs::ManagerEnd {
+            client: c(client),
+            event: pm_event(*event),
+            panicked: *panicked,
+        },
+        Step::ManagerSkipped { client, event } => Obs::ManagerSkipped {
+            client: c(client),
+            event: pm_event(*event),
+        },
+        Step::ShutdownEnter => Obs::ShutdownEnter,
+        Step::ShutdownSleeps(h) => Obs::ShutdownSleeps { client: c(h) },
+        Step::ShutdownReturn => Obs::ShutdownReturn,
         Step::HubArrived { hub, clients } => Obs::HubArrived {
             hub: hub.0,
             clients: clients.iter().map(c).collect(),
@@ -137,11 +171,15 @@ pub fn observe(step: &Step) -> Obs {
         // drainer's pruned clients), not counted references, and when the last one goes
         // depends on the order in which every holder lets go. The monitor judges it (P9:
         // after the client's last call, outside any hub's drain).
+        // `PowerRequested` puts a request aside for the hardware, which no delivery reads;
+        // `PowerAnswered` says what the `Submitted` before it (if any) queued and why.
         other @ (Step::Queued { .. }
         | Step::Woke(_)
         | Step::ContextDrop(_)
         | Step::DetachWaits(_)
-        | Step::DetachDone(_)) => Obs::Other(format!("{other:?}")),
+        | Step::DetachDone(_)
+        | Step::PowerRequested { .. }
+        | Step::PowerAnswered { .. }) => Obs::Other(format!("{other:?}")),
     }
 }
 
@@ -157,7 +195,8 @@ pub fn trace_of(steps: &[(String, Step)]) -> Vec<TraceEvent> {
 }
 
 /// Validates recorded steps against the specification (`mutant`: a spec mutant, for
-/// the teeth of the validator itself).
+/// the teeth of the validator itself). Every execution is validated: the specification
+/// models the greeting and `shutdown` too.
 pub fn validate_steps(
     steps: &[(String, Step)],
     mutant: Option<SpecMutant>,

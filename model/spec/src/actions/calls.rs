@@ -1,5 +1,6 @@
-//! The program's calls: `register` (and the arrival replays it queues, one hub at a
-//! time), `hub_arrival` (and its kick), a connector change and a hub's removal.
+//! The program's calls: `register` (its greeting is `manager.rs`; the arrival replays
+//! its showing queues, one hub at a time, are here), `hub_arrival` (and its kick), a
+//! connector change and a hub's removal.
 //!
 //! Contract: one function per action ([`Op::Register`], [`Op::Replay`],
 //! [`Op::HubArrive`], [`Op::Kick`], [`Op::Change`], [`Op::Remove`]); each one that
@@ -14,39 +15,32 @@
 //! [`Op::Remove`]: super::Op::Remove
 
 use super::{ensure, idle_or_callback, top, Settle, R};
-use crate::mutants::SpecMutant;
 use crate::spec::Spec;
 use crate::state::{bit, members, Entry, Frame, Item, Set, State, Status};
 
 impl Spec {
-    /// `register(client)`: into the registry; a replay is owed for every hub present
-    /// (unless its removal is queued), queued next by [`Spec::replay`], one hub at a time.
+    /// `register(client)`: into the registry, hidden from the hubs. Outside callbacks
+    /// the greeting follows at once (its Policy Manager arrival, then its showing, and
+    /// then the thread's obligations); inside one it is owed ([`Spec::owe_greeting`]).
     pub(super) fn register(&self, s: &State, n: &mut State, t: usize, client: u8) -> R {
         ensure(
             idle_or_callback(s, t),
             "register needs a thread that is idle or inside a callback",
         )?;
         ensure(!self.registry_blocked(s), "the registry lock is held")?;
+        ensure(!s.shut, "no registration after shutdown")?;
         let c = &mut n.clients[usize::from(client)];
         ensure(c.status == Status::Unborn, "a client registers once")?;
         c.status = Status::Open;
-        let mut hubs = s
-            .hubs
-            .iter()
-            .enumerate()
-            .filter(|(_, h)| h.arrived)
-            .fold(0, |a, (i, _)| a | bit(i as u8));
-        // Every hub present now is owed to the client: its replay, unless the
-        // hub's removal is queued before the replay is.
-        for h in members(hubs) {
-            if !s.hubs[usize::from(h)].removed {
-                c.logs[usize::from(h)].owed = true;
-            }
+        c.hidden = true;
+        if s.holding(t) != 0 {
+            // `register` returns the handle to the callback at once.
+            c.known = true;
+            n.threads[t].push(Frame::OwesGreeting { client });
+        } else {
+            n.threads[t].push(Frame::Settling);
+            self.push_greeting(n, t, client);
         }
-        if self.m(SpecMutant::ReplayMissesHub) && hubs != 0 {
-            hubs &= hubs - 1; // one present hub is not replayed
-        }
-        n.threads[t].push(Frame::Registering { client, hubs });
         Ok(())
     }
 
@@ -62,6 +56,7 @@ impl Spec {
     ) -> R {
         ensure(idle_or_callback(s, t), "a hub arrives on an idle thread")?;
         ensure(!self.registry_blocked(s), "the registry lock is held")?;
+        ensure(!s.shut, "no hub arrives after shutdown")?;
         let h = &mut n.hubs[usize::from(hub)];
         ensure(
             !h.arrived || h.removed,
@@ -139,7 +134,7 @@ impl Spec {
         self.submit(n, t, hub, Some(item), false, settle)
     }
 
-    /// `register`'s arrival replay for one hub of its registering frame: queued, or
+    /// The showing's arrival replay for one hub of its registering frame: queued, or
     /// (`queued` false) dropped because the hub's removal is queued; then submitted.
     pub(super) fn replay(
         &self,

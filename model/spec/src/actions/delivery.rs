@@ -19,7 +19,31 @@
 use super::{ensure, top, R};
 use crate::mutants::SpecMutant;
 use crate::spec::Spec;
-use crate::state::{bit, At, Delivery, Frame, Item, Log, Phase, State, Status};
+use crate::state::{bit, At, Delivery, Frame, Item, Log, Phase, PmAt, State};
+
+/// How far above `client`'s in-flight count a look at it may see: a delivery (or a
+/// greeting's arrival) that finds the client closed bumps the count for an instant before
+/// it backs out (R3 in docs/INVARIANTS.md), so a release, or a second close (a deregister
+/// after `shutdown`, or `shutdown` after a deregister), may see the bumps of the ones
+/// about to skip this client; none before it is closed.
+pub(super) fn bumps(s: &State, client: u8) -> u8 {
+    if !s.clients[usize::from(client)].closed() {
+        return 0;
+    }
+    s.threads
+        .iter()
+        .filter_map(|t| t.last())
+        .filter(|f| match f {
+            Frame::Drain { cur: Some(d), .. } => d.at == At::Next && d.targets & bit(client) != 0,
+            Frame::Manager {
+                client: c,
+                removal: false,
+                at: PmAt::Start,
+            } => *c == client,
+            _ => false,
+        })
+        .count() as u8
+}
 
 /// Puts `d` as the delivery of thread `t`'s drain frame (its top frame).
 pub(super) fn set_cur(s: &mut State, t: usize, d: Delivery) {
@@ -49,16 +73,16 @@ impl Spec {
     /// holds the client's turn; above 0 it was admitted behind another count and waits
     /// for the turn next (mutant calls-overlap: it calls at once).
     pub(super) fn acquire(&self, s: &State, n: &mut State, t: usize, client: u8, from: u8) -> R {
+        if let Some(Frame::Manager { .. }) = top(s, t) {
+            return self.acquire_manager(s, n, t, client, from);
+        }
         let (_, mut d) = next_target(s, t, client)?;
         let c = &mut n.clients[usize::from(client)];
         ensure(
             !self.m(SpecMutant::CheckThenCall),
             "the mutant takes no count",
         )?;
-        ensure(
-            c.status != Status::Closed,
-            "no count is taken on a closed client",
-        )?;
+        ensure(!c.closed(), "no count is taken on a closed client")?;
         ensure(
             c.in_flight == from,
             "the in-flight count is not what the specification has",
@@ -73,14 +97,58 @@ impl Spec {
         Ok(())
     }
 
+    /// The delivery of a Policy Manager event takes its count on `client` (`from`
+    /// before): the arrival's at 0 (hidden, nobody else calls the client), unless a
+    /// deregister closed it; the removal's on the closed client, once its count reached
+    /// 0 (shutdown waited for it), if it is still registered and was greeted. Either
+    /// holds the client's turn: it calls next, whatever `from` is.
+    fn acquire_manager(&self, s: &State, n: &mut State, t: usize, client: u8, from: u8) -> R {
+        let Some(Frame::Manager {
+            client: mc,
+            removal,
+            at: PmAt::Start,
+        }) = top(s, t)
+        else {
+            return Err("a Policy Manager event's count is taken once, first");
+        };
+        ensure(
+            mc == client,
+            "a Policy Manager event's count is taken on its client",
+        )?;
+        let c = &mut n.clients[usize::from(client)];
+        if removal {
+            ensure(!self.registry_blocked(s), "the registry lock is held")?;
+            ensure(
+                c.in_flight == 0 || self.m(SpecMutant::RemovalNotLast),
+                "shutdown waits for the client's calls in flight first",
+            )?;
+            ensure(
+                c.registered() && c.greeted,
+                "the removal is delivered only to a client still registered that was greeted",
+            )?;
+        } else {
+            ensure(!c.closed(), "no count is taken on a closed client")?;
+        }
+        // The removal's count, taken on the closed client, may see the bumps of
+        // deliveries about to skip it.
+        ensure(
+            (c.in_flight..=c.in_flight + bumps(s, client)).contains(&from),
+            "the in-flight count is not what the specification has",
+        )?;
+        c.in_flight += 1;
+        *n.threads[t].last_mut().expect("manager frame") = Frame::Manager {
+            client,
+            removal,
+            at: PmAt::Acquired,
+        };
+        Ok(())
+    }
+
     /// Delivery finds `client` closed and drops it (it misses the rest of the presence).
     pub(super) fn skip(&self, s: &State, n: &mut State, t: usize, client: u8) -> R {
         let (hub, mut d) = next_target(s, t, client)?;
         let c = &mut n.clients[usize::from(client)];
-        ensure(
-            c.status == Status::Closed,
-            "only a closed client is skipped",
-        )?;
+        ensure(c.closed(), "only a closed client is skipped")?;
         c.logs[usize::from(hub)].skipped = true;
         d.targets &= !bit(client);
         set_cur(n, t, d);
@@ -92,7 +160,7 @@ impl Spec {
         let (_, mut d) = next_target(s, t, client)?;
         let c = &mut n.clients[usize::from(client)];
         ensure(self.m(SpecMutant::CheckThenCall), "only the mutant peeks")?;
-        ensure(c.status != Status::Closed, "a closed client is skipped")?;
+        ensure(!c.closed(), "a closed client is skipped")?;
         d.at = At::Peeked(client);
         set_cur(n, t, d);
         Ok(())
@@ -154,6 +222,11 @@ impl Spec {
             arrival
         };
         c.order_broken |= !in_order;
+        // M1: a hub's event only after the Policy Manager arrival returned; M2: none after
+        // the Policy Manager removal began.
+        c.arrival_broken |= !c.greeted;
+        c.removal_broken |= c.removal_began;
+        let log = &mut c.logs[usize::from(hub)];
         log.seen = true;
         log.last = seq;
         log.removed |= matches!(d.item, Item::Removal { .. });
@@ -169,17 +242,39 @@ impl Spec {
     }
 
     /// The innermost callback, `client`'s, returns (or `panicked`: within the closed
-    /// world's panic budget).
+    /// world's panic budget). A Policy Manager arrival's call that returns has greeted
+    /// the client.
     pub(super) fn end(&self, s: &State, n: &mut State, t: usize, client: u8, panicked: bool) -> R {
-        let Some(Frame::Callback { client: c, .. }) = top(s, t) else {
-            return Err("only a running callback returns");
+        let manager = match top(s, t) {
+            Some(Frame::Callback { client: c, .. }) => {
+                ensure(c == client, "the innermost callback returns first")?;
+                None
+            }
+            Some(Frame::ManagerCallback {
+                client: c, removal, ..
+            }) => {
+                ensure(c == client, "the innermost callback returns first")?;
+                Some(removal)
+            }
+            _ => return Err("only a running callback returns"),
         };
-        ensure(c == client, "the innermost callback returns first")?;
         if !self.open && panicked {
             ensure(n.panics_left > 0, "no panic left in the budget")?;
             n.panics_left -= 1;
         }
         n.threads[t].pop();
+        if let Some(removal) = manager {
+            // The Policy Manager's event: its count is released next, panicked or not.
+            *n.threads[t].last_mut().expect("manager frame") = Frame::Manager {
+                client,
+                removal,
+                at: PmAt::Ended,
+            };
+            if !removal {
+                n.clients[usize::from(client)].greeted = true;
+            }
+            return Ok(());
+        }
         let Some(Frame::Drain {
             cur: Some(mut d), ..
         }) = n.threads[t].last().copied()
@@ -220,6 +315,20 @@ impl Spec {
     /// the last release of a closed client wakes its sleeping deregisters (mutant
     /// lost-wakeup's notify).
     pub(super) fn release(&self, s: &State, n: &mut State, t: usize, client: u8, from: u8) -> R {
+        if let Some(Frame::Manager {
+            client: mc,
+            at: PmAt::Ended,
+            ..
+        }) = top(s, t)
+        {
+            ensure(
+                mc == client,
+                "a Policy Manager event's count is released on its client",
+            )?;
+            self.give_back(s, n, client, from)?;
+            n.threads[t].pop();
+            return Ok(());
+        }
         let Some(Frame::Drain {
             cur: Some(mut d), ..
         }) = top(s, t)
@@ -235,31 +344,45 @@ impl Spec {
             d.at == At::Ended(client) || before_callback || while_waiting,
             "the count is released after the callback returned",
         )?;
-        // A delivery that finds the client closed bumps the count for an instant
-        // before it backs out (R3 in docs/INVARIANTS.md): a release may see those
-        // bumps of deliveries that are about to skip this client.
-        let skipping = s
-                .threads
-                .iter()
-                .filter_map(|t| t.last())
-                .filter(|f| matches!(f, Frame::Drain { cur: Some(d), .. } if d.at == At::Next && d.targets & bit(client) != 0))
-                .count();
-        let c = &mut n.clients[usize::from(client)];
-        let bumps = if c.status == Status::Closed {
-            skipping as u8
+        if while_waiting {
+            // It holds no turn: it hands nothing over.
+            self.count_back(s, n, client, from)?;
         } else {
-            0
-        };
+            self.give_back(s, n, client, from)?;
+        }
+        if before_callback {
+            d.at = At::Released(client);
+        } else if while_waiting {
+            d.at = At::Uncounted(client);
+        } else {
+            d.at = At::Next;
+            d.targets &= !bit(client);
+            d.kept |= bit(client);
+        }
+        set_cur(n, t, d);
+        Ok(())
+    }
+
+    /// A count of `client` given back by a call that held the turn (`from` before): the
+    /// turn is handed to a delivery admitted behind it, if any.
+    fn give_back(&self, s: &State, n: &mut State, client: u8, from: u8) -> R {
+        self.count_back(s, n, client, from)?;
+        self.hand_over(n, client, from);
+        Ok(())
+    }
+
+    /// `client`'s in-flight count goes down (`from` before); the last release of a closed
+    /// client wakes every sleeping deregister of it (mutant lost-wakeup's notify).
+    fn count_back(&self, s: &State, n: &mut State, client: u8, from: u8) -> R {
+        // A release may see the bumps of deliveries about to skip this closed client.
+        let skipping = bumps(s, client);
+        let c = &mut n.clients[usize::from(client)];
         ensure(
-            (c.in_flight..=c.in_flight + bumps).contains(&from),
+            (c.in_flight..=c.in_flight + skipping).contains(&from),
             "the in-flight count is not what the specification has",
         )?;
         c.in_flight -= 1;
-        let last_closed = c.in_flight == 0 && c.status == Status::Closed;
-        if !while_waiting {
-            self.hand_over(n, client, from);
-        }
-        if last_closed {
+        if c.in_flight == 0 && c.closed() {
             // The last call of a closed client wakes every sleeping deregister of it.
             for f in n.threads.iter_mut().flatten() {
                 if let Frame::Deregister {
@@ -274,16 +397,6 @@ impl Spec {
                 }
             }
         }
-        if before_callback {
-            d.at = At::Released(client);
-        } else if while_waiting {
-            d.at = At::Uncounted(client);
-        } else {
-            d.at = At::Next;
-            d.targets &= !bit(client);
-            d.kept |= bit(client);
-        }
-        set_cur(n, t, d);
         Ok(())
     }
 }

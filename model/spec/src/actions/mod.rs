@@ -10,6 +10,9 @@
 //!
 //! - `calls.rs`: the program's calls (register and its replays, a hub's arrival and its
 //!   kick, a change, a removal);
+//! - `manager.rs`: the Policy Manager's own events: a client's greeting (its arrival,
+//!   then its showing to the hubs; owed when it registered inside a callback), and
+//!   `shutdown` (each client's removal, last);
 //! - `submit.rs`: submitting to a hub's queue and settling an item (what the caller does
 //!   about it, its [`Settle`]: nothing, owe it as an obligation, sleep, drain), and the
 //!   two actions that decide again (a sleeper's wake-up, an obligation settled);
@@ -29,14 +32,16 @@ mod delivery;
 mod deregister;
 mod drain;
 mod locks;
+mod manager;
 mod query;
 mod submit;
 mod turn;
 
 use std::fmt;
 
+use crate::mutants::SpecMutant;
 use crate::spec::Spec;
-use crate::state::{At, Frame, Item, Set, State};
+use crate::state::{At, Frame, Item, Owed, PmAt, Set, State};
 
 /// What a caller does about its item once it is submitted (or woken, or settling an
 /// obligation): `usbpm::checking::Settle` in the library, under the same name.
@@ -57,8 +62,32 @@ pub enum Settle {
 /// the values it has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Op {
-    /// `register(client)`: into the registry; replays are owed for every hub present.
+    /// `register(client)`: into the registry, hidden from the hubs; its greeting follows
+    /// (outside callbacks at once, inside one it is owed).
     Register { client: u8 },
+    /// `register` inside a callback records the client's greeting as an obligation of
+    /// the thread.
+    OweGreeting { client: u8 },
+    /// The greeting shows the client to the hubs: hub arrivals address it from now on,
+    /// and replays are owed for every hub present (none after shutdown).
+    Show { client: u8 },
+    /// The greeting finds its client deregistered: nothing is shown. Unobserved: the
+    /// trace validator inserts it.
+    Unshown,
+    /// The callback of `client` begins for a Policy Manager event (`removal`: the
+    /// removal, else the arrival).
+    ManagerBegin { client: u8, removal: bool },
+    /// A Policy Manager event is not delivered: the arrival of a closed client, the
+    /// removal of a client deregistered or never greeted.
+    ManagerSkip { client: u8, removal: bool },
+    /// `shutdown` begins: no registration or hub arrival is accepted any more.
+    ShutdownEnter,
+    /// `shutdown` closes `client` (no call begins after this but its removal) and waits
+    /// for its count to reach 0; `sleeps`: calls were in flight (observed as
+    /// `ShutdownSleeps`; without, unobserved: the trace validator inserts it).
+    ShutClose { client: u8, sleeps: bool },
+    /// `shutdown` returns, every removal delivered and its obligations settled.
+    ShutdownReturn,
     /// `hub_arrival(hub)`: the arrival is queued for the clients registered now.
     HubArrive { hub: u8, clients: Set },
     /// `connector_changed`: queued with the next seq and ticket; `settle`: what the caller
@@ -159,9 +188,13 @@ pub(crate) fn top(s: &State, t: usize) -> Option<Frame> {
     s.threads[t].last().copied()
 }
 
-/// Thread `t` is idle or inside a callback: where the program's calls are made.
+/// Thread `t` is idle or inside a callback (of a hub event or a Policy Manager event):
+/// where the program's calls are made.
 fn idle_or_callback(s: &State, t: usize) -> bool {
-    matches!(top(s, t), None | Some(Frame::Callback { .. }))
+    matches!(
+        top(s, t),
+        None | Some(Frame::Callback { .. } | Frame::ManagerCallback { .. })
+    )
 }
 
 impl Spec {
@@ -171,6 +204,21 @@ impl Spec {
         let mut n = s.clone();
         match op {
             Op::Register { client } => self.register(s, &mut n, t, client)?,
+            Op::OweGreeting { client } => self.owe_greeting(s, &mut n, t, client)?,
+            Op::Show { client } => self.show(s, &mut n, t, client)?,
+            Op::Unshown => self.unshown(s, &mut n, t)?,
+            Op::ManagerBegin { client, removal } => {
+                self.manager_begin(s, &mut n, t, client, removal)?
+            }
+            Op::ManagerSkip { client, removal } => {
+                self.manager_skip(s, &mut n, t, client, removal)?
+            }
+            Op::ShutdownEnter => self.shutdown_enter(s, &mut n, t)?,
+            Op::ShutClose { client, sleeps } => self.shut_close(s, &mut n, t, client, sleeps)?,
+            Op::ShutdownReturn => {
+                self.shutdown_return(s, &mut n, t)?;
+                return Ok(n);
+            }
             Op::HubArrive { hub, clients } => self.hub_arrive(s, &mut n, t, hub, clients)?,
             Op::Change { hub, settle } => self.change(s, &mut n, t, hub, settle)?,
             Op::Remove { hub, settle } => self.remove(s, &mut n, t, hub, settle)?,
@@ -226,10 +274,28 @@ impl Spec {
         Ok(n)
     }
 
+    /// The frames of `client`'s greeting, pushed on thread `t`: its Policy Manager
+    /// arrival, then its showing (mutant arrival-not-first: the other way round).
+    pub(crate) fn push_greeting(&self, s: &mut State, t: usize, client: u8) {
+        let arrival = Frame::Manager {
+            client,
+            removal: false,
+            at: PmAt::Start,
+        };
+        let show = Frame::Show { client };
+        if self.m(SpecMutant::ArrivalNotFirst) {
+            s.threads[t].extend([arrival, show]);
+        } else {
+            s.threads[t].extend([show, arrival]);
+        }
+    }
+
     /// Finishes what needs no action: an item delivered to all its targets updates the
     /// subscribers (the drainer records its ticket for `done`, which it updates when it
     /// relocks); an outermost call with its item and its thread's obligations settled
-    /// returns; a registration with every replay queued returns.
+    /// returns, and one whose oldest obligation is a greeting makes it; a showing with
+    /// every replay queued returns; a shutdown with every removal delivered settles its
+    /// obligations.
     fn normalize(&self, s: &mut State, t: usize) {
         loop {
             match s.threads[t].last().copied() {
@@ -252,17 +318,38 @@ impl Spec {
                         cur: None,
                     };
                 }
-                Some(Frame::Settling) if s.owed[t].is_empty() => {
-                    s.threads[t].pop();
-                }
+                Some(Frame::Settling) => match s.owed[t].first().copied() {
+                    None => {
+                        s.threads[t].pop();
+                    }
+                    Some(Owed::Greet { client }) => {
+                        s.owed[t].remove(0);
+                        self.push_greeting(s, t, client);
+                    }
+                    Some(Owed::Deliver { .. }) => return,
+                },
                 Some(Frame::Registering { client, hubs: 0 }) => {
                     s.threads[t].pop();
                     s.clients[usize::from(client)].known = true;
                 }
+                Some(Frame::Shutdown {
+                    left: 0,
+                    settled: false,
+                }) => {
+                    *s.threads[t].last_mut().expect("shutdown frame") = Frame::Shutdown {
+                        left: 0,
+                        settled: true,
+                    };
+                    s.threads[t].push(Frame::Settling);
+                }
                 None
                 | Some(
                     Frame::Drain { .. }
-                    | Frame::Settling
+                    | Frame::OwesGreeting { .. }
+                    | Frame::Show { .. }
+                    | Frame::Manager { .. }
+                    | Frame::ManagerCallback { .. }
+                    | Frame::Shutdown { .. }
                     | Frame::Registering { .. }
                     | Frame::Kick { .. }
                     | Frame::Sleep { .. }

@@ -16,7 +16,7 @@
 use super::{ensure, top, Settle, R};
 use crate::mutants::SpecMutant;
 use crate::spec::Spec;
-use crate::state::{Entry, Frame, Item, State};
+use crate::state::{Entry, Frame, Item, Owed, State};
 
 impl Spec {
     /// What a caller outside callbacks does about its item `ticket` of `hub` (a
@@ -113,9 +113,13 @@ impl Spec {
         }
         if settle == Settle::Owes && !self.m(SpecMutant::ObligationForgotten) {
             let owed = &mut s.owed[t];
-            match owed.iter_mut().find(|(oh, _)| *oh == hub) {
-                Some(o) => o.1 = o.1.max(ticket),
-                None => owed.push((hub, ticket)),
+            let deliver = owed.iter_mut().find_map(|o| match o {
+                Owed::Deliver { hub: oh, ticket } if *oh == hub => Some(ticket),
+                Owed::Deliver { .. } | Owed::Greet { .. } => None,
+            });
+            match deliver {
+                Some(owed_ticket) => *owed_ticket = (*owed_ticket).max(ticket),
+                None => owed.push(Owed::Deliver { hub, ticket }),
             }
         }
         // Inside a callback nothing more: the thread's outermost call settles what it
@@ -190,7 +194,7 @@ impl Spec {
             "obligations are settled by the outermost call, after its own item",
         )?;
         ensure(
-            s.owed[t].first() == Some(&(hub, ticket)),
+            s.owed[t].first() == Some(&Owed::Deliver { hub, ticket }),
             "the thread settles its oldest obligation",
         )?;
         self.settle_allowed(

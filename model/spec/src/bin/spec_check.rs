@@ -15,6 +15,7 @@ fn main() {
             "full" => size = FULL,
             "quick" => size = QUICK,
             "rearrival" => size = usbpm_spec::run::REARRIVAL,
+            "shutdown" => size = usbpm_spec::run::SHUTDOWN,
             "mutants" => mutants_size = true,
             "--no-symmetry" => symmetry = false,
             "--threads" => threads = it.next().and_then(|v| v.parse().ok()).expect("--threads N"),
@@ -22,7 +23,7 @@ fn main() {
             "--size" => {
                 let v: Vec<u8> = it
                     .next()
-                    .expect("--size c,h,t,changes,reentrant,panics,queries[,preregistered[,callback_reports[,rearrivals]]]")
+                    .expect("--size c,h,t,changes,reentrant,panics,queries[,preregistered[,callback_reports[,rearrivals[,shutdown]]]]")
                     .split(',')
                     .map(|x| x.parse().unwrap())
                     .collect();
@@ -38,6 +39,7 @@ fn main() {
                     preregistered: v.get(7) == Some(&1),
                     callback_reports: v.get(8).copied().unwrap_or(0),
                     rearrivals: v.get(9).copied().unwrap_or(0),
+                    shutdown: v.get(10) == Some(&1),
                 };
             }
             other => panic!("unknown argument {other}"),
