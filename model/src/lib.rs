@@ -35,6 +35,10 @@ macro_rules! scenario_checks {
             deregister_own_callback: "deregister-own-callback";
             mutual_deregister: "mutual-deregister";
             detach_own_callback: "detach-own-callback";
+            greeting_vs_arrival: "greeting-vs-arrival";
+            shutdown_vs_dispatch: "shutdown-vs-dispatch";
+            power_round_trip: "power-round-trip";
+            removal_queries: "removal-queries";
             panicking_callback: "panicking-callback";
             double_deregister: "double-deregister";
             handle_reuse: "handle-reuse";

@@ -2,49 +2,85 @@
 //! small reference model of the client contract.
 //!
 //! The reference (`Model`) is plain data: the slot table that hands out client handles,
-//! which clients are registered, which hubs are present with which connector states
-//! (including assigned power levels) and sequence counter, and for every client the exact
-//! list of notifications it must have received. The system under test (`Sut`) is driven
-//! from one thread, so delivery is synchronous: a hardware call on an idle hub delivers
-//! to every client before it returns. After every transition the test asserts exact
-//! equality of each client's received log against the reference, plus independent
-//! invariants (client_count, per-hub log shape, hub state, no contained panics).
+//! which clients are registered with which granted access, which hubs are present (each
+//! presence of a hub id numbered from 1) with which connector states (attach counts and
+//! the power levels the hardware accepted included), sequence counter and power requests
+//! waiting for the hardware, whether the Policy Manager has shut down, and for every
+//! client the exact list of notifications it must have received. The system under test
+//! (`Sut`) is driven from one thread, so delivery is synchronous: a hardware call on an
+//! idle hub delivers to every client before it returns. After every transition the test
+//! asserts exact equality of each client's received log against the reference, plus
+//! independent invariants (client_count, per-client log shape: `PolicyManagerArrival`
+//! first and exactly once, per-hub arrival then consecutive sequence numbers, and
+//! `PolicyManagerRemoval` last; the system-side `hub_snapshot` and each port's hub
+//! handle; no uncounted panics).
+//!
+//! Client calls. `hub_properties`, `connector_state` and `assign_power_level` take the
+//! caller's client handle (live, deregistered, or never issued) and a hub handle of the
+//! latest presence, an earlier one, presence 0 or one that never was; the model predicts
+//! the refusal in the order the library documents (shut down, client handle, access,
+//! hub, presence, connector, and for power requests: a sink with a partner attached).
+//! `assign_power_level` is asynchronous: `Ok` only passes the request to the hardware,
+//! which changes nothing; the `AnswerPower` transition takes a hub's pending requests
+//! (`HubPort::power_requests`, compared with the model's) and answers each (accept or
+//! reject): an accepted request whose partner is still attached (same attach count) sets
+//! the connector's `assigned_power` and is reported as a connector change; anything else
+//! changes nothing. A partner that detaches takes its assigned power with it.
 //!
 //! Re-entrant callbacks. A client may be registered with an *action* that its callback
-//! performs once, on its first event (or on its first event after `register` returned,
-//! which is the only time a real client knows its own handle):
-//! - `DeregisterSelf` must be refused with `Error::DeregisterFromOwnCallback` and leave the
-//!   client registered (always triggered after register returned: the callback needs
-//!   its own handle);
+//! performs once, on its first event (its `PolicyManagerArrival`, delivered inside
+//! `register`) or on its first event after `register` returned:
+//! - `DeregisterSelf` (with the handle `ClientConfig::with_handle` passes) must be refused
+//!   with `Error::DeregisterFromOwnCallback` and leave the client registered;
 //! - `DeregisterOther` deregisters another client, chosen when the action fires among
 //!   those that existed when the step began (so possibly one registered later, further
 //!   along the delivery order); it must return `Ok` (or `StaleHandle` if the target is
 //!   already gone) and the target must receive nothing from then on, including the rest
 //!   of the event being delivered;
-//! - `RegisterNew` registers a plain client from inside the callback.
+//! - `RegisterNew` registers a plain client from inside the callback (refused with
+//!   `PolicyManagerRemoved` inside a `PolicyManagerRemoval` callback);
+//! - `Shutdown` must be refused with `ShutdownInsideCallback`;
+//! - `ReportChange` reports a connector change through the port of a present hub (one
+//!   whose `hub_arrival` has returned): queued, and delivered by the thread's outermost
+//!   call (an obligation), or refused with `UnknownConnector`.
+//!
+//! A client may also *probe*: on every hub event its callback retrieves the hub's
+//! properties with the event's hub handle, which must succeed (with the state the hub is
+//! in) even inside the hub's `HubRemoval` callback, or be refused for lack of query
+//! access.
 //!
 //! Those make observable the delivery *order across clients* and when the deliveries a
 //! callback causes happen, which the contract does not pin down, so for them the
-//! reference models the implementation's documented queueing (src/hub.rs module docs):
-//! each hub has a mailbox whose items carry tickets; a call made outside callbacks adds
-//! its item and delivers the mailbox up to it, then settles its thread's obligations
-//! oldest first; an addition made inside a callback only records an obligation (hub,
-//! highest ticket), so callbacks never nest; a hub's arrival goes to the clients
-//! registered when it arrived in slot order, and arrival replays for late registrants are
-//! appended in registration order. A client registered from inside a callback is plain
-//! (no action), so every action belongs to a client registered outside callbacks; actions
-//! never touch hub ports (a callback has none), so a hub's state does not change while
-//! one of its items is queued.
+//! reference models the implementation's documented queueing (src/hub.rs module docs,
+//! `PolicyManager::register`): each hub has a mailbox whose items carry tickets; a call
+//! made outside callbacks adds its item and delivers the mailbox up to it, then settles
+//! its thread's obligations oldest first; an addition made inside a callback only records
+//! an obligation (hub, highest ticket), so callbacks never nest. `register` outside
+//! callbacks delivers the client's Policy Manager arrival, then submits an arrival replay
+//! for every hub id that ever arrived (ascending id; one no longer present appends
+//! nothing), each delivered and followed by settling the obligations before the next;
+//! inside a callback it records a greeting obligation (the arrival, then the replays) for
+//! the thread's outermost call. A hub's arrival goes to the clients registered when it
+//! arrived in slot order. A change is folded into the hub's state when it is queued, so
+//! a replay or a probe sees every change queued before it. A client registered from
+//! inside a callback is plain (no action, no probe, all access), so every action belongs
+//! to a client registered outside callbacks.
+//!
+//! Shutdown. `PolicyManager::shutdown` delivers `PolicyManagerRemoval` to every
+//! registered client in slot order (skipping one deregistered meanwhile by an earlier
+//! client's removal callback); afterwards every call but `deregister` and the system
+//! side's is refused with `PolicyManagerRemoved`, and hub reports still change the hubs
+//! but reach no client.
 //!
 //! Contexts. A client registered by a `Register` transition may own a context whose
 //! `Drop` does something (`OnDrop`): re-enters the Policy Manager (deregisters its own
 //! handle, which must be refused with `StaleHandle` since the context dies only after the
-//! client is deregistered, and queries it), or panics (the library must contain it and
-//! count it in `panicked_callbacks`). Neither changes the reference's state, so the model
-//! need not predict when the library lets go of a context; the test checks what it can
-//! without that: no context dies while its client is registered, none dies twice, each
-//! re-entry got `StaleHandle`, every contained panic is a context's, and once every hub
-//! is removed every deregistered client's context has died (nothing else holds it).
+//! client is deregistered, and reads a hub snapshot), or panics (the library must contain
+//! it and count it in `panicked_callbacks`). Neither changes the reference's state, so
+//! the model need not predict when the library lets go of a context; the test checks what
+//! it can without that: no context dies while its client is registered, none dies twice,
+//! each re-entry got `StaleHandle`, every contained panic is a context's, and once every
+//! hub is removed every deregistered client's context has died (nothing else holds it).
 //!
 //! Each case ends by removing the remaining hubs and dropping live `Registration`
 //! guards, checked like the steps.
@@ -54,10 +90,15 @@
 //! other), panicking callbacks, `Registration` dropped inside its own callback (detach
 //! without waiting), concurrent deregistration of one handle, contexts' drops that change
 //! what clients are told (a change reported, a client registered: the generated programs
-//! of the loom and shuttle harness have them). Those are the loom/shuttle
-//! harness's job. Two handle-classification bugs this test found (a never-issued
-//! next-generation handle answered `StaleHandle`; 16-bit instance numbers that wrapped
-//! after 65,536 Policy Managers) are fixed; the first is pinned by a test at the end.
+//! of the loom and shuttle harness have them), retrieving a hub through the handle of a
+//! presence whose removal is still being delivered while the hub has arrived again (needs
+//! a hub arrival from inside a removal callback), power answers given from inside
+//! callbacks. Those are the loom/shuttle harness's job. Two handle-classification bugs
+//! this test found (a never-issued next-generation handle answered `StaleHandle`; 16-bit
+//! instance numbers that wrapped after 65,536 Policy Managers) are fixed; the first is
+//! pinned by a test at the end. A registration refused after shutdown is made with a
+//! context whose drop does not panic: the refused `register` drops the context itself,
+//! and a panic out of that drop unwinds out of `register` instead of being contained.
 //!
 //! Environment:
 //! - `PROPTEST_CASES` overrides the number of cases (default 256; the config is built
@@ -66,7 +107,12 @@
 //!   `replay-misses-hub` shrinks to HubArrival, Register; `no-generation` to Register,
 //!   Deregister, Register, DeregisterStale (the stale handle deregisters the slot's new
 //!   client), or hangs when a callback's stale deregister lands on its own reused slot,
-//!   which the gate's timeout reports. Most other mutants need concurrency to show.
+//!   which the gate's timeout reports. At 256 cases this test also kills
+//!   `replay-stale-snapshot`, `change-not-folded`, `arrival-not-first`,
+//!   `removal-not-last`, `access-checked-late`, `rejected-request-reported`,
+//!   `removal-hides-hub`, `obligation-forgotten`, `drain-one-per-pass`, and
+//!   `own-callback-waits` and `callback-under-hub-lock` (hangs the watchdog reports).
+//!   Most other mutants need concurrency to show.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -78,8 +124,9 @@ use proptest::strategy::Union;
 use proptest::test_runner::Config;
 use proptest_state_machine::{prop_state_machine, ReferenceStateMachine, StateMachineTest};
 use usbpm::{
-    ClientConfig, ClientHandle, ConnectorId, ConnectorInfo, ConnectorState, Error, Event, HubId,
-    HubInfo, HubPort, Notification, PolicyManager, PowerLevel, PowerRole, Registration,
+    Access, ClientConfig, ClientHandle, ConnectorHandle, ConnectorId, ConnectorInfo,
+    ConnectorState, Error, Event, HubHandle, HubId, HubInfo, HubPort, Notification, PolicyManager,
+    PowerLevel, PowerRequest, PowerRole, Registration,
 };
 use usbpm_model::judge::stall::Watchdog;
 
@@ -107,19 +154,20 @@ type ClientId = usize;
 // index, modulo the length, into the candidates at that point), not by absolute id: when
 // shrinking deletes an earlier transition, later ones still apply to something, so the
 // shrinker is not stopped by failed preconditions. The model records what each pick
-// resolved to (`Model::target`, `RefClient::deregistered_other`) and the SUT acts on that.
+// resolved to (`Model::target`, `RefClient::action_target`) and the SUT acts on that.
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Trigger {
-    /// The client's very first notification (possibly delivered inside `register`).
+    /// The client's very first notification: its `PolicyManagerArrival`, delivered
+    /// inside `register`.
     FirstEvent,
     /// The first notification delivered after `register` returned.
     FirstEventAfterRegister,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum ActionKind {
-    /// Always triggered after register returned (the callback needs its own handle).
+    /// Deregister its own handle (the one `with_handle` passes): refused.
     DeregisterSelf,
     /// Deregister the `pick`-th of the other clients that existed (in any state) when
     /// the transition that triggers the action began; chosen when it fires, so it can be
@@ -127,9 +175,20 @@ enum ActionKind {
     DeregisterOther { pick: usize },
     /// Register a plain client (no action) from inside the callback.
     RegisterNew,
+    /// Shut the Policy Manager down from inside the callback: refused.
+    Shutdown,
+    /// Report a change of `connector` (maybe out of range) of the `hub_pick`-th hub whose
+    /// port the test holds when the action fires (a present hub, not one whose arrival is
+    /// being delivered): from inside a callback this only queues the change, which the
+    /// thread's outermost call delivers.
+    ReportChange {
+        hub_pick: usize,
+        connector: u8,
+        state: ConnectorState,
+    },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Action {
     kind: ActionKind,
     trigger: Trigger,
@@ -140,18 +199,10 @@ struct Action {
 enum OnDrop {
     Nothing,
     /// Calls back into the Policy Manager: deregisters its own handle (stale by then) and
-    /// queries a hub and the client count.
+    /// reads a hub snapshot and the client count.
     Reenter,
     /// Panics.
     Panic,
-}
-
-/// An action as the model keeps it (the `DeregisterSelf` trigger normalised).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Act {
-    DeregisterSelf,
-    DeregisterOther { pick: usize },
-    RegisterNew,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -176,9 +227,39 @@ enum NeverIssued {
     GenerationZero { pick: usize },
     /// A generation above the `pick`-th slot's current one.
     GenerationAhead { pick: usize, ahead: u32 },
-    /// The generation the `pick`-th *free* slot's next client will get. Only with
-    /// `USBPM_PROPTEST_STRICT_UNKNOWN=1` (the library answers `StaleHandle`).
+    /// The generation the `pick`-th *free* slot's next client will get (the library
+    /// answered `StaleHandle` until this test found it).
     NextGenerationOfFreeSlot { pick: usize },
+}
+
+/// Which client makes a client call: the `pick`-th registered one, the `pick`-th
+/// deregistered one (falling back to the other kind when there is none), or a handle
+/// that was never issued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CallerPick {
+    Live(usize),
+    Stale(usize),
+    Unknown,
+}
+
+/// Which presence of a hub id a call's hub handle names, relative to the id's latest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PresencePick {
+    /// The latest (1 for an id that never arrived).
+    Latest,
+    /// That many before the latest (0 when it goes below 1).
+    Back(u32),
+    /// One after the latest: never seen yet.
+    Ahead,
+}
+
+/// What a callback's action chose when it fired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ActionTarget {
+    /// The client a `DeregisterOther` deregistered.
+    Client(ClientId),
+    /// The hub a `ReportChange` reported on.
+    Hub(u32),
 }
 
 /// A concrete handle, minus the instance bits that only the SUT knows.
@@ -187,6 +268,13 @@ struct RawHandle {
     other_instance: bool,
     slot: u16,
     generation: u32,
+}
+
+/// A client call's caller as resolved by the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Caller {
+    Client(ClientId),
+    Raw(RawHandle),
 }
 
 /// What the last transition's picks resolved to.
@@ -198,6 +286,9 @@ enum Target {
     Deregister(ClientId, Via),
     Raw(RawHandle),
     Hub(u32),
+    /// A client call: who calls, about which hub presence and connector (0 for a call
+    /// about the hub).
+    Call(Caller, HubHandle, u8),
 }
 
 #[derive(Clone, Debug)]
@@ -206,6 +297,8 @@ enum Transition {
         owned: bool,
         action: Option<Action>,
         on_drop: OnDrop,
+        access: Access,
+        probe: bool,
     },
     /// The `pick`-th registered client; a guard `via` falls back to `Handle` if the
     /// client has no live guard.
@@ -233,25 +326,48 @@ enum Transition {
         hub_pick: usize,
         by_drop: bool,
     },
+    /// The hardware of the `hub_pick`-th present hub with pending power requests (of any
+    /// present hub if none has one) takes them and answers the `i`-th with bit `i % 8` of
+    /// `accepts`.
+    AnswerPower {
+        hub_pick: usize,
+        accepts: u8,
+    },
+    /// With `aim`, `hub` and `connector` are replaced by the `aim`-th connector that is
+    /// a sink with a partner attached, if a present hub has one.
     AssignPowerLevel {
+        caller: CallerPick,
+        aim: Option<usize>,
         hub: u32,
+        presence: PresencePick,
         connector: u8,
         milliwatts: u32,
     },
+    /// `connector_state`.
     QueryConnector {
+        caller: CallerPick,
         hub: u32,
+        presence: PresencePick,
         connector: u8,
     },
+    /// `hub_properties`.
     QueryHub {
+        caller: CallerPick,
+        hub: u32,
+        presence: PresencePick,
+    },
+    /// The system side's `hub_snapshot`.
+    HubSnapshot {
         hub: u32,
     },
+    Shutdown,
 }
 
 // ---------------------------------------------------------------------------------------
 // Reference model
 // ---------------------------------------------------------------------------------------
 
-/// An expected error; handle errors name the client abstractly (the SUT maps the id to
+/// An expected error; errors naming a client name it abstractly (the SUT maps the id to
 /// its handle), everything else is the concrete `Error`.
 #[derive(Clone, Debug, PartialEq)]
 enum ExpErr {
@@ -259,7 +375,21 @@ enum ExpErr {
     UnknownHandle,
     StaleHandle(ClientId),
     DeregisterFromOwnCallback(ClientId),
+    AccessDenied {
+        client: ClientId,
+        needs: Access,
+        granted: Access,
+    },
     Api(Error),
+}
+
+/// A power request as the model keeps it until the hardware takes it.
+#[derive(Clone, Debug, PartialEq)]
+struct RefRequest {
+    client: ClientId,
+    connector: ConnectorHandle,
+    level: PowerLevel,
+    attach_count: u32,
 }
 
 /// What the last transition must have returned.
@@ -270,6 +400,11 @@ enum Expect {
     Unit(Result<(), ExpErr>),
     Connector(Result<ConnectorInfo, ExpErr>),
     Hub(Result<HubInfo, ExpErr>),
+    /// The requests the hardware takes, and for each whether its answer was reported.
+    Answers {
+        requests: Vec<RefRequest>,
+        reported: Vec<bool>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -280,15 +415,21 @@ struct RefClient {
     registered: bool,
     /// A `Registration` guard for it is alive in the SUT.
     guard: bool,
-    action: Option<(Act, Trigger)>,
+    /// What it was granted (what it asked for: the Policy Manager grants everything).
+    access: Access,
+    action: Option<Action>,
+    /// Its callback retrieves the hub's properties on every hub event.
+    probe: bool,
     /// Its `register` call has returned.
     armed: bool,
     fired: bool,
-    /// The client a `DeregisterOther` action chose when it fired (None: nobody to pick).
-    deregistered_other: Option<ClientId>,
+    /// What its action chose when it fired (None: nobody to pick).
+    action_target: Option<ActionTarget>,
     action_result: Option<Result<(), ExpErr>>,
     /// Every notification it must have received, in order.
     log: Vec<Notification>,
+    /// What each of its probes must have returned, in order.
+    probes: Vec<Result<HubInfo, ExpErr>>,
 }
 
 #[derive(Clone, Debug)]
@@ -314,8 +455,10 @@ enum Item {
     },
 }
 
+/// One presence of a hub.
 #[derive(Clone, Debug)]
 struct RefHub {
+    handle: HubHandle,
     info: HubInfo,
     seq: u64,
     removed: bool,
@@ -325,6 +468,18 @@ struct RefHub {
     mailbox: VecDeque<(u64, Item)>,
     /// Clients that have seen the arrival, in delivery order.
     subscribers: Vec<ClientId>,
+    /// Power requests passed to the hardware and not yet taken by it.
+    requests: Vec<RefRequest>,
+}
+
+/// What a thread's outermost call owes for what its callbacks did.
+#[derive(Clone, Debug)]
+enum Owed {
+    /// The hub's (arena index) mailbox must be delivered up to this ticket.
+    Deliver(usize, u64),
+    /// A client registered inside a callback: its Policy Manager arrival, then its
+    /// arrival replays.
+    Greet(ClientId),
 }
 
 #[derive(Clone, Debug, Default)]
@@ -333,10 +488,17 @@ struct Model {
     slots: Vec<RefSlot>,
     /// Freed slots, reused last-freed-first.
     free: Vec<u16>,
-    /// Every hub that ever arrived (an arena; a removed hub stays here).
+    /// Every hub presence that ever arrived (an arena; a removed one stays here).
     hubs: Vec<RefHub>,
     /// Present hubs by id, into `hubs`.
     present: BTreeMap<u32, usize>,
+    /// How many times each hub id has arrived: its latest presence.
+    arrivals: BTreeMap<u32, u32>,
+    /// The hub whose arrival the current transition delivers: the SUT holds its port
+    /// only once `hub_arrival` returns.
+    arriving: Option<u32>,
+    /// `shutdown` has been called.
+    shut: bool,
     /// The result the last transition must have returned.
     expect: Expect,
     /// What the last transition's picks resolved to.
@@ -346,8 +508,8 @@ struct Model {
     settled: usize,
     /// A callback action is running (appends made now are owed, not delivered).
     in_callback: bool,
-    /// The obligations (hub, highest ticket) appends inside callbacks left, oldest first.
-    owed: Vec<(usize, u64)>,
+    /// What callbacks left to the outermost call, oldest first.
+    owed: Vec<Owed>,
 }
 
 impl Model {
@@ -427,7 +589,45 @@ impl Model {
         h
     }
 
-    fn new_client(&mut self, action: Option<(Act, Trigger)>, guard: bool) -> ClientId {
+    fn resolve_caller(&self, pick: CallerPick) -> Caller {
+        let (live, stale) = (self.ids(true), self.ids(false));
+        let (first, second, p) = match pick {
+            CallerPick::Live(p) => (&live, &stale, p),
+            CallerPick::Stale(p) => (&stale, &live, p),
+            CallerPick::Unknown => (&live, &stale, 0),
+        };
+        match pick {
+            CallerPick::Unknown => {}
+            _ if !first.is_empty() => return Caller::Client(nth(first, p)),
+            _ if !second.is_empty() => return Caller::Client(nth(second, p)),
+            _ => {}
+        }
+        Caller::Raw(self.resolve_never_issued(NeverIssued::PastLastSlot {
+            beyond: 0,
+            generation: 1,
+        }))
+    }
+
+    fn resolve_presence(&self, hub: u32, pick: PresencePick) -> HubHandle {
+        let latest = self.arrivals.get(&hub).copied().unwrap_or(0);
+        let presence = match pick {
+            PresencePick::Latest => latest.max(1),
+            PresencePick::Back(k) => latest.saturating_sub(k),
+            PresencePick::Ahead => latest + 1,
+        };
+        HubHandle {
+            id: HubId(hub),
+            presence,
+        }
+    }
+
+    fn new_client(
+        &mut self,
+        action: Option<Action>,
+        guard: bool,
+        access: Access,
+        probe: bool,
+    ) -> ClientId {
         let id = self.clients.len();
         let slot = match self.free.pop() {
             Some(s) => s,
@@ -446,26 +646,68 @@ impl Model {
             generation: s.generation,
             registered: true,
             guard,
+            access,
             action,
+            probe,
             armed: false,
             fired: false,
-            deregistered_other: None,
+            action_target: None,
             action_result: None,
             log: Vec::new(),
+            probes: Vec::new(),
         });
         id
     }
 
-    /// `register`: the client is in the registry, then an arrival replay of every present
-    /// hub is queued in ascending hub id order (outside callbacks each replay is delivered
-    /// before the next).
-    fn register(&mut self, action: Option<(Act, Trigger)>, guard: bool) -> ClientId {
-        let id = self.new_client(action, guard);
-        let hubs: Vec<usize> = self.present.values().copied().collect();
-        for h in hubs {
-            self.replay(id, h);
+    /// `register`: refused once shut down. Outside callbacks the client's Policy Manager
+    /// arrival is delivered, then an arrival replay of every present hub (ascending id,
+    /// each delivered before the next), then the obligations are settled; inside a
+    /// callback that greeting is owed to the outermost call.
+    fn register(
+        &mut self,
+        action: Option<Action>,
+        guard: bool,
+        access: Access,
+        probe: bool,
+    ) -> Result<ClientId, ExpErr> {
+        if self.shut {
+            return Err(ExpErr::Api(Error::PolicyManagerRemoved));
         }
-        id
+        let id = self.new_client(action, guard, access, probe);
+        if self.in_callback {
+            self.owed.push(Owed::Greet(id));
+        } else {
+            self.greet(id);
+            self.settle_owed();
+        }
+        Ok(id)
+    }
+
+    /// The client's Policy Manager arrival (unless deregistered meanwhile), then its
+    /// arrival replays (unless deregistered meanwhile, or the Policy Manager shut down):
+    /// one submission per hub id that ever arrived, in ascending id order, each settling
+    /// the thread's obligations afterwards; a hub that is not present appends nothing
+    /// but still settles them (so what the arrival's callback reported is delivered
+    /// before the next present hub's replay is taken).
+    fn greet(&mut self, id: ClientId) {
+        let arrival = Notification {
+            hub: None,
+            seq: 0,
+            event: Event::PolicyManagerArrival {
+                access: self.clients[id].access,
+            },
+        };
+        self.notify(id, &arrival, None);
+        if !self.clients[id].registered || self.shut {
+            return;
+        }
+        let ids: Vec<u32> = self.arrivals.keys().copied().collect();
+        for hub in ids {
+            match self.present.get(&hub) {
+                Some(&h) => self.replay(id, h),
+                None => self.settle_owed(),
+            }
+        }
     }
 
     fn deregister(&mut self, id: ClientId) {
@@ -488,7 +730,7 @@ impl Model {
             return;
         }
         let note = Notification {
-            hub: hub.info.hub,
+            hub: Some(hub.handle),
             seq: hub.seq,
             event: Event::HubArrival(hub.info.clone()),
         };
@@ -503,16 +745,28 @@ impl Model {
         let ticket = self.hubs[h].appended;
         self.hubs[h].mailbox.push_back((ticket, item));
         if self.in_callback {
-            match self.owed.iter_mut().find(|(oh, _)| *oh == h) {
-                Some(o) => o.1 = o.1.max(ticket),
-                None => self.owed.push((h, ticket)),
+            let owed = self.owed.iter_mut().find_map(|o| match o {
+                Owed::Deliver(oh, t) if *oh == h => Some(t),
+                _ => None,
+            });
+            match owed {
+                Some(t) => *t = (*t).max(ticket),
+                None => self.owed.push(Owed::Deliver(h, ticket)),
             }
             return;
         }
         self.deliver_upto(h, ticket);
+        self.settle_owed();
+    }
+
+    /// The outermost call settles its obligations, oldest first (a greeting settles the
+    /// ones its replays' callbacks leave before its next replay).
+    fn settle_owed(&mut self) {
         while !self.owed.is_empty() {
-            let (oh, ot) = self.owed.remove(0);
-            self.deliver_upto(oh, ot);
+            match self.owed.remove(0) {
+                Owed::Deliver(h, t) => self.deliver_upto(h, t),
+                Owed::Greet(id) => self.greet(id),
+            }
         }
     }
 
@@ -526,7 +780,7 @@ impl Model {
                 Item::Arrival { clients, note } => {
                     subscribers = Vec::new();
                     for c in clients {
-                        if self.notify(c, &note) {
+                        if self.notify(c, &note, Some(h)) {
                             subscribers.push(c);
                         }
                     }
@@ -534,7 +788,7 @@ impl Model {
                 Item::Change(note) => {
                     let mut kept = Vec::new();
                     for c in subscribers {
-                        if self.notify(c, &note) {
+                        if self.notify(c, &note, Some(h)) {
                             kept.push(c);
                         }
                     }
@@ -542,11 +796,11 @@ impl Model {
                 }
                 Item::Removal(note) => {
                     for c in std::mem::take(&mut subscribers) {
-                        self.notify(c, &note);
+                        self.notify(c, &note, Some(h));
                     }
                 }
                 Item::Replay { client, note } => {
-                    if self.notify(client, &note) {
+                    if self.notify(client, &note, Some(h)) {
                         subscribers.push(client);
                     }
                 }
@@ -556,14 +810,31 @@ impl Model {
         self.hubs[h].subscribers = subscribers;
     }
 
-    /// One callback call: only a registered client hears it; then its action may fire.
-    fn notify(&mut self, id: ClientId, note: &Notification) -> bool {
-        let c = &mut self.clients[id];
-        if !c.registered {
+    /// One callback call (about the hub presence `hub`, an arena index, or about the
+    /// Policy Manager): only a registered client hears it, and after shutdown only its
+    /// `PolicyManagerRemoval`; its probe runs, then its action may fire.
+    fn notify(&mut self, id: ClientId, note: &Notification, hub: Option<usize>) -> bool {
+        let removal = matches!(note.event, Event::PolicyManagerRemoval);
+        let c = &self.clients[id];
+        if !c.registered || (self.shut && !removal) {
             return false;
         }
+        let probed = match hub {
+            Some(h) if c.probe => Some(if c.access.allows(Access::QUERY) {
+                Ok(self.hubs[h].info.clone())
+            } else {
+                Err(ExpErr::AccessDenied {
+                    client: id,
+                    needs: Access::QUERY,
+                    granted: c.access,
+                })
+            }),
+            _ => None,
+        };
+        let c = &mut self.clients[id];
         c.log.push(note.clone());
-        let Some((act, trigger)) = c.action else {
+        c.probes.extend(probed);
+        let Some(Action { kind, trigger }) = c.action.clone() else {
             return true;
         };
         let triggered = !c.fired && (trigger == Trigger::FirstEvent || c.armed);
@@ -572,16 +843,17 @@ impl Model {
         }
         c.fired = true;
         self.in_callback = true;
-        let result = match act {
-            Act::DeregisterSelf => Err(ExpErr::DeregisterFromOwnCallback(id)),
-            Act::DeregisterOther { pick } => {
+        let result = match kind {
+            ActionKind::DeregisterSelf => Err(ExpErr::DeregisterFromOwnCallback(id)),
+            ActionKind::Shutdown => Err(ExpErr::Api(Error::ShutdownInsideCallback)),
+            ActionKind::DeregisterOther { pick } => {
                 let others: Vec<ClientId> = (0..self.settled).filter(|&o| o != id).collect();
                 if others.is_empty() {
                     self.in_callback = false;
                     return true; // nobody to target: the action does nothing
                 }
                 let t = nth(&others, pick);
-                self.clients[id].deregistered_other = Some(t);
+                self.clients[id].action_target = Some(ActionTarget::Client(t));
                 if self.clients[t].registered {
                     self.deregister(t);
                     Ok(())
@@ -589,14 +861,78 @@ impl Model {
                     Err(ExpErr::StaleHandle(t))
                 }
             }
-            Act::RegisterNew => {
-                self.register(None, false);
-                Ok(())
+            ActionKind::ReportChange {
+                hub_pick,
+                connector,
+                state,
+            } => {
+                let ported: Vec<u32> = (self.present.keys().copied())
+                    .filter(|&hub| Some(hub) != self.arriving)
+                    .collect();
+                if ported.is_empty() {
+                    self.in_callback = false;
+                    return true; // no port to report through: the action does nothing
+                }
+                let hub = nth(&ported, hub_pick);
+                self.clients[id].action_target = Some(ActionTarget::Hub(hub));
+                self.change(hub, connector, &state)
             }
+            ActionKind::RegisterNew => self.register(None, false, Access::ALL, false).map(drop),
         };
         self.in_callback = false;
         self.clients[id].action_result = Some(result);
         true
+    }
+
+    /// `shutdown` outside callbacks: every client registered now hears its removal, in
+    /// slot order, unless deregistered meanwhile (by an earlier removal's callback).
+    fn shutdown(&mut self) -> Result<(), ExpErr> {
+        if self.shut {
+            return Err(ExpErr::Api(Error::PolicyManagerRemoved));
+        }
+        self.shut = true;
+        let clients: Vec<ClientId> = self.slots.iter().filter_map(|s| s.occupant).collect();
+        let removal = Notification {
+            hub: None,
+            seq: 0,
+            event: Event::PolicyManagerRemoval,
+        };
+        for c in clients {
+            self.notify(c, &removal, None);
+        }
+        self.settle_owed();
+        Ok(())
+    }
+
+    /// `connector_changed` on a present hub: folded into its state (a partner that
+    /// attaches counts, one that leaves takes its assigned power with it), then posted.
+    fn change(&mut self, hub: u32, connector: u8, state: &ConnectorState) -> Result<(), ExpErr> {
+        let h = self.present[&hub];
+        let hb = &mut self.hubs[h];
+        let Some(c) = hb.info.connectors.get_mut(usize::from(connector)) else {
+            return Err(ExpErr::Api(Error::UnknownConnector(
+                HubId(hub),
+                ConnectorId(connector),
+            )));
+        };
+        if state.attached && !c.state.attached {
+            c.attach_count += 1;
+        }
+        if !state.attached {
+            c.assigned_power = None;
+        }
+        c.state = state.clone();
+        hb.seq += 1;
+        let note = Notification {
+            hub: Some(hb.handle),
+            seq: hb.seq,
+            event: Event::ConnectorStateChange {
+                connector: ConnectorId(connector),
+                state: state.clone(),
+            },
+        };
+        self.post(h, Item::Change(note));
+        Ok(())
     }
 
     fn hub_info(&self, hub: u32) -> Result<&HubInfo, ExpErr> {
@@ -606,21 +942,127 @@ impl Model {
         }
     }
 
-    fn connector_info(&self, hub: u32, connector: u8) -> Result<&ConnectorInfo, ExpErr> {
-        self.hub_info(hub)?
+    /// The checks of a client call outside callbacks, in the library's order: shut
+    /// down, the caller's handle, its access, the hub id, the presence. The present hub
+    /// (arena index) if all pass.
+    fn authorize(&self, caller: Caller, needs: Access, hub: HubHandle) -> Result<usize, ExpErr> {
+        if self.shut {
+            return Err(ExpErr::Api(Error::PolicyManagerRemoved));
+        }
+        let id = match caller {
+            Caller::Raw(_) => return Err(ExpErr::UnknownHandle),
+            Caller::Client(id) => id,
+        };
+        let c = &self.clients[id];
+        if !c.registered {
+            return Err(ExpErr::StaleHandle(id));
+        }
+        if !c.access.allows(needs) {
+            return Err(ExpErr::AccessDenied {
+                client: id,
+                needs,
+                granted: c.access,
+            });
+        }
+        let unknown = ExpErr::Api(Error::UnknownHub(hub.id));
+        let latest = *self.arrivals.get(&hub.id.0).ok_or(unknown.clone())?;
+        if hub.presence == 0 || hub.presence > latest {
+            return Err(unknown);
+        }
+        match self.present.get(&hub.id.0) {
+            Some(&h) if hub.presence == latest => Ok(h),
+            // An earlier presence, or the latest one after its removal was delivered.
+            _ => Err(ExpErr::Api(Error::StaleHubHandle(hub))),
+        }
+    }
+
+    fn connector_info(
+        &self,
+        caller: Caller,
+        needs: Access,
+        hub: HubHandle,
+        connector: u8,
+    ) -> Result<(usize, &ConnectorInfo), ExpErr> {
+        let h = self.authorize(caller, needs, hub)?;
+        let c = self.hubs[h]
+            .info
             .connectors
             .get(usize::from(connector))
             .ok_or(ExpErr::Api(Error::UnknownConnector(
-                HubId(hub),
+                hub.id,
                 ConnectorId(connector),
-            )))
+            )))?;
+        Ok((h, c))
+    }
+
+    /// `assign_power_level`: passed to the hardware only for a sink with a partner
+    /// attached; nothing else changes.
+    fn assign(
+        &mut self,
+        caller: Caller,
+        hub: HubHandle,
+        connector: u8,
+        level: PowerLevel,
+    ) -> Result<(), ExpErr> {
+        let (h, c) = self.connector_info(caller, Access::ASSIGN_POWER, hub, connector)?;
+        let handle = ConnectorHandle {
+            hub,
+            connector: ConnectorId(connector),
+        };
+        if !c.state.attached || c.state.power_role != PowerRole::Sink {
+            return Err(ExpErr::Api(Error::PowerRequestRefused {
+                connector: handle,
+                attached: c.state.attached,
+            }));
+        }
+        let Caller::Client(client) = caller else {
+            unreachable!("authorized")
+        };
+        let request = RefRequest {
+            client,
+            connector: handle,
+            level,
+            attach_count: c.attach_count,
+        };
+        self.hubs[h].requests.push(request);
+        Ok(())
+    }
+
+    /// The hardware's answer: accepted while the same partner is attached, the level is
+    /// set and reported as a connector change. Returns whether it was reported.
+    fn answer(&mut self, h: usize, request: &RefRequest, accepted: bool) -> bool {
+        let hb = &mut self.hubs[h];
+        let i = usize::from(request.connector.connector.0);
+        let c = &mut hb.info.connectors[i];
+        if !accepted
+            || hb.removed
+            || hb.handle != request.connector.hub
+            || !c.state.attached
+            || c.attach_count != request.attach_count
+        {
+            return false;
+        }
+        c.assigned_power = Some(request.level);
+        let state = c.state.clone();
+        hb.seq += 1;
+        let note = Notification {
+            hub: Some(hb.handle),
+            seq: hb.seq,
+            event: Event::ConnectorStateChange {
+                connector: request.connector.connector,
+                state,
+            },
+        };
+        self.post(h, Item::Change(note));
+        true
     }
 }
 
 fn connector_state() -> impl Strategy<Value = ConnectorState> {
     (
         any::<bool>(),
-        any::<bool>(),
+        // Mostly sinks: power requests need one.
+        prop::bool::weighted(1.0 / 3.0),
         select(vec![0u32, 15_000, 60_000]),
     )
         .prop_map(|(attached, source, mw)| ConnectorState {
@@ -640,9 +1082,16 @@ fn action() -> BoxedStrategy<Option<Action>> {
         Just(Trigger::FirstEventAfterRegister)
     ];
     let kind = prop_oneof![
-        1 => Just(ActionKind::DeregisterSelf),
-        1 => Just(ActionKind::RegisterNew),
-        2 => (0..8usize).prop_map(|pick| ActionKind::DeregisterOther { pick }),
+        2 => Just(ActionKind::DeregisterSelf),
+        2 => Just(ActionKind::RegisterNew),
+        1 => Just(ActionKind::Shutdown),
+        4 => (0..8usize).prop_map(|pick| ActionKind::DeregisterOther { pick }),
+        3 => (0..8usize, prop_oneof![4 => 0..=1u8, 1 => 0..=MAX_CONNECTORS], connector_state())
+            .prop_map(|(hub_pick, connector, state)| ActionKind::ReportChange {
+                hub_pick,
+                connector,
+                state,
+            }),
     ];
     prop_oneof![
         3 => Just(None),
@@ -656,6 +1105,34 @@ fn on_drop() -> BoxedStrategy<OnDrop> {
         3 => Just(OnDrop::Nothing),
         1 => Just(OnDrop::Reenter),
         1 => Just(OnDrop::Panic),
+    ]
+    .boxed()
+}
+
+fn access() -> BoxedStrategy<Access> {
+    prop_oneof![
+        5 => Just(Access::ALL),
+        1 => Just(Access::QUERY),
+        1 => Just(Access::ASSIGN_POWER),
+        1 => Just(Access::NONE),
+    ]
+    .boxed()
+}
+
+fn caller() -> BoxedStrategy<CallerPick> {
+    prop_oneof![
+        6 => (0..8usize).prop_map(CallerPick::Live),
+        1 => (0..8usize).prop_map(CallerPick::Stale),
+        1 => Just(CallerPick::Unknown),
+    ]
+    .boxed()
+}
+
+fn presence() -> BoxedStrategy<PresencePick> {
+    prop_oneof![
+        6 => Just(PresencePick::Latest),
+        1 => (1..=2u32).prop_map(PresencePick::Back),
+        1 => Just(PresencePick::Ahead),
     ]
     .boxed()
 }
@@ -713,7 +1190,7 @@ impl ReferenceStateMachine for Model {
 
     fn transitions(m: &Model) -> BoxedStrategy<Transition> {
         let present: Vec<u32> = m.present.keys().copied().collect();
-        // Queries and power assignments mostly name a present hub, sometimes any id.
+        // Client calls mostly name a present hub, sometimes any id.
         let hub_any = if present.is_empty() {
             (0..HUB_IDS).boxed()
         } else {
@@ -722,25 +1199,37 @@ impl ReferenceStateMachine for Model {
         // Connector 0 always exists, 1 often; MAX_CONNECTORS never.
         let connector_any = prop_oneof![4 => 0..=1u8, 1 => 0..=MAX_CONNECTORS];
         let pick = 0..8usize;
+        // Client calls mostly come from a registered client about a present hub: frequent
+        // only when there are both. Answers are frequent only when there are requests.
+        let calls = if m.clients.iter().any(|c| c.registered) && !present.is_empty() && !m.shut {
+            4
+        } else {
+            1
+        };
+        let requests = m.present.values().any(|&h| !m.hubs[h].requests.is_empty());
         let mut options: Vec<(u32, BoxedStrategy<Transition>)> = vec![
             (
-                5,
-                (any::<bool>(), action(), on_drop())
-                    .prop_map(|(owned, action, on_drop)| Transition::Register {
-                        owned,
-                        action,
-                        on_drop,
-                    })
+                20,
+                (any::<bool>(), action(), on_drop(), access(), any::<bool>())
+                    .prop_map(
+                        |(owned, action, on_drop, access, probe)| Transition::Register {
+                            owned,
+                            action,
+                            on_drop,
+                            access,
+                            probe,
+                        },
+                    )
                     .boxed(),
             ),
             (
-                1,
+                4,
                 never_issued(m)
                     .prop_map(Transition::DeregisterUnknown)
                     .boxed(),
             ),
             (
-                3,
+                12,
                 (
                     0..HUB_IDS,
                     prop::collection::vec(connector_state(), 1..=usize::from(MAX_CONNECTORS)),
@@ -749,31 +1238,57 @@ impl ReferenceStateMachine for Model {
                     .boxed(),
             ),
             (
-                2,
+                4 * calls,
                 (
+                    caller(),
+                    prop_oneof![1 => Just(None), 2 => (0..8usize).prop_map(Some)],
                     hub_any.clone(),
+                    presence(),
                     connector_any.clone(),
                     select(vec![500u32, 4_500, 15_000, 100_000]),
                 )
-                    .prop_map(
-                        |(hub, connector, milliwatts)| Transition::AssignPowerLevel {
+                    .prop_map(|(caller, aim, hub, presence, connector, milliwatts)| {
+                        Transition::AssignPowerLevel {
+                            caller,
+                            aim,
                             hub,
+                            presence,
                             connector,
                             milliwatts,
+                        }
+                    })
+                    .boxed(),
+            ),
+            (
+                calls,
+                (caller(), hub_any.clone(), presence(), connector_any.clone())
+                    .prop_map(
+                        |(caller, hub, presence, connector)| Transition::QueryConnector {
+                            caller,
+                            hub,
+                            presence,
+                            connector,
                         },
                     )
                     .boxed(),
             ),
             (
-                1,
-                (hub_any.clone(), connector_any.clone())
-                    .prop_map(|(hub, connector)| Transition::QueryConnector { hub, connector })
+                calls,
+                (caller(), hub_any.clone(), presence())
+                    .prop_map(|(caller, hub, presence)| Transition::QueryHub {
+                        caller,
+                        hub,
+                        presence,
+                    })
                     .boxed(),
             ),
             (
-                1,
-                hub_any.prop_map(|hub| Transition::QueryHub { hub }).boxed(),
+                2,
+                hub_any
+                    .prop_map(|hub| Transition::HubSnapshot { hub })
+                    .boxed(),
             ),
+            (1, Just(Transition::Shutdown).boxed()),
         ];
         if m.clients.iter().any(|c| c.registered) {
             let via = prop_oneof![
@@ -782,7 +1297,7 @@ impl ReferenceStateMachine for Model {
                 1 => Just(Via::GuardDrop),
             ];
             options.push((
-                3,
+                12,
                 (pick.clone(), via)
                     .prop_map(|(pick, via)| Transition::Deregister { pick, via })
                     .boxed(),
@@ -790,7 +1305,7 @@ impl ReferenceStateMachine for Model {
         }
         if m.clients.iter().any(|c| !c.registered) {
             options.push((
-                1,
+                4,
                 pick.clone()
                     .prop_map(|pick| Transition::DeregisterStale { pick })
                     .boxed(),
@@ -798,7 +1313,7 @@ impl ReferenceStateMachine for Model {
         }
         if !present.is_empty() {
             options.push((
-                5,
+                20,
                 (pick.clone(), connector_any, connector_state())
                     .prop_map(
                         |(hub_pick, connector, state)| Transition::ConnectorChanged {
@@ -810,9 +1325,15 @@ impl ReferenceStateMachine for Model {
                     .boxed(),
             ));
             options.push((
-                2,
-                (pick, any::<bool>())
+                8,
+                (pick.clone(), any::<bool>())
                     .prop_map(|(hub_pick, by_drop)| Transition::HubRemoval { hub_pick, by_drop })
+                    .boxed(),
+            ));
+            options.push((
+                if requests { 10 } else { 1 },
+                (pick, any::<u8>())
+                    .prop_map(|(hub_pick, accepts)| Transition::AnswerPower { hub_pick, accepts })
                     .boxed(),
             ));
         }
@@ -827,15 +1348,17 @@ impl ReferenceStateMachine for Model {
             Transition::DeregisterUnknown(NeverIssued::NextGenerationOfFreeSlot { .. }) => {
                 strict_unknown() && !m.free_slots().is_empty()
             }
-            Transition::ConnectorChanged { .. } | Transition::HubRemoval { .. } => {
-                !m.present.is_empty()
-            }
+            Transition::ConnectorChanged { .. }
+            | Transition::HubRemoval { .. }
+            | Transition::AnswerPower { .. } => !m.present.is_empty(),
             Transition::Register { .. }
             | Transition::DeregisterUnknown(_)
             | Transition::HubArrival { .. }
             | Transition::AssignPowerLevel { .. }
             | Transition::QueryConnector { .. }
-            | Transition::QueryHub { .. } => true,
+            | Transition::QueryHub { .. }
+            | Transition::HubSnapshot { .. }
+            | Transition::Shutdown => true,
         }
     }
 
@@ -844,21 +1367,20 @@ impl ReferenceStateMachine for Model {
         m.target = Target::None;
         m.settled = m.clients.len();
         match t {
-            Transition::Register { owned, action, .. } => {
-                // Resolve the action against the clients that exist now.
-                let action = action.and_then(|a| match a.kind {
-                    ActionKind::DeregisterSelf => {
-                        Some((Act::DeregisterSelf, Trigger::FirstEventAfterRegister))
-                    }
-                    ActionKind::RegisterNew => Some((Act::RegisterNew, a.trigger)),
-                    ActionKind::DeregisterOther { pick } => {
-                        Some((Act::DeregisterOther { pick }, a.trigger))
-                    }
-                });
-                let id = m.register(action, *owned);
-                m.clients[id].armed = true;
-                m.target = Target::Client(id);
-            }
+            Transition::Register {
+                owned,
+                action,
+                access,
+                probe,
+                ..
+            } => match m.register(action.clone(), *owned, *access, *probe) {
+                Ok(id) => {
+                    m.clients[id].armed = true;
+                    m.target = Target::Client(id);
+                    m.expect = Expect::Unit(Ok(()));
+                }
+                Err(e) => m.expect = Expect::Unit(Err(e)),
+            },
             Transition::Deregister { pick, via } => {
                 let id = nth(&m.ids(true), *pick);
                 let via = if m.clients[id].guard {
@@ -884,10 +1406,18 @@ impl ReferenceStateMachine for Model {
                 m.expect = Expect::Unit(Err(ExpErr::UnknownHandle));
             }
             Transition::HubArrival { hub, connectors } => {
-                if m.present.contains_key(hub) {
+                if m.shut {
+                    m.expect = Expect::Unit(Err(ExpErr::Api(Error::PolicyManagerRemoved)));
+                } else if m.present.contains_key(hub) {
                     m.expect =
                         Expect::Unit(Err(ExpErr::Api(Error::HubAlreadyPresent(HubId(*hub)))));
                 } else {
+                    let presence = m.arrivals.entry(*hub).or_insert(0);
+                    *presence += 1;
+                    let handle = HubHandle {
+                        id: HubId(*hub),
+                        presence: *presence,
+                    };
                     let info = HubInfo {
                         hub: HubId(*hub),
                         connectors: connectors
@@ -897,6 +1427,7 @@ impl ReferenceStateMachine for Model {
                                 connector: ConnectorId(u8::try_from(i).unwrap()),
                                 state: state.clone(),
                                 assigned_power: None,
+                                attach_count: u32::from(state.attached),
                             })
                             .collect(),
                     };
@@ -904,12 +1435,13 @@ impl ReferenceStateMachine for Model {
                     let clients: Vec<ClientId> =
                         m.slots.iter().filter_map(|s| s.occupant).collect();
                     let note = Notification {
-                        hub: HubId(*hub),
+                        hub: Some(handle),
                         seq: 0,
                         event: Event::HubArrival(info.clone()),
                     };
                     let h = m.hubs.len();
                     m.hubs.push(RefHub {
+                        handle,
                         info,
                         seq: 0,
                         removed: false,
@@ -917,9 +1449,13 @@ impl ReferenceStateMachine for Model {
                         done: 0,
                         mailbox: VecDeque::new(),
                         subscribers: Vec::new(),
+                        requests: Vec::new(),
                     });
                     m.present.insert(*hub, h);
+                    m.target = Target::Hub(*hub);
+                    m.arriving = Some(*hub);
                     m.post(h, Item::Arrival { clients, note });
+                    m.arriving = None;
                     m.expect = Expect::Unit(Ok(()));
                 }
             }
@@ -928,32 +1464,9 @@ impl ReferenceStateMachine for Model {
                 connector,
                 state,
             } => {
-                let hub = &nth(&m.present.keys().copied().collect::<Vec<_>>(), *hub_pick);
-                m.target = Target::Hub(*hub);
-                let h = m.present[hub];
-                let hb = &mut m.hubs[h];
-                match hb.info.connectors.get_mut(usize::from(*connector)) {
-                    None => {
-                        m.expect = Expect::Unit(Err(ExpErr::Api(Error::UnknownConnector(
-                            HubId(*hub),
-                            ConnectorId(*connector),
-                        ))));
-                    }
-                    Some(c) => {
-                        c.state = state.clone();
-                        hb.seq += 1;
-                        let note = Notification {
-                            hub: HubId(*hub),
-                            seq: hb.seq,
-                            event: Event::ConnectorStateChange {
-                                connector: ConnectorId(*connector),
-                                state: state.clone(),
-                            },
-                        };
-                        m.post(h, Item::Change(note));
-                        m.expect = Expect::Unit(Ok(()));
-                    }
-                }
+                let hub = nth(&m.present.keys().copied().collect::<Vec<_>>(), *hub_pick);
+                m.target = Target::Hub(hub);
+                m.expect = Expect::Unit(m.change(hub, *connector, state));
             }
             Transition::HubRemoval { hub_pick, .. } => {
                 let hub = &nth(&m.present.keys().copied().collect::<Vec<_>>(), *hub_pick);
@@ -963,34 +1476,85 @@ impl ReferenceStateMachine for Model {
                 let h = m.present.remove(hub).expect("picked from present");
                 let hb = &mut m.hubs[h];
                 hb.removed = true;
+                hb.requests.clear();
                 hb.seq += 1;
                 let note = Notification {
-                    hub: HubId(*hub),
+                    hub: Some(hb.handle),
                     seq: hb.seq,
                     event: Event::HubRemoval,
                 };
                 m.post(h, Item::Removal(note));
             }
+            Transition::AnswerPower { hub_pick, accepts } => {
+                let present: Vec<u32> = m.present.keys().copied().collect();
+                let asked: Vec<u32> = (present.iter().copied())
+                    .filter(|hub| !m.hubs[m.present[hub]].requests.is_empty())
+                    .collect();
+                let hub = nth(if asked.is_empty() { &present } else { &asked }, *hub_pick);
+                m.target = Target::Hub(hub);
+                let h = m.present[&hub];
+                let requests = std::mem::take(&mut m.hubs[h].requests);
+                let reported = (requests.iter().enumerate())
+                    .map(|(i, r)| m.answer(h, r, (accepts >> (i % 8)) & 1 == 1))
+                    .collect();
+                m.expect = Expect::Answers { requests, reported };
+            }
             Transition::AssignPowerLevel {
+                caller,
+                aim,
                 hub,
+                presence,
                 connector,
                 milliwatts,
             } => {
-                let r = m.connector_info(*hub, *connector).map(|_| ());
-                if r.is_ok() {
-                    let h = m.present[hub];
-                    m.hubs[h].info.connectors[usize::from(*connector)].assigned_power =
-                        Some(PowerLevel {
-                            milliwatts: *milliwatts,
-                        });
-                }
-                m.expect = Expect::Unit(r);
+                let caller = m.resolve_caller(*caller);
+                let sinks: Vec<(u32, u8)> = (m.present.iter())
+                    .flat_map(|(&hub, &h)| {
+                        let connectors = &m.hubs[h].info.connectors;
+                        (connectors.iter())
+                            .filter(|c| c.state.attached && c.state.power_role == PowerRole::Sink)
+                            .map(move |c| (hub, c.connector.0))
+                    })
+                    .collect();
+                let (hub, connector) = match aim {
+                    Some(p) if !sinks.is_empty() => nth(&sinks, *p),
+                    _ => (*hub, *connector),
+                };
+                let handle = m.resolve_presence(hub, *presence);
+                m.target = Target::Call(caller, handle, connector);
+                let level = PowerLevel {
+                    milliwatts: *milliwatts,
+                };
+                m.expect = Expect::Unit(m.assign(caller, handle, connector, level));
             }
-            Transition::QueryConnector { hub, connector } => {
-                m.expect = Expect::Connector(m.connector_info(*hub, *connector).cloned());
+            Transition::QueryConnector {
+                caller,
+                hub,
+                presence,
+                connector,
+            } => {
+                let caller = m.resolve_caller(*caller);
+                let handle = m.resolve_presence(*hub, *presence);
+                m.target = Target::Call(caller, handle, *connector);
+                let r = m.connector_info(caller, Access::QUERY, handle, *connector);
+                m.expect = Expect::Connector(r.map(|(_, c)| c.clone()));
             }
-            Transition::QueryHub { hub } => {
+            Transition::QueryHub {
+                caller,
+                hub,
+                presence,
+            } => {
+                let caller = m.resolve_caller(*caller);
+                let handle = m.resolve_presence(*hub, *presence);
+                m.target = Target::Call(caller, handle, 0);
+                let r = m.authorize(caller, Access::QUERY, handle);
+                m.expect = Expect::Hub(r.map(|h| m.hubs[h].info.clone()));
+            }
+            Transition::HubSnapshot { hub } => {
                 m.expect = Expect::Hub(m.hub_info(*hub).cloned());
+            }
+            Transition::Shutdown => {
+                m.expect = Expect::Unit(m.shutdown());
             }
         }
         m
@@ -1002,6 +1566,7 @@ impl ReferenceStateMachine for Model {
 // ---------------------------------------------------------------------------------------
 
 type Log = Arc<Mutex<Vec<Notification>>>;
+type Probes = Arc<Mutex<Vec<Result<HubInfo, Error>>>>;
 
 /// Locks, ignoring poison: after a failed assertion the SUT is still torn down (hub
 /// removals are delivered to these logs), and that must not panic inside callbacks.
@@ -1009,23 +1574,34 @@ fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 type Spawned = Arc<Mutex<Vec<(ClientHandle, Log)>>>;
+/// The ports of the present hubs, shared with the callbacks' `ReportChange` actions. The
+/// lock is never held while calling into the Policy Manager: a port is cloned out first.
+type Ports = Arc<Mutex<BTreeMap<u32, Arc<HubPort>>>>;
 
-/// What `DeregisterOther` callbacks target during the current transition: the handles of
-/// the clients that existed when it began, and the choice the model made for each client
-/// whose action fires in it.
+/// What `DeregisterOther` and `ReportChange` callbacks target during the current
+/// transition: the handles of the clients that existed when it began, and the choice the
+/// model made for each client whose action fires in it.
 #[derive(Default)]
 struct Script {
     handles: Vec<ClientHandle>,
-    targets: BTreeMap<ClientId, ClientId>,
+    targets: BTreeMap<ClientId, ActionTarget>,
 }
 
 enum SutAction {
     DeregisterSelf,
     DeregisterOther(Arc<Mutex<Script>>),
     RegisterNew,
+    Shutdown,
+    ReportChange {
+        script: Arc<Mutex<Script>>,
+        ports: Ports,
+        connector: u8,
+        state: ConnectorState,
+    },
 }
 
-/// A client's callback context: it logs every notification and performs its action once.
+/// A client's callback context: it logs every notification, probes the hub if asked to,
+/// and performs its action once.
 struct Ctx {
     /// The model's id of this client (unused by plain clients).
     id: ClientId,
@@ -1035,11 +1611,18 @@ struct Ctx {
     action: Option<(SutAction, Trigger)>,
     fired: AtomicBool,
     result: Arc<Mutex<Option<Result<(), Error>>>>,
+    /// `Some`: on every hub event, retrieve the hub's properties and record the result.
+    probes: Option<Probes>,
     spawned: Spawned,
 }
 
-fn on_event(ctx: &Ctx, pm: &PolicyManager, n: &Notification) {
+fn on_event(ctx: &Ctx, pm: &PolicyManager, me: ClientHandle, n: &Notification) {
     locked(&ctx.log).push(n.clone());
+    // Never assert in here: a panic would be contained by the library. Record instead.
+    if let (Some(probes), Some(hub)) = (&ctx.probes, n.hub) {
+        let r = pm.hub_properties(me, hub);
+        locked(probes).push(r);
+    }
     let Some((action, trigger)) = &ctx.action else {
         return;
     };
@@ -1049,23 +1632,41 @@ fn on_event(ctx: &Ctx, pm: &PolicyManager, n: &Notification) {
     if ctx.fired.swap(true, Ordering::SeqCst) {
         return;
     }
-    // Never assert in here: a panic would be contained by the library. Record instead.
     let result = match action {
-        SutAction::DeregisterSelf => pm.deregister(*ctx.own.get().expect("armed")),
+        SutAction::DeregisterSelf => pm.deregister(me),
+        SutAction::Shutdown => pm.shutdown(),
         SutAction::DeregisterOther(script) => {
             let target = {
                 let s = locked(script);
-                s.targets.get(&ctx.id).map(|&t| s.handles[t])
+                match s.targets.get(&ctx.id) {
+                    Some(&ActionTarget::Client(t)) => Some(s.handles[t]),
+                    _ => None,
+                }
             };
             match target {
                 Some(h) => pm.deregister(h),
                 None => return, // the model found nobody to target
             }
         }
+        SutAction::ReportChange {
+            script,
+            ports,
+            connector,
+            state,
+        } => {
+            let target = locked(script).targets.get(&ctx.id).copied();
+            let port = match target {
+                Some(ActionTarget::Hub(hub)) => locked(ports).get(&hub).cloned(),
+                _ => None,
+            };
+            match port {
+                Some(port) => port.connector_changed(ConnectorId(*connector), state.clone()),
+                None => return, // the model found no hub to report on
+            }
+        }
         SutAction::RegisterNew => {
             let (config, log) = plain_client(ctx.spawned.clone());
-            // A refusal becomes the action's result, which the model expects to be `Ok`
-            // (a panic here would only be contained as a panicking callback).
+            // A refusal becomes the action's result, which the model predicts.
             pm.register(config)
                 .map(|h| locked(&ctx.spawned).push((h, log)))
         }
@@ -1102,7 +1703,7 @@ impl Drop for Owned {
                 let pm = locked(&self.pm).clone();
                 if let (Some(pm), Some(&own)) = (pm, self.ctx.own.get()) {
                     let r = pm.deregister(own);
-                    let _ = pm.query_hub(HubId(0));
+                    let _ = pm.hub_snapshot(HubId(0));
                     let _ = pm.client_count();
                     *locked(&self.death.reentered) = Some(r);
                 }
@@ -1124,15 +1725,17 @@ fn plain_client(spawned: Spawned) -> (ClientConfig, Log) {
         action: None,
         fired: AtomicBool::new(false),
         result: Arc::default(),
+        probes: None,
         spawned,
     };
-    (ClientConfig::new(ctx, on_event), log)
+    (ClientConfig::with_handle(ctx, on_event), log)
 }
 
 struct SutClient {
     handle: ClientHandle,
     log: Log,
     result: Arc<Mutex<Option<Result<(), Error>>>>,
+    probes: Probes,
     guard: Option<Registration>,
     /// Log length when an outer `deregister` returned: nothing may be added afterwards.
     len_at_deregister: Option<usize>,
@@ -1142,7 +1745,7 @@ struct SutClient {
 
 struct Sut {
     pm: PolicyManager,
-    ports: BTreeMap<u32, HubPort>,
+    ports: Ports,
     clients: Vec<SutClient>,
     spawned: Spawned,
     script: Arc<Mutex<Script>>,
@@ -1161,12 +1764,46 @@ impl Drop for Sut {
 }
 
 impl Sut {
+    /// The port of a present hub (a clone: the map's lock is released before it is used).
+    fn port(&self, hub: u32) -> Arc<HubPort> {
+        locked(&self.ports)
+            .get(&hub)
+            .cloned()
+            .expect("model: port present")
+    }
+
     fn handle(&self, id: ClientId) -> ClientHandle {
         self.clients[id].handle
     }
 
     fn instance(&self) -> Option<u64> {
         self.clients.first().map(|c| c.handle.into_raw() >> 32)
+    }
+
+    /// The concrete never-issued handle.
+    fn raw(&self, n: RawHandle) -> ClientHandle {
+        let ours = self.instance().unwrap_or(0);
+        let instance = if n.other_instance {
+            ours ^ 0x5a5a
+        } else {
+            ours
+        };
+        // Raw layout: instance (32 bits) | slot (16) | generation (16).
+        let raw =
+            (instance << 32) | (u64::from(n.slot) << 16) | u64::from(n.generation.min(0xFFFF));
+        let h = ClientHandle::from_raw(raw);
+        assert!(
+            self.clients.iter().all(|c| c.handle != h),
+            "test bug: never-issued handle {h} ({n:?}, raw {raw:#x}) collides with an issued one"
+        );
+        h
+    }
+
+    fn caller(&self, c: Caller) -> ClientHandle {
+        match c {
+            Caller::Client(id) => self.handle(id),
+            Caller::Raw(n) => self.raw(n),
+        }
     }
 
     fn map_err(&self, e: &ExpErr, passed: Option<ClientHandle>) -> Error {
@@ -1176,6 +1813,15 @@ impl Sut {
             ExpErr::DeregisterFromOwnCallback(id) => {
                 Error::DeregisterFromOwnCallback(self.handle(*id))
             }
+            ExpErr::AccessDenied {
+                client,
+                needs,
+                granted,
+            } => Error::AccessDenied {
+                client: self.handle(*client),
+                needs: *needs,
+                granted: *granted,
+            },
             ExpErr::Api(e) => e.clone(),
         }
     }
@@ -1194,6 +1840,7 @@ impl Sut {
                 handle,
                 log,
                 result: Arc::default(),
+                probes: Arc::default(),
                 guard: None,
                 len_at_deregister: None,
                 context: None,
@@ -1206,6 +1853,27 @@ fn expect_unit(m: &Model) -> &Result<(), ExpErr> {
     match &m.expect {
         Expect::Unit(r) => r,
         other => panic!("model: expected a unit result, have {other:?}"),
+    }
+}
+
+fn expect_hub(m: &Model) -> &Result<HubInfo, ExpErr> {
+    match &m.expect {
+        Expect::Hub(r) => r,
+        other => panic!("model: expected a hub result, have {other:?}"),
+    }
+}
+
+/// A client call's caller, and the connector it is about (connector 0 for the hub).
+fn call_target(m: &Model) -> (Caller, ConnectorHandle) {
+    match m.target {
+        Target::Call(caller, hub, connector) => (
+            caller,
+            ConnectorHandle {
+                hub,
+                connector: ConnectorId(connector),
+            },
+        ),
+        other => panic!("model: expected a call target, have {other:?}"),
     }
 }
 
@@ -1243,7 +1911,7 @@ impl StateMachineTest for ApiTest {
         Sut {
             pm_cell: Arc::new(Mutex::new(Some(pm.clone()))),
             pm,
-            ports: BTreeMap::new(),
+            ports: Arc::default(),
             clients: Vec::new(),
             spawned: Arc::default(),
             script: Arc::default(),
@@ -1257,36 +1925,63 @@ impl StateMachineTest for ApiTest {
         *locked(&sut.script) = Script {
             handles: sut.clients.iter().map(|c| c.handle).collect(),
             targets: (m.clients.iter().enumerate())
-                .filter_map(|(id, c)| Some((id, c.deregistered_other?)))
+                .filter_map(|(id, c)| Some((id, c.action_target?)))
                 .collect(),
         };
         match t {
-            Transition::Register { owned, on_drop, .. } => {
+            Transition::Register {
+                owned,
+                on_drop,
+                probe,
+                access,
+                ..
+            } => {
                 let id = sut.clients.len();
-                assert_eq!(
-                    m.target,
-                    Target::Client(id),
-                    "model: client ids out of step"
-                );
+                let model = match m.target {
+                    Target::Client(c) => {
+                        assert_eq!(c, id, "model: client ids out of step");
+                        Some(&m.clients[id])
+                    }
+                    _ => None, // refused
+                };
+                // A refused registration drops its context inside `register`, and a panic
+                // out of that drop is not contained (it unwinds out of `register`): not
+                // generated here, see the report of this test's port.
+                let on_drop = match (model, on_drop) {
+                    (None, OnDrop::Panic) => OnDrop::Nothing,
+                    (_, on_drop) => on_drop,
+                };
                 let log: Log = Arc::default();
                 let result: Arc<Mutex<Option<Result<(), Error>>>> = Arc::default();
+                let probes: Probes = Arc::default();
                 let ctx = Arc::new(Ctx {
                     id,
                     log: log.clone(),
                     own: OnceLock::new(),
-                    // The action as the model keeps it (DeregisterSelf's trigger normalised).
-                    action: m.clients[id].action.map(|(act, trigger)| {
-                        let act = match act {
-                            Act::DeregisterSelf => SutAction::DeregisterSelf,
-                            Act::DeregisterOther { .. } => {
-                                SutAction::DeregisterOther(sut.script.clone())
-                            }
-                            Act::RegisterNew => SutAction::RegisterNew,
-                        };
-                        (act, trigger)
-                    }),
+                    action: model
+                        .and_then(|c| c.action.clone())
+                        .map(|Action { kind, trigger }| {
+                            let act = match kind {
+                                ActionKind::DeregisterSelf => SutAction::DeregisterSelf,
+                                ActionKind::DeregisterOther { .. } => {
+                                    SutAction::DeregisterOther(sut.script.clone())
+                                }
+                                ActionKind::RegisterNew => SutAction::RegisterNew,
+                                ActionKind::Shutdown => SutAction::Shutdown,
+                                ActionKind::ReportChange {
+                                    connector, state, ..
+                                } => SutAction::ReportChange {
+                                    script: sut.script.clone(),
+                                    ports: sut.ports.clone(),
+                                    connector,
+                                    state,
+                                },
+                            };
+                            (act, trigger)
+                        }),
                     fired: AtomicBool::new(false),
                     result: result.clone(),
+                    probes: probe.then(|| probes.clone()),
                     spawned: sut.spawned.clone(),
                 });
                 let death: Arc<Death> = Arc::default();
@@ -1297,14 +1992,37 @@ impl StateMachineTest for ApiTest {
                     pm: sut.pm_cell.clone(),
                     panics: sut.drop_panics.clone(),
                 };
-                let config =
-                    ClientConfig::new(owned_ctx, |o: &Owned, pm, n| on_event(&o.ctx, pm, n));
-                let (handle, guard) = if owned {
-                    let g = sut.pm.register_owned(config).expect("register_owned");
-                    (g.handle(), Some(g))
+                let config = ClientConfig::with_handle(owned_ctx, |o: &Owned, pm, me, n| {
+                    on_event(&o.ctx, pm, me, n)
+                })
+                .access(access);
+                let r = if owned {
+                    sut.pm.register_owned(config).map(|g| (g.handle(), Some(g)))
                 } else {
-                    (sut.pm.register(config).expect("register"), None)
+                    sut.pm.register(config).map(|h| (h, None))
                 };
+                let (handle, guard) = match r {
+                    Err(e) => {
+                        assert_eq!(
+                            Err(e),
+                            sut.expected(expect_unit(m), None),
+                            "register (owned: {owned})"
+                        );
+                        assert_eq!(
+                            death.drops.load(Ordering::SeqCst),
+                            1,
+                            "a refused registration's context is dropped before register returns"
+                        );
+                        sut.take_spawned();
+                        return sut;
+                    }
+                    Ok(r) => r,
+                };
+                assert_eq!(
+                    Ok(()),
+                    sut.expected(expect_unit(m), None),
+                    "register (owned: {owned})"
+                );
                 ctx.own.set(handle).unwrap();
                 // Clients registered inside callbacks during this call came after it.
                 let mut spawned = std::mem::take(&mut *locked(&sut.spawned));
@@ -1312,6 +2030,7 @@ impl StateMachineTest for ApiTest {
                     handle,
                     log,
                     result,
+                    probes,
                     guard,
                     len_at_deregister: None,
                     context: Some((on_drop, death)),
@@ -1357,26 +2076,12 @@ impl StateMachineTest for ApiTest {
                 let Target::Raw(n) = m.target else {
                     panic!("model: {m:?}")
                 };
-                let ours = sut.instance().unwrap_or(0);
-                let instance = if n.other_instance {
-                    ours ^ 0x5a5a
-                } else {
-                    ours
-                };
-                // Raw layout: instance (32 bits) | slot (16) | generation (16).
-                let raw = (instance << 32)
-                    | (u64::from(n.slot) << 16)
-                    | u64::from(n.generation.min(0xFFFF));
-                let h = ClientHandle::from_raw(raw);
-                assert!(
-                    sut.clients.iter().all(|c| c.handle != h),
-                    "test bug: never-issued handle {h} collides with an issued one"
-                );
+                let h = sut.raw(n);
                 let r = sut.pm.deregister(h);
                 assert_eq!(
                     r,
                     sut.expected(expect_unit(m), Some(h)),
-                    "deregister(never issued {h}, raw {raw:#x})"
+                    "deregister(never issued {h})"
                 );
             }
             Transition::HubArrival { hub, connectors } => {
@@ -1388,8 +2093,13 @@ impl StateMachineTest for ApiTest {
                 assert_eq!(r, sut.expected(expect_unit(m), None), "hub_arrival({hub})");
                 if let Some(port) = port {
                     assert_eq!(port.id(), HubId(hub));
+                    assert_eq!(
+                        port.handle(),
+                        m.hubs[m.present[&hub]].handle,
+                        "hub_arrival({hub}): the port's hub handle"
+                    );
                     assert!(
-                        sut.ports.insert(hub, port).is_none(),
+                        locked(&sut.ports).insert(hub, Arc::new(port)).is_none(),
                         "two ports for hub {hub}"
                     );
                 }
@@ -1400,7 +2110,9 @@ impl StateMachineTest for ApiTest {
                 let Target::Hub(hub) = m.target else {
                     panic!("model: {m:?}")
                 };
-                let r = sut.ports[&hub].connector_changed(ConnectorId(connector), state);
+                let r = sut
+                    .port(hub)
+                    .connector_changed(ConnectorId(connector), state);
                 assert_eq!(
                     r,
                     sut.expected(expect_unit(m), None),
@@ -1411,46 +2123,85 @@ impl StateMachineTest for ApiTest {
                 let Target::Hub(hub) = m.target else {
                     panic!("model: {m:?}")
                 };
-                let port = sut.ports.remove(&hub).expect("model: port present");
+                let port = locked(&sut.ports).remove(&hub);
+                let port = port.expect("model: port present");
+                let port = Arc::into_inner(port).expect("nothing else holds a port");
                 if by_drop {
                     drop(port);
                 } else {
                     port.remove();
                 }
             }
-            Transition::AssignPowerLevel {
-                hub,
-                connector,
-                milliwatts,
-            } => {
-                let r = sut.pm.assign_power_level(
-                    HubId(hub),
-                    ConnectorId(connector),
-                    PowerLevel { milliwatts },
-                );
+            Transition::AnswerPower { accepts, .. } => {
+                let Target::Hub(hub) = m.target else {
+                    panic!("model: {m:?}")
+                };
+                let Expect::Answers { requests, reported } = &m.expect else {
+                    panic!("model: {:?}", m.expect)
+                };
+                let want: Vec<PowerRequest> = (requests.iter())
+                    .map(|r| PowerRequest {
+                        client: sut.handle(r.client),
+                        connector: r.connector,
+                        level: r.level,
+                        attach_count: r.attach_count,
+                    })
+                    .collect();
+                let port = sut.port(hub);
+                let got = port.power_requests();
+                assert_eq!(got, want, "power_requests() of hub {hub}");
+                for (i, request) in got.into_iter().enumerate() {
+                    let accepted = (accepts >> (i % 8)) & 1 == 1;
+                    let r = port.answer(request.clone(), accepted);
+                    assert_eq!(
+                        r,
+                        Ok(reported[i]),
+                        "answer({request:?}, accepted: {accepted}): whether it was reported"
+                    );
+                }
+            }
+            Transition::AssignPowerLevel { milliwatts, .. } => {
+                let (caller, target) = call_target(m);
+                let h = sut.caller(caller);
+                let r = sut
+                    .pm
+                    .assign_power_level(h, target, PowerLevel { milliwatts });
                 assert_eq!(
                     r,
-                    sut.expected(expect_unit(m), None),
-                    "assign_power_level({hub}, {connector})"
+                    sut.expected(expect_unit(m), Some(h)),
+                    "assign_power_level({h}, {target})"
                 );
             }
-            Transition::QueryConnector { hub, connector } => {
-                let r = sut.pm.query_connector(HubId(hub), ConnectorId(connector));
+            Transition::QueryConnector { .. } => {
+                let (caller, target) = call_target(m);
+                let h = sut.caller(caller);
+                let r = sut.pm.connector_state(h, target);
                 let Expect::Connector(want) = &m.expect else {
                     panic!("model: {:?}", m.expect)
                 };
                 assert_eq!(
                     r,
-                    sut.expected(want, None),
-                    "query_connector({hub}, {connector})"
+                    sut.expected(want, Some(h)),
+                    "connector_state({h}, {target})"
                 );
             }
-            Transition::QueryHub { hub } => {
-                let r = sut.pm.query_hub(HubId(hub));
-                let Expect::Hub(want) = &m.expect else {
-                    panic!("model: {:?}", m.expect)
-                };
-                assert_eq!(r, sut.expected(want, None), "query_hub({hub})");
+            Transition::QueryHub { .. } => {
+                let (caller, ConnectorHandle { hub, .. }) = call_target(m);
+                let h = sut.caller(caller);
+                let r = sut.pm.hub_properties(h, hub);
+                assert_eq!(
+                    r,
+                    sut.expected(expect_hub(m), Some(h)),
+                    "hub_properties({h}, {hub})"
+                );
+            }
+            Transition::HubSnapshot { hub } => {
+                let r = sut.pm.hub_snapshot(HubId(hub));
+                assert_eq!(r, sut.expected(expect_hub(m), None), "hub_snapshot({hub})");
+            }
+            Transition::Shutdown => {
+                let r = sut.pm.shutdown();
+                assert_eq!(r, sut.expected(expect_unit(m), None), "shutdown()");
             }
         }
         sut.take_spawned();
@@ -1526,6 +2277,18 @@ impl StateMachineTest for ApiTest {
                 c.handle
             );
             check_log_shape(id, &log);
+            if r.registered {
+                // Whatever a callback did, the outermost call greeted every client it
+                // registered before returning.
+                assert!(
+                    matches!(
+                        log.first().map(|n| &n.event),
+                        Some(Event::PolicyManagerArrival { .. })
+                    ),
+                    "client {id} ({}): registered without its PolicyManagerArrival: {log:#?}",
+                    c.handle
+                );
+            }
             if let Some(len) = c.len_at_deregister {
                 assert_eq!(
                     log.len(),
@@ -1536,6 +2299,12 @@ impl StateMachineTest for ApiTest {
             let got = locked(&c.result).clone();
             let want = r.action_result.as_ref().map(|w| sut.expected(w, None));
             assert_eq!(got, want, "client {id}: result of its callback's action");
+            let got = locked(&c.probes).clone();
+            let want: Vec<_> = r.probes.iter().map(|w| sut.expected(w, None)).collect();
+            assert_eq!(
+                got, want,
+                "client {id}: what its callback's hub_properties returned"
+            );
             if let Some((on_drop, death)) = &c.context {
                 let drops = death.drops.load(Ordering::SeqCst);
                 assert!(drops <= 1, "client {id}: its context dropped {drops} times");
@@ -1557,52 +2326,85 @@ impl StateMachineTest for ApiTest {
         for hub in 0..HUB_IDS {
             let want = sut.expected(&m.hub_info(hub).cloned(), None);
             assert_eq!(
-                sut.pm.query_hub(HubId(hub)),
+                sut.pm.hub_snapshot(HubId(hub)),
                 want,
-                "query_hub({hub}) after the step"
+                "hub_snapshot({hub}) after the step"
             );
         }
-        assert!(
-            sut.ports.keys().eq(m.present.keys()),
-            "ports vs present hubs"
-        );
+        let ports = locked(&sut.ports).clone();
+        assert!(ports.keys().eq(m.present.keys()), "ports vs present hubs");
+        for (hub, port) in &ports {
+            assert_eq!(
+                port.handle(),
+                m.hubs[m.present[hub]].handle,
+                "hub {hub}: the port's handle"
+            );
+        }
     }
 }
 
-/// Per hub, a client sees: an arrival, then consecutive sequence numbers, ending with
-/// the removal, after which only a new arrival (the hub arriving again) may come.
+/// A client sees its `PolicyManagerArrival` first and only there, and a
+/// `PolicyManagerRemoval` only last. Per hub id: an arrival (of a later presence than
+/// the id's previous one), then consecutive sequence numbers under the same hub handle,
+/// ending with the removal, after which only a new arrival (the hub arriving again) may
+/// come.
 fn check_log_shape(id: ClientId, log: &[Notification]) {
-    // Some(last seq) while the hub is live for this client, None after its removal.
-    let mut hubs: BTreeMap<HubId, Option<u64>> = BTreeMap::new();
+    // Per hub id: the presence last seen, and Some(last seq) while it is live for this
+    // client, None after its removal.
+    let mut hubs: BTreeMap<HubId, (u32, Option<u64>)> = BTreeMap::new();
     for (i, n) in log.iter().enumerate() {
-        let last = hubs.get(&n.hub).copied().flatten();
         let ctx = || format!("client {id}, notification {i}: {n:?} (log {log:#?})");
+        assert_eq!(
+            n.is_manager_event(),
+            n.hub.is_none(),
+            "only the Policy Manager's own events name no hub: {}",
+            ctx()
+        );
+        assert_eq!(n.hub_id(), n.hub.map(|h| h.id), "{}", ctx());
+        match &n.event {
+            Event::PolicyManagerArrival { .. } => {
+                assert_eq!(i, 0, "PolicyManagerArrival not first: {}", ctx());
+                assert_eq!(n.seq, 0, "{}", ctx());
+                continue;
+            }
+            Event::PolicyManagerRemoval => {
+                assert_eq!(i + 1, log.len(), "PolicyManagerRemoval not last: {}", ctx());
+                assert_eq!(n.seq, 0, "{}", ctx());
+                continue;
+            }
+            _ => {}
+        }
+        assert!(i > 0, "a hub event before PolicyManagerArrival: {}", ctx());
+        let handle = n.hub.expect("checked above");
+        let (seen, last) = hubs.get(&handle.id).copied().unwrap_or((0, None));
         match &n.event {
             Event::HubArrival(info) => {
                 assert!(last.is_none(), "arrival while the hub is live: {}", ctx());
-                assert_eq!(info.hub, n.hub, "{}", ctx());
+                assert!(
+                    handle.presence > seen,
+                    "arrival of presence {} after presence {seen}: {}",
+                    handle.presence,
+                    ctx()
+                );
+                assert_eq!(info.hub, handle.id, "{}", ctx());
                 for (k, c) in info.connectors.iter().enumerate() {
                     assert_eq!(usize::from(c.connector.0), k, "{}", ctx());
                 }
-                hubs.insert(n.hub, Some(n.seq));
+                hubs.insert(handle.id, (handle.presence, Some(n.seq)));
             }
-            Event::ConnectorStateChange { .. } => {
+            Event::ConnectorStateChange { .. } | Event::HubRemoval => {
+                assert_eq!(seen, handle.presence, "another presence's event: {}", ctx());
                 assert_eq!(
                     last.map(|p| p + 1),
                     Some(n.seq),
-                    "change out of sequence: {}",
+                    "change or removal out of sequence: {}",
                     ctx()
                 );
-                hubs.insert(n.hub, Some(n.seq));
+                let live = !matches!(n.event, Event::HubRemoval);
+                hubs.insert(handle.id, (seen, live.then_some(n.seq)));
             }
-            Event::HubRemoval => {
-                assert_eq!(
-                    last.map(|p| p + 1),
-                    Some(n.seq),
-                    "removal out of sequence: {}",
-                    ctx()
-                );
-                hubs.insert(n.hub, None);
+            Event::PolicyManagerArrival { .. } | Event::PolicyManagerRemoval => {
+                unreachable!("handled above")
             }
         }
     }

@@ -55,6 +55,12 @@ pub fn loom_bound(s: &Scenario, profile: Profile) -> Option<usize> {
         // main spins (yielding) until the callback hands its completion over: unbounded,
         // 925,459 executions in 111 s; bound 3 4,966 executions in under a second.
         "detach-own-callback" => (Some(3), Some(4)),
+        // A register racing a change and an arrival, its callback registering another
+        // client: unbounded did not finish in 120 s; bound 3 is 6,656 executions.
+        "greeting-vs-arrival" => (Some(3), Some(4)),
+        // Shutdown racing a change and a deregister: unbounded did not finish in 120 s;
+        // bound 3 is 4,275 executions.
+        "shutdown-vs-dispatch" => (Some(3), Some(4)),
         _ => (None, None),
     };
     match profile {

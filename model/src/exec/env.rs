@@ -6,17 +6,19 @@ use std::sync::{Arc, Mutex};
 
 use usbpm::checking::{Mutant, Probe};
 use usbpm::{
-    ClientConfig, ClientHandle, ConnectorId, ConnectorState, Error, HubId, HubPort, Notification,
-    PolicyManager,
+    Access, ClientConfig, ClientHandle, ConnectorId, ConnectorState, Error, HubId, HubPort,
+    Notification, PolicyManager,
 };
 
 use crate::judge::monitor::{DriverContext, Monitor, Property};
 
 /// What a model callback does besides reporting itself: the re-entrant calls under test.
-pub type Action = fn(&Context, &PolicyManager, &Notification);
+/// It receives the client's own handle and every hub event (the Policy Manager's own
+/// events are only reported and judged: M1, M2).
+pub type Action = fn(&Context, &PolicyManager, ClientHandle, &Notification);
 
 /// A callback that only reports itself.
-pub fn no_action(_: &Context, _: &PolicyManager, _: &Notification) {}
+pub fn no_action(_: &Context, _: &PolicyManager, _: ClientHandle, _: &Notification) {}
 
 pub use crate::base::panics::{silence_model_panics, ModelPanic};
 
@@ -55,7 +57,13 @@ impl Drop for EndOnDrop<'_> {
     }
 }
 
-fn model_callback(ctx: &Arc<Context>, pm: &PolicyManager, n: &Notification) {
+fn model_callback(ctx: &Arc<Context>, pm: &PolicyManager, me: ClientHandle, n: &Notification) {
+    if n.is_manager_event() {
+        ctx.monitor.callback_begin(ctx.label, n);
+        let _end = EndOnDrop(ctx, n);
+        ctx.touch("at", n);
+        return;
+    }
     // A scheduling point on entry: the checker may preempt the callback before it has
     // done anything, as a real thread can be. (Generated programs also make every judged
     // event a checker-visible conflict, `exec::World::judged_point`; the scenarios do not
@@ -67,7 +75,7 @@ fn model_callback(ctx: &Arc<Context>, pm: &PolicyManager, n: &Notification) {
     ctx.monitor.callback_begin(ctx.label, n);
     let _end = EndOnDrop(ctx, n);
     ctx.touch("at begin of", n);
-    (ctx.action)(ctx, pm, n);
+    (ctx.action)(ctx, pm, me, n);
     ctx.touch("at end of", n);
 }
 
@@ -100,6 +108,18 @@ pub fn register(
     label: &'static str,
     action: Action,
 ) -> ClientHandle {
+    register_with(ctx_monitor, dir, pm, label, action, Access::ALL)
+}
+
+/// [`register`] asking for `access`.
+pub fn register_with(
+    ctx_monitor: &Arc<Monitor>,
+    dir: &Arc<Directory>,
+    pm: &PolicyManager,
+    label: &'static str,
+    action: Action,
+    access: Access,
+) -> ClientHandle {
     let ctx = Arc::new(Context {
         label,
         driver: DriverContext::new(label),
@@ -110,7 +130,7 @@ pub fn register(
     // Scenarios register a few clients, far below the limit: a refusal is a library bug,
     // and the panic (not a model panic, so not contained in a callback) fails the run.
     let handle = pm
-        .register(ClientConfig::new(ctx.clone(), model_callback))
+        .register(ClientConfig::with_handle(ctx.clone(), model_callback).access(access))
         .expect("register refused a scenario's client (far below the limit)");
     dir.clients.lock().unwrap().insert(label, (handle, ctx));
     ctx_monitor.registered(label, handle);
@@ -159,6 +179,23 @@ impl Env {
 
     pub fn register(&self, label: &'static str, action: Action) -> ClientHandle {
         register(&self.monitor, &self.directory, &self.pm, label, action)
+    }
+
+    /// Registers `label` asking for `access` only.
+    pub fn register_with(
+        &self,
+        label: &'static str,
+        action: Action,
+        access: Access,
+    ) -> ClientHandle {
+        register_with(
+            &self.monitor,
+            &self.directory,
+            &self.pm,
+            label,
+            action,
+            access,
+        )
     }
 
     pub fn deregister(&self, label: &'static str) -> Result<(), Error> {

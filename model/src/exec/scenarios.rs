@@ -5,8 +5,8 @@
 use std::sync::atomic::Ordering::SeqCst;
 
 use usbpm::{
-    ClientConfig, Detached, Error, Event, HubId, HubPort, Notification, PolicyManager, PowerLevel,
-    Registration,
+    ClientConfig, ClientHandle, Detached, Error, Event, HubId, HubPort, Notification,
+    PolicyManager, Registration,
 };
 
 use crate::base::rt::thread::{yield_now, JoinHandle};
@@ -67,7 +67,7 @@ pub const ALL: &[Scenario] = &[
     },
     Scenario {
         name: "reentrant-callback",
-        about: "a callback queries, assigns power, registers a client and deregisters another, while main deregisters it",
+        about: "a callback retrieves its hub and a connector state, registers a client and deregisters another, while main deregisters it",
         threads: 2,
         size: Size::Small,
         properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, BadInputErrors, HubOrder],
@@ -96,6 +96,38 @@ pub const ALL: &[Scenario] = &[
         size: Size::Small,
         properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, OneCallAtATime],
         run: detach_own_callback,
+    },
+    Scenario {
+        name: "greeting-vs-arrival",
+        about: "A registers while hub 1 delivers a change and hub 2 arrives; A's callback registers B (its greeting owed to the outermost call)",
+        threads: 3,
+        size: Size::Small,
+        properties: &[ArrivalFirst, HubOrder, NoDeadlock, OneCallAtATime],
+        run: greeting_vs_arrival,
+    },
+    Scenario {
+        name: "shutdown-vs-dispatch",
+        about: "main shuts the Policy Manager down while hub 1 delivers a change and a thread deregisters B; a change after the shutdown reaches nobody; A deregisters afterwards",
+        threads: 3,
+        size: Size::Small,
+        properties: &[NothingAfterRemoval, ArrivalFirst, NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, BadInputErrors],
+        run: shutdown_vs_dispatch,
+    },
+    Scenario {
+        name: "power-round-trip",
+        about: "on a change, A (all access) and B (query access) request a power level from their callbacks; the hardware rejects A's first request and accepts its second, which comes back as a change",
+        threads: 2,
+        size: Size::Small,
+        properties: &[PowerRoundTrip, BadInputErrors, HubOrder, NoDeadlock],
+        run: power_round_trip,
+    },
+    Scenario {
+        name: "removal-queries",
+        about: "hub 1 is removed while it delivers a change; A's HubRemoval callback retrieves the hub and its connectors",
+        threads: 2,
+        size: Size::Small,
+        properties: &[RemovalSeesHub, HubOrder, NoDeadlock],
+        run: removal_queries,
     },
     Scenario {
         name: "panicking-callback",
@@ -231,25 +263,23 @@ fn register_vs_dispatch(env: &Env) {
     drop((h1, h2));
 }
 
-fn reentrant_action(ctx: &Context, pm: &PolicyManager, n: &Notification) {
+fn reentrant_action(ctx: &Context, pm: &PolicyManager, me: ClientHandle, n: &Notification) {
     if !matches!(n.event, Event::ConnectorStateChange { .. }) {
         return;
     }
-    let q = pm.query_hub(n.hub);
+    let hub = n.hub.expect("a hub event");
+    let q = pm.hub_properties(me, hub);
     ctx.monitor.check(BadInputErrors, q.is_ok(), || {
-        format!("query_hub({}) from a callback returned {q:?}", n.hub)
+        format!("hub_properties({hub}) from a callback returned {q:?}")
     });
-    let connector = usbpm::ConnectorId(0);
-    let a = pm.assign_power_level(n.hub, connector, PowerLevel { milliwatts: 15_000 });
-    ctx.monitor.check(BadInputErrors, a.is_ok(), || {
-        format!("assign_power_level from a callback returned {a:?}")
+    let connector = usbpm::ConnectorHandle {
+        hub,
+        connector: usbpm::ConnectorId(0),
+    };
+    let c = pm.connector_state(me, connector);
+    ctx.monitor.check(BadInputErrors, c.is_ok(), || {
+        format!("connector_state({connector}) from a callback returned {c:?}")
     });
-    let c = pm.query_connector(n.hub, connector);
-    ctx.monitor.check(
-        BadInputErrors,
-        matches!(&c, Ok(info) if info.assigned_power == Some(PowerLevel { milliwatts: 15_000 })),
-        || format!("query_connector after assign_power_level returned {c:?}"),
-    );
     env::register(&ctx.monitor, &ctx.directory, pm, "C", no_action);
     let r = env::deregister(&ctx.monitor, &ctx.directory, pm, "B");
     ctx.monitor.check(BadInputErrors, r.is_ok(), || {
@@ -275,7 +305,7 @@ fn reentrant_callback(env: &Env) {
     drop(h1);
 }
 
-fn deregister_self_action(ctx: &Context, pm: &PolicyManager, n: &Notification) {
+fn deregister_self_action(ctx: &Context, pm: &PolicyManager, _me: ClientHandle, n: &Notification) {
     if !matches!(n.event, Event::ConnectorStateChange { .. }) {
         return;
     }
@@ -295,7 +325,7 @@ fn deregister_own_callback(env: &Env) {
     drop(d.join().expect("dispatcher"));
 }
 
-fn deregister_other(ctx: &Context, pm: &PolicyManager, n: &Notification) {
+fn deregister_other(ctx: &Context, pm: &PolicyManager, _me: ClientHandle, n: &Notification) {
     if !matches!(n.event, Event::ConnectorStateChange { .. }) {
         return;
     }
@@ -424,7 +454,7 @@ fn detach_own_callback(env: &Env) {
         });
 }
 
-fn deregister_next(ctx: &Context, pm: &PolicyManager, n: &Notification) {
+fn deregister_next(ctx: &Context, pm: &PolicyManager, _me: ClientHandle, n: &Notification) {
     if !matches!(n.event, Event::ConnectorStateChange { .. }) {
         return;
     }
@@ -494,7 +524,7 @@ fn deregister_ring_of_three(env: &Env) {
     drop(ports);
 }
 
-fn panic_action(_: &Context, _: &PolicyManager, n: &Notification) {
+fn panic_action(_: &Context, _: &PolicyManager, _me: ClientHandle, n: &Notification) {
     if matches!(n.event, Event::ConnectorStateChange { .. }) {
         std::panic::panic_any(ModelPanic);
     }
@@ -668,9 +698,9 @@ fn flood_churn(env: &Env) {
     env.deregister_ok("A");
 }
 
-fn churn_action(ctx: &Context, pm: &PolicyManager, n: &Notification) {
+fn churn_action(ctx: &Context, pm: &PolicyManager, _me: ClientHandle, n: &Notification) {
     if let Event::ConnectorStateChange { state, .. } = &n.event {
-        let _ = pm.query_hub(n.hub);
+        let _ = pm.hub_snapshot(n.hub_id().expect("a hub event"));
         if state.attached && ctx.label == "A" {
             // Deregister another client from inside a callback: any of these is allowed.
             let r = env::deregister(&ctx.monitor, &ctx.directory, pm, "B");
@@ -836,4 +866,200 @@ pub fn regressions() -> Vec<(&'static str, crate::lang::program::Program)> {
             threads: vec![vec![Op::Arrive(0)], vec![Op::Arrive(1)]],
         },
     )]
+}
+
+fn greeting_vs_arrival(env: &Env) {
+    let h1 = env.hub(1);
+    let d1 = dispatch_once("dispatcher-h1", h1);
+    let pm = env.pm.clone();
+    let d2 = spawn("arrival-h2", move || {
+        pm.hub_arrival(HubId(2), vec![Default::default()])
+            .expect("hub 2 is new")
+    });
+    env.register("A", register_b_once);
+    let h1 = d1.join().expect("dispatcher");
+    let h2 = d2.join().expect("arrival");
+    // A registered while hub 1 was present and hub 2 arrived: after its Policy Manager
+    // arrival it has seen both hubs in full; so has B, registered from A's callback.
+    for label in ["A", "B"] {
+        env.monitor.expect_greeted(label);
+        env.monitor.expect_complete(label, HubId(1), 1);
+        env.monitor.expect_complete(label, HubId(2), 0);
+    }
+    env.deregister_ok("B");
+    env.deregister_ok("A");
+    drop((h1, h2));
+}
+
+/// A's first hub event registers B (a greeting owed to this thread's outermost call).
+fn register_b_once(ctx: &Context, pm: &PolicyManager, _me: ClientHandle, _n: &Notification) {
+    if ctx.label == "A" && ctx.directory.handle("B").is_none() {
+        env::register(&ctx.monitor, &ctx.directory, pm, "B", no_action);
+    }
+}
+
+fn shutdown_vs_dispatch(env: &Env) {
+    env.register("A", no_action);
+    env.register("B", no_action);
+    let port = env.hub(1);
+    let d1 = dispatch_once("dispatcher-h1", port);
+    let other = env.handle();
+    let deregisterer = spawn("deregister-B", move || {
+        let r = other.deregister("B");
+        other.monitor.check(BadInputErrors, r.is_ok(), || {
+            format!("deregister(B) racing the shutdown returned {r:?}")
+        });
+    });
+    env.monitor.note("main shuts the Policy Manager down");
+    let r = env.pm.shutdown();
+    env.monitor.check(BadInputErrors, r.is_ok(), || {
+        format!("shutdown returned {r:?}")
+    });
+    let port = d1.join().expect("dispatcher");
+    deregisterer.join().expect("deregisterer");
+    // After the shutdown nothing reaches A (M2, judged at each call), and every call but
+    // deregister is refused.
+    flip(&port, false);
+    let again = env.pm.register(ClientConfig::new((), |_, _, _| {}));
+    env.monitor.check(
+        BadInputErrors,
+        matches!(again, Err(Error::PolicyManagerRemoved)),
+        || format!("register after shutdown returned {again:?}"),
+    );
+    env.deregister_ok("A");
+    drop(port);
+}
+
+/// `power-round-trip`: on its first connector change a client requests 15 W for the
+/// changed connector (A may; B, with query access only, is refused and nothing reaches
+/// the hardware). A requests again on the change an accepted request brings.
+fn request_power(ctx: &Context, pm: &PolicyManager, me: ClientHandle, n: &Notification) {
+    let Some(connector) = n.connector_handle() else {
+        return;
+    };
+    let level = usbpm::PowerLevel { milliwatts: 15_000 };
+    let r = pm.assign_power_level(me, connector, level);
+    let ok = match ctx.label {
+        "A" => r.is_ok(),
+        _ => matches!(r, Err(Error::AccessDenied { .. })),
+    };
+    ctx.monitor.check(BadInputErrors, ok, || {
+        format!(
+            "{}'s power request for {connector} returned {r:?}",
+            ctx.label
+        )
+    });
+}
+
+fn power_round_trip(env: &Env) {
+    let attached = usbpm::ConnectorState {
+        attached: true,
+        partner_max_milliwatts: 15_000,
+        ..Default::default()
+    };
+    env.register("A", request_power);
+    env.register_with("B", request_power, usbpm::Access::QUERY);
+    let port = env
+        .pm
+        .hub_arrival(HubId(1), vec![attached.clone()])
+        .expect("a new hub id");
+    // The partner renegotiates twice (two changes) on a thread of its own while the
+    // hardware (main) collects the requests they bring.
+    let port = std::sync::Arc::new(port);
+    let reporter = port.clone();
+    let partner = spawn("partner-h1", move || {
+        for _ in 0..2 {
+            reporter
+                .connector_changed(usbpm::ConnectorId(0), attached.clone())
+                .expect("connector 0 of a present hub");
+        }
+    });
+    let mut requests = Vec::new();
+    while requests.len() < 2 {
+        requests.extend(port.power_requests());
+        yield_now();
+    }
+    partner.join().expect("partner");
+    requests.extend(port.power_requests());
+    let port = std::sync::Arc::into_inner(port).expect("the partner is done with the port");
+    // Only A's requests reached the hardware, one per change: B's were refused (M3).
+    let a = env.directory.handle("A").expect("registered");
+    env.monitor.check(
+        PowerRoundTrip,
+        requests.len() == 2 && requests.iter().all(|r| r.client == a),
+        || format!("the hardware received {requests:?}; only A's two requests were allowed"),
+    );
+    for (i, request) in requests.into_iter().enumerate() {
+        // The first is rejected: no event (M3, judged by the changes each client saw:
+        // seq 3 is the accepted one's, and nothing follows it).
+        let accepted = i > 0;
+        let r = port.answer(request, accepted);
+        env.monitor.check(PowerRoundTrip, r == Ok(accepted), || {
+            format!("answering a request ({accepted}) reported {r:?}")
+        });
+    }
+    env.monitor.expect_complete("A", HubId(1), 3);
+    env.monitor.expect_complete("B", HubId(1), 3);
+    let connector = usbpm::ConnectorHandle {
+        hub: port.handle(),
+        connector: usbpm::ConnectorId(0),
+    };
+    let state = env.pm.connector_state(a, connector);
+    env.monitor.check(
+        PowerRoundTrip,
+        matches!(&state, Ok(c) if c.assigned_power == Some(usbpm::PowerLevel { milliwatts: 15_000 })),
+        || format!("after the hardware accepted 15 W, connector_state returned {state:?}"),
+    );
+    // A asked again on the accepted request's change (from inside that callback).
+    let pending = port.power_requests().len();
+    env.monitor.check(PowerRoundTrip, pending == 1, || {
+        format!("{pending} request(s) pending after the accepted change, expected A's one")
+    });
+    env.deregister_ok("A");
+    env.deregister_ok("B");
+    drop(port);
+}
+
+/// `removal-queries`: A's `HubRemoval` callback retrieves the hub being removed, its
+/// connectors and their states (M4).
+fn query_on_removal(ctx: &Context, pm: &PolicyManager, me: ClientHandle, n: &Notification) {
+    if !matches!(n.event, Event::HubRemoval) {
+        return;
+    }
+    let hub = n.hub.expect("a hub event");
+    let props = pm.hub_properties(me, hub);
+    let states = pm.hub_connectors(me, hub).and_then(|cs| {
+        cs.into_iter()
+            .map(|c| pm.connector_state(me, c))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    ctx.monitor.check(
+        RemovalSeesHub,
+        matches!((&props, &states), (Ok(p), Ok(s)) if p.connectors.len() == 1 && s.len() == 1),
+        || format!("inside its HubRemoval callback, {} retrieved {hub}: {props:?}, its connectors: {states:?}", ctx.label),
+    );
+}
+
+fn removal_queries(env: &Env) {
+    env.register("A", query_on_removal);
+    let port = env.hub(1);
+    let handle = port.handle();
+    // The hub changes and leaves on a thread of its own while B registers (its replay
+    // races the removal; a B that hears the removal queries inside it too).
+    let remover = spawn("remover-h1", move || {
+        flip(&port, true);
+        port.remove();
+    });
+    env.register("B", query_on_removal);
+    remover.join().expect("remover");
+    // Once the removal is delivered, the handle is stale.
+    let me = env.directory.handle("A").expect("registered");
+    let r = env.pm.hub_properties(me, handle);
+    env.monitor.check(
+        BadInputErrors,
+        matches!(r, Err(Error::StaleHubHandle(h)) if h == handle),
+        || format!("hub_properties after the removal was delivered returned {r:?}"),
+    );
+    env.deregister_ok("B");
+    env.deregister_ok("A");
 }

@@ -501,6 +501,11 @@ mod tests {
             Mutant::ContextDropUnderDrain => 26,
             Mutant::DetachDoneEarly => 27,
             Mutant::DetachNeverDone => 28,
+            Mutant::ArrivalNotFirst => 29,
+            Mutant::RemovalNotLast => 30,
+            Mutant::AccessCheckedLate => 31,
+            Mutant::RejectedRequestReported => 32,
+            Mutant::RemovalHidesHub => 33,
         }
     }
 
@@ -508,7 +513,7 @@ mod tests {
     fn every_mutant_is_in_the_catalogue_selectable_by_name_and_described() {
         // `place` numbers every variant 0..N; ALL holds N mutants at N distinct places,
         // so it holds every variant.
-        let variants = 29;
+        let variants = 34;
         let mut places: Vec<usize> = Mutant::ALL.iter().map(|m| place(*m)).collect();
         places.sort_unstable();
         assert_eq!(places, (0..variants).collect::<Vec<_>>());

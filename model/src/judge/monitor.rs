@@ -44,10 +44,20 @@ pub enum Property {
     /// P9: a context dies outside delivery: its `Drop` runs after the client's last call
     /// returned, and never on a thread that holds a hub's drain outside a callback.
     ContextDiesOutside,
+    /// M1: the Policy Manager's arrival is a registration's first event, delivered at
+    /// most once (and, checked at the end, once to every client still registered).
+    ArrivalFirst,
+    /// M2: nothing reaches a client after the Policy Manager's removal.
+    NothingAfterRemoval,
+    /// M3: a power request's outcome: the hardware sees no request a refused call made,
+    /// a rejected request produces no event, an accepted one produces one change.
+    PowerRoundTrip,
+    /// M4: inside a `HubRemoval` callback the removed hub can still be retrieved.
+    RemovalSeesHub,
 }
 
 impl Property {
-    pub const ALL: [Property; 8] = [
+    pub const ALL: [Property; 12] = [
         Property::NoCallbackAfterDeregister,
         Property::DeregisterWaits,
         Property::NoDeadlock,
@@ -56,6 +66,10 @@ impl Property {
         Property::BoundedWork,
         Property::OneCallAtATime,
         Property::ContextDiesOutside,
+        Property::ArrivalFirst,
+        Property::NothingAfterRemoval,
+        Property::PowerRoundTrip,
+        Property::RemovalSeesHub,
     ];
 
     pub fn id(self) -> &'static str {
@@ -68,6 +82,10 @@ impl Property {
             Property::BoundedWork => "P6",
             Property::OneCallAtATime => "P8",
             Property::ContextDiesOutside => "P9",
+            Property::ArrivalFirst => "M1",
+            Property::NothingAfterRemoval => "M2",
+            Property::PowerRoundTrip => "M3",
+            Property::RemovalSeesHub => "M4",
         }
     }
 
@@ -87,6 +105,16 @@ impl Property {
             Property::ContextDiesOutside => {
                 "a context is dropped after its last call, outside any hub's drain"
             }
+            Property::ArrivalFirst => {
+                "the Policy Manager's arrival is a registration's first event, once"
+            }
+            Property::NothingAfterRemoval => {
+                "nothing reaches a client after the Policy Manager's removal"
+            }
+            Property::PowerRoundTrip => {
+                "a refused power request reaches no hardware; a rejected one produces no event"
+            }
+            Property::RemovalSeesHub => "a HubRemoval callback can still retrieve the hub",
         }
     }
 }
@@ -116,8 +144,15 @@ struct HubLog {
 #[derive(Default)]
 struct ClientTrack {
     handle: Option<ClientHandle>,
-    /// Callbacks begun and not yet ended: (thread, hub, seq).
-    in_flight: Vec<(String, HubId, u64)>,
+    /// Callbacks begun and not yet ended: (thread, what, seq), `what` being the hub or
+    /// "the Policy Manager".
+    in_flight: Vec<(String, String, u64)>,
+    /// Calls begun, of any event.
+    calls: u64,
+    /// The Policy Manager's arrival was delivered (M1).
+    greeted: bool,
+    /// The Policy Manager's removal was delivered (M2).
+    pm_removed: bool,
     /// `deregister` returned `Ok` for this client.
     deregistered: bool,
     hubs: BTreeMap<HubId, HubLog>,
@@ -241,7 +276,9 @@ impl DriverContext {
                 Property::DeregisterWaits,
                 format!(
                     "callback of {} used its freed context ({when} {} seq {})",
-                    self.label, n.hub, n.seq
+                    self.label,
+                    about(n),
+                    n.seq
                 ),
             );
         }
@@ -256,6 +293,14 @@ impl DriverContext {
     }
 }
 
+/// What a notification is about, for timelines: its hub, or the Policy Manager.
+pub fn about(n: &Notification) -> String {
+    match n.hub_id() {
+        Some(hub) => hub.to_string(),
+        None => "the Policy Manager".to_string(),
+    }
+}
+
 /// Records one execution of a scenario and judges it.
 #[derive(Default)]
 pub struct Monitor {
@@ -264,9 +309,58 @@ pub struct Monitor {
 
 fn kind(e: &Event) -> &'static str {
     match e {
+        Event::PolicyManagerArrival { .. } => "Policy Manager arrival",
+        Event::PolicyManagerRemoval => "Policy Manager removal",
         Event::HubArrival(_) => "arrival",
         Event::ConnectorStateChange { .. } => "connector change",
         Event::HubRemoval => "removal",
+    }
+}
+
+/// P5 for one hub event of `label`: per-hub order, a new presence starting with its
+/// arrival, nothing after the hub's removal.
+fn hub_order(
+    label: &str,
+    hub: HubId,
+    n: &Notification,
+    log: &mut HubLog,
+    found: &mut Vec<(Property, String)>,
+) {
+    let is_arrival = matches!(n.event, Event::HubArrival(_));
+    if log.removed && is_arrival {
+        // The hub arrived again: a new presence starts a new history.
+        *log = HubLog::default();
+    }
+    if log.removed {
+        found.push((
+            Property::HubOrder,
+            format!("{label} got {hub} seq {} after that hub's removal", n.seq),
+        ));
+    } else if let Some(&last) = log.received.last() {
+        if is_arrival || n.seq != last + 1 {
+            found.push((
+                Property::HubOrder,
+                format!(
+                    "{label} got {hub} {} seq {} right after seq {last} (expected seq {})",
+                    kind(&n.event),
+                    n.seq,
+                    last + 1
+                ),
+            ));
+        }
+    } else if !is_arrival {
+        found.push((
+            Property::HubOrder,
+            format!(
+                "{label}'s first event of {hub} is {} seq {}, not its arrival",
+                kind(&n.event),
+                n.seq
+            ),
+        ));
+    }
+    log.received.push(n.seq);
+    if matches!(n.event, Event::HubRemoval) {
+        log.removed = true;
     }
 }
 
@@ -324,59 +418,75 @@ impl Monitor {
     /// A model callback of `label` begins handling `n`.
     pub fn callback_begin(&self, label: &str, n: &Notification) {
         let mut found = Vec::new();
+        let what = about(n);
         self.with(|s, t| {
             s.timeline.push(Entry {
                 thread: t.to_string(),
-                text: format!("callback {label} begins: {} seq {} {}", n.hub, n.seq, kind(&n.event)),
+                text: format!("callback {label} begins: {what} seq {} {}", n.seq, kind(&n.event)),
             });
             let c = s.clients.entry(label.to_string()).or_default();
             if c.deregistered {
                 found.push((
                     Property::NoCallbackAfterDeregister,
-                    format!("callback of {label} began ({} seq {}) after deregister({label}) returned Ok", n.hub, n.seq),
+                    format!("callback of {label} began ({what} seq {}) after deregister({label}) returned Ok", n.seq),
                 ));
             }
-            let log = c.hubs.entry(n.hub).or_default();
-            let is_arrival = matches!(n.event, Event::HubArrival(_));
-            if log.removed && is_arrival {
-                // The hub arrived again: a new presence starts a new history.
-                *log = HubLog::default();
-            }
-            if log.removed {
-                found.push((Property::HubOrder, format!("{label} got {} seq {} after that hub's removal", n.hub, n.seq)));
-            } else if let Some(&last) = log.received.last() {
-                if is_arrival || n.seq != last + 1 {
-                    found.push((
-                        Property::HubOrder,
-                        format!(
-                            "{label} got {} {} seq {} right after seq {last} (expected seq {})",
-                            n.hub,
-                            kind(&n.event),
-                            n.seq,
-                            last + 1
-                        ),
-                    ));
-                }
-            } else if !is_arrival {
+            if c.pm_removed {
                 found.push((
-                    Property::HubOrder,
-                    format!("{label}'s first event of {} is {} seq {}, not its arrival", n.hub, kind(&n.event), n.seq),
+                    Property::NothingAfterRemoval,
+                    format!("{label} got {what} {} after the Policy Manager's removal", kind(&n.event)),
                 ));
             }
-            log.received.push(n.seq);
-            if matches!(n.event, Event::HubRemoval) {
-                log.removed = true;
+            match (&n.event, n.hub_id()) {
+                (Event::PolicyManagerArrival { .. }, _) => {
+                    if c.calls > 0 {
+                        found.push((
+                            Property::ArrivalFirst,
+                            format!(
+                                "{label} got the Policy Manager's arrival after {} other call(s){}",
+                                c.calls,
+                                if c.greeted { ", and it is the second" } else { "" }
+                            ),
+                        ));
+                    }
+                    c.greeted = true;
+                }
+                (Event::PolicyManagerRemoval, _) => {
+                    if !c.greeted {
+                        found.push((
+                            Property::ArrivalFirst,
+                            format!("{label} got the Policy Manager's removal without its arrival"),
+                        ));
+                    }
+                    c.pm_removed = true;
+                }
+                (_, Some(hub)) => {
+                    if !c.greeted {
+                        found.push((
+                            Property::ArrivalFirst,
+                            format!(
+                                "{label}'s call for {hub} seq {} {} came before its Policy Manager arrival",
+                                n.seq,
+                                kind(&n.event)
+                            ),
+                        ));
+                    }
+                    let log = c.hubs.entry(hub).or_default();
+                    hub_order(label, hub, n, log, &mut found);
+                }
+                (_, None) => unreachable!("a hub event without a hub"),
             }
-            if let Some((th, hub, seq)) = c.in_flight.first() {
+            if let Some((th, what_then, seq)) = c.in_flight.first() {
                 found.push((
                     Property::OneCallAtATime,
                     format!(
-                        "callback of {label} began ({} seq {}) while its call for {hub} seq {seq} was still running on {th}",
-                        n.hub, n.seq
+                        "callback of {label} began ({what} seq {}) while its call for {what_then} seq {seq} was still running on {th}",
+                        n.seq
                     ),
                 ));
             }
-            c.in_flight.push((t.to_string(), n.hub, n.seq));
+            c.calls += 1;
+            c.in_flight.push((t.to_string(), what.clone(), n.seq));
         });
         for (p, m) in found {
             self.violation(p, m);
@@ -385,19 +495,30 @@ impl Monitor {
 
     /// A model callback of `label` returns from handling `n`.
     pub fn callback_end(&self, label: &str, n: &Notification) {
+        let what = about(n);
         self.with(|s, t| {
             s.timeline.push(Entry {
                 thread: t.to_string(),
-                text: format!("callback {label} ends: {} seq {}", n.hub, n.seq),
+                text: format!("callback {label} ends: {what} seq {}", n.seq),
             });
             let c = s.clients.entry(label.to_string()).or_default();
             if let Some(i) = c
                 .in_flight
                 .iter()
-                .position(|(th, h, q)| th == t && *h == n.hub && *q == n.seq)
+                .position(|(th, h, q)| th == t && *h == what && *q == n.seq)
             {
                 c.in_flight.remove(i);
             }
+        });
+    }
+
+    /// At the end of an execution: `label`, registered outside callbacks and not
+    /// deregistered before its `register` returned, heard the Policy Manager's arrival
+    /// (M1: exactly once, with the first-and-once half judged at each call).
+    pub fn expect_greeted(&self, label: &str) {
+        let greeted = self.with(|s, _| s.clients.get(label).is_some_and(|c| c.greeted));
+        self.check(Property::ArrivalFirst, greeted, || {
+            format!("{label} is registered but never heard the Policy Manager's arrival")
         });
     }
 
@@ -678,7 +799,59 @@ impl Probe for Monitor {
                     return;
                 }
             }
+            Step::ManagerSkipped { client, event } => format!(
+                "  lib: {}'s Policy Manager {event:?} not delivered (deregistered first, or never greeted)",
+                self.name_of(&s, client)
+            ),
+            Step::GreetingOwed(client) => format!(
+                "  lib: {} registered inside a callback; its greeting is owed to the outermost call",
+                self.name_of(&s, client)
+            ),
+            Step::Shown(client) => {
+                format!("  lib: {} shown to the hubs", self.name_of(&s, client))
+            }
+            Step::ShutdownEnter => "  lib: shutdown begins".to_string(),
+            Step::ShutdownSleeps(c) => {
+                s.slept_on.insert(c);
+                format!(
+                    "  lib: shutdown closed {} and sleeps until its calls returned",
+                    self.name_of(&s, c)
+                )
+            }
+            Step::ShutdownReturn => "  lib: shutdown returns".to_string(),
+            Step::PowerRequested {
+                client,
+                hub,
+                connector,
+            } => format!(
+                "  lib: {}'s power request for {connector} of {hub} passed to the hardware",
+                self.name_of(&s, client)
+            ),
+            Step::PowerAnswered {
+                client,
+                hub,
+                connector,
+                accepted,
+                reported,
+            } => {
+                let text = format!(
+                    "  lib: hardware {} {}'s power request for {connector} of {hub}; change reported: {reported}",
+                    if accepted { "accepts" } else { "rejects" },
+                    self.name_of(&s, client)
+                );
+                if !accepted && reported {
+                    let message = format!(
+                        "the hardware rejected {}'s power request for {connector} of {hub}, \
+                         and a connector change was reported for it",
+                        self.name_of(&s, client)
+                    );
+                    s.record(thread, Property::PowerRoundTrip, text, message);
+                    return;
+                }
+                text
+            }
             // Begin/end/return are recorded from the client's side by the model itself.
+            Step::ManagerCallBegin { .. } | Step::ManagerCallEnd { .. } => return,
             Step::Registered(_)
             | Step::CallbackBegin { .. }
             | Step::CallbackEnd { .. }

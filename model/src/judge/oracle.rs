@@ -116,6 +116,7 @@ fn err_kind(r: &Result<(), Error>) -> &'static str {
         Err(Error::UnknownHub(_)) => "UnknownHub",
         Err(Error::HubAlreadyPresent(_)) => "HubAlreadyPresent",
         Err(Error::UnknownConnector(..)) => "UnknownConnector",
+        Err(Error::StaleHubHandle(_)) => "StaleHubHandle",
         Err(_) => "another error",
     }
 }
@@ -184,8 +185,14 @@ impl Reference {
                     return None;
                 }
             }
+            // A power request made while the hub is present is passed on; one made once
+            // its removal is queued (or before it arrived) is refused. The requesting
+            // client's handle may be stale (a thread's request uses the first client's
+            // latest handle): refused whatever the hub's state.
             (Call::AssignPower { hub }, Some(kind)) => match (self.hubs.contains_key(hub), kind) {
-                (true, "Ok") | (false, "UnknownHub") => {}
+                (true, "Ok")
+                | (false, "UnknownHub" | "StaleHubHandle")
+                | (_, "StaleHandle" | "UnknownHandle") => {}
                 _ => return None,
             },
             (Call::Query { hub }, None) => match (&c.ret, self.hubs.get(hub)) {
@@ -474,6 +481,30 @@ pub fn windows(log: &Log) -> Vec<Unexplained> {
             _ => None,
         })
         .collect();
+    // By when each registration was shown to the hubs (its greeting done): when its
+    // `register` returned, or, for a `register` made inside a callback (whose greeting
+    // the thread's outermost call owes), when that outermost call returned.
+    let shown: BTreeMap<InstId, usize> = reg
+        .iter()
+        .map(|(&inst, r)| {
+            let end = if r.inside.is_empty() {
+                r.end
+            } else {
+                log.calls
+                    .iter()
+                    .filter(|c| {
+                        c.thread == r.thread
+                            && c.inside.is_empty()
+                            && c.start <= r.start
+                            && r.end <= c.end
+                    })
+                    .map(|c| c.end)
+                    .max()
+                    .unwrap_or(usize::MAX)
+            };
+            (inst, end)
+        })
+        .collect();
     // When each registration ended: its successful deregister or guard drop began.
     let mut gone: BTreeMap<InstId, usize> = BTreeMap::new();
     for c in &log.calls {
@@ -502,7 +533,7 @@ pub fn windows(log: &Log) -> Vec<Unexplained> {
                     call_start(&|c| matches!(c, Call::Change { token: t, .. } if *t == token))
                 }
                 Seen::Arrival { presence, .. }
-                    if s.seq == 0 && reg.get(&inst).is_some_and(|r| r.end < s.begin) =>
+                    if s.seq == 0 && shown.get(&inst).is_some_and(|&end| end < s.begin) =>
                 {
                     call_start(&|c| matches!(c, Call::Arrive { presence: p, .. } if *p == presence))
                 }
@@ -583,10 +614,10 @@ pub fn windows(log: &Log) -> Vec<Unexplained> {
                         ));
                     }
                 }
-                if s > 0 && p.changes[s as usize - 1].1 > r.end {
+                if s > 0 && p.changes[s as usize - 1].1 > shown[&inst] {
                     out.push(bad(
                         Property::HubOrder,
-                        format!("{name}'s arrival replay of {whole} includes change #{expect}, reported after register returned"),
+                        format!("{name}'s arrival replay of {whole} includes change #{expect}, reported after it was shown to the hubs (register returned, or the outermost call of a register made inside a callback)"),
                     ));
                 }
                 if let Some(rm) = p.removal {
@@ -632,8 +663,8 @@ pub fn windows(log: &Log) -> Vec<Unexplained> {
             if end_of_reg <= log.post_start.max(rm.1) {
                 continue;
             }
-            let from_arrival = r.end < p.arrive.0;
-            let whole_presence = r.end < rm.0 && p.arrive.1 < r.start;
+            let from_arrival = shown[&inst] < p.arrive.0;
+            let whole_presence = shown[&inst] < rm.0 && p.arrive.1 < r.start;
             if !(from_arrival || whole_presence) {
                 continue;
             }

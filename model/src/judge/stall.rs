@@ -53,7 +53,9 @@ pub fn unwoken(steps: &[(String, Step)]) -> Vec<Sleeper> {
     let mut asleep: BTreeMap<&str, (Wait, usize, bool)> = BTreeMap::new();
     for (i, (thread, step)) in steps.iter().enumerate() {
         let falls_asleep = match step {
-            Step::DeregisterSleeps(c) | Step::DetachWaits(c) => Some(Wait::Rundown(*c)),
+            Step::DeregisterSleeps(c) | Step::DetachWaits(c) | Step::ShutdownSleeps(c) => {
+                Some(Wait::Rundown(*c))
+            }
             Step::TurnWaits { client, .. } => Some(Wait::Turn(*client)),
             Step::Submitted { hub, settle, .. }
             | Step::Awake { hub, settle, .. }
@@ -79,7 +81,16 @@ pub fn unwoken(steps: &[(String, Step)]) -> Vec<Sleeper> {
             | Step::DetachEnter(_)
             | Step::DetachReturn(_)
             | Step::ContextDrop(_)
-            | Step::DetachDone(_) => None,
+            | Step::DetachDone(_)
+            | Step::ManagerCallBegin { .. }
+            | Step::ManagerCallEnd { .. }
+            | Step::ManagerSkipped { .. }
+            | Step::GreetingOwed(_)
+            | Step::Shown(_)
+            | Step::ShutdownEnter
+            | Step::ShutdownReturn
+            | Step::PowerRequested { .. }
+            | Step::PowerAnswered { .. } => None,
         };
         // A thread that takes a step is awake (but `Queued` follows `Submitted` before
         // the caller goes to sleep); the wake-ups a step sends reach others.
