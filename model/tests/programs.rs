@@ -53,3 +53,62 @@ fn regressions_under_loom() {
         );
     }
 }
+
+/// The shutdown and the hardware's answers (tiers `-S`): programs that pass, unbounded,
+/// on the library, each failing with the mutant that breaks what it pins: a rejected
+/// power request reported as a change (the oracle's hub history has no change for it),
+/// and the Policy Manager's removal delivered without closing the clients first (hub
+/// events after the removal and after `shutdown` returned; an arrival racing the
+/// shutdown left without its removal).
+#[cfg(feature = "loom")]
+#[test]
+fn shutdown_and_answers_under_loom() {
+    use usbpm::checking::Mutant;
+    use usbpm_model::checkers::generated::loom_program;
+    use usbpm_model::lang::program::Program;
+    let cases = [
+        (
+            "rejected-answer",
+            "clients: A(on event: nothing)\nhubs: 1\ninit: register A; arrive 1\n\
+             thread 1: assign power 1\nthread 2: reject power 1",
+            Some(Mutant::RejectedRequestReported),
+        ),
+        (
+            "rejected-answer-vs-register",
+            "clients: A(on event: assign power) B(on event: nothing)\nhubs: 1\n\
+             init: register A; arrive 1\nthread 1: reject power 1\nthread 2: register B",
+            Some(Mutant::RejectedRequestReported),
+        ),
+        (
+            "accepted-answer-vs-shutdown",
+            "clients: A(on event: assign power)\nhubs: 1\n\
+             init: register A; arrive 1\nthread 1: accept power 1\nthread 2: shut down",
+            None,
+        ),
+        (
+            "shutdown-vs-change",
+            "clients: A(on event: nothing)\nhubs: 1\ninit: register A; arrive 1\n\
+             thread 1: change 1\nthread 2: shut down",
+            Some(Mutant::RemovalNotLast),
+        ),
+        (
+            "shutdown-vs-register",
+            "clients: A(on event: report a change on hub 1)\nhubs: 1\ninit: arrive 1\n\
+             thread 1: register A\nthread 2: shut down",
+            Some(Mutant::RemovalNotLast),
+        ),
+    ];
+    for (name, text, mutant) in cases {
+        let program: Program = text.parse().unwrap_or_else(|e| panic!("{name}: {e}"));
+        let n = loom_program(&program, None, None, name)
+            .unwrap_or_else(|report| panic!("{name}: {report}"));
+        println!("{name}: {n} interleavings, unbounded, pass");
+        if let Some(mutant) = mutant {
+            assert!(
+                loom_program(&program, Some(mutant), None, name).is_err(),
+                "{name}: passes with {}",
+                mutant.name()
+            );
+        }
+    }
+}

@@ -82,6 +82,15 @@ pub fn plan(checker: Checker, profile: crate::judge::verdict::Profile) -> Vec<Ti
     // client's turn) and 250 (full).
     // 3x1-c2-h1 at bound 1 (about 440) and 2x1-c2-h2-D at bound 1 (about 210) are left
     // to sharded runs: the full profile is already at its 20-minute budget.
+    // The shutdown and the hardware's answers (`-S`: only the programs with `shut down`,
+    // `accept/reject power` or a callback that shuts down), measured on 2 cores after the
+    // greeting and the shutdown were added: 2x1-c1-h1-S (423 programs) about 3 at bound 3
+    // (19,949 executions) and 12 unbounded (122,220; the heaviest, 31,890, a `register`
+    // racing the shutdown while the callback reports a change); 2x1-c1-H2-S (498) about
+    // 2 at bound 2 and 4 at bound 3; 2x1-c2-h1-S (10,375) about 30 at bound 1. The random
+    // samples within 4x6-c4-h3-S (every program shuts down or answers): 1,024 programs
+    // x 200 schedules per strategy about 190, so the quick profile's 64 about 12 and the
+    // full profile's 64 x 1,000 about 60.
     match (checker, profile) {
         (Checker::GenLoom, Profile::Quick) => vec![
             TierPlan {
@@ -97,6 +106,11 @@ pub fn plan(checker: Checker, profile: crate::judge::verdict::Profile) -> Vec<Ti
             TierPlan {
                 size: size("2x1-c1-H2-d"),
                 bound: Some(2),
+                random: None,
+            },
+            TierPlan {
+                size: size("2x1-c1-h1-S"),
+                bound: Some(3),
                 random: None,
             },
         ],
@@ -126,20 +140,44 @@ pub fn plan(checker: Checker, profile: crate::judge::verdict::Profile) -> Vec<Ti
                 bound: Some(1),
                 random: None,
             },
+            TierPlan {
+                size: size("2x1-c1-h1-S"),
+                bound: None,
+                random: None,
+            },
+            TierPlan {
+                size: size("2x1-c1-H2-S"),
+                bound: Some(3),
+                random: None,
+            },
         ],
         (Checker::GenShuttle, Profile::Quick) => {
-            vec![TierPlan {
-                size: size("4x6-c4-h3"),
-                bound: None,
-                random: Some((32, 200)),
-            }]
+            vec![
+                TierPlan {
+                    size: size("4x6-c4-h3"),
+                    bound: None,
+                    random: Some((32, 200)),
+                },
+                TierPlan {
+                    size: size("4x6-c4-h3-S"),
+                    bound: None,
+                    random: Some((4, 200)),
+                },
+            ]
         }
         (Checker::GenShuttle, Profile::Full) => {
-            vec![TierPlan {
-                size: size("4x6-c4-h3"),
-                bound: None,
-                random: Some((64, 1000)),
-            }]
+            vec![
+                TierPlan {
+                    size: size("4x6-c4-h3"),
+                    bound: None,
+                    random: Some((64, 1000)),
+                },
+                TierPlan {
+                    size: size("4x6-c4-h3-S"),
+                    bound: None,
+                    random: Some((4, 1000)),
+                },
+            ]
         }
         (
             Checker::Loom
@@ -242,6 +280,12 @@ pub fn run_tier(
             .and_then(|v| v.parse().ok())
             .unwrap_or(1u64);
         let seed = seed.wrapping_mul(101).wrapping_add(chunk as u64);
+        // A second sample (the shutdown's) draws from other seeds than the first.
+        let seed = if tier.size.shutdown == crate::lang::enumerate::Shutdowns::None {
+            seed
+        } else {
+            seed ^ 0x5348_5554
+        };
         result = shuttle_programs(
             tier.size, count, schedules, seed, mutant, dir, key, progress,
         );

@@ -8,7 +8,11 @@
 //! soon as `deregister` (or a waiting guard drop) returns. Every hub has two connectors
 //! whose reported states carry tokens: connector 0 the id of the arrival that began the
 //! hub's presence, connector 1 the id of the last change, so the oracle can tell exactly
-//! which call each delivered event and each query result comes from.
+//! which call each delivered event and each query result comes from. Power requests are
+//! for connector 0 (a sink with its partner attached, so the library passes them on); an
+//! accepted one comes back as a change of connector 0, which no program reports itself
+//! ([`Seen::Power`]). The Policy Manager's own events (its arrival, its removal) are
+//! recorded too ([`ManagerRec`]), and behaviours act on hub events only.
 //!
 //! The context the library owns (the value given to `ClientConfig::new`) is an [`Owned`]
 //! whose `Drop` is the client's: it records that the context died (when, on which thread,
@@ -39,7 +43,8 @@ use crate::lang::program::{
 };
 
 pub use crate::lang::history::{
-    Call, CallRec, DropRec, InstId, InstRec, Log, Ret, Seen, SeenRec, Ticket,
+    Call, CallRec, DropRec, InstId, InstRec, Log, ManagerRec, ManagerSeen, Ret, Seen, SeenRec,
+    Ticket,
 };
 
 struct Ctx {
@@ -255,12 +260,14 @@ impl World {
             Op::Remove(h) => self.remove(h),
             Op::Query(h) => self.query(h),
             Op::AssignPower(h) => match self.latest(0) {
-                Some((_, first, _)) => self.assign(h, first, None),
+                Some((inst, first, _)) => self.assign(h, (inst, first), None),
                 None => self.monitor.note(format!(
                     "assign power {}: skipped, the first client has never registered",
                     hub_id(h)
                 )),
             },
+            Op::Shutdown => self.shutdown(),
+            Op::Answer(h, accepted) => self.answer(h, accepted),
         }
     }
 
@@ -305,15 +312,29 @@ impl World {
         let ctx = locked(&self.insts)[inst].ctx.clone();
         let config = ClientConfig::with_handle(Owned(ctx.clone()), on_event);
         let i = self.begin_call(Call::Register { inst });
-        // A program registers a handful of clients, nowhere near the 65,536 slots:
-        // a refusal here is a library bug, and the panic (not a model panic, so not
-        // contained even inside a callback) fails the execution.
-        const REFUSED: &str = "register refused a program's client (far below the limit)";
-        let (handle, guard) = if spec.owned {
-            let g = self.pm.register_owned(config).expect(REFUSED);
-            (g.handle(), Some(g))
+        let r = if spec.owned {
+            self.pm
+                .register_owned(config)
+                .map(|g| (g.handle(), Some(g)))
         } else {
-            (self.pm.register(config).expect(REFUSED), None)
+            self.pm.register(config).map(|h| (h, None))
+        };
+        let (handle, guard) = match r {
+            Ok(registered) => registered,
+            // After the shutdown (the oracle judges when it may be refused). The refused
+            // config's context has been dropped already, inside `register` (a panic out
+            // of its drop contained and counted like a registered context's).
+            Err(e @ Error::PolicyManagerRemoved) => {
+                self.end_call(i, Ret::Unit(Err(e.clone())));
+                locked(&self.slots)[c as usize].registering = false;
+                self.monitor
+                    .note(format!("register {}: refused with {e:?}", ctx.label));
+                return;
+            }
+            // A program registers a handful of clients, nowhere near the 65,536 slots:
+            // any other refusal is a library bug, and the panic (not a model panic, so
+            // not contained even inside a callback) fails the execution.
+            Err(e) => panic!("register refused a program's client (far below the limit): {e:?}"),
         };
         self.end_call(i, Ret::Unit(Ok(())));
         locked(&self.insts)[inst].handle = Some(handle);
@@ -533,25 +554,76 @@ impl World {
         self.end_call(i, Ret::Hub(r.map(|info| tokens(&info))));
     }
 
-    /// A power request for connector 0 of a presence of the hub: the event's (`event`,
-    /// inside a callback, by `me`) or the latest one (a thread, by the first client's
-    /// latest handle). The request goes to the hardware side, which programs never
-    /// answer: it changes no event.
-    fn assign(&self, h: HubIx, me: ClientHandle, event: Option<HubHandle>) {
+    /// A power request for connector 0 of hub `h`, made by `me` (an instance and its
+    /// handle): inside a callback the callback's own client, for the presence of the event
+    /// it handles (`event`); on a thread the first client's latest handle, for the hub's
+    /// present presence as the system side sees it (`hub_handle`, refused with
+    /// `UnknownHub` when none is present). The request waits on the hub for the
+    /// hardware's answer ([`Op::Answer`]); until then it changes nothing.
+    fn assign(&self, h: HubIx, me: (InstId, ClientHandle), event: Option<HubHandle>) {
         let hub = hub_id(h);
         let level = PowerLevel { milliwatts: 15_000 };
-        self.unit_call(Call::AssignPower { hub }, || {
-            let hub = match event {
-                Some(handle) => handle,
-                None => self.pm.hub_handle(HubId(hub))?,
-            };
+        let i = self.begin_call(Call::AssignPower {
+            hub,
+            inst: me.0,
+            presence: None,
+        });
+        let named = match event {
+            Some(handle) => Ok(handle),
+            None => self.pm.hub_handle(HubId(hub)),
+        };
+        if let (Call::AssignPower { presence, .. }, Ok(named)) =
+            (&mut locked(&self.log).calls[i].call, &named)
+        {
+            *presence = Some(named.presence);
+        }
+        let r = named.and_then(|hub| {
             let connector = ConnectorHandle {
                 hub,
                 connector: ConnectorId(0),
             };
-            self.pm.assign_power_level(me, connector, level)
-        })
-        .ok();
+            self.pm.assign_power_level(me.1, connector, level)
+        });
+        self.end_call(i, Ret::Unit(r));
+    }
+
+    /// `shutdown`, from a thread or (refused) from inside a callback.
+    fn shutdown(&self) {
+        self.monitor.note("shutdown() called");
+        let r = self.unit_call(Call::Shutdown, || self.pm.shutdown());
+        // Its return is judged against the callbacks (none may begin after it).
+        self.judged_point();
+        self.monitor.note(format!("shutdown() returns {r:?}"));
+    }
+
+    /// The hardware answers hub `h`'s pending power requests through its port (if it is
+    /// present and not in use): takes them all and answers each accepted (reported to the
+    /// clients as a change of connector 0) or rejected (reported to nobody).
+    fn answer(&self, h: HubIx, accepted: bool) {
+        let hub = hub_id(h);
+        let verb = if accepted { "accept" } else { "reject" };
+        let Some((port, presence)) = self.take_port(h) else {
+            self.monitor.note(format!(
+                "{verb} power {hub}: skipped, the port is absent or in use"
+            ));
+            return;
+        };
+        let i = self.begin_call(Call::Answer {
+            hub,
+            presence,
+            accepted,
+        });
+        let results: Vec<Result<bool, Error>> = port
+            .power_requests()
+            .into_iter()
+            .map(|request| port.answer(request, accepted))
+            .collect();
+        self.monitor.note(format!(
+            "hub {hub}: the hardware answers {} power request(s) ({verb}ed): {results:?}",
+            results.len()
+        ));
+        self.end_call(i, Ret::Answers(results));
+        self.put_back(h, Some((port, presence)));
     }
 
     /// The implicit post part: every port dropped (hubs removed), then every client still
@@ -701,10 +773,36 @@ fn on_event(owned: &Owned, pm: &PolicyManager, me: ClientHandle, n: &Notificatio
     };
     if n.is_manager_event() {
         // The Policy Manager's own events are judged by the monitor (M1, M2, and P1, P2,
-        // P8 like every call); the oracle's histories are the hubs'. Behaviours act on
-        // hub events only.
+        // P8 like every call) and recorded for the oracle (the greeting, the removal
+        // last and once, nothing after the shutdown). Behaviours act on hub events only.
+        let (seen, removal) = match n.event {
+            Event::PolicyManagerRemoval => (ManagerSeen::Removal, true),
+            _ => (ManagerSeen::Arrival, false),
+        };
+        let begin = world.tick();
+        let index = {
+            let mut log = locked(&world.log);
+            log.manager.push(ManagerRec {
+                inst: ctx.inst,
+                seen,
+                begin,
+                end: 0,
+            });
+            log.manager.len() - 1
+        };
+        // The removal's order against the other threads' judged events is explored (the
+        // arrival's is not: every registration has one, and the tiers without the
+        // shutdown are measured without it).
+        if removal {
+            world.judged_point();
+        }
         world.monitor.callback_begin(&ctx.label, n);
         ctx.touch(&world.monitor, "at", n);
+        let end = world.tick();
+        locked(&world.log).manager[index].end = end;
+        if removal {
+            world.judged_point();
+        }
         world.monitor.callback_end(&ctx.label, n);
         return;
     }
@@ -720,6 +818,12 @@ fn on_event(owned: &Owned, pm: &PolicyManager, me: ClientHandle, n: &Notificatio
                 last_change,
             }
         }
+        // Programs report changes of connector 1; connector 0 changes only when the
+        // hardware accepts a power request.
+        Event::ConnectorStateChange {
+            connector: ConnectorId(0),
+            ..
+        } => Seen::Power,
         Event::ConnectorStateChange { state, .. } => Seen::Change {
             token: state.partner_max_milliwatts as usize,
         },
@@ -755,19 +859,22 @@ fn on_event(owned: &Owned, pm: &PolicyManager, me: ClientHandle, n: &Notificatio
     };
     ctx.touch(&world.monitor, "at begin of", n);
     if !matches!(seen, Seen::Removal) {
-        act(&world, ctx, pm, me, hub_ix, n.hub);
+        let presence = n.hub.expect("a hub event");
+        act(&world, ctx, pm, me, (hub_ix, presence));
     }
     ctx.touch(&world.monitor, "at end of", n);
 }
 
+/// Acts out `ctx`'s behaviour in a callback for an event of `hub` (its index, and the
+/// presence the event is about).
 fn act(
     world: &Arc<World>,
     ctx: &Ctx,
     pm: &PolicyManager,
     me: ClientHandle,
-    hub_ix: HubIx,
-    event_hub: Option<HubHandle>,
+    hub: (HubIx, HubHandle),
 ) {
+    let (hub_ix, presence) = hub;
     // Callbacks can feed each other for ever (one registers a client whose arrival replay
     // makes another report a change that a third answers by deregistering it, ...): a
     // program is a finite amount of work only if its behaviours act a bounded number of
@@ -778,7 +885,7 @@ fn act(
     match ctx.behaviour {
         Behaviour::Nothing => {}
         Behaviour::Query => world.query(hub_ix),
-        Behaviour::AssignPower => world.assign(hub_ix, me, event_hub),
+        Behaviour::AssignPower => world.assign(hub_ix, (ctx.inst, me), Some(presence)),
         Behaviour::Register(o) => world.register(o),
         Behaviour::Deregister(o) => world.deregister(o),
         Behaviour::DeregisterSelf => {
@@ -808,6 +915,7 @@ fn act(
                 world.change(h);
             }
         }
+        Behaviour::Shutdown => world.shutdown(),
     }
 }
 
@@ -1021,6 +1129,250 @@ mod tests {
             &l,
             Property::BadInputErrors,
             "panicked_callbacks() returned 0",
+        );
+    }
+
+    /// Power requests answered (one accepted, one rejected), the shutdown, and what it
+    /// refuses afterwards: A plain, B shutting down from its callbacks (refused), C
+    /// registered after the shutdown (refused: its context, dropped at once, panics).
+    fn shutdown_program() -> Program {
+        Program {
+            clients: vec![
+                client(Behaviour::Nothing, DropBehaviour::Nothing),
+                ClientSpec {
+                    behaviour: Behaviour::Shutdown,
+                    owned: true,
+                    on_drop: DropBehaviour::Nothing,
+                },
+                client(Behaviour::Nothing, DropBehaviour::Panic),
+            ],
+            hubs: 2,
+            init: vec![
+                Op::Register(0),
+                Op::Register(1),
+                Op::Arrive(0),
+                Op::Arrive(1),
+                Op::AssignPower(0),
+                Op::Answer(0, true),
+                Op::AssignPower(0),
+                Op::Answer(0, false),
+                Op::Change(0),
+                Op::Shutdown,
+                Op::Register(2),
+                Op::Arrive(1),
+                Op::Query(0),
+                Op::AssignPower(0),
+                Op::Answer(0, true),
+                Op::Change(0),
+                Op::Shutdown,
+                Op::Remove(1),
+            ],
+            threads: vec![],
+        }
+    }
+
+    fn rets<'a>(log: &'a Log, what: impl Fn(&Call) -> bool + 'a) -> Vec<&'a Ret> {
+        log.calls
+            .iter()
+            .filter(|c| what(&c.call))
+            .map(|c| &c.ret)
+            .collect()
+    }
+
+    #[test]
+    fn shutdown_and_answers_run_and_are_judged() {
+        let p = shutdown_program();
+        let (log, found) = run(&p);
+        assert!(found.is_empty(), "{found:#?}");
+        let ok = Ret::Unit(Ok(()));
+        let removed = Ret::Unit(Err(Error::PolicyManagerRemoved));
+        let inside = Ret::Unit(Err(Error::ShutdownInsideCallback));
+        // The thread's shutdowns: the first succeeds, the second is refused; B's
+        // callbacks' (two arrivals and the accepted request's change, the changes of
+        // connector 1: all before the shutdown) are refused.
+        let shutdowns = rets(&log, |c| *c == Call::Shutdown);
+        assert_eq!(
+            shutdowns,
+            vec![&inside, &inside, &inside, &inside, &ok, &removed],
+            "{:#?}",
+            log.calls
+        );
+        assert!(log
+            .calls
+            .iter()
+            .filter(|c| c.ret == inside)
+            .all(|c| c.inside == vec![1]));
+        // After it: C's register and the arrival refused, the power request too. C's
+        // refused context was dropped inside `register`: its panic contained and counted.
+        assert_eq!(
+            rets(&log, |c| *c == Call::Register { inst: 2 }),
+            vec![&removed]
+        );
+        assert!(log.drops.iter().any(|d| d.inst == 2));
+        assert_eq!((log.panics_raised, log.panics_counted), (1, 1));
+        assert_eq!(
+            rets(&log, |c| matches!(c, Call::Arrive { hub: 2, .. })),
+            vec![&ok, &removed]
+        );
+        assert_eq!(
+            rets(&log, |c| matches!(c, Call::AssignPower { .. })),
+            vec![&ok, &ok, &removed]
+        );
+        // The answers: one accepted request reported, one rejected not, then nothing.
+        let answers = rets(&log, |c| matches!(c, Call::Answer { .. }));
+        assert_eq!(
+            answers,
+            vec![
+                &Ret::Answers(vec![Ok(true)]),
+                &Ret::Answers(vec![Ok(false)]),
+                &Ret::Answers(vec![]),
+            ]
+        );
+        // A saw hub 1's arrival, the accepted request (seq 1) and the change (seq 2):
+        // nothing for the rejected one, and nothing after the shutdown.
+        let a_hub1: Vec<(u64, Seen)> = log
+            .seen
+            .iter()
+            .filter(|s| s.inst == 0 && s.hub == 1)
+            .map(|s| (s.seq, s.seen.clone()))
+            .collect();
+        assert!(
+            matches!(
+                &a_hub1[..],
+                [
+                    (0, Seen::Arrival { .. }),
+                    (1, Seen::Power),
+                    (2, Seen::Change { .. })
+                ]
+            ),
+            "{a_hub1:?}"
+        );
+        // A and B heard the Policy Manager arrive and leave, once each; C nothing.
+        for inst in [0, 1] {
+            let heard: Vec<ManagerSeen> = log
+                .manager
+                .iter()
+                .filter(|m| m.inst == inst)
+                .map(|m| m.seen)
+                .collect();
+            assert_eq!(heard, vec![ManagerSeen::Arrival, ManagerSeen::Removal]);
+        }
+        assert!(log.manager.iter().all(|m| m.inst != 2));
+        // The query after the shutdown: the system view still shows hub 1.
+        assert!(matches!(
+            rets(&log, |c| matches!(c, Call::Query { .. }))[..],
+            [Ret::Hub(Ok(_))]
+        ));
+    }
+
+    #[test]
+    fn the_oracle_judges_the_shutdown_and_the_answers() {
+        let (log, found) = run(&shutdown_program());
+        assert!(found.is_empty(), "{found:#?}");
+        let says = |log: &Log, property: Property, what: &str| {
+            let v = judge(&shutdown_program(), log);
+            assert!(
+                v.iter()
+                    .any(|v| v.property == property && v.message.contains(what)),
+                "expected {} `{what}`, got {v:#?}",
+                property.id()
+            );
+        };
+        let call = |log: &Log, what: &dyn Fn(&Call) -> bool, nth: usize| {
+            log.calls
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| what(&c.call))
+                .nth(nth)
+                .expect("the call")
+                .0
+        };
+        // A rejected answer followed by a change: the first answer made rejected (and
+        // its return with it, so that only the events tell). Its change of connector 0
+        // is then no change of the hub's history.
+        let mut l = log.clone();
+        let i = call(&l, &|c| matches!(c, Call::Answer { .. }), 0);
+        l.calls[i].call = Call::Answer {
+            hub: 1,
+            presence: match l.calls[i].call {
+                Call::Answer { presence, .. } => presence,
+                _ => unreachable!(),
+            },
+            accepted: false,
+        };
+        l.calls[i].ret = Ret::Answers(vec![Ok(false)]);
+        assert!(crate::judge::oracle::linearize(&l).is_ok());
+        says(
+            &l,
+            Property::PowerRoundTrip,
+            "got a change of connector 0 (what an accepted power request is reported as) of hub 1",
+        );
+        // The rejected answer said to have reported its request.
+        let mut l = log.clone();
+        let i = call(&l, &|c| matches!(c, Call::Answer { .. }), 1);
+        l.calls[i].ret = Ret::Answers(vec![Ok(true)]);
+        says(&l, Property::BadInputErrors, "answer (rejected)");
+        // An accepted answer that took no request (one was waiting).
+        let mut l = log.clone();
+        let i = call(&l, &|c| matches!(c, Call::Answer { .. }), 0);
+        l.calls[i].ret = Ret::Answers(vec![]);
+        says(&l, Property::BadInputErrors, "answer (accepted)");
+        // Two shutdowns succeed.
+        let mut l = log.clone();
+        let i = call(&l, &|c| *c == Call::Shutdown, 5);
+        l.calls[i].ret = Ret::Unit(Ok(()));
+        says(
+            &l,
+            Property::BadInputErrors,
+            "2 calls of shutdown returned Ok",
+        );
+        // A register accepted after the shutdown.
+        let mut l = log.clone();
+        let i = call(&l, &|c| *c == Call::Register { inst: 2 }, 0);
+        l.calls[i].ret = Ret::Unit(Ok(()));
+        says(&l, Property::BadInputErrors, "cannot be explained");
+        // A's removal lost, or heard twice.
+        let removal = |l: &Log| {
+            l.manager
+                .iter()
+                .position(|m| m.inst == 0 && m.seen == ManagerSeen::Removal)
+                .unwrap()
+        };
+        let mut l = log.clone();
+        l.manager.remove(removal(&l));
+        says(
+            &l,
+            Property::NothingAfterRemoval,
+            "A heard the Policy Manager's arrival and was still registered when shutdown returned",
+        );
+        let mut l = log.clone();
+        l.manager.push(l.manager[removal(&l)].clone());
+        says(
+            &l,
+            Property::NothingAfterRemoval,
+            "A heard the Policy Manager's removal 2 times",
+        );
+        // A hub event after the shutdown returned.
+        let mut l = log.clone();
+        let sd = &l.calls[call(&l, &|c| *c == Call::Shutdown, 4)];
+        let mut late = l.seen[0].clone();
+        (late.begin, late.end) = (sd.end + 1, sd.end + 2);
+        l.seen.push(late);
+        says(&l, Property::NothingAfterRemoval, "after shutdown returned");
+        // The removal while an earlier call still ran.
+        let mut l = log.clone();
+        let r = removal(&l);
+        let last = l.seen.iter().rposition(|s| s.inst == 0).unwrap();
+        l.seen[last].end = l.manager[r].begin + 1;
+        says(&l, Property::NothingAfterRemoval, "the removal is last");
+        // A greeting never delivered, and no shutdown or deregister before register
+        // returned.
+        let mut l = log.clone();
+        l.manager.retain(|m| m.inst != 0);
+        says(
+            &l,
+            Property::ArrivalFirst,
+            "A never heard the Policy Manager's arrival",
         );
     }
 }

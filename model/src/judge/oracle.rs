@@ -12,12 +12,29 @@
 //!   present one; a query shows the presence and the last change linearized before it.
 //!   `WouldDeadlock` changes nothing and must be explained by a chain of deregisters,
 //!   made concurrently from inside callbacks, that leads back to the caller ([`cycles`]).
+//!   The first `shutdown` outside callbacks is `Ok`, every later one `PolicyManagerRemoved`
+//!   and every one inside a callback `ShutdownInsideCallback`; after it `register`,
+//!   `hub_arrival` and power requests are refused with `PolicyManagerRemoved` (ports
+//!   still report and remove, the system view `hub_snapshot` still shows the hubs, and
+//!   `deregister` works as ever). A power request that passes waits on its hub; the
+//!   hardware's answer takes every waiting one (the removal drops them) and reports each
+//!   accepted one (`Ok(true)`), none of the rejected ones (`Ok(false)`).
 //! - **Callbacks** ([`windows`]): per client registration and hub, what it saw is a
 //!   window of one presence's history (the arrival or its replay, then every change in the
-//!   order reported, then the removal), with the tokens each change carried; a replay's
-//!   snapshot lies between the changes finished before `register` began and those begun
-//!   after it returned; a registration that lasted through a whole presence saw all of
-//!   it, and one that began after a presence ended saw none of it.
+//!   order reported, then the removal), with the tokens each change carried; an accepted
+//!   power request the port reported is a change of the history (of connector 0), a
+//!   rejected one is none: the judge of "a rejected power request produces no event"; a
+//!   replay's snapshot lies between the changes finished before `register` began and
+//!   those begun after it returned (or after the outermost call it was made in returned,
+//!   for a `register` inside a callback, whose greeting and replays that call owes); a
+//!   registration that lasted through a whole presence saw all of it (unless the
+//!   shutdown began meanwhile), and one that began after a presence ended saw none of it.
+//! - **The Policy Manager's own events** ([`shutdowns`]): the arrival greets each
+//!   registration at most once, before its `register` returns when made outside
+//!   callbacks; after the shutdown returned no callback begins (except for a
+//!   registration whose deregistration had begun); every registration greeted and still
+//!   registered hears the removal exactly once, inside the `shutdown` call, after its
+//!   other calls returned.
 //! - **Contexts** ([`contexts`]): each registration's context is dropped exactly once by
 //!   the end of the post part, after the registration ended and after every call of its
 //!   callback returned; `panicked_callbacks` counts every panic the model raised on
@@ -31,7 +48,9 @@ use std::collections::{BTreeMap, HashSet};
 use usbpm::Error;
 
 use crate::judge::monitor::Property;
-use crate::lang::history::{Call, CallRec, InstId, Log, Ret, Seen, SeenRec};
+use crate::lang::history::{
+    Call, CallRec, InstId, Log, ManagerRec, ManagerSeen, Ret, Seen, SeenRec,
+};
 use crate::lang::program::Program;
 
 /// Something the oracle could not explain.
@@ -65,6 +84,7 @@ pub fn judge(_program: &Program, log: &Log) -> Vec<Unexplained> {
     out.extend(cycles(log));
     out.extend(windows(log));
     out.extend(contexts(log));
+    out.extend(shutdowns(log));
     out
 }
 
@@ -87,12 +107,30 @@ pub fn describe(log: &Log, c: &CallRec) -> String {
         Call::Change { hub, token, .. } => format!("hub {hub} change #{token}"),
         Call::Remove { hub, .. } => format!("hub {hub} removal"),
         Call::Query { hub } => format!("query of hub {hub}"),
-        Call::AssignPower { hub } => format!("assign_power_level on hub {hub}"),
+        Call::AssignPower {
+            hub,
+            inst,
+            presence,
+        } => format!(
+            "assign_power_level by {} on hub {hub} presence {}",
+            label(log, *inst),
+            presence.map_or("(none arrived)".into(), |p| p.to_string())
+        ),
+        Call::Shutdown => "shutdown".into(),
+        Call::Answer {
+            hub,
+            presence,
+            accepted,
+        } => format!(
+            "hub {hub}'s answer ({}) to its power requests (presence #{presence})",
+            if *accepted { "accepted" } else { "rejected" }
+        ),
     };
     let ret = match &c.ret {
         Ret::Pending => String::new(),
         Ret::Unit(r) => format!(" -> {r:?}"),
         Ret::Hub(r) => format!(" -> {r:?}"),
+        Ret::Answers(r) => format!(" -> {r:?}"),
     };
     format!("{what} on {}{ret}", c.thread)
 }
@@ -104,6 +142,12 @@ struct Reference {
     insts: BTreeMap<InstId, bool>,
     /// Per hub: the present presence's token and its last change's token.
     hubs: BTreeMap<u32, (usize, usize)>,
+    /// Per hub: how many times it arrived (the library's number of its latest presence).
+    arrivals: BTreeMap<u32, u32>,
+    /// Per hub: the power requests waiting for the hardware's answer.
+    requests: BTreeMap<u32, usize>,
+    /// The Policy Manager has shut down.
+    shut: bool,
 }
 
 fn err_kind(r: &Result<(), Error>) -> &'static str {
@@ -117,13 +161,44 @@ fn err_kind(r: &Result<(), Error>) -> &'static str {
         Err(Error::HubAlreadyPresent(_)) => "HubAlreadyPresent",
         Err(Error::UnknownConnector(..)) => "UnknownConnector",
         Err(Error::StaleHubHandle(_)) => "StaleHubHandle",
+        Err(Error::PolicyManagerRemoved) => "PolicyManagerRemoved",
+        Err(Error::ShutdownInsideCallback) => "ShutdownInsideCallback",
         Err(_) => "another error",
+    }
+}
+
+/// What the reference needs of the log beyond one call: when the calls that change a
+/// check's outcome returned.
+#[derive(Default)]
+struct Facts {
+    /// When each registration's end returned: its successful deregister or guard drop.
+    gone: BTreeMap<InstId, usize>,
+    /// When the successful `shutdown` returned.
+    shutdown: Option<usize>,
+}
+
+impl Facts {
+    fn of(log: &Log) -> Facts {
+        let mut gone = BTreeMap::new();
+        for c in &log.calls {
+            if let (
+                Call::Deregister { inst: Some(i) } | Call::DropGuard { inst: i },
+                Ret::Unit(Ok(())),
+            ) = (&c.call, &c.ret)
+            {
+                gone.insert(*i, c.end);
+            }
+        }
+        Facts {
+            gone,
+            shutdown: shutdown_call(log).map(|c| c.end),
+        }
     }
 }
 
 impl Reference {
     /// Applies `c` if the reference explains its result here; `None` if it does not.
-    fn apply(&self, c: &CallRec) -> Option<Reference> {
+    fn apply(&self, c: &CallRec, facts: &Facts) -> Option<Reference> {
         let mut next = self.clone();
         let unit = match &c.ret {
             Ret::Unit(r) => Some(err_kind(r)),
@@ -131,10 +206,16 @@ impl Reference {
         };
         match (&c.call, unit) {
             (Call::Register { inst }, Some("Ok")) => {
-                if self.insts.contains_key(inst) {
+                if self.shut || self.insts.contains_key(inst) {
                     return None;
                 }
                 next.insts.insert(*inst, true);
+            }
+            // After the shutdown every `register` is refused, and the client never exists.
+            (Call::Register { inst }, Some("PolicyManagerRemoved")) => {
+                if !self.shut || self.insts.contains_key(inst) {
+                    return None;
+                }
             }
             (Call::Deregister { inst: None }, Some("UnknownHandle")) => {}
             (Call::Deregister { inst: Some(i) }, Some(kind)) => {
@@ -157,10 +238,13 @@ impl Reference {
                 }
                 next.insts.insert(*inst, false);
             }
-            (Call::Arrive { hub, presence }, Some(kind)) => {
+            // After the shutdown an arrival is refused, present hub or not.
+            (Call::Arrive { .. }, Some("PolicyManagerRemoved")) if self.shut => {}
+            (Call::Arrive { hub, presence }, Some(kind)) if !self.shut => {
                 match (self.hubs.contains_key(hub), kind) {
                     (false, "Ok") => {
                         next.hubs.insert(*hub, (*presence, 0));
+                        *next.arrivals.entry(*hub).or_default() += 1;
                     }
                     (true, "HubAlreadyPresent") => {}
                     _ => return None,
@@ -180,21 +264,99 @@ impl Reference {
                 }
                 h.1 = *token;
             }
+            // The removal takes the requests still waiting with it.
             (Call::Remove { hub, presence }, Some("Ok")) => {
                 if next.hubs.remove(hub)?.0 != *presence {
                     return None;
                 }
+                next.requests.remove(hub);
             }
-            // A power request made while the hub is present is passed on; one made once
-            // its removal is queued (or before it arrived) is refused. The requesting
-            // client's handle may be stale (a thread's request uses the first client's
-            // latest handle): refused whatever the hub's state.
-            (Call::AssignPower { hub }, Some(kind)) => match (self.hubs.contains_key(hub), kind) {
-                (true, "Ok")
-                | (false, "UnknownHub" | "StaleHubHandle")
-                | (_, "StaleHandle" | "UnknownHandle") => {}
+            // A power request, checked in the library's order: the shutdown, the
+            // requesting client's handle (a thread's request uses the first client's
+            // latest handle, perhaps stale), the presence it names (one earlier than the
+            // latest arrival, or the latest once its removal is queued, is stale). One
+            // that passes waits for the hardware's answer. A thread's request names the
+            // presence the system side's `hub_handle` shows (`None`: no hub present, and
+            // the request is not made).
+            //
+            // The library makes the first two checks under the registry's lock and the
+            // presence's (with the request put aside) later, under the hub's: a
+            // deregistration or the shutdown may come in between. So a refusal for the
+            // shutdown or the handle is placed where the registry refuses it, and the
+            // rest where the hub decides, the first two checks having passed at some
+            // point of the call (its deregistration, or the shutdown, had not returned
+            // when the call began).
+            (
+                Call::AssignPower {
+                    hub,
+                    inst,
+                    presence,
+                },
+                Some(kind),
+            ) => {
+                // No presence named: a thread's request found no hub present.
+                let Some(p) = *presence else {
+                    return (kind == "UnknownHub" && !self.hubs.contains_key(hub)).then_some(next);
+                };
+                let live = self.insts.get(inst).copied()?;
+                // Inside its own callback a client's calls are its own, though a
+                // deregister waiting for that callback has retired its handle.
+                let own = c.inside.contains(inst);
+                match kind {
+                    "PolicyManagerRemoved" => return self.shut.then_some(next),
+                    "StaleHandle" => return (!self.shut && !live && !own).then_some(next),
+                    _ => {}
+                }
+                let passed_shutdown = !self.shut || facts.shutdown.is_some_and(|s| s > c.start);
+                let passed_handle = live || facts.gone.get(inst).is_some_and(|&g| g > c.start);
+                if !passed_shutdown || !passed_handle {
+                    return None;
+                }
+                let latest = self.arrivals.get(hub).copied().unwrap_or(0);
+                let decided = if p == 0 || p > latest {
+                    "UnknownHub"
+                } else if p < latest || !self.hubs.contains_key(hub) {
+                    "StaleHubHandle"
+                } else {
+                    "Ok"
+                };
+                if kind != decided {
+                    return None;
+                }
+                if kind == "Ok" {
+                    *next.requests.entry(*hub).or_default() += 1;
+                }
+            }
+            // Refused inside a callback (it would wait for that callback) whatever the
+            // state; otherwise the first succeeds and every later one is refused.
+            (Call::Shutdown, Some(kind)) => match (c.inside.is_empty(), self.shut, kind) {
+                (false, _, "ShutdownInsideCallback") | (true, true, "PolicyManagerRemoved") => {}
+                (true, false, "Ok") => next.shut = true,
                 _ => return None,
             },
+            // The port of the present presence takes every request waiting and answers
+            // each: an accepted one is reported (`Ok(true)`: the partner is attached in
+            // every program), a rejected one is not (`Ok(false)`). The shutdown changes
+            // nothing here (ports still report; the changes reach no client).
+            (
+                Call::Answer {
+                    hub,
+                    presence,
+                    accepted,
+                },
+                None,
+            ) => {
+                let Ret::Answers(results) = &c.ret else {
+                    return None;
+                };
+                if self.hubs.get(hub).map(|h| h.0) != Some(*presence)
+                    || results.len() != self.requests.get(hub).copied().unwrap_or(0)
+                    || results.iter().any(|r| *r != Ok(*accepted))
+                {
+                    return None;
+                }
+                next.requests.remove(hub);
+            }
             (Call::Query { hub }, None) => match (&c.ret, self.hubs.get(hub)) {
                 (Ret::Hub(Ok(shown)), Some(now)) if shown == now => {}
                 (Ret::Hub(Err(Error::UnknownHub(_))), None) => {}
@@ -210,6 +372,7 @@ impl Reference {
 /// already tried and the longest explained prefix (for the message).
 struct Search<'a> {
     calls: &'a [CallRec],
+    facts: Facts,
     /// preds[i]: the calls that returned before call i began.
     preds: &'a [u128],
     seen: HashSet<(u128, Reference)>,
@@ -231,7 +394,7 @@ impl Search<'_> {
             if done & (1 << i) != 0 || self.preds[i] & !done != 0 {
                 continue;
             }
-            match state.apply(&self.calls[i]) {
+            match state.apply(&self.calls[i], &self.facts) {
                 Some(next) => {
                     if depth + 1 > self.best.0 {
                         self.best = (depth + 1, done | (1 << i), None);
@@ -272,6 +435,7 @@ pub fn linearize(log: &Log) -> Result<(), String> {
         .collect();
     let mut search = Search {
         calls,
+        facts: Facts::of(log),
         preds: &preds,
         seen: HashSet::new(),
         best: (0, 0, None),
@@ -431,10 +595,32 @@ struct Presence {
     hub: u32,
     token: usize,
     arrive: (usize, usize),
-    /// Tokens of its changes in the order reported, with their call intervals.
-    changes: Vec<(usize, usize, usize)>,
+    /// Its changes in the order reported (seq 1, 2, …), with their call intervals: the
+    /// token of a reported change, or `None` for a power request the hardware accepted
+    /// (a change of connector 0). A rejected request is no change: it has no seq.
+    changes: Vec<(Option<usize>, usize, usize)>,
     /// The removal call's interval.
     removal: Option<(usize, usize)>,
+}
+
+impl Presence {
+    /// The last reported change's token among the first `seq` changes (0: none): what an
+    /// arrival replay at `seq` shows on connector 1.
+    fn last_change(&self, seq: u64) -> usize {
+        self.changes[..seq as usize]
+            .iter()
+            .rev()
+            .find_map(|c| c.0)
+            .unwrap_or(0)
+    }
+}
+
+/// A change at a seq, in the oracle's words.
+fn change_name(c: Option<usize>) -> String {
+    match c {
+        Some(token) => format!("change #{token}"),
+        None => "an accepted power request".into(),
+    }
 }
 
 fn presences(log: &Log) -> Vec<Presence> {
@@ -455,7 +641,22 @@ fn presences(log: &Log) -> Vec<Presence> {
                 presence, token, ..
             } if ok => {
                 if let Some(p) = out.iter_mut().find(|p| p.token == presence) {
-                    p.changes.push((token, c.start, c.end));
+                    p.changes.push((Some(token), c.start, c.end));
+                }
+            }
+            // Only an accepted request the port reported is a change.
+            Call::Answer {
+                presence,
+                accepted: true,
+                ..
+            } => {
+                let Ret::Answers(results) = &c.ret else {
+                    continue;
+                };
+                if let Some(p) = out.iter_mut().find(|p| p.token == presence) {
+                    for _ in results.iter().filter(|r| **r == Ok(true)) {
+                        p.changes.push((None, c.start, c.end));
+                    }
                 }
             }
             Call::Remove { presence, .. } => {
@@ -473,38 +674,18 @@ fn presences(log: &Log) -> Vec<Presence> {
 pub fn windows(log: &Log) -> Vec<Unexplained> {
     let mut out = Vec::new();
     let presences = presences(log);
+    // The registrations (a `register` refused after the shutdown made none).
     let reg: BTreeMap<InstId, &CallRec> = log
         .calls
         .iter()
-        .filter_map(|c| match c.call {
-            Call::Register { inst } => Some((inst, c)),
+        .filter_map(|c| match (&c.call, &c.ret) {
+            (Call::Register { inst }, Ret::Unit(Ok(()))) => Some((*inst, c)),
             _ => None,
         })
         .collect();
-    // By when each registration was shown to the hubs (its greeting done): when its
-    // `register` returned, or, for a `register` made inside a callback (whose greeting
-    // the thread's outermost call owes), when that outermost call returned.
-    let shown: BTreeMap<InstId, usize> = reg
-        .iter()
-        .map(|(&inst, r)| {
-            let end = if r.inside.is_empty() {
-                r.end
-            } else {
-                log.calls
-                    .iter()
-                    .filter(|c| {
-                        c.thread == r.thread
-                            && c.inside.is_empty()
-                            && c.start <= r.start
-                            && r.end <= c.end
-                    })
-                    .map(|c| c.end)
-                    .max()
-                    .unwrap_or(usize::MAX)
-            };
-            (inst, end)
-        })
-        .collect();
+    // The Policy Manager's shutdown began here (no registration outlives its hubs'
+    // presences seeing everything after it: the shutdown ends every delivery).
+    let shutdown = shutdown_call(log).map(|c| c.start);
     // When each registration ended: its successful deregister or guard drop began.
     let mut gone: BTreeMap<InstId, usize> = BTreeMap::new();
     for c in &log.calls {
@@ -532,8 +713,18 @@ pub fn windows(log: &Log) -> Vec<Unexplained> {
                 Seen::Change { token } => {
                     call_start(&|c| matches!(c, Call::Change { token: t, .. } if *t == token))
                 }
+                // An accepted power request: the answer at its seq in the presence the
+                // registration saw arrive last.
+                Seen::Power => presence_of(log, s)
+                    .and_then(|token| presences.iter().find(|p| p.token == token))
+                    .and_then(|p| p.changes.get((s.seq as usize).wrapping_sub(1)))
+                    .map(|c| c.1),
                 Seen::Arrival { presence, .. }
-                    if s.seq == 0 && shown.get(&inst).is_some_and(|&end| end < s.begin) =>
+                    if s.seq == 0
+                        && reg
+                            .get(&inst)
+                            .and_then(|r| shown_by(log, r))
+                            .is_some_and(|by| by < s.begin) =>
                 {
                     call_start(&|c| matches!(c, Call::Arrive { presence: p, .. } if *p == presence))
                 }
@@ -561,6 +752,11 @@ pub fn windows(log: &Log) -> Vec<Unexplained> {
     }
     for (&inst, r) in &reg {
         let name = label(log, inst);
+        // When the hubs could first show it the presence's state: by the time `register`
+        // returned, or, for one made inside a callback (which only registers: the
+        // greeting and the arrival replays follow), by the time the thread's outermost
+        // call returned (unknown if none encloses it: then never judged complete).
+        let shown_by = shown_by(log, r);
         let end_of_reg = gone.get(&inst).copied().unwrap_or(usize::MAX);
         for p in presences.iter() {
             let seen: Vec<&SeenRec> = log
@@ -595,29 +791,27 @@ pub fn windows(log: &Log) -> Vec<Unexplained> {
                     ));
                     continue;
                 }
-                let expect = if s == 0 {
-                    0
-                } else {
-                    p.changes[s as usize - 1].0
-                };
+                // Connector 1 shows the last reported change up to seq `s` (an accepted
+                // power request changes connector 0 only).
+                let expect = p.last_change(s);
                 if last_change != expect {
                     out.push(bad(
                         Property::HubOrder,
-                        format!("{name}'s arrival of {whole} at seq {s} shows change #{last_change}, but change #{expect} was the one at seq {s}"),
+                        format!("{name}'s arrival of {whole} at seq {s} shows change #{last_change}, but change #{expect} was the last reported up to seq {s}"),
                     ));
                 }
                 if let Some(next) = p.changes.get(s as usize) {
                     if next.2 < r.start {
                         out.push(bad(
                             Property::HubOrder,
-                            format!("{name}'s arrival replay of {whole} (seq {s}) misses change #{}, reported before register began", next.0),
+                            format!("{name}'s arrival replay of {whole} (seq {s}) misses {}, reported before register began", change_name(next.0)),
                         ));
                     }
                 }
-                if s > 0 && p.changes[s as usize - 1].1 > shown[&inst] {
+                if s > 0 && shown_by.is_some_and(|by| p.changes[s as usize - 1].1 > by) {
                     out.push(bad(
                         Property::HubOrder,
-                        format!("{name}'s arrival replay of {whole} includes change #{expect}, reported after it was shown to the hubs (register returned, or the outermost call of a register made inside a callback)"),
+                        format!("{name}'s arrival replay of {whole} includes {} (seq {s}), reported after register (or the outermost call it was made in) returned", change_name(p.changes[s as usize - 1].0)),
                     ));
                 }
                 if let Some(rm) = p.removal {
@@ -629,15 +823,36 @@ pub fn windows(log: &Log) -> Vec<Unexplained> {
                     }
                 }
                 for later in &window[1..] {
+                    let want = (later.seq as usize)
+                        .checked_sub(1)
+                        .and_then(|i| p.changes.get(i))
+                        .map(|c| c.0);
+                    let at = |want: Option<Option<usize>>| match want {
+                        Some(c) => format!("where {} was reported", change_name(c)),
+                        None => "where nothing was reported".into(),
+                    };
                     match later.seen {
-                        Seen::Change { token } => {
-                            let want = p.changes.get(later.seq as usize - 1).map(|c| c.0);
-                            if want != Some(token) {
-                                out.push(bad(
-                                    Property::HubOrder,
-                                    format!("{name} got change #{token} of {whole} at seq {}, where change #{want:?} was reported", later.seq),
-                                ));
-                            }
+                        Seen::Change { token } if want != Some(Some(token)) => {
+                            out.push(bad(
+                                Property::HubOrder,
+                                format!(
+                                    "{name} got change #{token} of {whole} at seq {}, {}",
+                                    later.seq,
+                                    at(want)
+                                ),
+                            ));
+                        }
+                        // The judge of "a rejected power request produces no event": the
+                        // history has a change of connector 0 only for an accepted one.
+                        Seen::Power if want != Some(None) => {
+                            out.push(bad(
+                                Property::PowerRoundTrip,
+                                format!(
+                                    "{name} got a change of connector 0 (what an accepted power request is reported as) of {whole} at seq {}, {}",
+                                    later.seq,
+                                    at(want)
+                                ),
+                            ));
                         }
                         Seen::Removal if later.seq != n + 1 => out.push(bad(
                             Property::HubOrder,
@@ -659,12 +874,15 @@ pub fn windows(log: &Log) -> Vec<Unexplained> {
             // must have seen everything. (The post part removes the hubs before it
             // deregisters anyone, but a context dropped during a removal may deregister a
             // client there: that registration ends before the next hub's removal.)
+            // After the shutdown began, a registration may hear nothing more (the rules
+            // of `shutdowns`).
             let Some(rm) = p.removal else { continue };
-            if end_of_reg <= log.post_start.max(rm.1) {
+            if end_of_reg <= log.post_start.max(rm.1) || shutdown.is_some_and(|s| s < rm.1) {
                 continue;
             }
-            let from_arrival = shown[&inst] < p.arrive.0;
-            let whole_presence = shown[&inst] < rm.0 && p.arrive.1 < r.start;
+            let Some(by) = shown_by else { continue };
+            let from_arrival = by < p.arrive.0;
+            let whole_presence = by < rm.0 && p.arrive.1 < r.start;
             if !(from_arrival || whole_presence) {
                 continue;
             }
@@ -687,6 +905,262 @@ pub fn windows(log: &Log) -> Vec<Unexplained> {
                     Property::HubOrder,
                     format!("{name} registered before {whole} arrived but missed its arrival"),
                 ));
+            }
+        }
+    }
+    out
+}
+
+/// When each registration's end began: its first successful deregister or guard drop.
+fn registrations_end(log: &Log) -> BTreeMap<InstId, usize> {
+    let mut gone: BTreeMap<InstId, usize> = BTreeMap::new();
+    for c in &log.calls {
+        if let (
+            Call::Deregister { inst: Some(i) } | Call::DropGuard { inst: i },
+            Ret::Unit(Ok(())),
+        ) = (&c.call, &c.ret)
+        {
+            let g = gone.entry(*i).or_insert(c.start);
+            *g = (*g).min(c.start);
+        }
+    }
+    gone
+}
+
+/// By when the registration `r` was shown to the hubs: when `register` returned, or for
+/// one made inside a callback, when the thread's outermost call that encloses it
+/// returned (the greeting, then the arrival replays, are that call's obligations).
+fn shown_by(log: &Log, r: &CallRec) -> Option<usize> {
+    if r.inside.is_empty() {
+        return Some(r.end);
+    }
+    log.calls
+        .iter()
+        .filter(|c| {
+            c.thread == r.thread && c.inside.is_empty() && c.start < r.start && c.end > r.end
+        })
+        .map(|c| c.end)
+        .max()
+}
+
+/// The `shutdown` that succeeded, if one did (the first, should several have).
+fn shutdown_call(log: &Log) -> Option<&CallRec> {
+    log.calls
+        .iter()
+        .filter(|c| c.call == Call::Shutdown && c.ret == Ret::Unit(Ok(())))
+        .min_by_key(|c| c.start)
+}
+
+/// The presence (its token) a registration's hub event belongs to: that of the last
+/// arrival of the hub it saw before it.
+fn presence_of(log: &Log, s: &SeenRec) -> Option<usize> {
+    log.seen
+        .iter()
+        .filter(|o| o.inst == s.inst && o.hub == s.hub && o.begin < s.begin)
+        .filter_map(|o| match o.seen {
+            Seen::Arrival { presence, .. } => Some((o.begin, presence)),
+            _ => None,
+        })
+        .max()
+        .map(|(_, presence)| presence)
+}
+
+/// The Policy Manager's own events: its arrival greets each registration first, and its
+/// shutdown ends every delivery.
+///
+/// - **The greeting**: each registration hears the arrival at most once; a `register`
+///   made outside callbacks delivers it before it returns, or else the shutdown (or a
+///   deregistration) began before `register` returned; one made inside a callback hears
+///   it later, or else was shut down or deregistered.
+/// - **The shutdown**: at most one `shutdown` succeeds. No callback of any client begins
+///   after it returned, the arrival's included, except for a registration whose
+///   deregistration began before it returned (it may have left the registry before the
+///   shutdown looked: its admitted calls end with its deregistration, which waits for
+///   them). Every registration that heard the arrival
+///   and whose deregistration did not begin before the shutdown returned hears the
+///   removal exactly once, within the `shutdown` call, after every other call of its
+///   callback returned; nobody else hears it, and without a successful `shutdown` nobody
+///   does. (That the calls after it are refused is judged with the returns.)
+pub fn shutdowns(log: &Log) -> Vec<Unexplained> {
+    let mut out = Vec::new();
+    let succeeded: Vec<&CallRec> = log
+        .calls
+        .iter()
+        .filter(|c| c.call == Call::Shutdown && c.ret == Ret::Unit(Ok(())))
+        .collect();
+    if succeeded.len() > 1 {
+        out.push(bad(
+            Property::BadInputErrors,
+            format!(
+                "{} calls of shutdown returned Ok: after the first, every one is refused",
+                succeeded.len()
+            ),
+        ));
+    }
+    let shutdown = shutdown_call(log);
+    let gone = registrations_end(log);
+    // A registration whose end began before the shutdown returned may have left the
+    // registry before the shutdown looked (the shutdown then neither closes it nor tells
+    // it anything): its calls admitted meanwhile are its deregistration's business.
+    let ending = |inst: InstId, sd: &CallRec| gone.get(&inst).is_some_and(|&g| g < sd.end);
+    let manager = |inst: InstId, seen: ManagerSeen| -> Vec<&ManagerRec> {
+        log.manager
+            .iter()
+            .filter(|m| m.inst == inst && m.seen == seen)
+            .collect()
+    };
+    // Nothing begins after the shutdown returned.
+    if let Some(sd) = shutdown {
+        for s in log
+            .seen
+            .iter()
+            .filter(|s| s.begin > sd.end && !ending(s.inst, sd))
+        {
+            out.push(bad(
+                Property::NothingAfterRemoval,
+                format!(
+                    "{} got hub {} seq {} (at ticket {}) after shutdown returned (ticket {})",
+                    label(log, s.inst),
+                    s.hub,
+                    s.seq,
+                    s.begin,
+                    sd.end
+                ),
+            ));
+        }
+        for m in log
+            .manager
+            .iter()
+            .filter(|m| m.seen == ManagerSeen::Arrival && m.begin > sd.end && !ending(m.inst, sd))
+        {
+            out.push(bad(
+                Property::NothingAfterRemoval,
+                format!(
+                    "{} heard the Policy Manager's arrival (at ticket {}) after shutdown returned (ticket {})",
+                    label(log, m.inst),
+                    m.begin,
+                    sd.end
+                ),
+            ));
+        }
+    }
+    let registered = log.calls.iter().filter_map(|c| match (&c.call, &c.ret) {
+        (Call::Register { inst }, Ret::Unit(Ok(()))) => Some((*inst, c)),
+        _ => None,
+    });
+    for (inst, r) in registered {
+        let name = label(log, inst);
+        let arrivals = manager(inst, ManagerSeen::Arrival);
+        let removals = manager(inst, ManagerSeen::Removal);
+        let gone = gone.get(&inst).copied();
+        // The greeting.
+        if arrivals.len() > 1 {
+            out.push(bad(
+                Property::ArrivalFirst,
+                format!(
+                    "{name} heard the Policy Manager's arrival {} times",
+                    arrivals.len()
+                ),
+            ));
+        }
+        let outside = r.inside.is_empty();
+        match arrivals.first() {
+            Some(a) if outside && a.end > r.end => out.push(bad(
+                Property::ArrivalFirst,
+                format!(
+                    "{name}'s Policy Manager arrival ended (ticket {}) after register, called outside callbacks, returned (ticket {})",
+                    a.end, r.end
+                ),
+            )),
+            Some(_) => {}
+            None => {
+                // Skipped: the shutdown or a deregistration came first.
+                let by = if outside { r.end } else { usize::MAX };
+                let explained = shutdown.is_some_and(|s| s.start < by)
+                    || gone.is_some_and(|g| g < by);
+                if !explained {
+                    out.push(bad(
+                        Property::ArrivalFirst,
+                        format!(
+                            "{name} never heard the Policy Manager's arrival, and neither the shutdown nor its deregistration began before {}",
+                            if outside { "register returned" } else { "the end" }
+                        ),
+                    ));
+                }
+            }
+        }
+        // The removal.
+        if removals.len() > 1 {
+            out.push(bad(
+                Property::NothingAfterRemoval,
+                format!(
+                    "{name} heard the Policy Manager's removal {} times",
+                    removals.len()
+                ),
+            ));
+        }
+        let Some(sd) = shutdown else {
+            if let Some(m) = removals.first() {
+                out.push(bad(
+                    Property::NothingAfterRemoval,
+                    format!(
+                        "{name} heard the Policy Manager's removal (ticket {}), but no shutdown succeeded",
+                        m.begin
+                    ),
+                ));
+            }
+            continue;
+        };
+        match removals.first() {
+            None => {
+                if !arrivals.is_empty() && gone.is_none_or(|g| g > sd.end) {
+                    out.push(bad(
+                        Property::NothingAfterRemoval,
+                        format!(
+                            "{name} heard the Policy Manager's arrival and was still registered when shutdown returned (ticket {}), but never heard its removal",
+                            sd.end
+                        ),
+                    ));
+                }
+            }
+            Some(m) => {
+                if arrivals.is_empty() {
+                    out.push(bad(
+                        Property::ArrivalFirst,
+                        format!("{name} heard the Policy Manager's removal without its arrival"),
+                    ));
+                }
+                if m.begin < sd.start || m.end > sd.end {
+                    out.push(bad(
+                        Property::NothingAfterRemoval,
+                        format!(
+                            "{name} heard the Policy Manager's removal at tickets {}..{}, outside the shutdown call ({}..{})",
+                            m.begin, m.end, sd.start, sd.end
+                        ),
+                    ));
+                }
+                // Last: every other call of the callback returned before it began.
+                let earlier = log
+                    .seen
+                    .iter()
+                    .filter(|s| s.inst == inst)
+                    .map(|s| (s.begin, s.end, format!("hub {} seq {}", s.hub, s.seq)))
+                    .chain(
+                        arrivals
+                            .iter()
+                            .map(|a| (a.begin, a.end, "the Policy Manager's arrival".into())),
+                    );
+                for (begin, end, what) in earlier {
+                    if end == 0 || end > m.begin {
+                        out.push(bad(
+                            Property::NothingAfterRemoval,
+                            format!(
+                                "{name}'s call for {what} (tickets {begin}..{end}) had not returned when the Policy Manager's removal began (ticket {}): the removal is last",
+                                m.begin
+                            ),
+                        ));
+                    }
+                }
             }
         }
     }

@@ -11,6 +11,11 @@
 //!   grows by a third to a half, not threefold or more (a client with both is left to the
 //!   random programs);
 //! - **hubs**: 0 up to the bound (exactly the bound in a size written `-H`);
+//! - **shutdown** (a size written `-s`, or `-S` for only the programs with one of them):
+//!   the parallel part's ops include [`Op::Shutdown`] and the hardware's answers
+//!   ([`Op::Answer`], accepting or rejecting every pending power request of a hub), and
+//!   callbacks may call `shutdown` ([`Behaviour::Shutdown`]); sizes without the suffix
+//!   have none of them, and list exactly the programs they listed before they existed;
 //! - **init**: any subset of the clients registered, then any subset of the hubs arrived
 //!   (in that order, so the init part delivers arrivals to the clients registered);
 //! - **parallel**: 2 up to the bound of threads, each with 1 up to the bound of ops.
@@ -18,9 +23,10 @@
 //! Reductions, each an equivalence that keeps the set of behaviours a checker explores:
 //! - *dead parts*: a program with an op that can never act (dropping the guard of a
 //!   client registered by handle, deregistering a client never registered, changing or
-//!   removing a hub that never arrives), a client never registered or a hub never
-//!   arriving is the smaller program without it, which is enumerated on its own; a
-//!   behaviour that can never fire is `Nothing`;
+//!   removing a hub that never arrives, answering a hub nobody can request power of:
+//!   no thread's `assign power` on it and no callback that assigns power), a client
+//!   never registered or a hub never arriving is the smaller program without it, which
+//!   is enumerated on its own; a behaviour that can never fire is `Nothing`;
 //! - *symmetry*: renaming clients, renaming hubs and permuting threads; one program per
 //!   orbit is kept (the least in the derived order).
 //!
@@ -51,6 +57,10 @@ pub struct Size {
     /// Contexts with drop behaviours (module docs).
     #[serde(default)]
     pub drops: Drops,
+    /// The Policy Manager's shutdown and the hardware's answers to power requests
+    /// (module docs).
+    #[serde(default)]
+    pub shutdown: Shutdowns,
 }
 
 /// Whether a size's clients' contexts have drop behaviours.
@@ -66,6 +76,20 @@ pub enum Drops {
     Only,
 }
 
+/// Whether a size's programs shut the Policy Manager down and answer power requests:
+/// [`Op::Shutdown`], [`Op::Answer`] and the callback behaviour [`Behaviour::Shutdown`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Shutdowns {
+    /// None of them (no suffix): the tiers as they were before the shutdown existed.
+    #[default]
+    None,
+    /// They may appear (`-s`): the programs without them too.
+    Also,
+    /// Only programs in which one of them appears (`-S`): the rest is the tier without
+    /// the suffix.
+    Only,
+}
+
 impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let h = if self.exact_hubs { 'H' } else { 'h' };
@@ -75,9 +99,14 @@ impl fmt::Display for Size {
             self.threads, self.ops, self.clients, self.hubs
         )?;
         match self.drops {
-            Drops::None => Ok(()),
-            Drops::Also => write!(f, "-d"),
-            Drops::Only => write!(f, "-D"),
+            Drops::None => {}
+            Drops::Also => write!(f, "-d")?,
+            Drops::Only => write!(f, "-D")?,
+        }
+        match self.shutdown {
+            Shutdowns::None => Ok(()),
+            Shutdowns::Also => write!(f, "-s"),
+            Shutdowns::Only => write!(f, "-S"),
         }
     }
 }
@@ -87,12 +116,14 @@ impl std::str::FromStr for Size {
 
     /// `TxK` (threads × ops per thread, 2 clients, 2 hubs) or `TxK-cC-hH`; `-HH` for
     /// exactly H hubs, `-d` for contexts with drop behaviours, `-D` for only the programs
-    /// with some.
+    /// with some; `-s` for the shutdown and power answers, `-S` for only the programs
+    /// with one of them.
     fn from_str(s: &str) -> Result<Size, String> {
         let usage = || {
             format!(
                 "`{s}` is not a size: write TxK or TxK-cC-hH, e.g. 2x1 or 2x2-c2-h1 \
-                 (-HH: exactly H hubs; -d: contexts with drop behaviours; -D: only programs with some)"
+                 (-HH: exactly H hubs; -d: contexts with drop behaviours; -D: only programs with some; \
+                 -s: shutdown and power answers; -S: only programs with one of them)"
             )
         };
         let mut parts = s.split('-');
@@ -105,14 +136,17 @@ impl std::str::FromStr for Size {
             hubs: 2,
             exact_hubs: false,
             drops: Drops::None,
+            shutdown: Shutdowns::None,
         };
         for p in parts {
             match p {
                 "d" => size.drops = Drops::Also,
                 "D" => size.drops = Drops::Only,
+                "s" => size.shutdown = Shutdowns::Also,
+                "S" => size.shutdown = Shutdowns::Only,
                 _ => {}
             }
-            if p == "d" || p == "D" {
+            if matches!(p, "d" | "D" | "s" | "S") {
                 continue;
             }
             if p.is_empty() || !p.is_char_boundary(1) {
@@ -150,7 +184,8 @@ impl Size {
         // An exact hub count holds only programs with that many hubs.
         let hubs = !self.exact_hubs || (other.exact_hubs && other.hubs == self.hubs);
         let drops = self.drops == Drops::Also || self.drops == other.drops;
-        bounds && hubs && drops
+        let shutdown = self.shutdown == Shutdowns::Also || self.shutdown == other.shutdown;
+        bounds && hubs && drops && shutdown
     }
 }
 
@@ -166,7 +201,15 @@ pub struct Tier {
     pub programs: Vec<Program>,
 }
 
-fn behaviours(c: ClientIx, clients: usize, hubs: usize, owned: bool) -> Vec<Behaviour> {
+/// The callback behaviours client `c` can have (`shutdown`: [`Behaviour::Shutdown`] too,
+/// last).
+fn behaviours(
+    c: ClientIx,
+    clients: usize,
+    hubs: usize,
+    owned: bool,
+    shutdown: bool,
+) -> Vec<Behaviour> {
     let mut out = vec![Behaviour::Nothing, Behaviour::Query, Behaviour::AssignPower];
     for o in 0..clients as ClientIx {
         if o != c {
@@ -181,6 +224,9 @@ fn behaviours(c: ClientIx, clients: usize, hubs: usize, owned: bool) -> Vec<Beha
     out.push(Behaviour::Panic);
     for h in 0..hubs as HubIx {
         out.push(Behaviour::ReportChange(h));
+    }
+    if shutdown {
+        out.push(Behaviour::Shutdown);
     }
     out
 }
@@ -203,10 +249,10 @@ fn drop_behaviours(c: ClientIx, clients: usize, hubs: usize) -> Vec<DropBehaviou
 
 /// The client specs of client `c` in a tier (module docs: with drop behaviours, a client
 /// acts on its events or on its drop).
-fn specs(c: ClientIx, clients: usize, hubs: usize, drops: bool) -> Vec<ClientSpec> {
+fn specs(c: ClientIx, clients: usize, hubs: usize, drops: bool, shutdown: bool) -> Vec<ClientSpec> {
     let mut v = Vec::new();
     for owned in [false, true] {
-        for behaviour in behaviours(c, clients, hubs, owned) {
+        for behaviour in behaviours(c, clients, hubs, owned, shutdown) {
             v.push(ClientSpec {
                 behaviour,
                 owned,
@@ -226,7 +272,8 @@ fn specs(c: ClientIx, clients: usize, hubs: usize, drops: bool) -> Vec<ClientSpe
     v
 }
 
-fn alphabet(clients: usize, hubs: usize) -> Vec<Op> {
+/// The ops of the parallel part (`shutdown`: [`Op::Shutdown`] and the answers too, last).
+fn alphabet(clients: usize, hubs: usize, shutdown: bool) -> Vec<Op> {
     let mut out = Vec::new();
     for c in 0..clients as ClientIx {
         out.extend([Op::Register(c), Op::Deregister(c), Op::Drop(c)]);
@@ -241,7 +288,28 @@ fn alphabet(clients: usize, hubs: usize) -> Vec<Op> {
             Op::AssignPower(h),
         ]);
     }
+    if shutdown {
+        out.push(Op::Shutdown);
+        for h in 0..hubs as HubIx {
+            out.extend([Op::Answer(h, true), Op::Answer(h, false)]);
+        }
+    }
     out
+}
+
+/// How many sequences of 1..=k ops over an alphabet of `a` ops there are.
+fn sequence_count(a: u64, k: usize) -> u64 {
+    (1..=k as u32).map(|i| a.pow(i)).sum()
+}
+
+/// Whether `p` shuts the Policy Manager down or answers power requests (an `-S` program).
+pub fn has_shutdown(p: &Program) -> bool {
+    shutdown_in(&p.clients, p.init.iter().chain(p.threads.iter().flatten()))
+}
+
+fn shutdown_in<'a>(clients: &[ClientSpec], mut ops: impl Iterator<Item = &'a Op>) -> bool {
+    clients.iter().any(|c| c.behaviour == Behaviour::Shutdown)
+        || ops.any(|op| matches!(op, Op::Shutdown | Op::Answer(..)))
 }
 
 /// Sequences of 1..=k ops over `alphabet`, in a fixed order.
@@ -348,9 +416,18 @@ pub fn live(p: &Program) -> Option<Program> {
     if registered.len() != nc as usize || arrives.len() != p.hubs as usize {
         return None;
     }
+    // Power requests: a thread's for its hub, a callback's for the hub of its event.
+    let requested = |h: HubIx| {
+        all_ops.contains(&Op::AssignPower(h))
+            || p.clients
+                .iter()
+                .any(|c| c.behaviour == Behaviour::AssignPower)
+    };
     for op in &all_ops {
         let dead = match *op {
             Op::Drop(c) => !p.clients[c as usize].owned,
+            // Nothing to answer: the answer only holds the port a while.
+            Op::Answer(h, _) => !requested(h),
             _ => false,
         };
         if dead {
@@ -393,6 +470,7 @@ fn renamed(p: &Program, cp: &[u8], hp: &[u8]) -> Program {
         Op::Remove(x) => Op::Remove(h(x)),
         Op::Query(x) => Op::Query(h(x)),
         Op::AssignPower(x) => Op::AssignPower(h(x)),
+        Op::Answer(x, accepted) => Op::Answer(h(x), accepted),
         other => other,
     };
     let beh = |b: Behaviour| match b {
@@ -473,27 +551,47 @@ pub fn for_each(size: Size, mut f: impl FnMut(Program)) -> (u64, u64) {
     let fewest_hubs = if size.exact_hubs { size.hubs } else { 0 };
     for nc in 1..=size.clients {
         for nh in fewest_hubs..=size.hubs {
+            let shutdown = size.shutdown != Shutdowns::None;
             let specs: Vec<Vec<ClientSpec>> = (0..nc as ClientIx)
-                .map(|c| specs(c, nc, nh, size.drops != Drops::None))
+                .map(|c| specs(c, nc, nh, size.drops != Drops::None, shutdown))
                 .collect();
-            let alphabet = alphabet(nc, nh);
+            let alphabet = alphabet(nc, nh, shutdown);
             let seqs = sequences(&alphabet, size.ops);
             let mut thread_sets = Vec::new();
             for t in 2..=size.threads {
                 thread_sets.extend(multisets(seqs.len(), t));
             }
-            let raw_threads: u64 = (2..=size.threads)
-                .map(|t| binom(seqs.len() as u64 + t as u64 - 1, t as u64))
-                .sum();
-            let mut spec_combos: u64 = specs.iter().map(|v| v.len() as u64).product();
-            if size.drops == Drops::Only {
-                let without: u64 = specs
+            // The raw space: client specs × init parts × thread multisets, less what a
+            // `-D` or `-S` size leaves to the tier without the suffix (by inclusion and
+            // exclusion: programs without drop behaviours, programs without the shutdown
+            // and the answers, and those without either).
+            let raw_threads = |alphabet: usize| -> u64 {
+                let n = sequence_count(alphabet as u64, size.ops);
+                (2..=size.threads)
+                    .map(|t| binom(n + t as u64 - 1, t as u64))
+                    .sum()
+            };
+            let all_threads = raw_threads(alphabet.len());
+            let plain_threads = raw_threads(self::alphabet(nc, nh, false).len());
+            let combos = |keep: &dyn Fn(&ClientSpec) -> bool| -> u64 {
+                specs
                     .iter()
-                    .map(|v| v.iter().filter(|s| s.on_drop.is_nothing()).count() as u64)
-                    .product();
-                spec_combos -= without;
-            }
-            raw += spec_combos * (1u64 << (nc + nh)) * raw_threads;
+                    .map(|v| v.iter().filter(|s| keep(s)).count() as u64)
+                    .product()
+            };
+            let no_drop = |s: &ClientSpec| s.on_drop.is_nothing();
+            let no_shutdown = |s: &ClientSpec| s.behaviour != Behaviour::Shutdown;
+            let all = combos(&|_| true) * all_threads;
+            let without_drops = combos(&no_drop) * all_threads;
+            let without_shutdown = combos(&no_shutdown) * plain_threads;
+            let without_either = combos(&|s| no_drop(s) && no_shutdown(s)) * plain_threads;
+            let space = match (size.drops == Drops::Only, size.shutdown == Shutdowns::Only) {
+                (false, false) => all,
+                (true, false) => all - without_drops,
+                (false, true) => all - without_shutdown,
+                (true, true) => all + without_either - without_drops - without_shutdown,
+            };
+            raw += space * (1u64 << (nc + nh));
             let identity_c: Vec<u8> = (0..nc as u8).collect();
             let identity_h: Vec<u8> = (0..nh as u8).collect();
             let mut choice = vec![0usize; nc];
@@ -525,6 +623,9 @@ pub fn for_each(size: Size, mut f: impl FnMut(Program)) -> (u64, u64) {
                         if size.drops == Drops::Only
                             && p.clients.iter().all(|c| c.on_drop.is_nothing())
                         {
+                            continue;
+                        }
+                        if size.shutdown == Shutdowns::Only && !has_shutdown(&p) {
                             continue;
                         }
                         let Some(normal) = live(&p) else { continue };
@@ -659,6 +760,57 @@ mod tests {
     }
 
     #[test]
+    fn shutdown_tiers_add_to_the_plain_ones() {
+        for plain in ["2x1-c1-h1", "2x1-c2-h1", "2x1-c1-h1-D"] {
+            let base = enumerate(plain.parse().unwrap());
+            let also = enumerate(format!("{plain}-s").parse().unwrap());
+            let only = enumerate(format!("{plain}-S").parse().unwrap());
+            // `-s` is the plain tier and `-S`, without overlap.
+            assert_eq!(also.raw, base.raw + only.raw, "{plain}");
+            assert_eq!(also.live, base.live + only.live, "{plain}");
+            assert_eq!(
+                also.programs.len(),
+                base.programs.len() + only.programs.len(),
+                "{plain}"
+            );
+            assert!(only.programs.iter().all(has_shutdown), "{plain}");
+            assert!(!base.programs.iter().any(has_shutdown), "{plain}");
+            let all: BTreeSet<&Program> = also.programs.iter().collect();
+            assert_eq!(all.len(), also.programs.len(), "{plain}: a program twice");
+            assert!(base
+                .programs
+                .iter()
+                .chain(&only.programs)
+                .all(|p| all.contains(p)));
+            for p in &only.programs {
+                assert_eq!(p.well_formed(), Ok(()), "{p}");
+                assert_eq!(
+                    &canonical(p),
+                    p,
+                    "{plain}: {p} is not its orbit's representative"
+                );
+                assert_eq!(live(p).as_ref(), Some(p), "{plain}: {p} has a dead part");
+            }
+        }
+        // Every new op and the new behaviour appear; an answer only where power can be
+        // requested.
+        let only = enumerate("2x1-c1-h1-S".parse().unwrap());
+        let ops = |p: &Program| p.threads.concat();
+        for op in [Op::Shutdown, Op::Answer(0, true), Op::Answer(0, false)] {
+            assert!(only.programs.iter().any(|p| ops(p).contains(&op)), "{op}");
+        }
+        assert!(only
+            .programs
+            .iter()
+            .any(|p| p.clients[0].behaviour == Behaviour::Shutdown));
+        assert!(only.programs.iter().all(|p| {
+            !ops(p).iter().any(|o| matches!(o, Op::Answer(..)))
+                || ops(p).contains(&Op::AssignPower(0))
+                || p.clients[0].behaviour == Behaviour::AssignPower
+        }));
+    }
+
+    #[test]
     fn sizes_parse_and_print() {
         let s: Size = "2x2-c1-h3".parse().unwrap();
         assert_eq!((s.threads, s.ops, s.clients, s.hubs), (2, 2, 1, 3));
@@ -668,9 +820,23 @@ mod tests {
         assert!(s.exact_hubs && s.drops == Drops::Also && s.hubs == 2);
         assert_eq!(s.to_string(), "2x1-c1-H2-d");
         assert_eq!("2x1-c2-h2-D".parse::<Size>().unwrap().drops, Drops::Only);
+        let s: Size = "2x1-c1-h1-S".parse().unwrap();
+        assert_eq!(s.shutdown, Shutdowns::Only);
+        assert_eq!(s.to_string(), "2x1-c1-h1-S");
+        let s: Size = "2x1-c1-H2-s-d".parse().unwrap();
+        assert_eq!((s.shutdown, s.drops), (Shutdowns::Also, Drops::Also));
+        assert_eq!(s.to_string(), "2x1-c1-H2-d-s");
+        // Sizes saved before the shutdown existed load without it.
+        let old = r#"{"threads":2,"ops":1,"clients":1,"hubs":1,"exact_hubs":false,"drops":"Also"}"#;
+        let s: Size = serde_json::from_str(old).unwrap();
+        assert_eq!(s.to_string(), "2x1-c1-h1-d");
         let size = |s: &str| s.parse::<Size>().unwrap();
         assert!(size("2x1-c1-h1-d").includes(&size("2x1-c1-h1")));
         assert!(size("2x1-c1-h1-d").includes(&size("2x1-c1-h1-D")));
+        assert!(size("2x1-c1-h1-s").includes(&size("2x1-c1-h1-S")));
+        assert!(size("2x1-c1-h1-s").includes(&size("2x1-c1-h1")));
+        assert!(!size("2x1-c1-h1").includes(&size("2x1-c1-h1-S")));
+        assert!(!size("2x1-c1-h1-S").includes(&size("2x1-c1-h1")));
         assert!(!size("2x1-c1-h1").includes(&size("2x1-c1-h1-d")));
         assert!(!size("2x1-c1-h1-D").includes(&size("2x1-c1-h1")));
         assert!(size("2x1-c2-h2").includes(&size("2x1-c1-H2")));
@@ -684,14 +850,23 @@ mod tests {
 
     #[test]
     fn random_programs_are_well_formed() {
-        let max: Size = "4x6-c4-h3".parse().unwrap();
-        let mut rng = Rng::new(7);
-        for _ in 0..2000 {
-            let p = random_program(&mut rng, max);
-            assert_eq!(p.well_formed(), Ok(()), "{p}");
-            assert!(
-                p.threads.len() >= 2 && p.threads.iter().all(|t| !t.is_empty() && t.len() <= 6)
-            );
+        for (max, shutdowns) in [("4x6-c4-h3", 0), ("4x6-c4-h3-s", 1), ("4x6-c4-h3-S", 2)] {
+            let max: Size = max.parse().unwrap();
+            let mut rng = Rng::new(7);
+            let mut with = 0;
+            for _ in 0..2000 {
+                let p = random_program(&mut rng, max);
+                assert_eq!(p.well_formed(), Ok(()), "{p}");
+                assert!(
+                    p.threads.len() >= 2 && p.threads.iter().all(|t| !t.is_empty() && t.len() <= 6)
+                );
+                with += usize::from(has_shutdown(&p));
+            }
+            match shutdowns {
+                0 => assert_eq!(with, 0, "{max}"),
+                1 => assert!(with > 200 && with < 2000, "{max}: {with}"),
+                _ => assert_eq!(with, 2000, "{max}"),
+            }
         }
     }
 
@@ -759,13 +934,16 @@ pub fn random_program(rng: &mut Rng, max: Size) -> Program {
     // Half the programs have contexts with drop behaviours (the others keep every
     // execution's trace validated: the specification has no calls from a drop yet).
     let drops = rng.next_u64().is_multiple_of(2);
-    let clients = (0..nc as ClientIx)
+    // The shutdown and the answers only in a size that has them (`-s`, `-S`): the other
+    // sizes draw exactly the programs they drew before these existed.
+    let shutdown = max.shutdown != Shutdowns::None;
+    let clients: Vec<ClientSpec> = (0..nc as ClientIx)
         .map(|c| {
             let owned = rng.next_u64().is_multiple_of(2);
             let behaviour = if ring {
                 Behaviour::Deregister((c + 1) % nc as ClientIx)
             } else {
-                rng.pick(&behaviours(c, nc, nh, owned))
+                rng.pick(&behaviours(c, nc, nh, owned, shutdown))
             };
             // Then half the contexts do something when dropped, with any event behaviour.
             let on_drop = if !drops || rng.next_u64().is_multiple_of(2) {
@@ -791,13 +969,13 @@ pub fn random_program(rng: &mut Rng, max: Size) -> Program {
             init.push(Op::Arrive(h));
         }
     }
-    let alphabet = alphabet(nc, nh);
+    let alphabet = alphabet(nc, nh, shutdown);
     let nt = if ring {
         rng.range(nc.min(nh), max.threads)
     } else {
         rng.range(2, max.threads)
     };
-    let threads = (0..nt)
+    let mut threads: Vec<Vec<Op>> = (0..nt)
         .map(|t| {
             let mut ops: Vec<Op> = (0..rng.range(1, max.ops))
                 .map(|_| rng.pick(&alphabet))
@@ -808,6 +986,18 @@ pub fn random_program(rng: &mut Rng, max: Size) -> Program {
             ops
         })
         .collect();
+    // A `-S` size's program shuts down or answers: if none of them was drawn, one is
+    // added at the end of a thread (or replaces its last op when it is full).
+    if max.shutdown == Shutdowns::Only && !shutdown_in(&clients, threads.iter().flatten()) {
+        let t = rng.range(0, threads.len() - 1);
+        let h = rng.range(0, nh - 1) as HubIx;
+        let op = rng.pick(&[Op::Shutdown, Op::Answer(h, true), Op::Answer(h, false)]);
+        if threads[t].len() < max.ops {
+            threads[t].push(op);
+        } else {
+            *threads[t].last_mut().expect("threads have ops") = op;
+        }
+    }
     Program {
         clients,
         hubs: nh as u8,

@@ -1,6 +1,6 @@
 //! What one execution of a program did, as the oracle judges it: every call into the
-//! Policy Manager, every event a callback was told and every context dropped, with
-//! real-time tickets. Recorded by the interpreter (`exec::interpreter`), judged by the
+//! Policy Manager, every event a callback was told (the hubs' and the Policy Manager's
+//! own) and every context dropped, with real-time tickets. Recorded by the interpreter (`exec::interpreter`), judged by the
 //! oracle (`judge::oracle`).
 
 use usbpm::Error;
@@ -45,8 +45,22 @@ pub enum Call {
     Query {
         hub: u32,
     },
+    /// `assign_power_level` by instance `inst`'s handle, for the hub's presence
+    /// `presence` as the library numbers them (1 at its first arrival, +1 per arrival;
+    /// `None`: a thread's request found no hub present, and was not made).
     AssignPower {
         hub: u32,
+        inst: InstId,
+        presence: Option<u32>,
+    },
+    /// `shutdown`.
+    Shutdown,
+    /// The hardware's answer to every power request pending on the hub, through the port
+    /// of presence `presence`: all accepted or all rejected.
+    Answer {
+        hub: u32,
+        presence: usize,
+        accepted: bool,
     },
 }
 
@@ -57,6 +71,9 @@ pub enum Ret {
     Unit(Result<(), Error>),
     /// `query_hub`: the presence and last-change tokens the hub showed.
     Hub(Result<(usize, usize), Error>),
+    /// An answer: what `HubPort::answer` returned for each request the port took, in
+    /// order (`Ok(true)`: reported as a connector change).
+    Answers(Vec<Result<bool, Error>>),
 }
 
 #[derive(Clone, Debug)]
@@ -73,8 +90,16 @@ pub struct CallRec {
 /// What a callback was told.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Seen {
-    Arrival { presence: usize, last_change: usize },
-    Change { token: usize },
+    Arrival {
+        presence: usize,
+        last_change: usize,
+    },
+    Change {
+        token: usize,
+    },
+    /// A change of connector 0: what an accepted power request is reported as (no
+    /// program reports a change of connector 0 itself).
+    Power,
     Removal,
 }
 
@@ -86,6 +111,22 @@ pub struct SeenRec {
     pub seen: Seen,
     pub begin: Ticket,
     /// When the callback returned (or unwound); 0 while it runs.
+    pub end: Ticket,
+}
+
+/// One of the Policy Manager's own events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ManagerSeen {
+    Arrival,
+    Removal,
+}
+
+/// A call of a client's callback with one of the Policy Manager's own events.
+#[derive(Clone, Debug)]
+pub struct ManagerRec {
+    pub inst: InstId,
+    pub seen: ManagerSeen,
+    pub begin: Ticket,
     pub end: Ticket,
 }
 
@@ -115,6 +156,9 @@ pub struct Log {
     pub post_start: Ticket,
     /// Every context's drop, in the order they happened.
     pub drops: Vec<DropRec>,
+    /// The calls with the Policy Manager's own events (arrival, removal), in the order
+    /// they began.
+    pub manager: Vec<ManagerRec>,
     /// Panics the model raised on purpose, in callbacks and in contexts' drops (every one
     /// of them the library must contain and count).
     pub panics_raised: u64,

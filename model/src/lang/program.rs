@@ -10,16 +10,24 @@
 //! - **post** (implicit, the same for every program): every present hub is removed, then
 //!   every client still registered is deregistered (or its guard dropped) and its context
 //!   freed (again, while contexts' drops register clients), so each program ends with
-//!   every callback's history complete and every context dropped.
+//!   every callback's history complete and every context dropped. After a shutdown it is
+//!   the same: ports still remove their hubs, and `deregister` works as ever.
 //!
-//! Programs are serde data (saved as JSON for replay) and print as readable text:
+//! Besides the client calls and the hardware's reports, a thread may shut the Policy
+//! Manager down ([`Op::Shutdown`]; a callback may try to, [`Behaviour::Shutdown`], and is
+//! refused) and the hardware may answer the power requests waiting on a hub
+//! ([`Op::Answer`]: all accepted, each reported as a change, or all rejected, reported to
+//! nobody).
+//!
+//! Programs are serde data (saved as JSON for replay) and print as readable text, which
+//! parses back ([`Program`]'s `FromStr`, also from the one-line form with ` | `):
 //!
 //! ```text
 //! clients: A(owned, on event: deregister B) B(on event: panic, on drop: report a change on hub 2)
 //! hubs: 1 2
 //! init: register A; register B; arrive 1
-//! thread 1: change 1; remove 1
-//! thread 2: deregister A
+//! thread 1: change 1; remove 1; assign power 1; accept power 1
+//! thread 2: deregister A; shut down; reject power 2
 //! ```
 //!
 //! The language is the gate's unit of proof: the enumerator (`lang::enumerate`) lists
@@ -61,6 +69,9 @@ pub enum Behaviour {
     Panic,
     /// Reports a connector change on a hub's port, once per registration.
     ReportChange(HubIx),
+    /// `shutdown` from inside the callback: refused (`ShutdownInsideCallback`), nothing
+    /// changes. Last, so that programs without it keep their order.
+    Shutdown,
 }
 
 /// What a client's context does in its `Drop`, when the library lets go of it (after the
@@ -115,6 +126,12 @@ pub enum Op {
     Query(HubIx),
     /// `assign_power_level`.
     AssignPower(HubIx),
+    /// `shutdown`: the Policy Manager leaves (its removal to every client greeted).
+    Shutdown,
+    /// The hardware answers the hub's power requests: takes them from the hub's port (if
+    /// it is present and not in use) and answers every one accepted (`true`: each is
+    /// reported as a connector change) or rejected (`false`: nothing is reported).
+    Answer(HubIx, bool),
 }
 
 /// A client of the program.
@@ -164,6 +181,7 @@ impl fmt::Display for Behaviour {
             Behaviour::DropOwnGuard => write!(f, "drop its own guard"),
             Behaviour::Panic => write!(f, "panic"),
             Behaviour::ReportChange(h) => write!(f, "report a change on hub {}", hub_id(h)),
+            Behaviour::Shutdown => write!(f, "shut down"),
         }
     }
 }
@@ -193,6 +211,9 @@ impl fmt::Display for Op {
             Op::Remove(h) => write!(f, "remove {}", hub_id(h)),
             Op::Query(h) => write!(f, "query {}", hub_id(h)),
             Op::AssignPower(h) => write!(f, "assign power {}", hub_id(h)),
+            Op::Shutdown => write!(f, "shut down"),
+            Op::Answer(h, true) => write!(f, "accept power {}", hub_id(h)),
+            Op::Answer(h, false) => write!(f, "reject power {}", hub_id(h)),
         }
     }
 }
@@ -240,6 +261,204 @@ impl fmt::Display for Program {
     }
 }
 
+/// A client named in text: `A`, `B`, ….
+fn parse_client(s: &str) -> Result<ClientIx, String> {
+    match s.as_bytes() {
+        [c @ b'A'..=b'Z'] => Ok(c - b'A'),
+        _ => Err(format!("`{s}` is not a client name (A, B, …)")),
+    }
+}
+
+/// A hub named in text: `1`, `2`, ….
+fn parse_hub(s: &str) -> Result<HubIx, String> {
+    match s.parse::<u8>() {
+        Ok(n) if n >= 1 => Ok(n - 1),
+        _ => Err(format!("`{s}` is not a hub id (1, 2, …)")),
+    }
+}
+
+impl std::str::FromStr for Behaviour {
+    type Err = String;
+
+    /// The text [`Display`](fmt::Display) prints.
+    fn from_str(s: &str) -> Result<Behaviour, String> {
+        Ok(match s {
+            "nothing" => Behaviour::Nothing,
+            "query" => Behaviour::Query,
+            "assign power" => Behaviour::AssignPower,
+            "deregister itself" => Behaviour::DeregisterSelf,
+            "drop its own guard" => Behaviour::DropOwnGuard,
+            "panic" => Behaviour::Panic,
+            "shut down" => Behaviour::Shutdown,
+            _ => {
+                if let Some(c) = s.strip_prefix("register ") {
+                    Behaviour::Register(parse_client(c)?)
+                } else if let Some(c) = s.strip_prefix("deregister ") {
+                    Behaviour::Deregister(parse_client(c)?)
+                } else if let Some(h) = s.strip_prefix("report a change on hub ") {
+                    Behaviour::ReportChange(parse_hub(h)?)
+                } else {
+                    return Err(format!("`{s}` is not a callback behaviour"));
+                }
+            }
+        })
+    }
+}
+
+impl std::str::FromStr for DropBehaviour {
+    type Err = String;
+
+    /// The text [`Display`](fmt::Display) prints.
+    fn from_str(s: &str) -> Result<DropBehaviour, String> {
+        Ok(match s {
+            "nothing" => DropBehaviour::Nothing,
+            "panic" => DropBehaviour::Panic,
+            _ => {
+                if let Some(c) = s.strip_prefix("register ") {
+                    DropBehaviour::Register(parse_client(c)?)
+                } else if let Some(c) = s.strip_prefix("deregister ") {
+                    DropBehaviour::Deregister(parse_client(c)?)
+                } else if let Some(h) = s.strip_prefix("report a change on hub ") {
+                    DropBehaviour::ReportChange(parse_hub(h)?)
+                } else {
+                    return Err(format!("`{s}` is not a drop behaviour"));
+                }
+            }
+        })
+    }
+}
+
+impl std::str::FromStr for Op {
+    type Err = String;
+
+    /// The text [`Display`](fmt::Display) prints.
+    fn from_str(s: &str) -> Result<Op, String> {
+        let client = |prefix: &str| s.strip_prefix(prefix).map(parse_client);
+        let hub = |prefix: &str| s.strip_prefix(prefix).map(parse_hub);
+        Ok(match s {
+            "deregister a forged handle" => Op::DeregisterForged,
+            "deregister a foreign handle" => Op::DeregisterForeign,
+            "shut down" => Op::Shutdown,
+            _ => {
+                if let Some(c) = client("register ") {
+                    Op::Register(c?)
+                } else if let Some(c) = client("deregister ") {
+                    Op::Deregister(c?)
+                } else if let Some(c) = s
+                    .strip_prefix("drop ")
+                    .and_then(|c| c.strip_suffix("'s guard"))
+                {
+                    Op::Drop(parse_client(c)?)
+                } else if let Some(h) = hub("arrive ") {
+                    Op::Arrive(h?)
+                } else if let Some(h) = hub("change ") {
+                    Op::Change(h?)
+                } else if let Some(h) = hub("remove ") {
+                    Op::Remove(h?)
+                } else if let Some(h) = hub("query ") {
+                    Op::Query(h?)
+                } else if let Some(h) = hub("assign power ") {
+                    Op::AssignPower(h?)
+                } else if let Some(h) = hub("accept power ") {
+                    Op::Answer(h?, true)
+                } else if let Some(h) = hub("reject power ") {
+                    Op::Answer(h?, false)
+                } else {
+                    return Err(format!("`{s}` is not an operation"));
+                }
+            }
+        })
+    }
+}
+
+fn parse_ops(s: &str) -> Result<Vec<Op>, String> {
+    let s = s.trim();
+    if s == "-" {
+        return Ok(Vec::new());
+    }
+    s.split("; ").map(|op| op.trim().parse()).collect()
+}
+
+impl std::str::FromStr for Program {
+    type Err = String;
+
+    /// The text [`Display`](fmt::Display) prints (and [`one_line`](Program::one_line),
+    /// with ` | ` between the lines): a saved failure's program can be pasted back.
+    fn from_str(text: &str) -> Result<Program, String> {
+        let lines: Vec<&str> = text
+            .split(['\n', '|'])
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let field = |line: Option<&&str>, key: &str| -> Result<String, String> {
+            line.and_then(|l| l.strip_prefix(key))
+                .map(|rest| rest.trim().to_string())
+                .ok_or_else(|| format!("expected a line `{key} …`"))
+        };
+        let mut clients = Vec::new();
+        let spec_text = field(lines.first(), "clients:")?;
+        let mut rest = spec_text.as_str();
+        while !rest.is_empty() {
+            let (name, after) = rest
+                .split_once('(')
+                .ok_or_else(|| format!("`{rest}`: expected `A(on event: …)`"))?;
+            let c = parse_client(name.trim())?;
+            if c as usize != clients.len() {
+                return Err(format!(
+                    "client `{name}` out of order: clients are A, B, … in turn"
+                ));
+            }
+            let (inner, after) = after
+                .split_once(')')
+                .ok_or_else(|| format!("`{rest}`: a client's `(` is not closed"))?;
+            let mut spec = ClientSpec::default();
+            let mut parts = inner.split(", ").peekable();
+            if parts.peek() == Some(&"owned") {
+                spec.owned = true;
+                parts.next();
+            }
+            spec.behaviour = parts
+                .next()
+                .and_then(|p| p.strip_prefix("on event: "))
+                .ok_or_else(|| format!("client {name}: expected `on event: …`"))?
+                .parse()?;
+            if let Some(p) = parts.next() {
+                spec.on_drop = p
+                    .strip_prefix("on drop: ")
+                    .ok_or_else(|| format!("client {name}: expected `on drop: …`, got `{p}`"))?
+                    .parse()?;
+            }
+            if let Some(p) = parts.next() {
+                return Err(format!("client {name}: unexpected `{p}`"));
+            }
+            clients.push(spec);
+            rest = after.trim_start();
+        }
+        let hubs_text = field(lines.get(1), "hubs:")?;
+        let mut hubs = 0u8;
+        for h in hubs_text.split_whitespace() {
+            if parse_hub(h)? != hubs {
+                return Err(format!("hub `{h}` out of order: hubs are 1, 2, … in turn"));
+            }
+            hubs += 1;
+        }
+        let init = parse_ops(&field(lines.get(2), "init:")?)?;
+        let mut threads = Vec::new();
+        for (i, line) in lines.iter().enumerate().skip(3) {
+            let key = format!("thread {}:", i - 2);
+            threads.push(parse_ops(&field(Some(line), &key)?)?);
+        }
+        let p = Program {
+            clients,
+            hubs,
+            init,
+            threads,
+        };
+        p.well_formed()?;
+        Ok(p)
+    }
+}
+
 impl Program {
     /// Operations in the parallel part.
     pub fn parallel_ops(&self) -> usize {
@@ -258,10 +477,13 @@ impl Program {
         let ok_h = |h: HubIx| h < self.hubs;
         let op_ok = |op: &Op| match *op {
             Op::Register(c) | Op::Deregister(c) | Op::Drop(c) => ok_c(c),
-            Op::Arrive(h) | Op::Change(h) | Op::Remove(h) | Op::Query(h) | Op::AssignPower(h) => {
-                ok_h(h)
-            }
-            Op::DeregisterForged | Op::DeregisterForeign => true,
+            Op::Arrive(h)
+            | Op::Change(h)
+            | Op::Remove(h)
+            | Op::Query(h)
+            | Op::AssignPower(h)
+            | Op::Answer(h, _) => ok_h(h),
+            Op::DeregisterForged | Op::DeregisterForeign | Op::Shutdown => true,
         };
         for op in self.init.iter().chain(self.threads.iter().flatten()) {
             if !op_ok(op) {
@@ -376,6 +598,66 @@ mod tests {
         let mut p = sample();
         p.clients[0].on_drop = DropBehaviour::ReportChange(2);
         assert!(p.well_formed().is_err());
+    }
+
+    /// A program with the shutdown, the hardware's answers and a callback that shuts down.
+    fn with_shutdown() -> Program {
+        let mut p = sample();
+        p.clients.push(ClientSpec {
+            behaviour: Behaviour::Shutdown,
+            owned: true,
+            on_drop: DropBehaviour::Register(0),
+        });
+        p.init.push(Op::Register(2));
+        p.threads[0].extend([Op::AssignPower(0), Op::Answer(0, true)]);
+        p.threads[1].extend([Op::Shutdown, Op::Answer(1, false)]);
+        p.threads
+            .push(vec![Op::DeregisterForged, Op::Drop(2), Op::Query(1)]);
+        p
+    }
+
+    #[test]
+    fn programs_round_trip_through_text_and_json() {
+        let p = with_shutdown();
+        assert_eq!(p.well_formed(), Ok(()));
+        let text = p.to_string();
+        assert_eq!(
+            text,
+            "clients: A(owned, on event: deregister B) B(on event: panic, on drop: report a change on hub 2) \
+             C(owned, on event: shut down, on drop: register A)\nhubs: 1 2\n\
+             init: register A; register B; arrive 1; register C\n\
+             thread 1: change 1; remove 1; assign power 1; accept power 1\n\
+             thread 2: deregister A; shut down; reject power 2\n\
+             thread 3: deregister a forged handle; drop C's guard; query 2"
+        );
+        assert_eq!(text.parse::<Program>(), Ok(p.clone()));
+        assert_eq!(p.one_line().parse::<Program>(), Ok(p.clone()));
+        let json = serde_json::to_string(&p).unwrap();
+        assert!(
+            json.contains(r#""Shutdown""#) && json.contains(r#"{"Answer":[0,true]}"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Program>(&json).unwrap(), p);
+        // Every other program prints and parses back too, empty parts included.
+        let empty = Program {
+            clients: vec![ClientSpec::default()],
+            hubs: 0,
+            init: vec![],
+            threads: vec![vec![], vec![Op::Shutdown]],
+        };
+        assert_eq!(empty.to_string().parse::<Program>(), Ok(empty.clone()));
+        assert_eq!(sample().to_string().parse::<Program>(), Ok(sample()));
+        // Bad text says what is wrong.
+        assert!("clients: A(on event: shut up)\nhubs:\ninit: -"
+            .parse::<Program>()
+            .unwrap_err()
+            .contains("shut up"));
+        assert!(
+            "clients: A(on event: nothing)\nhubs: 1\ninit: accept power 2"
+                .parse::<Program>()
+                .unwrap_err()
+                .contains("accept power 2")
+        );
     }
 
     #[test]
