@@ -326,11 +326,22 @@ fn deregister_own_callback(env: &Env) {
 }
 
 fn deregister_other(ctx: &Context, pm: &PolicyManager, _me: ClientHandle, n: &Notification) {
+    let other = if ctx.label == "A" { "B" } else { "A" };
+    deregister_from_callback(ctx, pm, n, other);
+}
+
+/// On a connector change, deregisters `target` from the callback: it may succeed, be
+/// refused as a cycle, or find `target` already gone; anything else violates P4.
+fn deregister_from_callback(
+    ctx: &Context,
+    pm: &PolicyManager,
+    n: &Notification,
+    target: &'static str,
+) {
     if !matches!(n.event, Event::ConnectorStateChange { .. }) {
         return;
     }
-    let other = if ctx.label == "A" { "B" } else { "A" };
-    let r = env::deregister(&ctx.monitor, &ctx.directory, pm, other);
+    let r = env::deregister(&ctx.monitor, &ctx.directory, pm, target);
     ctx.monitor.check(
         BadInputErrors,
         matches!(
@@ -339,7 +350,7 @@ fn deregister_other(ctx: &Context, pm: &PolicyManager, _me: ClientHandle, n: &No
         ),
         || {
             format!(
-                "deregister({other}) from {}'s callback returned {r:?}",
+                "deregister({target}) from {}'s callback returned {r:?}",
                 ctx.label
             )
         },
@@ -455,28 +466,12 @@ fn detach_own_callback(env: &Env) {
 }
 
 fn deregister_next(ctx: &Context, pm: &PolicyManager, _me: ClientHandle, n: &Notification) {
-    if !matches!(n.event, Event::ConnectorStateChange { .. }) {
-        return;
-    }
     let next = match ctx.label {
         "A" => "B",
         "B" => "C",
         _ => "A",
     };
-    let r = env::deregister(&ctx.monitor, &ctx.directory, pm, next);
-    ctx.monitor.check(
-        BadInputErrors,
-        matches!(
-            r,
-            Ok(()) | Err(Error::WouldDeadlock { .. }) | Err(Error::StaleHandle(_))
-        ),
-        || {
-            format!(
-                "deregister({next}) from {}'s callback returned {r:?}",
-                ctx.label
-            )
-        },
-    );
+    deregister_from_callback(ctx, pm, n, next);
 }
 
 /// A wait-for cycle through three clients' callbacks, one per hub's thread. One call at a
