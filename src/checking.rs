@@ -180,6 +180,11 @@ mutants! {
     /// `assign_power_level` passes the request to the hardware, then checks the access.
     AccessCheckedLate = "access-checked-late",
         "a power request refused for lack of access still reaches the hardware";
+    /// `assign_power_level` checks the client under the registry lock but queues the
+    /// request after releasing it: a deregister or shutdown can return in between, and
+    /// the request reaches the hardware afterwards.
+    PowerRequestUnlocked = "power-request-unlocked",
+        "a power request checked before a deregister returned reaches the hardware after it";
     /// The hub reports a power request the hardware rejected as if it had been accepted.
     RejectedRequestReported = "rejected-request-reported",
         "a rejected power request is reported to the clients as a connector change";

@@ -736,8 +736,19 @@ impl PolicyManager {
         needs: Access,
         hub: HubId,
     ) -> Result<Arc<Hub>, Error> {
+        self.authorize_in(&lock(&self.shared.registry), client, needs, hub)
+    }
+
+    /// [`authorize`](Self::authorize) under a registry lock the caller holds, so that
+    /// what it then does is ordered before any later deregister or shutdown.
+    fn authorize_in(
+        &self,
+        registry: &Registry<Arc<Client>, Arc<Hub>>,
+        client: ClientHandle,
+        needs: Access,
+        hub: HubId,
+    ) -> Result<Arc<Hub>, Error> {
         let hooks = self.hooks();
-        let registry = lock(&self.shared.registry);
         if registry.shut {
             return Err(Error::PolicyManagerRemoved);
         }
@@ -883,8 +894,20 @@ impl PolicyManager {
         level: PowerLevel,
     ) -> Result<(), Error> {
         let hooks = self.hooks();
-        let hub = self.authorize(client, Access::ASSIGN_POWER, connector.hub.id)?;
-        hub.request_power(client, connector, level, hooks)?;
+        {
+            // The request is queued under the registry lock (registry before hub queue,
+            // as everywhere): a deregister or shutdown that returned before this call
+            // took the lock refuses it, and one that comes later sees it queued.
+            let registry = lock(&self.shared.registry);
+            let hub =
+                self.authorize_in(&registry, client, Access::ASSIGN_POWER, connector.hub.id)?;
+            if hooks.mutant(Mutant::PowerRequestUnlocked) {
+                // The bug: the check and the queueing are two steps; a deregister or
+                // shutdown may return between them, and the request still goes out.
+                drop(registry);
+            }
+            hub.request_power(client, connector, level, hooks)?;
+        }
         if hooks.mutant(Mutant::AccessCheckedLate) {
             // The bug: the access is checked after the request went to the hardware.
             let registry = lock(&self.shared.registry);
@@ -1092,10 +1115,10 @@ impl Drop for HubPort {
 ///     c.fetch_add(1, Ordering::SeqCst);
 /// })).unwrap();
 /// let port = pm.hub_arrival(HubId(1), vec![Default::default()]).unwrap();
-/// assert_eq!(calls.load(Ordering::SeqCst), 1); // the arrival
+/// assert_eq!(calls.load(Ordering::SeqCst), 2); // the Policy Manager's arrival, the hub's
 /// drop(reg); // deregisters, waiting for running callbacks
 /// drop(port); // the removal reaches nobody
-/// assert_eq!(calls.load(Ordering::SeqCst), 1);
+/// assert_eq!(calls.load(Ordering::SeqCst), 2);
 /// assert_eq!(pm.client_count(), 0);
 /// ```
 pub struct Registration {

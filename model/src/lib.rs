@@ -38,6 +38,7 @@ macro_rules! scenario_checks {
             greeting_vs_arrival: "greeting-vs-arrival";
             shutdown_vs_dispatch: "shutdown-vs-dispatch";
             power_round_trip: "power-round-trip";
+            power_vs_deregister: "power-vs-deregister";
             removal_queries: "removal-queries";
             panicking_callback: "panicking-callback";
             double_deregister: "double-deregister";

@@ -44,7 +44,8 @@ enum Mode {
     /// run's report, with mermaid-cli; fail on a parse error. Output in target/docs-render.
     DocsRender,
     /// Generated programs only: every program of one tier (--size, e.g. 2x1-c2-h1; suffixes
-    /// -H2 exactly two hubs, -d with contexts whose Drop acts, -D only those) under
+    /// -H2 exactly two hubs, -d with contexts whose Drop acts, -D only those, -s with
+    /// the shutdown and the hardware's power answers, -S only those) under
     /// loom at --bound, or the quick profile's tiers; with --checker gen-shuttle, random
     /// programs within --size. Works with --shard.
     Programs,

@@ -70,27 +70,14 @@ pub fn plan(checker: Checker, profile: crate::judge::verdict::Profile) -> Vec<Ti
             random,
         }];
     }
-    // Measured on 2 cores (docs/VERIFICATION.md, "Generated programs"), in seconds of
-    // checking summed over the chunks: 2x1-c1-h1 unbounded about 20 (36 to 48 with the
-    // client's turn), and its 314 programs with drop behaviours (2x1-c1-h1-D) about 10;
-    // 2x1-c1-H2-d (1,825 programs with two hubs: a client called from both at once, P8)
-    // about 11 at bound 2 and 25 at bound 3, while unbounded (about 110) is too slow for
-    // the quick profile; 2x1-c2-h2 at bound 3 about 300; 2x2-c1-h1 at bound 1 about 120;
-    // 2x1-c2-h2-D (the 66,894 programs of 2x1-c2-h2-d with drop behaviours: a drop that
-    // deregisters or registers another client, or reports to a hub another client
-    // watches) about 210 at bound 1; the random samples about 25 (quick; 107 with the
-    // client's turn) and 250 (full).
-    // 3x1-c2-h1 at bound 1 (about 440) and 2x1-c2-h2-D at bound 1 (about 210) are left
-    // to sharded runs: the full profile is already at its 20-minute budget.
-    // The shutdown and the hardware's answers (`-S`: only the programs with `shut down`,
-    // `accept/reject power` or a callback that shuts down), measured on 2 cores after the
-    // greeting and the shutdown were added: 2x1-c1-h1-S (423 programs) about 3 at bound 3
-    // (19,949 executions) and 12 unbounded (122,220; the heaviest, 31,890, a `register`
-    // racing the shutdown while the callback reports a change); 2x1-c1-H2-S (498) about
-    // 2 at bound 2 and 4 at bound 3; 2x1-c2-h1-S (10,375) about 30 at bound 1. The random
-    // samples within 4x6-c4-h3-S (every program shuts down or answers): 1,024 programs
-    // x 200 schedules per strategy about 190, so the quick profile's 64 about 12 and the
-    // full profile's 64 x 1,000 about 60.
+    // The tiers and bounds are chosen from measurements on 2 cores, which live in one
+    // place: docs/VERIFICATION.md, "Generated programs" (each tier's programs,
+    // executions and seconds, regenerated with the report). The rule: a tier runs
+    // unbounded when that fits the profile's budget, at the highest bound that fits
+    // otherwise; tiers that fit neither profile (3x1-c2-h1 at bound 1, 2x1-c2-h2-D at
+    // bound 1) are left to sharded runs. `-D` and `-S` tiers run only the programs
+    // that use drop behaviours or the shutdown and the hardware's answers, since the
+    // rest of them are the plain tier's.
     match (checker, profile) {
         (Checker::GenLoom, Profile::Quick) => vec![
             TierPlan {

@@ -122,6 +122,14 @@ pub const ALL: &[Scenario] = &[
         run: power_round_trip,
     },
     Scenario {
+        name: "power-vs-deregister",
+        about: "a driver thread requests power for A, then for B, while main deregisters A and then shuts the Policy Manager down",
+        threads: 2,
+        size: Size::Small,
+        properties: &[PowerRoundTrip, BadInputErrors, NoDeadlock],
+        run: power_vs_deregister,
+    },
+    Scenario {
         name: "removal-queries",
         about: "hub 1 is removed while it delivers a change; A's HubRemoval callback retrieves the hub and its connectors",
         threads: 2,
@@ -1011,6 +1019,67 @@ fn power_round_trip(env: &Env) {
         format!("{pending} request(s) pending after the accepted change, expected A's one")
     });
     env.deregister_ok("A");
+    env.deregister_ok("B");
+    drop(port);
+}
+
+/// `power-vs-deregister`: a request checked before a deregister or shutdown returned
+/// is queued before it returns; one made afterwards is refused (M3, judged at the
+/// library's `PowerRequested` step). Every accepted request reaches the hardware,
+/// exactly once.
+fn power_vs_deregister(env: &Env) {
+    let attached = usbpm::ConnectorState {
+        attached: true,
+        partner_max_milliwatts: 15_000,
+        ..Default::default()
+    };
+    let a = env.register("A", no_action);
+    let b = env.register("B", no_action);
+    let port = env
+        .pm
+        .hub_arrival(HubId(1), vec![attached])
+        .expect("a new hub id");
+    let connector = usbpm::ConnectorHandle {
+        hub: port.handle(),
+        connector: usbpm::ConnectorId(0),
+    };
+    let pm = env.pm.clone();
+    let monitor = env.monitor.clone();
+    let driver = spawn("driver", move || {
+        let level = usbpm::PowerLevel { milliwatts: 15_000 };
+        let mut accepted = 0;
+        for (label, me, refused) in [("A", a, "deregister"), ("B", b, "shutdown")] {
+            let r = pm.assign_power_level(me, connector, level);
+            // A's may come after its deregister or the shutdown, B's after the shutdown.
+            let ok = match r {
+                Ok(()) | Err(Error::PolicyManagerRemoved) => true,
+                Err(Error::StaleHandle(_)) => label == "A",
+                _ => false,
+            };
+            monitor.check(BadInputErrors, ok, || {
+                format!("{label}'s power request racing its {refused} returned {r:?}")
+            });
+            accepted += usize::from(r.is_ok());
+        }
+        accepted
+    });
+    // The hardware collects requests after each return as well: its queue lock orders
+    // the collection with the driver's requests, so the checker tries a request landing
+    // after the return (a verdict it could not otherwise see).
+    env.deregister_ok("A");
+    let mut requests = port.power_requests();
+    env.monitor.note("main shuts the Policy Manager down");
+    let r = env.pm.shutdown();
+    env.monitor.check(BadInputErrors, r.is_ok(), || {
+        format!("shutdown returned {r:?}")
+    });
+    requests.extend(port.power_requests());
+    let accepted = driver.join().expect("driver");
+    requests.extend(port.power_requests());
+    env.monitor
+        .check(PowerRoundTrip, requests.len() == accepted, || {
+            format!("{accepted} request(s) accepted, the hardware received {requests:?}")
+        });
     env.deregister_ok("B");
     drop(port);
 }

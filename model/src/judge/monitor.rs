@@ -112,7 +112,7 @@ impl Property {
                 "nothing reaches a client after the Policy Manager's removal"
             }
             Property::PowerRoundTrip => {
-                "a refused power request reaches no hardware; a rejected one produces no event"
+                "a refused power request (no access, or after deregister or shutdown returned) reaches no hardware; a rejected one produces no event"
             }
             Property::RemovalSeesHub => "a HubRemoval callback can still retrieve the hub",
         }
@@ -168,6 +168,8 @@ struct State {
     names: HashMap<ClientHandle, String>,
     /// Clients a deregister has gone to sleep on (P6: the only ones a release may wake).
     slept_on: std::collections::HashSet<ClientHandle>,
+    /// `shutdown` returned (M3: no power request reaches the hardware afterwards).
+    shut_down: bool,
     /// Per thread and hub, the highest ticket the thread submitted or settles (P6: a
     /// drainer takes only items up to one of its own).
     claimed: HashMap<(String, HubId), u64>,
@@ -818,15 +820,36 @@ impl Probe for Monitor {
                     self.name_of(&s, c)
                 )
             }
-            Step::ShutdownReturn => "  lib: shutdown returns".to_string(),
+            Step::ShutdownReturn => {
+                s.shut_down = true;
+                "  lib: shutdown returns".to_string()
+            }
             Step::PowerRequested {
                 client,
                 hub,
                 connector,
-            } => format!(
-                "  lib: {}'s power request for {connector} of {hub} passed to the hardware",
-                self.name_of(&s, client)
-            ),
+            } => {
+                let name = self.name_of(&s, client);
+                let text = format!(
+                    "  lib: {name}'s power request for {connector} of {hub} passed to the hardware"
+                );
+                let after = if s.shut_down {
+                    Some("shutdown")
+                } else if s.clients.get(&name).is_some_and(|c| c.deregistered) {
+                    Some("its deregister")
+                } else {
+                    None
+                };
+                if let Some(after) = after {
+                    let message = format!(
+                        "{name}'s power request for {connector} of {hub} reached the \
+                         hardware after {after} returned"
+                    );
+                    s.record(thread, Property::PowerRoundTrip, text, message);
+                    return;
+                }
+                text
+            }
             Step::PowerAnswered {
                 client,
                 hub,
