@@ -157,12 +157,12 @@ pub fn plan(checker: Checker, profile: crate::judge::verdict::Profile) -> Vec<Ti
                 TierPlan {
                     size: size("4x6-c4-h3"),
                     bound: None,
-                    random: Some((64, 1000)),
+                    random: Some((64, 500)),
                 },
                 TierPlan {
                     size: size("4x6-c4-h3-S"),
                     bound: None,
-                    random: Some((4, 1000)),
+                    random: Some((4, 500)),
                 },
             ]
         }
