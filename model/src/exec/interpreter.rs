@@ -851,18 +851,33 @@ fn on_event(owned: &Owned, pm: &PolicyManager, me: ClientHandle, n: &Notificatio
         .entry(rt::thread_name())
         .or_default()
         .push(ctx.inst);
-    let _end = EndOnDrop {
+    let end = EndOnDrop {
         world: &world,
         ctx,
         n,
         seen: index,
     };
     ctx.touch(&world.monitor, "at begin of", n);
-    if !matches!(seen, Seen::Removal) {
+    // A panicking behaviour is caught here and its panic raised again once the end is
+    // recorded: recording the end makes scheduling points, and under loom (every model
+    // thread on one OS thread) a switch in the middle of an unwind lets another thread
+    // release a lock while `thread::panicking()` holds, which poisons it (and loom's
+    // `Mutex::lock` unwraps the poison). Nothing of the unwind is lost: the library
+    // catches the panic raised again, as it would the first.
+    let acted = if matches!(seen, Seen::Removal) {
+        Ok(())
+    } else {
         let presence = n.hub.expect("a hub event");
-        act(&world, ctx, pm, me, (hub_ix, presence));
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            act(&world, ctx, pm, me, (hub_ix, presence));
+        }))
+    };
+    if let Err(payload) = acted {
+        drop(end);
+        std::panic::resume_unwind(payload);
     }
     ctx.touch(&world.monitor, "at end of", n);
+    drop(end);
 }
 
 /// Acts out `ctx`'s behaviour in a callback for an event of `hub` (its index, and the
