@@ -8,7 +8,9 @@
 //! As on Windows, a client's callback calls are serialized: one call at a time, across
 //! every hub and thread.
 //! This crate's `model/` proves that promise on this very source, with loom, shuttle and
-//! proptest (see `docs/VERIFICATION.md`).
+//! proptest (see `docs/VERIFICATION.md`). Every promise, with the property that judges it
+//! and the seeded bug that shows the judge can fail, is a row of the ledger in
+//! `docs/CONTRACT.md` (ledger C1, C2, C3, C4 for the ones above).
 //!
 //! ```
 //! use std::sync::atomic::{AtomicUsize, Ordering};

@@ -50,7 +50,7 @@ impl ClientConfig {
     /// into the Policy Manager like any caller; a panic out of it is contained and counted
     /// in [`PolicyManager::panicked_callbacks`]. What `deregister` guarantees is that the
     /// callback is never *called* again: a driver that frees memory the context points to
-    /// may do so as soon as `deregister` returns `Ok`.
+    /// may do so as soon as `deregister` returns `Ok` (ledger C10).
     pub fn new<C, F>(context: C, callback: F) -> Self
     where
         C: Send + Sync + 'static,
@@ -231,7 +231,7 @@ impl PolicyManager {
     /// from inside a callback, it only registers: the arrivals follow once the thread's
     /// outermost call into the Policy Manager is done with its callbacks (callbacks never
     /// nest on a thread). Either way, no hub's event reaches the client before its
-    /// Policy Manager arrival has returned.
+    /// Policy Manager arrival has returned (ledger C8, C11).
     ///
     /// # Errors
     /// - [`Error::PolicyManagerRemoved`] (`STATUS_DEVICE_REMOVED`) after
@@ -397,14 +397,15 @@ impl PolicyManager {
     ///
     /// **Contract.** `deregister` does not return until every call of the client's callback
     /// that has begun has returned; after it returns, no call of that callback begins.
-    /// The client may free its context as soon as `deregister` returns `Ok`.
+    /// The client may free its context as soon as `deregister` returns `Ok` (ledger C1,
+    /// C2, C3 in docs/CONTRACT.md).
     ///
     /// Waiting is refused, and the client left registered and receiving events, when it
     /// could never end:
     /// - [`Error::DeregisterFromOwnCallback`] when called on a thread that is inside a
     ///   callback of this client;
     /// - [`Error::WouldDeadlock`] when called from inside another client's callback and the
-    ///   target's callbacks are themselves (transitively) waiting for that one.
+    ///   target's callbacks are themselves (transitively) waiting for that one (ledger C6).
     ///
     /// A handle that was never issued gets [`Error::UnknownHandle`]; one already
     /// deregistered (even if its slot now holds a new client) gets [`Error::StaleHandle`].
@@ -640,7 +641,7 @@ impl PolicyManager {
     }
 
     /// How many callback calls, and contexts' drops, have panicked (each was contained;
-    /// see the crate docs).
+    /// see the crate docs; ledger C16).
     pub fn panicked_callbacks(&self) -> u64 {
         self.shared.panicked.load(Ordering::Relaxed)
     }
@@ -806,7 +807,7 @@ impl PolicyManager {
     ///
     /// The handle is valid from the hub's arrival until its removal has been delivered to
     /// every client: inside a `HubRemoval` callback the removed hub can still be
-    /// retrieved, as it was when it left.
+    /// retrieved, as it was when it left (ledger C15).
     ///
     /// # Errors
     /// In the order checked: [`Error::PolicyManagerRemoved`] after shutdown;
@@ -886,7 +887,9 @@ impl PolicyManager {
     /// needed instead of query access; [`Error::StaleHubHandle`] also for a hub whose
     /// removal is queued; and [`Error::PowerRequestRefused`]
     /// (`STATUS_INVALID_DEVICE_STATE`) unless the connector is a sink with a partner
-    /// attached. A refused request changes nothing: nothing reaches the hardware.
+    /// attached. A refused request changes nothing: nothing reaches the hardware, and no
+    /// request reaches it once the client's deregister or the shutdown returned (ledger
+    /// C13, C14).
     pub fn assign_power_level(
         &self,
         client: ClientHandle,
@@ -926,7 +929,7 @@ impl PolicyManager {
     /// Shuts the Policy Manager down (the Policy Manager leaves): every client that heard
     /// its arrival hears [`PolicyManagerRemoval`](crate::Event::PolicyManagerRemoval) as
     /// its last event, after every other call of its callback returned. Returns once
-    /// every removal has been delivered.
+    /// every removal has been delivered (ledger C12).
     ///
     /// Afterwards every call but `deregister` is refused with
     /// [`Error::PolicyManagerRemoved`]; hub ports still accept reports, which reach no

@@ -225,6 +225,56 @@ fn every_cited_promise_id_is_in_the_ledger() {
     }
 }
 
+/// Rust sources under `dir`, recursively.
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("a source directory") {
+        let path = entry.expect("an entry").path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_promise_id_the_rustdoc_cites_is_in_the_ledger() {
+    // Rustdoc cites rows as `(ledger C1, C2 ...)`: `[C1]` would read as an intra-doc link.
+    let ids: BTreeSet<String> = ledger().into_iter().map(|p| p.id).collect();
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &mut files);
+    let mut cited = 0;
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("a source file");
+        // Doc comments wrap: read the comment text as one line.
+        let prose: String = text
+            .lines()
+            .filter_map(|l| {
+                let l = l.trim_start();
+                l.strip_prefix("///").or_else(|| l.strip_prefix("//!"))
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        for (i, _) in prose.match_indices("(ledger ") {
+            let list = &prose[i + "(ledger ".len()..];
+            let end = list.find(|c: char| !(c.is_ascii_alphanumeric() || c == ',' || c == ' '));
+            for item in list[..end.unwrap_or(list.len())].split(',') {
+                let id = item.split_whitespace().next().unwrap_or("");
+                if id.is_empty() {
+                    continue;
+                }
+                assert!(
+                    ids.contains(id),
+                    "{} cites ledger {id}, which docs/CONTRACT.md does not have",
+                    rel(&file)
+                );
+                cited += 1;
+            }
+        }
+    }
+    assert!(cited > 0, "the rustdoc cites no ledger row");
+}
+
 fn rel(path: &Path) -> String {
     path.strip_prefix(root())
         .unwrap_or(path)
