@@ -8,13 +8,13 @@ mod common;
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::thread;
+use std::thread::{self, Scope, ScopedJoinHandle};
 
 use common::*;
 use usbpm::{
-    Access, ClientConfig, ClientHandle, ConnectorHandle, ConnectorId, ConnectorProperties, Error,
-    Event, HubHandle, HubId, HubInfo, HubPort, Notification, NtStatus, PolicyManager, PowerLevel,
-    PowerRequest,
+    Access, ClientConfig, ClientHandle, ConnectorHandle, ConnectorId, ConnectorProperties,
+    ConnectorState, Error, Event, HubHandle, HubId, HubInfo, HubPort, Notification, NtStatus,
+    PolicyManager, PowerLevel, PowerRequest,
 };
 
 const ACCESSES: [Access; 4] = [
@@ -28,13 +28,112 @@ fn silent() -> ClientConfig {
     ClientConfig::new((), |_, _, _| {})
 }
 
-/// A recorder that asks for `access`.
-fn recorder_with(log: &Log, access: Access) -> ClientConfig {
-    recorder(log).access(access)
+/// Registers a client that records into a new log and asks for `access`: the log and the
+/// client's handle.
+fn register_recorder_with(pm: &PolicyManager, access: Access) -> (Log, ClientHandle) {
+    let log = new_log();
+    let h = pm.register(recorder(&log).access(access)).unwrap();
+    (log, h)
+}
+
+/// One recording client per access of [`ACCESSES`], registered in that order.
+fn register_recorders_of_every_access(pm: &PolicyManager) -> Vec<(Log, ClientHandle, Access)> {
+    ACCESSES
+        .iter()
+        .map(|&access| {
+            let (log, h) = register_recorder_with(pm, access);
+            (log, h, access)
+        })
+        .collect()
+}
+
+/// A client handle no register ever returned.
+fn forged() -> ClientHandle {
+    ClientHandle::from_raw(0xDEAD_BEEF_0000_0001)
 }
 
 fn mw(milliwatts: u32) -> PowerLevel {
     PowerLevel { milliwatts }
+}
+
+/// What most tests here start from: a recording client granted everything (the default
+/// request), then `hub` arriving with connectors in `states`.
+struct Scene {
+    pm: PolicyManager,
+    log: Log,
+    h: ClientHandle,
+    port: HubPort,
+}
+
+fn recorder_then_hub(hub: HubId, states: Vec<ConnectorState>) -> Scene {
+    let pm = PolicyManager::new();
+    let (log, h) = register_recorder(&pm);
+    let port = pm.hub_arrival(hub, states).unwrap();
+    Scene { pm, log, h, port }
+}
+
+/// Removes the hub (drops its port), then deregisters `clients`.
+#[track_caller]
+fn remove_then_deregister(
+    pm: &PolicyManager,
+    port: HubPort,
+    clients: impl IntoIterator<Item = ClientHandle>,
+) {
+    drop(port);
+    deregister_all(pm, clients);
+}
+
+/// The hardware reports connector 0 of `port` in `state`, and `log`'s client hears it
+/// last, as the change `seq` of `hub`: the client is still registered and hearing events.
+#[track_caller]
+fn assert_hears_change(
+    port: &HubPort,
+    log: &Log,
+    hub: impl Presence,
+    seq: u64,
+    state: ConnectorState,
+) {
+    port.connector_changed(ConnectorId(0), state.clone())
+        .unwrap();
+    assert_eq!(snapshot(log).last(), Some(&change(hub, seq, 0, state)));
+}
+
+/// `events` is the Policy Manager's arrival granting `access`, then one replay per hub,
+/// in any order: `replays`, sorted by hub.
+#[track_caller]
+fn assert_arrival_then_replays(events: &[Notification], access: Access, replays: &[Notification]) {
+    assert_eq!(events[0], pm_arrival(access), "{events:?}");
+    let mut rest = events[1..].to_vec();
+    rest.sort_by_key(|n| n.hub);
+    assert_eq!(rest, replays, "one replay per hub, after the arrival");
+}
+
+/// The one power request the hardware has been asked (taken from the port).
+#[track_caller]
+fn the_request(port: &HubPort) -> PowerRequest {
+    let [request] = <[PowerRequest; 1]>::try_from(port.power_requests())
+        .unwrap_or_else(|requests| panic!("not exactly one request: {requests:?}"));
+    request
+}
+
+/// The power assigned to connector `c`, as client `h` sees it.
+#[track_caller]
+fn assigned_power(pm: &PolicyManager, h: ClientHandle, c: ConnectorHandle) -> Option<PowerLevel> {
+    pm.connector_state(h, c).unwrap().assigned_power
+}
+
+/// Shuts `pm` down on a thread of `s`, and sets `returned` once `shutdown` returned (so
+/// that the test can see it has not yet).
+fn spawn_shutdown<'scope>(
+    s: &'scope Scope<'scope, '_>,
+    pm: &'scope PolicyManager,
+    returned: &'scope AtomicBool,
+) -> ScopedJoinHandle<'scope, Result<(), Error>> {
+    s.spawn(move || {
+        let r = pm.shutdown();
+        returned.store(true, Ordering::SeqCst);
+        r
+    })
 }
 
 /// `result` is the refusal `expect`, with the NTSTATUS `status`.
@@ -44,6 +143,41 @@ fn assert_refused<T: Debug>(result: Result<T, Error>, expect: &Error, status: Nt
     assert_eq!(&err, expect);
     assert_eq!(err.ntstatus(), status, "{err}");
     assert_ne!(status.name(), "STATUS_UNKNOWN");
+}
+
+/// Every retrieve call client `h` makes about `hub` (the hub, its connectors, connector
+/// 0's properties and state) is the refusal `expect`, with the NTSTATUS `status`.
+#[track_caller]
+fn assert_queries_refused(
+    pm: &PolicyManager,
+    h: ClientHandle,
+    hub: HubHandle,
+    expect: &Error,
+    status: NtStatus,
+) {
+    let c0 = connector(hub, 0);
+    assert_refused(pm.hub_properties(h, hub), expect, status);
+    assert_refused(pm.hub_connectors(h, hub), expect, status);
+    assert_refused(pm.connector_properties(h, c0), expect, status);
+    assert_refused(pm.connector_state(h, c0), expect, status);
+}
+
+/// Every call client `h` makes about `hub` (the retrieve calls, and a power level for
+/// connector 0) is the refusal `expect`, with the NTSTATUS `status`.
+#[track_caller]
+fn assert_every_call_refused(
+    pm: &PolicyManager,
+    h: ClientHandle,
+    hub: HubHandle,
+    expect: &Error,
+    status: NtStatus,
+) {
+    assert_queries_refused(pm, h, hub, expect, status);
+    assert_refused(
+        pm.assign_power_level(h, connector(hub, 0), mw(1)),
+        expect,
+        status,
+    );
 }
 
 /// Everything a refused call must leave as it was: what every client has received, the
@@ -67,6 +201,89 @@ fn world(pm: &PolicyManager, logs: &[&Log], querier: ClientHandle, hubs: &[HubHa
     }
 }
 
+/// Runs `f`, then checks that the [`World`] (of `logs`, and of `hubs` as `querier` sees
+/// them) is as it was before.
+#[track_caller]
+fn assert_unchanged_by(
+    pm: &PolicyManager,
+    logs: &[&Log],
+    querier: ClientHandle,
+    hubs: &[HubHandle],
+    f: impl FnOnce(),
+) {
+    let before = world(pm, logs, querier, hubs);
+    f();
+    assert_eq!(world(pm, logs, querier, hubs), before, "something changed");
+}
+
+/// Runs `check(pm, requested, granted)` for each way a client comes to hold no more
+/// than `other`: it asks for `other` only, it asks for nothing, or it asks for
+/// everything and the Policy Manager grants `other` only.
+fn for_each_client_granted_at_most(other: Access, check: impl Fn(&PolicyManager, Access, Access)) {
+    let pm = PolicyManager::new();
+    check(&pm, other, other);
+    check(&pm, Access::NONE, Access::NONE);
+    // Asked for everything, granted less.
+    check(&PolicyManager::granting(other), Access::ALL, other);
+}
+
+/// The access tests' set-up on `pm`: a recording client that asked for `requested` and
+/// heard that it was granted `granted`, then an [`Observer`] (the world's querier), then
+/// hub 1 with connectors in `states`.
+struct LimitedClient<'a> {
+    pm: &'a PolicyManager,
+    log: Log,
+    h: ClientHandle,
+    granted: Access,
+    observer: Observer,
+    port: HubPort,
+}
+
+impl<'a> LimitedClient<'a> {
+    fn new(
+        pm: &'a PolicyManager,
+        requested: Access,
+        granted: Access,
+        states: Vec<ConnectorState>,
+    ) -> Self {
+        let (log, h) = register_recorder_with(pm, requested);
+        assert_eq!(snapshot_all(&log)[0], pm_arrival(granted));
+        let observer = Observer::new(pm);
+        let port = pm.hub_arrival(HubId(1), states).unwrap();
+        LimitedClient {
+            pm,
+            log,
+            h,
+            granted,
+            observer,
+            port,
+        }
+    }
+
+    /// The refusal of a call that needs `needs`.
+    fn denied(&self, needs: Access) -> Error {
+        Error::AccessDenied {
+            client: self.h,
+            needs,
+            granted: self.granted,
+        }
+    }
+
+    /// Runs `f`, then checks that the client's log, the hub as the observer sees it and
+    /// the number of clients are as they were.
+    #[track_caller]
+    fn assert_unchanged_by(&self, f: impl FnOnce()) {
+        let hubs = [self.port.handle()];
+        assert_unchanged_by(self.pm, &[&self.log], self.observer.handle(), &hubs, f);
+    }
+
+    /// Removes the hub, then deregisters the client (and, dropped last, the observer).
+    #[track_caller]
+    fn finish(self) {
+        remove_then_deregister(self.pm, self.port, [self.h]);
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // The Policy Manager's arrival and the access it grants.
 
@@ -74,8 +291,7 @@ fn world(pm: &PolicyManager, logs: &[&Log], querier: ClientHandle, hubs: &[HubHa
 fn the_policy_manager_arrival_comes_first_and_exactly_once() {
     let pm = PolicyManager::new();
     // No hub: the arrival alone, before register returns.
-    let first = new_log();
-    let a = pm.register(recorder(&first)).unwrap();
+    let (first, a) = register_recorder(&pm);
     assert_eq!(snapshot_all(&first), [pm_arrival(Access::ALL)]);
 
     let p1 = pm.hub_arrival(HubId(1), vec![detached()]).unwrap();
@@ -83,19 +299,16 @@ fn the_policy_manager_arrival_comes_first_and_exactly_once() {
     p1.connector_changed(ConnectorId(0), attached(7)).unwrap();
 
     // Hubs present: the arrival, then one replay per hub.
-    let late = new_log();
-    let b = pm.register(recorder(&late)).unwrap();
+    let (late, b) = register_recorder(&pm);
     let events = snapshot_all(&late);
     assert_eq!(events.len(), 3, "{events:?}");
-    assert_eq!(events[0], pm_arrival(Access::ALL));
-    let mut replays = events[1..].to_vec();
-    replays.sort_by_key(|n| n.hub);
-    assert_eq!(
-        replays,
-        [
+    assert_arrival_then_replays(
+        &events,
+        Access::ALL,
+        &[
             arrival(HubId(1), 1, hub_info(HubId(1), &[attached(7)])),
             arrival(HubId(2), 0, hub_info(HubId(2), &[attached(5)])),
-        ]
+        ],
     );
 
     p2.connector_changed(ConnectorId(0), detached()).unwrap();
@@ -111,8 +324,7 @@ fn the_policy_manager_arrival_comes_first_and_exactly_once() {
         assert_eq!(arrivals, 1, "{events:?}");
         assert_eq!(events[0], pm_arrival(Access::ALL));
     }
-    assert_eq!(pm.deregister(a), Ok(()));
-    assert_eq!(pm.deregister(b), Ok(()));
+    deregister_all(&pm, [a, b]);
 }
 
 #[test]
@@ -180,17 +392,13 @@ fn a_client_registered_inside_a_callback_hears_its_arrival_after_the_callback_th
             ),
             "its arrival after the registering callback returned: {trace:?}"
         );
-        let events = snapshot_all(&log);
-        assert_eq!(events[0], pm_arrival(Access::QUERY));
-        let mut replays = events[1..].to_vec();
-        replays.sort_by_key(|n| n.hub);
-        assert_eq!(
-            replays,
-            [
+        assert_arrival_then_replays(
+            &snapshot_all(&log),
+            Access::QUERY,
+            &[
                 arrival(h1, 1, hub_info(h1, &[attached(1)])),
                 arrival(h2, 0, hub_info(h2, &[sourcing(3)])),
             ],
-            "one replay per hub, after the arrival"
         );
 
         p1.connector_changed(ConnectorId(0), detached()).unwrap();
@@ -206,8 +414,7 @@ fn a_client_registered_inside_a_callback_hears_its_arrival_after_the_callback_th
             "exactly one Policy Manager event"
         );
         assert_eq!(events.last(), Some(&removal(h2, 1)));
-        assert_eq!(pm.deregister(inner), Ok(()));
-        assert_eq!(pm.deregister(outer), Ok(()));
+        deregister_all(&pm, [inner, outer]);
     });
 }
 
@@ -252,8 +459,7 @@ fn the_access_granted_is_the_request_within_what_the_policy_manager_grants() {
         let pm = PolicyManager::granting(grants);
         let _port = pm.hub_arrival(HubId(1), vec![detached()]).unwrap();
         for requested in ACCESSES {
-            let log = new_log();
-            let h = pm.register(recorder_with(&log, requested)).unwrap();
+            let (log, h) = register_recorder_with(&pm, requested);
             let expect = Access {
                 query: requested.query && grants.query,
                 assign_power: requested.assign_power && grants.assign_power,
@@ -272,8 +478,7 @@ fn the_access_granted_is_the_request_within_what_the_policy_manager_grants() {
             assert_eq!(pm.deregister(h), Ok(()));
         }
         // The default request is everything.
-        let log = new_log();
-        let h = pm.register(recorder(&log)).unwrap();
+        let (log, h) = register_recorder(&pm);
         assert_eq!(snapshot_all(&log)[0], pm_arrival(grants));
         assert_eq!(pm.deregister(h), Ok(()));
     }
@@ -285,9 +490,7 @@ fn the_access_granted_is_the_request_within_what_the_policy_manager_grants() {
 #[test]
 fn the_retrieve_calls_describe_the_hub_and_its_connectors() {
     let pm = PolicyManager::new();
-    let h = pm
-        .register(ClientConfig::new((), |_, _, _| {}).access(Access::QUERY))
-        .unwrap();
+    let h = pm.register(silent().access(Access::QUERY)).unwrap();
     let hub = HubId(4);
     let port = pm
         .hub_arrival(hub, vec![detached(), attached(15_000), sourcing(7_500)])
@@ -321,144 +524,88 @@ fn the_retrieve_calls_describe_the_hub_and_its_connectors() {
     port.connector_changed(ConnectorId(0), attached(1)).unwrap();
     let c0 = pm.connector_state(h, connectors[0]).unwrap();
     assert_eq!((c0.state, c0.attach_count), (attached(1), 1));
-    drop(port);
-    assert_eq!(pm.deregister(h), Ok(()));
+    remove_then_deregister(&pm, port, [h]);
 }
 
 #[test]
 fn queries_without_query_access_are_denied_and_change_nothing() {
-    let check = |pm: &PolicyManager, requested: Access, granted: Access| {
-        let log = new_log();
-        let h = pm.register(recorder_with(&log, requested)).unwrap();
-        assert_eq!(snapshot_all(&log)[0], pm_arrival(granted));
-        let observer = Observer::new(pm);
-        let port = pm.hub_arrival(HubId(1), vec![attached(9_000)]).unwrap();
-        let handle = port.handle();
-        let c0 = connector(handle, 0);
-        let before = world(pm, &[&log], observer.handle(), &[handle]);
-        let expect = Error::AccessDenied {
-            client: h,
-            needs: Access::QUERY,
-            granted,
-        };
+    // (Where the Policy Manager grants assign power only, no client may query, the
+    // observer neither: the hub's state stays unseen, and the logs show that nothing
+    // changed.)
+    for_each_client_granted_at_most(Access::ASSIGN_POWER, |pm, requested, granted| {
+        let client = LimitedClient::new(pm, requested, granted, vec![attached(9_000)]);
+        let (h, handle) = (client.h, client.port.handle());
+        let expect = client.denied(Access::QUERY);
         let status = NtStatus::ACCESS_DENIED;
-        assert_refused(pm.hub_properties(h, handle), &expect, status);
-        assert_refused(pm.hub_connectors(h, handle), &expect, status);
-        assert_refused(pm.connector_properties(h, c0), &expect, status);
-        assert_refused(pm.connector_state(h, c0), &expect, status);
-        // Access is checked before the hub: an unknown hub is denied the same way.
-        assert_refused(
-            pm.hub_properties(h, presence(HubId(99), 1)),
-            &expect,
-            status,
-        );
-        assert_eq!(world(pm, &[&log], observer.handle(), &[handle]), before);
+        client.assert_unchanged_by(|| {
+            assert_queries_refused(pm, h, handle, &expect, status);
+            // Access is checked before the hub: an unknown hub is denied the same way.
+            let unknown = presence(HubId(99), 1);
+            assert_refused(pm.hub_properties(h, unknown), &expect, status);
+        });
         assert_eq!(expect.ntstatus().name(), "STATUS_ACCESS_DENIED");
         assert!(expect.to_string().contains(&h.to_string()), "{expect}");
 
         // Still registered and hearing events.
-        port.connector_changed(ConnectorId(0), detached()).unwrap();
-        assert_eq!(
-            snapshot(&log).last(),
-            Some(&change(handle, 1, 0, detached()))
-        );
-        drop(port);
-        assert_eq!(pm.deregister(h), Ok(()));
-    };
-    let pm = PolicyManager::new();
-    check(&pm, Access::ASSIGN_POWER, Access::ASSIGN_POWER);
-    check(&pm, Access::NONE, Access::NONE);
-    // Asked for everything, granted less. (Here no client may query, the observer
-    // neither: the hub's state stays unseen, and the logs show that nothing changed.)
-    check(
-        &PolicyManager::granting(Access::ASSIGN_POWER),
-        Access::ALL,
-        Access::ASSIGN_POWER,
-    );
+        assert_hears_change(&client.port, &client.log, handle, 1, detached());
+        client.finish();
+    });
 }
 
 #[test]
 fn power_without_assign_power_access_is_denied_and_reaches_no_hardware() {
-    let check = |pm: &PolicyManager, requested: Access, granted: Access| {
-        let log = new_log();
-        let h = pm.register(recorder_with(&log, requested)).unwrap();
-        let observer = Observer::new(pm);
-        let port = pm
-            .hub_arrival(HubId(1), vec![attached(9_000), sourcing(1)])
-            .unwrap();
-        let handle = port.handle();
-        let before = world(pm, &[&log], observer.handle(), &[handle]);
-        let expect = Error::AccessDenied {
-            client: h,
-            needs: Access::ASSIGN_POWER,
-            granted,
-        };
+    for_each_client_granted_at_most(Access::QUERY, |pm, requested, granted| {
+        let states = vec![attached(9_000), sourcing(1)];
+        let client = LimitedClient::new(pm, requested, granted, states);
+        let (h, handle) = (client.h, client.port.handle());
+        let expect = client.denied(Access::ASSIGN_POWER);
         let status = NtStatus::ACCESS_DENIED;
-        // An attached sink: the request Windows would take, had the access been granted.
-        assert_refused(
-            pm.assign_power_level(h, connector(handle, 0), mw(4_500)),
-            &expect,
-            status,
-        );
-        // Access is checked first: a source connector, an unknown connector and an
-        // unknown hub are denied the same way.
-        assert_refused(
-            pm.assign_power_level(h, connector(handle, 1), mw(1)),
-            &expect,
-            status,
-        );
-        assert_refused(
-            pm.assign_power_level(h, connector(handle, 7), mw(1)),
-            &expect,
-            status,
-        );
-        assert_refused(
-            pm.assign_power_level(h, connector(HubId(99), 0), mw(1)),
-            &expect,
-            status,
-        );
-        assert_eq!(port.power_requests(), [], "the hardware sees no request");
-        assert_eq!(world(pm, &[&log], observer.handle(), &[handle]), before);
-        drop(port);
-        assert_eq!(pm.deregister(h), Ok(()));
-    };
-    let pm = PolicyManager::new();
-    check(&pm, Access::QUERY, Access::QUERY);
-    check(&pm, Access::NONE, Access::NONE);
-    check(
-        &PolicyManager::granting(Access::QUERY),
-        Access::ALL,
-        Access::QUERY,
-    );
+        let c = |i| connector(handle, i);
+        client.assert_unchanged_by(|| {
+            // An attached sink: the request Windows would take, had the access been granted.
+            assert_refused(pm.assign_power_level(h, c(0), mw(4_500)), &expect, status);
+            // Access is checked first: a source connector, an unknown connector and an
+            // unknown hub are denied the same way.
+            assert_refused(pm.assign_power_level(h, c(1), mw(1)), &expect, status);
+            assert_refused(pm.assign_power_level(h, c(7), mw(1)), &expect, status);
+            let unknown_hub = connector(HubId(99), 0);
+            assert_refused(
+                pm.assign_power_level(h, unknown_hub, mw(1)),
+                &expect,
+                status,
+            );
+            assert_eq!(
+                client.port.power_requests(),
+                [],
+                "the hardware sees no request"
+            );
+        });
+        client.finish();
+    });
 }
 
 #[test]
 fn client_handles_that_are_not_live_are_refused_by_every_call() {
-    let pm = PolicyManager::new();
-    let log = new_log();
-    let live = pm.register(recorder(&log)).unwrap();
-    let port = pm.hub_arrival(HubId(1), vec![attached(5_000)]).unwrap();
+    let Scene {
+        pm,
+        log,
+        h: live,
+        port,
+    } = recorder_then_hub(HubId(1), vec![attached(5_000)]);
     let handle = port.handle();
     let gone = pm.register(silent()).unwrap();
     assert_eq!(pm.deregister(gone), Ok(()));
-    let forged = ClientHandle::from_raw(0xDEAD_BEEF_0000_0001);
-    let before = world(&pm, &[&log], live, &[handle]);
-    for (h, expect) in [
-        (gone, Error::StaleHandle(gone)),
-        (forged, Error::UnknownHandle(forged)),
-    ] {
-        let status = NtStatus::INVALID_HANDLE;
-        let c0 = connector(handle, 0);
-        assert_refused(pm.hub_properties(h, handle), &expect, status);
-        assert_refused(pm.hub_connectors(h, handle), &expect, status);
-        assert_refused(pm.connector_properties(h, c0), &expect, status);
-        assert_refused(pm.connector_state(h, c0), &expect, status);
-        assert_refused(pm.assign_power_level(h, c0, mw(1)), &expect, status);
-    }
-    assert_eq!(port.power_requests(), []);
-    assert_eq!(world(&pm, &[&log], live, &[handle]), before);
-    drop(port);
-    assert_eq!(pm.deregister(live), Ok(()));
+    let forged = forged();
+    assert_unchanged_by(&pm, &[&log], live, &[handle], || {
+        for (h, expect) in [
+            (gone, Error::StaleHandle(gone)),
+            (forged, Error::UnknownHandle(forged)),
+        ] {
+            assert_every_call_refused(&pm, h, handle, &expect, NtStatus::INVALID_HANDLE);
+        }
+        assert_eq!(port.power_requests(), []);
+    });
+    remove_then_deregister(&pm, port, [live]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -466,27 +613,17 @@ fn client_handles_that_are_not_live_are_refused_by_every_call() {
 
 #[test]
 fn a_hub_handle_is_stale_once_its_removal_is_delivered_and_after_the_hub_returns() {
-    let pm = PolicyManager::new();
-    let log = new_log();
-    let h = pm.register(recorder(&log)).unwrap();
     let hub = HubId(6);
-    let port = pm.hub_arrival(hub, vec![attached(3_000)]).unwrap();
+    let Scene { pm, log, h, port } = recorder_then_hub(hub, vec![attached(3_000)]);
     let old = port.handle();
     assert_eq!(old, presence(hub, 1));
     port.remove();
 
-    let every_call_refused = |handle: HubHandle, expect: &Error, status: NtStatus| {
-        let c0 = connector(handle, 0);
-        assert_refused(pm.hub_properties(h, handle), expect, status);
-        assert_refused(pm.hub_connectors(h, handle), expect, status);
-        assert_refused(pm.connector_properties(h, c0), expect, status);
-        assert_refused(pm.connector_state(h, c0), expect, status);
-        assert_refused(pm.assign_power_level(h, c0, mw(1)), expect, status);
-    };
     let stale = Error::StaleHubHandle(old);
-    let before = world(&pm, &[&log], h, &[]);
-    every_call_refused(old, &stale, NtStatus::INVALID_HANDLE);
-    assert_eq!(world(&pm, &[&log], h, &[]), before);
+    let invalid = NtStatus::INVALID_HANDLE;
+    assert_unchanged_by(&pm, &[&log], h, &[], || {
+        assert_every_call_refused(&pm, h, old, &stale, invalid);
+    });
     assert!(stale.to_string().contains("stale"), "{stale}");
 
     // The hub comes back: a new presence, the old handle still stale.
@@ -497,15 +634,15 @@ fn a_hub_handle_is_stale_once_its_removal_is_delivered_and_after_the_hub_returns
         snapshot(&log).last(),
         Some(&arrival(new, 0, hub_info(hub, &[detached()])))
     );
-    let before = world(&pm, &[&log], h, &[new]);
-    every_call_refused(old, &stale, NtStatus::INVALID_HANDLE);
-    // A presence the hub has not reached, or 0, is unknown.
-    let unknown = Error::UnknownHub(hub);
-    for p in [0, 3, 1_000] {
-        every_call_refused(presence(hub, p), &unknown, NtStatus::NOT_FOUND);
-    }
-    assert_eq!(port.power_requests(), []);
-    assert_eq!(world(&pm, &[&log], h, &[new]), before);
+    assert_unchanged_by(&pm, &[&log], h, &[new], || {
+        assert_every_call_refused(&pm, h, old, &stale, invalid);
+        // A presence the hub has not reached, or 0, is unknown.
+        let unknown = Error::UnknownHub(hub);
+        for p in [0, 3, 1_000] {
+            assert_every_call_refused(&pm, h, presence(hub, p), &unknown, NtStatus::NOT_FOUND);
+        }
+        assert_eq!(port.power_requests(), []);
+    });
 
     // The new handle works.
     assert_eq!(pm.hub_properties(h, new), Ok(hub_info(hub, &[detached()])));
@@ -516,11 +653,8 @@ fn a_hub_handle_is_stale_once_its_removal_is_delivered_and_after_the_hub_returns
         attached(1)
     );
     assert_eq!(pm.assign_power_level(h, connector(new, 0), mw(500)), Ok(()));
-    let requests = port.power_requests();
-    assert_eq!(requests.len(), 1);
-    assert_eq!(requests[0].connector, connector(new, 0));
-    drop(port);
-    assert_eq!(pm.deregister(h), Ok(()));
+    assert_eq!(the_request(&port).connector, connector(new, 0));
+    remove_then_deregister(&pm, port, [h]);
 }
 
 #[test]
@@ -579,8 +713,7 @@ fn queries_inside_the_hub_removal_callback_see_the_hub() {
             pm.hub_properties(a, handle),
             Err(Error::StaleHubHandle(handle))
         );
-        assert_eq!(pm.deregister(a), Ok(()));
-        assert_eq!(pm.deregister(b), Ok(()));
+        deregister_all(&pm, [a, b]);
     });
 }
 
@@ -634,17 +767,19 @@ fn a_leaving_presence_stays_queryable_while_the_hub_already_returned() {
         assert_eq!(observer.hub(old), Err(Error::StaleHubHandle(old)));
         assert_eq!(new.handle(), presence(hub, 2));
         assert_eq!(observer.port(&new), hub_info(hub, &[sourcing(2)]));
-        drop(new);
-        assert_eq!(pm.deregister(h), Ok(()));
+        remove_then_deregister(&pm, new, [h]);
     });
 }
 
 // ---------------------------------------------------------------------------------------
 // Power levels: the request, the hardware's answer, the change every client hears.
 
+/// What the clients of [`assigning`] got back from `assign_power_level`.
+type Results = Arc<Mutex<Vec<Result<(), Error>>>>;
+
 /// A client that assigns half the partner's advertised power to every sink connector
 /// that attaches (once per partner), from inside its callback.
-fn assigning(results: &Arc<Mutex<Vec<Result<(), Error>>>>) -> ClientConfig {
+fn assigning(results: &Results) -> ClientConfig {
     ClientConfig::with_handle(results.clone(), |results, pm, me, n| {
         let Event::ConnectorStateChange { state, .. } = &n.event else {
             return;
@@ -661,21 +796,20 @@ fn assigning(results: &Arc<Mutex<Vec<Result<(), Error>>>>) -> ClientConfig {
     })
 }
 
+/// Registers an [`assigning`] client: what its requests got back, and its handle.
+fn register_assigning(pm: &PolicyManager) -> (Results, ClientHandle) {
+    let results = Results::default();
+    let h = pm.register(assigning(&results)).unwrap();
+    (results, h)
+}
+
 #[test]
 fn a_power_request_made_in_a_callback_and_accepted_reaches_every_client() {
     watchdog("power request round trip", || {
         let pm = PolicyManager::new();
-        let results: Arc<Mutex<Vec<Result<(), Error>>>> = Arc::default();
-        let driver = pm.register(assigning(&results)).unwrap();
+        let (results, driver) = register_assigning(&pm);
         // Clients of every access: each hears the change.
-        let logs: Vec<(Log, ClientHandle)> = ACCESSES
-            .iter()
-            .map(|&access| {
-                let log = new_log();
-                let h = pm.register(recorder_with(&log, access)).unwrap();
-                (log, h)
-            })
-            .collect();
+        let clients = register_recorders_of_every_access(&pm);
         let hub = HubId(1);
         let port = pm.hub_arrival(hub, vec![detached(), detached()]).unwrap();
         let handle = port.handle();
@@ -683,12 +817,7 @@ fn a_power_request_made_in_a_callback_and_accepted_reaches_every_client() {
             .unwrap(); // seq 1
         assert_eq!(*results.lock().unwrap(), [Ok(())], "passed to the hardware");
         // Asynchronous: nothing has changed yet.
-        assert_eq!(
-            pm.connector_state(driver, connector(handle, 1))
-                .unwrap()
-                .assigned_power,
-            None
-        );
+        assert_eq!(assigned_power(&pm, driver, connector(handle, 1)), None);
         let requests = port.power_requests();
         assert_eq!(
             requests,
@@ -707,19 +836,14 @@ fn a_power_request_made_in_a_callback_and_accepted_reaches_every_client() {
             change(hub, 1, 1, attached(60_000)),
             change(hub, 2, 1, attached(60_000)),
         ];
-        for (log, _) in &logs {
+        for (log, _, _) in &clients {
             assert_eq!(snapshot(log), expected);
         }
         let c1 = pm.connector_state(driver, connector(handle, 1)).unwrap();
         assert_eq!(c1.assigned_power, Some(mw(30_000)));
         assert_eq!(c1.attach_count, 1);
         assert_eq!(c1.state, attached(60_000));
-        assert_eq!(
-            pm.connector_state(driver, connector(handle, 0))
-                .unwrap()
-                .assigned_power,
-            None
-        );
+        assert_eq!(assigned_power(&pm, driver, connector(handle, 0)), None);
         assert_eq!(
             results.lock().unwrap().len(),
             1,
@@ -727,18 +851,13 @@ fn a_power_request_made_in_a_callback_and_accepted_reaches_every_client() {
         );
 
         // A late client's arrival shows the level.
-        let late = new_log();
-        let late_h = pm.register(recorder(&late)).unwrap();
+        let (late, late_h) = register_recorder(&pm);
         let mut info = hub_info(hub, &[detached(), attached(60_000)]);
         info.connectors[1].assigned_power = Some(mw(30_000));
         assert_eq!(snapshot(&late), [arrival(hub, 2, info)]);
 
-        drop(port);
-        for (_, h) in logs {
-            assert_eq!(pm.deregister(h), Ok(()));
-        }
-        assert_eq!(pm.deregister(late_h), Ok(()));
-        assert_eq!(pm.deregister(driver), Ok(()));
+        let recorders = clients.iter().map(|(_, h, _)| *h);
+        remove_then_deregister(&pm, port, recorders.chain([late_h, driver]));
     });
 }
 
@@ -749,8 +868,7 @@ fn a_power_request_made_in_a_callback_and_accepted_reaches_every_client() {
 fn a_power_request_answered_from_inside_a_callback_is_delivered_before_the_call_returns() {
     watchdog("power answered inside a callback", || {
         let pm = PolicyManager::new();
-        let results: Arc<Mutex<Vec<Result<(), Error>>>> = Arc::default();
-        let driver = pm.register(assigning(&results)).unwrap();
+        let (results, driver) = register_assigning(&pm);
         let port: Arc<OnceLock<HubPort>> = Arc::default();
         let answers: Arc<Mutex<Vec<Result<bool, Error>>>> = Arc::default();
         // Registered after the driver, so it hears each change after the driver did.
@@ -766,8 +884,7 @@ fn a_power_request_answered_from_inside_a_callback_is_delivered_before_the_call_
                 },
             ))
             .unwrap();
-        let log = new_log();
-        let observer = pm.register(recorder_with(&log, Access::NONE)).unwrap();
+        let (log, observer) = register_recorder_with(&pm, Access::NONE);
         let hub = HubId(8);
         port.set(pm.hub_arrival(hub, vec![detached()]).unwrap())
             .unwrap();
@@ -786,71 +903,60 @@ fn a_power_request_answered_from_inside_a_callback_is_delivered_before_the_call_
             "the accepted level's change, delivered before connector_changed returned"
         );
         assert_eq!(
-            pm.connector_state(driver, connector(p.handle(), 0))
-                .unwrap()
-                .assigned_power,
+            assigned_power(&pm, driver, connector(p.handle(), 0)),
             Some(mw(5_000))
         );
-        for h in [driver, hardware, observer] {
-            assert_eq!(pm.deregister(h), Ok(()));
-        }
+        deregister_all(&pm, [driver, hardware, observer]);
     });
+}
+
+/// The answer tests' set-up: a [`Scene`] on `hub` with a sink on connector 0 whose
+/// partner offers 20 W, and the client's request of `level` for it, as the hardware got it.
+fn sink_asked_for(hub: HubId, level: PowerLevel) -> (Scene, PowerRequest) {
+    let scene = recorder_then_hub(hub, vec![attached(20_000)]);
+    let c0 = connector(scene.port.handle(), 0);
+    assert_eq!(scene.pm.assign_power_level(scene.h, c0, level), Ok(()));
+    let request = the_request(&scene.port);
+    (scene, request)
 }
 
 #[test]
 fn a_rejected_power_request_produces_nothing() {
-    let pm = PolicyManager::new();
-    let log = new_log();
-    let h = pm.register(recorder(&log)).unwrap();
     let hub = HubId(1);
-    let port = pm.hub_arrival(hub, vec![attached(20_000)]).unwrap();
+    let (Scene { pm, log, h, port }, request) = sink_asked_for(hub, mw(10_000));
     let c0 = connector(port.handle(), 0);
-    assert_eq!(pm.assign_power_level(h, c0, mw(10_000)), Ok(()));
-    let [request] = <[PowerRequest; 1]>::try_from(port.power_requests()).unwrap();
-    let before = world(&pm, &[&log], h, &[port.handle()]);
-    assert_eq!(port.answer(request, false), Ok(false));
-    assert_eq!(world(&pm, &[&log], h, &[port.handle()]), before);
-    assert_eq!(pm.connector_state(h, c0).unwrap().assigned_power, None);
+    assert_unchanged_by(&pm, &[&log], h, &[port.handle()], || {
+        assert_eq!(port.answer(request, false), Ok(false));
+    });
+    assert_eq!(assigned_power(&pm, h, c0), None);
     // No seq was consumed.
-    port.connector_changed(ConnectorId(0), attached(1)).unwrap();
-    assert_eq!(snapshot(&log).last(), Some(&change(hub, 1, 0, attached(1))));
-    drop(port);
-    assert_eq!(pm.deregister(h), Ok(()));
+    assert_hears_change(&port, &log, hub, 1, attached(1));
+    remove_then_deregister(&pm, port, [h]);
 }
 
 #[test]
 fn a_power_request_for_a_source_or_a_detached_connector_is_refused() {
-    let pm = PolicyManager::new();
-    let log = new_log();
-    let h = pm.register(recorder(&log)).unwrap();
-    let port = pm
-        .hub_arrival(HubId(1), vec![sourcing(5_000), detached(), attached(3_000)])
-        .unwrap();
+    let states = vec![sourcing(5_000), detached(), attached(3_000)];
+    let Scene { pm, log, h, port } = recorder_then_hub(HubId(1), states);
     let handle = port.handle();
-    let before = world(&pm, &[&log], h, &[handle]);
     let status = NtStatus::INVALID_DEVICE_STATE;
-    let source = connector(handle, 0);
-    assert_refused(
-        pm.assign_power_level(h, source, mw(1_000)),
-        &Error::PowerRequestRefused {
-            connector: source,
-            attached: true,
-        },
-        status,
-    );
-    let empty = connector(handle, 1);
-    let refused = Error::PowerRequestRefused {
-        connector: empty,
-        attached: false,
+    let (source, empty) = (connector(handle, 0), connector(handle, 1));
+    let refusal = |connector, attached| Error::PowerRequestRefused {
+        connector,
+        attached,
     };
-    assert_refused(pm.assign_power_level(h, empty, mw(1_000)), &refused, status);
-    assert!(
-        refused.to_string().contains("no partner attached"),
-        "{refused}"
-    );
-    assert_eq!(status.name(), "STATUS_INVALID_DEVICE_STATE");
-    assert_eq!(port.power_requests(), [], "nothing reached the hardware");
-    assert_eq!(world(&pm, &[&log], h, &[handle]), before);
+    assert_unchanged_by(&pm, &[&log], h, &[handle], || {
+        let to_source = pm.assign_power_level(h, source, mw(1_000));
+        assert_refused(to_source, &refusal(source, true), status);
+        let refused = refusal(empty, false);
+        assert_refused(pm.assign_power_level(h, empty, mw(1_000)), &refused, status);
+        assert!(
+            refused.to_string().contains("no partner attached"),
+            "{refused}"
+        );
+        assert_eq!(status.name(), "STATUS_INVALID_DEVICE_STATE");
+        assert_eq!(port.power_requests(), [], "nothing reached the hardware");
+    });
 
     // The attached sink beside them may be assigned.
     assert_eq!(
@@ -858,34 +964,27 @@ fn a_power_request_for_a_source_or_a_detached_connector_is_refused() {
         Ok(())
     );
     assert_eq!(port.power_requests().len(), 1);
-    drop(port);
-    assert_eq!(pm.deregister(h), Ok(()));
+    remove_then_deregister(&pm, port, [h]);
 }
 
 #[test]
 fn an_accepted_answer_for_a_partner_that_left_produces_nothing() {
-    let pm = PolicyManager::new();
-    let log = new_log();
-    let h = pm.register(recorder(&log)).unwrap();
     let hub = HubId(1);
-    let port = pm.hub_arrival(hub, vec![attached(20_000)]).unwrap();
-    let c0 = connector(port.handle(), 0);
-
     // The partner detaches before the answer.
-    assert_eq!(pm.assign_power_level(h, c0, mw(10_000)), Ok(()));
-    let [request] = <[PowerRequest; 1]>::try_from(port.power_requests()).unwrap();
+    let (Scene { pm, log, h, port }, request) = sink_asked_for(hub, mw(10_000));
+    let c0 = connector(port.handle(), 0);
     assert_eq!(request.attach_count, 1);
     port.connector_changed(ConnectorId(0), detached()).unwrap(); // seq 1
-    let before = world(&pm, &[&log], h, &[port.handle()]);
-    assert_eq!(port.answer(request, true), Ok(false));
-    assert_eq!(world(&pm, &[&log], h, &[port.handle()]), before);
+    assert_unchanged_by(&pm, &[&log], h, &[port.handle()], || {
+        assert_eq!(port.answer(request, true), Ok(false));
+    });
 
     // Another partner attaches before the answer: a different attach count.
     port.connector_changed(ConnectorId(0), attached(15_000))
         .unwrap(); // seq 2
     assert_eq!(pm.connector_state(h, c0).unwrap().attach_count, 2);
     assert_eq!(pm.assign_power_level(h, c0, mw(7_000)), Ok(()));
-    let [asked_of_second] = <[PowerRequest; 1]>::try_from(port.power_requests()).unwrap();
+    let asked_of_second = the_request(&port);
     port.connector_changed(ConnectorId(0), detached()).unwrap(); // seq 3
     port.connector_changed(ConnectorId(0), attached(15_000))
         .unwrap(); // seq 4: a third
@@ -893,64 +992,46 @@ fn an_accepted_answer_for_a_partner_that_left_produces_nothing() {
         attach_count: 1,
         ..asked_of_second.clone()
     };
-    let before = world(&pm, &[&log], h, &[port.handle()]);
-    assert_eq!(port.answer(stale, true), Ok(false), "the first partner's");
-    assert_eq!(
-        port.answer(asked_of_second, true),
-        Ok(false),
-        "the second partner's"
-    );
-    assert_eq!(world(&pm, &[&log], h, &[port.handle()]), before);
+    assert_unchanged_by(&pm, &[&log], h, &[port.handle()], || {
+        assert_eq!(port.answer(stale, true), Ok(false), "the first partner's");
+        assert_eq!(
+            port.answer(asked_of_second, true),
+            Ok(false),
+            "the second partner's"
+        );
+    });
     let c = pm.connector_state(h, c0).unwrap();
     assert_eq!((c.assigned_power, c.attach_count), (None, 3));
 
     // The third partner's own request is taken.
     assert_eq!(pm.assign_power_level(h, c0, mw(7_500)), Ok(()));
-    let [third] = <[PowerRequest; 1]>::try_from(port.power_requests()).unwrap();
+    let third = the_request(&port);
     assert_eq!(third.attach_count, 3);
     assert_eq!(port.answer(third, true), Ok(true));
     assert_eq!(
         snapshot(&log).last(),
         Some(&change(hub, 5, 0, attached(15_000)))
     );
-    assert_eq!(
-        pm.connector_state(h, c0).unwrap().assigned_power,
-        Some(mw(7_500))
-    );
-    drop(port);
-    assert_eq!(pm.deregister(h), Ok(()));
+    assert_eq!(assigned_power(&pm, h, c0), Some(mw(7_500)));
+    remove_then_deregister(&pm, port, [h]);
 }
 
 #[test]
 fn a_power_request_of_a_removed_presence_is_answered_with_nothing() {
-    let pm = PolicyManager::new();
-    let log = new_log();
-    let h = pm.register(recorder(&log)).unwrap();
     let hub = HubId(1);
-    let port = pm.hub_arrival(hub, vec![attached(20_000)]).unwrap();
-    assert_eq!(
-        pm.assign_power_level(h, connector(port.handle(), 0), mw(1)),
-        Ok(())
-    );
-    let [old] = <[PowerRequest; 1]>::try_from(port.power_requests()).unwrap();
+    let (Scene { pm, log, h, port }, old) = sink_asked_for(hub, mw(1));
     port.remove();
     let port = pm.hub_arrival(hub, vec![attached(20_000)]).unwrap();
-    let before = world(&pm, &[&log], h, &[port.handle()]);
-    assert_eq!(port.answer(old, true), Ok(false));
-    assert_eq!(world(&pm, &[&log], h, &[port.handle()]), before);
-    drop(port);
-    assert_eq!(pm.deregister(h), Ok(()));
+    assert_unchanged_by(&pm, &[&log], h, &[port.handle()], || {
+        assert_eq!(port.answer(old, true), Ok(false));
+    });
+    remove_then_deregister(&pm, port, [h]);
 }
 
 #[test]
 fn detaching_clears_the_assigned_power_and_attaching_counts_partners() {
-    let pm = PolicyManager::new();
-    let log = new_log();
-    let h = pm.register(recorder(&log)).unwrap();
     let hub = HubId(1);
-    let port = pm
-        .hub_arrival(hub, vec![attached(20_000), detached()])
-        .unwrap();
+    let Scene { pm, h, port, .. } = recorder_then_hub(hub, vec![attached(20_000), detached()]);
     let (c0, c1) = (connector(port.handle(), 0), connector(port.handle(), 1));
     let state = |c| pm.connector_state(h, c).unwrap();
     assert_eq!(state(c0).attach_count, 1, "attached at arrival");
@@ -981,8 +1062,7 @@ fn detaching_clears_the_assigned_power_and_attaching_counts_partners() {
     port.connector_changed(ConnectorId(1), sourcing(1)).unwrap();
     assert_eq!(state(c1).attach_count, 1);
 
-    let late = new_log();
-    let late_h = pm.register(recorder(&late)).unwrap();
+    let (late, late_h) = register_recorder(&pm);
     assert_eq!(
         snapshot(&late),
         [arrival(
@@ -991,9 +1071,7 @@ fn detaching_clears_the_assigned_power_and_attaching_counts_partners() {
             with_attach_counts(hub_info(hub, &[attached(20_000), sourcing(1)]), &[2, 1])
         )]
     );
-    drop(port);
-    assert_eq!(pm.deregister(h), Ok(()));
-    assert_eq!(pm.deregister(late_h), Ok(()));
+    remove_then_deregister(&pm, port, [h, late_h]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1003,45 +1081,31 @@ fn detaching_clears_the_assigned_power_and_attaching_counts_partners() {
 fn after_shutdown_every_client_heard_the_removal_last_and_hears_nothing_more() {
     watchdog("shutdown", || {
         let pm = PolicyManager::new();
-        let logs: Vec<(Log, ClientHandle, Access)> = ACCESSES
-            .iter()
-            .map(|&access| {
-                let log = new_log();
-                let h = pm.register(recorder_with(&log, access)).unwrap();
-                (log, h, access)
-            })
-            .collect();
+        let clients = register_recorders_of_every_access(&pm);
         let hub = HubId(1);
         let port = pm.hub_arrival(hub, vec![detached()]).unwrap();
         port.connector_changed(ConnectorId(0), attached(1)).unwrap();
         assert_eq!(pm.shutdown(), Ok(()));
-        let heard = |access| {
-            vec![
-                pm_arrival(access),
-                arrival(hub, 0, hub_info(hub, &[detached()])),
-                change(hub, 1, 0, attached(1)),
-                pm_removal(),
-            ]
+        let each_heard_exactly_this = |what: &str| {
+            for (log, _, access) in &clients {
+                let heard = [
+                    pm_arrival(*access),
+                    arrival(hub, 0, hub_info(hub, &[detached()])),
+                    change(hub, 1, 0, attached(1)),
+                    pm_removal(),
+                ];
+                assert_eq!(snapshot_all(log), heard, "{what}");
+            }
         };
-        for (log, _, access) in &logs {
-            assert_eq!(snapshot_all(log), heard(*access));
-        }
+        each_heard_exactly_this("its arrival, the hub's events, its removal");
 
         // The hardware keeps reporting; nothing reaches anybody.
         assert_eq!(port.connector_changed(ConnectorId(0), attached(2)), Ok(()));
         assert_eq!(port.connector_changed(ConnectorId(0), detached()), Ok(()));
         port.remove();
-        for (log, _, access) in &logs {
-            assert_eq!(
-                snapshot_all(log),
-                heard(*access),
-                "nothing after the removal"
-            );
-        }
-        assert_eq!(pm.client_count(), logs.len(), "still registered");
-        for (_, h, _) in logs {
-            assert_eq!(pm.deregister(h), Ok(()));
-        }
+        each_heard_exactly_this("nothing after the removal");
+        assert_eq!(pm.client_count(), clients.len(), "still registered");
+        deregister_all(&pm, clients.iter().map(|(_, h, _)| *h));
         assert_eq!(pm.client_count(), 0);
     });
 }
@@ -1049,12 +1113,10 @@ fn after_shutdown_every_client_heard_the_removal_last_and_hears_nothing_more() {
 #[test]
 fn calls_after_shutdown_are_refused_with_device_removed_but_deregister_works() {
     let pm = PolicyManager::new();
-    let log = new_log();
-    let h = pm.register(recorder(&log)).unwrap();
+    let (log, h) = register_recorder(&pm);
     let reg = pm.register_owned(silent()).unwrap();
     let port = pm.hub_arrival(HubId(1), vec![attached(5_000)]).unwrap();
     let handle = port.handle();
-    let c0 = connector(handle, 0);
     assert_eq!(pm.shutdown(), Ok(()));
     let heard = snapshot_all(&log);
     assert_eq!(heard.last(), Some(&pm_removal()));
@@ -1074,13 +1136,9 @@ fn calls_after_shutdown_are_refused_with_device_removed_but_deregister_works() {
         "the refused config was dropped"
     );
     assert_refused(pm.hub_arrival(HubId(2), vec![detached()]), &expect, status);
-    assert_refused(pm.hub_properties(h, handle), &expect, status);
-    assert_refused(pm.hub_connectors(h, handle), &expect, status);
-    assert_refused(pm.connector_properties(h, c0), &expect, status);
-    assert_refused(pm.connector_state(h, c0), &expect, status);
-    assert_refused(pm.assign_power_level(h, c0, mw(1)), &expect, status);
+    assert_every_call_refused(&pm, h, handle, &expect, status);
     // Even with a handle that is not live: the shutdown is checked first.
-    let forged = ClientHandle::from_raw(0xDEAD_BEEF_0000_0001);
+    let forged = forged();
     assert_refused(pm.hub_properties(forged, handle), &expect, status);
     assert_refused(pm.shutdown(), &expect, status);
     assert_eq!(status.name(), "STATUS_DEVICE_REMOVED");
@@ -1113,8 +1171,7 @@ fn shutdown_from_inside_a_callback_is_refused_and_changes_nothing() {
                 }
             }))
             .unwrap();
-        let log = new_log();
-        let other = pm.register(recorder(&log)).unwrap();
+        let (log, other) = register_recorder(&pm);
         let hub = HubId(1);
         let port = pm.hub_arrival(hub, vec![detached()]).unwrap();
         port.connector_changed(ConnectorId(0), attached(1)).unwrap();
@@ -1147,9 +1204,7 @@ fn shutdown_from_inside_a_callback_is_refused_and_changes_nothing() {
         // From outside it works.
         assert_eq!(pm.shutdown(), Ok(()));
         assert_eq!(snapshot_all(&log).last(), Some(&pm_removal()));
-        drop(port);
-        assert_eq!(pm.deregister(h), Ok(()));
-        assert_eq!(pm.deregister(other), Ok(()));
+        remove_then_deregister(&pm, port, [h, other]);
     });
 }
 
@@ -1168,8 +1223,7 @@ fn shutdown_delivers_the_removal_after_a_running_callback_returns() {
     }
     watchdog("shutdown during a callback", || {
         let pm = PolicyManager::new();
-        let first = new_log();
-        let a = pm.register(recorder(&first)).unwrap();
+        let (first, a) = register_recorder(&pm);
         let (gate, control) = gate();
         let ctx = Arc::new(Ctx {
             gate,
@@ -1190,20 +1244,14 @@ fn shutdown_delivers_the_removal_after_a_running_callback_returns() {
                 ctx.active.fetch_sub(1, Ordering::SeqCst);
             }))
             .unwrap();
-        let last = new_log();
-        let c = pm.register(recorder(&last)).unwrap();
+        let (last, c) = register_recorder(&pm);
         let port = pm.hub_arrival(HubId(1), vec![detached()]).unwrap();
         let shut_down = AtomicBool::new(false);
         thread::scope(|s| {
             let port = &port;
             let reporting = s.spawn(move || port.connector_changed(ConnectorId(0), attached(1)));
             control.wait_entered();
-            let (pm, shut_down) = (&pm, &shut_down);
-            let shutting = s.spawn(move || {
-                let r = pm.shutdown();
-                shut_down.store(true, Ordering::SeqCst);
-                r
-            });
+            let shutting = spawn_shutdown(s, &pm, &shut_down);
             // The first client (before b) has heard the removal: shutdown has begun.
             wait_until("the first client heard the removal", || {
                 snapshot_all(&first).last() == Some(&pm_removal())
@@ -1241,29 +1289,31 @@ fn shutdown_delivers_the_removal_after_a_running_callback_returns() {
         drop(port);
         let after: Vec<_> = [&first, &ctx.log, &last].map(snapshot_all).into();
         assert_eq!(after, before);
-        for h in [a, b, c] {
-            assert_eq!(pm.deregister(h), Ok(()));
-        }
+        deregister_all(&pm, [a, b, c]);
     });
 }
 
 // ---------------------------------------------------------------------------------------
 // The callback's own handle.
 
+/// The handles a [`noting_its_handle`] client's callback was given.
+type Seen = Arc<Mutex<Vec<ClientHandle>>>;
+
+/// A client whose callback notes, in `seen`, the handle it is given.
+fn noting_its_handle(seen: &Seen) -> ClientConfig {
+    ClientConfig::with_handle(seen.clone(), |seen, _, me, _| {
+        seen.lock().unwrap().push(me);
+    })
+}
+
 #[test]
 fn with_handle_gives_each_callback_its_own_handle() {
-    type Seen = Arc<Mutex<Vec<ClientHandle>>>;
     watchdog("with_handle", || {
         let pm = PolicyManager::new();
         let port = pm.hub_arrival(HubId(1), vec![detached()]).unwrap();
-        let config = |seen: &Seen| {
-            ClientConfig::with_handle(seen.clone(), |seen, _, me, _| {
-                seen.lock().unwrap().push(me);
-            })
-        };
         let (sa, sb): (Seen, Seen) = Default::default();
-        let a = pm.register(config(&sa)).unwrap();
-        let b = pm.register(config(&sb)).unwrap();
+        let a = pm.register(noting_its_handle(&sa)).unwrap();
+        let b = pm.register(noting_its_handle(&sb)).unwrap();
         assert_ne!(a, b);
         // The arrivals came before register returned, already with the handle.
         assert_eq!(*sa.lock().unwrap(), [a, a]);
@@ -1279,10 +1329,9 @@ fn with_handle_gives_each_callback_its_own_handle() {
                 move |(seen, inner), pm, me, n| {
                     assert_ne!(me, a);
                     if is_change(n) && inner.get().is_none() {
-                        let cfg = ClientConfig::with_handle(seen.clone(), |seen, _, me, _| {
-                            seen.lock().unwrap().push(me);
-                        });
-                        inner.set(pm.register(cfg).unwrap()).unwrap();
+                        inner
+                            .set(pm.register(noting_its_handle(seen)).unwrap())
+                            .unwrap();
                     }
                 },
             ))
@@ -1300,9 +1349,7 @@ fn with_handle_gives_each_callback_its_own_handle() {
         assert!(sb.lock().unwrap().iter().all(|&h| h == b));
         assert!(inner_seen.lock().unwrap().iter().all(|&h| h == inner));
         assert_eq!(pm.panicked_callbacks(), 0);
-        for h in [a, b, registrar, inner] {
-            assert_eq!(pm.deregister(h), Ok(()));
-        }
+        deregister_all(&pm, [a, b, registrar, inner]);
     });
 }
 
@@ -1358,23 +1405,16 @@ fn no_hub_event_reaches_a_client_before_its_arrival_returned() {
             (registering.join().unwrap(), p2)
         });
         assert_eq!(ctx.early.load(Ordering::SeqCst), 0);
-        let events = snapshot_all(&ctx.log);
-        assert_eq!(events[0], pm_arrival(Access::ALL));
-        let mut replays = events[1..].to_vec();
-        replays.sort_by_key(|n| n.hub);
-        assert_eq!(
-            replays,
-            [
+        assert_arrival_then_replays(
+            &snapshot_all(&ctx.log),
+            Access::ALL,
+            &[
                 arrival(h1, 1, hub_info(h1, &[attached(1)])),
                 arrival(h2, 1, with_attach_counts(hub_info(h2, &[detached()]), &[1])),
-            ]
+            ],
         );
         assert_eq!(observer.port(&p2).connectors[0].attach_count, 1);
-        p2.connector_changed(ConnectorId(0), attached(3)).unwrap();
-        assert_eq!(
-            snapshot(&ctx.log).last(),
-            Some(&change(h2, 2, 0, attached(3)))
-        );
+        assert_hears_change(&p2, &ctx.log, h2, 2, attached(3));
         check_per_hub(&snapshot_all(&ctx.log)).unwrap();
         drop((p1, p2));
         assert_eq!(pm.deregister(h), Ok(()));
@@ -1387,8 +1427,7 @@ fn no_hub_event_reaches_a_client_before_its_arrival_returned() {
 fn a_hub_arriving_inside_a_policy_manager_arrival_reaches_the_client_once() {
     watchdog("hub arrival inside the Policy Manager arrival", || {
         let pm = PolicyManager::new();
-        let other = new_log();
-        let o = pm.register(recorder(&other)).unwrap();
+        let (other, o) = register_recorder(&pm);
         let log = new_log();
         let port: Arc<Mutex<Option<Result<HubPort, Error>>>> = Arc::default();
         let h = pm
@@ -1420,8 +1459,7 @@ fn a_hub_arriving_inside_a_policy_manager_arrival_reaches_the_client_once() {
                 [change(hub, 1, 0, attached(1)), removal(hub, 2)]
             );
         }
-        assert_eq!(pm.deregister(h), Ok(()));
-        assert_eq!(pm.deregister(o), Ok(()));
+        deregister_all(&pm, [h, o]);
     });
 }
 
@@ -1456,8 +1494,7 @@ fn calls_inside_the_policy_manager_removal() {
                 ));
             }))
             .unwrap();
-        let victim_log = new_log();
-        let victim = pm.register(recorder(&victim_log)).unwrap();
+        let (victim_log, victim) = register_recorder(&pm);
         ctx.victim.set(victim).unwrap();
         let port = pm.hub_arrival(HubId(1), vec![detached()]).unwrap();
         ctx.hub.set(port.handle()).unwrap();
@@ -1507,11 +1544,7 @@ fn shutdown_while_an_arrival_runs_delivers_the_removal_after_it() {
         let h = thread::scope(|s| {
             let registering = s.spawn(|| pm.register(config));
             control.wait_entered();
-            let shutting = s.spawn(|| {
-                let r = pm.shutdown();
-                shut_down.store(true, Ordering::SeqCst);
-                r
-            });
+            let shutting = spawn_shutdown(s, &pm, &shut_down);
             // Shutdown refuses calls at once (before it looks at the client handle),
             // then waits for the running arrival.
             let nobody = ClientHandle::from_raw(0);
@@ -1594,9 +1627,7 @@ fn a_hub_arriving_again_inside_its_own_removal() {
             pm.hub_properties(second, old),
             Err(Error::StaleHubHandle(old))
         );
-        drop(new);
-        assert_eq!(pm.deregister(first), Ok(()));
-        assert_eq!(pm.deregister(second), Ok(()));
+        remove_then_deregister(&pm, new, [first, second]);
     });
 }
 

@@ -34,6 +34,22 @@ pub fn recorder(log: &Log) -> ClientConfig {
     })
 }
 
+/// Registers a client that records into a new log, with the default request (every
+/// access): the log and the client's handle.
+pub fn register_recorder(pm: &PolicyManager) -> (Log, ClientHandle) {
+    let log = new_log();
+    let h = pm.register(recorder(&log)).unwrap();
+    (log, h)
+}
+
+/// Deregisters each of `clients`, in order, and checks that each deregister succeeds.
+#[track_caller]
+pub fn deregister_all(pm: &PolicyManager, clients: impl IntoIterator<Item = ClientHandle>) {
+    for h in clients {
+        assert_eq!(pm.deregister(h), Ok(()), "deregister {h}");
+    }
+}
+
 /// Everything `log` holds now, the Policy Manager's own events included.
 pub fn snapshot_all(log: &Log) -> Vec<Notification> {
     log.lock().unwrap().clone()
