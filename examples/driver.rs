@@ -383,27 +383,55 @@ fn take_request(port: &HubPort, who: &str, log: &Log, answer: &str) -> usbpm::Po
     request
 }
 
+/// A hub's hardware arrives with `connectors` connectors, nothing attached; a charger
+/// offering `offer_mw` attaches to connector 0, and the power request a client's callback
+/// makes for it is answered: accepted (reported to the clients as a change) or rejected
+/// (reported to nobody).
+fn charger_answers(
+    pm: &PolicyManager,
+    log: &Log,
+    who: &str,
+    hub: HubId,
+    connectors: usize,
+    offer_mw: u32,
+    accept: bool,
+) -> HubPort {
+    log.say(
+        who,
+        format!("{hub} arrives with {connectors} connector(s), nothing attached"),
+    );
+    let port = pm
+        .hub_arrival(hub, vec![ConnectorState::default(); connectors])
+        .expect("a new hub");
+    log.say(
+        who,
+        format!("connector 0: a charger attaches (offers up to {offer_mw} mW)"),
+    );
+    port.connector_changed(ConnectorId(0), charger(offer_mw))
+        .expect("the hub is present");
+    // connector_changed returned once the change was delivered, so the request the
+    // callback made is here.
+    let answer = if accept {
+        "the partner accepts"
+    } else {
+        "the partner rejects it"
+    };
+    let request = take_request(&port, who, log, answer);
+    let reported = port
+        .answer(request, accept)
+        .expect("answered outside callbacks");
+    assert_eq!(
+        reported, accept,
+        "an accepted request is reported to the clients, a rejected one to nobody"
+    );
+    port
+}
+
 /// Hub 1's hardware: a charger on connector 0, whose power request it accepts, then a
 /// phone (which takes power) on connector 1.
 fn hub1_hardware(pm: PolicyManager, log: Log) -> HubPort {
     let who = "hardware 1";
-    log.say(who, "hub 1 arrives with 2 connectors, nothing attached");
-    let port = pm
-        .hub_arrival(HubId(1), vec![ConnectorState::default(); 2])
-        .expect("a new hub");
-    log.say(
-        who,
-        "connector 0: a charger attaches (offers up to 27000 mW)",
-    );
-    port.connector_changed(ConnectorId(0), charger(27_000))
-        .expect("the hub is present");
-    // connector_changed returned once the change was delivered, so the request the
-    // callback made is here.
-    let request = take_request(&port, who, &log, "the partner accepts");
-    let reported = port
-        .answer(request, true)
-        .expect("answered outside callbacks");
-    assert!(reported, "an accepted request is reported to the clients");
+    let port = charger_answers(&pm, &log, who, HubId(1), 2, 27_000, true);
     log.say(
         who,
         "connector 1: a phone attaches (the connector is a source; takes up to 15000 mW)",
@@ -420,23 +448,7 @@ fn hub1_hardware(pm: PolicyManager, log: Log) -> HubPort {
 
 /// Hub 2's hardware: a charger on connector 0, which rejects the power request.
 fn hub2_hardware(pm: PolicyManager, log: Log) -> HubPort {
-    let who = "hardware 2";
-    log.say(who, "hub 2 arrives with 1 connector, nothing attached");
-    let port = pm
-        .hub_arrival(HubId(2), vec![ConnectorState::default()])
-        .expect("a new hub");
-    log.say(
-        who,
-        "connector 0: a charger attaches (offers up to 45000 mW)",
-    );
-    port.connector_changed(ConnectorId(0), charger(45_000))
-        .expect("the hub is present");
-    let request = take_request(&port, who, &log, "the partner rejects it");
-    let reported = port
-        .answer(request, false)
-        .expect("answered outside callbacks");
-    assert!(!reported, "a rejected request is reported to nobody");
-    port
+    charger_answers(&pm, &log, "hardware 2", HubId(2), 1, 45_000, false)
 }
 
 /// What the query-only client's callback saw.
