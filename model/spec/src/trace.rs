@@ -493,6 +493,8 @@ fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<S
             | Frame::Settling
             | Frame::Sleep { .. }
             | Frame::Query { .. }
+            | Frame::Requesting { .. }
+            | Frame::Answering { .. }
             | Frame::Deregister { .. },
         ) => None,
     };
@@ -863,6 +865,8 @@ pub fn validate_with(
         callback_reports: 0,
         rearrivals: 0,
         shutdown: false,
+        power_requests: 0,
+        granted: 0,
     };
     let spec = Spec {
         size,
