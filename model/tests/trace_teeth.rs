@@ -37,6 +37,13 @@ const VISIBLE: &[&str] = &[
     // removal whose count is taken while a hub's call is still in flight.
     "arrival-not-first",
     "removal-not-last",
+    // Power requests: a request queued for a client granted query access only (the
+    // access each client heard with its Policy Manager arrival is passed to the
+    // validator); a rejected answer that queued a change. (power-request-unlocked's late
+    // request is on a thread with no step before it, so the validator may take it before
+    // the deregister's return: the monitor judges it.)
+    "access-checked-late",
+    "rejected-request-reported",
 ];
 
 /// The `trace` checker's check, as `gate mutants` runs it (`usbpm_model::checkers::spec_checks`):

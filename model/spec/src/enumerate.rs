@@ -29,6 +29,13 @@ impl Spec {
                     }
                 }
                 self.program_reports(s, ti, out);
+                if s.requests_left > 0 {
+                    for c in 0..nc {
+                        if s.clients[usize::from(c)].known {
+                            self.requests(s, ti, c, None, out);
+                        }
+                    }
+                }
                 if s.shutdowns_left > 0 && !s.shut {
                     out.push(Op::ShutdownEnter);
                 }
@@ -156,6 +163,12 @@ impl Spec {
                 }),
             },
             Some(Frame::Query { .. }) => out.push(Op::QueryDone),
+            Some(Frame::Requesting { hub, .. }) => out.push(Op::RequestQueued {
+                queued: Self::request_fits(s, hub),
+            }),
+            Some(Frame::Answering {
+                accepted, reported, ..
+            }) => out.push(Op::Answered { accepted, reported }),
             Some(f @ (Frame::Callback { client, .. } | Frame::ManagerCallback { client, .. })) => {
                 out.push(Op::End {
                     client,
@@ -180,6 +193,10 @@ impl Spec {
                 }
                 if s.reports_left > 0 {
                     self.program_reports(s, ti, out);
+                }
+                // A callback requests power for its own client, on its hub.
+                if let (Frame::Callback { client, hub, .. }, true) = (f, s.requests_left > 0) {
+                    self.requests(s, ti, client, Some(hub), out);
                 }
             }
             Some(Frame::Deregister { target, phase, .. }) => match phase {
@@ -218,7 +235,7 @@ impl Spec {
     /// The program's registrations and hub reports left to make (by an idle thread, or
     /// by a callback within its budget): register an unborn client; a hub arrives (again,
     /// after its removal, within the re-arrival budget), reports its changes, then its
-    /// removal.
+    /// removal; the hardware answers a power request.
     fn program_reports(&self, s: &State, t: usize, out: &mut Vec<Op>) {
         for (c, cl) in s.clients.iter().enumerate() {
             if cl.status == Status::Unborn {
@@ -239,6 +256,61 @@ impl Spec {
                 } else if self.size.removal {
                     out.push(Op::Remove { hub: h, settle });
                 }
+            }
+        }
+        self.answers(s, t, out);
+    }
+
+    /// `client`'s power requests (for `hub`, or for every hub that arrived), with the
+    /// verdict the state gives.
+    fn requests(&self, s: &State, t: usize, client: u8, hub: Option<u8>, out: &mut Vec<Op>) {
+        for (h, hb) in s.hubs.iter().enumerate() {
+            let h = h as u8;
+            if hb.arrived && hub.is_none_or(|x| x == h) {
+                out.push(Op::Request {
+                    client,
+                    hub: h,
+                    queued: self.request_goes_on(s, t, client, h),
+                });
+            }
+        }
+    }
+
+    /// The hardware's answers to the requests it has (each distinct one, accepted or
+    /// rejected).
+    fn answers(&self, s: &State, t: usize, out: &mut Vec<Op>) {
+        for (h, hub) in s.hubs.iter().enumerate() {
+            let h = h as u8;
+            let mut last = None;
+            for &r in &hub.requests {
+                if last == Some(r) {
+                    continue;
+                }
+                last = Some(r);
+                let settle =
+                    Self::submit_decision(s, t, h, Self::submit_ticket(s, h, r.live, false));
+                out.push(Op::Answer {
+                    hub: h,
+                    client: r.client,
+                    accepted: true,
+                    live: r.live,
+                    settle,
+                });
+                out.push(if self.m(SpecMutant::RejectedRequestReported) {
+                    Op::Answer {
+                        hub: h,
+                        client: r.client,
+                        accepted: false,
+                        live: r.live,
+                        settle,
+                    }
+                } else {
+                    Op::Reject {
+                        hub: h,
+                        client: r.client,
+                        live: r.live,
+                    }
+                });
             }
         }
     }
@@ -277,8 +349,16 @@ impl Spec {
         }
         let report = matches!(
             op,
-            Op::Register { .. } | Op::HubArrive { .. } | Op::Change { .. } | Op::Remove { .. }
+            Op::Register { .. }
+                | Op::HubArrive { .. }
+                | Op::Change { .. }
+                | Op::Remove { .. }
+                | Op::Answer { .. }
+                | Op::Reject { .. }
         );
+        if let Op::Request { .. } = op {
+            n.requests_left -= 1;
+        }
         if report && !s.threads[t].is_empty() {
             n.reports_left -= 1;
         }

@@ -43,4 +43,4 @@ pub mod symmetry;
 pub mod trace;
 
 pub use spec::{Op, Settle, Size, Spec, SpecMutant, State};
-pub use trace::{validate, Divergence, Obs, TraceEvent};
+pub use trace::{validate, validate_granted, Divergence, Grants, Obs, TraceEvent};

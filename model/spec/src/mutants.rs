@@ -100,4 +100,14 @@ spec_mutants! {
     /// waiting for its calls in flight first (`ShutClose`, `actions/manager.rs`; the
     /// removal's count, `actions/delivery.rs`).
     RemovalNotLast = "removal-not-last";
+    /// A power request is queued without its client's `ASSIGN_POWER` (`Request`,
+    /// `actions/power.rs`): the code checks the access after the request went out.
+    AccessCheckedLate = "access-checked-late";
+    /// A power request is checked under the registry lock and queued after it is
+    /// released (`Request`, then `RequestQueued`, `actions/power.rs`; `enumerate.rs`): a
+    /// deregister or the shutdown can return in between.
+    PowerRequestUnlocked = "power-request-unlocked";
+    /// A rejected answer goes through the submit path as an accepted one and appends a
+    /// change (`Answer`, `actions/power.rs`; `enumerate.rs`).
+    RejectedRequestReported = "rejected-request-reported";
 }

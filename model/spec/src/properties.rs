@@ -1,4 +1,4 @@
-//! The properties the model checker checks: P1–P8, M1 and M2 as `always`, liveness as
+//! The properties the model checker checks: P1–P8, M1, M2 and M3 as `always`, liveness as
 //! `eventually`, reachability as `sometimes` (a vacuous specification fails those).
 //!
 //! Contract: each property is a predicate of one state (with the [`Spec`] for P3 and
@@ -73,6 +73,8 @@ fn callbacks(s: &State) -> impl Iterator<Item = (u8, bool)> + '_ {
         | Frame::Sleep { .. }
         | Frame::Drain { .. }
         | Frame::Query { .. }
+        | Frame::Requesting { .. }
+        | Frame::Answering { .. }
         | Frame::Deregister { .. } => None,
     })
 }
@@ -97,7 +99,9 @@ fn deregisters(s: &State) -> impl Iterator<Item = (u8, u32, u8, Phase)> + '_ {
         | Frame::Sleep { .. }
         | Frame::Drain { .. }
         | Frame::Callback { .. }
-        | Frame::Query { .. } => None,
+        | Frame::Query { .. }
+        | Frame::Requesting { .. }
+        | Frame::Answering { .. } => None,
     })
 }
 
@@ -148,6 +152,8 @@ fn p6_bounded(_: &Spec, s: &State) -> bool {
         | Frame::Sleep { .. }
         | Frame::Callback { .. }
         | Frame::Query { .. }
+        | Frame::Requesting { .. }
+        | Frame::Answering { .. }
         | Frame::Deregister { .. } => true,
     })
 }
@@ -221,6 +227,8 @@ fn some_turn_waits(_: &Spec, s: &State) -> bool {
         | Frame::Sleep { .. }
         | Frame::Callback { .. }
         | Frame::Query { .. }
+        | Frame::Requesting { .. }
+        | Frame::Answering { .. }
         | Frame::Deregister { .. } => false,
     })
 }
@@ -251,6 +259,8 @@ fn some_closed_target(_: &Spec, s: &State) -> bool {
         | Frame::Sleep { .. }
         | Frame::Callback { .. }
         | Frame::Query { .. }
+        | Frame::Requesting { .. }
+        | Frame::Answering { .. }
         | Frame::Deregister { .. } => false,
     })
 }
@@ -321,6 +331,8 @@ fn some_handoff(_: &Spec, s: &State) -> bool {
         | Frame::Drain { .. }
         | Frame::Callback { .. }
         | Frame::Query { .. }
+        | Frame::Requesting { .. }
+        | Frame::Answering { .. }
         | Frame::Deregister { .. } => false,
     })
 }
@@ -384,6 +396,47 @@ fn some_shutdown_waits(_: &Spec, s: &State) -> bool {
     })
 }
 
+/// M3: a power request is queued only for a client granted `ASSIGN_POWER`.
+fn m3_access(_: &Spec, s: &State) -> bool {
+    !s.unauthorized_request
+}
+
+/// M3: no power request is queued after its client's deregister returned `Ok`, nor after
+/// `shutdown` returned.
+fn m3_not_after_return(_: &Spec, s: &State) -> bool {
+    !s.late_request
+}
+
+/// M3: a rejected answer appends nothing.
+fn m3_rejected_appends_nothing(_: &Spec, s: &State) -> bool {
+    !s.rejected_reported
+}
+
+/// A power request is refused (no access, deregistered, shut down, or the hub gone).
+fn some_power_refused(_: &Spec, s: &State) -> bool {
+    s.power_refused
+}
+
+/// The change an accepted answer appended is delivered to a client: the answering
+/// thread drains up to it, and a callback runs for it.
+fn some_power_delivered(_: &Spec, s: &State) -> bool {
+    s.threads.iter().any(|t| {
+        t.iter().enumerate().any(|(i, f)| {
+            matches!(
+                f,
+                Frame::Answering {
+                    accepted: true,
+                    reported: true,
+                    ..
+                }
+            ) && t[i + 1..].iter().any(|g| {
+                matches!(g, Frame::Drain { target, cur: Some(d), .. }
+                    if d.ticket == *target && matches!(d.at, At::Running(_)))
+            })
+        })
+    })
+}
+
 fn some_all_deregistered(spec: &Spec, s: &State) -> bool {
     spec.quiescent(s) && s.clients.iter().all(|c| c.returned_ok)
 }
@@ -419,6 +472,18 @@ pub(crate) fn all() -> Vec<Property<Spec>> {
         Property::always(
             "M2 no call of a client begins after its Policy Manager removal began",
             m2_removal_last,
+        ),
+        Property::always(
+            "M3 a power request is queued only for a client granted ASSIGN_POWER",
+            m3_access,
+        ),
+        Property::always(
+            "M3 no power request is queued after its client's deregister or the shutdown returned",
+            m3_not_after_return,
+        ),
+        Property::always(
+            "M3 a rejected power request appends nothing",
+            m3_rejected_appends_nothing,
         ),
         Property::eventually(
             "every deregister returns and every queue drains",
@@ -470,6 +535,11 @@ pub(crate) fn all() -> Vec<Property<Spec>> {
             "shutdown waits for a call of a client it closed",
             some_shutdown_waits,
         ),
+        Property::sometimes("a power request is refused", some_power_refused),
+        Property::sometimes(
+            "an accepted power request's change is delivered to a client",
+            some_power_delivered,
+        ),
         Property::sometimes(
             "every client deregistered, all quiet",
             some_all_deregistered,
@@ -481,7 +551,8 @@ pub(crate) fn all() -> Vec<Property<Spec>> {
 /// there is no replay and no greeting; with fewer than two deregisters from callbacks, no
 /// cycle; with one hub, no two deliveries at once, so no deregister from a callback waits
 /// and no delivery waits for a client's turn; with no report from a callback, nothing
-/// owed; with no shutdown, no removal).
+/// owed; with no shutdown, no removal; with no power request, none refused or
+/// answered).
 pub fn applicable(size: &Size, property: &str) -> bool {
     let replay = property.contains("replay");
     let cycle = property.contains("cycle");
@@ -506,7 +577,12 @@ pub fn applicable(size: &Size, property: &str) -> bool {
     let greeting_in_callback = property.contains("greeting finds");
     let calls = property.contains("arrival's callback");
     let shutdown = property.contains("shutdown");
-    !(((replay || greeting) && size.preregistered)
+    // Power requests need their budget; an accepted one, a client granted the access.
+    let power = property.contains("power request");
+    let accepted = property.contains("accepted power");
+    !((power && size.power_requests == 0)
+        || (accepted && size.granted == 0)
+        || ((replay || greeting) && size.preregistered)
         || (greeting_in_callback && size.callback_reports == 0)
         || (calls && size.callback_reports + size.reentrant == 0)
         || (shutdown && !size.shutdown)

@@ -22,7 +22,8 @@ impl Spec {
     ///   delivery, a greeting's arrival, a shutdown's removal of a client deregistered or
     ///   never greeted, whose count stays at 0), commute with every step of every other
     ///   thread (appends go to the back; `CLOSED` stays set); so does recording an owed
-    ///   greeting (the thread's own obligations);
+    ///   greeting (the thread's own obligations), and an answer's return once its change
+    ///   is settled (it pops its own frame);
     /// - a count taken above 0 goes on at once to wait for the turn (no other thread
     ///   reads where a waiting delivery stands), and a turn taken goes on at once to the
     ///   callback's begin (the taker holds its count, so no deregister of the client
@@ -53,9 +54,11 @@ impl Spec {
                 Op::Begin { .. } | Op::ManagerBegin { .. } | Op::End { .. } | Op::Sleep
             ) || (matches!(last, Op::DeregisterEnter { .. }) && plain_enter);
             let pick = enabled.iter().find(|(o, _)| {
-                matches!(o, Op::Skip { .. } | Op::OweGreeting { .. })
-                    || (matches!(o, Op::ManagerSkip { .. })
-                        && self.mutant != Some(SpecMutant::RemovalNotLast))
+                matches!(
+                    o,
+                    Op::Skip { .. } | Op::OweGreeting { .. } | Op::Answered { .. }
+                ) || (matches!(o, Op::ManagerSkip { .. })
+                    && self.mutant != Some(SpecMutant::RemovalNotLast))
                     || (matches!(o, Op::Take { .. })
                         && self.mutant != Some(SpecMutant::RemovalOvertakes))
                     || matches!(

@@ -14,7 +14,7 @@ use stateright::{Checker, Expectation, HasDiscoveries, Model};
 
 pub use crate::properties::applicable;
 pub use crate::sizes::{
-    mutant_size, FULL, MUTANTS, QUICK, QUICK_UNREDUCED_STATES, REARRIVAL, SHUTDOWN,
+    mutant_size, FULL, MUTANTS, POWER, QUICK, QUICK_UNREDUCED_STATES, REARRIVAL, SHUTDOWN,
 };
 use crate::spec::{members, Op, Set, Settle, Size, Spec, SpecMutant};
 use crate::symmetry::representative;
@@ -330,6 +330,57 @@ pub fn in_protocol_terms(op: Op) -> String {
         Op::Wake => "deregister is woken and tests again".into(),
         Op::Query => "a callback queries its hub".into(),
         Op::QueryDone => "the query gets the registry and hub locks and returns".into(),
+        Op::Request {
+            client: c,
+            hub,
+            queued,
+        } => format!(
+            "assign_power_level by {} for hub {}: {}",
+            client(c),
+            hub + 1,
+            if queued {
+                "queued for the hardware"
+            } else {
+                "refused"
+            }
+        ),
+        Op::RequestQueued { queued } => format!(
+            "the checked power request is {} after the registry lock was released",
+            if queued { "queued" } else { "refused" }
+        ),
+        Op::Answer {
+            hub,
+            client: c,
+            accepted,
+            live,
+            settle: d,
+        } => format!(
+            "the hardware {} {}'s power request on hub {}: {}{}",
+            if accepted { "accepts" } else { "rejects" },
+            client(c),
+            hub + 1,
+            if live {
+                "a change is queued"
+            } else {
+                "stale, nothing queued"
+            },
+            settle_text(d)
+        ),
+        Op::Answered { accepted, reported } => format!(
+            "the answer ({}) returns{}",
+            if accepted { "accepted" } else { "rejected" },
+            if reported { ", its change settled" } else { "" }
+        ),
+        Op::Reject {
+            hub,
+            client: c,
+            live,
+        } => format!(
+            "the hardware rejects {}'s {}power request on hub {}: nothing queued",
+            client(c),
+            if live { "" } else { "stale " },
+            hub + 1
+        ),
     }
 }
 
@@ -345,9 +396,11 @@ pub fn replay_command(size: &Size, mutant: Option<SpecMutant>) -> String {
         "shutdown".to_string()
     } else if *size == REARRIVAL {
         "rearrival".to_string()
+    } else if *size == POWER {
+        "power".to_string()
     } else {
         format!(
-            "--size {},{},{},{},{},{},{},{},{},{},{}",
+            "--size {},{},{},{},{},{},{},{},{},{},{},{},{}",
             size.clients,
             size.hubs,
             size.threads,
@@ -358,7 +411,9 @@ pub fn replay_command(size: &Size, mutant: Option<SpecMutant>) -> String {
             u8::from(size.preregistered),
             size.callback_reports,
             size.rearrivals,
-            u8::from(size.shutdown)
+            u8::from(size.shutdown),
+            size.power_requests,
+            size.granted
         )
     };
     format!(

@@ -98,6 +98,9 @@ pub struct Client {
     pub removal_broken: bool,
     /// Per hub.
     pub logs: Vec<Log>,
+    /// It was granted `ASSIGN_POWER` (fixed when the program configures it: granted at
+    /// registration, `request ∩ granting`); without it, only query access.
+    pub power: bool,
 }
 
 impl Client {
@@ -149,6 +152,17 @@ impl Item {
     }
 }
 
+/// A power request queued on a hub for the hardware (`Hub::request_power`), not
+/// answered yet: taken by the hardware or not, the specification does not tell apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Request {
+    pub client: u8,
+    /// Made in the hub's current presence, whose removal is not queued: an accepted
+    /// answer reports a change. The removal (and so a re-arrival) makes it stale: an
+    /// accepted answer then reports nothing (`Hub::answer`'s presence check).
+    pub live: bool,
+}
+
 /// One hub.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Hub {
@@ -170,6 +184,9 @@ pub struct Hub {
     pub draining: bool,
     /// Clients that have seen this hub's arrival and were not found closed since.
     pub subscribers: Set,
+    /// Power requests waiting for the hardware's answer, sorted (the hardware answers
+    /// them in any order).
+    pub requests: Vec<Request>,
 }
 
 /// Where a delivery of one item to one target stands. The client's turn (one call of a
@@ -312,6 +329,19 @@ pub enum Frame {
     },
     /// A callback's query of its hub: takes the registry lock, then the hub's lock.
     Query { hub: u8 },
+    /// Mutant power-request-unlocked: `assign_power_level` checked `client` under the
+    /// registry lock and released it; the request is queued on `hub` next.
+    Requesting { client: u8, hub: u8 },
+    /// The hardware's answer to `client`'s request on `hub` went through the submit
+    /// path (`accepted`; mutant rejected-request-reported: rejected too) and
+    /// (`reported`) appended a change; the frames above settle it, then the answer
+    /// returns (`PowerAnswered`).
+    Answering {
+        hub: u8,
+        client: u8,
+        accepted: bool,
+        reported: bool,
+    },
     /// `deregister(target)`, made from inside the callbacks of `holding`. `victim`: the
     /// client it retired (the target, unless the handle check is broken). `edge`: it is
     /// in the wait-for graph (holding waits for target). `wait`: false for the drop of a
@@ -346,6 +376,18 @@ pub struct State {
     pub reports_left: u8,
     pub rearrivals_left: u8,
     pub shutdowns_left: u8,
+    /// Power requests the program and its callbacks may still make (model checking
+    /// budget).
+    pub requests_left: u8,
+    /// History: a power request was refused (a `sometimes` reads it).
+    pub power_refused: bool,
+    /// History (M3): a power request was queued for a client without `ASSIGN_POWER`.
+    pub unauthorized_request: bool,
+    /// History (M3): a power request was queued for a client whose deregister had
+    /// returned `Ok`, or after `shutdown` returned.
+    pub late_request: bool,
+    /// History (M3): a rejected answer appended a change.
+    pub rejected_reported: bool,
 }
 
 impl State {
@@ -367,6 +409,7 @@ impl State {
             arrival_broken: false,
             removal_broken: false,
             logs: vec![Log::default(); usize::from(hubs)],
+            power: false,
         };
         let hub = Hub {
             arrived: false,
@@ -379,9 +422,16 @@ impl State {
             arrival: 0,
             draining: false,
             subscribers: 0,
+            requests: Vec::new(),
         };
+        let granted = size.map_or(0, |s| s.granted);
         State {
-            clients: vec![client; usize::from(clients)],
+            clients: (0..clients)
+                .map(|c| Client {
+                    power: c < granted,
+                    ..client.clone()
+                })
+                .collect(),
             hubs: vec![hub; usize::from(hubs)],
             threads: vec![Vec::new(); usize::from(threads)],
             owed: vec![Vec::new(); usize::from(threads)],
@@ -392,6 +442,11 @@ impl State {
             reports_left: size.map_or(0, |s| s.callback_reports),
             rearrivals_left: size.map_or(0, |s| s.rearrivals),
             shutdowns_left: size.map_or(0, |s| u8::from(s.shutdown)),
+            requests_left: size.map_or(0, |s| s.power_requests),
+            power_refused: false,
+            unauthorized_request: false,
+            late_request: false,
+            rejected_reported: false,
         }
     }
 
@@ -414,6 +469,8 @@ impl State {
                 | Frame::Sleep { .. }
                 | Frame::Drain { .. }
                 | Frame::Query { .. }
+                | Frame::Requesting { .. }
+                | Frame::Answering { .. }
                 | Frame::Deregister { .. } => None,
             })
             .fold(0, |a, b| a | b)
@@ -440,7 +497,9 @@ impl State {
             | Frame::Sleep { .. }
             | Frame::Drain { .. }
             | Frame::Callback { .. }
-            | Frame::Query { .. } => None,
+            | Frame::Query { .. }
+            | Frame::Requesting { .. }
+            | Frame::Answering { .. } => None,
         })
     }
 
@@ -473,6 +532,16 @@ impl State {
                 cl.registered() && !cl.hidden
             })
             .fold(0, |a, c| a | bit(c))
+    }
+
+    /// `shutdown` returned (it began, and no thread is inside it: there is one).
+    pub(crate) fn shutdown_returned(&self) -> bool {
+        self.shut
+            && !self
+                .threads
+                .iter()
+                .flatten()
+                .any(|f| matches!(f, Frame::Shutdown { .. }))
     }
 
     /// The registered clients, shown or not (what `shutdown` delivers removals to).

@@ -10,7 +10,7 @@
 //! Contract: [`representative`] maps a state to one of its class, and depends only on
 //! the class up to those ties; it reads the state's derived order (`state.rs`).
 
-use crate::state::{members, At, Client, Delivery, Entry, Frame, Item, Owed, Set, State};
+use crate::state::{members, At, Client, Delivery, Entry, Frame, Item, Owed, Request, Set, State};
 
 fn map_set(set: Set, map: &[u8]) -> Set {
     members(set).fold(0, |a, i| a | 1 << map[usize::from(i)])
@@ -113,6 +113,21 @@ fn map_frame(f: Frame, c: &[u8], h: &[u8]) -> Frame {
             seq,
             after_ok,
         },
+        Frame::Requesting { client, hub } => Frame::Requesting {
+            client: mc(client),
+            hub: mh(hub),
+        },
+        Frame::Answering {
+            hub,
+            client,
+            accepted,
+            reported,
+        } => Frame::Answering {
+            hub: mh(hub),
+            client: mc(client),
+            accepted,
+            reported,
+        },
         Frame::Deregister {
             target,
             holding,
@@ -182,6 +197,8 @@ fn rebase(s: &State) -> State {
             | Frame::Settling
             | Frame::Callback { .. }
             | Frame::Query { .. }
+            | Frame::Requesting { .. }
+            | Frame::Answering { .. }
             | Frame::Deregister { .. } => {}
         }
     }
@@ -231,6 +248,13 @@ pub fn representative(s: &State) -> State {
             let h = &s.hubs[old];
             let mut h = h.clone();
             h.subscribers = map_set(h.subscribers, &cmap);
+            for r in &mut h.requests {
+                *r = Request {
+                    client: cmap[usize::from(r.client)],
+                    live: r.live,
+                };
+            }
+            h.requests.sort_unstable();
             for e in &mut h.queue {
                 *e = Entry {
                     ticket: e.ticket,

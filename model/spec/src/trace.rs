@@ -37,6 +37,13 @@
 //!   release that saw a skipping delivery's bump), if the shutdown is between two
 //!   clients then.
 //!
+//! **Power requests.** A `Submitted` step does not say whether it is a connector change's
+//! or the submit of the hardware's answer to a power request (whose `PowerAnswered` comes
+//! after its settling): the validator tries both readings (the answer to each client with
+//! a request of that kind on the hub), and the thread's next step keeps the right one.
+//! Access is not in the steps: the harness passes what each client was granted
+//! ([`validate_granted`]).
+//!
 //! Contract: [`validate`] (and [`validate_with`], a spec mutant switched on) accepts a
 //! trace exactly when some order the recording allows is a behaviour of the open-world
 //! specification, and otherwise returns a [`Divergence`]: the step, the guard that
@@ -200,6 +207,19 @@ pub enum Obs {
     DetachReturn {
         client: u64,
     },
+    /// `client`'s power request for a connector of `hub` was queued for the hardware.
+    PowerRequested {
+        client: u64,
+        hub: u32,
+    },
+    /// The hardware answered `client`'s power request on `hub` (`accepted`); `reported`:
+    /// a connector change was queued for it (by the `Submitted` step before it).
+    PowerAnswered {
+        client: u64,
+        hub: u32,
+        accepted: bool,
+        reported: bool,
+    },
     /// A step the specification does not model: it stutters.
     Other(String),
 }
@@ -267,7 +287,9 @@ impl Names {
                 | Obs::TurnWaits { hub, .. }
                 | Obs::Skipped { hub, .. }
                 | Obs::Begin { hub, .. }
-                | Obs::End { hub, .. } => Some(*hub),
+                | Obs::End { hub, .. }
+                | Obs::PowerRequested { hub, .. }
+                | Obs::PowerAnswered { hub, .. } => Some(*hub),
                 Obs::Registered { .. }
                 | Obs::GreetingOwed { .. }
                 | Obs::Shown { .. }
@@ -323,7 +345,9 @@ impl Names {
                 | Obs::Sleeps { client: c }
                 | Obs::DeregisterReturn { client: c, .. }
                 | Obs::DetachEnter { client: c }
-                | Obs::DetachReturn { client: c } => client(*c),
+                | Obs::DetachReturn { client: c }
+                | Obs::PowerRequested { client: c, .. }
+                | Obs::PowerAnswered { client: c, .. } => client(*c),
                 Obs::Submitted { .. }
                 | Obs::Took { .. }
                 | Obs::DrainStop { .. }
@@ -474,8 +498,64 @@ fn finish(spec: &Spec, s: State) -> State {
     s
 }
 
-/// Takes one observed step on `state`, or says why the specification cannot.
-fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<State, String> {
+/// The other readings of a step that the step alone does not tell apart: a `Submitted`
+/// that appended a change (or, not a kick, nothing) may be the submit of the hardware's
+/// answer to a live (stale) request of any client with one on that hub; a rejected
+/// answer with nothing reported may take a live or a stale request. The thread's next
+/// step tells them apart (an answer's is its `PowerAnswered`), so the search keeps the
+/// one the rest of the trace allows.
+fn alternatives(names: &Names, state: &State, top: Option<Frame>, obs: &Obs) -> Vec<Op> {
+    let answers = |hub: u8, live: bool, settle: Settle| {
+        let mut clients: Vec<u8> = state.hubs[usize::from(hub)]
+            .requests
+            .iter()
+            .filter(|r| r.live == live)
+            .map(|r| r.client)
+            .collect();
+        clients.dedup();
+        clients
+            .into_iter()
+            .flat_map(move |client| {
+                [true, false].map(|accepted| Op::Answer {
+                    hub,
+                    client,
+                    accepted,
+                    live,
+                    settle,
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    match obs {
+        Obs::Submitted {
+            hub,
+            appended: Appended::Change { .. },
+            settle,
+            ..
+        } => answers(names.h(*hub), true, *settle),
+        Obs::Submitted {
+            hub,
+            appended: Appended::Nothing,
+            settle,
+            ..
+        } if !matches!(top, Some(Frame::Kick { .. })) => answers(names.h(*hub), false, *settle),
+        Obs::PowerAnswered {
+            client,
+            hub,
+            accepted: false,
+            reported: false,
+        } if !matches!(top, Some(Frame::Answering { .. })) => vec![Op::Reject {
+            hub: names.h(*hub),
+            client: names.c(*client),
+            live: false,
+        }],
+        _ => Vec::new(),
+    }
+}
+
+/// Takes one observed step on `state`: the states of each reading of it the
+/// specification can take, or why it cannot take any.
+fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<Vec<State>, String> {
     let state = &*before(spec, names, state, t, obs)?;
     let top = state.threads[usize::from(t)].last().copied();
     let frame_hub = match top {
@@ -493,6 +573,8 @@ fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<S
             | Frame::Settling
             | Frame::Sleep { .. }
             | Frame::Query { .. }
+            | Frame::Requesting { .. }
+            | Frame::Answering { .. }
             | Frame::Deregister { .. },
         ) => None,
     };
@@ -505,7 +587,41 @@ fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<S
         }
     };
     let op = match obs {
-        Obs::Other(_) => return Ok(state.clone()),
+        Obs::Other(_) => return Ok(vec![state.clone()]),
+        Obs::PowerRequested { client, hub } => Op::Request {
+            client: names.c(*client),
+            hub: names.h(*hub),
+            queued: true,
+        },
+        Obs::PowerAnswered {
+            client,
+            hub,
+            accepted,
+            reported,
+        } => match top {
+            Some(Frame::Answering {
+                hub: h, client: c, ..
+            }) => {
+                if h != names.h(*hub) || c != names.c(*client) {
+                    return Err("the answer returns for another request than its own".into());
+                }
+                Op::Answered {
+                    accepted: *accepted,
+                    reported: *reported,
+                }
+            }
+            _ if *accepted || *reported => {
+                return Err(
+                    "an answer that queued a change (or was accepted) returns on a thread not answering"
+                        .into(),
+                )
+            }
+            _ => Op::Reject {
+                hub: names.h(*hub),
+                client: names.c(*client),
+                live: true,
+            },
+        },
         Obs::Registered { client } => Op::Register {
             client: names.c(*client),
         },
@@ -715,9 +831,44 @@ fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<S
             return Err("the step names another client than this thread's deregister".into());
         }
     }
-    let next = spec
+    let mut nexts = Vec::new();
+    let mut first = None;
+    for op in std::iter::once(op).chain(alternatives(names, state, top, obs)) {
+        match take_as(spec, names, state, t, obs, op) {
+            Ok(next) => nexts.push(next),
+            Err(why) => {
+                first.get_or_insert(why);
+            }
+        }
+    }
+    match first {
+        Some(why) if nexts.is_empty() => Err(why),
+        _ => Ok(nexts),
+    }
+}
+
+/// Takes `obs` on `state` as the specification's `op`, with what the step says beside
+/// the action checked against the state after it.
+fn take_as(
+    spec: &Spec,
+    names: &Names,
+    state: &State,
+    t: u8,
+    obs: &Obs,
+    op: Op,
+) -> Result<State, String> {
+    let mut next = spec
         .apply(state, t, op)
         .map_err(|why| format!("{op:?}: {why}"))?;
+    // Spec mutant power-request-unlocked: the checked request is queued next.
+    if let (Op::Request { .. }, Some(Frame::Requesting { .. })) =
+        (op, next.threads[usize::from(t)].last())
+    {
+        let queued = Op::RequestQueued { queued: true };
+        next = spec
+            .apply(&next, t, queued)
+            .map_err(|why| format!("{queued:?}: {why}"))?;
+    }
     if let Obs::DrainStop { hub, done, .. } = obs {
         let have = next.hubs[usize::from(names.h(*hub))].done;
         if u64::from(have) != *done {
@@ -842,6 +993,21 @@ pub fn validate_with(
     trace: &[TraceEvent],
     mutant: Option<crate::spec::SpecMutant>,
 ) -> Result<(), Divergence> {
+    validate_granted(trace, mutant, &Grants::new())
+}
+
+/// Which clients (raw handles) were granted `ASSIGN_POWER` (`true`) or not (`false`):
+/// the access each heard with its Policy Manager arrival. The probe's steps do not say,
+/// so the harness that recorded the trace does; a client it does not name is taken as
+/// granted (its power requests are validated, but not against its access).
+pub type Grants = BTreeMap<u64, bool>;
+
+/// [`validate_with`], each client's access as `grants` says.
+pub fn validate_granted(
+    trace: &[TraceEvent],
+    mutant: Option<crate::spec::SpecMutant>,
+    grants: &Grants,
+) -> Result<(), Divergence> {
     let names = Names::of(trace);
     if names.clients.len() > 32 {
         return Err(Divergence {
@@ -863,18 +1029,23 @@ pub fn validate_with(
         callback_reports: 0,
         rearrivals: 0,
         shutdown: false,
+        power_requests: 0,
+        granted: 0,
     };
     let spec = Spec {
         size,
         mutant,
         open: true,
     };
-    let init = State::initial(
+    let mut init = State::initial(
         names.clients.len() as u8,
         names.hubs.len() as u8,
         names.threads.len() as u8,
         None,
     );
+    for (c, raw) in init.clients.iter_mut().zip(&names.clients) {
+        c.power = grants.get(raw).copied().unwrap_or(true);
+    }
     let thread_of: Vec<u8> = trace
         .iter()
         .map(|e| {
@@ -938,9 +1109,13 @@ pub fn validate_with(
                     if pred[j].is_some_and(|p| p >= k) {
                         continue;
                     }
-                    if let Ok(next) = take(&spec, &names, &state, t, &trace[j].obs)
-                        .and_then(|next| holds(&spec, &always, next))
-                    {
+                    let Ok(nexts) = take(&spec, &names, &state, t, &trace[j].obs) else {
+                        continue;
+                    };
+                    for next in nexts.into_iter().rev() {
+                        let Ok(next) = holds(&spec, &always, next) else {
+                            continue;
+                        };
                         let mut e = early.clone();
                         e.push(j);
                         e.sort_unstable();
@@ -982,19 +1157,39 @@ pub fn validate_with(
             break;
         }
         // The in-order step first; the other orders wait below it on the stack.
-        let in_order = take(&spec, &names, &state, thread_of[k], &trace[k].obs)
-            .and_then(|next| holds(&spec, &always, next));
+        // Each reading of it the specification takes and whose state keeps its
+        // properties, the first one tried first.
+        let in_order = take(&spec, &names, &state, thread_of[k], &trace[k].obs).and_then(|nexts| {
+            let mut kept = Vec::new();
+            let mut first = None;
+            for next in nexts {
+                match holds(&spec, &always, next) {
+                    Ok(next) => kept.push(next),
+                    Err(why) => {
+                        first.get_or_insert(why);
+                    }
+                }
+            }
+            match first {
+                Some(why) if kept.is_empty() => Err(why),
+                _ => Ok(kept),
+            }
+        });
         stack.push(Node::Reorder {
             k,
             early: early.clone(),
             state,
         });
         match in_order {
-            Ok(next) => stack.push(Node::Visit {
-                k: k + 1,
-                early,
-                state: next,
-            }),
+            Ok(nexts) => {
+                for next in nexts.into_iter().rev() {
+                    stack.push(Node::Visit {
+                        k: k + 1,
+                        early: early.clone(),
+                        state: next,
+                    });
+                }
+            }
             Err(reason) => {
                 let progress = k + early.len();
                 if best.as_ref().is_none_or(|(p, _, _)| progress > *p) {

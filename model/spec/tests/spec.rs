@@ -1,7 +1,7 @@
 //! The specification at the quick size passes every property and witnesses every
 //! reachable situation; each spec mutant is found by the model checker.
 
-use usbpm_spec::run::{check, check_for, mutant_size, QUICK, REARRIVAL, SHUTDOWN};
+use usbpm_spec::run::{check, check_for, mutant_size, POWER, QUICK, REARRIVAL, SHUTDOWN};
 use usbpm_spec::SpecMutant;
 
 /// The size passes every property and witnesses every `sometimes`.
@@ -37,6 +37,11 @@ fn shutdown_size_passes_and_is_not_vacuous() {
 }
 
 #[test]
+fn power_size_passes_and_is_not_vacuous() {
+    passes_and_is_not_vacuous(POWER);
+}
+
+#[test]
 fn every_spec_mutant_is_found() {
     for &m in SpecMutant::ALL {
         let o = check(mutant_size(m), Some(m), true, 1);
@@ -53,7 +58,10 @@ fn every_spec_mutant_is_found() {
 /// found by P8, the property built for it; turn-misses-deregister's (admitted before the
 /// turn, called after it without a count) by P1 or P2; arrival-not-first's (shown to the
 /// hubs before its Policy Manager arrival) by M1; removal-not-last's (the removal
-/// delivered without closing the client first) by M2. Each check runs until one of those
+/// delivered without closing the client first) by M2; the power mutants each by the M3
+/// property built for it (access-checked-late's request without the access, power-request-
+/// unlocked's request queued after the deregister returned, rejected-request-reported's
+/// rejected answer that appends a change). Each check runs until one of those
 /// properties fails, whichever fails first (turn-misses-deregister's uncounted call also
 /// begins after a shutdown's removal: M2).
 #[test]
@@ -63,6 +71,18 @@ fn the_mutants_are_found_by_their_properties() {
         (SpecMutant::TurnMissesDeregister, &["P1 ", "P2 "][..]),
         (SpecMutant::ArrivalNotFirst, &["M1 "][..]),
         (SpecMutant::RemovalNotLast, &["M2 "][..]),
+        (
+            SpecMutant::AccessCheckedLate,
+            &["M3 a power request is queued only for a client granted"][..],
+        ),
+        (
+            SpecMutant::PowerRequestUnlocked,
+            &["M3 no power request is queued after"][..],
+        ),
+        (
+            SpecMutant::RejectedRequestReported,
+            &["M3 a rejected power request appends nothing"][..],
+        ),
     ] {
         let o = check_for(mutant_size(m), m, props);
         assert!(

@@ -16,7 +16,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use usbpm_spec::run::{self as spec_run, FULL, MUTANTS, QUICK, QUICK_UNREDUCED_STATES};
+use usbpm_spec::run::{self as spec_run, FULL, MUTANTS, POWER, QUICK, QUICK_UNREDUCED_STATES};
 use usbpm_spec::{Size, SpecMutant};
 
 use crate::base::checker::Checker;
@@ -137,6 +137,7 @@ pub fn run_spec_check() {
             "P8".into(),
             "M1".into(),
             "M2".into(),
+            "M3".into(),
             "liveness".into(),
             "reachability".into(),
         ],
@@ -184,6 +185,8 @@ pub fn run_spec_check() {
             "QUICK"
         } else if size == MUTANTS {
             "MUTANTS"
+        } else if size == POWER {
+            "POWER"
         } else {
             "custom"
         },
@@ -313,7 +316,9 @@ pub fn trace_teeth_counted(
         counted.fetch_add(1, Ordering::Relaxed);
         let env = crate::exec::env::Env::new(mutant);
         (scenario.run)(&env);
-        if let Err(d) = crate::judge::trace::validate_steps(&env.monitor.steps(), None) {
+        if let Err(d) =
+            crate::judge::trace::validate_steps(&env.monitor.steps(), &env.monitor.grants(), None)
+        {
             *f.lock().unwrap_or_else(|p| p.into_inner()) = Some(d.to_string());
         }
     };
@@ -328,7 +333,7 @@ pub fn trace_teeth_counted(
     let mut found = found.lock().unwrap_or_else(|p| p.into_inner()).clone();
     if stopped && found.is_none() {
         if let Some(Err(d)) = crate::judge::monitor::last_steps()
-            .map(|s| crate::judge::trace::validate_steps(&s, None))
+            .map(|(s, grants)| crate::judge::trace::validate_steps(&s, &grants, None))
         {
             found = Some(d.to_string());
         }
@@ -388,8 +393,8 @@ mod tests {
     }
 
     /// The code-mutant -> spec-mutant mapping is by name: every spec mutant names a code
-    /// mutant (so `gate mutants` checks it for that mutant), the Policy Manager's two
-    /// included.
+    /// mutant (so `gate mutants` checks it for that mutant), the Policy Manager's two and
+    /// the power requests' three included.
     #[test]
     fn every_spec_mutant_is_a_code_mutants_counterpart() {
         for m in SpecMutant::ALL {
@@ -399,7 +404,13 @@ mod tests {
                 m.name()
             );
         }
-        for code in ["arrival-not-first", "removal-not-last"] {
+        for code in [
+            "arrival-not-first",
+            "removal-not-last",
+            "access-checked-late",
+            "power-request-unlocked",
+            "rejected-request-reported",
+        ] {
             assert!(SpecMutant::from_name(code).is_some(), "{code}");
         }
     }

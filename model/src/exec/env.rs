@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use usbpm::checking::{Mutant, Probe};
 use usbpm::{
-    Access, ClientConfig, ClientHandle, ConnectorId, ConnectorState, Error, HubId, HubPort,
+    Access, ClientConfig, ClientHandle, ConnectorId, ConnectorState, Error, Event, HubId, HubPort,
     Notification, PolicyManager,
 };
 
@@ -59,6 +59,9 @@ impl Drop for EndOnDrop<'_> {
 
 fn model_callback(ctx: &Arc<Context>, pm: &PolicyManager, me: ClientHandle, n: &Notification) {
     if n.is_manager_event() {
+        if let Event::PolicyManagerArrival { access } = n.event {
+            ctx.monitor.granted(me, access);
+        }
         ctx.monitor.callback_begin(ctx.label, n);
         let _end = EndOnDrop(ctx, n);
         ctx.touch("at", n);

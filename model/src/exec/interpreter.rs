@@ -779,6 +779,9 @@ fn on_event(owned: &Owned, pm: &PolicyManager, me: ClientHandle, n: &Notificatio
             Event::PolicyManagerRemoval => (ManagerSeen::Removal, true),
             _ => (ManagerSeen::Arrival, false),
         };
+        if let Event::PolicyManagerArrival { access } = n.event {
+            world.monitor.granted(me, access);
+        }
         let begin = world.tick();
         let index = {
             let mut log = locked(&world.log);

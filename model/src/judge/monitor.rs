@@ -16,7 +16,8 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use usbpm::checking::{Probe, Step};
-use usbpm::{ClientHandle, Error, Event, HubId, Notification};
+use usbpm::{Access, ClientHandle, Error, Event, HubId, Notification};
+use usbpm_spec::Grants;
 
 use crate::base::rt;
 
@@ -170,6 +171,9 @@ struct State {
     slept_on: std::collections::HashSet<ClientHandle>,
     /// `shutdown` returned (M3: no power request reaches the hardware afterwards).
     shut_down: bool,
+    /// Whether each client (raw handle) was granted `ASSIGN_POWER`, as its Policy
+    /// Manager arrival said (trace validation's access, which the steps do not carry).
+    grants: Grants,
     /// Per thread and hub, the highest ticket the thread submitted or settles (P6: a
     /// drainer takes only items up to one of its own).
     claimed: HashMap<(String, HubId), u64>,
@@ -215,8 +219,9 @@ thread_local! {
 static LAST_IN_PROCESS: Mutex<Option<Arc<Monitor>>> = Mutex::new(None);
 
 /// The recorded steps of the last execution started on this OS thread, or else in this
-/// process: the trace of an execution the checker stopped (deadlock).
-pub fn last_steps() -> Option<Vec<(String, Step)>> {
+/// process, with the access its clients were granted: the trace of an execution the
+/// checker stopped (deadlock).
+pub fn last_steps() -> Option<(Vec<(String, Step)>, Grants)> {
     LAST.with(|l| l.borrow().clone())
         .or_else(|| {
             LAST_IN_PROCESS
@@ -224,7 +229,7 @@ pub fn last_steps() -> Option<Vec<(String, Step)>> {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone()
         })
-        .map(|m| m.steps())
+        .map(|m| (m.steps(), m.grants()))
 }
 
 /// The monitor of the last execution started in this process (a std execution runs on a
@@ -597,6 +602,24 @@ impl Monitor {
                 format!("{label} is registered but its last event of {hub} is {other:?}, expected seq {last_seq}"),
             ),
         }
+    }
+
+    /// The access each client heard with its Policy Manager arrival: whether it may
+    /// assign power levels, by raw handle.
+    pub fn grants(&self) -> Grants {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .grants
+            .clone()
+    }
+
+    /// `client`'s callback heard its Policy Manager arrival, granting `access`.
+    pub fn granted(&self, client: ClientHandle, access: Access) {
+        self.with(|s, _| {
+            s.grants
+                .insert(client.into_raw(), access.allows(Access::ASSIGN_POWER));
+        });
     }
 
     /// Every protocol step the library's probe reported, with the thread that took it,

@@ -9,7 +9,7 @@
 
 use usbpm::checking::{Appended as LibAppended, ManagerEvent, Settle, Step};
 use usbpm_spec::trace::{Appended, Obs, PmEvent, TraceEvent};
-use usbpm_spec::{Divergence, Settle as SpecSettle, SpecMutant};
+use usbpm_spec::{Divergence, Grants, Settle as SpecSettle, SpecMutant};
 
 use crate::judge::monitor::Monitor;
 
@@ -171,15 +171,32 @@ pub fn observe(step: &Step) -> Obs {
         // drainer's pruned clients), not counted references, and when the last one goes
         // depends on the order in which every holder lets go. The monitor judges it (P9:
         // after the client's last call, outside any hub's drain).
-        // `PowerRequested` puts a request aside for the hardware, which no delivery reads;
-        // `PowerAnswered` says what the `Submitted` before it (if any) queued and why.
         other @ (Step::Queued { .. }
         | Step::Woke(_)
         | Step::ContextDrop(_)
         | Step::DetachWaits(_)
-        | Step::DetachDone(_)
-        | Step::PowerRequested { .. }
-        | Step::PowerAnswered { .. }) => Obs::Other(format!("{other:?}")),
+        | Step::DetachDone(_)) => Obs::Other(format!("{other:?}")),
+        // A power request queued for the hardware (under the registry lock), and the
+        // hardware's answer returning: an accepted one (or one reported) after the
+        // `Submitted` of its change (or of nothing, its request stale) and its settling;
+        // a rejected one alone. The specification has no connectors: a hub's requests
+        // are for its one sink, attached.
+        Step::PowerRequested { client, hub, .. } => Obs::PowerRequested {
+            client: c(client),
+            hub: hub.0,
+        },
+        Step::PowerAnswered {
+            client,
+            hub,
+            accepted,
+            reported,
+            ..
+        } => Obs::PowerAnswered {
+            client: c(client),
+            hub: hub.0,
+            accepted: *accepted,
+            reported: *reported,
+        },
     }
 }
 
@@ -195,19 +212,21 @@ pub fn trace_of(steps: &[(String, Step)]) -> Vec<TraceEvent> {
 }
 
 /// Validates recorded steps against the specification (`mutant`: a spec mutant, for
-/// the teeth of the validator itself). Every execution is validated: the specification
-/// models the greeting and `shutdown` too.
+/// the teeth of the validator itself), each client's power access as `grants` says (what
+/// its Policy Manager arrival granted, [`Monitor::grants`]). Every execution is
+/// validated: the specification models the greeting, `shutdown` and power requests too.
 pub fn validate_steps(
     steps: &[(String, Step)],
+    grants: &Grants,
     mutant: Option<SpecMutant>,
 ) -> Result<(), Divergence> {
-    usbpm_spec::trace::validate_with(&trace_of(steps), mutant)
+    usbpm_spec::trace::validate_granted(&trace_of(steps), mutant, grants)
 }
 
 /// Fails the execution (panics) if its trace is not a behaviour of the specification:
 /// the recorded steps up to the first one the specification cannot take, and `replay`.
 pub fn check_execution(monitor: &Monitor, replay: &str) {
-    if let Err(d) = validate_steps(&monitor.steps(), None) {
+    if let Err(d) = validate_steps(&monitor.steps(), &monitor.grants(), None) {
         panic!("\n{d}\nReplay: {replay}");
     }
 }

@@ -126,6 +126,11 @@ impl Spec {
         h.seq += 1;
         let item = if removal {
             h.removed = true;
+            // The hardware's requests are stale now: an accepted answer reports nothing.
+            for r in &mut h.requests {
+                r.live = false;
+            }
+            h.requests.sort_unstable();
             Item::Removal { seq: h.seq }
         } else {
             h.reported += 1;

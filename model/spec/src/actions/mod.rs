@@ -22,6 +22,7 @@
 //! - `delivery.rs`: delivering one item to one client (count, skip, callback, release);
 //! - `deregister.rs`: deregister and detach, step by step;
 //! - `query.rs`: a callback's query of its hub (lock order only);
+//! - `power.rs`: a power request (`assign_power_level`) and the hardware's answer;
 //! - `locks.rs`: the locks the lock-order mutants hold too long.
 //!
 //! Which actions a thread may try in a closed world is `enumerate.rs`; the budgets they
@@ -33,6 +34,7 @@ mod deregister;
 mod drain;
 mod locks;
 mod manager;
+mod power;
 mod query;
 mod submit;
 mod turn;
@@ -160,6 +162,31 @@ pub enum Op {
     Query,
     /// The query gets the registry lock and the hub's lock, and returns.
     QueryDone,
+    /// `assign_power_level` by `client` (from an idle thread, or from one of its own
+    /// callbacks) for a connector of `hub`: checked and (`queued`) queued on the hub for
+    /// the hardware under the registry lock, or refused (nothing changes). Observed as
+    /// `PowerRequested` when queued; a refusal reports no step.
+    Request { client: u8, hub: u8, queued: bool },
+    /// Mutant power-request-unlocked: the request checked before is queued (or refused:
+    /// the hub's removal is queued) after the registry lock was released.
+    RequestQueued { queued: bool },
+    /// The hardware answers `client`'s request on `hub` (`accepted`; mutant
+    /// rejected-request-reported: rejected too) through the submit path: a `live`
+    /// request's change is appended (as `Change`), a stale one appends nothing; `settle`
+    /// as for a change. Observed as that `Submitted`.
+    Answer {
+        hub: u8,
+        client: u8,
+        accepted: bool,
+        live: bool,
+        settle: Settle,
+    },
+    /// That answer returns, its change settled (`PowerAnswered`): `reported` is whether
+    /// it appended a change.
+    Answered { accepted: bool, reported: bool },
+    /// The hardware rejects `client`'s (`live` or stale) request on `hub`: nothing is
+    /// queued (`PowerAnswered` with nothing reported).
+    Reject { hub: u8, client: u8, live: bool },
 }
 
 /// A thread and what it does.
@@ -269,6 +296,23 @@ impl Spec {
             }
             Op::Query => self.query(s, &mut n, t)?,
             Op::QueryDone => self.query_done(s, &mut n, t)?,
+            Op::Request {
+                client,
+                hub,
+                queued,
+            } => self.request(s, &mut n, t, client, hub, queued)?,
+            Op::RequestQueued { queued } => self.request_queued(s, &mut n, t, queued)?,
+            Op::Answer {
+                hub,
+                client,
+                accepted,
+                live,
+                settle,
+            } => self.answer(s, &mut n, t, hub, client, accepted, live, settle)?,
+            Op::Answered { accepted, reported } => {
+                self.answered(s, &mut n, t, accepted, reported)?
+            }
+            Op::Reject { hub, client, live } => self.reject(s, &mut n, t, hub, client, live)?,
         }
         self.normalize(&mut n, t);
         Ok(n)
@@ -355,6 +399,8 @@ impl Spec {
                     | Frame::Sleep { .. }
                     | Frame::Callback { .. }
                     | Frame::Query { .. }
+                    | Frame::Requesting { .. }
+                    | Frame::Answering { .. }
                     | Frame::Deregister { .. },
                 ) => return,
             }

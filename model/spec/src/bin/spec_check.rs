@@ -16,6 +16,7 @@ fn main() {
             "quick" => size = QUICK,
             "rearrival" => size = usbpm_spec::run::REARRIVAL,
             "shutdown" => size = usbpm_spec::run::SHUTDOWN,
+            "power" => size = usbpm_spec::run::POWER,
             "mutants" => mutants_size = true,
             "--no-symmetry" => symmetry = false,
             "--threads" => threads = it.next().and_then(|v| v.parse().ok()).expect("--threads N"),
@@ -40,6 +41,8 @@ fn main() {
                     callback_reports: v.get(8).copied().unwrap_or(0),
                     rearrivals: v.get(9).copied().unwrap_or(0),
                     shutdown: v.get(10) == Some(&1),
+                    power_requests: v.get(11).copied().unwrap_or(0),
+                    granted: v.get(12).copied().unwrap_or(0),
                 };
             }
             other => panic!("unknown argument {other}"),
