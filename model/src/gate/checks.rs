@@ -11,6 +11,7 @@ use std::time::Instant;
 use usbpm::checking::Mutant;
 
 use super::display::{watch, Display};
+use super::lanes::{longest_first, Lanes};
 use super::nextest::{require_nextest, run_checker, Run};
 use super::records::read_records;
 use super::{command_line, fresh_dir, Options, VERIFICATION_MD};
@@ -70,6 +71,7 @@ fn this_command() -> String {
 /// Every selected check at `profile`.
 pub fn run_gate(opts: &Options, root: &Path, profile: Profile) -> Report {
     let report_dir = fresh_dir(&root.join(&opts.report_dir));
+    let lanes = Lanes::here();
     let run = Run {
         root,
         profile,
@@ -79,17 +81,18 @@ pub fn run_gate(opts: &Options, root: &Path, profile: Profile) -> Report {
         shard: opts.shard.as_deref(),
         results: report_dir.join("results"),
         logs: report_dir.join("logs"),
+        test_threads: lanes.test_threads,
     };
     std::fs::create_dir_all(&run.logs).expect("create the log directory");
-    let checkers = opts.selected_checkers();
+    let checkers = longest_first(&opts.selected_checkers(), profile);
     let display = Arc::new(Display::new(opts.total_checks(&checkers)));
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = watch(run.results.clone(), display.clone(), stop.clone());
     let start = Instant::now();
-    let mut nextest_ok = true;
-    for c in &checkers {
-        nextest_ok &= run_checker(&run, opts, *c, &display);
-    }
+    let nextest_ok = lanes
+        .run(&checkers, |c| run_checker(&run, opts, *c, &display))
+        .into_iter()
+        .all(|ok| ok);
     stop.store(true, Ordering::SeqCst);
     let _ = watcher.join();
     display.bar.finish_and_clear();
@@ -179,14 +182,14 @@ fn failed_in_log(log: &str, scenario: &str) -> bool {
 pub fn run_mutants(opts: &Options, root: &Path) -> Report {
     let report_dir = fresh_dir(&root.join(&opts.report_dir));
     let mutants: Vec<Mutant> = opts.selected_mutants();
-    let checkers = opts.selected_mutant_checkers();
+    let checkers = longest_first(&opts.selected_mutant_checkers(), Profile::Quick);
     let display = Arc::new(Display::new(
         opts.total_checks(&checkers) * mutants.len() as u64,
     ));
     let start = Instant::now();
-    let mut kills: BTreeMap<String, BTreeMap<Checker, Option<Kill>>> = BTreeMap::new();
-    let mut all_records = Vec::new();
-    for m in &mutants {
+    // Mutants side by side, each lane one mutant's checkers at a time.
+    let lanes = Lanes::here();
+    let outcomes = lanes.run(&mutants, |m| {
         let run = Run {
             root,
             profile: Profile::Quick,
@@ -196,6 +199,7 @@ pub fn run_mutants(opts: &Options, root: &Path) -> Report {
             shard: opts.shard.as_deref(),
             results: report_dir.join("results").join(m.name()),
             logs: report_dir.join("logs"),
+            test_threads: lanes.test_threads,
         };
         std::fs::create_dir_all(&run.logs).expect("create the log directory");
         let stop = Arc::new(AtomicBool::new(false));
@@ -206,7 +210,7 @@ pub fn run_mutants(opts: &Options, root: &Path) -> Report {
         stop.store(true, Ordering::SeqCst);
         let _ = watcher.join();
         let (records, missing) = read_records(&run.results);
-        let by = kills.entry(m.name().to_string()).or_default();
+        let mut by = BTreeMap::new();
         for c in &checkers {
             let log = std::fs::read_to_string(run.log_path(*c)).unwrap_or_default();
             by.insert(*c, fastest_kill(&records, &missing, *c, &run.logs, &log));
@@ -225,9 +229,15 @@ pub fn run_mutants(opts: &Options, root: &Path) -> Report {
                 killed.join(", ")
             }
         ));
+        (by, records)
+    });
+    display.bar.finish_and_clear();
+    let mut kills: BTreeMap<String, BTreeMap<Checker, Option<Kill>>> = BTreeMap::new();
+    let mut all_records = Vec::new();
+    for (m, (by, records)) in mutants.iter().zip(outcomes) {
+        kills.insert(m.name().to_string(), by);
         all_records.extend(records);
     }
-    display.bar.finish_and_clear();
     Report {
         command: this_command(),
         profile: "quick".into(),

@@ -17,6 +17,7 @@
 pub mod checks;
 pub mod display;
 pub mod docs_render;
+pub mod lanes;
 pub mod list;
 pub mod loom_bounds;
 pub mod merge;

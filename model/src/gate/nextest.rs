@@ -83,6 +83,8 @@ pub struct Run<'a> {
     pub results: PathBuf,
     /// Where nextest's output goes, one log per checker (and mutant).
     pub logs: PathBuf,
+    /// nextest's test threads: the run's share of the cores (see `lanes`).
+    pub test_threads: usize,
 }
 
 impl Run<'_> {
@@ -118,6 +120,8 @@ pub fn run_checker(run: &Run<'_>, opts: &Options, checker: Checker, display: &Di
         max_fail,
         "-E",
         &filter(opts, checker),
+        "--test-threads",
+        &run.test_threads.to_string(),
     ]);
     cmd.env("SHUTTLE_SILENCE_WARNINGS", "1");
     if let Some(shard) = run.shard {
