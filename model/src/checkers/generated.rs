@@ -119,7 +119,7 @@ pub fn plan(checker: Checker, profile: crate::judge::verdict::Profile) -> Vec<Ti
             },
             TierPlan {
                 size: size("2x1-c2-h2"),
-                bound: Some(3),
+                bound: Some(2),
                 random: None,
             },
             TierPlan {
