@@ -167,8 +167,29 @@ impl Report {
         let _ = writeln!(out, "\n## Every check\n");
         let _ = writeln!(out, "| scenario | size | properties | checker | kind | bound / sample | executions | seconds | verdict |");
         let _ = writeln!(out, "|---|---|---|---|---|---|---:|---:|---|");
-        let mut records: Vec<&Record> = self.records.iter().collect();
+        // A generated-program checker's passing chunks are one row (their tiers are in the
+        // table above); a failing chunk keeps its own row.
+        let mut chunks: BTreeMap<Checker, (usize, u64, f64, &Record)> = BTreeMap::new();
+        let mut records: Vec<&Record> = Vec::new();
+        for r in &self.records {
+            if !r.programs.is_empty() && r.verdict == Verdict::Pass {
+                let e = chunks.entry(r.checker).or_insert((0, 0, 0.0, r));
+                e.0 += 1;
+                e.1 += r.executions;
+                e.2 += r.seconds;
+            } else {
+                records.push(r);
+            }
+        }
         records.sort_by(|a, b| (&a.scenario, &a.checker).cmp(&(&b.scenario, &b.checker)));
+        for (checker, (n, executions, seconds, r)) in &chunks {
+            let _ = writeln!(
+                out,
+                "| generated programs ({n} chunks) | | {} | {checker} | {} | the tiers above | {executions} | {seconds:.2} | pass |",
+                r.properties.join(" "),
+                if r.exhaustive { "exhaustive" } else { "sampled" },
+            );
+        }
         for r in records {
             let size = scenarios::find(&r.scenario).map_or(
                 if r.spec.is_some() { "spec" } else { "" },
@@ -551,6 +572,37 @@ mod tests {
             kills: None,
             merged: Vec::new(),
         }
+    }
+
+    #[test]
+    fn passing_chunks_are_one_row_and_a_failing_chunk_keeps_its_own() {
+        let mut rep = report(None);
+        let base = rep.records[0].clone();
+        let chunk = |n: usize, verdict: Verdict| Record {
+            checker: Checker::GenLoom,
+            scenario: format!("chunk-{n:02}"),
+            verdict,
+            executions: 10,
+            programs: vec![crate::checkers::generated::TierRun {
+                size: "2x1-c1-h1".into(),
+                method: "every program of 2x1-c1-h1 (unbounded)".into(),
+                ..Default::default()
+            }],
+            ..base.clone()
+        };
+        rep.records.extend((1..=3).map(|n| chunk(n, Verdict::Pass)));
+        let md = rep.markdown();
+        assert!(
+            md.contains("| generated programs (3 chunks) | | P2 | gen-loom | sampled | the tiers above | 30 |"),
+            "{md}"
+        );
+        assert!(!md.contains("| chunk-01 |"), "{md}");
+        rep.records.push(chunk(4, Verdict::Fail));
+        let md = rep.markdown();
+        assert!(
+            md.contains("| chunk-04 |") && md.contains("(3 chunks)"),
+            "{md}"
+        );
     }
 
     #[test]
