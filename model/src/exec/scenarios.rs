@@ -11,7 +11,7 @@ use usbpm::{
 
 use crate::base::rt::thread::{yield_now, JoinHandle};
 use crate::base::rt::{spawn, AtomicBool};
-use crate::exec::env::{self, flip, no_action, Context, Env, ModelPanic};
+use crate::exec::env::{self, flip, no_action, Action, Context, Env, ModelPanic};
 use crate::judge::monitor::{DriverContext, Property};
 
 /// Small scenarios fit loom; large ones are only sampled by shuttle and std.
@@ -253,7 +253,9 @@ fn three_dispatchers_vs_deregister(env: &Env) {
     dispatchers_vs_deregister(env, 3);
 }
 
-fn register_vs_dispatch(env: &Env) {
+/// Main registers `label` while hub 1 (present) reports a change on one thread and hub 2
+/// arrives on another; returns both ports once the threads are joined.
+fn register_while_hubs_move(env: &Env, label: &'static str, action: Action) -> (HubPort, HubPort) {
     let h1 = env.hub(1);
     let d1 = dispatch_once("dispatcher-h1", h1);
     let pm = env.pm.clone();
@@ -261,9 +263,12 @@ fn register_vs_dispatch(env: &Env) {
         pm.hub_arrival(HubId(2), vec![Default::default()])
             .expect("hub 2 is new")
     });
-    env.register("B", no_action);
-    let h1 = d1.join().expect("dispatcher");
-    let h2 = d2.join().expect("arrival");
+    env.register(label, action);
+    (d1.join().expect("dispatcher"), d2.join().expect("arrival"))
+}
+
+fn register_vs_dispatch(env: &Env) {
+    let (h1, h2) = register_while_hubs_move(env, "B", no_action);
     // B registered while hub 1 was present and hub 2 arrived: it has seen both, in full.
     env.monitor.expect_complete("B", HubId(1), 1);
     env.monitor.expect_complete("B", HubId(2), 0);
@@ -872,16 +877,7 @@ pub fn regressions() -> Vec<(&'static str, crate::lang::program::Program)> {
 }
 
 fn greeting_vs_arrival(env: &Env) {
-    let h1 = env.hub(1);
-    let d1 = dispatch_once("dispatcher-h1", h1);
-    let pm = env.pm.clone();
-    let d2 = spawn("arrival-h2", move || {
-        pm.hub_arrival(HubId(2), vec![Default::default()])
-            .expect("hub 2 is new")
-    });
-    env.register("A", register_b_once);
-    let h1 = d1.join().expect("dispatcher");
-    let h2 = d2.join().expect("arrival");
+    let (h1, h2) = register_while_hubs_move(env, "A", register_b_once);
     // A registered while hub 1 was present and hub 2 arrived: after its Policy Manager
     // arrival it has seen both hubs in full; so has B, registered from A's callback.
     for label in ["A", "B"] {
