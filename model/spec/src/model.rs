@@ -4,7 +4,7 @@
 //! registered first if the size says so); the actions are every thread's candidates
 //! (`enumerate.rs`; idle threads are interchangeable, so the first idle one stands for
 //! all); the next state is [`Spec::apply`], the budgets charged, then partial-order
-//! reduction (`reduction.rs`); the properties are `properties.rs`.
+//! reduction (`reduction.rs`; off only to check it); the properties are `properties.rs`.
 
 use stateright::{Model, Property};
 
@@ -52,7 +52,11 @@ impl Model for Spec {
     fn next_state(&self, s: &State, (t, op): (u8, Op)) -> Option<State> {
         let mut n = self.apply(s, t, op).ok()?;
         self.charge_budgets(s, &mut n, usize::from(t), op);
-        Some(self.reduce(n, t, op))
+        Some(if self.reduction {
+            self.reduce(n, t, op)
+        } else {
+            n
+        })
     }
 
     fn properties(&self) -> Vec<Property<Self>> {

@@ -16,7 +16,7 @@ pub use crate::properties::applicable;
 pub use crate::sizes::{
     mutant_size, FULL, MUTANTS, POWER, QUICK, QUICK_UNREDUCED_STATES, REARRIVAL, SHUTDOWN,
 };
-use crate::spec::{members, Op, Set, Settle, Size, Spec, SpecMutant};
+use crate::spec::{members, Op, Set, Settle, Size, Spec, SpecMutant, State};
 use crate::symmetry::representative;
 
 /// What one exhaustive check found.
@@ -98,6 +98,79 @@ pub fn check_for(size: Size, mutant: SpecMutant, prefixes: &[&str]) -> Outcome {
     )
 }
 
+/// [`check`] with the partial-order reduction switched off (symmetry on, one thread):
+/// what the reduction is checked against. With a mutant, stops at the first
+/// counterexample.
+pub fn check_unreduced(size: Size, mutant: Option<SpecMutant>) -> Outcome {
+    let spec = Spec {
+        reduction: false,
+        ..Spec::new(size, mutant)
+    };
+    check_spec(spec, true, 1, mutant.map(|_| HasDiscoveries::AnyFailures))
+}
+
+/// Whether the state graph the checker explores at `size` (symmetry representatives,
+/// partial-order reduction on) has a cycle: `Ok(states)` when it has none, else the
+/// actions of a path into the cycle and around it.
+///
+/// Liveness relies on this. stateright judges an `eventually` property at the end of
+/// each path its depth-first search takes, and a path that comes back to a state it
+/// holds ends there unjudged: a cycle could hide a behaviour that never settles. With no
+/// cycle every behaviour ends in a state with no successor, where it is judged. (A cycle
+/// among representatives is a behaviour reaching a state symmetric to one it passed,
+/// which repeated is an endless behaviour of the unreduced graph, and conversely.)
+pub fn find_cycle(size: Size) -> Result<u64, String> {
+    use std::collections::HashMap;
+    let spec = Spec::new(size, None);
+    // false: on the search's path; true: every successor explored.
+    let mut seen: HashMap<State, bool> = HashMap::new();
+    let successors = |s: &State| -> Vec<((u8, Op), State)> {
+        let mut actions = Vec::new();
+        spec.actions(s, &mut actions);
+        actions
+            .into_iter()
+            .filter_map(|a| spec.next_state(s, a).map(|n| (a, representative(&n))))
+            .collect()
+    };
+    for init in spec.init_states() {
+        let init = representative(&init);
+        if seen.contains_key(&init) {
+            continue;
+        }
+        seen.insert(init.clone(), false);
+        let mut path: Vec<(State, Vec<((u8, Op), State)>, Option<(u8, Op)>)> =
+            vec![(init.clone(), successors(&init), None)];
+        while let Some((state, next, _)) = path.last_mut() {
+            match next.pop() {
+                None => {
+                    seen.insert(state.clone(), true);
+                    path.pop();
+                }
+                Some((action, n)) => match seen.get(&n) {
+                    Some(true) => {}
+                    Some(false) => {
+                        let mut steps: Vec<String> = path
+                            .iter()
+                            .filter_map(|(_, _, a)| a.map(|(t, op)| format!("t{t} {op:?}")))
+                            .collect();
+                        steps.push(format!(
+                            "t{} {:?} (back to a state on the path)",
+                            action.0, action.1
+                        ));
+                        return Err(steps.join("\n"));
+                    }
+                    None => {
+                        seen.insert(n.clone(), false);
+                        let succ = successors(&n);
+                        path.push((n, succ, Some(action)));
+                    }
+                },
+            }
+        }
+    }
+    Ok(seen.len() as u64)
+}
+
 /// [`check`], stopping when `until` holds (`None`: explores every state).
 fn check_until(
     size: Size,
@@ -106,7 +179,16 @@ fn check_until(
     threads: usize,
     until: Option<HasDiscoveries>,
 ) -> Outcome {
-    let spec = Spec::new(size, mutant);
+    check_spec(Spec::new(size, mutant), symmetry, threads, until)
+}
+
+fn check_spec(
+    spec: Spec,
+    symmetry: bool,
+    threads: usize,
+    until: Option<HasDiscoveries>,
+) -> Outcome {
+    let (size, mutant) = (spec.size, spec.mutant);
     let properties = spec.properties();
     let start = Instant::now();
     let mut builder = spec.checker().threads(threads);

@@ -28,6 +28,9 @@ pub struct Spec {
     pub mutant: Option<SpecMutant>,
     /// No budgets: every action whose guard holds is allowed.
     pub open: bool,
+    /// Partial-order reduction on (`reduction.rs`): off only to check the reduction
+    /// itself (`run::check_unreduced`).
+    pub reduction: bool,
 }
 
 impl Spec {
@@ -36,6 +39,7 @@ impl Spec {
             size,
             mutant,
             open: false,
+            reduction: true,
         }
     }
 

@@ -1033,9 +1033,8 @@ pub fn validate_granted(
         granted: 0,
     };
     let spec = Spec {
-        size,
-        mutant,
         open: true,
+        ..Spec::new(size, mutant)
     };
     let mut init = State::initial(
         names.clients.len() as u8,
