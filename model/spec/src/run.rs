@@ -124,7 +124,8 @@ pub fn find_cycle(size: Size) -> Result<u64, String> {
     let spec = Spec::new(size, None);
     // false: on the search's path; true: every successor explored.
     let mut seen: HashMap<State, bool> = HashMap::new();
-    let successors = |s: &State| -> Vec<((u8, Op), State)> {
+    type Successors = Vec<((u8, Op), State)>;
+    let successors = |s: &State| -> Successors {
         let mut actions = Vec::new();
         spec.actions(s, &mut actions);
         actions
@@ -138,7 +139,8 @@ pub fn find_cycle(size: Size) -> Result<u64, String> {
             continue;
         }
         seen.insert(init.clone(), false);
-        let mut path: Vec<(State, Vec<((u8, Op), State)>, Option<(u8, Op)>)> =
+        // Each state on the path, its successors still to explore, the action into it.
+        let mut path: Vec<(State, Successors, Option<(u8, Op)>)> =
             vec![(init.clone(), successors(&init), None)];
         while let Some((state, next, _)) = path.last_mut() {
             match next.pop() {
