@@ -125,6 +125,8 @@ pub fn find_cycle(size: Size) -> Result<u64, String> {
     // false: on the search's path; true: every successor explored.
     let mut seen: HashMap<State, bool> = HashMap::new();
     type Successors = Vec<((u8, Op), State)>;
+    // A state on the search's path, its successors still to explore, the action into it.
+    type Frame = (State, Successors, Option<(u8, Op)>);
     let successors = |s: &State| -> Successors {
         let mut actions = Vec::new();
         spec.actions(s, &mut actions);
@@ -139,9 +141,7 @@ pub fn find_cycle(size: Size) -> Result<u64, String> {
             continue;
         }
         seen.insert(init.clone(), false);
-        // Each state on the path, its successors still to explore, the action into it.
-        let mut path: Vec<(State, Successors, Option<(u8, Op)>)> =
-            vec![(init.clone(), successors(&init), None)];
+        let mut path: Vec<Frame> = vec![(init.clone(), successors(&init), None)];
         while let Some((state, next, _)) = path.last_mut() {
             match next.pop() {
                 None => {
