@@ -30,6 +30,9 @@ enum Mode {
     /// Measure every small scenario under loom at preemption bounds 2, 3 and unbounded:
     /// executions and seconds (each run capped by --timeout-secs).
     LoomBounds,
+    /// For every scenario loom explores at a preemption bound, the smallest bound at which
+    /// each mutant fails, and the bound's margin over it (--update-docs embeds the table).
+    LoomMargins,
     /// Fail if a report embedded in docs/VERIFICATION.md is stale (the checked sources
     /// changed since it was generated with --update-docs).
     CheckDocs,
@@ -83,7 +86,7 @@ struct Cli {
     /// Seed for shuttle's schedulers.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Also write this run's report into docs/VERIFICATION.md (full and mutants runs).
+    /// Also write this run's report into docs/VERIFICATION.md (full, mutants and loom-margins runs).
     #[arg(long)]
     update_docs: bool,
     /// `gate loom-bounds`: the longest one measurement may run.
@@ -138,7 +141,7 @@ fn main() -> ExitCode {
         .to_possible_value()
         .map_or_else(String::new, |v| v.get_name().to_string());
     let mutant_ok = match cli.mode {
-        Mode::Mutants => Ok(()),
+        Mode::Mutants | Mode::LoomMargins => Ok(()),
         Mode::Quick | Mode::Full | Mode::Programs => opts.validate_mutant_for(&mode, true),
         Mode::Test
         | Mode::List
@@ -162,6 +165,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Mode::LoomBounds => gate::loom_bounds::loom_bounds(&opts, &root),
+        Mode::LoomMargins => gate::loom_margins::run(&opts, &root, cli.update_docs),
         Mode::CheckDocs => gate::suites::check_docs(&root),
         Mode::Merge => gate::merge::run(&cli.dirs, &opts, &root),
         Mode::DocsRender => gate::docs_render::run(&opts, &root),

@@ -3,7 +3,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{exit_code, Options};
@@ -24,28 +24,9 @@ pub fn executions(output: &str) -> String {
 
 /// Measures every selected small scenario and writes `loom-bounds.md` to the report dir.
 pub fn loom_bounds(opts: &Options, root: &Path) -> ExitCode {
-    eprintln!("gate loom-bounds: building the loom replay binary");
-    let built = Command::new("cargo")
-        .current_dir(root)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "usbpm-model",
-            "--features",
-            "loom",
-            "--bin",
-            "replay",
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !built {
-        eprintln!("gate loom-bounds: the build failed");
+    let Some(replay) = build_replay(root, "loom-bounds") else {
         return ExitCode::from(1);
-    }
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let replay = target.join("release").join("replay");
+    };
     let mut md = "| scenario | threads | bound 2 | bound 3 | unbounded |\n|---|---:|---|---|---|\n"
         .to_string();
     let mut ok = true;
@@ -55,31 +36,11 @@ pub fn loom_bounds(opts: &Options, root: &Path) -> ExitCode {
     {
         let mut cells = Vec::new();
         for bound in BOUNDS {
-            let start = Instant::now();
-            let mut child = Command::new(&replay)
-                .args(["--scenario", s.name, "--bound", bound])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("run the replay binary");
-            let deadline = start + Duration::from_secs(opts.timeout_secs);
-            let status = loop {
-                if let Some(st) = child.try_wait().expect("wait for replay") {
-                    break Some(st);
-                }
-                if Instant::now() >= deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break None;
-                }
-                // Polls the child against its time cap; nothing is ordered by this sleep.
-                std::thread::sleep(Duration::from_millis(50));
-            };
-            let secs = start.elapsed().as_secs_f64();
-            let mut out = String::new();
-            if let Some(mut o) = child.stdout.take() {
-                let _ = o.read_to_string(&mut out);
-            }
+            let (status, out, secs) = run_capped(
+                &replay,
+                &["--scenario", s.name, "--bound", bound],
+                opts.timeout_secs,
+            );
             let cell = match status {
                 None => format!("did not finish in {} s", opts.timeout_secs),
                 Some(st) if st.success() => format!("{} executions, {secs:.2} s", executions(&out)),
@@ -104,6 +65,67 @@ pub fn loom_bounds(opts: &Options, root: &Path) -> ExitCode {
     println!("{md}");
     println!("Written to {}/loom-bounds.md", dir.display());
     exit_code(ok)
+}
+
+/// Builds the loom `replay` binary; returns its path (`None`, said why, when it fails).
+pub fn build_replay(root: &Path, mode: &str) -> Option<PathBuf> {
+    eprintln!("gate {mode}: building the loom replay binary");
+    let built = Command::new("cargo")
+        .current_dir(root)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "usbpm-model",
+            "--features",
+            "loom",
+            "--bin",
+            "replay",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !built {
+        eprintln!("gate {mode}: the build failed");
+        return None;
+    }
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    Some(target.join("release").join("replay"))
+}
+
+/// Runs `replay` with `args` for at most `timeout_secs`: its exit status (`None`: it was
+/// stopped at the cap), its standard output, and the seconds it took.
+pub fn run_capped(
+    replay: &Path,
+    args: &[&str],
+    timeout_secs: u64,
+) -> (Option<ExitStatus>, String, f64) {
+    let start = Instant::now();
+    let mut child = Command::new(replay)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run the replay binary");
+    let deadline = start + Duration::from_secs(timeout_secs);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait for replay") {
+            break Some(st);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        // Polls the child against its time cap; nothing is ordered by this sleep.
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let secs = start.elapsed().as_secs_f64();
+    let mut out = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut out);
+    }
+    (status, out, secs)
 }
 
 #[cfg(test)]

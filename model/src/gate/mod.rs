@@ -6,6 +6,7 @@
 //! - [`list`]: `gate list`;
 //! - [`suites`]: `gate test` and `gate check-docs`;
 //! - [`loom_bounds`]: `gate loom-bounds`;
+//! - [`loom_margins`]: `gate loom-margins`;
 //! - [`merge`]: `gate merge DIR...` (the shards of a run into one report);
 //! - [`docs_render`]: `gate docs-render` (every Mermaid diagram renders);
 //! - [`spec`]: `gate spec` (the specification's checks alone, its Explorer, and the
@@ -20,6 +21,7 @@ pub mod docs_render;
 pub mod lanes;
 pub mod list;
 pub mod loom_bounds;
+pub mod loom_margins;
 pub mod merge;
 pub mod nextest;
 pub mod records;

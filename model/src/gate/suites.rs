@@ -76,6 +76,10 @@ pub fn check_docs(root: &Path) -> ExitCode {
     for (section, regenerate) in [
         ("report", "gate full --update-docs"),
         ("mutants", "gate mutants --update-docs"),
+        (
+            crate::gate::loom_margins::SECTION,
+            crate::gate::loom_margins::REGENERATE,
+        ),
     ] {
         match section_status(&doc, section, regenerate, &now) {
             Ok(msg) => println!("gate check-docs: {msg}"),

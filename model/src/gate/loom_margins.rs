@@ -1,0 +1,217 @@
+//! `gate loom-margins`: why each bounded loom check's bound is enough. For every scenario
+//! the quick profile explores at a preemption bound, every mutant is explored at bounds
+//! 0, 1, ... up to that bound (the loom `replay`, each run capped); the smallest bound at
+//! which it fails is where the mutant is found, and the chosen bound's margin over it is
+//! what the check has to spare. `--update-docs` embeds the table in docs/VERIFICATION.md.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use usbpm::checking::Mutant;
+
+use super::loom_bounds::{build_replay, run_capped};
+use super::{exit_code, Options, VERIFICATION_MD};
+use crate::checkers::check::{loom_bound, Profile};
+use crate::exec::scenarios::{Scenario, ALL};
+
+/// The doc section and the command that regenerates it.
+pub const SECTION: &str = "loom-margins";
+pub const REGENERATE: &str = "gate loom-margins --update-docs";
+/// The same, as `cargo run` spells it.
+const COMMAND: &str = "cargo run --release -p usbpm-model --bin gate -- loom-margins --update-docs";
+
+/// One bounded scenario's row: its bounds, and each mutant found with the smallest bound.
+pub struct Row {
+    pub scenario: &'static str,
+    pub quick: usize,
+    pub full: Option<usize>,
+    pub found: Vec<(Mutant, usize)>,
+    /// Mutants whose search hit the time cap at some bound.
+    pub capped: Vec<(Mutant, usize)>,
+}
+
+impl Row {
+    /// The smallest margin of the quick bound over a found mutant's bound.
+    pub fn margin(&self) -> Option<usize> {
+        self.found.iter().map(|(_, b)| self.quick - b).min()
+    }
+}
+
+/// The scenarios a profile explores at a bound (the rest run unbounded).
+pub fn bounded() -> Vec<&'static Scenario> {
+    ALL.iter()
+        .filter(|s| loom_bound(s, Profile::Quick).is_some())
+        .collect()
+}
+
+/// The table, in Markdown.
+pub fn markdown(rows: &[Row], mutants: usize, seconds: f64) -> String {
+    let mut md = String::from("### Loom bounds and their margins\n\n");
+    md.push_str(&format!(
+        "- command: `{COMMAND}`\n- {mutants} mutants, each explored by the loom `replay` at preemption bounds 0, 1, ... up to the quick profile's bound, stopping at the first failure; {seconds:.0} s on this machine (2 cores)\n\n",
+    ));
+    md.push_str("A bounded loom check proves its properties only up to its bound. For each one, the smallest bound at which each mutant it finds is found, and the margin of the quick profile's bound over the largest of them (the full profile adds one or two more). Mutants not listed are not found by the scenario within its quick bound; other checks kill them (the kill matrix below).\n\n");
+    md.push_str("| scenario | bound: quick / full | mutants found (smallest bound) | smallest margin |\n|---|---|---|---:|\n");
+    for r in rows {
+        let mut found: Vec<String> = r
+            .found
+            .iter()
+            .map(|(m, b)| format!("{} {b}", m.name()))
+            .collect();
+        found.extend(
+            r.capped
+                .iter()
+                .map(|(m, b)| format!("{} (time cap at bound {b})", m.name())),
+        );
+        md.push_str(&format!(
+            "| {} | {} / {} | {} | {} |\n",
+            r.scenario,
+            r.quick,
+            r.full.map_or("unbounded".into(), |b| b.to_string()),
+            if found.is_empty() {
+                "none".to_string()
+            } else {
+                found.join(", ")
+            },
+            r.margin().map_or("—".into(), |m| m.to_string()),
+        ));
+    }
+    md
+}
+
+/// Searches every bounded scenario against every selected mutant; writes
+/// `loom-margins.md` to the report dir and, with `update_docs`, into the docs.
+pub fn run(opts: &Options, root: &Path, update_docs: bool) -> ExitCode {
+    if update_docs && !(opts.is_whole_run() && opts.mutants.is_empty()) {
+        eprintln!(
+            "gate loom-margins: --update-docs embeds only a whole run (no --scenario, --mutant)"
+        );
+        return ExitCode::from(2);
+    }
+    let sources = crate::reports::docs::stamp(root);
+    let Some(replay) = build_replay(root, "loom-margins") else {
+        return ExitCode::from(1);
+    };
+    let start = std::time::Instant::now();
+    let mutants = opts.selected_mutants();
+    let mut rows = Vec::new();
+    let mut ok = true;
+    for s in bounded()
+        .into_iter()
+        .filter(|s| opts.selects_scenario(s.name))
+    {
+        let quick = loom_bound(s, Profile::Quick).expect("a bounded scenario");
+        // The unmutated scenario must pass at its bound, or no failure below means much.
+        let (status, _, _) = run_capped(
+            &replay,
+            &["--scenario", s.name, "--bound", &quick.to_string()],
+            opts.timeout_secs,
+        );
+        if !status.is_some_and(|st| st.success()) {
+            eprintln!(
+                "gate loom-margins: {} fails (or hits the cap) at bound {quick} with no mutant",
+                s.name
+            );
+            ok = false;
+            continue;
+        }
+        let mut row = Row {
+            scenario: s.name,
+            quick,
+            full: loom_bound(s, Profile::Full),
+            found: Vec::new(),
+            capped: Vec::new(),
+        };
+        for m in &mutants {
+            for bound in 0..=quick {
+                let (status, _, secs) = run_capped(
+                    &replay,
+                    &[
+                        "--scenario",
+                        s.name,
+                        "--bound",
+                        &bound.to_string(),
+                        "--mutant",
+                        m.name(),
+                    ],
+                    opts.timeout_secs,
+                );
+                match status {
+                    None => {
+                        row.capped.push((*m, bound));
+                        break;
+                    }
+                    Some(st) if !st.success() => {
+                        eprintln!(
+                            "  {:<32} {:<28} found at bound {bound} ({secs:.2} s)",
+                            s.name,
+                            m.name()
+                        );
+                        row.found.push((*m, bound));
+                        break;
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        rows.push(row);
+    }
+    let md = markdown(&rows, mutants.len(), start.elapsed().as_secs_f64());
+    let dir = root.join(&opts.report_dir);
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join("loom-margins.md"), &md);
+    println!("{md}");
+    if update_docs && ok {
+        let path = root.join(VERIFICATION_MD);
+        let doc = std::fs::read_to_string(&path).unwrap_or_default();
+        if crate::reports::docs::stamp(root) != sources {
+            eprintln!("gate loom-margins: the checked sources changed while it ran; rerun it");
+            return ExitCode::from(1);
+        }
+        match crate::reports::docs::embed(&doc, SECTION, &sources, &md) {
+            Ok(new) => {
+                std::fs::write(&path, new).expect("write docs/VERIFICATION.md");
+                println!("gate loom-margins: wrote the table into {VERIFICATION_MD}");
+            }
+            Err(e) => {
+                eprintln!("gate loom-margins: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    exit_code(ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_margin_is_the_quick_bound_over_the_deepest_find() {
+        let row = Row {
+            scenario: "s",
+            quick: 3,
+            full: Some(4),
+            found: vec![(Mutant::ALL[0], 1), (Mutant::ALL[1], 2)],
+            capped: Vec::new(),
+        };
+        assert_eq!(row.margin(), Some(1));
+        let md = markdown(&[row], 2, 1.0);
+        assert!(md.contains("| s | 3 / 4 |"), "{md}");
+        assert!(md.contains(&format!("{} 2", Mutant::ALL[1].name())), "{md}");
+        assert!(md.ends_with("| 1 |\n"), "{md}");
+    }
+
+    #[test]
+    fn every_bounded_scenario_has_a_quick_bound_at_most_its_full_one() {
+        let b = bounded();
+        assert!(!b.is_empty());
+        for s in b {
+            let (q, f) = (
+                loom_bound(s, Profile::Quick).unwrap(),
+                loom_bound(s, Profile::Full),
+            );
+            assert!(f.is_none_or(|f| f >= q), "{}: {q} / {f:?}", s.name);
+        }
+    }
+}
