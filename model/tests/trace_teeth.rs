@@ -10,11 +10,12 @@ use usbpm_model::exec::scenarios::ALL;
 /// The mutants trace validation alone catches in these tests' schedules (measured:
 /// `cargo test --release -p usbpm-model --features shuttle --test trace_teeth --
 /// --nocapture`). Most show a step the specification cannot take; the ones that hang
-/// (lost-wakeup, wait-under-registry-lock, callback-under-hub-lock) show a trace that ends
-/// with a thread still inside a call, which no whole run of the specification does. The
-/// others break only what the probe cannot see (memory ordering: relaxed-ordering; a
-/// context's drop, context-drop-under-drain, whose `ContextDrop` step the specification
-/// does not model), or need a schedule these few random ones do not reach.
+/// (lost-wakeup, wait-under-registry-lock, callback-under-hub-lock, detach-never-done)
+/// show a trace that ends with a thread still inside a call or still waiting, which no
+/// whole run of the specification does. The others break only what the probe cannot
+/// see (memory ordering: relaxed-ordering; a context's drop, context-drop-under-drain,
+/// whose `ContextDrop` step the specification does not model), or need a schedule these
+/// few random ones do not reach.
 const VISIBLE: &[&str] = &[
     "deregister-no-wait",
     "check-then-call",
@@ -44,6 +45,11 @@ const VISIBLE: &[&str] = &[
     // the deregister's return: the monitor judges it.)
     "access-checked-late",
     "rejected-request-reported",
+    // A detach's completion (`Detached::wait`): one that returns while a call admitted
+    // before the detach still runs (its client's count not 0 when it fires); one that
+    // never fires (the trace ends with its thread still waiting: a wake-up owed).
+    "detach-done-early",
+    "detach-never-done",
 ];
 
 /// The `trace` checker's check, as `gate mutants` runs it (`usbpm_model::checkers::spec_checks`):

@@ -10,7 +10,7 @@ use stateright::Property;
 
 use crate::sizes::Size;
 use crate::spec::Spec;
-use crate::state::{members, At, Frame, Item, Owed, Phase, PmAt, State, Status};
+use crate::state::{members, At, Client, Frame, Hub, Item, Log, Owed, Phase, PmAt, State, Status};
 
 impl Spec {
     /// Nothing left to do: every thread idle and the program's budget spent.
@@ -24,32 +24,36 @@ impl Spec {
     /// received every event of that hub up to the last, unless delivery found it closed
     /// and dropped it.
     pub fn complete(&self, s: &State) -> bool {
-        let greeted = s
-            .clients
-            .iter()
-            .all(|c| !c.registered() || c.closed() || (c.greeted && !c.hidden));
-        greeted
+        s.clients.iter().all(greeting_complete)
             && s.clients.iter().all(|c| {
                 s.hubs
                     .iter()
                     .zip(&c.logs)
-                    .filter(|(h, _)| h.arrived)
-                    .all(|(h, log)| {
-                        if !log.owed {
-                            // Never addressed (or its replay dropped): nothing of it received;
-                            // or, when the hub arrived again without addressing the client, the
-                            // whole of its previous presence, up to the removal.
-                            !log.seen
-                                || log.skipped
-                                || log.removed
-                                || (log.last == h.seq && log.removed == h.removed)
-                        } else {
-                            // Addressed: received up to the last item, unless found closed.
-                            log.skipped
-                                || (log.seen && log.last == h.seq && log.removed == h.removed)
-                        }
-                    })
+                    .all(|(h, log)| hub_complete(h, log))
             })
+    }
+}
+
+/// A client still registered and not closed heard its Policy Manager arrival and was
+/// shown to the hubs.
+pub(crate) fn greeting_complete(c: &Client) -> bool {
+    !c.registered() || c.closed() || (c.greeted && !c.hidden)
+}
+
+/// What one client (its `log` of the hub) received of hub `h` is all the contract owes
+/// it: a hub that never arrived owes nothing; one addressed to it (its arrival, or its
+/// replay), every event up to the last, unless delivery found it closed and dropped it.
+pub(crate) fn hub_complete(h: &Hub, log: &Log) -> bool {
+    if !h.arrived {
+        true
+    } else if !log.owed {
+        // Never addressed (or its replay dropped): nothing of it received; or, when the
+        // hub arrived again without addressing the client, the whole of its previous
+        // presence, up to the removal.
+        !log.seen || log.skipped || log.removed || (log.last == h.seq && log.removed == h.removed)
+    } else {
+        // Addressed: received up to the last item, unless found closed.
+        log.skipped || (log.seen && log.last == h.seq && log.removed == h.removed)
     }
 }
 

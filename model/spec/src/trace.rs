@@ -44,10 +44,22 @@
 //! Access is not in the steps: the harness passes what each client was granted
 //! ([`validate_granted`]).
 //!
+//! **Detach completions.** The specification has no `Detached::wait`; the validator
+//! judges its two steps itself: `DetachDone` only once the client is closed with no
+//! count in flight (what the completion waits for; no count is taken after the close),
+//! and no thread may end still waiting (`DetachWaits` with no `DetachDone` after it).
+//!
+//! **Properties and the end.** Every `always` property but P3 is evaluated in each state
+//! along the order tried (a step whose state breaks one does not extend that order). A
+//! trace is a whole execution, so the state after its last step must also be one a whole
+//! run ends in: nothing in progress and nothing owed (`ended` lists what that means and
+//! why each item holds).
+//!
 //! Contract: [`validate`] (and [`validate_with`], a spec mutant switched on) accepts a
 //! trace exactly when some order the recording allows is a behaviour of the open-world
-//! specification, and otherwise returns a [`Divergence`]: the step, the guard that
-//! failed, the timeline.
+//! specification, every `always` property holding along it, that ends with nothing in
+//! progress or owed; and otherwise returns a [`Divergence`]: the step (or the end), the
+//! guard, property or obligation that failed, the timeline.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
@@ -55,6 +67,7 @@ use std::fmt::{self, Write as _};
 use std::hash::{Hash, Hasher};
 
 use crate::spec::{At, Frame, Op, Set, Settle, Size, Spec, State};
+use crate::state::Owed;
 
 /// Which of the Policy Manager's own events a step is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -207,6 +220,15 @@ pub enum Obs {
     DetachReturn {
         client: u64,
     },
+    /// A detached client's completion (`Detached::wait`) starts waiting for the calls
+    /// admitted before the detach.
+    DetachWaits {
+        client: u64,
+    },
+    /// That completion fired: the last of those calls returned.
+    DetachDone {
+        client: u64,
+    },
     /// `client`'s power request for a connector of `hub` was queued for the hardware.
     PowerRequested {
         client: u64,
@@ -309,6 +331,8 @@ impl Names {
                 | Obs::DeregisterReturn { .. }
                 | Obs::DetachEnter { .. }
                 | Obs::DetachReturn { .. }
+                | Obs::DetachWaits { .. }
+                | Obs::DetachDone { .. }
                 | Obs::Other(_) => None,
             };
             if let Some(h) = hub {
@@ -346,6 +370,8 @@ impl Names {
                 | Obs::DeregisterReturn { client: c, .. }
                 | Obs::DetachEnter { client: c }
                 | Obs::DetachReturn { client: c }
+                | Obs::DetachWaits { client: c }
+                | Obs::DetachDone { client: c }
                 | Obs::PowerRequested { client: c, .. }
                 | Obs::PowerAnswered { client: c, .. } => client(*c),
                 Obs::Submitted { .. }
@@ -587,7 +613,20 @@ fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<V
         }
     };
     let op = match obs {
-        Obs::Other(_) => return Ok(vec![state.clone()]),
+        Obs::Other(_) | Obs::DetachWaits { .. } => return Ok(vec![state.clone()]),
+        // The completion is the validator's, not the specification's (which has no
+        // `Detached::wait`): it waits for the client's in-flight count to reach 0, and
+        // the detach closed the client first, so no count is taken after it.
+        Obs::DetachDone { client } => {
+            let c = &state.clients[usize::from(names.c(*client))];
+            if !c.closed() || c.in_flight != 0 {
+                return Err(format!(
+                    "a detach's completion fires only once its client is closed and every call admitted before the detach returned ({} in flight)",
+                    c.in_flight
+                ));
+            }
+            return Ok(vec![state.clone()]);
+        }
         Obs::PowerRequested { client, hub } => Op::Request {
             client: names.c(*client),
             hub: names.h(*hub),
@@ -925,28 +964,173 @@ fn holds(spec: &Spec, always: &[stateright::Property<Spec>], next: State) -> Res
     }
 }
 
-/// Whether `s` is a state an execution can end in: every thread back from its calls,
-/// every obligation settled, every hub's queue empty (nothing stranded).
-fn ended(s: &State) -> Result<(), String> {
+/// What a finished execution has left owed, or `Ok` if nothing: `s` is the state after
+/// every step (and every unobserved step a finished execution has taken, [`finish`]).
+///
+/// A trace is a whole execution (every thread joined), so its last state must be one a
+/// whole run of the specification ends in: nothing in progress and nothing owed. Clients
+/// may still be registered and hubs present (the program may stop there), and power
+/// requests may be unanswered (the hardware may never answer one it took; an answer in
+/// progress is a thread inside a call), so none of those is checked. What is, and why a
+/// whole execution of the correct code always has it:
+///
+/// 1. every thread is back from its calls (no call, callback, drain, sleep, deregister or
+///    shutdown in progress): every thread returned; and no detach completion is still
+///    waited for (a `DetachWaits` with no `DetachDone` after it on its thread,
+///    `detach_waits`): a thread that returned from `Detached::wait` reported it;
+/// 2. every thread's obligations are settled (no owed delivery, no owed greeting): the
+///    outermost call settles them before it returns;
+/// 3. every hub's queue is empty, no hub is being drained, and every item appended is
+///    delivered (`done` is the last ticket, so nobody could still wait for one): every
+///    append has a caller that sees its item delivered (drains, sleeps until a drainer
+///    passes it, or owes it) before it returns;
+/// 4. every in-flight count is given back (no delivery admitted whose call never ended):
+///    a count is taken by a delivery and given back before the delivery moves on;
+/// 5. every client still registered and not closed was greeted (its Policy Manager
+///    arrival returned) and shown to the hubs: `register` (or the outermost call that
+///    owes the greeting) does both before it returns;
+/// 6. every client received every event of each hub that was addressed to it (its
+///    arrival, or its replay), up to the last, unless delivery found it closed: the
+///    liveness property "every queued item is delivered or dropped as the contract
+///    says", whose items 3 says are all delivered;
+/// 7. the `always` properties (but P3) hold in it, as in every state before it.
+///
+/// Under a spec mutant ([`validate_with`]) 4–6 are not checked: they are what the
+/// correct specification owes (the closed world checks them as liveness), and a mutant's
+/// bug may leave them undone (a leaked count, an event never delivered).
+fn ended(
+    spec: &Spec,
+    names: &Names,
+    always: &[stateright::Property<Spec>],
+    detach_waits: &[(usize, u64)],
+    s: &State,
+) -> Result<(), String> {
+    let thread = |t: usize| names.threads[t].as_str();
+    let client = |c: usize| format!("{:#x}", names.clients[c]);
+    let hub = |h: usize| names.hubs[h];
+    let owed = |t: usize| {
+        s.owed[t]
+            .iter()
+            .map(|o| match *o {
+                Owed::Deliver { hub: h, ticket } => {
+                    format!(
+                        "the delivery of hub {}'s item {ticket}",
+                        hub(usize::from(h))
+                    )
+                }
+                Owed::Greet { client: c } => {
+                    format!("the greeting of client {}", client(usize::from(c)))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     if let Some(t) = s.threads.iter().position(|t| !t.is_empty()) {
+        // An outermost call that stopped at its obligations owes them.
+        if s.threads[t].last() == Some(&Frame::Settling) && !s.owed[t].is_empty() {
+            return Err(format!(
+                "the trace ends with thread {}'s outermost call still owing {}: an obligation never settled",
+                thread(t),
+                owed(t)
+            ));
+        }
         return Err(format!(
-            "the trace ends with thread {t} still inside a call ({:?})",
+            "the trace ends with thread {} still inside a call (its frames, outermost first: {:?})",
+            thread(t),
             s.threads[t]
+        ));
+    }
+    if let Some(&(t, c)) = detach_waits.first() {
+        return Err(format!(
+            "the trace ends with thread {} still waiting for client {c:#x}'s detach completion: a wake-up owed",
+            thread(t)
         ));
     }
     if let Some(t) = s.owed.iter().position(|o| !o.is_empty()) {
         return Err(format!(
-            "the trace ends with thread {t}'s obligations unsettled: {:?}",
-            s.owed[t]
+            "the trace ends with thread {} still owing {}: an obligation never settled",
+            thread(t),
+            owed(t)
         ));
     }
-    if let Some(h) = s.hubs.iter().position(|h| !h.queue.is_empty()) {
-        return Err(format!(
-            "the trace ends with hub {h}'s queue holding {} item(s): stranded",
-            s.hubs[h].queue.len()
-        ));
+    for (h, st) in s.hubs.iter().enumerate() {
+        if !st.queue.is_empty() {
+            return Err(format!(
+                "the trace ends with hub {}'s queue holding {} item(s) (tickets {:?}): stranded",
+                hub(h),
+                st.queue.len(),
+                st.queue.iter().map(|e| e.ticket).collect::<Vec<_>>()
+            ));
+        }
+        if st.draining {
+            return Err(format!(
+                "the trace ends with hub {} still marked as being drained",
+                hub(h)
+            ));
+        }
+        if st.done != st.appended {
+            return Err(format!(
+                "the trace ends with hub {}'s items up to ticket {} appended but only up to {} delivered",
+                hub(h),
+                st.appended,
+                st.done
+            ));
+        }
     }
-    Ok(())
+    if spec.mutant.is_none() {
+        for (c, st) in s.clients.iter().enumerate() {
+            if st.in_flight != 0 {
+                return Err(format!(
+                    "the trace ends with client {} holding {} in-flight count(s): a call admitted that never ended, or a count never given back",
+                    client(c),
+                    st.in_flight
+                ));
+            }
+            if !crate::properties::greeting_complete(st) {
+                return Err(format!(
+                    "the trace ends with client {} registered but never {}",
+                    client(c),
+                    if st.greeted {
+                        "shown to the hubs"
+                    } else {
+                        "greeted (its Policy Manager arrival owed)"
+                    }
+                ));
+            }
+            for (h, (hs, log)) in s.hubs.iter().zip(&st.logs).enumerate() {
+                if !crate::properties::hub_complete(hs, log) {
+                    return Err(format!(
+                        "the trace ends with client {} owed hub {}'s events: {}, it received {} (the hub is at seq {}{})",
+                        client(c),
+                        hub(h),
+                        if log.owed {
+                            "its arrival (or replay) was addressed to it"
+                        } else {
+                            "it received part of the hub's presence"
+                        },
+                        if log.seen {
+                            format!(
+                                "up to seq {}{}",
+                                log.last,
+                                if log.removed { " and the removal" } else { "" }
+                            )
+                        } else {
+                            "nothing".to_string()
+                        },
+                        hs.seq,
+                        if hs.removed { ", its removal queued" } else { "" }
+                    ));
+                }
+            }
+        }
+    }
+    match always.iter().find(|p| !(p.condition)(spec, s)) {
+        None => Ok(()),
+        Some(p) => Err(format!(
+            "the specification's property \"{}\" fails in the trace's last state",
+            p.name
+        )),
+    }
 }
 
 /// The search's hash of a node (step, steps taken early, state): a word-at-a-time
@@ -1080,6 +1264,20 @@ pub fn validate_granted(
             state: State,
         },
     }
+    // The detach completions still waited for at the end: a thread's `DetachWaits` with
+    // no `DetachDone` after it (the thread's own steps are in order, whatever the search).
+    let mut waiting: BTreeMap<u8, u64> = BTreeMap::new();
+    for (e, &t) in trace.iter().zip(&thread_of) {
+        if let Obs::DetachWaits { client } = e.obs {
+            waiting.insert(t, client);
+        } else if let Obs::DetachDone { .. } = e.obs {
+            waiting.remove(&t);
+        }
+    }
+    let detach_waits: Vec<(usize, u64)> = waiting
+        .into_iter()
+        .map(|(t, c)| (usize::from(t), c))
+        .collect();
     let always = always_properties();
     let mut stack = vec![Node::Visit {
         k: 0,
@@ -1087,7 +1285,15 @@ pub fn validate_granted(
         state: init,
     }];
     let mut seen: HashSet<u64> = HashSet::new();
-    let mut best: Option<(usize, usize, String)> = None; // (progress, step, reason)
+    // The failure of the order that got furthest: how many steps it took, the step
+    // that failed (or the last, `end`: every step taken, the end owes something), why.
+    struct Failure {
+        progress: usize,
+        at: usize,
+        reason: String,
+        end: bool,
+    }
+    let mut best: Option<Failure> = None;
     let mut visited = 0usize;
     while let Some(node) = stack.pop() {
         let (mut k, mut early, state) = match node {
@@ -1135,12 +1341,18 @@ pub fn validate_granted(
         if k == trace.len() {
             // Every step taken: the execution has ended, so its state must be the end of
             // a whole run (another order of the same steps may still end in one).
-            match ended(&finish(&spec, state)) {
+            match ended(&spec, &names, &always, &detach_waits, &finish(&spec, state)) {
                 Ok(()) => return Ok(()),
                 Err(reason) => {
+                    // The end outranks any step that failed: every step was taken.
                     let progress = k + early.len();
-                    if best.as_ref().is_none_or(|(p, _, _)| progress >= *p) {
-                        best = Some((progress, k.saturating_sub(1), reason));
+                    if best.as_ref().is_none_or(|b| progress >= b.progress) {
+                        best = Some(Failure {
+                            progress,
+                            at: k.saturating_sub(1),
+                            reason,
+                            end: true,
+                        });
                     }
                     continue;
                 }
@@ -1191,23 +1403,31 @@ pub fn validate_granted(
             }
             Err(reason) => {
                 let progress = k + early.len();
-                if best.as_ref().is_none_or(|(p, _, _)| progress > *p) {
-                    best = Some((progress, k, reason));
+                if best.as_ref().is_none_or(|b| progress > b.progress) {
+                    best = Some(Failure {
+                        progress,
+                        at: k,
+                        reason,
+                        end: false,
+                    });
                 }
             }
         }
     }
-    let (_, at, reason) = best.unwrap_or((
-        0,
-        0,
-        format!("no order of the steps found within {SEARCH_LIMIT} search nodes"),
-    ));
+    let Failure {
+        at, reason, end, ..
+    } = best.unwrap_or(Failure {
+        progress: 0,
+        at: 0,
+        reason: format!("no order of the steps found within {SEARCH_LIMIT} search nodes"),
+        end: false,
+    });
     let mut timeline = String::new();
     for (i, e) in trace.iter().enumerate().take(at + 1) {
-        let mark = if i == at {
-            "   <- the specification cannot take this step"
-        } else {
-            ""
+        let mark = match (i == at, end) {
+            (false, _) => "",
+            (true, false) => "   <- the specification cannot take this step",
+            (true, true) => "   <- the trace ends here, with something owed",
         };
         let _ = writeln!(
             timeline,

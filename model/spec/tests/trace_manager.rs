@@ -3,22 +3,11 @@
 //! owed by the outermost call when it registered inside a callback) and `shutdown` (each
 //! client closed, its calls waited for, its removal delivered last).
 
+mod common;
+
+use common::{concat, ev, greeting, hub_call, pm_begin, pm_end, A, B};
 use usbpm_spec::trace::{Appended, Obs, PmEvent, TraceEvent};
 use usbpm_spec::{validate, Settle};
-
-fn ev(thread: &str, obs: Obs) -> TraceEvent {
-    TraceEvent {
-        thread: thread.into(),
-        obs,
-    }
-}
-
-const A: u64 = 0x2_0000_0001;
-const B: u64 = 0x2_0001_0001;
-
-fn concat(parts: Vec<Vec<TraceEvent>>) -> Vec<TraceEvent> {
-    parts.into_iter().flatten().collect()
-}
 
 fn accepted(trace: &[TraceEvent]) {
     if let Err(d) = validate(trace) {
@@ -29,57 +18,6 @@ fn accepted(trace: &[TraceEvent]) {
 fn rejected(trace: &[TraceEvent], why: &str) -> String {
     let d = validate(trace).expect_err(why);
     d.to_string()
-}
-
-/// The Policy Manager event's call of `client` on `th`: count from 0, begin; then the end
-/// and the release from 1.
-fn pm_begin(th: &str, client: u64, event: PmEvent) -> Vec<TraceEvent> {
-    vec![
-        ev(th, Obs::Acquire { client, from: 0 }),
-        ev(th, Obs::ManagerBegin { client, event }),
-    ]
-}
-
-fn pm_end(th: &str, client: u64, event: PmEvent) -> Vec<TraceEvent> {
-    vec![
-        ev(
-            th,
-            Obs::ManagerEnd {
-                client,
-                event,
-                panicked: false,
-            },
-        ),
-        ev(th, Obs::Release { client, from: 1 }),
-    ]
-}
-
-/// `register(client)` on `th`, outside callbacks, with nothing in its arrival's callback.
-fn greeting(th: &str, client: u64) -> Vec<TraceEvent> {
-    concat(vec![
-        vec![ev(th, Obs::Registered { client })],
-        pm_begin(th, client, PmEvent::Arrival),
-        pm_end(th, client, PmEvent::Arrival),
-        vec![ev(th, Obs::Shown { client })],
-    ])
-}
-
-/// One hub call of `client` for `hub`'s `seq`, its count taken from 0.
-fn hub_call(th: &str, client: u64, hub: u32, seq: u64) -> Vec<TraceEvent> {
-    vec![
-        ev(th, Obs::Acquire { client, from: 0 }),
-        ev(th, Obs::Begin { client, hub, seq }),
-        ev(
-            th,
-            Obs::End {
-                client,
-                hub,
-                seq,
-                panicked: false,
-            },
-        ),
-        ev(th, Obs::Release { client, from: 1 }),
-    ]
 }
 
 /// Hub `hub` arrives on `th` for `clients` and `th` drains the arrival (ticket 1) up to

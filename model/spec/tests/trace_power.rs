@@ -3,27 +3,17 @@
 //! connector change (`Submitted`, its settling, then `PowerAnswered`) or rejected alone;
 //! and the traces of the three power bugs diverge.
 
-use usbpm_spec::trace::{validate_granted, Appended, Grants, Obs, PmEvent, TraceEvent};
+mod common;
+
+use common::{concat, ev, greeting, A, B};
+use usbpm_spec::trace::{validate_granted, Appended, Grants, Obs, TraceEvent};
 use usbpm_spec::Settle;
 
-fn ev(thread: &str, obs: Obs) -> TraceEvent {
-    TraceEvent {
-        thread: thread.into(),
-        obs,
-    }
-}
-
-const A: u64 = 0x2_0000_0001;
-const B: u64 = 0x2_0001_0001;
 const HUB: u32 = 1;
 
 /// A granted `ASSIGN_POWER`, B query access only.
 fn grants() -> Grants {
     [(A, true), (B, false)].into_iter().collect()
-}
-
-fn concat(parts: Vec<Vec<TraceEvent>>) -> Vec<TraceEvent> {
-    parts.into_iter().flatten().collect()
 }
 
 fn accepted(trace: &[TraceEvent]) {
@@ -38,54 +28,9 @@ fn diverges(trace: &[TraceEvent]) -> String {
         .to_string()
 }
 
-/// `register(client)` on `th`, outside callbacks, with nothing in its arrival's callback.
-fn greeting(th: &str, client: u64) -> Vec<TraceEvent> {
-    vec![
-        ev(th, Obs::Registered { client }),
-        ev(th, Obs::Acquire { client, from: 0 }),
-        ev(
-            th,
-            Obs::ManagerBegin {
-                client,
-                event: PmEvent::Arrival,
-            },
-        ),
-        ev(
-            th,
-            Obs::ManagerEnd {
-                client,
-                event: PmEvent::Arrival,
-                panicked: false,
-            },
-        ),
-        ev(th, Obs::Release { client, from: 1 }),
-        ev(th, Obs::Shown { client }),
-    ]
-}
-
 /// One hub call of `client` for seq `seq`, its count taken from 0.
 fn hub_call(th: &str, client: u64, seq: u64) -> Vec<TraceEvent> {
-    vec![
-        ev(th, Obs::Acquire { client, from: 0 }),
-        ev(
-            th,
-            Obs::Begin {
-                client,
-                hub: HUB,
-                seq,
-            },
-        ),
-        ev(
-            th,
-            Obs::End {
-                client,
-                hub: HUB,
-                seq,
-                panicked: false,
-            },
-        ),
-        ev(th, Obs::Release { client, from: 1 }),
-    ]
+    common::hub_call(th, client, HUB, seq)
 }
 
 /// A and B registered, the hub arrived for both and delivered (ticket 1).

@@ -1,44 +1,11 @@
 //! Trace validation of the hub queue's hand-off: recorded steps of the bounded-delivery
 //! protocol (tickets, sleepers, obligations) are behaviours of the specification.
 
-use usbpm_spec::trace::{Appended, Obs, PmEvent, TraceEvent};
+mod common;
+
+use common::{ev, greeting, A, B};
+use usbpm_spec::trace::{Appended, Obs};
 use usbpm_spec::{validate, Settle};
-
-fn ev(thread: &str, obs: Obs) -> TraceEvent {
-    TraceEvent {
-        thread: thread.into(),
-        obs,
-    }
-}
-
-const A: u64 = 0x2_0000_0001;
-const B: u64 = 0x2_0001_0001;
-
-/// `register(client)` on `th`, outside callbacks: the client registered hidden, its
-/// Policy Manager arrival delivered (count from 0, call, release), then shown.
-fn greeting(th: &str, client: u64) -> Vec<TraceEvent> {
-    vec![
-        ev(th, Obs::Registered { client }),
-        ev(th, Obs::Acquire { client, from: 0 }),
-        ev(
-            th,
-            Obs::ManagerBegin {
-                client,
-                event: PmEvent::Arrival,
-            },
-        ),
-        ev(
-            th,
-            Obs::ManagerEnd {
-                client,
-                event: PmEvent::Arrival,
-                panicked: false,
-            },
-        ),
-        ev(th, Obs::Release { client, from: 1 }),
-        ev(th, Obs::Shown { client }),
-    ]
-}
 
 /// A change's drainer stops at its own item and wakes a registration sleeping on the
 /// hub, which drains its replay next.

@@ -3,43 +3,11 @@
 //! active on another thread; it waits (`TurnWaits`), holding its count, and calls only
 //! once that call's release hands the turn over (unobserved: the validator inserts it).
 
-use usbpm_spec::trace::{Appended, Obs, PmEvent, TraceEvent};
+mod common;
+
+use common::{concat, ev, greeting, A};
+use usbpm_spec::trace::{Appended, Obs, TraceEvent};
 use usbpm_spec::{validate, Settle};
-
-fn ev(thread: &str, obs: Obs) -> TraceEvent {
-    TraceEvent {
-        thread: thread.into(),
-        obs,
-    }
-}
-
-const A: u64 = 0x2_0000_0001;
-
-/// `register(client)` on `th`, outside callbacks: the client registered hidden, its
-/// Policy Manager arrival delivered (count from 0, call, release), then shown.
-fn greeting(th: &str, client: u64) -> Vec<TraceEvent> {
-    vec![
-        ev(th, Obs::Registered { client }),
-        ev(th, Obs::Acquire { client, from: 0 }),
-        ev(
-            th,
-            Obs::ManagerBegin {
-                client,
-                event: PmEvent::Arrival,
-            },
-        ),
-        ev(
-            th,
-            Obs::ManagerEnd {
-                client,
-                event: PmEvent::Arrival,
-                panicked: false,
-            },
-        ),
-        ev(th, Obs::Release { client, from: 1 }),
-        ev(th, Obs::Shown { client }),
-    ]
-}
 
 /// Main registers A; hubs 1 and 2 arrive for A, each arrival delivered by main.
 fn setup() -> Vec<TraceEvent> {
@@ -174,10 +142,6 @@ fn waits(th: &str, hub: u32) -> TraceEvent {
             seq: 1,
         },
     )
-}
-
-fn concat(parts: Vec<Vec<TraceEvent>>) -> Vec<TraceEvent> {
-    parts.into_iter().flatten().collect()
 }
 
 /// x calls A for hub 1; y's delivery of hub 2 is admitted behind it (count 1 -> 2),

@@ -164,6 +164,11 @@ pub fn observe(step: &Step) -> Obs {
         },
         Step::DetachEnter(h) => Obs::DetachEnter { client: c(h) },
         Step::DetachReturn(h) => Obs::DetachReturn { client: c(h) },
+        // A detach's completion: the specification has no `Detached::wait`, so the
+        // validator judges these two itself (the completion fires only once the client's
+        // count is 0; a trace does not end with one still waiting).
+        Step::DetachWaits(h) => Obs::DetachWaits { client: c(h) },
+        Step::DetachDone(h) => Obs::DetachDone { client: c(h) },
         // Not modelled, so they stutter. `Queued` and `Woke` say no more than the steps
         // around them (the append's `Submitted`; the release or skip that woke).
         // `ContextDrop` is the last reference to a client going, which the specification
@@ -171,11 +176,9 @@ pub fn observe(step: &Step) -> Obs {
         // drainer's pruned clients), not counted references, and when the last one goes
         // depends on the order in which every holder lets go. The monitor judges it (P9:
         // after the client's last call, outside any hub's drain).
-        other @ (Step::Queued { .. }
-        | Step::Woke(_)
-        | Step::ContextDrop(_)
-        | Step::DetachWaits(_)
-        | Step::DetachDone(_)) => Obs::Other(format!("{other:?}")),
+        other @ (Step::Queued { .. } | Step::Woke(_) | Step::ContextDrop(_)) => {
+            Obs::Other(format!("{other:?}"))
+        }
         // A power request queued for the hardware (under the registry lock), and the
         // hardware's answer returning: an accepted one (or one reported) after the
         // `Submitted` of its change (or of nothing, its request stale) and its settling;
