@@ -986,8 +986,9 @@ fn on_event(owned: &Owned, pm: &PolicyManager, me: ClientHandle, n: &Notificatio
         Ok(())
     } else {
         let presence = n.hub.expect("a hub event");
+        let change = matches!(seen, Seen::Change { .. } | Seen::Power);
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            act(&world, ctx, pm, me, (hub_ix, presence));
+            act(&world, ctx, pm, me, (hub_ix, presence), change);
         }))
     };
     if let Err(payload) = acted {
@@ -999,13 +1000,14 @@ fn on_event(owned: &Owned, pm: &PolicyManager, me: ClientHandle, n: &Notificatio
 }
 
 /// Acts out `ctx`'s behaviour in a callback for an event of `hub` (its index, and the
-/// presence the event is about).
+/// presence the event is about); `change`: the event is a connector change.
 fn act(
     world: &Arc<World>,
     ctx: &Ctx,
     pm: &PolicyManager,
     me: ClientHandle,
     hub: (HubIx, HubHandle),
+    change: bool,
 ) {
     let (hub_ix, presence) = hub;
     // Callbacks can feed each other for ever (one registers a client whose arrival replay
@@ -1049,7 +1051,9 @@ fn act(
             }
         }
         Behaviour::Shutdown => world.shutdown(),
-        Behaviour::DropGuard(o) => world.drop_guard(o, false),
+        // On connector changes only (program docs).
+        Behaviour::DropGuard(o) if change => world.drop_guard(o, false),
+        Behaviour::DropGuard(_) => {}
         Behaviour::Detach(o) => world.detach(o),
     }
 }

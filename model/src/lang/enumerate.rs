@@ -993,9 +993,8 @@ mod tests {
                 _ => true,
             })
         }));
-        // The programs that exercise both non-waiting drops and the completion: a client
-        // detaching itself while a thread waits on it, and a guard dropped where waiting
-        // closes a cycle.
+        // A client detaching itself while a thread waits on it (the program that kills
+        // the completion's mutants), and a guard dropped in another client's callback.
         let own: Program = "clients: A(owned, on event: detach A)\nhubs: 1\ninit: register A\n\
                             thread 1: arrive 1\nthread 2: wait for A's detach"
             .parse()
@@ -1005,8 +1004,8 @@ mod tests {
             .contains(&own));
         let cycle: Program =
             "clients: A(on event: drop B's guard) B(owned, on event: deregister A)\n\
-                              hubs: 1 2\ninit: register A; register B\n\
-                              thread 1: arrive 1\nthread 2: arrive 2"
+                              hubs: 1 2\ninit: register A; register B; arrive 1\n\
+                              thread 1: change 1\nthread 2: arrive 2"
                 .parse()
                 .unwrap();
         assert!(enumerate("2x1-c2-H2-W".parse().unwrap())

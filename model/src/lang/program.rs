@@ -82,8 +82,12 @@ pub enum Behaviour {
     /// Drops another owned client's `Registration` (if one is held): a drop that waits
     /// like `deregister`, or, where waiting would close a cycle (that client's callbacks
     /// wait, transitively, for this one), is refused with `WouldDeadlock` and detaches
-    /// without waiting. Last with [`Detach`](Self::Detach), so that programs without them
-    /// keep their order.
+    /// without waiting. It acts on connector changes only, not on arrivals: a client
+    /// registered while a hub is present then leaves the other's guard alone in its
+    /// arrival replay, so two clients listed in different orders by two hubs can each
+    /// be in a callback dropping the other's guard (the cycle; see `exec::scenarios`'s
+    /// `mutual-deregister` for the hub lists' order). Last with [`Detach`](Self::Detach),
+    /// so that programs without them keep their order.
     DropGuard(ClientIx),
     /// Detaches an owned client's `Registration` (its own too) with
     /// `Registration::detach` (if one is held) and keeps the `Detached` completion in the
