@@ -685,9 +685,12 @@ pub fn for_each(size: Size, mut f: impl FnMut(Program)) -> (u64, u64) {
                 }
                 let (no_drops, no_shutdown, no_detach) = (set & 1 != 0, set & 2 != 0, set & 4 != 0);
                 let lacking = combos(&|s: &ClientSpec| {
-                    !(no_drops && !s.on_drop.is_nothing())
-                        && !(no_shutdown && s.behaviour == Behaviour::Shutdown)
-                        && !(no_detach && is_detach_behaviour(s.behaviour))
+                    let has_drop = !s.on_drop.is_nothing();
+                    let has_shutdown = s.behaviour == Behaviour::Shutdown;
+                    let has_detach = is_detach_behaviour(s.behaviour);
+                    (!no_drops || !has_drop)
+                        && (!no_shutdown || !has_shutdown)
+                        && (!no_detach || !has_detach)
                 }) * raw_threads(
                     self::alphabet(nc, nh, shutdown && !no_shutdown, detach && !no_detach).len(),
                 );
