@@ -42,6 +42,12 @@
 //!   client registered or deregistered) is an ordinary call in the log, explained like any
 //!   other: which thread drops a context last is up to the schedule, and the calls its
 //!   drop makes carry the real-time tickets and the callbacks that thread was inside.
+//! - **Detach completions** ([`completions`]): a detach (`Registration::detach`, or a
+//!   guard drop that detached because waiting would close a cycle) ends the registration
+//!   like a guard drop, and nothing reported after it returned reaches the client
+//!   ([`windows`]); the wait on its completion is `Ok` outside the client's own callbacks
+//!   (refused inside them, and where it would close a cycle), and when it returned every
+//!   call of the client's callback had returned.
 
 use std::collections::{BTreeMap, HashSet};
 

@@ -52,8 +52,9 @@ pub type ClientIx = u8;
 pub type HubIx = u8;
 
 /// What a client's callback does, besides reporting itself, on every arrival and
-/// connector change it receives (never on a removal), up to a budget of
-/// `exec::MAX_ACTS` actions per execution, so every program ends.
+/// connector change it receives (never on a removal; [`Behaviour::DropGuard`] on
+/// connector changes only), up to a budget of `exec::MAX_ACTS` actions per execution, so
+/// every program ends.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
