@@ -113,13 +113,16 @@ fn shutdown_and_answers_under_loom() {
     }
 }
 
-/// The detach and its completion (tiers `-W`): programs that pass, unbounded, on the
-/// library, each failing with the mutants that break what it pins. A client detaching
-/// itself in its callback while a thread waits on its completion: the completion fires
-/// before the call that detached returned (`detach-done-early`), or never
-/// (`detach-never-done`). A guard dropped inside a callback where waiting would close a
-/// cycle: the drop detaches, or else (`guard-drop-ignores-refusal`) the registration never
-/// ends. A client detached by another's callback, waited on by the post part.
+/// The detach and its completion (tiers `-W`): programs that pass on the library, each
+/// failing with the mutants that break what it pins. A client detaching itself in its
+/// callback while a thread waits on its completion: the completion fires before the call
+/// that detached returned (`detach-done-early`). (With `detach-never-done` loom reports
+/// the deadlock, then aborts the process while it unwinds the waiting thread, whose
+/// `Detached::wait` holds the Policy Manager: the mutant dies, but not inside a test
+/// that goes on, so it is pinned under shuttle, `detach_never_done_under_shuttle`.) A
+/// guard dropped inside a callback where waiting would close a cycle: the drop detaches,
+/// or else (`guard-drop-ignores-refusal`) the registration never ends. A client detached
+/// by another's callback, waited on by the post part.
 #[cfg(feature = "loom")]
 #[test]
 fn detach_and_completion_under_loom() {
@@ -133,7 +136,7 @@ fn detach_and_completion_under_loom() {
             "clients: A(owned, on event: detach A)\nhubs: 1\ninit: register A\n\
              thread 1: arrive 1\nthread 2: wait for A's detach",
             None,
-            &[Mutant::DetachDoneEarly, Mutant::DetachNeverDone],
+            &[Mutant::DetachDoneEarly],
         ),
         (
             // Hub 2 lists B before A (A re-registers into the slot it freed after hub 2
@@ -175,4 +178,37 @@ fn detach_and_completion_under_loom() {
             );
         }
     }
+}
+
+/// `detach-never-done` on the program that detaches a client in its own callback while a
+/// thread waits on the completion: the completion never fires, and shuttle reports the
+/// hang (P3); the library passes.
+#[cfg(feature = "shuttle")]
+#[test]
+fn detach_never_done_under_shuttle() {
+    use usbpm::checking::Mutant;
+    use usbpm_model::checkers::generated::shuttle_program;
+    use usbpm_model::lang::program::Program;
+    let program: Program = "clients: A(owned, on event: detach A)\nhubs: 1\ninit: register A\n\
+                            thread 1: arrive 1\nthread 2: wait for A's detach"
+        .parse()
+        .unwrap();
+    let dir = std::env::temp_dir();
+    let (file, schedule) = (
+        dir.join("detach-never-done.program.json"),
+        dir.join("detach-never-done.program.schedule"),
+    );
+    let n = shuttle_program(&program, None, 200, 1, &file, &schedule)
+        .unwrap_or_else(|report| panic!("{report}"));
+    println!("detach-own-vs-wait: {n} schedules, pass");
+    let report = shuttle_program(
+        &program,
+        Some(Mutant::DetachNeverDone),
+        200,
+        1,
+        &file,
+        &schedule,
+    )
+    .expect_err("passes with detach-never-done");
+    assert!(report.contains("P3"), "{report}");
 }

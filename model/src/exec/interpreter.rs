@@ -115,6 +115,13 @@ pub struct World {
     /// which then explores one of their orders only, and the monitor's verdict, which
     /// depends on the order, would be checked for that one.
     judged: rt::AtomicUsize,
+    /// The handoff of detach completions between threads, as a driver would make it (a
+    /// lock): a detach makes a release read-modify-write of this atomic, then stores its
+    /// completion; a wait makes an acquire one before it takes a completion. The
+    /// completions themselves live in a `std` lock the checkers do not see: without this,
+    /// the waiting thread would use the client's state with nothing ordering it after the
+    /// thread that made the `Detached` (a race the harness, not the library, would make).
+    handoff: rt::AtomicUsize,
     /// Behaviours acted so far in this execution (at most [`MAX_ACTS`]), by callbacks and
     /// by contexts' drops.
     acts: AtomicUsize,
@@ -180,6 +187,7 @@ impl World {
             log: Mutex::new(Log::default()),
             ticket: AtomicUsize::new(1),
             judged: rt::AtomicUsize::new(0),
+            handoff: rt::AtomicUsize::new(0),
             acts: AtomicUsize::new(0),
             panics: AtomicUsize::new(0),
             drop_calls: AtomicUsize::new(0),
@@ -511,6 +519,9 @@ impl World {
         let i = self.begin_call(Call::Detach { inst });
         let completion = guard.detach();
         self.end_call(i, Ret::Unit(Ok(())));
+        // Before the completion is stored (a checker switches threads only at its own
+        // primitives, so no thread can take it between the two).
+        self.handoff.fetch_add(1, Ordering::AcqRel);
         {
             let mut slots = locked(&self.slots);
             let slot = &mut slots[c as usize];
@@ -530,6 +541,9 @@ impl World {
     /// keeps it again. Once it fires the driver frees the context.
     fn wait(self: &Arc<Self>, c: ClientIx) {
         self.judged_point();
+        // A read-modify-write reads the latest value: ordered after every detach that
+        // stored a completion before it.
+        self.handoff.fetch_add(1, Ordering::AcqRel);
         let taken = locked(&self.slots)[c as usize].completions.pop();
         let Some((inst, completion)) = taken else {
             self.monitor.note(format!(
@@ -558,6 +572,7 @@ impl World {
                     "wait for {}'s detach completion refused with {r:?}: kept again",
                     ctx.label
                 ));
+                self.handoff.fetch_add(1, Ordering::AcqRel);
                 locked(&self.slots)[c as usize]
                     .completions
                     .push((inst, completion));
