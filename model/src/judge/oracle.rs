@@ -223,6 +223,9 @@ struct Facts {
     gone: BTreeMap<InstId, usize>,
     /// When the successful `shutdown` returned.
     shutdown: Option<usize>,
+    /// The registrations that ended without waiting (a detach, or a guard dropped in its
+    /// own callback): their calls admitted before it may begin after it returned.
+    detached: std::collections::BTreeSet<InstId>,
 }
 
 impl Facts {
@@ -239,9 +242,21 @@ impl Facts {
                 gone.insert(*i, c.end);
             }
         }
+        let detached = log
+            .calls
+            .iter()
+            .filter_map(|c| match (&c.call, &c.ret) {
+                (Call::Detach { inst }, Ret::Unit(Ok(()))) => Some(*inst),
+                (Call::DropGuard { inst }, Ret::Unit(Ok(()))) if c.inside.contains(inst) => {
+                    Some(*inst)
+                }
+                _ => None,
+            })
+            .collect();
         Facts {
             gone,
             shutdown: shutdown_call(log).map(|c| c.end),
+            detached,
         }
     }
 }
@@ -373,7 +388,11 @@ impl Reference {
                     _ => {}
                 }
                 let passed_shutdown = !self.shut || facts.shutdown.is_some_and(|s| s > c.start);
-                let passed_handle = live || facts.gone.get(inst).is_some_and(|&g| g > c.start);
+                // A call of a registration that ended without waiting, admitted before
+                // the end, may run after it returned: inside its own callback it passes.
+                let passed_handle = live
+                    || facts.gone.get(inst).is_some_and(|&g| g > c.start)
+                    || (own && facts.detached.contains(inst));
                 if !passed_shutdown || !passed_handle {
                     return None;
                 }
