@@ -112,3 +112,103 @@ fn shutdown_and_answers_under_loom() {
         }
     }
 }
+
+/// The detach and its completion (tiers `-W`): programs that pass on the library, each
+/// failing with the mutants that break what it pins. A client detaching itself in its
+/// callback while a thread waits on its completion: the completion fires before the call
+/// that detached returned (`detach-done-early`). (With `detach-never-done` loom reports
+/// the deadlock, then aborts the process while it unwinds the waiting thread, whose
+/// `Detached::wait` holds the Policy Manager: the mutant dies, but not inside a test
+/// that goes on, so it is pinned under shuttle, `detach_never_done_under_shuttle`.) A
+/// guard dropped inside a callback where waiting would close a cycle: the drop detaches,
+/// or else (`guard-drop-ignores-refusal`) the registration never ends. A client detached
+/// by another's callback, waited on by the post part.
+#[cfg(feature = "loom")]
+#[test]
+fn detach_and_completion_under_loom() {
+    use usbpm::checking::Mutant;
+    use usbpm_model::checkers::generated::loom_program;
+    use usbpm_model::lang::program::Program;
+    // (name, program, preemption bound, the mutants it kills)
+    let cases: [(&str, &str, Option<usize>, &[Mutant]); 3] = [
+        (
+            "detach-own-vs-wait",
+            "clients: A(owned, on event: detach A)\nhubs: 1\ninit: register A\n\
+             thread 1: arrive 1\nthread 2: wait for A's detach",
+            None,
+            &[Mutant::DetachDoneEarly],
+        ),
+        (
+            // Hub 2 lists B before A (A re-registers into the slot it freed after hub 2
+            // arrived), hub 1 lists A first: A's and B's callbacks for the two changes
+            // can run at once, each dropping the other's guard, and the drop that would
+            // close the cycle detaches.
+            "drop-guard-in-cycle",
+            "clients: A(owned, on event: drop B's guard) B(owned, on event: drop A's guard)\n\
+             hubs: 1 2\ninit: register A; register B\n\
+             thread 1: drop A's guard; arrive 2; register A; arrive 1; change 1\n\
+             thread 2: change 2",
+            Some(1),
+            &[Mutant::GuardDropIgnoresRefusal],
+        ),
+        (
+            "detach-other-vs-arrivals",
+            "clients: A(on event: detach B) B(owned, on event: nothing)\nhubs: 1 2\n\
+             init: register A; register B\nthread 1: arrive 1\nthread 2: arrive 2",
+            None,
+            &[],
+        ),
+    ];
+    for (name, text, bound, mutants) in cases {
+        let program: Program = text.parse().unwrap_or_else(|e| panic!("{name}: {e}"));
+        let n = loom_program(&program, None, bound, name)
+            .unwrap_or_else(|report| panic!("{name}: {report}"));
+        println!("{name}: {n} interleavings, bound {bound:?}, pass");
+        for &mutant in mutants {
+            let report = loom_program(&program, Some(mutant), bound, name)
+                .err()
+                .unwrap_or_else(|| panic!("{name}: passes with {}", mutant.name()));
+            println!(
+                "{name} with {}: fails: {}",
+                mutant.name(),
+                report
+                    .lines()
+                    .find(|l| l.contains("VIOLATED") || l.contains("deadlock"))
+                    .unwrap_or("")
+            );
+        }
+    }
+}
+
+/// `detach-never-done` on the program that detaches a client in its own callback while a
+/// thread waits on the completion: the completion never fires, and shuttle reports the
+/// hang (P3); the library passes.
+#[cfg(feature = "shuttle")]
+#[test]
+fn detach_never_done_under_shuttle() {
+    use usbpm::checking::Mutant;
+    use usbpm_model::checkers::generated::shuttle_program;
+    use usbpm_model::lang::program::Program;
+    let program: Program = "clients: A(owned, on event: detach A)\nhubs: 1\ninit: register A\n\
+                            thread 1: arrive 1\nthread 2: wait for A's detach"
+        .parse()
+        .unwrap();
+    let dir = std::env::temp_dir();
+    let (file, schedule) = (
+        dir.join("detach-never-done.program.json"),
+        dir.join("detach-never-done.program.schedule"),
+    );
+    let n = shuttle_program(&program, None, 200, 1, &file, &schedule)
+        .unwrap_or_else(|report| panic!("{report}"));
+    println!("detach-own-vs-wait: {n} schedules, pass");
+    let report = shuttle_program(
+        &program,
+        Some(Mutant::DetachNeverDone),
+        200,
+        1,
+        &file,
+        &schedule,
+    )
+    .expect_err("passes with detach-never-done");
+    assert!(report.contains("P3"), "{report}");
+}

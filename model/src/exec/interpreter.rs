@@ -32,8 +32,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use usbpm::checking::{Mutant, Probe};
 use usbpm::{
-    ClientConfig, ClientHandle, ConnectorHandle, ConnectorId, ConnectorState, Error, Event,
-    HubHandle, HubId, HubPort, Notification, PolicyManager, PowerLevel, Registration,
+    ClientConfig, ClientHandle, ConnectorHandle, ConnectorId, ConnectorState, Detached, Error,
+    Event, HubHandle, HubId, HubPort, Notification, PolicyManager, PowerLevel, Registration,
 };
 
 use crate::base::rt;
@@ -65,6 +65,9 @@ struct Slot {
     live: bool,
     registering: bool,
     guard: Guard,
+    /// The detach completions kept for this client's instances ([`Behaviour::Detach`]),
+    /// oldest first, until a thread ([`Op::Wait`]) or the post part waits on them.
+    completions: Vec<(InstId, Detached)>,
 }
 
 /// A client's `Registration`, used by one thread at a time: a deregister or drop takes it
@@ -112,6 +115,13 @@ pub struct World {
     /// which then explores one of their orders only, and the monitor's verdict, which
     /// depends on the order, would be checked for that one.
     judged: rt::AtomicUsize,
+    /// The handoff of detach completions between threads, as a driver would make it (a
+    /// lock): a detach makes a release read-modify-write of this atomic, then stores its
+    /// completion; a wait makes an acquire one before it takes a completion. The
+    /// completions themselves live in a `std` lock the checkers do not see: without this,
+    /// the waiting thread would use the client's state with nothing ordering it after the
+    /// thread that made the `Detached` (a race the harness, not the library, would make).
+    handoff: rt::AtomicUsize,
     /// Behaviours acted so far in this execution (at most [`MAX_ACTS`]), by callbacks and
     /// by contexts' drops.
     acts: AtomicUsize,
@@ -177,6 +187,7 @@ impl World {
             log: Mutex::new(Log::default()),
             ticket: AtomicUsize::new(1),
             judged: rt::AtomicUsize::new(0),
+            handoff: rt::AtomicUsize::new(0),
             acts: AtomicUsize::new(0),
             panics: AtomicUsize::new(0),
             drop_calls: AtomicUsize::new(0),
@@ -268,6 +279,7 @@ impl World {
             },
             Op::Shutdown => self.shutdown(),
             Op::Answer(h, accepted) => self.answer(h, accepted),
+            Op::Wait(c) => self.wait(c),
         }
     }
 
@@ -412,8 +424,9 @@ impl World {
         }
     }
 
-    /// Drops `c`'s guard: waits like deregister, or (inside the client's own callback)
-    /// detaches without waiting.
+    /// Drops `c`'s guard: waits like deregister, or (inside the client's own callback, or
+    /// inside another client's where waiting would close a cycle) detaches without
+    /// waiting.
     fn drop_guard(self: &Arc<Self>, c: ClientIx, own_callback: bool) {
         let taken = {
             let mut slots = locked(&self.slots);
@@ -440,9 +453,18 @@ impl World {
             return;
         };
         let ctx = locked(&self.insts)[inst].ctx.clone();
+        let handle = guard.handle();
         self.monitor.note(format!("drop {}'s guard", ctx.label));
         let i = self.begin_call(Call::DropGuard { inst });
         drop(guard);
+        // Inside another client's callback the drop detaches where waiting would close a
+        // cycle (its `deregister` refused with `WouldDeadlock`): the library's probe says
+        // which it did, and the log records a detach.
+        let detached =
+            !own_callback && !self.inside().is_empty() && self.monitor.detach_entered(handle);
+        if detached {
+            locked(&self.log).calls[i].call = Call::Detach { inst };
+        }
         self.end_call(i, Ret::Unit(Ok(())));
         let mut slots = locked(&self.slots);
         if matches!(slots[c as usize].guard, Guard::InUse) {
@@ -452,9 +474,109 @@ impl World {
         self.judged_point();
         if own_callback {
             self.monitor.detached(&ctx.label);
+        } else if detached {
+            // As in its own callback: calls admitted before the drop may still begin, and
+            // the context is not freed (nobody learns when its calls are done).
+            self.monitor.note(format!(
+                "{}'s guard dropped in another client's callback, where waiting would close a cycle: detached",
+                ctx.label
+            ));
         } else {
             self.monitor.deregister_returned(&ctx.label, &Ok(()));
             ctx.free(&self.monitor);
+        }
+    }
+
+    /// Detaches `c`'s registration (`Registration::detach`, from a callback) and keeps its
+    /// completion for a wait.
+    fn detach(self: &Arc<Self>, c: ClientIx) {
+        let taken = {
+            let mut slots = locked(&self.slots);
+            let slot = &mut slots[c as usize];
+            match (
+                std::mem::replace(&mut slot.guard, Guard::InUse),
+                slot.latest,
+            ) {
+                (Guard::Held(g), Some(inst)) => {
+                    slot.live = false;
+                    Some((g, inst))
+                }
+                (g, _) => {
+                    slot.guard = g;
+                    None
+                }
+            }
+        };
+        let Some((guard, inst)) = taken else {
+            self.monitor.note(format!(
+                "detach {}: skipped, it holds no guard",
+                client_name(c)
+            ));
+            return;
+        };
+        let ctx = locked(&self.insts)[inst].ctx.clone();
+        self.monitor.note(format!("detach {}", ctx.label));
+        let i = self.begin_call(Call::Detach { inst });
+        let completion = guard.detach();
+        self.end_call(i, Ret::Unit(Ok(())));
+        // Before the completion is stored (a checker switches threads only at its own
+        // primitives, so no thread can take it between the two).
+        self.handoff.fetch_add(1, Ordering::AcqRel);
+        {
+            let mut slots = locked(&self.slots);
+            let slot = &mut slots[c as usize];
+            if matches!(slot.guard, Guard::InUse) {
+                slot.guard = Guard::None;
+            }
+            slot.completions.push((inst, completion));
+        }
+        // The completion is there for another thread's wait: the order of the two is
+        // explored (the wait makes a judged point before it looks).
+        self.judged_point();
+        self.monitor
+            .note(format!("{} detached: its completion is kept", ctx.label));
+    }
+
+    /// Waits on `c`'s latest kept detach completion (`Detached::wait`); a refused wait
+    /// keeps it again. Once it fires the driver frees the context.
+    fn wait(self: &Arc<Self>, c: ClientIx) {
+        self.judged_point();
+        // A read-modify-write reads the latest value: ordered after every detach that
+        // stored a completion before it.
+        self.handoff.fetch_add(1, Ordering::AcqRel);
+        let taken = locked(&self.slots)[c as usize].completions.pop();
+        let Some((inst, completion)) = taken else {
+            self.monitor.note(format!(
+                "wait for {}'s detach: skipped, no completion is kept",
+                client_name(c)
+            ));
+            return;
+        };
+        let ctx = locked(&self.insts)[inst].ctx.clone();
+        self.monitor
+            .note(format!("wait for {}'s detach completion", ctx.label));
+        let i = self.begin_call(Call::Wait { inst });
+        let (r, back) = match completion.wait() {
+            Ok(()) => (Ok(()), None),
+            Err((e, completion)) => (Err(e), Some(completion)),
+        };
+        self.end_call(i, Ret::Unit(r.clone()));
+        self.judged_point();
+        match back {
+            None => {
+                self.monitor.detach_done(&ctx.label);
+                ctx.free(&self.monitor);
+            }
+            Some(completion) => {
+                self.monitor.note(format!(
+                    "wait for {}'s detach completion refused with {r:?}: kept again",
+                    ctx.label
+                ));
+                self.handoff.fetch_add(1, Ordering::AcqRel);
+                locked(&self.slots)[c as usize]
+                    .completions
+                    .push((inst, completion));
+            }
         }
     }
 
@@ -626,13 +748,21 @@ impl World {
         self.put_back(h, Some((port, presence)));
     }
 
-    /// The implicit post part: every port dropped (hubs removed), then every client still
-    /// registered deregistered (or its guard dropped) and its context freed.
+    /// The implicit post part: every port dropped (hubs removed), every kept detach
+    /// completion waited for (each must fire: one that never does hangs the execution)
+    /// and its context freed, then every client still registered deregistered (or its
+    /// guard dropped) and its context freed.
     pub fn post(self: &Arc<Self>) {
         let start = self.tick();
         locked(&self.log).post_start = start;
         for h in 0..self.program.hubs {
             self.remove(h);
+        }
+        for c in 0..self.program.clients.len() as ClientIx {
+            let kept = locked(&self.slots)[c as usize].completions.len();
+            for _ in 0..kept {
+                self.wait(c);
+            }
         }
         // Until no client is registered: a context's drop may register a client again (at
         // most `MAX_ACTS` times in all). Bounded also when a deregister fails (a mutant):
@@ -871,8 +1001,9 @@ fn on_event(owned: &Owned, pm: &PolicyManager, me: ClientHandle, n: &Notificatio
         Ok(())
     } else {
         let presence = n.hub.expect("a hub event");
+        let change = matches!(seen, Seen::Change { .. } | Seen::Power);
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            act(&world, ctx, pm, me, (hub_ix, presence));
+            act(&world, ctx, pm, me, (hub_ix, presence), change);
         }))
     };
     if let Err(payload) = acted {
@@ -884,13 +1015,14 @@ fn on_event(owned: &Owned, pm: &PolicyManager, me: ClientHandle, n: &Notificatio
 }
 
 /// Acts out `ctx`'s behaviour in a callback for an event of `hub` (its index, and the
-/// presence the event is about).
+/// presence the event is about); `change`: the event is a connector change.
 fn act(
     world: &Arc<World>,
     ctx: &Ctx,
     pm: &PolicyManager,
     me: ClientHandle,
     hub: (HubIx, HubHandle),
+    change: bool,
 ) {
     let (hub_ix, presence) = hub;
     // Callbacks can feed each other for ever (one registers a client whose arrival replay
@@ -934,6 +1066,10 @@ fn act(
             }
         }
         Behaviour::Shutdown => world.shutdown(),
+        // On connector changes only (program docs).
+        Behaviour::DropGuard(o) if change => world.drop_guard(o, false),
+        Behaviour::DropGuard(_) => {}
+        Behaviour::Detach(o) => world.detach(o),
     }
 }
 

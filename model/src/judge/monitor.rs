@@ -579,6 +579,17 @@ impl Monitor {
         ));
     }
 
+    /// Whether the library detached the client `handle` (its probe reported the detach
+    /// entered): a guard's drop tells its caller nothing of whether it waited or detached.
+    pub fn detach_entered(&self, handle: ClientHandle) -> bool {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .steps
+            .iter()
+            .any(|(_, step)| *step == Step::DetachEnter(handle))
+    }
+
     /// The completion of `label`'s detach returned (`Detached::wait`): every call of its
     /// callback must have ended, and none may begin from here on (P2 and P1, as for a
     /// deregister that returned `Ok`).
@@ -760,8 +771,25 @@ impl Probe for Monitor {
                     self.name_of(&s, c)
                 )
             }
+            // The completion fires once every admitted call has returned, and no call
+            // begins after it (P2 and P1, as for a deregister that returned `Ok`).
             Step::DetachDone(c) => {
-                format!("  lib: {}'s detach completion fires", self.name_of(&s, c))
+                let name = self.name_of(&s, c);
+                let text = format!("  lib: {name}'s detach completion fires");
+                let client = s.clients.entry(name.clone()).or_default();
+                client.deregistered = true;
+                match client.in_flight.first().cloned() {
+                    Some((th, hub, seq)) => s.record(
+                        thread,
+                        Property::DeregisterWaits,
+                        text,
+                        format!(
+                            "{name}'s detach completion fired while its call for {hub} seq {seq} was still running on {th}"
+                        ),
+                    ),
+                    None => s.timeline.push(Entry { thread, text }),
+                }
+                return;
             }
             Step::DrainStop { hub, .. } => {
                 s.draining.remove(&(thread.clone(), hub));

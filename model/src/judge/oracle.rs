@@ -42,6 +42,12 @@
 //!   client registered or deregistered) is an ordinary call in the log, explained like any
 //!   other: which thread drops a context last is up to the schedule, and the calls its
 //!   drop makes carry the real-time tickets and the callbacks that thread was inside.
+//! - **Detach completions** ([`completions`]): a detach (`Registration::detach`, or a
+//!   guard drop that detached because waiting would close a cycle) ends the registration
+//!   like a guard drop, and nothing reported after it returned reaches the client
+//!   ([`windows`]); the wait on its completion is `Ok` outside the client's own callbacks
+//!   (refused inside them, and where it would close a cycle), and when it returned every
+//!   call of the client's callback had returned.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -85,6 +91,46 @@ pub fn judge(_program: &Program, log: &Log) -> Vec<Unexplained> {
     out.extend(windows(log));
     out.extend(contexts(log));
     out.extend(shutdowns(log));
+    out.extend(completions(log));
+    out
+}
+
+/// Each detach completion that fired (`Detached::wait` returned `Ok`) fired after every
+/// call of the detached registration's callback had returned: none ends (or begins)
+/// after the wait returned. (The monitor judges the same at the library's
+/// `DetachDone` step; this judges it from the callbacks' own tickets.) That every
+/// completion fires is the post part's wait: one that never fires is a hang.
+pub fn completions(log: &Log) -> Vec<Unexplained> {
+    let mut out = Vec::new();
+    for w in &log.calls {
+        let (Call::Wait { inst }, Ret::Unit(Ok(()))) = (&w.call, &w.ret) else {
+            continue;
+        };
+        let calls = log
+            .seen
+            .iter()
+            .filter(|s| s.inst == *inst)
+            .map(|s| (format!("hub {} seq {}", s.hub, s.seq), s.begin, s.end))
+            .chain(
+                log.manager
+                    .iter()
+                    .filter(|m| m.inst == *inst)
+                    .map(|m| (format!("the Policy Manager's {:?}", m.seen), m.begin, m.end)),
+            );
+        for (what, begin, end) in calls {
+            if end == 0 || end > w.end {
+                out.push(bad(
+                    Property::DeregisterWaits,
+                    format!(
+                        "{}'s detach completion returned on {} (ticket {}) before its call for {what} (begun at ticket {begin}) returned",
+                        label(log, *inst),
+                        w.thread,
+                        w.end
+                    ),
+                ));
+            }
+        }
+    }
     out
 }
 
@@ -103,6 +149,8 @@ pub fn describe(log: &Log, c: &CallRec) -> String {
         Call::Deregister { inst: Some(i) } => format!("deregister({})", label(log, *i)),
         Call::Deregister { inst: None } => "deregister(never-issued handle)".into(),
         Call::DropGuard { inst } => format!("drop of {}'s guard", label(log, *inst)),
+        Call::Detach { inst } => format!("detach of {}", label(log, *inst)),
+        Call::Wait { inst } => format!("wait for {}'s detach completion", label(log, *inst)),
         Call::Arrive { hub, presence } => format!("hub {hub} arrival #{presence}"),
         Call::Change { hub, token, .. } => format!("hub {hub} change #{token}"),
         Call::Remove { hub, .. } => format!("hub {hub} removal"),
@@ -175,6 +223,9 @@ struct Facts {
     gone: BTreeMap<InstId, usize>,
     /// When the successful `shutdown` returned.
     shutdown: Option<usize>,
+    /// The registrations that ended without waiting (a detach, or a guard dropped in its
+    /// own callback): their calls admitted before it may begin after it returned.
+    detached: std::collections::BTreeSet<InstId>,
 }
 
 impl Facts {
@@ -182,16 +233,30 @@ impl Facts {
         let mut gone = BTreeMap::new();
         for c in &log.calls {
             if let (
-                Call::Deregister { inst: Some(i) } | Call::DropGuard { inst: i },
+                Call::Deregister { inst: Some(i) }
+                | Call::DropGuard { inst: i }
+                | Call::Detach { inst: i },
                 Ret::Unit(Ok(())),
             ) = (&c.call, &c.ret)
             {
                 gone.insert(*i, c.end);
             }
         }
+        let detached = log
+            .calls
+            .iter()
+            .filter_map(|c| match (&c.call, &c.ret) {
+                (Call::Detach { inst }, Ret::Unit(Ok(()))) => Some(*inst),
+                (Call::DropGuard { inst }, Ret::Unit(Ok(()))) if c.inside.contains(inst) => {
+                    Some(*inst)
+                }
+                _ => None,
+            })
+            .collect();
         Facts {
             gone,
             shutdown: shutdown_call(log).map(|c| c.end),
+            detached,
         }
     }
 }
@@ -232,11 +297,26 @@ impl Reference {
                     _ => return None,
                 }
             }
-            (Call::DropGuard { inst }, Some("Ok")) => {
+            (Call::DropGuard { inst } | Call::Detach { inst }, Some("Ok")) => {
                 if self.insts.get(inst) != Some(&true) {
                     return None;
                 }
                 next.insts.insert(*inst, false);
+            }
+            // The wait on a detached registration's completion: refused inside the
+            // client's own callback, and (explained or not by `cycles`) inside another's
+            // where it would close a cycle; it changes nothing.
+            (Call::Wait { inst }, Some(kind)) => {
+                if self.insts.get(inst) != Some(&false) {
+                    return None;
+                }
+                let own = c.inside.contains(inst);
+                match kind {
+                    "DeregisterFromOwnCallback" if own => {}
+                    "WouldDeadlock" if !own && !c.inside.is_empty() => {}
+                    "Ok" if !own => {}
+                    _ => return None,
+                }
             }
             // After the shutdown an arrival is refused, present hub or not.
             (Call::Arrive { .. }, Some("PolicyManagerRemoved")) if self.shut => {}
@@ -308,7 +388,11 @@ impl Reference {
                     _ => {}
                 }
                 let passed_shutdown = !self.shut || facts.shutdown.is_some_and(|s| s > c.start);
-                let passed_handle = live || facts.gone.get(inst).is_some_and(|&g| g > c.start);
+                // A call of a registration that ended without waiting, admitted before
+                // the end, may run after it returned: inside its own callback it passes.
+                let passed_handle = live
+                    || facts.gone.get(inst).is_some_and(|&g| g > c.start)
+                    || (own && facts.detached.contains(inst));
                 if !passed_shutdown || !passed_handle {
                     return None;
                 }
@@ -471,7 +555,7 @@ pub fn cycles(log: &Log) -> Vec<Unexplained> {
         let Ret::Unit(Err(Error::WouldDeadlock { .. })) = &c.ret else {
             continue;
         };
-        let Call::Deregister { inst: Some(target) } = c.call else {
+        let (Call::Deregister { inst: Some(target) } | Call::Wait { inst: target }) = c.call else {
             continue;
         };
         let mut reach: HashSet<InstId> = [target].into();
@@ -481,7 +565,9 @@ pub fn cycles(log: &Log) -> Vec<Unexplained> {
             grew = false;
             for d in &log.calls {
                 let waits_for = match d.call {
-                    Call::Deregister { inst: Some(t) } | Call::DropGuard { inst: t } => t,
+                    Call::Deregister { inst: Some(t) }
+                    | Call::DropGuard { inst: t }
+                    | Call::Wait { inst: t } => t,
                     _ => continue,
                 };
                 if std::ptr::eq(c, d)
@@ -551,8 +637,12 @@ pub fn contexts(log: &Log) -> Vec<Unexplained> {
             .filter(|c| {
                 matches!(
                     (&c.call, &c.ret),
-                    (Call::Deregister { inst: Some(i) } | Call::DropGuard { inst: i }, Ret::Unit(Ok(())))
-                        if *i == inst
+                    (
+                        Call::Deregister { inst: Some(i) }
+                            | Call::DropGuard { inst: i }
+                            | Call::Detach { inst: i },
+                        Ret::Unit(Ok(()))
+                    ) if *i == inst
                 )
             })
             .map(|c| c.start)
@@ -690,24 +780,26 @@ pub fn windows(log: &Log) -> Vec<Unexplained> {
     let mut gone: BTreeMap<InstId, usize> = BTreeMap::new();
     for c in &log.calls {
         if let (
-            Call::Deregister { inst: Some(i) } | Call::DropGuard { inst: i },
+            Call::Deregister { inst: Some(i) }
+            | Call::DropGuard { inst: i }
+            | Call::Detach { inst: i },
             Ret::Unit(Ok(())),
         ) = (&c.call, &c.ret)
         {
             gone.entry(*i).or_insert(c.start);
         }
     }
-    // A guard dropped in its own callback detaches: nothing reported after it returned
-    // may reach the registration (calls admitted before it may still begin).
+    // A guard dropped in its own callback detaches, as does a detach: nothing reported
+    // after it returned may reach the registration (calls admitted before it may still
+    // begin).
     let call_start =
         |pred: &dyn Fn(&Call) -> bool| log.calls.iter().find(|c| pred(&c.call)).map(|c| c.start);
     for d in &log.calls {
-        let Call::DropGuard { inst } = d.call else {
-            continue;
+        let inst = match d.call {
+            Call::DropGuard { inst } if d.inside.contains(&inst) => inst,
+            Call::Detach { inst } => inst,
+            _ => continue,
         };
-        if !d.inside.contains(&inst) {
-            continue;
-        }
         for s in log.seen.iter().filter(|s| s.inst == inst) {
             let reported = match s.seen {
                 Seen::Change { token } => {
@@ -740,7 +832,7 @@ pub fn windows(log: &Log) -> Vec<Unexplained> {
                 out.push(bad(
                     Property::NoCallbackAfterDeregister,
                     format!(
-                        "{} got hub {} seq {}, reported (ticket {at}) after its guard's drop in its own callback returned (ticket {})",
+                        "{} got hub {} seq {}, reported (ticket {at}) after its detach (its guard's drop in its own callback, or a detach) returned (ticket {})",
                         label(log, inst),
                         s.hub,
                         s.seq,
@@ -916,7 +1008,9 @@ fn registrations_end(log: &Log) -> BTreeMap<InstId, usize> {
     let mut gone: BTreeMap<InstId, usize> = BTreeMap::new();
     for c in &log.calls {
         if let (
-            Call::Deregister { inst: Some(i) } | Call::DropGuard { inst: i },
+            Call::Deregister { inst: Some(i) }
+            | Call::DropGuard { inst: i }
+            | Call::Detach { inst: i },
             Ret::Unit(Ok(())),
         ) = (&c.call, &c.ret)
         {

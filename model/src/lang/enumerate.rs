@@ -16,6 +16,12 @@
 //!   ([`Op::Answer`], accepting or rejecting every pending power request of a hub), and
 //!   callbacks may call `shutdown` ([`Behaviour::Shutdown`]); sizes without the suffix
 //!   have none of them, and list exactly the programs they listed before they existed;
+//! - **detach** (a size written `-w`, or `-W` for only the programs with one of them):
+//!   callbacks may drop another owned client's guard ([`Behaviour::DropGuard`]: the drop
+//!   that detaches where waiting would close a cycle) or detach an owned client's
+//!   registration, their own too ([`Behaviour::Detach`]), and the parallel part's ops
+//!   include the wait on a client's kept detach completion ([`Op::Wait`]); sizes without
+//!   the suffix have none of them, and list exactly the programs they listed before;
 //! - **init**: any subset of the clients registered, then any subset of the hubs arrived
 //!   (in that order, so the init part delivers arrivals to the clients registered);
 //! - **parallel**: 2 up to the bound of threads, each with 1 up to the bound of ops.
@@ -24,7 +30,9 @@
 //! - *dead parts*: a program with an op that can never act (dropping the guard of a
 //!   client registered by handle, deregistering a client never registered, changing or
 //!   removing a hub that never arrives, answering a hub nobody can request power of:
-//!   no thread's `assign power` on it and no callback that assigns power), a client
+//!   no thread's `assign power` on it and no callback that assigns power, waiting for a
+//!   client's detach that no callback makes; a callback dropping or detaching the guard of
+//!   a client registered by handle), a client
 //!   never registered or a hub never arriving is the smaller program without it, which
 //!   is enumerated on its own; a behaviour that can never fire is `Nothing`;
 //! - *symmetry*: renaming clients, renaming hubs and permuting threads; one program per
@@ -61,6 +69,10 @@ pub struct Size {
     /// (module docs).
     #[serde(default)]
     pub shutdown: Shutdowns,
+    /// Guards dropped or detached by callbacks and the waits on detach completions
+    /// (module docs).
+    #[serde(default)]
+    pub detach: Detaches,
 }
 
 /// Whether a size's clients' contexts have drop behaviours.
@@ -90,6 +102,21 @@ pub enum Shutdowns {
     Only,
 }
 
+/// Whether a size's programs drop other clients' guards and detach registrations in
+/// callbacks, and wait on the completions: [`Behaviour::DropGuard`], [`Behaviour::Detach`]
+/// and [`Op::Wait`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Detaches {
+    /// None of them (no suffix): the tiers as they were before they existed.
+    #[default]
+    None,
+    /// They may appear (`-w`): the programs without them too.
+    Also,
+    /// Only programs in which one of them appears (`-W`): the rest is the tier without
+    /// the suffix.
+    Only,
+}
+
 impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let h = if self.exact_hubs { 'H' } else { 'h' };
@@ -104,9 +131,14 @@ impl fmt::Display for Size {
             Drops::Only => write!(f, "-D")?,
         }
         match self.shutdown {
-            Shutdowns::None => Ok(()),
-            Shutdowns::Also => write!(f, "-s"),
-            Shutdowns::Only => write!(f, "-S"),
+            Shutdowns::None => {}
+            Shutdowns::Also => write!(f, "-s")?,
+            Shutdowns::Only => write!(f, "-S")?,
+        }
+        match self.detach {
+            Detaches::None => Ok(()),
+            Detaches::Also => write!(f, "-w"),
+            Detaches::Only => write!(f, "-W"),
         }
     }
 }
@@ -117,13 +149,16 @@ impl std::str::FromStr for Size {
     /// `TxK` (threads × ops per thread, 2 clients, 2 hubs) or `TxK-cC-hH`; `-HH` for
     /// exactly H hubs, `-d` for contexts with drop behaviours, `-D` for only the programs
     /// with some; `-s` for the shutdown and power answers, `-S` for only the programs
-    /// with one of them.
+    /// with one of them; `-w` for guards dropped or detached by callbacks and the waits
+    /// on detach completions, `-W` for only the programs with one of them.
     fn from_str(s: &str) -> Result<Size, String> {
         let usage = || {
             format!(
                 "`{s}` is not a size: write TxK or TxK-cC-hH, e.g. 2x1 or 2x2-c2-h1 \
                  (-HH: exactly H hubs; -d: contexts with drop behaviours; -D: only programs with some; \
-                 -s: shutdown and power answers; -S: only programs with one of them)"
+                 -s: shutdown and power answers; -S: only programs with one of them; \
+                 -w: guards dropped or detached by callbacks, waits on detach completions; \
+                 -W: only programs with one of them)"
             )
         };
         let mut parts = s.split('-');
@@ -137,6 +172,7 @@ impl std::str::FromStr for Size {
             exact_hubs: false,
             drops: Drops::None,
             shutdown: Shutdowns::None,
+            detach: Detaches::None,
         };
         for p in parts {
             match p {
@@ -144,9 +180,11 @@ impl std::str::FromStr for Size {
                 "D" => size.drops = Drops::Only,
                 "s" => size.shutdown = Shutdowns::Also,
                 "S" => size.shutdown = Shutdowns::Only,
+                "w" => size.detach = Detaches::Also,
+                "W" => size.detach = Detaches::Only,
                 _ => {}
             }
-            if matches!(p, "d" | "D" | "s" | "S") {
+            if matches!(p, "d" | "D" | "s" | "S" | "w" | "W") {
                 continue;
             }
             if p.is_empty() || !p.is_char_boundary(1) {
@@ -185,7 +223,8 @@ impl Size {
         let hubs = !self.exact_hubs || (other.exact_hubs && other.hubs == self.hubs);
         let drops = self.drops == Drops::Also || self.drops == other.drops;
         let shutdown = self.shutdown == Shutdowns::Also || self.shutdown == other.shutdown;
-        bounds && hubs && drops && shutdown
+        let detach = self.detach == Detaches::Also || self.detach == other.detach;
+        bounds && hubs && drops && shutdown && detach
     }
 }
 
@@ -201,14 +240,16 @@ pub struct Tier {
     pub programs: Vec<Program>,
 }
 
-/// The callback behaviours client `c` can have (`shutdown`: [`Behaviour::Shutdown`] too,
-/// last).
+/// The callback behaviours client `c` can have (`shutdown`: [`Behaviour::Shutdown`] too;
+/// `detach`: then [`Behaviour::DropGuard`] of every other client and
+/// [`Behaviour::Detach`] of every client, whichever of them are owned, last).
 fn behaviours(
     c: ClientIx,
     clients: usize,
     hubs: usize,
     owned: bool,
     shutdown: bool,
+    detach: bool,
 ) -> Vec<Behaviour> {
     let mut out = vec![Behaviour::Nothing, Behaviour::Query, Behaviour::AssignPower];
     for o in 0..clients as ClientIx {
@@ -227,6 +268,16 @@ fn behaviours(
     }
     if shutdown {
         out.push(Behaviour::Shutdown);
+    }
+    if detach {
+        for o in 0..clients as ClientIx {
+            if o != c {
+                out.push(Behaviour::DropGuard(o));
+            }
+        }
+        for o in 0..clients as ClientIx {
+            out.push(Behaviour::Detach(o));
+        }
     }
     out
 }
@@ -249,10 +300,17 @@ fn drop_behaviours(c: ClientIx, clients: usize, hubs: usize) -> Vec<DropBehaviou
 
 /// The client specs of client `c` in a tier (module docs: with drop behaviours, a client
 /// acts on its events or on its drop).
-fn specs(c: ClientIx, clients: usize, hubs: usize, drops: bool, shutdown: bool) -> Vec<ClientSpec> {
+fn specs(
+    c: ClientIx,
+    clients: usize,
+    hubs: usize,
+    drops: bool,
+    shutdown: bool,
+    detach: bool,
+) -> Vec<ClientSpec> {
     let mut v = Vec::new();
     for owned in [false, true] {
-        for behaviour in behaviours(c, clients, hubs, owned, shutdown) {
+        for behaviour in behaviours(c, clients, hubs, owned, shutdown, detach) {
             v.push(ClientSpec {
                 behaviour,
                 owned,
@@ -272,8 +330,9 @@ fn specs(c: ClientIx, clients: usize, hubs: usize, drops: bool, shutdown: bool) 
     v
 }
 
-/// The ops of the parallel part (`shutdown`: [`Op::Shutdown`] and the answers too, last).
-fn alphabet(clients: usize, hubs: usize, shutdown: bool) -> Vec<Op> {
+/// The ops of the parallel part (`shutdown`: [`Op::Shutdown`] and the answers too;
+/// `detach`: then the waits, [`Op::Wait`], last).
+fn alphabet(clients: usize, hubs: usize, shutdown: bool, detach: bool) -> Vec<Op> {
     let mut out = Vec::new();
     for c in 0..clients as ClientIx {
         out.extend([Op::Register(c), Op::Deregister(c), Op::Drop(c)]);
@@ -294,6 +353,9 @@ fn alphabet(clients: usize, hubs: usize, shutdown: bool) -> Vec<Op> {
             out.extend([Op::Answer(h, true), Op::Answer(h, false)]);
         }
     }
+    if detach {
+        out.extend((0..clients as ClientIx).map(Op::Wait));
+    }
     out
 }
 
@@ -310,6 +372,21 @@ pub fn has_shutdown(p: &Program) -> bool {
 fn shutdown_in<'a>(clients: &[ClientSpec], mut ops: impl Iterator<Item = &'a Op>) -> bool {
     clients.iter().any(|c| c.behaviour == Behaviour::Shutdown)
         || ops.any(|op| matches!(op, Op::Shutdown | Op::Answer(..)))
+}
+
+/// Whether `p` drops or detaches a guard in a callback or waits on a detach completion
+/// (a `-W` program).
+pub fn has_detach(p: &Program) -> bool {
+    detach_in(&p.clients, p.init.iter().chain(p.threads.iter().flatten()))
+}
+
+fn is_detach_behaviour(b: Behaviour) -> bool {
+    matches!(b, Behaviour::DropGuard(_) | Behaviour::Detach(_))
+}
+
+fn detach_in<'a>(clients: &[ClientSpec], mut ops: impl Iterator<Item = &'a Op>) -> bool {
+    clients.iter().any(|c| is_detach_behaviour(c.behaviour))
+        || ops.any(|op| matches!(op, Op::Wait(_)))
 }
 
 /// Sequences of 1..=k ops over `alphabet`, in a fixed order.
@@ -423,9 +500,22 @@ pub fn live(p: &Program) -> Option<Program> {
                 .iter()
                 .any(|c| c.behaviour == Behaviour::AssignPower)
     };
+    // A callback's guard drop or detach names a client registered by handle: it never acts.
+    let guarded = |c: ClientIx| p.clients[c as usize].owned;
+    if p.clients.iter().any(|c| match c.behaviour {
+        Behaviour::DropGuard(o) | Behaviour::Detach(o) => !guarded(o),
+        _ => false,
+    }) {
+        return None;
+    }
     for op in &all_ops {
         let dead = match *op {
             Op::Drop(c) => !p.clients[c as usize].owned,
+            // No callback detaches the client: no completion is ever kept.
+            Op::Wait(c) => !p
+                .clients
+                .iter()
+                .any(|s| s.behaviour == Behaviour::Detach(c)),
             // Nothing to answer: the answer only holds the port a while.
             Op::Answer(h, _) => !requested(h),
             _ => false,
@@ -471,11 +561,14 @@ fn renamed(p: &Program, cp: &[u8], hp: &[u8]) -> Program {
         Op::Query(x) => Op::Query(h(x)),
         Op::AssignPower(x) => Op::AssignPower(h(x)),
         Op::Answer(x, accepted) => Op::Answer(h(x), accepted),
+        Op::Wait(x) => Op::Wait(c(x)),
         other => other,
     };
     let beh = |b: Behaviour| match b {
         Behaviour::Register(x) => Behaviour::Register(c(x)),
         Behaviour::Deregister(x) => Behaviour::Deregister(c(x)),
+        Behaviour::DropGuard(x) => Behaviour::DropGuard(c(x)),
+        Behaviour::Detach(x) => Behaviour::Detach(c(x)),
         Behaviour::ReportChange(x) => Behaviour::ReportChange(h(x)),
         other => other,
     };
@@ -552,45 +645,59 @@ pub fn for_each(size: Size, mut f: impl FnMut(Program)) -> (u64, u64) {
     for nc in 1..=size.clients {
         for nh in fewest_hubs..=size.hubs {
             let shutdown = size.shutdown != Shutdowns::None;
+            let detach = size.detach != Detaches::None;
             let specs: Vec<Vec<ClientSpec>> = (0..nc as ClientIx)
-                .map(|c| specs(c, nc, nh, size.drops != Drops::None, shutdown))
+                .map(|c| specs(c, nc, nh, size.drops != Drops::None, shutdown, detach))
                 .collect();
-            let alphabet = alphabet(nc, nh, shutdown);
+            let alphabet = alphabet(nc, nh, shutdown, detach);
             let seqs = sequences(&alphabet, size.ops);
             let mut thread_sets = Vec::new();
             for t in 2..=size.threads {
                 thread_sets.extend(multisets(seqs.len(), t));
             }
             // The raw space: client specs × init parts × thread multisets, less what a
-            // `-D` or `-S` size leaves to the tier without the suffix (by inclusion and
-            // exclusion: programs without drop behaviours, programs without the shutdown
-            // and the answers, and those without either).
+            // `-D`, `-S` or `-W` size leaves to the tier without the suffix, by inclusion
+            // and exclusion over the suffixes that keep only the programs using them: for
+            // each set of them, the programs lacking every feature of the set (drop
+            // behaviours are in the client specs only; the shutdown and the detach in the
+            // specs and in the ops), with the sign of the set's size.
             let raw_threads = |alphabet: usize| -> u64 {
                 let n = sequence_count(alphabet as u64, size.ops);
                 (2..=size.threads)
                     .map(|t| binom(n + t as u64 - 1, t as u64))
                     .sum()
             };
-            let all_threads = raw_threads(alphabet.len());
-            let plain_threads = raw_threads(self::alphabet(nc, nh, false).len());
             let combos = |keep: &dyn Fn(&ClientSpec) -> bool| -> u64 {
                 specs
                     .iter()
                     .map(|v| v.iter().filter(|s| keep(s)).count() as u64)
                     .product()
             };
-            let no_drop = |s: &ClientSpec| s.on_drop.is_nothing();
-            let no_shutdown = |s: &ClientSpec| s.behaviour != Behaviour::Shutdown;
-            let all = combos(&|_| true) * all_threads;
-            let without_drops = combos(&no_drop) * all_threads;
-            let without_shutdown = combos(&no_shutdown) * plain_threads;
-            let without_either = combos(&|s| no_drop(s) && no_shutdown(s)) * plain_threads;
-            let space = match (size.drops == Drops::Only, size.shutdown == Shutdowns::Only) {
-                (false, false) => all,
-                (true, false) => all - without_drops,
-                (false, true) => all - without_shutdown,
-                (true, true) => all + without_either - without_drops - without_shutdown,
-            };
+            let only = [
+                size.drops == Drops::Only,
+                size.shutdown == Shutdowns::Only,
+                size.detach == Detaches::Only,
+            ];
+            let mut space: i128 = 0;
+            for set in 0..8u32 {
+                if (0..3).any(|i| set & (1 << i) != 0 && !only[i]) {
+                    continue;
+                }
+                let (no_drops, no_shutdown, no_detach) = (set & 1 != 0, set & 2 != 0, set & 4 != 0);
+                let lacking = combos(&|s: &ClientSpec| {
+                    let has_drop = !s.on_drop.is_nothing();
+                    let has_shutdown = s.behaviour == Behaviour::Shutdown;
+                    let has_detach = is_detach_behaviour(s.behaviour);
+                    (!no_drops || !has_drop)
+                        && (!no_shutdown || !has_shutdown)
+                        && (!no_detach || !has_detach)
+                }) * raw_threads(
+                    self::alphabet(nc, nh, shutdown && !no_shutdown, detach && !no_detach).len(),
+                );
+                let sign = if set.count_ones() % 2 == 0 { 1 } else { -1 };
+                space += sign * i128::from(lacking);
+            }
+            let space = u64::try_from(space).expect("a count of programs");
             raw += space * (1u64 << (nc + nh));
             let identity_c: Vec<u8> = (0..nc as u8).collect();
             let identity_h: Vec<u8> = (0..nh as u8).collect();
@@ -626,6 +733,9 @@ pub fn for_each(size: Size, mut f: impl FnMut(Program)) -> (u64, u64) {
                             continue;
                         }
                         if size.shutdown == Shutdowns::Only && !has_shutdown(&p) {
+                            continue;
+                        }
+                        if size.detach == Detaches::Only && !has_detach(&p) {
                             continue;
                         }
                         let Some(normal) = live(&p) else { continue };
@@ -810,8 +920,112 @@ mod tests {
         }));
     }
 
+    /// The tiers the profiles run keep the counts they had before the detach existed
+    /// (docs/VERIFICATION.md's tables): a new suffix adds tiers, it changes none.
+    #[test]
+    fn existing_tiers_keep_their_counts() {
+        for (size, raw, live, programs) in [
+            ("2x1-c1-h1", 3190, 1106, 950),
+            ("2x1-c1-h1-D", 940, 314, 314),
+            ("2x1-c1-H2-d", 20160, 3348, 1825),
+            ("2x1-c1-h1-S", 2816, 529, 423),
+            ("2x1-c1-H2-S", 14160, 861, 498),
+            ("2x1-c2-h2", 1_248_078, 150_335, 50_871),
+            ("2x2-c1-h1", 327_690, 125_490, 120_522),
+        ] {
+            let mut n = 0u64;
+            let (r, l) = for_each(size.parse().unwrap(), |_| n += 1);
+            assert_eq!((r, l, n), (raw, live, programs), "{size}");
+        }
+    }
+
+    #[test]
+    fn detach_tiers_add_to_the_plain_ones() {
+        for plain in ["2x1-c1-h1", "2x1-c1-H2", "2x1-c1-h1-S", "2x1-c1-h1-D"] {
+            let base = enumerate(plain.parse().unwrap());
+            let also = enumerate(format!("{plain}-w").parse().unwrap());
+            let only = enumerate(format!("{plain}-W").parse().unwrap());
+            // `-w` is the plain tier and `-W`, without overlap.
+            assert_eq!(also.raw, base.raw + only.raw, "{plain}");
+            assert_eq!(also.live, base.live + only.live, "{plain}");
+            assert_eq!(
+                also.programs.len(),
+                base.programs.len() + only.programs.len(),
+                "{plain}"
+            );
+            assert!(only.programs.iter().all(has_detach), "{plain}");
+            assert!(!base.programs.iter().any(has_detach), "{plain}");
+            let all: BTreeSet<&Program> = also.programs.iter().collect();
+            assert_eq!(all.len(), also.programs.len(), "{plain}: a program twice");
+            assert!(base
+                .programs
+                .iter()
+                .chain(&only.programs)
+                .all(|p| all.contains(p)));
+            for p in &only.programs {
+                assert_eq!(p.well_formed(), Ok(()), "{p}");
+                assert_eq!(
+                    &canonical(p),
+                    p,
+                    "{plain}: {p} is not its orbit's representative"
+                );
+                assert_eq!(live(p).as_ref(), Some(p), "{plain}: {p} has a dead part");
+            }
+        }
+        // Every new behaviour and op appears, renamed consistently; a wait only where a
+        // callback detaches that client.
+        let only = enumerate("2x1-c2-h1-W".parse().unwrap());
+        let ops = |p: &Program| p.threads.concat();
+        for b in [
+            Behaviour::DropGuard(1),
+            Behaviour::Detach(0),
+            Behaviour::Detach(1),
+        ] {
+            assert!(
+                only.programs.iter().any(|p| p.clients[0].behaviour == b),
+                "no program where A's callback does `{b}`"
+            );
+        }
+        assert!(only.programs.iter().any(|p| ops(p).contains(&Op::Wait(0))));
+        assert!(only.programs.iter().all(|p| {
+            ops(p).iter().all(|o| match *o {
+                Op::Wait(c) => p
+                    .clients
+                    .iter()
+                    .any(|s| s.behaviour == Behaviour::Detach(c)),
+                _ => true,
+            })
+        }));
+        // A client detaching itself while a thread waits on it (the program that kills
+        // the completion's mutants), and a guard dropped in another client's callback.
+        let own: Program = "clients: A(owned, on event: detach A)\nhubs: 1\ninit: register A\n\
+                            thread 1: arrive 1\nthread 2: wait for A's detach"
+            .parse()
+            .unwrap();
+        assert!(enumerate("2x1-c1-h1-W".parse().unwrap())
+            .programs
+            .contains(&own));
+        let cycle: Program =
+            "clients: A(on event: drop B's guard) B(owned, on event: deregister A)\n\
+                              hubs: 1 2\ninit: register A; register B; arrive 1\n\
+                              thread 1: change 1\nthread 2: arrive 2"
+                .parse()
+                .unwrap();
+        assert!(enumerate("2x1-c2-H2-W".parse().unwrap())
+            .programs
+            .contains(&canonical(&cycle)));
+    }
+
     #[test]
     fn sizes_parse_and_print() {
+        let s: Size = "2x1-c1-h1-S-W".parse().unwrap();
+        assert_eq!((s.shutdown, s.detach), (Shutdowns::Only, Detaches::Only));
+        assert_eq!(s.to_string(), "2x1-c1-h1-S-W");
+        let size = |s: &str| s.parse::<Size>().unwrap();
+        assert!(size("2x1-c1-h1-w").includes(&size("2x1-c1-h1-W")));
+        assert!(size("2x1-c1-h1-w").includes(&size("2x1-c1-h1")));
+        assert!(!size("2x1-c1-h1").includes(&size("2x1-c1-h1-W")));
+        assert!(!size("2x1-c1-h1-W").includes(&size("2x1-c1-h1")));
         let s: Size = "2x2-c1-h3".parse().unwrap();
         assert_eq!((s.threads, s.ops, s.clients, s.hubs), (2, 2, 1, 3));
         assert_eq!(s.to_string(), "2x2-c1-h3");
@@ -866,6 +1080,36 @@ mod tests {
                 0 => assert_eq!(with, 0, "{max}"),
                 1 => assert!(with > 200 && with < 2000, "{max}: {with}"),
                 _ => assert_eq!(with, 2000, "{max}"),
+            }
+        }
+        for (max, detaches) in [("4x6-c4-h3", 0), ("4x6-c4-h3-w", 1), ("4x6-c4-h3-W", 2)] {
+            let max: Size = max.parse().unwrap();
+            let mut rng = Rng::new(7);
+            let (mut with, mut waits, mut drops_other) = (0, 0, 0);
+            for _ in 0..2000 {
+                let p = random_program(&mut rng, max);
+                assert_eq!(p.well_formed(), Ok(()), "{p}");
+                assert!(
+                    p.threads.len() >= 2 && p.threads.iter().all(|t| !t.is_empty() && t.len() <= 6)
+                );
+                with += usize::from(has_detach(&p));
+                waits += usize::from(p.threads.iter().flatten().any(|o| matches!(o, Op::Wait(_))));
+                drops_other += usize::from(
+                    p.clients
+                        .iter()
+                        .any(|c| matches!(c.behaviour, Behaviour::DropGuard(_))),
+                );
+            }
+            match detaches {
+                0 => assert_eq!(with, 0, "{max}"),
+                1 => assert!(with > 200 && with < 2000, "{max}: {with}"),
+                _ => {
+                    assert_eq!(with, 2000, "{max}");
+                    assert!(
+                        waits > 1000 && drops_other > 200,
+                        "{max}: {waits} {drops_other}"
+                    );
+                }
             }
         }
     }
@@ -937,13 +1181,15 @@ pub fn random_program(rng: &mut Rng, max: Size) -> Program {
     // The shutdown and the answers only in a size that has them (`-s`, `-S`): the other
     // sizes draw exactly the programs they drew before these existed.
     let shutdown = max.shutdown != Shutdowns::None;
-    let clients: Vec<ClientSpec> = (0..nc as ClientIx)
+    // Likewise the detach (`-w`, `-W`).
+    let detach = max.detach != Detaches::None;
+    let mut clients: Vec<ClientSpec> = (0..nc as ClientIx)
         .map(|c| {
             let owned = rng.next_u64().is_multiple_of(2);
             let behaviour = if ring {
                 Behaviour::Deregister((c + 1) % nc as ClientIx)
             } else {
-                rng.pick(&behaviours(c, nc, nh, owned, shutdown))
+                rng.pick(&behaviours(c, nc, nh, owned, shutdown, detach))
             };
             // Then half the contexts do something when dropped, with any event behaviour.
             let on_drop = if !drops || rng.next_u64().is_multiple_of(2) {
@@ -969,7 +1215,28 @@ pub fn random_program(rng: &mut Rng, max: Size) -> Program {
             init.push(Op::Arrive(h));
         }
     }
-    let alphabet = alphabet(nc, nh, shutdown);
+    if detach {
+        // A ring's first client may drop the next one's guard instead of deregistering it:
+        // where the ring's callbacks wait for each other, the drop detaches.
+        if ring && rng.next_u64().is_multiple_of(2) {
+            clients[0].behaviour = Behaviour::DropGuard(1);
+        }
+        // A `-W` size's program drops or detaches a guard in a callback: if none was
+        // drawn, a client detaches one.
+        if max.detach == Detaches::Only && !clients.iter().any(|c| is_detach_behaviour(c.behaviour))
+        {
+            let c = rng.range(0, nc - 1);
+            let o = rng.range(0, nc - 1) as ClientIx;
+            clients[c].behaviour = Behaviour::Detach(o);
+        }
+        // The clients whose guards callbacks drop or detach are owned.
+        for c in 0..nc {
+            if let Behaviour::DropGuard(o) | Behaviour::Detach(o) = clients[c].behaviour {
+                clients[o as usize].owned = true;
+            }
+        }
+    }
+    let alphabet = alphabet(nc, nh, shutdown, detach);
     let nt = if ring {
         rng.range(nc.min(nh), max.threads)
     } else {
@@ -996,6 +1263,21 @@ pub fn random_program(rng: &mut Rng, max: Size) -> Program {
             threads[t].push(op);
         } else {
             *threads[t].last_mut().expect("threads have ops") = op;
+        }
+    }
+    // A `-W` size's program waits on a completion its callbacks keep, if they keep one
+    // and no thread waits yet: at the end of a thread, or instead of its last op.
+    if max.detach == Detaches::Only && !threads.iter().flatten().any(|o| matches!(o, Op::Wait(_))) {
+        if let Some(o) = clients.iter().find_map(|c| match c.behaviour {
+            Behaviour::Detach(o) => Some(o),
+            _ => None,
+        }) {
+            let t = rng.range(0, threads.len() - 1);
+            if threads[t].len() < max.ops {
+                threads[t].push(Op::Wait(o));
+            } else {
+                *threads[t].last_mut().expect("threads have ops") = Op::Wait(o);
+            }
         }
     }
     Program {

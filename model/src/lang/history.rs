@@ -28,6 +28,16 @@ pub enum Call {
     DropGuard {
         inst: InstId,
     },
+    /// `inst`'s registration ended without waiting: `Registration::detach`, or a guard
+    /// dropped inside another client's callback where waiting would close a cycle (the
+    /// drop detaches). Calls admitted before it may still begin after it returns.
+    Detach {
+        inst: InstId,
+    },
+    /// `Detached::wait` on `inst`'s detach completion.
+    Wait {
+        inst: InstId,
+    },
     Arrive {
         hub: u32,
         presence: usize,

@@ -8,7 +8,8 @@
 //! - **init**: [`Op`]s on the main thread, one after another;
 //! - **parallel**: one list of ops per thread, the threads started together;
 //! - **post** (implicit, the same for every program): every present hub is removed, then
-//!   every client still registered is deregistered (or its guard dropped) and its context
+//!   every kept detach completion is waited for (its context then freed), then every
+//!   client still registered is deregistered (or its guard dropped) and its context
 //!   freed (again, while contexts' drops register clients), so each program ends with
 //!   every callback's history complete and every context dropped. After a shutdown it is
 //!   the same: ports still remove their hubs, and `deregister` works as ever.
@@ -18,6 +19,12 @@
 //! refused) and the hardware may answer the power requests waiting on a hub
 //! ([`Op::Answer`]: all accepted, each reported as a change, or all rejected, reported to
 //! nobody).
+//!
+//! A callback may also end another owned client's registration by dropping its guard
+//! ([`Behaviour::DropGuard`]: where waiting would close a cycle the drop detaches instead)
+//! or detach one, its own too ([`Behaviour::Detach`]), keeping the `Detached` completion;
+//! a thread waits on a kept completion ([`Op::Wait`]), and the post part waits on every
+//! one still kept, so each program that detaches ends with every completion fired.
 //!
 //! Programs are serde data (saved as JSON for replay) and print as readable text, which
 //! parses back ([`Program`]'s `FromStr`, also from the one-line form with ` | `):
@@ -45,8 +52,9 @@ pub type ClientIx = u8;
 pub type HubIx = u8;
 
 /// What a client's callback does, besides reporting itself, on every arrival and
-/// connector change it receives (never on a removal), up to a budget of
-/// `exec::MAX_ACTS` actions per execution, so every program ends.
+/// connector change it receives (never on a removal; [`Behaviour::DropGuard`] on
+/// connector changes only), up to a budget of `exec::MAX_ACTS` actions per execution, so
+/// every program ends.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
@@ -70,8 +78,22 @@ pub enum Behaviour {
     /// Reports a connector change on a hub's port, once per registration.
     ReportChange(HubIx),
     /// `shutdown` from inside the callback: refused (`ShutdownInsideCallback`), nothing
-    /// changes. Last, so that programs without it keep their order.
+    /// changes. After the behaviours above, so that programs without it keep their order.
     Shutdown,
+    /// Drops another owned client's `Registration` (if one is held): a drop that waits
+    /// like `deregister`, or, where waiting would close a cycle (that client's callbacks
+    /// wait, transitively, for this one), is refused with `WouldDeadlock` and detaches
+    /// without waiting. It acts on connector changes only, not on arrivals: a client
+    /// registered while a hub is present then leaves the other's guard alone in its
+    /// arrival replay, so two clients listed in different orders by two hubs can each
+    /// be in a callback dropping the other's guard (the cycle; see `exec::scenarios`'s
+    /// `mutual-deregister` for the hub lists' order). Last with [`Detach`](Self::Detach),
+    /// so that programs without them keep their order.
+    DropGuard(ClientIx),
+    /// Detaches an owned client's `Registration` (its own too) with
+    /// `Registration::detach` (if one is held) and keeps the `Detached` completion in the
+    /// program's world, for [`Op::Wait`] (or the post part) to wait on.
+    Detach(ClientIx),
 }
 
 /// What a client's context does in its `Drop`, when the library lets go of it (after the
@@ -132,6 +154,11 @@ pub enum Op {
     /// it is present and not in use) and answers every one accepted (`true`: each is
     /// reported as a connector change) or rejected (`false`: nothing is reported).
     Answer(HubIx, bool),
+    /// `Detached::wait` on the client's latest kept detach completion
+    /// ([`Behaviour::Detach`]); skipped when none is kept. A refused wait hands the
+    /// completion back, and it is kept again. Last, so that programs without it keep
+    /// their order.
+    Wait(ClientIx),
 }
 
 /// A client of the program.
@@ -182,6 +209,8 @@ impl fmt::Display for Behaviour {
             Behaviour::Panic => write!(f, "panic"),
             Behaviour::ReportChange(h) => write!(f, "report a change on hub {}", hub_id(h)),
             Behaviour::Shutdown => write!(f, "shut down"),
+            Behaviour::DropGuard(c) => write!(f, "drop {}'s guard", client_name(c)),
+            Behaviour::Detach(c) => write!(f, "detach {}", client_name(c)),
         }
     }
 }
@@ -214,6 +243,7 @@ impl fmt::Display for Op {
             Op::Shutdown => write!(f, "shut down"),
             Op::Answer(h, true) => write!(f, "accept power {}", hub_id(h)),
             Op::Answer(h, false) => write!(f, "reject power {}", hub_id(h)),
+            Op::Wait(c) => write!(f, "wait for {}'s detach", client_name(c)),
         }
     }
 }
@@ -297,6 +327,13 @@ impl std::str::FromStr for Behaviour {
                     Behaviour::Deregister(parse_client(c)?)
                 } else if let Some(h) = s.strip_prefix("report a change on hub ") {
                     Behaviour::ReportChange(parse_hub(h)?)
+                } else if let Some(c) = s
+                    .strip_prefix("drop ")
+                    .and_then(|c| c.strip_suffix("'s guard"))
+                {
+                    Behaviour::DropGuard(parse_client(c)?)
+                } else if let Some(c) = s.strip_prefix("detach ") {
+                    Behaviour::Detach(parse_client(c)?)
                 } else {
                     return Err(format!("`{s}` is not a callback behaviour"));
                 }
@@ -363,6 +400,11 @@ impl std::str::FromStr for Op {
                     Op::Answer(h?, true)
                 } else if let Some(h) = hub("reject power ") {
                     Op::Answer(h?, false)
+                } else if let Some(c) = s
+                    .strip_prefix("wait for ")
+                    .and_then(|c| c.strip_suffix("'s detach"))
+                {
+                    Op::Wait(parse_client(c)?)
                 } else {
                     return Err(format!("`{s}` is not an operation"));
                 }
@@ -476,7 +518,7 @@ impl Program {
         let ok_c = |c: ClientIx| c < nc;
         let ok_h = |h: HubIx| h < self.hubs;
         let op_ok = |op: &Op| match *op {
-            Op::Register(c) | Op::Deregister(c) | Op::Drop(c) => ok_c(c),
+            Op::Register(c) | Op::Deregister(c) | Op::Drop(c) | Op::Wait(c) => ok_c(c),
             Op::Arrive(h)
             | Op::Change(h)
             | Op::Remove(h)
@@ -497,6 +539,12 @@ impl Program {
                 Behaviour::Register(o) | Behaviour::Deregister(o) => ok_c(o) && o as usize != i,
                 Behaviour::ReportChange(h) => ok_h(h),
                 Behaviour::DropOwnGuard => c.owned,
+                // Another client's guard, or any client's (its own too) to detach: the
+                // client named holds one.
+                Behaviour::DropGuard(o) => {
+                    ok_c(o) && o as usize != i && self.clients[o as usize].owned
+                }
+                Behaviour::Detach(o) => ok_c(o) && self.clients[o as usize].owned,
                 _ => true,
             };
             if !fine {
@@ -614,6 +662,29 @@ mod tests {
         p.threads
             .push(vec![Op::DeregisterForged, Op::Drop(2), Op::Query(1)]);
         p
+    }
+
+    #[test]
+    fn detach_programs_round_trip() {
+        let text = "clients: A(owned, on event: detach A) B(owned, on event: drop A's guard) \
+                    C(on event: detach B)\nhubs: 1\ninit: register A; register B\n\
+                    thread 1: arrive 1; wait for A's detach\nthread 2: wait for B's detach";
+        let p: Program = text.parse().unwrap();
+        assert_eq!(p.clients[0].behaviour, Behaviour::Detach(0));
+        assert_eq!(p.clients[1].behaviour, Behaviour::DropGuard(0));
+        assert_eq!(p.threads[1], vec![Op::Wait(1)]);
+        assert_eq!(p.to_string().parse::<Program>(), Ok(p.clone()));
+        assert_eq!(
+            serde_json::from_str::<Program>(&serde_json::to_string(&p).unwrap()).unwrap(),
+            p
+        );
+        // The client named holds a guard; another client's guard only.
+        let mut q = p.clone();
+        q.clients[0].owned = false;
+        assert!(q.well_formed().is_err());
+        let mut q = p.clone();
+        q.clients[1].behaviour = Behaviour::DropGuard(1);
+        assert!(q.well_formed().is_err());
     }
 
     #[test]
