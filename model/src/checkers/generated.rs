@@ -75,9 +75,9 @@ pub fn plan(checker: Checker, profile: crate::judge::verdict::Profile) -> Vec<Ti
     // executions and seconds, regenerated with the report). The rule: a tier runs
     // unbounded when that fits the profile's budget, at the highest bound that fits
     // otherwise; tiers that fit neither profile (3x1-c2-h1 at bound 1, 2x1-c2-h2-D at
-    // bound 1) are left to sharded runs. `-D` and `-S` tiers run only the programs
-    // that use drop behaviours or the shutdown and the hardware's answers, since the
-    // rest of them are the plain tier's.
+    // bound 1) are left to sharded runs. `-D`, `-S` and `-W` tiers run only the programs
+    // that use drop behaviours, the shutdown and the hardware's answers, or detaches and
+    // their completions, since the rest of them are the plain tier's.
     match (checker, profile) {
         (Checker::GenLoom, Profile::Quick) => vec![
             TierPlan {
@@ -98,6 +98,11 @@ pub fn plan(checker: Checker, profile: crate::judge::verdict::Profile) -> Vec<Ti
             TierPlan {
                 size: size("2x1-c1-h1-S"),
                 bound: Some(3),
+                random: None,
+            },
+            TierPlan {
+                size: size("2x1-c1-h1-W"),
+                bound: None,
                 random: None,
             },
         ],
@@ -137,6 +142,21 @@ pub fn plan(checker: Checker, profile: crate::judge::verdict::Profile) -> Vec<Ti
                 bound: Some(3),
                 random: None,
             },
+            TierPlan {
+                size: size("2x1-c1-h1-W"),
+                bound: None,
+                random: None,
+            },
+            TierPlan {
+                size: size("2x1-c1-H2-W"),
+                bound: None,
+                random: None,
+            },
+            TierPlan {
+                size: size("2x1-c2-h1-W"),
+                bound: Some(2),
+                random: None,
+            },
         ],
         (Checker::GenShuttle, Profile::Quick) => {
             vec![
@@ -147,6 +167,11 @@ pub fn plan(checker: Checker, profile: crate::judge::verdict::Profile) -> Vec<Ti
                 },
                 TierPlan {
                     size: size("4x6-c4-h3-S"),
+                    bound: None,
+                    random: Some((4, 200)),
+                },
+                TierPlan {
+                    size: size("4x6-c4-h3-W"),
                     bound: None,
                     random: Some((4, 200)),
                 },
@@ -163,6 +188,11 @@ pub fn plan(checker: Checker, profile: crate::judge::verdict::Profile) -> Vec<Ti
                     size: size("4x6-c4-h3-S"),
                     bound: None,
                     random: Some((4, 500)),
+                },
+                TierPlan {
+                    size: size("4x6-c4-h3-W"),
+                    bound: None,
+                    random: Some((16, 500)),
                 },
             ]
         }
