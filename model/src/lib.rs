@@ -93,9 +93,9 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
     (
         "gate",
         &[
-            &["records", "suites", "loom_bounds"],
-            &["display"],
-            &["nextest"],
+            &["records", "loom_bounds", "lanes"],
+            &["display", "loom_margins"],
+            &["nextest", "suites"],
             &["checks", "list"],
             &["merge", "docs_render", "spec"],
         ],
