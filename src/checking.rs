@@ -422,6 +422,7 @@ pub(crate) struct Hooks {
 impl Hooks {
     #[inline]
     pub(crate) fn mutant(&self, m: Mutant) -> bool {
+        reach::consult(m);
         self.mutant == Some(m)
     }
 
@@ -434,6 +435,43 @@ impl Hooks {
 
     pub(crate) fn contain(&self, payload: &(dyn std::any::Any + Send)) -> bool {
         self.probe.as_ref().is_none_or(|p| p.contain(payload))
+    }
+}
+
+/// Which mutants' code this process has reached: a mutant's hook is consulted exactly
+/// where the mutated code would differ, so a run that never consults a mutant's hook
+/// runs the same with that mutant switched on (a checker that explores by a fixed seed or
+/// exhaustively explores the same executions), and cannot kill it. `gate mutants` reads
+/// this from each check's unmutated run to skip the checks that cannot kill a mutant.
+#[cfg(feature = "checking")]
+pub mod reach {
+    use super::Mutant;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// One bit per mutant, by catalog position (`Mutant as usize`): never the loom or
+    /// shuttle facade, so recording is no scheduling point of a checker.
+    static CONSULTED: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+    const _: () = assert!(Mutant::ALL.len() <= 128, "CONSULTED has 128 bits");
+
+    #[inline]
+    pub(crate) fn consult(m: Mutant) {
+        let i = m as usize;
+        let (word, bit) = (&CONSULTED[i / 64], 1u64 << (i % 64));
+        if word.load(Ordering::Relaxed) & bit == 0 {
+            word.fetch_or(bit, Ordering::Relaxed);
+        }
+    }
+
+    /// The mutants whose hooks this process consulted so far, in catalog order.
+    pub fn consulted() -> Vec<Mutant> {
+        Mutant::ALL
+            .iter()
+            .copied()
+            .filter(|&m| {
+                let i = m as usize;
+                CONSULTED[i / 64].load(Ordering::Relaxed) & (1u64 << (i % 64)) != 0
+            })
+            .collect()
     }
 }
 
@@ -455,5 +493,22 @@ impl Hooks {
     #[inline(always)]
     pub(crate) fn contain(&self, _payload: &(dyn std::any::Any + Send)) -> bool {
         true
+    }
+}
+
+#[cfg(all(test, feature = "checking"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_consulted_hook_is_remembered_by_catalog_position() {
+        let last = *Mutant::ALL.last().expect("a catalog");
+        reach::consult(last);
+        reach::consult(Mutant::ALL[0]);
+        let seen = reach::consulted();
+        assert!(
+            seen.contains(&last) && seen.contains(&Mutant::ALL[0]),
+            "{seen:?}"
+        );
     }
 }

@@ -58,6 +58,19 @@ fn checker_detail() -> String {
     )
 }
 
+/// The prefix of the line that names the mutants whose code the run reached.
+const REACHED: &str = "reached mutants:";
+
+/// `reached mutants: a b c`: what `gate loom-margins` reads to skip a mutant the
+/// scenario never reaches (it cannot find it at any bound up to this one).
+fn reached_line() -> String {
+    let names: Vec<&str> = usbpm::checking::reach::consulted()
+        .into_iter()
+        .map(usbpm::checking::Mutant::name)
+        .collect();
+    format!("{REACHED} {}", names.join(" "))
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     usbpm_model::base::panics::quiet_checker_panics();
@@ -86,6 +99,7 @@ fn main() -> ExitCode {
                 scenario.name,
                 progress.executions()
             );
+            println!("{}", reached_line());
             ExitCode::SUCCESS
         }
         Err(payload) => {

@@ -116,6 +116,23 @@ pub struct Record {
     /// Generated programs: what each tier of this check enumerated and explored.
     #[serde(default)]
     pub programs: Vec<crate::checkers::generated::TierRun>,
+    /// The mutants whose code this check's run reached (their hooks consulted, see
+    /// `usbpm::checking::reach`); `None` for a check that does not run the library's
+    /// code (spec, proptest's record). `gate mutants` runs a mutant only in the checks
+    /// whose unmutated run reached it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reached: Option<Vec<String>>,
+}
+
+/// The mutants this process's run of the library reached so far, by name (a check's
+/// [`Record::reached`]).
+pub fn reached_mutants() -> Option<Vec<String>> {
+    Some(
+        usbpm::checking::reach::consulted()
+            .into_iter()
+            .map(|m| m.name().to_string())
+            .collect(),
+    )
 }
 
 /// What the model checker reports for one exhaustive check of the specification.
@@ -248,6 +265,7 @@ pub fn run_check(checker: Checker, scenario: &str) {
             strategies: Vec::new(),
             spec: None,
             programs: Vec::new(),
+            reached: None,
         };
         let replay = run::rerun_command(checker, s, mutant, loom_bound(s, profile));
         let path = d.join("records").join(format!("{key}.json"));
@@ -291,6 +309,7 @@ pub fn run_check(checker: Checker, scenario: &str) {
         strategies,
         spec: None,
         programs: Vec::new(),
+        reached: reached_mutants(),
     };
     PENDING.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(d) = &dir {
@@ -496,6 +515,7 @@ pub fn run_programs_check(checker: Checker, chunk: usize) {
         failure: None,
         strategies: Vec::new(),
         programs: Vec::new(),
+        reached: None,
         spec: None,
     };
     let path = dir
@@ -532,6 +552,7 @@ pub fn run_programs_check(checker: Checker, chunk: usize) {
     record.executions = runs.iter().map(|r| r.executions).sum();
     record.seconds = progress.outcome().seconds;
     record.programs = runs;
+    record.reached = reached_mutants();
     if let Some((report, replay)) = failure_found {
         let property = report
             .find("PROPERTY VIOLATED: ")

@@ -145,6 +145,7 @@ pub fn run_spec_check() {
         strategies: Vec::new(),
         spec: None,
         programs: Vec::new(),
+        reached: None,
     };
     let (size, mutant) = match code_mutant {
         None => (spec_size(profile), None),
@@ -278,6 +279,7 @@ pub fn run_trace_check() {
         strategies: Vec::new(),
         spec: None,
         programs: Vec::new(),
+        reached: crate::checkers::check::reached_mutants(),
     });
 }
 

@@ -1,7 +1,7 @@
 //! `gate`, `gate full` and `gate mutants`: run the selected checks through nextest,
 //! watch them, and make the report from the records they leave.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,12 +12,12 @@ use usbpm::checking::Mutant;
 
 use super::display::{watch, Display};
 use super::lanes::{longest_first, Lanes};
-use super::nextest::{require_nextest, run_checker, Run};
+use super::nextest::{require_nextest, run_checker, run_checks, Run};
 use super::records::read_records;
 use super::{command_line, fresh_dir, Options, VERIFICATION_MD};
 use crate::base::checker::Checker;
 use crate::checkers::check::{Profile, Record, Verdict};
-use crate::reports::report::{Kill, Report};
+use crate::reports::report::{Kill, ReachSummary, Report};
 
 /// Which run of the checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,6 +112,8 @@ pub fn run_gate(opts: &Options, root: &Path, profile: Profile) -> Report {
         missing,
         kills: None,
         merged: Vec::new(),
+        unreached: Default::default(),
+        reach: None,
     }
 }
 
@@ -178,15 +180,156 @@ fn failed_in_log(log: &str, scenario: &str) -> bool {
     })
 }
 
-/// Every selected check against every selected mutant: the kill matrix.
+/// What each check reached in its unmutated run: per checker, each check's scenario and
+/// the mutants whose code it reached (`None`: unknown, so it runs against every mutant).
+#[derive(Debug, Default)]
+pub struct Reach(BTreeMap<Checker, Vec<Reached>>);
+
+/// One check's scenario and the mutants its unmutated run reached (`None`: unknown).
+type Reached = (String, Option<BTreeSet<String>>);
+
+/// Which of a checker's checks to run against a mutant.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Checks {
+    /// Every one (all reach the mutant, or what they reach is unknown).
+    All,
+    /// Only these scenarios' checks.
+    Only(Vec<String>),
+    /// None: no check of the checker reaches the mutant's code.
+    Unreached,
+}
+
+impl Reach {
+    pub fn from_records(records: &[Record]) -> Reach {
+        let mut by: BTreeMap<Checker, Vec<Reached>> = BTreeMap::new();
+        for r in records {
+            by.entry(r.checker).or_default().push((
+                r.scenario.clone(),
+                r.reached.as_ref().map(|v| v.iter().cloned().collect()),
+            ));
+        }
+        Reach(by)
+    }
+
+    /// The checks of `checker` that can kill `m`: those whose unmutated run reached its
+    /// code, or whose reach is unknown. A checker with no record runs every check.
+    pub fn checks(&self, checker: Checker, m: Mutant) -> Checks {
+        let Some(checks) = self.0.get(&checker) else {
+            return Checks::All;
+        };
+        let run: Vec<String> = checks
+            .iter()
+            .filter(|(_, reached)| reached.as_ref().is_none_or(|r| r.contains(m.name())))
+            .map(|(s, _)| s.clone())
+            .collect();
+        if run.is_empty() {
+            Checks::Unreached
+        } else if run.len() == checks.len() {
+            Checks::All
+        } else {
+            Checks::Only(run)
+        }
+    }
+
+    /// How many of `checker`'s checks run against `m` (`all`: its number of checks).
+    fn count(&self, checker: Checker, m: Mutant, all: u64) -> u64 {
+        match self.checks(checker, m) {
+            Checks::All => all,
+            Checks::Only(v) => v.len() as u64,
+            Checks::Unreached => 0,
+        }
+    }
+}
+
+/// Every selected check once on the shipped code, in lanes: what each reaches, and the
+/// records (all must pass for a kill matrix to mean anything).
+fn unmutated_run(
+    opts: &Options,
+    root: &Path,
+    report_dir: &Path,
+    checkers: &[Checker],
+) -> (Vec<Record>, Vec<String>, bool) {
+    let lanes = Lanes::here();
+    let run = Run {
+        root,
+        profile: Profile::Quick,
+        mutant: None,
+        first_kill: false,
+        seed: opts.seed,
+        shard: opts.shard.as_deref(),
+        results: report_dir.join("unmutated").join("results"),
+        logs: report_dir.join("unmutated").join("logs"),
+        test_threads: lanes.test_threads,
+    };
+    std::fs::create_dir_all(&run.logs).expect("create the log directory");
+    let display = Arc::new(Display::new(opts.total_checks(checkers)));
+    display.line("gate mutants: every check once on the shipped code first, to learn which mutants' code each reaches".into());
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = watch(run.results.clone(), display.clone(), stop.clone());
+    let ok = lanes
+        .run(checkers, |c| run_checker(&run, opts, *c, &display))
+        .into_iter()
+        .all(|ok| ok);
+    stop.store(true, Ordering::SeqCst);
+    let _ = watcher.join();
+    display.bar.finish_and_clear();
+    let (records, missing) = read_records(&run.results);
+    (records, missing, ok)
+}
+
+/// Every selected check against every selected mutant: the kill matrix. The checks first
+/// run once unmutated; a check then runs against a mutant only if that run reached the
+/// mutant's code.
 pub fn run_mutants(opts: &Options, root: &Path) -> Report {
     let report_dir = fresh_dir(&root.join(&opts.report_dir));
     let mutants: Vec<Mutant> = opts.selected_mutants();
     let checkers = longest_first(&opts.selected_mutant_checkers(), Profile::Quick);
-    let display = Arc::new(Display::new(
-        opts.total_checks(&checkers) * mutants.len() as u64,
-    ));
     let start = Instant::now();
+    let (unmutated, missing, ok) = unmutated_run(opts, root, &report_dir, &checkers);
+    let failed: Vec<String> = unmutated
+        .iter()
+        .filter(|r| r.verdict != Verdict::Pass)
+        .map(|r| format!("{} {}", r.checker, r.scenario))
+        .chain(missing)
+        .collect();
+    if !ok || !failed.is_empty() {
+        let mut missing = vec![format!(
+            "the shipped code fails its own checks ({}), so no kill would mean anything: run `gate` to see the failure, and the kill matrix once it passes",
+            if failed.is_empty() {
+                "nextest failed outside the checks".to_string()
+            } else {
+                failed.join(", ")
+            }
+        )];
+        missing.sort();
+        return Report {
+            command: this_command(),
+            profile: "quick".into(),
+            shard: opts.shard.clone(),
+            seconds: start.elapsed().as_secs_f64(),
+            records: unmutated,
+            missing,
+            kills: Some(BTreeMap::new()),
+            merged: Vec::new(),
+            unreached: Default::default(),
+            reach: None,
+        };
+    }
+    let reach = Reach::from_records(&unmutated);
+    let unmutated_seconds = start.elapsed().as_secs_f64();
+    let per_checker: BTreeMap<Checker, u64> = checkers
+        .iter()
+        .map(|c| (*c, opts.total_checks(&[*c])))
+        .collect();
+    let all_runs = per_checker.values().sum::<u64>() * mutants.len() as u64;
+    let to_run: u64 = mutants
+        .iter()
+        .flat_map(|m| per_checker.iter().map(|(c, n)| reach.count(*c, *m, *n)))
+        .sum();
+    let display = Arc::new(Display::new(to_run));
+    display.line(format!(
+        "gate mutants: the shipped code passed in {unmutated_seconds:.0} s; {to_run} of {all_runs} check runs reach their mutant's code"
+    ));
     // Mutants side by side, each lane one mutant's checkers at a time.
     let lanes = Lanes::here();
     let outcomes = lanes.run(&mutants, |m| {
@@ -204,8 +347,19 @@ pub fn run_mutants(opts: &Options, root: &Path) -> Report {
         std::fs::create_dir_all(&run.logs).expect("create the log directory");
         let stop = Arc::new(AtomicBool::new(false));
         let watcher = watch(run.results.clone(), display.clone(), stop.clone());
+        let mut unreached = BTreeSet::new();
         for c in &checkers {
-            run_checker(&run, opts, *c, &display);
+            match reach.checks(*c, *m) {
+                Checks::All => {
+                    run_checks(&run, opts, *c, None, &display);
+                }
+                Checks::Only(only) => {
+                    run_checks(&run, opts, *c, Some(&only), &display);
+                }
+                Checks::Unreached => {
+                    unreached.insert(*c);
+                }
+            }
         }
         stop.store(true, Ordering::SeqCst);
         let _ = watcher.join();
@@ -229,13 +383,17 @@ pub fn run_mutants(opts: &Options, root: &Path) -> Report {
                 killed.join(", ")
             }
         ));
-        (by, records)
+        (by, records, unreached)
     });
     display.bar.finish_and_clear();
     let mut kills: BTreeMap<String, BTreeMap<Checker, Option<Kill>>> = BTreeMap::new();
+    let mut all_unreached = BTreeMap::new();
     let mut all_records = Vec::new();
-    for (m, (by, records)) in mutants.iter().zip(outcomes) {
+    for (m, (by, records, unreached)) in mutants.iter().zip(outcomes) {
         kills.insert(m.name().to_string(), by);
+        if !unreached.is_empty() {
+            all_unreached.insert(m.name().to_string(), unreached);
+        }
         all_records.extend(records);
     }
     Report {
@@ -247,6 +405,12 @@ pub fn run_mutants(opts: &Options, root: &Path) -> Report {
         missing: Vec::new(),
         kills: Some(kills),
         merged: Vec::new(),
+        unreached: all_unreached,
+        reach: Some(ReachSummary {
+            seconds: unmutated_seconds,
+            runs: all_runs,
+            skipped: all_runs - to_run,
+        }),
     }
 }
 
@@ -340,6 +504,35 @@ mod tests {
     use crate::gate::records::tests::record;
 
     #[test]
+    fn a_mutant_runs_only_in_the_checks_that_reached_it() {
+        let (m, other) = (Mutant::ALL[0], Mutant::ALL[1]);
+        let reaching = |c, s: &str, reached: Option<&[Mutant]>| {
+            let mut r = record(c, s, Verdict::Pass);
+            r.reached = reached.map(|ms| ms.iter().map(|m| m.name().to_string()).collect());
+            r
+        };
+        let reach = Reach::from_records(&[
+            reaching(Checker::Loom, "a", Some(&[m, other])),
+            reaching(Checker::Loom, "b", Some(&[other])),
+            reaching(Checker::Shuttle, "a", Some(&[m])),
+            reaching(Checker::Std, "a", Some(&[])),
+            reaching(Checker::Spec, "protocol-spec", None),
+        ]);
+        assert_eq!(
+            reach.checks(Checker::Loom, m),
+            Checks::Only(vec!["a".into()])
+        );
+        assert_eq!(reach.checks(Checker::Loom, other), Checks::All);
+        assert_eq!(reach.checks(Checker::Shuttle, m), Checks::All);
+        assert_eq!(reach.checks(Checker::Std, m), Checks::Unreached);
+        // Unknown reach, or no record at all: every check runs.
+        assert_eq!(reach.checks(Checker::Spec, m), Checks::All);
+        assert_eq!(reach.checks(Checker::GenLoom, m), Checks::All);
+        assert_eq!(reach.count(Checker::Loom, m, 2), 1);
+        assert_eq!(reach.count(Checker::Std, m, 1), 0);
+    }
+
+    #[test]
     fn the_fastest_failing_check_is_the_kill() {
         let mut slow = record(Checker::Loom, "mutual-deregister", Verdict::Fail);
         slow.seconds = 9.0;
@@ -408,6 +601,8 @@ mod tests {
             missing: Vec::new(),
             kills: None,
             merged: Vec::new(),
+            unreached: Default::default(),
+            reach: None,
         }
         .relative_to(Path::new("/home/ci/usbpm"));
         let f = report.records[0].failure.as_ref().expect("a failure");
@@ -430,6 +625,8 @@ mod tests {
             missing: Vec::new(),
             kills: None,
             merged: Vec::new(),
+            unreached: Default::default(),
+            reach: None,
         };
         let md = write_reports(&dir, &report);
         assert_eq!(std::fs::read_to_string(dir.join("report.md")).unwrap(), md);

@@ -248,6 +248,8 @@ pub fn failing_run(opts: &Options, root: &Path) -> Result<Report, String> {
         missing: Vec::new(),
         kills: None,
         merged: Vec::new(),
+        unreached: Default::default(),
+        reach: None,
     })
 }
 

@@ -5,12 +5,13 @@
 //! kinds (checks and kill matrix), a shard missing or given twice, or a check reported by
 //! two shards. The merged wall time is the slowest shard's (the shards run side by side).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::checks::{verdict, write_reports};
 use super::{parse_shard, Options};
+use crate::base::checker::Checker;
 use crate::reports::report::{Kill, Report};
 
 /// The report in `dir` (a directory holding `report.json`, or the file itself).
@@ -95,9 +96,33 @@ pub fn merge(reports: Vec<Report>, command: String) -> Result<Report, String> {
         missing: Vec::new(),
         kills: mutants.then(Default::default),
         merged,
+        unreached: Default::default(),
+        reach: None,
     };
+    // A cell is unreached only where no shard's checks reached the mutant.
+    let mut unreached: Option<BTreeMap<String, BTreeSet<Checker>>> = None;
     for r in reports {
         out.seconds = out.seconds.max(r.seconds);
+        unreached = Some(match unreached {
+            None => r.unreached,
+            Some(u) => u
+                .into_iter()
+                .filter_map(|(m, cs)| {
+                    let both: BTreeSet<Checker> = r
+                        .unreached
+                        .get(&m)
+                        .map(|o| cs.intersection(o).copied().collect())
+                        .unwrap_or_default();
+                    (!both.is_empty()).then_some((m, both))
+                })
+                .collect(),
+        });
+        if let Some(reach) = r.reach {
+            let sum = out.reach.get_or_insert_with(Default::default);
+            sum.seconds = sum.seconds.max(reach.seconds);
+            sum.runs += reach.runs;
+            sum.skipped += reach.skipped;
+        }
         for rec in r.records {
             if !keys.insert((rec.checker, rec.scenario.clone(), rec.mutant.clone())) {
                 return Err(format!(
@@ -123,6 +148,7 @@ pub fn merge(reports: Vec<Report>, command: String) -> Result<Report, String> {
             }
         }
     }
+    out.unreached = unreached.unwrap_or_default();
     out.records.sort_by(|a, b| {
         (&a.checker, &a.scenario, &a.mutant).cmp(&(&b.checker, &b.scenario, &b.mutant))
     });
@@ -177,6 +203,8 @@ mod tests {
             missing: Vec::new(),
             kills: None,
             merged: Vec::new(),
+            unreached: Default::default(),
+            reach: None,
         }
     }
 
@@ -278,7 +306,15 @@ mod tests {
         a.kills = matrix(Some(kill("slow", 5.0)), None);
         let mut b = shard("2/2", vec![]);
         b.kills = matrix(Some(kill("fast", 1.0)), None);
+        // std reached the mutant in neither shard, loom only in one: only std's cell is
+        // unreached in the whole run.
+        let unreached = |cs: &[Checker]| {
+            BTreeMap::from([("lost-wakeup".to_string(), cs.iter().copied().collect())])
+        };
+        a.unreached = unreached(&[Checker::Std, Checker::Loom]);
+        b.unreached = unreached(&[Checker::Std]);
         let m = merge(vec![a, b], String::new()).expect("mergeable");
+        assert_eq!(m.unreached, unreached(&[Checker::Std]));
         let row = &m.kills.as_ref().expect("a kill matrix")["lost-wakeup"];
         assert_eq!(
             row[&Checker::Loom].as_ref().map(|k| k.scenario.as_str()),

@@ -551,6 +551,8 @@ mod tests {
             missing: Vec::new(),
             kills: Some(kills),
             merged: Vec::new(),
+            unreached: Default::default(),
+            reach: None,
         }
         .markdown();
         let list = list::list();

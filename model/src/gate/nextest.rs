@@ -100,6 +100,31 @@ impl Run<'_> {
 
 /// Runs one checker's checks through nextest; returns whether nextest passed.
 pub fn run_checker(run: &Run<'_>, opts: &Options, checker: Checker, display: &Display) -> bool {
+    run_checks(run, opts, checker, None, display)
+}
+
+/// [`filter`], narrowed to the checks of these scenarios (a record's `scenario`).
+pub fn filter_only(opts: &Options, checker: Checker, only: &[String]) -> String {
+    let names: Vec<String> = only
+        .iter()
+        .map(|s| format!("test(={})", test_name(s)))
+        .collect();
+    format!("({}) and ({})", filter(opts, checker), names.join(" | "))
+}
+
+/// Runs one checker's checks through nextest, only those of the scenarios in `only` if
+/// given; returns whether nextest passed.
+pub fn run_checks(
+    run: &Run<'_>,
+    opts: &Options,
+    checker: Checker,
+    only: Option<&[String]>,
+    display: &Display,
+) -> bool {
+    let filter = match only {
+        Some(only) => filter_only(opts, checker, only),
+        None => filter(opts, checker),
+    };
     let mut cmd = Command::new("cargo");
     cmd.current_dir(run.root)
         .arg("nextest")
@@ -119,7 +144,7 @@ pub fn run_checker(run: &Run<'_>, opts: &Options, checker: Checker, display: &Di
         "--max-fail",
         max_fail,
         "-E",
-        &filter(opts, checker),
+        &filter,
         "--test-threads",
         &run.test_threads.to_string(),
     ]);
@@ -237,6 +262,7 @@ pub fn proptest_record(
         strategies: Vec::new(),
         spec: None,
         programs: Vec::new(),
+        reached: None,
     }
 }
 

@@ -74,6 +74,7 @@ pub(crate) mod tests {
             strategies: Vec::new(),
             spec: None,
             programs: Vec::new(),
+            reached: None,
         }
     }
 

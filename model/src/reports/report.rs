@@ -1,7 +1,7 @@
 //! The gate's reports, made from the checks' records: Markdown for reviewers, JSON for
 //! tools, JUnit XML for CI systems.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,25 @@ pub struct Report {
     /// A merged report: the shards it was made from (`gate merge`).
     #[serde(default)]
     pub merged: Vec<String>,
+    /// Mutant runs only: mutant -> the checkers none of whose checks reached the mutant's
+    /// code in their unmutated run, so none was run against it (each such cell survived).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unreached: BTreeMap<String, BTreeSet<Checker>>,
+    /// Mutant runs only: the checks' unmutated run that told what each check reaches,
+    /// and how many check runs against a mutant it spared (`gate mutants`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reach: Option<ReachSummary>,
+}
+
+/// What the unmutated run before a kill matrix found and spared.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReachSummary {
+    /// Seconds of the unmutated run.
+    pub seconds: f64,
+    /// Check runs against a mutant that the matrix would make without it.
+    pub runs: u64,
+    /// Of those, the ones not made: the check never reached the mutant's code.
+    pub skipped: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -350,6 +369,9 @@ impl Report {
             .into_iter()
             .collect();
         let _ = writeln!(out, "Each cell: killed by which scenario, the property that failed, executions and seconds to the first failure; or survived. A mutant must be killed by at least one checker.\n");
+        if let Some(r) = &self.reach {
+            let _ = writeln!(out, "Before the mutants, every check ran once on the shipped code ({:.0} s) and recorded which mutants' code it reached (the mutant's hook consulted). A check that never reaches a mutant's code runs the same executions with it switched on, so it cannot kill it and was not run against it: {} of {} check runs skipped. **survived (not reached)**: no check of that checker reached the mutant's code. For std (real threads) reach is sampled like its verdicts.\n", r.seconds, r.skipped, r.runs);
+        }
         if checkers
             .iter()
             .any(|c| *c == Checker::Spec || *c == Checker::Trace)
@@ -383,6 +405,9 @@ impl Report {
                         if *c == Checker::Spec && SpecMutant::from_name(mutant).is_none() =>
                     {
                         let _ = write!(out, " no counterpart |");
+                    }
+                    Some(None) if self.unreached.get(mutant).is_some_and(|u| u.contains(c)) => {
+                        let _ = write!(out, " survived (not reached) |");
                     }
                     Some(None) => {
                         let _ = write!(out, " survived |");
@@ -561,6 +586,7 @@ mod tests {
             strategies: Vec::new(),
             spec: None,
             programs: Vec::new(),
+            reached: None,
         };
         Report {
             command: "gate".into(),
@@ -571,6 +597,8 @@ mod tests {
             missing: Vec::new(),
             kills: None,
             merged: Vec::new(),
+            unreached: Default::default(),
+            reach: None,
         }
     }
 
@@ -720,5 +748,27 @@ mod tests {
             row("deregister-no-wait")
         );
         assert!(md.contains("Both directions of the specification"));
+    }
+
+    #[test]
+    fn a_cell_no_check_reached_says_so() {
+        let mut by = BTreeMap::new();
+        by.insert(Checker::Loom, None);
+        by.insert(Checker::Std, None);
+        let mut rep = report(None);
+        rep.kills = Some(BTreeMap::from([("lost-wakeup".to_string(), by)]));
+        rep.unreached =
+            BTreeMap::from([("lost-wakeup".to_string(), BTreeSet::from([Checker::Std]))]);
+        rep.reach = Some(ReachSummary {
+            seconds: 90.0,
+            runs: 40,
+            skipped: 25,
+        });
+        let md = rep.markdown();
+        assert!(
+            md.contains("| lost-wakeup | deregister tests the count outside its lock, then sleeps (lost wake-up) | survived | survived (not reached) |"),
+            "{md}"
+        );
+        assert!(md.contains("25 of 40 check runs skipped"), "{md}");
     }
 }
