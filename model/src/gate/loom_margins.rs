@@ -177,17 +177,8 @@ pub fn run(opts: &Options, root: &Path, update_docs: bool) -> ExitCode {
     let _ = std::fs::write(dir.join("loom-margins.md"), &md);
     println!("{md}");
     if update_docs && ok {
-        let path = root.join(VERIFICATION_MD);
-        let doc = std::fs::read_to_string(&path).unwrap_or_default();
-        if crate::reports::docs::stamp(root) != sources {
-            eprintln!("gate loom-margins: the checked sources changed while it ran; rerun it");
-            return ExitCode::from(1);
-        }
-        match crate::reports::docs::embed(&doc, SECTION, &sources, &md) {
-            Ok(new) => {
-                std::fs::write(&path, new).expect("write docs/VERIFICATION.md");
-                println!("gate loom-margins: wrote the table into {VERIFICATION_MD}");
-            }
+        match super::embed_section(root, SECTION, &sources, &md) {
+            Ok(()) => println!("gate loom-margins: wrote the table into {VERIFICATION_MD}"),
             Err(e) => {
                 eprintln!("gate loom-margins: {e}");
                 return ExitCode::from(1);

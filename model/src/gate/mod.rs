@@ -50,6 +50,20 @@ pub const PROPTEST_SCENARIO: &str = "api-state-machine";
 /// The generated document whose embedded reports `--update-docs` writes.
 pub const VERIFICATION_MD: &str = "docs/VERIFICATION.md";
 
+/// Writes `md` into docs/VERIFICATION.md as its generated `section`, stamped with
+/// `sources`: the fingerprint of the sources when the run began. Refuses if they changed
+/// since (the section would describe neither).
+pub fn embed_section(root: &Path, section: &str, sources: &str, md: &str) -> Result<(), String> {
+    let now = crate::reports::docs::stamp(root);
+    if now != sources {
+        return Err(format!("--update-docs: the checked sources changed while the run went on (now {now}, at the start {sources}); the report describes neither: rerun it"));
+    }
+    let path = root.join(VERIFICATION_MD);
+    let doc = std::fs::read_to_string(&path).unwrap_or_default();
+    let new = crate::reports::docs::embed(&doc, section, sources, md)?;
+    std::fs::write(&path, new).map_err(|e| format!("cannot write {VERIFICATION_MD}: {e}"))
+}
+
 /// What the gate knows of each checker: whether its quick and full runs include it, the
 /// cargo arguments of its test binary, the scenarios it runs.
 impl Checker {
