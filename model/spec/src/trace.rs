@@ -801,8 +801,17 @@ fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<V
             client: names.c(*client),
             from: small(*from, "in-flight count")?,
         },
-        Obs::Skipped { client, hub, .. } => {
+        Obs::Skipped { client, hub, seq } => {
             delivering(hub)?;
+            let Some(Frame::Drain { cur: Some(d), .. }) = top else {
+                return Err("a skip outside a delivery".into());
+            };
+            if u64::from(d.item.seq()) != *seq {
+                return Err(format!(
+                    "skipped the item with seq {seq}, the delivery's item has seq {}",
+                    d.item.seq()
+                ));
+            }
             Op::Skip {
                 client: names.c(*client),
             }
@@ -815,10 +824,18 @@ fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<V
             }
         }
         Obs::End {
-            client, panicked, ..
+            client,
+            hub,
+            seq,
+            panicked,
         } => {
-            if !matches!(top, Some(Frame::Callback { .. })) {
+            let Some(Frame::Callback { hub: h, seq: q, .. }) = top else {
                 return Err("a hub event's call returns on a thread not running one".into());
+            };
+            if h != names.h(*hub) || u64::from(q) != *seq {
+                return Err(format!(
+                    "the call that returns is for hub {hub}'s seq {seq}, the one running is for another hub or seq ({q})"
+                ));
             }
             Op::End {
                 client: names.c(*client),
@@ -861,7 +878,10 @@ fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<V
         Obs::DeregisterReturn { ok: false, .. } => Op::Fail,
     };
     if let (
-        Obs::DeregisterReturn { client, .. } | Obs::Sleeps { client } | Obs::Closed { client, .. },
+        Obs::DeregisterReturn { client, .. }
+        | Obs::DetachReturn { client }
+        | Obs::Sleeps { client }
+        | Obs::Closed { client, .. },
         Some(Frame::Deregister { target, victim, .. }),
     ) = (obs, top)
     {

@@ -415,7 +415,7 @@ fn an_owed_greeting_is_settled_by_the_outermost_call() {
 #[test]
 fn a_shutdown_delivers_the_removal_last() {
     let (m, s) = ("main", "shutdown");
-    accepted(&concat(vec![
+    let trace = concat(vec![
         greeting(m, A),
         hub_arrives(m, 1, vec![A], vec![hub_call(m, A, 1, 0)]),
         vec![ev(s, Obs::ShutdownEnter)],
@@ -457,7 +457,20 @@ fn a_shutdown_delivers_the_removal_last() {
                 },
             ),
         ],
-    ]));
+    ]);
+    accepted(&trace);
+    // The skip names the item its delivery holds: a skip of another seq diverges.
+    let mut wrong = trace.clone();
+    for e in &mut wrong {
+        if let Obs::Skipped { seq, .. } = &mut e.obs {
+            *seq = 0;
+        }
+    }
+    let d = rejected(
+        &wrong,
+        "a skip of another item than the delivery's was accepted",
+    );
+    assert!(d.contains("skipped the item with seq 0"), "{d}");
 }
 
 /// Shutdown closes A while a hub call of A runs: it sleeps until the call returned, then

@@ -170,4 +170,22 @@ fn a_sleeper_is_handed_the_queue() {
     if let Err(d) = validate(&trace) {
         panic!("{d}");
     }
+    // The call that returns names the hub and seq of the call running: any other
+    // diverges.
+    for (hub, seq) in [(1, 0), (2, 1)] {
+        let mut wrong = trace.clone();
+        if let Some(Obs::End { hub: h, seq: q, .. }) = wrong
+            .iter_mut()
+            .map(|e| &mut e.obs)
+            .rfind(|o| matches!(o, Obs::End { .. }))
+        {
+            (*h, *q) = (hub, seq);
+        }
+        let d = validate(&wrong).expect_err("an end of another call was accepted");
+        assert!(
+            d.to_string()
+                .contains("the one running is for another hub or seq"),
+            "{d}"
+        );
+    }
 }
