@@ -70,16 +70,16 @@ impl Progress {
 
 /// Runs one execution of `scenario` and judges it.
 ///
-/// Under shuttle and std the execution's recorded trace is then validated against the
-/// specification (`crate::judge::trace`); loom's executions are too many to pay for it.
+/// The execution's recorded trace is then validated against the specification
+/// (`crate::judge::trace`), under every checker: under loom that doubles a check's time
+/// (measured on the quick profile: 27 s to 56 s for the 19 scenarios' 312,000
+/// executions), which the budgets afford.
 pub fn execute(scenario: &Scenario, mutant: Option<Mutant>, replay: &str) {
     let env = Env::new(mutant);
     (scenario.run)(&env);
     let monitor = env.monitor.clone();
     env.finish(replay);
-    if cfg!(not(feature = "loom")) {
-        crate::judge::trace::check_execution(&monitor, replay);
-    }
+    crate::judge::trace::check_execution(&monitor, replay);
 }
 
 /// The command that reruns a check (for loom and std; shuttle replays its schedule): the
