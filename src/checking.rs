@@ -192,6 +192,11 @@ mutants! {
     /// `HubRemoval` callbacks too.
     RemovalHidesHub = "removal-hides-hub",
         "a HubRemoval callback can no longer retrieve the hub being removed";
+    /// A caller settling its item counts it delivered once the drainer has taken it, not
+    /// once every client has heard it: the call (an obligation's settle, an arrival's
+    /// kick) goes on while its item is still being delivered. Nothing is stranded.
+    DoneBeforeDelivered = "done-before-delivered",
+        "a caller counts its item delivered once taken: it goes on before the item reached every client";
 }
 
 /// One protocol step, as the `Probe` hears it. Field names say what they hold.
@@ -348,6 +353,10 @@ pub enum Step {
     },
     /// That deregistration without waiting is done.
     DetachReturn(ClientHandle),
+    /// A call outside callbacks goes on past `hub`'s item `ticket` (its own, an
+    /// obligation's, or an arrival's kick): the hub reports every item up to it delivered.
+    /// Ticket 0: nothing was appended.
+    Settled { hub: HubId, ticket: u64 },
 }
 
 /// Which of the Policy Manager's own events a step is about.

@@ -568,8 +568,17 @@ impl Hub {
     /// idle, sleeps while another thread drains. Called outside any callback only.
     fn settle<'a>(&'a self, pm: &PolicyManager, mut q: MutexGuard<'a, Queue>, ticket: u64) {
         let hooks = pm.hooks();
+        let settled = || Step::Settled {
+            hub: self.id,
+            ticket,
+        };
+        let taken_is_done = hooks.mutant(Mutant::DoneBeforeDelivered);
         loop {
-            if q.done >= ticket {
+            // The mutant counts an item taken for delivery (any ticket no longer pending)
+            // as delivered.
+            let early = taken_is_done && ticket <= q.appended - q.pending.len() as u64;
+            if q.done >= ticket || early {
+                hooks.step(settled);
                 return;
             }
             if !q.draining {
@@ -587,6 +596,7 @@ impl Hub {
                 if woke {
                     self.turn.notify_all();
                 }
+                hooks.step(settled);
                 // The pruned clients go (and with the last reference, their contexts) only
                 // now: outside the hub's lock and its drain, so a context's `Drop` may
                 // report on this hub like any caller.

@@ -242,6 +242,12 @@ pub enum Obs {
         accepted: bool,
         reported: bool,
     },
+    /// A call outside callbacks goes on past `hub`'s item `ticket` (0: nothing was
+    /// appended): it stutters, and the hub must have delivered every item up to it.
+    Settled {
+        hub: u32,
+        ticket: u64,
+    },
     /// A step the specification does not model: it stutters.
     Other(String),
 }
@@ -306,6 +312,7 @@ impl Names {
                 | Obs::DrainStop { hub, .. }
                 | Obs::Awake { hub, .. }
                 | Obs::Settles { hub, .. }
+                | Obs::Settled { hub, .. }
                 | Obs::TurnWaits { hub, .. }
                 | Obs::Skipped { hub, .. }
                 | Obs::Begin { hub, .. }
@@ -379,6 +386,7 @@ impl Names {
                 | Obs::DrainStop { .. }
                 | Obs::Awake { .. }
                 | Obs::Settles { .. }
+                | Obs::Settled { .. }
                 | Obs::ShutdownEnter
                 | Obs::ShutdownReturn
                 | Obs::Other(_) => {}
@@ -614,6 +622,16 @@ fn take(spec: &Spec, names: &Names, state: &State, t: u8, obs: &Obs) -> Result<V
     };
     let op = match obs {
         Obs::Other(_) | Obs::DetachWaits { .. } => return Ok(vec![state.clone()]),
+        // The call goes on: the specification's hub has delivered its item.
+        Obs::Settled { hub, ticket } => {
+            let done = state.hubs[usize::from(names.h(*hub))].done;
+            if u64::from(done) < *ticket {
+                return Err(format!(
+                    "a call went on past hub {hub}'s item {ticket}, which is not delivered yet (the specification's hub has delivered up to {done})"
+                ));
+            }
+            return Ok(vec![state.clone()]);
+        }
         // The completion is the validator's, not the specification's (which has no
         // `Detached::wait`): it waits for the client's in-flight count to reach 0, and
         // the detach closed the client first, so no count is taken after it.

@@ -182,7 +182,7 @@ pub const ALL: &[Scenario] = &[
         about: "two threads report one hub (two changes each) while main deregisters one of its two clients",
         threads: 3,
         size: Size::Small,
-        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, HubOrder, BoundedWork, ContextDiesOutside],
+        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, HubOrder, BoundedWork, ContextDiesOutside, OwnItemDelivered],
         run: flood_one_hub,
     },
     Scenario {
@@ -190,7 +190,7 @@ pub const ALL: &[Scenario] = &[
         about: "three threads report one hub 12 times each while a fourth registers and deregisters 6 clients unpaced",
         threads: 5,
         size: Size::Large,
-        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, HubOrder, BoundedWork, ContextDiesOutside],
+        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, HubOrder, BoundedWork, ContextDiesOutside, OwnItemDelivered],
         run: flood_churn,
     },
     Scenario {
@@ -206,7 +206,7 @@ pub const ALL: &[Scenario] = &[
         about: "4 clients, 3 hubs, 20 events: dispatchers race registration churn and re-entrant callbacks",
         threads: 5,
         size: Size::Large,
-        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, BadInputErrors, HubOrder, BoundedWork, OneCallAtATime, ContextDiesOutside],
+        properties: &[NoCallbackAfterDeregister, DeregisterWaits, NoDeadlock, BadInputErrors, HubOrder, BoundedWork, OneCallAtATime, ContextDiesOutside, OwnItemDelivered],
         run: churn,
     },
 ];

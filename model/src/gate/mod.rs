@@ -524,6 +524,7 @@ mod tests {
             Mutant::RejectedRequestReported => 32,
             Mutant::RemovalHidesHub => 33,
             Mutant::PowerRequestUnlocked => 34,
+            Mutant::DoneBeforeDelivered => 35,
         }
     }
 
@@ -531,7 +532,7 @@ mod tests {
     fn every_mutant_is_in_the_catalogue_selectable_by_name_and_described() {
         // `place` numbers every variant 0..N; ALL holds N mutants at N distinct places,
         // so it holds every variant.
-        let variants = 35;
+        let variants = 36;
         let mut places: Vec<usize> = Mutant::ALL.iter().map(|m| place(*m)).collect();
         places.sort_unstable();
         assert_eq!(places, (0..variants).collect::<Vec<_>>());

@@ -45,6 +45,9 @@ pub enum Property {
     /// P9: a context dies outside delivery: its `Drop` runs after the client's last call
     /// returned, and never on a thread that holds a hub's drain outside a callback.
     ContextDiesOutside,
+    /// P10: a call outside callbacks goes on past its item (its own, an obligation's, an
+    /// arrival's kick) only once the item has reached every client it addresses.
+    OwnItemDelivered,
     /// M1: the Policy Manager's arrival is a registration's first event, delivered at
     /// most once (and, checked at the end, once to every client still registered).
     ArrivalFirst,
@@ -58,7 +61,7 @@ pub enum Property {
 }
 
 impl Property {
-    pub const ALL: [Property; 12] = [
+    pub const ALL: [Property; 13] = [
         Property::NoCallbackAfterDeregister,
         Property::DeregisterWaits,
         Property::NoDeadlock,
@@ -67,6 +70,7 @@ impl Property {
         Property::BoundedWork,
         Property::OneCallAtATime,
         Property::ContextDiesOutside,
+        Property::OwnItemDelivered,
         Property::ArrivalFirst,
         Property::NothingAfterRemoval,
         Property::PowerRoundTrip,
@@ -83,6 +87,7 @@ impl Property {
             Property::BoundedWork => "P6",
             Property::OneCallAtATime => "P8",
             Property::ContextDiesOutside => "P9",
+            Property::OwnItemDelivered => "P10",
             Property::ArrivalFirst => "M1",
             Property::NothingAfterRemoval => "M2",
             Property::PowerRoundTrip => "M3",
@@ -105,6 +110,9 @@ impl Property {
             Property::OneCallAtATime => "one call of a client's callback at a time",
             Property::ContextDiesOutside => {
                 "a context is dropped after its last call, outside any hub's drain"
+            }
+            Property::OwnItemDelivered => {
+                "a call goes on past its item only once the item reached every client"
             }
             Property::ArrivalFirst => {
                 "the Policy Manager's arrival is a registration's first event, once"
@@ -179,9 +187,21 @@ struct State {
     claimed: HashMap<(String, HubId), u64>,
     /// The hubs each thread is draining (from its first `Took` to its `DrainStop`; P9).
     draining: std::collections::HashSet<(String, HubId)>,
+    /// Per hub, the item being delivered: its ticket and the thread delivering it (from
+    /// its `Took` to the drainer's next `Took` or its `DrainStop`; P10).
+    delivering: HashMap<HubId, (u64, String)>,
+    /// Per hub, the tickets of the items whose delivery finished (P10).
+    delivered: HashMap<HubId, std::collections::BTreeSet<u64>>,
 }
 
 impl State {
+    /// The item `hub`'s drainer was delivering (if any) has reached every client.
+    fn finish_delivery(&mut self, hub: HubId) {
+        if let Some((ticket, _)) = self.delivering.remove(&hub) {
+            self.delivered.entry(hub).or_default().insert(ticket);
+        }
+    }
+
     /// Records a P6 violation the library's own steps show.
     fn bounded_work_violated(&mut self, thread: String, message: String) {
         self.record(
@@ -793,6 +813,24 @@ impl Probe for Monitor {
             }
             Step::DrainStop { hub, .. } => {
                 s.draining.remove(&(thread.clone(), hub));
+                s.finish_delivery(hub);
+                return;
+            }
+            // P10: a call goes on past an item only once it has reached every client.
+            Step::Settled { hub, ticket } => {
+                if ticket == 0 || s.delivered.get(&hub).is_some_and(|d| d.contains(&ticket)) {
+                    return;
+                }
+                let text = format!("  lib: goes on past {hub}'s item {ticket}");
+                let message = match s.delivering.get(&hub) {
+                    Some((t, th)) if *t == ticket => format!(
+                        "this call went on past {hub}'s item {ticket} while {th} was still delivering it: not every client had heard it"
+                    ),
+                    _ => format!(
+                        "this call went on past {hub}'s item {ticket}, which no drainer has delivered"
+                    ),
+                };
+                s.record(thread, Property::OwnItemDelivered, text, message);
                 return;
             }
             Step::TurnWaits { client, hub, seq } => format!(
@@ -839,6 +877,8 @@ impl Probe for Monitor {
             }
             Step::Took { hub, seq, ticket } => {
                 s.draining.insert((thread.clone(), hub));
+                s.finish_delivery(hub);
+                s.delivering.insert(hub, (ticket, thread.clone()));
                 let claim = s.claimed.get(&(thread.clone(), hub)).copied().unwrap_or(0);
                 if ticket <= claim {
                     format!("  lib: {hub} seq {seq} (ticket {ticket}) taken for delivery")

@@ -76,6 +76,7 @@ pub fn unwoken(steps: &[(String, Step)]) -> Vec<Sleeper> {
             | Step::HubArrived { .. }
             | Step::Took { .. }
             | Step::DrainStop { .. }
+            | Step::Settled { .. }
             | Step::WaitFor { .. }
             | Step::Retired(_)
             | Step::DetachEnter(_)

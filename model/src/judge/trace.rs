@@ -176,6 +176,10 @@ pub fn observe(step: &Step) -> Obs {
         // drainer's pruned clients), not counted references, and when the last one goes
         // depends on the order in which every holder lets go. The monitor judges it (P9:
         // after the client's last call, outside any hub's drain).
+        Step::Settled { hub, ticket } => Obs::Settled {
+            hub: hub.0,
+            ticket: *ticket,
+        },
         other @ (Step::Queued { .. } | Step::Woke(_) | Step::ContextDrop(_)) => {
             Obs::Other(format!("{other:?}"))
         }
