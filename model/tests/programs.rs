@@ -212,3 +212,48 @@ fn detach_never_done_under_shuttle() {
     .expect_err("passes with detach-never-done");
     assert!(report.contains("P3"), "{report}");
 }
+
+/// The quick profile's random `-W` sample (`gen-shuttle`, every chunk's programs with
+/// their own seeds) reaches the second trigger of a guard's non-waiting drop: inside a
+/// callback, where waiting would close a wait-for cycle, the drop's `deregister` is
+/// refused with `WouldDeadlock` and it detaches (counted by the interpreter). Without the
+/// guard cycles `random_program` draws for `-W` sizes no random program reaches it.
+#[cfg(feature = "shuttle")]
+#[test]
+fn random_detach_sample_reaches_the_guard_cycle() {
+    use usbpm_model::checkers::generated::{
+        chunk_seed, plan, random_sample, shuttle_program, CHUNKS,
+    };
+    use usbpm_model::exec::interpreter::cycle_detaches;
+    use usbpm_model::judge::verdict::Profile;
+    let tier = plan(CHECKER, Profile::Quick)
+        .into_iter()
+        .find(|t| t.size.detach == usbpm_model::lang::enumerate::Detaches::Only)
+        .expect("the quick profile samples a -W size");
+    let (count, schedules) = tier.random.expect("a random sample");
+    let dir = std::env::temp_dir();
+    let (file, schedule) = (
+        dir.join("guard-cycle-sample.program.json"),
+        dir.join("guard-cycle-sample.program.schedule"),
+    );
+    let start = std::time::Instant::now();
+    let (mut programs, mut executions, mut reaching) = (0, 0, 0);
+    let before = cycle_detaches();
+    for chunk in 0..CHUNKS {
+        for (seed, p) in random_sample(tier.size, count, chunk_seed(tier.size, chunk)) {
+            let n = cycle_detaches();
+            executions += shuttle_program(&p, None, schedules, seed, &file, &schedule)
+                .unwrap_or_else(|report| panic!("{report}"));
+            programs += 1;
+            reaching += usize::from(cycle_detaches() > n);
+        }
+    }
+    let reached = cycle_detaches() - before;
+    println!(
+        "{programs} random programs within {}, {executions} executions, {:.1}s: \
+         {reached} guard drops refused with WouldDeadlock, in {reaching} programs",
+        tier.size,
+        start.elapsed().as_secs_f64()
+    );
+    assert!(reached > 0, "no execution reached the guard cycle");
+}

@@ -166,6 +166,20 @@ pub const MAX_ACTS: usize = 32;
 /// The forged handle every program uses: never issued by any Policy Manager.
 pub const FORGED: u64 = 0xdead_0000_beef;
 
+std::thread_local! {
+    /// Guards dropped inside a callback where waiting would close a wait-for cycle (the
+    /// drop's `deregister` refused with `WouldDeadlock`, so it detached), counted on the
+    /// OS thread that runs the executions (loom and shuttle run every model thread on it).
+    static CYCLE_DETACHES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many guards dropped inside callbacks detached because waiting would close a
+/// cycle, in the executions run on this OS thread so far: a test of whether generated
+/// programs reach that trigger of `Registration`'s drop.
+pub fn cycle_detaches() -> u64 {
+    CYCLE_DETACHES.with(std::cell::Cell::get)
+}
+
 impl World {
     pub fn new(program: Program, mutant: Option<Mutant>) -> Arc<World> {
         crate::base::panics::silence_model_panics();
@@ -460,10 +474,15 @@ impl World {
         // Inside another client's callback the drop detaches where waiting would close a
         // cycle (its `deregister` refused with `WouldDeadlock`): the library's probe says
         // which it did, and the log records a detach.
-        let detached =
-            !own_callback && !self.inside().is_empty() && self.monitor.detach_entered(handle);
+        let inside = self.inside();
+        let detached = !own_callback && !inside.is_empty() && self.monitor.detach_entered(handle);
         if detached {
             locked(&self.log).calls[i].call = Call::Detach { inst };
+            // Not inside a callback of the client whose guard it is: the refusal was
+            // `WouldDeadlock`, the cycle trigger.
+            if !inside.contains(&inst) {
+                CYCLE_DETACHES.with(|n| n.set(n.get() + 1));
+            }
         }
         self.end_call(i, Ret::Unit(Ok(())));
         let mut slots = locked(&self.slots);

@@ -1085,7 +1085,7 @@ mod tests {
         for (max, detaches) in [("4x6-c4-h3", 0), ("4x6-c4-h3-w", 1), ("4x6-c4-h3-W", 2)] {
             let max: Size = max.parse().unwrap();
             let mut rng = Rng::new(7);
-            let (mut with, mut waits, mut drops_other) = (0, 0, 0);
+            let (mut with, mut waits, mut drops_other, mut cycles) = (0, 0, 0, 0);
             for _ in 0..2000 {
                 let p = random_program(&mut rng, max);
                 assert_eq!(p.well_formed(), Ok(()), "{p}");
@@ -1099,9 +1099,26 @@ mod tests {
                         .iter()
                         .any(|c| matches!(c.behaviour, Behaviour::DropGuard(_))),
                 );
+                // The guard cycle: A and B drop each other's guards, hub 2 lists B first
+                // and hub 1 A first, and threads 1 and 2 change them.
+                cycles += usize::from(
+                    p.clients.len() >= 2
+                        && p.clients[0].behaviour == Behaviour::DropGuard(1)
+                        && p.clients[1].behaviour == Behaviour::DropGuard(0)
+                        && p.init.starts_with(&[
+                            Op::Register(0),
+                            Op::Register(1),
+                            Op::Drop(0),
+                            Op::Arrive(1),
+                            Op::Register(0),
+                            Op::Arrive(0),
+                        ])
+                        && p.threads[0][0] == Op::Change(0)
+                        && p.threads[1][0] == Op::Change(1),
+                );
             }
             match detaches {
-                0 => assert_eq!(with, 0, "{max}"),
+                0 => assert_eq!((with, cycles), (0, 0), "{max}"),
                 1 => assert!(with > 200 && with < 2000, "{max}: {with}"),
                 _ => {
                     assert_eq!(with, 2000, "{max}");
@@ -1110,6 +1127,10 @@ mod tests {
                         "{max}: {waits} {drops_other}"
                     );
                 }
+            }
+            // One program in eight of the sizes with the detach is a guard cycle.
+            if detaches > 0 {
+                assert!(cycles > 2000 / 10 && cycles < 2000 / 6, "{max}: {cycles}");
             }
         }
     }
@@ -1183,6 +1204,21 @@ pub fn random_program(rng: &mut Rng, max: Size) -> Program {
     let shutdown = max.shutdown != Shutdowns::None;
     // Likewise the detach (`-w`, `-W`).
     let detach = max.detach != Detaches::None;
+    // In those sizes one program in six of the rest (one in eight in all) is a guard
+    // cycle: owned A and B each dropping the other's guard on connector changes, hubs 1
+    // and 2 listing them in opposite orders (the init part drops A's guard, hub 2
+    // arrives, A registers again into the slot it freed, hub 1 arrives), and threads 1
+    // and 2 starting with a change of hub 1 and of hub 2: A's and B's callbacks can run
+    // at once, each dropping the other's guard, and the drop that would close the cycle
+    // is refused with `WouldDeadlock` and detaches (the drop's second trigger, which no
+    // other random program reaches, since each hub lists its clients in registration
+    // order). The other sizes draw nothing for it.
+    let cycle =
+        detach && !ring && max.clients >= 2 && max.hubs >= 2 && rng.next_u64().is_multiple_of(6);
+    if cycle {
+        nc = nc.max(2);
+        nh = nh.max(2);
+    }
     let mut clients: Vec<ClientSpec> = (0..nc as ClientIx)
         .map(|c| {
             let owned = rng.next_u64().is_multiple_of(2);
@@ -1205,12 +1241,28 @@ pub fn random_program(rng: &mut Rng, max: Size) -> Program {
         })
         .collect();
     let mut init = Vec::new();
+    if cycle {
+        init.extend([
+            Op::Register(0),
+            Op::Register(1),
+            Op::Drop(0),
+            Op::Arrive(1),
+            Op::Register(0),
+            Op::Arrive(0),
+        ]);
+    }
     for c in 0..nc as ClientIx {
+        if cycle && c < 2 {
+            continue;
+        }
         if ring || !rng.next_u64().is_multiple_of(3) {
             init.push(Op::Register(c));
         }
     }
     for h in 0..nh as HubIx {
+        if cycle && h < 2 {
+            continue;
+        }
         if !ring && !rng.next_u64().is_multiple_of(3) {
             init.push(Op::Arrive(h));
         }
@@ -1220,6 +1272,10 @@ pub fn random_program(rng: &mut Rng, max: Size) -> Program {
         // where the ring's callbacks wait for each other, the drop detaches.
         if ring && rng.next_u64().is_multiple_of(2) {
             clients[0].behaviour = Behaviour::DropGuard(1);
+        }
+        if cycle {
+            clients[0].behaviour = Behaviour::DropGuard(1);
+            clients[1].behaviour = Behaviour::DropGuard(0);
         }
         // A `-W` size's program drops or detaches a guard in a callback: if none was
         // drawn, a client detaches one.
@@ -1249,6 +1305,9 @@ pub fn random_program(rng: &mut Rng, max: Size) -> Program {
                 .collect();
             if ring {
                 ops[0] = Op::Arrive((t % nh) as HubIx);
+            }
+            if cycle && t < 2 {
+                ops[0] = Op::Change(t as HubIx);
             }
             ops
         })
