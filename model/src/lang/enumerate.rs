@@ -19,8 +19,9 @@
 //! - **detach** (a size written `-w`, or `-W` for only the programs with one of them):
 //!   callbacks may drop another owned client's guard ([`Behaviour::DropGuard`]: the drop
 //!   that detaches where waiting would close a cycle) or detach an owned client's
-//!   registration, their own too ([`Behaviour::Detach`]), and the parallel part's ops
-//!   include the wait on a client's kept detach completion ([`Op::Wait`]); sizes without
+//!   registration, their own too ([`Behaviour::Detach`]), or wait on a client's kept
+//!   detach completion ([`Behaviour::Wait`]: the wait that may be refused), and the
+//!   parallel part's ops include that wait ([`Op::Wait`]); sizes without
 //!   the suffix have none of them, and list exactly the programs they listed before;
 //! - **init**: any subset of the clients registered, then any subset of the hubs arrived
 //!   (in that order, so the init part delivers arrivals to the clients registered);
@@ -31,8 +32,8 @@
 //!   client registered by handle, deregistering a client never registered, changing or
 //!   removing a hub that never arrives, answering a hub nobody can request power of:
 //!   no thread's `assign power` on it and no callback that assigns power, waiting for a
-//!   client's detach that no callback makes; a callback dropping or detaching the guard of
-//!   a client registered by handle), a client
+//!   client's detach that no callback makes, on a thread or in a callback; a callback
+//!   dropping or detaching the guard of a client registered by handle), a client
 //!   never registered or a hub never arriving is the smaller program without it, which
 //!   is enumerated on its own; a behaviour that can never fire is `Nothing`;
 //! - *symmetry*: renaming clients, renaming hubs and permuting threads; one program per
@@ -241,8 +242,9 @@ pub struct Tier {
 }
 
 /// The callback behaviours client `c` can have (`shutdown`: [`Behaviour::Shutdown`] too;
-/// `detach`: then [`Behaviour::DropGuard`] of every other client and
-/// [`Behaviour::Detach`] of every client, whichever of them are owned, last).
+/// `detach`: then [`Behaviour::DropGuard`] of every other client,
+/// [`Behaviour::Detach`] of every client, whichever of them are owned, and
+/// [`Behaviour::Wait`] on every client's completion, last).
 fn behaviours(
     c: ClientIx,
     clients: usize,
@@ -277,6 +279,9 @@ fn behaviours(
         }
         for o in 0..clients as ClientIx {
             out.push(Behaviour::Detach(o));
+        }
+        for o in 0..clients as ClientIx {
+            out.push(Behaviour::Wait(o));
         }
     }
     out
@@ -381,7 +386,10 @@ pub fn has_detach(p: &Program) -> bool {
 }
 
 fn is_detach_behaviour(b: Behaviour) -> bool {
-    matches!(b, Behaviour::DropGuard(_) | Behaviour::Detach(_))
+    matches!(
+        b,
+        Behaviour::DropGuard(_) | Behaviour::Detach(_) | Behaviour::Wait(_)
+    )
 }
 
 fn detach_in<'a>(clients: &[ClientSpec], mut ops: impl Iterator<Item = &'a Op>) -> bool {
@@ -502,8 +510,16 @@ pub fn live(p: &Program) -> Option<Program> {
     };
     // A callback's guard drop or detach names a client registered by handle: it never acts.
     let guarded = |c: ClientIx| p.clients[c as usize].owned;
+    // A wait, a thread's or a callback's, on a client no callback detaches: no
+    // completion is ever kept.
+    let detached = |c: ClientIx| {
+        p.clients
+            .iter()
+            .any(|s| s.behaviour == Behaviour::Detach(c))
+    };
     if p.clients.iter().any(|c| match c.behaviour {
         Behaviour::DropGuard(o) | Behaviour::Detach(o) => !guarded(o),
+        Behaviour::Wait(o) => !detached(o),
         _ => false,
     }) {
         return None;
@@ -511,11 +527,7 @@ pub fn live(p: &Program) -> Option<Program> {
     for op in &all_ops {
         let dead = match *op {
             Op::Drop(c) => !p.clients[c as usize].owned,
-            // No callback detaches the client: no completion is ever kept.
-            Op::Wait(c) => !p
-                .clients
-                .iter()
-                .any(|s| s.behaviour == Behaviour::Detach(c)),
+            Op::Wait(c) => !detached(c),
             // Nothing to answer: the answer only holds the port a while.
             Op::Answer(h, _) => !requested(h),
             _ => false,
@@ -569,6 +581,7 @@ fn renamed(p: &Program, cp: &[u8], hp: &[u8]) -> Program {
         Behaviour::Deregister(x) => Behaviour::Deregister(c(x)),
         Behaviour::DropGuard(x) => Behaviour::DropGuard(c(x)),
         Behaviour::Detach(x) => Behaviour::Detach(c(x)),
+        Behaviour::Wait(x) => Behaviour::Wait(c(x)),
         Behaviour::ReportChange(x) => Behaviour::ReportChange(h(x)),
         other => other,
     };
@@ -920,8 +933,10 @@ mod tests {
         }));
     }
 
-    /// The tiers the profiles run keep the counts they had before the detach existed
-    /// (docs/VERIFICATION.md's tables): a new suffix adds tiers, it changes none.
+    /// The tiers the profiles run keep their counts (docs/VERIFICATION.md's tables): those
+    /// without the detach the counts they had before it existed (a new suffix adds tiers,
+    /// it changes none), the detach tiers those they have since callbacks wait on
+    /// completions.
     #[test]
     fn existing_tiers_keep_their_counts() {
         for (size, raw, live, programs) in [
@@ -932,6 +947,10 @@ mod tests {
             ("2x1-c1-H2-S", 14160, 861, 498),
             ("2x1-c2-h2", 1_248_078, 150_335, 50_871),
             ("2x2-c1-h1", 327_690, 125_490, 120_522),
+            // The detach tiers, with waits in callbacks (`Behaviour::Wait`).
+            ("2x1-c1-h1-W", 1928, 157, 89),
+            ("2x1-c1-H2-W", 6272, 187, 110),
+            ("2x1-c2-h1-W", 596_476, 36_275, 9510),
         ] {
             let mut n = 0u64;
             let (r, l) = for_each(size.parse().unwrap(), |_| n += 1);
@@ -987,12 +1006,28 @@ mod tests {
             );
         }
         assert!(only.programs.iter().any(|p| ops(p).contains(&Op::Wait(0))));
+        // A callback waiting on another client's completion, and on its own (refused).
+        for own in [false, true] {
+            assert!(
+                only.programs.iter().any(|p| p.clients.len() == 2
+                    && (0..2).any(|c| {
+                        let o = if own { c } else { 1 - c };
+                        p.clients[c].behaviour == Behaviour::Wait(o as ClientIx)
+                    })),
+                "no program where a callback waits (own: {own})"
+            );
+        }
         assert!(only.programs.iter().all(|p| {
-            ops(p).iter().all(|o| match *o {
-                Op::Wait(c) => p
-                    .clients
+            let detached = |c| {
+                p.clients
                     .iter()
-                    .any(|s| s.behaviour == Behaviour::Detach(c)),
+                    .any(|s| s.behaviour == Behaviour::Detach(c))
+            };
+            ops(p).iter().all(|o| match *o {
+                Op::Wait(c) => detached(c),
+                _ => true,
+            }) && p.clients.iter().all(|s| match s.behaviour {
+                Behaviour::Wait(c) => detached(c),
                 _ => true,
             })
         }));
@@ -1276,6 +1311,20 @@ pub fn random_program(rng: &mut Rng, max: Size) -> Program {
         if cycle {
             clients[0].behaviour = Behaviour::DropGuard(1);
             clients[1].behaviour = Behaviour::DropGuard(0);
+        }
+        // A callback that waits on a client's completion: another client's callback
+        // detaches that client, if none does yet (a guard cycle's clients keep theirs).
+        for c in 0..nc {
+            let Behaviour::Wait(o) = clients[c].behaviour else {
+                continue;
+            };
+            if nc < 2 || clients.iter().any(|s| s.behaviour == Behaviour::Detach(o)) {
+                continue;
+            }
+            let d = (c + rng.range(1, nc - 1)) % nc;
+            if !(cycle && d < 2) {
+                clients[d].behaviour = Behaviour::Detach(o);
+            }
         }
         // A `-W` size's program drops or detaches a guard in a callback: if none was
         // drawn, a client detaches one.
