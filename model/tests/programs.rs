@@ -117,9 +117,13 @@ fn shutdown_and_answers_under_loom() {
 /// failing with the mutants that break what it pins. A client detaching itself in its
 /// callback while a thread waits on its completion: the completion fires before the call
 /// that detached returned (`detach-done-early`). (With `detach-never-done` loom reports
-/// the deadlock, then aborts the process while it unwinds the waiting thread, whose
-/// `Detached::wait` holds the Policy Manager: the mutant dies, but not inside a test
-/// that goes on, so it is pinned under shuttle, `detach_never_done_under_shuttle`.) A
+/// the deadlock, then aborts the process: when the last thread to block is the waiting
+/// one, loom's deadlock panic unwinds its `Detached::wait`, whose frame holds loom `Arc`s
+/// (the completion and its Policy Manager), and loom's `Arc` drop takes a scheduling
+/// step, which after a deadlock finds no active thread and panics again, inside the
+/// unwind. Neither the library's frame nor which thread blocks last is the harness's to
+/// change, so the mutant dies, but not inside a test that goes on: it is pinned under
+/// shuttle, `detach_never_done_under_shuttle`.) A
 /// guard dropped inside a callback where waiting would close a cycle: the drop detaches,
 /// or else (`guard-drop-ignores-refusal`) the registration never ends. A client detached
 /// by another's callback, waited on by the post part.
