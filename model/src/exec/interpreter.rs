@@ -1370,6 +1370,63 @@ mod tests {
         );
     }
 
+    /// A refused wait on a detach completion is judged (P4): only the error
+    /// `Detached::wait` documents for where it was made, naming the client (and the
+    /// callbacks the thread is inside), with the same completion handed back.
+    #[test]
+    fn refused_waits_are_judged() {
+        let p = Program {
+            clients: vec![client(Behaviour::Nothing, DropBehaviour::Nothing)],
+            hubs: 0,
+            init: vec![],
+            threads: vec![],
+        };
+        let other = ClientHandle::from_raw(FORGED);
+        // `e` refusing the wait on `target`'s completion (instance `inst`), on this thread
+        // inside A's callback or outside every callback: how many violations.
+        let judged = |inside: bool,
+                      inst: InstId,
+                      target: Option<ClientHandle>,
+                      e: &dyn Fn(ClientHandle) -> Error,
+                      back: bool| {
+            let world = World::new(p.clone(), None);
+            world.op(Op::Register(0));
+            let a = locked(&world.insts)[0].handle.expect("A is registered");
+            if inside {
+                locked(&world.stacks)
+                    .entry(rt::thread_name())
+                    .or_default()
+                    .push(0);
+            }
+            let target = target.unwrap_or(a);
+            world.refused_wait(&e(a), target, inst, back.then_some(target));
+            let found = world.monitor.violations();
+            world.clear();
+            assert!(found.iter().all(|v| v.property == Property::BadInputErrors));
+            found.len()
+        };
+        let own = Error::DeregisterFromOwnCallback;
+        let cycle = |a| Error::WouldDeadlock {
+            target: other,
+            holding: vec![a],
+        };
+        // As documented: inside A's own callback, and inside A's waiting for another.
+        assert_eq!(judged(true, 0, None, &own, true), 0);
+        assert_eq!(judged(true, 1, Some(other), &cycle, true), 0);
+        // Not: the completion kept, the wrong error, the wrong client or callbacks, or a
+        // refusal outside every callback.
+        assert_eq!(judged(true, 0, None, &own, false), 1);
+        assert_eq!(judged(true, 0, None, &cycle, true), 1);
+        assert_eq!(judged(true, 1, Some(other), &own, true), 1);
+        assert_eq!(
+            judged(true, 1, Some(other), &|_| Error::StaleHandle(other), true),
+            1
+        );
+        assert_eq!(judged(true, 1, Some(other), &|_| cycle(other), true), 1);
+        assert_eq!(judged(false, 1, Some(other), &cycle, true), 1);
+        assert_eq!(judged(false, 0, None, &own, true), 1);
+    }
+
     /// Power requests answered (one accepted, one rejected), the shutdown, and what it
     /// refuses afterwards: A plain, B shutting down from its callbacks (refused), C
     /// registered after the shutdown (refused: its context, dropped at once, panics).
