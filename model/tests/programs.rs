@@ -259,11 +259,13 @@ fn random_detach_sample_reaches_the_guard_cycle() {
     let reached = cycle_detaches() - before;
     println!(
         "{programs} random programs within {}, {executions} executions, {:.1}s: \
-         {reached} guard drops refused with WouldDeadlock, in {} programs; {} refused waits",
+         {reached} guard drops refused with WouldDeadlock, in {} programs; \
+         {} refused waits, {} of them with WouldDeadlock",
         tier.size,
         start.elapsed().as_secs_f64(),
         reaching.len(),
-        refused_waits() - waits_before
+        refused_waits().0 - waits_before.0,
+        refused_waits().1 - waits_before.1
     );
     assert!(reached > 0, "no execution reached the guard cycle");
     let mutant = usbpm::checking::Mutant::GuardDropIgnoresRefusal;
@@ -291,7 +293,7 @@ fn random_detach_sample_reaches_the_guard_cycle() {
 /// runs, which then waits on its own client's completion. `Detached::wait` refuses it
 /// with `DeregisterFromOwnCallback` naming A and hands the completion back (the
 /// interpreter checks both under P4); the post part's wait on it then fires. The program
-/// passes at preemption bound 1 (unbounded: 727,914 interleavings, 114 s), and some
+/// passes at preemption bound 2 (unbounded: 727,914 interleavings, 114 s), and some
 /// execution makes the refused wait.
 #[cfg(feature = "loom")]
 #[test]
@@ -305,9 +307,9 @@ fn refused_wait_under_loom() {
             .parse()
             .unwrap();
     let before = refused_waits();
-    let n = loom_program(&program, None, Some(1), "refused-wait")
+    let n = loom_program(&program, None, Some(2), "refused-wait")
         .unwrap_or_else(|report| panic!("{report}"));
-    let refused = refused_waits() - before;
-    println!("refused-wait: {n} interleavings, bound 1, pass; {refused} refused waits");
+    let refused = refused_waits().0 - before.0;
+    println!("refused-wait: {n} interleavings, bound 2, pass; {refused} refused waits");
     assert!(refused > 0, "no execution refused the wait");
 }

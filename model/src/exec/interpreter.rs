@@ -173,8 +173,9 @@ std::thread_local! {
     /// drop's `deregister` refused with `WouldDeadlock`, so it detached), counted on the
     /// OS thread that runs the executions (loom and shuttle run every model thread on it).
     static CYCLE_DETACHES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-    /// Waits on detach completions refused inside callbacks, counted likewise.
-    static REFUSED_WAITS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Waits on detach completions refused inside callbacks, counted likewise: all of
+    /// them, and those refused with `WouldDeadlock`.
+    static REFUSED_WAITS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
 }
 
 /// How many guards dropped inside callbacks detached because waiting would close a
@@ -185,8 +186,9 @@ pub fn cycle_detaches() -> u64 {
 }
 
 /// How many waits on detach completions were refused (inside callbacks), in the
-/// executions run on this OS thread so far.
-pub fn refused_waits() -> u64 {
+/// executions run on this OS thread so far: all of them, and those refused with
+/// `WouldDeadlock` (the others inside the detached client's own callback).
+pub fn refused_waits() -> (u64, u64) {
     REFUSED_WAITS.with(std::cell::Cell::get)
 }
 
@@ -600,7 +602,8 @@ impl World {
             self.callback_waits.fetch_add(1, Ordering::SeqCst);
         }
         if let Err(e) = &r {
-            REFUSED_WAITS.with(|n| n.set(n.get() + 1));
+            let cycle = u64::from(matches!(e, Error::WouldDeadlock { .. }));
+            REFUSED_WAITS.with(|n| n.set((n.get().0 + 1, n.get().1 + cycle)));
             self.refused_wait(e, handle, inst, back.as_ref().map(Detached::handle));
         }
         match back {
