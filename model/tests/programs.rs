@@ -117,9 +117,13 @@ fn shutdown_and_answers_under_loom() {
 /// failing with the mutants that break what it pins. A client detaching itself in its
 /// callback while a thread waits on its completion: the completion fires before the call
 /// that detached returned (`detach-done-early`). (With `detach-never-done` loom reports
-/// the deadlock, then aborts the process while it unwinds the waiting thread, whose
-/// `Detached::wait` holds the Policy Manager: the mutant dies, but not inside a test
-/// that goes on, so it is pinned under shuttle, `detach_never_done_under_shuttle`.) A
+/// the deadlock, then aborts the process: when the last thread to block is the waiting
+/// one, loom's deadlock panic unwinds its `Detached::wait`, whose frame holds loom `Arc`s
+/// (the completion and its Policy Manager), and loom's `Arc` drop takes a scheduling
+/// step, which after a deadlock finds no active thread and panics again, inside the
+/// unwind. Neither the library's frame nor which thread blocks last is the harness's to
+/// change, so the mutant dies, but not inside a test that goes on: it is pinned under
+/// shuttle, `detach_never_done_under_shuttle`.) A
 /// guard dropped inside a callback where waiting would close a cycle: the drop detaches,
 /// or else (`guard-drop-ignores-refusal`) the registration never ends. A client detached
 /// by another's callback, waited on by the post part.
@@ -211,4 +215,101 @@ fn detach_never_done_under_shuttle() {
     )
     .expect_err("passes with detach-never-done");
     assert!(report.contains("P3"), "{report}");
+}
+
+/// The quick profile's random `-W` sample (`gen-shuttle`, every chunk's programs with
+/// their own seeds) reaches the second trigger of a guard's non-waiting drop: inside a
+/// callback, where waiting would close a wait-for cycle, the drop's `deregister` is
+/// refused with `WouldDeadlock` and it detaches (counted by the interpreter). Without the
+/// guard cycles `random_program` draws for `-W` sizes no random program reaches it. The
+/// programs that reach it, those without a guard dropped in its own callback (the other
+/// trigger), fail with `guard-drop-ignores-refusal`.
+#[cfg(feature = "shuttle")]
+#[test]
+fn random_detach_sample_reaches_the_guard_cycle() {
+    use usbpm_model::checkers::generated::{
+        chunk_seed, plan, random_sample, shuttle_program, CHUNKS,
+    };
+    use usbpm_model::exec::interpreter::{cycle_detaches, refused_waits};
+    use usbpm_model::judge::verdict::Profile;
+    let tier = plan(CHECKER, Profile::Quick)
+        .into_iter()
+        .find(|t| t.size.detach == usbpm_model::lang::enumerate::Detaches::Only)
+        .expect("the quick profile samples a -W size");
+    let (count, schedules) = tier.random.expect("a random sample");
+    let dir = std::env::temp_dir();
+    let (file, schedule) = (
+        dir.join("guard-cycle-sample.program.json"),
+        dir.join("guard-cycle-sample.program.schedule"),
+    );
+    let start = std::time::Instant::now();
+    let (mut programs, mut executions, mut reaching) = (0, 0, Vec::new());
+    let (before, waits_before) = (cycle_detaches(), refused_waits());
+    for chunk in 0..CHUNKS {
+        for (seed, p) in random_sample(tier.size, count, chunk_seed(tier.size, chunk)) {
+            let n = cycle_detaches();
+            executions += shuttle_program(&p, None, schedules, seed, &file, &schedule)
+                .unwrap_or_else(|report| panic!("{report}"));
+            programs += 1;
+            if cycle_detaches() > n {
+                reaching.push((seed, p));
+            }
+        }
+    }
+    let reached = cycle_detaches() - before;
+    println!(
+        "{programs} random programs within {}, {executions} executions, {:.1}s: \
+         {reached} guard drops refused with WouldDeadlock, in {} programs; \
+         {} refused waits, {} of them with WouldDeadlock",
+        tier.size,
+        start.elapsed().as_secs_f64(),
+        reaching.len(),
+        refused_waits().0 - waits_before.0,
+        refused_waits().1 - waits_before.1
+    );
+    assert!(reached > 0, "no execution reached the guard cycle");
+    let mutant = usbpm::checking::Mutant::GuardDropIgnoresRefusal;
+    let mut killed = 0;
+    for (seed, p) in &reaching {
+        let own = p
+            .clients
+            .iter()
+            .any(|c| c.behaviour == usbpm_model::lang::program::Behaviour::DropOwnGuard);
+        if !own {
+            let r = shuttle_program(p, Some(mutant), schedules, *seed, &file, &schedule);
+            assert!(r.is_err(), "passes with {}:\n{p}", mutant.name());
+            killed += 1;
+        }
+    }
+    println!("{killed} of them fail with {}", mutant.name());
+    assert!(
+        killed > 0,
+        "every program that reached the cycle drops its own guard too"
+    );
+}
+
+/// A wait on a detach completion made inside a callback (tiers `-W`, `Behaviour::Wait`)
+/// and refused: B's callback detaches A while A's callback for the other hub's arrival
+/// runs, which then waits on its own client's completion. `Detached::wait` refuses it
+/// with `DeregisterFromOwnCallback` naming A and hands the completion back (the
+/// interpreter checks both under P4); the post part's wait on it then fires. The program
+/// passes at preemption bound 2 (unbounded: 727,914 interleavings, 114 s), and some
+/// execution makes the refused wait.
+#[cfg(feature = "loom")]
+#[test]
+fn refused_wait_under_loom() {
+    use usbpm_model::checkers::generated::loom_program;
+    use usbpm_model::exec::interpreter::refused_waits;
+    use usbpm_model::lang::program::Program;
+    let program: Program =
+        "clients: A(owned, on event: wait for A's detach) B(on event: detach A)\n\
+         hubs: 1 2\ninit: register A; register B\nthread 1: arrive 1\nthread 2: arrive 2"
+            .parse()
+            .unwrap();
+    let before = refused_waits();
+    let n = loom_program(&program, None, Some(2), "refused-wait")
+        .unwrap_or_else(|report| panic!("{report}"));
+    let refused = refused_waits().0 - before.0;
+    println!("refused-wait: {n} interleavings, bound 2, pass; {refused} refused waits");
+    assert!(refused > 0, "no execution refused the wait");
 }

@@ -292,17 +292,7 @@ pub fn run_tier(
     }
     #[cfg(feature = "shuttle")]
     if let Some((count, schedules)) = tier.random {
-        let seed = std::env::var("USBPM_SEED")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1u64);
-        let seed = seed.wrapping_mul(101).wrapping_add(chunk as u64);
-        // A second sample (the shutdown's) draws from other seeds than the first.
-        let seed = if tier.size.shutdown == crate::lang::enumerate::Shutdowns::None {
-            seed
-        } else {
-            seed ^ 0x5348_5554
-        };
+        let seed = chunk_seed(tier.size, chunk);
         result = shuttle_programs(
             tier.size, count, schedules, seed, mutant, dir, key, progress,
         );
@@ -321,6 +311,33 @@ pub fn run_tier(
     run.most_executions = explored.most_executions;
     run.heaviest = explored.heaviest;
     (run, found.map(|f| (f.report, replay)))
+}
+
+/// The seed of chunk `chunk`'s random programs within `size` (`USBPM_SEED`, 1 unless
+/// set, names the whole sample).
+pub fn chunk_seed(size: Size, chunk: usize) -> u64 {
+    let seed = std::env::var("USBPM_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1u64);
+    let seed = seed.wrapping_mul(101).wrapping_add(chunk as u64);
+    // A second sample (the shutdown's) draws from other seeds than the first.
+    if size.shutdown == crate::lang::enumerate::Shutdowns::None {
+        seed
+    } else {
+        seed ^ 0x5348_5554
+    }
+}
+
+/// The `count` random programs within `max` drawn from `seed` (a chunk's sample), each
+/// with the seed its schedules are sampled from.
+pub fn random_sample(max: Size, count: usize, seed: u64) -> impl Iterator<Item = (u64, Program)> {
+    (0..count).map(move |i| {
+        let s = seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
+        let p =
+            crate::lang::enumerate::random_program(&mut crate::lang::enumerate::Rng::new(s), max);
+        (s, p)
+    })
 }
 
 /// What one run over a set of programs explored.
@@ -645,10 +662,9 @@ pub fn shuttle_programs(
     let file = program_file(dir, key);
     let schedule_file = file.with_extension("schedule");
     let program_seed = std::cell::Cell::new(seed);
-    let programs = (0..count).map(|i| {
-        let s = seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
+    let programs = random_sample(max, count, seed).map(|(s, p)| {
         program_seed.set(s);
-        crate::lang::enumerate::random_program(&mut crate::lang::enumerate::Rng::new(s), max)
+        p
     });
     let check = |p: &Program| {
         shuttle_program(

@@ -129,6 +129,8 @@ pub struct World {
     panics: AtomicUsize,
     /// Calls into the Policy Manager made (or tried) by contexts' drops.
     drop_calls: AtomicUsize,
+    /// Waits on detach completions made inside callbacks and not refused.
+    callback_waits: AtomicUsize,
     stacks: Mutex<HashMap<String, Vec<InstId>>>,
     foreign_pm: PolicyManager,
     foreign: ClientHandle,
@@ -166,6 +168,30 @@ pub const MAX_ACTS: usize = 32;
 /// The forged handle every program uses: never issued by any Policy Manager.
 pub const FORGED: u64 = 0xdead_0000_beef;
 
+std::thread_local! {
+    /// Guards dropped inside a callback where waiting would close a wait-for cycle (the
+    /// drop's `deregister` refused with `WouldDeadlock`, so it detached), counted on the
+    /// OS thread that runs the executions (loom and shuttle run every model thread on it).
+    static CYCLE_DETACHES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Waits on detach completions refused inside callbacks, counted likewise: all of
+    /// them, and those refused with `WouldDeadlock`.
+    static REFUSED_WAITS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// How many guards dropped inside callbacks detached because waiting would close a
+/// cycle, in the executions run on this OS thread so far: a test of whether generated
+/// programs reach that trigger of `Registration`'s drop.
+pub fn cycle_detaches() -> u64 {
+    CYCLE_DETACHES.with(std::cell::Cell::get)
+}
+
+/// How many waits on detach completions were refused (inside callbacks), in the
+/// executions run on this OS thread so far: all of them, and those refused with
+/// `WouldDeadlock` (the others inside the detached client's own callback).
+pub fn refused_waits() -> (u64, u64) {
+    REFUSED_WAITS.with(std::cell::Cell::get)
+}
+
 impl World {
     pub fn new(program: Program, mutant: Option<Mutant>) -> Arc<World> {
         crate::base::panics::silence_model_panics();
@@ -191,6 +217,7 @@ impl World {
             acts: AtomicUsize::new(0),
             panics: AtomicUsize::new(0),
             drop_calls: AtomicUsize::new(0),
+            callback_waits: AtomicUsize::new(0),
             stacks: Mutex::new(HashMap::new()),
             foreign_pm,
             foreign,
@@ -460,10 +487,15 @@ impl World {
         // Inside another client's callback the drop detaches where waiting would close a
         // cycle (its `deregister` refused with `WouldDeadlock`): the library's probe says
         // which it did, and the log records a detach.
-        let detached =
-            !own_callback && !self.inside().is_empty() && self.monitor.detach_entered(handle);
+        let inside = self.inside();
+        let detached = !own_callback && !inside.is_empty() && self.monitor.detach_entered(handle);
         if detached {
             locked(&self.log).calls[i].call = Call::Detach { inst };
+            // Not inside a callback of the client whose guard it is: the refusal was
+            // `WouldDeadlock`, the cycle trigger.
+            if !inside.contains(&inst) {
+                CYCLE_DETACHES.with(|n| n.set(n.get() + 1));
+            }
         }
         self.end_call(i, Ret::Unit(Ok(())));
         let mut slots = locked(&self.slots);
@@ -537,8 +569,10 @@ impl World {
             .note(format!("{} detached: its completion is kept", ctx.label));
     }
 
-    /// Waits on `c`'s latest kept detach completion (`Detached::wait`); a refused wait
-    /// keeps it again. Once it fires the driver frees the context.
+    /// Waits on `c`'s latest kept detach completion (`Detached::wait`), on a thread or
+    /// inside a callback; a refused wait keeps it again, and its error must be the one
+    /// `Detached::wait` documents for where it was made. Once it fires the driver frees
+    /// the context.
     fn wait(self: &Arc<Self>, c: ClientIx) {
         self.judged_point();
         // A read-modify-write reads the latest value: ordered after every detach that
@@ -555,6 +589,8 @@ impl World {
         let ctx = locked(&self.insts)[inst].ctx.clone();
         self.monitor
             .note(format!("wait for {}'s detach completion", ctx.label));
+        let handle = completion.handle();
+        let in_callback = !self.inside().is_empty();
         let i = self.begin_call(Call::Wait { inst });
         let (r, back) = match completion.wait() {
             Ok(()) => (Ok(()), None),
@@ -562,6 +598,14 @@ impl World {
         };
         self.end_call(i, Ret::Unit(r.clone()));
         self.judged_point();
+        if in_callback && r.is_ok() {
+            self.callback_waits.fetch_add(1, Ordering::SeqCst);
+        }
+        if let Err(e) = &r {
+            let cycle = u64::from(matches!(e, Error::WouldDeadlock { .. }));
+            REFUSED_WAITS.with(|n| n.set((n.get().0 + 1, n.get().1 + cycle)));
+            self.refused_wait(e, handle, inst, back.as_ref().map(Detached::handle));
+        }
         match back {
             None => {
                 self.monitor.detach_done(&ctx.label);
@@ -578,6 +622,40 @@ impl World {
                     .push((inst, completion));
             }
         }
+    }
+
+    /// A refused wait on `inst`'s completion (`handle`): the typed error `Detached::wait`
+    /// promises, naming that client (and, for `WouldDeadlock`, the callbacks this thread
+    /// is inside, innermost last), with the same completion handed back (P4).
+    fn refused_wait(
+        &self,
+        e: &Error,
+        handle: ClientHandle,
+        inst: InstId,
+        back: Option<ClientHandle>,
+    ) {
+        let inside = self.inside();
+        // The handles of the callbacks this thread is inside (`None` while one of them
+        // runs before its `register` returned: its handle is not known yet).
+        let holding: Option<Vec<ClientHandle>> = {
+            let insts = locked(&self.insts);
+            inside.iter().map(|&i| insts[i].handle).collect()
+        };
+        let own = inside.contains(&inst);
+        let typed = match e {
+            Error::DeregisterFromOwnCallback(h) => own && *h == handle,
+            Error::WouldDeadlock { target, holding: h } => {
+                !own && !inside.is_empty()
+                    && *target == handle
+                    && holding.as_ref().is_none_or(|x| h == x)
+            }
+            _ => false,
+        };
+        self.monitor.check(Property::BadInputErrors, typed && back == Some(handle), || {
+            format!(
+                "the wait on {handle}'s detach completion (inside the callbacks of {holding:?}) was refused with {e:?}, completion handed back: {back:?}"
+            )
+        });
     }
 
     fn arrive(&self, h: HubIx) {
@@ -1070,6 +1148,7 @@ fn act(
         Behaviour::DropGuard(o) if change => world.drop_guard(o, false),
         Behaviour::DropGuard(_) => {}
         Behaviour::Detach(o) => world.detach(o),
+        Behaviour::Wait(o) => world.wait(o),
     }
 }
 
@@ -1121,13 +1200,21 @@ pub fn execute(program: &Program, mutant: Option<Mutant>, replay: &str) {
             "trace validation skipped: contexts' drops made {drop_calls} call(s), which the specification does not model"
         ));
     }
+    // Nor waits on detach completions made inside callbacks (a wait-for edge outside a
+    // deregister); a refused one takes no step and leaves the trace validated.
+    let callback_waits = world.callback_waits.load(Ordering::SeqCst);
+    if callback_waits > 0 {
+        world.monitor.note(format!(
+            "trace validation skipped: callbacks waited on {callback_waits} detach completion(s), which the specification does not model"
+        ));
+    }
     world.clear();
     let monitor = world.monitor.clone();
     drop(world);
     monitor.finish(replay);
     // Under shuttle and std the recorded trace must be a behaviour of the specification
     // (as in `run::execute`); loom's executions are too many to pay for it.
-    if cfg!(not(feature = "loom")) && drop_calls == 0 {
+    if cfg!(not(feature = "loom")) && drop_calls == 0 && callback_waits == 0 {
         crate::judge::trace::check_execution(&monitor, replay);
     }
 }
@@ -1284,6 +1371,63 @@ mod tests {
             Property::BadInputErrors,
             "panicked_callbacks() returned 0",
         );
+    }
+
+    /// A refused wait on a detach completion is judged (P4): only the error
+    /// `Detached::wait` documents for where it was made, naming the client (and the
+    /// callbacks the thread is inside), with the same completion handed back.
+    #[test]
+    fn refused_waits_are_judged() {
+        let p = Program {
+            clients: vec![client(Behaviour::Nothing, DropBehaviour::Nothing)],
+            hubs: 0,
+            init: vec![],
+            threads: vec![],
+        };
+        let other = ClientHandle::from_raw(FORGED);
+        // `e` refusing the wait on `target`'s completion (instance `inst`), on this thread
+        // inside A's callback or outside every callback: how many violations.
+        let judged = |inside: bool,
+                      inst: InstId,
+                      target: Option<ClientHandle>,
+                      e: &dyn Fn(ClientHandle) -> Error,
+                      back: bool| {
+            let world = World::new(p.clone(), None);
+            world.op(Op::Register(0));
+            let a = locked(&world.insts)[0].handle.expect("A is registered");
+            if inside {
+                locked(&world.stacks)
+                    .entry(rt::thread_name())
+                    .or_default()
+                    .push(0);
+            }
+            let target = target.unwrap_or(a);
+            world.refused_wait(&e(a), target, inst, back.then_some(target));
+            let found = world.monitor.violations();
+            world.clear();
+            assert!(found.iter().all(|v| v.property == Property::BadInputErrors));
+            found.len()
+        };
+        let own = Error::DeregisterFromOwnCallback;
+        let cycle = |a| Error::WouldDeadlock {
+            target: other,
+            holding: vec![a],
+        };
+        // As documented: inside A's own callback, and inside A's waiting for another.
+        assert_eq!(judged(true, 0, None, &own, true), 0);
+        assert_eq!(judged(true, 1, Some(other), &cycle, true), 0);
+        // Not: the completion kept, the wrong error, the wrong client or callbacks, or a
+        // refusal outside every callback.
+        assert_eq!(judged(true, 0, None, &own, false), 1);
+        assert_eq!(judged(true, 0, None, &cycle, true), 1);
+        assert_eq!(judged(true, 1, Some(other), &own, true), 1);
+        assert_eq!(
+            judged(true, 1, Some(other), &|_| Error::StaleHandle(other), true),
+            1
+        );
+        assert_eq!(judged(true, 1, Some(other), &|_| cycle(other), true), 1);
+        assert_eq!(judged(false, 1, Some(other), &cycle, true), 1);
+        assert_eq!(judged(false, 0, None, &own, true), 1);
     }
 
     /// Power requests answered (one accepted, one rejected), the shutdown, and what it

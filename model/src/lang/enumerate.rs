@@ -19,8 +19,9 @@
 //! - **detach** (a size written `-w`, or `-W` for only the programs with one of them):
 //!   callbacks may drop another owned client's guard ([`Behaviour::DropGuard`]: the drop
 //!   that detaches where waiting would close a cycle) or detach an owned client's
-//!   registration, their own too ([`Behaviour::Detach`]), and the parallel part's ops
-//!   include the wait on a client's kept detach completion ([`Op::Wait`]); sizes without
+//!   registration, their own too ([`Behaviour::Detach`]), or wait on a client's kept
+//!   detach completion ([`Behaviour::Wait`]: the wait that may be refused), and the
+//!   parallel part's ops include that wait ([`Op::Wait`]); sizes without
 //!   the suffix have none of them, and list exactly the programs they listed before;
 //! - **init**: any subset of the clients registered, then any subset of the hubs arrived
 //!   (in that order, so the init part delivers arrivals to the clients registered);
@@ -31,8 +32,8 @@
 //!   client registered by handle, deregistering a client never registered, changing or
 //!   removing a hub that never arrives, answering a hub nobody can request power of:
 //!   no thread's `assign power` on it and no callback that assigns power, waiting for a
-//!   client's detach that no callback makes; a callback dropping or detaching the guard of
-//!   a client registered by handle), a client
+//!   client's detach that no callback makes, on a thread or in a callback; a callback
+//!   dropping or detaching the guard of a client registered by handle), a client
 //!   never registered or a hub never arriving is the smaller program without it, which
 //!   is enumerated on its own; a behaviour that can never fire is `Nothing`;
 //! - *symmetry*: renaming clients, renaming hubs and permuting threads; one program per
@@ -241,8 +242,9 @@ pub struct Tier {
 }
 
 /// The callback behaviours client `c` can have (`shutdown`: [`Behaviour::Shutdown`] too;
-/// `detach`: then [`Behaviour::DropGuard`] of every other client and
-/// [`Behaviour::Detach`] of every client, whichever of them are owned, last).
+/// `detach`: then [`Behaviour::DropGuard`] of every other client,
+/// [`Behaviour::Detach`] of every client, whichever of them are owned, and
+/// [`Behaviour::Wait`] on every client's completion, last).
 fn behaviours(
     c: ClientIx,
     clients: usize,
@@ -277,6 +279,9 @@ fn behaviours(
         }
         for o in 0..clients as ClientIx {
             out.push(Behaviour::Detach(o));
+        }
+        for o in 0..clients as ClientIx {
+            out.push(Behaviour::Wait(o));
         }
     }
     out
@@ -381,7 +386,10 @@ pub fn has_detach(p: &Program) -> bool {
 }
 
 fn is_detach_behaviour(b: Behaviour) -> bool {
-    matches!(b, Behaviour::DropGuard(_) | Behaviour::Detach(_))
+    matches!(
+        b,
+        Behaviour::DropGuard(_) | Behaviour::Detach(_) | Behaviour::Wait(_)
+    )
 }
 
 fn detach_in<'a>(clients: &[ClientSpec], mut ops: impl Iterator<Item = &'a Op>) -> bool {
@@ -502,8 +510,16 @@ pub fn live(p: &Program) -> Option<Program> {
     };
     // A callback's guard drop or detach names a client registered by handle: it never acts.
     let guarded = |c: ClientIx| p.clients[c as usize].owned;
+    // A wait, a thread's or a callback's, on a client no callback detaches: no
+    // completion is ever kept.
+    let detached = |c: ClientIx| {
+        p.clients
+            .iter()
+            .any(|s| s.behaviour == Behaviour::Detach(c))
+    };
     if p.clients.iter().any(|c| match c.behaviour {
         Behaviour::DropGuard(o) | Behaviour::Detach(o) => !guarded(o),
+        Behaviour::Wait(o) => !detached(o),
         _ => false,
     }) {
         return None;
@@ -511,11 +527,7 @@ pub fn live(p: &Program) -> Option<Program> {
     for op in &all_ops {
         let dead = match *op {
             Op::Drop(c) => !p.clients[c as usize].owned,
-            // No callback detaches the client: no completion is ever kept.
-            Op::Wait(c) => !p
-                .clients
-                .iter()
-                .any(|s| s.behaviour == Behaviour::Detach(c)),
+            Op::Wait(c) => !detached(c),
             // Nothing to answer: the answer only holds the port a while.
             Op::Answer(h, _) => !requested(h),
             _ => false,
@@ -569,6 +581,7 @@ fn renamed(p: &Program, cp: &[u8], hp: &[u8]) -> Program {
         Behaviour::Deregister(x) => Behaviour::Deregister(c(x)),
         Behaviour::DropGuard(x) => Behaviour::DropGuard(c(x)),
         Behaviour::Detach(x) => Behaviour::Detach(c(x)),
+        Behaviour::Wait(x) => Behaviour::Wait(c(x)),
         Behaviour::ReportChange(x) => Behaviour::ReportChange(h(x)),
         other => other,
     };
@@ -920,8 +933,10 @@ mod tests {
         }));
     }
 
-    /// The tiers the profiles run keep the counts they had before the detach existed
-    /// (docs/VERIFICATION.md's tables): a new suffix adds tiers, it changes none.
+    /// The tiers the profiles run keep their counts (docs/VERIFICATION.md's tables): those
+    /// without the detach the counts they had before it existed (a new suffix adds tiers,
+    /// it changes none), the detach tiers those they have since callbacks wait on
+    /// completions.
     #[test]
     fn existing_tiers_keep_their_counts() {
         for (size, raw, live, programs) in [
@@ -932,6 +947,10 @@ mod tests {
             ("2x1-c1-H2-S", 14160, 861, 498),
             ("2x1-c2-h2", 1_248_078, 150_335, 50_871),
             ("2x2-c1-h1", 327_690, 125_490, 120_522),
+            // The detach tiers, with waits in callbacks (`Behaviour::Wait`).
+            ("2x1-c1-h1-W", 1928, 157, 89),
+            ("2x1-c1-H2-W", 6272, 187, 110),
+            ("2x1-c2-h1-W", 596_476, 36_275, 9510),
         ] {
             let mut n = 0u64;
             let (r, l) = for_each(size.parse().unwrap(), |_| n += 1);
@@ -987,12 +1006,28 @@ mod tests {
             );
         }
         assert!(only.programs.iter().any(|p| ops(p).contains(&Op::Wait(0))));
+        // A callback waiting on another client's completion, and on its own (refused).
+        for own in [false, true] {
+            assert!(
+                only.programs.iter().any(|p| p.clients.len() == 2
+                    && (0..2).any(|c| {
+                        let o = if own { c } else { 1 - c };
+                        p.clients[c].behaviour == Behaviour::Wait(o as ClientIx)
+                    })),
+                "no program where a callback waits (own: {own})"
+            );
+        }
         assert!(only.programs.iter().all(|p| {
-            ops(p).iter().all(|o| match *o {
-                Op::Wait(c) => p
-                    .clients
+            let detached = |c| {
+                p.clients
                     .iter()
-                    .any(|s| s.behaviour == Behaviour::Detach(c)),
+                    .any(|s| s.behaviour == Behaviour::Detach(c))
+            };
+            ops(p).iter().all(|o| match *o {
+                Op::Wait(c) => detached(c),
+                _ => true,
+            }) && p.clients.iter().all(|s| match s.behaviour {
+                Behaviour::Wait(c) => detached(c),
                 _ => true,
             })
         }));
@@ -1085,7 +1120,7 @@ mod tests {
         for (max, detaches) in [("4x6-c4-h3", 0), ("4x6-c4-h3-w", 1), ("4x6-c4-h3-W", 2)] {
             let max: Size = max.parse().unwrap();
             let mut rng = Rng::new(7);
-            let (mut with, mut waits, mut drops_other) = (0, 0, 0);
+            let (mut with, mut waits, mut drops_other, mut cycles) = (0, 0, 0, 0);
             for _ in 0..2000 {
                 let p = random_program(&mut rng, max);
                 assert_eq!(p.well_formed(), Ok(()), "{p}");
@@ -1099,9 +1134,26 @@ mod tests {
                         .iter()
                         .any(|c| matches!(c.behaviour, Behaviour::DropGuard(_))),
                 );
+                // The guard cycle: A and B drop each other's guards, hub 2 lists B first
+                // and hub 1 A first, and threads 1 and 2 change them.
+                cycles += usize::from(
+                    p.clients.len() >= 2
+                        && p.clients[0].behaviour == Behaviour::DropGuard(1)
+                        && p.clients[1].behaviour == Behaviour::DropGuard(0)
+                        && p.init.starts_with(&[
+                            Op::Register(0),
+                            Op::Register(1),
+                            Op::Drop(0),
+                            Op::Arrive(1),
+                            Op::Register(0),
+                            Op::Arrive(0),
+                        ])
+                        && p.threads[0][0] == Op::Change(0)
+                        && p.threads[1][0] == Op::Change(1),
+                );
             }
             match detaches {
-                0 => assert_eq!(with, 0, "{max}"),
+                0 => assert_eq!((with, cycles), (0, 0), "{max}"),
                 1 => assert!(with > 200 && with < 2000, "{max}: {with}"),
                 _ => {
                     assert_eq!(with, 2000, "{max}");
@@ -1110,6 +1162,10 @@ mod tests {
                         "{max}: {waits} {drops_other}"
                     );
                 }
+            }
+            // One program in eight of the sizes with the detach is a guard cycle.
+            if detaches > 0 {
+                assert!(cycles > 2000 / 10 && cycles < 2000 / 6, "{max}: {cycles}");
             }
         }
     }
@@ -1183,6 +1239,21 @@ pub fn random_program(rng: &mut Rng, max: Size) -> Program {
     let shutdown = max.shutdown != Shutdowns::None;
     // Likewise the detach (`-w`, `-W`).
     let detach = max.detach != Detaches::None;
+    // In those sizes one program in six of the rest (one in eight in all) is a guard
+    // cycle: owned A and B each dropping the other's guard on connector changes, hubs 1
+    // and 2 listing them in opposite orders (the init part drops A's guard, hub 2
+    // arrives, A registers again into the slot it freed, hub 1 arrives), and threads 1
+    // and 2 starting with a change of hub 1 and of hub 2: A's and B's callbacks can run
+    // at once, each dropping the other's guard, and the drop that would close the cycle
+    // is refused with `WouldDeadlock` and detaches (the drop's second trigger, which no
+    // other random program reaches, since each hub lists its clients in registration
+    // order). The other sizes draw nothing for it.
+    let cycle =
+        detach && !ring && max.clients >= 2 && max.hubs >= 2 && rng.next_u64().is_multiple_of(6);
+    if cycle {
+        nc = nc.max(2);
+        nh = nh.max(2);
+    }
     let mut clients: Vec<ClientSpec> = (0..nc as ClientIx)
         .map(|c| {
             let owned = rng.next_u64().is_multiple_of(2);
@@ -1205,12 +1276,28 @@ pub fn random_program(rng: &mut Rng, max: Size) -> Program {
         })
         .collect();
     let mut init = Vec::new();
+    if cycle {
+        init.extend([
+            Op::Register(0),
+            Op::Register(1),
+            Op::Drop(0),
+            Op::Arrive(1),
+            Op::Register(0),
+            Op::Arrive(0),
+        ]);
+    }
     for c in 0..nc as ClientIx {
+        if cycle && c < 2 {
+            continue;
+        }
         if ring || !rng.next_u64().is_multiple_of(3) {
             init.push(Op::Register(c));
         }
     }
     for h in 0..nh as HubIx {
+        if cycle && h < 2 {
+            continue;
+        }
         if !ring && !rng.next_u64().is_multiple_of(3) {
             init.push(Op::Arrive(h));
         }
@@ -1220,6 +1307,24 @@ pub fn random_program(rng: &mut Rng, max: Size) -> Program {
         // where the ring's callbacks wait for each other, the drop detaches.
         if ring && rng.next_u64().is_multiple_of(2) {
             clients[0].behaviour = Behaviour::DropGuard(1);
+        }
+        if cycle {
+            clients[0].behaviour = Behaviour::DropGuard(1);
+            clients[1].behaviour = Behaviour::DropGuard(0);
+        }
+        // A callback that waits on a client's completion: another client's callback
+        // detaches that client, if none does yet (a guard cycle's clients keep theirs).
+        for c in 0..nc {
+            let Behaviour::Wait(o) = clients[c].behaviour else {
+                continue;
+            };
+            if nc < 2 || clients.iter().any(|s| s.behaviour == Behaviour::Detach(o)) {
+                continue;
+            }
+            let d = (c + rng.range(1, nc - 1)) % nc;
+            if !(cycle && d < 2) {
+                clients[d].behaviour = Behaviour::Detach(o);
+            }
         }
         // A `-W` size's program drops or detaches a guard in a callback: if none was
         // drawn, a client detaches one.
@@ -1249,6 +1354,9 @@ pub fn random_program(rng: &mut Rng, max: Size) -> Program {
                 .collect();
             if ring {
                 ops[0] = Op::Arrive((t % nh) as HubIx);
+            }
+            if cycle && t < 2 {
+                ops[0] = Op::Change(t as HubIx);
             }
             ops
         })

@@ -23,8 +23,9 @@
 //! A callback may also end another owned client's registration by dropping its guard
 //! ([`Behaviour::DropGuard`]: where waiting would close a cycle the drop detaches instead)
 //! or detach one, its own too ([`Behaviour::Detach`]), keeping the `Detached` completion;
-//! a thread waits on a kept completion ([`Op::Wait`]), and the post part waits on every
-//! one still kept, so each program that detaches ends with every completion fired.
+//! a thread or a callback waits on a kept completion ([`Op::Wait`], [`Behaviour::Wait`]:
+//! inside a callback the wait may be refused), and the post part waits on every one still
+//! kept, so each program that detaches ends with every completion fired.
 //!
 //! Programs are serde data (saved as JSON for replay) and print as readable text, which
 //! parses back ([`Program`]'s `FromStr`, also from the one-line form with ` | `):
@@ -94,6 +95,12 @@ pub enum Behaviour {
     /// `Registration::detach` (if one is held) and keeps the `Detached` completion in the
     /// program's world, for [`Op::Wait`] (or the post part) to wait on.
     Detach(ClientIx),
+    /// `Detached::wait` on the client's latest kept detach completion, from inside the
+    /// callback (skipped when none is kept): refused with `DeregisterFromOwnCallback`
+    /// inside a callback of the detached client, and with `WouldDeadlock` where its
+    /// callbacks wait (transitively) for this one; a refused wait hands the completion
+    /// back, and it is kept again. Last, so that programs without it keep their order.
+    Wait(ClientIx),
 }
 
 /// What a client's context does in its `Drop`, when the library lets go of it (after the
@@ -211,6 +218,7 @@ impl fmt::Display for Behaviour {
             Behaviour::Shutdown => write!(f, "shut down"),
             Behaviour::DropGuard(c) => write!(f, "drop {}'s guard", client_name(c)),
             Behaviour::Detach(c) => write!(f, "detach {}", client_name(c)),
+            Behaviour::Wait(c) => write!(f, "wait for {}'s detach", client_name(c)),
         }
     }
 }
@@ -334,6 +342,11 @@ impl std::str::FromStr for Behaviour {
                     Behaviour::DropGuard(parse_client(c)?)
                 } else if let Some(c) = s.strip_prefix("detach ") {
                     Behaviour::Detach(parse_client(c)?)
+                } else if let Some(c) = s
+                    .strip_prefix("wait for ")
+                    .and_then(|c| c.strip_suffix("'s detach"))
+                {
+                    Behaviour::Wait(parse_client(c)?)
                 } else {
                     return Err(format!("`{s}` is not a callback behaviour"));
                 }
@@ -545,6 +558,8 @@ impl Program {
                     ok_c(o) && o as usize != i && self.clients[o as usize].owned
                 }
                 Behaviour::Detach(o) => ok_c(o) && self.clients[o as usize].owned,
+                // Any client's completion, its own too (the wait is refused there).
+                Behaviour::Wait(o) => ok_c(o),
                 _ => true,
             };
             if !fine {
@@ -667,11 +682,13 @@ mod tests {
     #[test]
     fn detach_programs_round_trip() {
         let text = "clients: A(owned, on event: detach A) B(owned, on event: drop A's guard) \
-                    C(on event: detach B)\nhubs: 1\ninit: register A; register B\n\
+                    C(on event: detach B) D(on event: wait for B's detach)\nhubs: 1\n\
+                    init: register A; register B\n\
                     thread 1: arrive 1; wait for A's detach\nthread 2: wait for B's detach";
         let p: Program = text.parse().unwrap();
         assert_eq!(p.clients[0].behaviour, Behaviour::Detach(0));
         assert_eq!(p.clients[1].behaviour, Behaviour::DropGuard(0));
+        assert_eq!(p.clients[3].behaviour, Behaviour::Wait(1));
         assert_eq!(p.threads[1], vec![Op::Wait(1)]);
         assert_eq!(p.to_string().parse::<Program>(), Ok(p.clone()));
         assert_eq!(
@@ -684,6 +701,12 @@ mod tests {
         assert!(q.well_formed().is_err());
         let mut q = p.clone();
         q.clients[1].behaviour = Behaviour::DropGuard(1);
+        assert!(q.well_formed().is_err());
+        // A wait names a declared client, any one (its own too).
+        let mut q = p.clone();
+        q.clients[3].behaviour = Behaviour::Wait(3);
+        assert_eq!(q.well_formed(), Ok(()));
+        q.clients[3].behaviour = Behaviour::Wait(4);
         assert!(q.well_formed().is_err());
     }
 
