@@ -46,13 +46,13 @@ macro_rules! scenario_checks {
             removal_vs_register: "removal-vs-register";
             rearrival_vs_drain: "rearrival-vs-drain";
             flood_one_hub: "flood-one-hub";
+            deregister_ring_of_three: "deregister-ring-of-three";
         );
     };
     ($checker:expr, all) => {
         $crate::scenario_checks!($checker, small);
         $crate::scenario_checks!(@emit $checker, $crate::exec::scenarios::Size::Large, every_large_scenario_has_a_check;
             flood_churn_3x12: "flood-churn-3x12";
-            deregister_ring_of_three: "deregister-ring-of-three";
             churn_4x3x20: "churn-4x3x20";
         );
     };

@@ -197,7 +197,7 @@ pub const ALL: &[Scenario] = &[
         name: "deregister-ring-of-three",
         about: "on three hubs' threads (hub i lists client i first), A's callback deregisters B, B's C and C's A",
         threads: 4,
-        size: Size::Large,
+        size: Size::Small,
         properties: &[NoDeadlock, BadInputErrors, NoCallbackAfterDeregister, DeregisterWaits, OneCallAtATime],
         run: deregister_ring_of_three,
     },
