@@ -451,28 +451,32 @@ impl World {
         }
     }
 
+    /// Takes `c`'s guard out of its slot (leaving `InUse` there) with the instance it
+    /// registered, marking the slot no longer live; `None` (the slot untouched) if it
+    /// holds no guard.
+    fn take_guard(&self, c: ClientIx) -> Option<(Registration, usize)> {
+        let mut slots = locked(&self.slots);
+        let slot = &mut slots[c as usize];
+        match (
+            std::mem::replace(&mut slot.guard, Guard::InUse),
+            slot.latest,
+        ) {
+            (Guard::Held(g), Some(inst)) => {
+                slot.live = false;
+                Some((g, inst))
+            }
+            (g, _) => {
+                slot.guard = g;
+                None
+            }
+        }
+    }
+
     /// Drops `c`'s guard: waits like deregister, or (inside the client's own callback, or
     /// inside another client's where waiting would close a cycle) detaches without
     /// waiting.
     fn drop_guard(self: &Arc<Self>, c: ClientIx, own_callback: bool) {
-        let taken = {
-            let mut slots = locked(&self.slots);
-            let slot = &mut slots[c as usize];
-            match (
-                std::mem::replace(&mut slot.guard, Guard::InUse),
-                slot.latest,
-            ) {
-                (Guard::Held(g), Some(inst)) => {
-                    slot.live = false;
-                    Some((g, inst))
-                }
-                (g, _) => {
-                    slot.guard = g;
-                    None
-                }
-            }
-        };
-        let Some((guard, inst)) = taken else {
+        let Some((guard, inst)) = self.take_guard(c) else {
             self.monitor.note(format!(
                 "drop {}'s guard: skipped, it holds none",
                 client_name(c)
@@ -522,24 +526,7 @@ impl World {
     /// Detaches `c`'s registration (`Registration::detach`, from a callback) and keeps its
     /// completion for a wait.
     fn detach(self: &Arc<Self>, c: ClientIx) {
-        let taken = {
-            let mut slots = locked(&self.slots);
-            let slot = &mut slots[c as usize];
-            match (
-                std::mem::replace(&mut slot.guard, Guard::InUse),
-                slot.latest,
-            ) {
-                (Guard::Held(g), Some(inst)) => {
-                    slot.live = false;
-                    Some((g, inst))
-                }
-                (g, _) => {
-                    slot.guard = g;
-                    None
-                }
-            }
-        };
-        let Some((guard, inst)) = taken else {
+        let Some((guard, inst)) = self.take_guard(c) else {
             self.monitor.note(format!(
                 "detach {}: skipped, it holds no guard",
                 client_name(c)

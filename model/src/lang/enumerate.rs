@@ -1140,14 +1140,7 @@ mod tests {
                     p.clients.len() >= 2
                         && p.clients[0].behaviour == Behaviour::DropGuard(1)
                         && p.clients[1].behaviour == Behaviour::DropGuard(0)
-                        && p.init.starts_with(&[
-                            Op::Register(0),
-                            Op::Register(1),
-                            Op::Drop(0),
-                            Op::Arrive(1),
-                            Op::Register(0),
-                            Op::Arrive(0),
-                        ])
+                        && p.init.starts_with(&GUARD_CYCLE_INIT)
                         && p.threads[0][0] == Op::Change(0)
                         && p.threads[1][0] == Op::Change(1),
                 );
@@ -1215,6 +1208,17 @@ impl Rng {
     }
 }
 
+/// The init part of a guard cycle: A and B registered, A's guard dropped, hub 2 arrived
+/// (listing B), A registered again into its freed slot, hub 1 arrived (listing A first).
+pub const GUARD_CYCLE_INIT: [Op; 6] = [
+    Op::Register(0),
+    Op::Register(1),
+    Op::Drop(0),
+    Op::Arrive(1),
+    Op::Register(0),
+    Op::Arrive(0),
+];
+
 /// A random program within `max`: 2 to `max.threads` threads of 1 to `max.ops` ops, 1 to
 /// `max.clients` clients, 1 to `max.hubs` hubs, a random init part and behaviours, and
 /// in half the programs half the contexts with a drop behaviour (whatever `max.drops`
@@ -1277,14 +1281,7 @@ pub fn random_program(rng: &mut Rng, max: Size) -> Program {
         .collect();
     let mut init = Vec::new();
     if cycle {
-        init.extend([
-            Op::Register(0),
-            Op::Register(1),
-            Op::Drop(0),
-            Op::Arrive(1),
-            Op::Register(0),
-            Op::Arrive(0),
-        ]);
+        init.extend(GUARD_CYCLE_INIT);
     }
     for c in 0..nc as ClientIx {
         if cycle && c < 2 {
