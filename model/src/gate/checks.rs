@@ -71,36 +71,20 @@ fn this_command() -> String {
 /// Every selected check at `profile`.
 pub fn run_gate(opts: &Options, root: &Path, profile: Profile) -> Report {
     let report_dir = fresh_dir(&root.join(&opts.report_dir));
-    let lanes = Lanes::here();
-    let run = Run {
-        root,
-        profile,
-        mutant: opts.applied_mutant(),
-        first_kill: false,
-        seed: opts.seed,
-        shard: opts.shard.as_deref(),
-        results: report_dir.join("results"),
-        logs: report_dir.join("logs"),
-        test_threads: lanes.test_threads,
-    };
-    std::fs::create_dir_all(&run.logs).expect("create the log directory");
     let checkers = longest_first(&opts.selected_checkers(), profile);
-    let display = Arc::new(Display::new(opts.total_checks(&checkers)));
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = watch(run.results.clone(), display.clone(), stop.clone());
     let start = Instant::now();
-    let nextest_ok = lanes
-        .run(&checkers, |c| run_checker(&run, opts, *c, &display))
-        .into_iter()
-        .all(|ok| ok);
-    stop.store(true, Ordering::SeqCst);
-    let _ = watcher.join();
-    display.bar.finish_and_clear();
-    let (records, mut missing) = read_records(&run.results);
+    let (records, mut missing, nextest_ok) = run_checkers(
+        opts,
+        root,
+        &report_dir,
+        profile,
+        opts.applied_mutant(),
+        &checkers,
+    );
     if !nextest_ok && missing.is_empty() && records.iter().all(|r| r.verdict == Verdict::Pass) {
         missing.push(format!(
             "nextest reported a failure outside the checks; see {}",
-            run.logs.display()
+            report_dir.join("logs").display()
         ));
     }
     Report {
@@ -241,29 +225,31 @@ impl Reach {
     }
 }
 
-/// Every selected check once on the shipped code, in lanes: what each reaches, and the
-/// records (all must pass for a kill matrix to mean anything).
-fn unmutated_run(
+/// `checkers`' checks at `profile` (with `mutant` switched on, if any), in lanes, with
+/// results and logs under `dir`: the records, the checks that left none, and whether
+/// every nextest run passed.
+fn run_checkers(
     opts: &Options,
     root: &Path,
-    report_dir: &Path,
+    dir: &Path,
+    profile: Profile,
+    mutant: Option<Mutant>,
     checkers: &[Checker],
 ) -> (Vec<Record>, Vec<String>, bool) {
     let lanes = Lanes::here();
     let run = Run {
         root,
-        profile: Profile::Quick,
-        mutant: None,
+        profile,
+        mutant,
         first_kill: false,
         seed: opts.seed,
         shard: opts.shard.as_deref(),
-        results: report_dir.join("unmutated").join("results"),
-        logs: report_dir.join("unmutated").join("logs"),
+        results: dir.join("results"),
+        logs: dir.join("logs"),
         test_threads: lanes.test_threads,
     };
     std::fs::create_dir_all(&run.logs).expect("create the log directory");
     let display = Arc::new(Display::new(opts.total_checks(checkers)));
-    display.line("gate mutants: every check once on the shipped code first, to learn which mutants' code each reaches".into());
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = watch(run.results.clone(), display.clone(), stop.clone());
     let ok = lanes
@@ -285,7 +271,15 @@ pub fn run_mutants(opts: &Options, root: &Path) -> Report {
     let mutants: Vec<Mutant> = opts.selected_mutants();
     let checkers = longest_first(&opts.selected_mutant_checkers(), Profile::Quick);
     let start = Instant::now();
-    let (unmutated, missing, ok) = unmutated_run(opts, root, &report_dir, &checkers);
+    eprintln!("gate mutants: every check once on the shipped code first, to learn which mutants' code each reaches");
+    let (unmutated, missing, ok) = run_checkers(
+        opts,
+        root,
+        &report_dir.join("unmutated"),
+        Profile::Quick,
+        None,
+        &checkers,
+    );
     let failed: Vec<String> = unmutated
         .iter()
         .filter(|r| r.verdict != Verdict::Pass)
@@ -465,7 +459,7 @@ pub fn finish(
             eprintln!("gate: --update-docs embeds only a whole run: `gate full --update-docs` or `gate mutants --update-docs`, unsharded and unfiltered");
             return ExitCode::from(2);
         }
-        match super::embed_section(root, kind.doc_section(), sources, &md) {
+        match super::embed_section(root, kind.doc_section(), sources, &report.docs_markdown()) {
             Ok(()) => println!("gate: wrote this report into {VERIFICATION_MD}"),
             Err(e) => {
                 eprintln!("gate: {e}");

@@ -2,16 +2,25 @@
 //! the quick profile explores at a preemption bound, every mutant is explored at bounds
 //! 0, 1, ... up to that bound (the loom `replay`, each run capped); the smallest bound at
 //! which it fails is where the mutant is found, and the chosen bound's margin over it is
-//! what the check has to spare. `--update-docs` embeds the table in docs/VERIFICATION.md.
+//! what the check has to spare. The same for every generated-program tier gen-loom
+//! explores at a bound: the whole tier (every program of it) runs against each mutant its
+//! unmutated run reached, at the quick bound and, if a program fails there, at bounds
+//! 0, 1, ... until one fails.
+//! `--update-docs` embeds the table in docs/VERIFICATION.md.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use usbpm::checking::Mutant;
 
+use super::display::Display;
 use super::loom_bounds::{build_replay, run_capped};
+use super::nextest::{run_checks, Run};
+use super::records::read_records;
 use super::{exit_code, Options, VERIFICATION_MD};
+use crate::base::checker::Checker;
 use crate::checkers::check::{loom_bound, Profile};
+use crate::checkers::generated::{plan, TierPlan};
 use crate::exec::scenarios::{Scenario, ALL};
 
 /// The doc section and the command that regenerates it.
@@ -22,9 +31,11 @@ const COMMAND: &str = "cargo run --release -p usbpm-model --bin gate -- loom-mar
 
 /// One bounded scenario's row: its bounds, and each mutant found with the smallest bound.
 pub struct Row {
-    pub scenario: &'static str,
+    /// A named scenario, or `gen-loom TIER` for a generated-program tier.
+    pub scenario: String,
     pub quick: usize,
-    pub full: Option<usize>,
+    /// The full profile's bound: a number, `unbounded`, or `not run`.
+    pub full: String,
     pub found: Vec<(Mutant, usize)>,
     /// Mutants whose search hit the time cap at some bound.
     pub capped: Vec<(Mutant, usize)>,
@@ -62,7 +73,7 @@ pub fn markdown(rows: &[Row], mutants: usize, seconds: f64) -> String {
     md.push_str(&format!(
         "- command: `{COMMAND}`\n- {mutants} mutants, each explored by the loom `replay` at preemption bounds 0, 1, ... up to the quick profile's bound, stopping at the first failure (a mutant whose code the scenario's unmutated run at that bound never reaches is not explored: it runs the same executions, so it cannot be found); {seconds:.0} s on this machine (2 cores)\n\n",
     ));
-    md.push_str("A bounded loom check proves its properties only up to its bound. For each one, the smallest bound at which each mutant it finds is found, and the margin of the quick profile's bound over the largest of them (the full profile adds one or two more). Mutants not listed are not found by the scenario within its quick bound; other checks kill them (the kill matrix below).\n\n");
+    md.push_str("A bounded loom check proves its properties only up to its bound. For each one (a named scenario, or a gen-loom tier: every program of the tier explored at the bound, a mutant found when any program fails), the smallest bound at which each mutant it finds is found, and the margin of the quick profile's bound over the largest of them (the full profile adds one or two more). Mutants not listed are not found by the scenario within its quick bound; other checks kill them (the kill matrix below).\n\n");
     md.push_str("| scenario | bound: quick / full | mutants found (smallest bound) | smallest margin |\n|---|---|---|---:|\n");
     for r in rows {
         let mut found: Vec<String> = r
@@ -79,7 +90,7 @@ pub fn markdown(rows: &[Row], mutants: usize, seconds: f64) -> String {
             "| {} | {} / {} | {} | {} |\n",
             r.scenario,
             r.quick,
-            r.full.map_or("unbounded".into(), |b| b.to_string()),
+            r.full,
             if found.is_empty() {
                 "none".to_string()
             } else {
@@ -108,9 +119,11 @@ pub fn run(opts: &Options, root: &Path, update_docs: bool) -> ExitCode {
     let mutants = opts.selected_mutants();
     let mut rows = Vec::new();
     let mut ok = true;
+    // `--checker loom` / `--checker gen-loom` choose the named scenarios or the tiers.
+    let wants = |c: Checker| opts.checkers.is_empty() || opts.checkers.contains(&c);
     for s in bounded()
         .into_iter()
-        .filter(|s| opts.selects_scenario(s.name))
+        .filter(|s| wants(Checker::Loom) && opts.selects_scenario(s.name))
     {
         let quick = loom_bound(s, Profile::Quick).expect("a bounded scenario");
         // The unmutated scenario must pass at its bound, or no failure below means much.
@@ -131,9 +144,9 @@ pub fn run(opts: &Options, root: &Path, update_docs: bool) -> ExitCode {
             continue;
         }
         let mut row = Row {
-            scenario: s.name,
+            scenario: s.name.to_string(),
             quick,
-            full: loom_bound(s, Profile::Full),
+            full: loom_bound(s, Profile::Full).map_or("unbounded".into(), |b| b.to_string()),
             found: Vec::new(),
             capped: Vec::new(),
         };
@@ -171,6 +184,15 @@ pub fn run(opts: &Options, root: &Path, update_docs: bool) -> ExitCode {
         }
         rows.push(row);
     }
+    for tier in bounded_tiers()
+        .into_iter()
+        .filter(|_| wants(Checker::GenLoom))
+    {
+        match tier_row(opts, root, &tier, &mutants) {
+            Some(row) => rows.push(row),
+            None => ok = false,
+        }
+    }
     let md = markdown(&rows, mutants.len(), start.elapsed().as_secs_f64());
     let dir = root.join(&opts.report_dir);
     let _ = std::fs::create_dir_all(&dir);
@@ -188,6 +210,105 @@ pub fn run(opts: &Options, root: &Path, update_docs: bool) -> ExitCode {
     exit_code(ok)
 }
 
+/// The generated-program tiers gen-loom explores at a bound in the quick profile.
+pub fn bounded_tiers() -> Vec<TierPlan> {
+    plan(Checker::GenLoom, Profile::Quick)
+        .into_iter()
+        .filter(|t| t.bound.is_some())
+        .collect()
+}
+
+/// One run of `tier`'s programs under gen-loom at `bound`, with `mutant` switched on
+/// (stopping at the first failing program): whether it passed, and each chunk's record
+/// of the mutants its run reached (`None`: unknown).
+fn run_tier(
+    opts: &Options,
+    root: &Path,
+    tier: &TierPlan,
+    bound: usize,
+    mutant: Option<Mutant>,
+) -> (bool, Vec<Option<Vec<String>>>) {
+    let mut opts = opts.clone();
+    opts.program_size = Some(tier.size.to_string());
+    opts.program_bound = Some(bound.to_string());
+    opts.scenarios.clear();
+    let dir = root
+        .join(&opts.report_dir)
+        .join("loom-margins")
+        .join(format!(
+            "{}-{}-{bound}",
+            tier.size,
+            mutant.map_or("shipped", |m| m.name())
+        ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = Run {
+        root,
+        profile: Profile::Quick,
+        mutant,
+        first_kill: mutant.is_some(),
+        seed: opts.seed,
+        shard: None,
+        results: dir.join("results"),
+        logs: dir.join("logs"),
+        test_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    std::fs::create_dir_all(&run.logs).expect("create the log directory");
+    let display = Display::new(0);
+    let ok = run_checks(&run, &opts, Checker::GenLoom, None, &display);
+    display.bar.finish_and_clear();
+    let (records, _) = read_records(&run.results);
+    (ok, records.into_iter().map(|r| r.reached).collect())
+}
+
+/// `tier`'s row: the tier passes unmutated at its quick bound (else `None`), then each
+/// mutant its chunks reached is explored at bounds 0, 1, ... up to it.
+fn tier_row(opts: &Options, root: &Path, tier: &TierPlan, mutants: &[Mutant]) -> Option<Row> {
+    let quick = tier.bound.expect("a bounded tier");
+    let name = format!("gen-loom {}", tier.size);
+    let (ok, reached) = run_tier(opts, root, tier, quick, None);
+    if !ok {
+        eprintln!("gate loom-margins: {name} fails at bound {quick} with no mutant");
+        return None;
+    }
+    let reaches = |m: &Mutant| {
+        reached
+            .iter()
+            .any(|r| r.as_ref().is_none_or(|r| r.iter().any(|n| n == m.name())))
+    };
+    let full = plan(Checker::GenLoom, Profile::Full)
+        .into_iter()
+        .find(|t| t.size == tier.size)
+        .map_or("not run".into(), |t| {
+            t.bound.map_or("unbounded".into(), |b| b.to_string())
+        });
+    let mut row = Row {
+        scenario: name,
+        quick,
+        full,
+        found: Vec::new(),
+        capped: Vec::new(),
+    };
+    for m in mutants.iter().filter(|m| reaches(m)) {
+        let start = std::time::Instant::now();
+        let fails = |b: usize| !run_tier(opts, root, tier, b, Some(*m)).0;
+        // The quick bound first: a mutant not found there is found at no smaller bound
+        // (a smaller bound explores a subset of the executions), so a survivor costs one
+        // run; a found one is then searched for from bound 0 up.
+        if !fails(quick) {
+            continue;
+        }
+        let bound = (0..quick).find(|b| fails(*b)).unwrap_or(quick);
+        eprintln!(
+            "  {:<32} {:<28} found at bound {bound} ({:.1} s)",
+            row.scenario,
+            m.name(),
+            start.elapsed().as_secs_f64()
+        );
+        row.found.push((*m, bound));
+    }
+    Some(row)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,9 +316,9 @@ mod tests {
     #[test]
     fn the_margin_is_the_quick_bound_over_the_deepest_find() {
         let row = Row {
-            scenario: "s",
+            scenario: "s".into(),
             quick: 3,
-            full: Some(4),
+            full: "4".into(),
             found: vec![(Mutant::ALL[0], 1), (Mutant::ALL[1], 2)],
             capped: Vec::new(),
         };

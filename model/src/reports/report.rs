@@ -59,6 +59,15 @@ pub struct Kill {
     pub strategies: Vec<StrategyRun>,
 }
 
+/// Where a kill matrix's replay commands go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Replays {
+    /// Listed, one per killed cell (report.md).
+    Listed,
+    /// Left to the run's report.md (the docs).
+    InReportMd,
+}
+
 impl Report {
     /// The report with every path under `root` written relative to it (replay commands,
     /// schedule and log files), so that a report, and the docs it is embedded in, name
@@ -80,9 +89,20 @@ impl Report {
         }
     }
 
+    /// report.md: everything, a kill matrix with one replay command per cell.
     pub fn markdown(&self) -> String {
         match &self.kills {
-            Some(kills) => self.mutants_markdown(kills),
+            Some(kills) => self.mutants_markdown(kills, Replays::Listed),
+            None => self.checks_markdown(),
+        }
+    }
+
+    /// What docs/VERIFICATION.md embeds: report.md, but a kill matrix's replay commands
+    /// stay in the run's report.md (most name that run's schedule files, which a clone
+    /// does not have; the others follow from the cell's checker, scenario and mutant).
+    pub fn docs_markdown(&self) -> String {
+        match &self.kills {
+            Some(kills) => self.mutants_markdown(kills, Replays::InReportMd),
             None => self.checks_markdown(),
         }
     }
@@ -359,6 +379,7 @@ impl Report {
     fn mutants_markdown(
         &self,
         kills: &BTreeMap<String, BTreeMap<Checker, Option<Kill>>>,
+        replays: Replays,
     ) -> String {
         let mut out = String::new();
         self.header(&mut out, "usbpm mutant kill matrix");
@@ -476,6 +497,10 @@ impl Report {
             );
         }
         let _ = writeln!(out, "\n## Replays\n");
+        if replays == Replays::InReportMd {
+            let _ = writeln!(out, "`gate mutants` writes one replay command per killed cell into its report.md (`target/gate/report.md`). From a clone, a loom kill replays as `cargo run --release -p usbpm-model --features loom --bin replay -- --scenario S --bound B --mutant M` (S, B: the cell's scenario and its loom bound), a std kill the same without `--features loom` (a new sample of real-thread schedules), a spec kill as `cargo run --release -p usbpm-spec --bin spec_check -- SIZE --mutant M`; gen-loom, gen-shuttle, shuttle and trace kills replay the program or schedule file their run saved under `target/gate/results/`.");
+            return out;
+        }
         for (mutant, by) in kills {
             for (c, k) in by {
                 if let Some(k) = k {
@@ -748,6 +773,21 @@ mod tests {
             row("deregister-no-wait")
         );
         assert!(md.contains("Both directions of the specification"));
+        // report.md lists each killed cell's replay; the docs leave them to report.md.
+        assert!(
+            md.contains("- deregister-no-wait / spec: `spec_check`"),
+            "{md}"
+        );
+        let docs = rep.docs_markdown();
+        assert!(!docs.contains("/ spec: `"), "{docs}");
+        assert!(
+            docs.contains("one replay command per killed cell"),
+            "{docs}"
+        );
+        assert_eq!(
+            md.split("## Replays").next(),
+            docs.split("## Replays").next()
+        );
     }
 
     #[test]
