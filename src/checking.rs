@@ -197,6 +197,11 @@ mutants! {
     /// kick) goes on while its item is still being delivered. Nothing is stranded.
     DoneBeforeDelivered = "done-before-delivered",
         "a caller counts its item delivered once taken: it goes on before the item reached every client";
+    /// The last waiter to leave a closed rundown does not clear its `WAITER` flag: every
+    /// later skip of the closed client takes the lock and makes a wake-up call for a
+    /// deregister that has already returned.
+    WaiterFlagKept = "waiter-flag-kept",
+        "the last waiter leaves its flag set: later skips of the client wake nobody";
 }
 
 /// One protocol step, as the `Probe` hears it. Field names say what they hold.
@@ -255,8 +260,13 @@ pub enum Step {
     /// `deregister(client)` is about to sleep until the in-flight count reaches zero.
     DeregisterSleeps(ClientHandle),
     /// The last in-flight release of `client`'s closed rundown woke the deregister
-    /// sleeping on it (the only wake-up call the rundown makes).
+    /// sleeping on it (the only wake-up call the rundown makes). Reported under the
+    /// rundown's lock, so before the woken waiter's `WaiterLeaves`.
     Woke(ClientHandle),
+    /// A deregister, detach completion or shutdown that waited on `client`'s rundown
+    /// (after `DeregisterSleeps`, `DetachWaits` or `ShutdownSleeps`) stops waiting: the
+    /// count is zero. Reported under the rundown's lock.
+    WaiterLeaves(ClientHandle),
     /// `deregister(client)` returns; `ok` is false when it returns an error.
     DeregisterReturn { client: ClientHandle, ok: bool },
     /// `hub` arrived (or arrived again): its arrival is queued, addressed to `clients`

@@ -292,7 +292,7 @@ impl PolicyManager {
         let handle = registry.clients.insert_with(|handle| {
             let c = Arc::new(Client {
                 handle,
-                rundown: Rundown::new(),
+                rundown: Rundown::new(handle),
                 callback: callback.take().expect("insert_with calls its closure once"),
                 granted,
                 greeted: AtomicBool::new(false),
@@ -344,14 +344,11 @@ impl PolicyManager {
                 client.greeted.store(true, Ordering::Relaxed);
                 self.release(client);
             }
-            Err(backed_out) => {
+            Err(_) => {
                 hooks.step(|| Step::ManagerSkipped {
                     client: handle,
                     event: ManagerEvent::Arrival,
                 });
-                if backed_out.woke {
-                    hooks.step(|| Step::Woke(handle));
-                }
             }
         }
     }
@@ -521,15 +518,12 @@ impl PolicyManager {
         }
         let from = match client.rundown.try_acquire(hooks) {
             Ok(from) => from,
-            Err(backed_out) => {
+            Err(_) => {
                 hooks.step(|| Step::Skipped {
                     client: handle,
                     hub,
                     seq: n.seq,
                 });
-                if backed_out.woke {
-                    hooks.step(|| Step::Woke(handle));
-                }
                 return false;
             }
         };
@@ -578,13 +572,11 @@ impl PolicyManager {
     /// The steps of a count given back.
     fn released(&self, handle: ClientHandle, released: crate::rundown::Released) {
         let hooks = self.hooks();
+        // A wake-up call it made was reported under the rundown's lock (`Step::Woke`).
         hooks.step(|| Step::InFlightRelease {
             client: handle,
             from: released.from,
         });
-        if released.woke {
-            hooks.step(|| Step::Woke(handle));
-        }
     }
 
     /// Runs the callback with the thread marked as inside it; contains its panic.
@@ -1265,7 +1257,7 @@ impl Detached {
         };
         hooks.step(|| Step::DetachWaits(handle));
         if hooks.mutant(Mutant::DetachNeverDone) {
-            self.client.rundown.wait_unflagged();
+            self.client.rundown.wait_unflagged(hooks);
         } else if !hooks.mutant(Mutant::DetachDoneEarly) {
             self.client.rundown.wait_for_zero(hooks);
         }

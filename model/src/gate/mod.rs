@@ -525,6 +525,7 @@ mod tests {
             Mutant::RemovalHidesHub => 33,
             Mutant::PowerRequestUnlocked => 34,
             Mutant::DoneBeforeDelivered => 35,
+            Mutant::WaiterFlagKept => 36,
         }
     }
 
@@ -532,7 +533,7 @@ mod tests {
     fn every_mutant_is_in_the_catalogue_selectable_by_name_and_described() {
         // `place` numbers every variant 0..N; ALL holds N mutants at N distinct places,
         // so it holds every variant.
-        let variants = 36;
+        let variants = 37;
         let mut places: Vec<usize> = Mutant::ALL.iter().map(|m| place(*m)).collect();
         places.sort_unstable();
         assert_eq!(places, (0..variants).collect::<Vec<_>>());

@@ -175,8 +175,10 @@ struct State {
     violations: Vec<Violation>,
     clients: BTreeMap<String, ClientTrack>,
     names: HashMap<ClientHandle, String>,
-    /// Clients a deregister has gone to sleep on (P6: the only ones a release may wake).
-    slept_on: std::collections::HashSet<ClientHandle>,
+    /// Per client, the waiters (deregisters, detach completions, a shutdown) sleeping on
+    /// its rundown now: from their `DeregisterSleeps`, `DetachWaits` or `ShutdownSleeps`
+    /// to their `WaiterLeaves` (P6: a release may wake only a client with one).
+    waiting: HashMap<ClientHandle, u32>,
     /// `shutdown` returned (M3: no power request reaches the hardware afterwards).
     shut_down: bool,
     /// Whether each client (raw handle) was granted `ASSIGN_POWER`, as its Policy
@@ -765,27 +767,35 @@ impl Probe for Monitor {
                 )
             }
             Step::DeregisterSleeps(c) => {
-                s.slept_on.insert(c);
+                *s.waiting.entry(c).or_default() += 1;
                 format!(
                     "  lib: deregister({}) sleeps until drained",
                     self.name_of(&s, c)
                 )
             }
-            Step::Woke(c) if s.slept_on.contains(&c) => format!(
+            // Both `Woke` and `WaiterLeaves` are reported under the rundown's lock, so a
+            // waiter the release woke has not left yet.
+            Step::Woke(c) if s.waiting.get(&c).is_some_and(|n| *n > 0) => format!(
                 "  lib: last release wakes deregister({})",
                 self.name_of(&s, c)
             ),
             Step::Woke(c) => {
                 let message = format!(
-                    "a release of {} made a wake-up call, but no deregister sleeps on it",
+                    "a release of {} made a wake-up call, but no deregister, detach completion or shutdown sleeps on it now",
                     self.name_of(&s, c)
                 );
                 s.bounded_work_violated(thread, message);
                 return;
             }
             Step::Queued { hub, seq } => format!("  lib: {hub} seq {seq} queued"),
+            Step::WaiterLeaves(c) => {
+                if let Some(n) = s.waiting.get_mut(&c) {
+                    *n = n.saturating_sub(1);
+                }
+                format!("  lib: the wait on {}'s calls ends", self.name_of(&s, c))
+            }
             Step::DetachWaits(c) => {
-                s.slept_on.insert(c);
+                *s.waiting.entry(c).or_default() += 1;
                 format!(
                     "  lib: {}'s detach completion waits for its admitted calls",
                     self.name_of(&s, c)
@@ -905,7 +915,7 @@ impl Probe for Monitor {
             }
             Step::ShutdownEnter => "  lib: shutdown begins".to_string(),
             Step::ShutdownSleeps(c) => {
-                s.slept_on.insert(c);
+                *s.waiting.entry(c).or_default() += 1;
                 format!(
                     "  lib: shutdown closed {} and sleeps until its calls returned",
                     self.name_of(&s, c)

@@ -72,6 +72,7 @@ pub fn unwoken(steps: &[(String, Step)]) -> Vec<Sleeper> {
             | Step::DeregisterEnter(_)
             | Step::DeregisterClosed { .. }
             | Step::Woke(_)
+            | Step::WaiterLeaves(_)
             | Step::DeregisterReturn { .. }
             | Step::HubArrived { .. }
             | Step::Took { .. }

@@ -169,8 +169,9 @@ pub fn observe(step: &Step) -> Obs {
         // count is 0; a trace does not end with one still waiting).
         Step::DetachWaits(h) => Obs::DetachWaits { client: c(h) },
         Step::DetachDone(h) => Obs::DetachDone { client: c(h) },
-        // Not modelled, so they stutter. `Queued` and `Woke` say no more than the steps
-        // around them (the append's `Submitted`; the release or skip that woke).
+        // Not modelled, so they stutter. `Queued`, `Woke` and `WaiterLeaves` say no more
+        // than the steps around them (the append's `Submitted`; the release or skip that
+        // woke; the waiter's return or completion).
         // `ContextDrop` is the last reference to a client going, which the specification
         // does not track: its clients are names in sets (the registry, subscribers, a
         // drainer's pruned clients), not counted references, and when the last one goes
@@ -180,7 +181,10 @@ pub fn observe(step: &Step) -> Obs {
             hub: hub.0,
             ticket: *ticket,
         },
-        other @ (Step::Queued { .. } | Step::Woke(_) | Step::ContextDrop(_)) => {
+        other @ (Step::Queued { .. }
+        | Step::Woke(_)
+        | Step::WaiterLeaves(_)
+        | Step::ContextDrop(_)) => {
             Obs::Other(format!("{other:?}"))
         }
         // A power request queued for the hardware (under the registry lock), and the
