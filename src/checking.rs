@@ -260,12 +260,10 @@ pub enum Step {
     /// `deregister(client)` is about to sleep until the in-flight count reaches zero.
     DeregisterSleeps(ClientHandle),
     /// The last in-flight release of `client`'s closed rundown woke the deregister
-    /// sleeping on it (the only wake-up call the rundown makes). Reported under the
-    /// rundown's lock, so before the woken waiter's `WaiterLeaves`.
+    /// sleeping on it (the only wake-up call the rundown makes).
     Woke(ClientHandle),
     /// A deregister, detach completion or shutdown that waited on `client`'s rundown
-    /// (after `DeregisterSleeps`, `DetachWaits` or `ShutdownSleeps`) stops waiting: the
-    /// count is zero. Reported under the rundown's lock.
+    /// (after `DeregisterSleeps`, `DetachWaits` or `ShutdownSleeps`) has stopped waiting.
     WaiterLeaves(ClientHandle),
     /// `deregister(client)` returns; `ok` is false when it returns an error.
     DeregisterReturn { client: ClientHandle, ok: bool },

@@ -292,7 +292,7 @@ impl PolicyManager {
         let handle = registry.clients.insert_with(|handle| {
             let c = Arc::new(Client {
                 handle,
-                rundown: Rundown::new(handle),
+                rundown: Rundown::new(),
                 callback: callback.take().expect("insert_with calls its closure once"),
                 granted,
                 greeted: AtomicBool::new(false),
@@ -344,11 +344,14 @@ impl PolicyManager {
                 client.greeted.store(true, Ordering::Relaxed);
                 self.release(client);
             }
-            Err(_) => {
+            Err(backed_out) => {
                 hooks.step(|| Step::ManagerSkipped {
                     client: handle,
                     event: ManagerEvent::Arrival,
                 });
+                if backed_out.woke {
+                    hooks.step(|| Step::Woke(handle));
+                }
             }
         }
     }
@@ -496,6 +499,7 @@ impl PolicyManager {
         }
         hooks.step(|| Step::DeregisterSleeps(handle));
         client.rundown.wait_for_zero(hooks);
+        hooks.step(|| Step::WaiterLeaves(handle));
     }
 
     /// Calls `client`'s callback unless it is closed. Returns false if it is closed (the
@@ -518,12 +522,15 @@ impl PolicyManager {
         }
         let from = match client.rundown.try_acquire(hooks) {
             Ok(from) => from,
-            Err(_) => {
+            Err(backed_out) => {
                 hooks.step(|| Step::Skipped {
                     client: handle,
                     hub,
                     seq: n.seq,
                 });
+                if backed_out.woke {
+                    hooks.step(|| Step::Woke(handle));
+                }
                 return false;
             }
         };
@@ -572,11 +579,13 @@ impl PolicyManager {
     /// The steps of a count given back.
     fn released(&self, handle: ClientHandle, released: crate::rundown::Released) {
         let hooks = self.hooks();
-        // A wake-up call it made was reported under the rundown's lock (`Step::Woke`).
         hooks.step(|| Step::InFlightRelease {
             client: handle,
             from: released.from,
         });
+        if released.woke {
+            hooks.step(|| Step::Woke(handle));
+        }
     }
 
     /// Runs the callback with the thread marked as inside it; contains its panic.
@@ -959,6 +968,7 @@ impl PolicyManager {
                 if closed.in_flight > 0 {
                     hooks.step(|| Step::ShutdownSleeps(handle));
                     client.rundown.wait_for_zero(hooks);
+                    hooks.step(|| Step::WaiterLeaves(handle));
                 }
             }
             let acquired = {
@@ -1257,10 +1267,11 @@ impl Detached {
         };
         hooks.step(|| Step::DetachWaits(handle));
         if hooks.mutant(Mutant::DetachNeverDone) {
-            self.client.rundown.wait_unflagged(hooks);
+            self.client.rundown.wait_unflagged();
         } else if !hooks.mutant(Mutant::DetachDoneEarly) {
             self.client.rundown.wait_for_zero(hooks);
         }
+        hooks.step(|| Step::WaiterLeaves(handle));
         drop(edge);
         hooks.step(|| Step::DetachDone(handle));
         Ok(())

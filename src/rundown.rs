@@ -43,8 +43,7 @@
 //!   seen by the test (the waiter does not sleep); one that comes after it sees `WAITER`
 //!   and must take `lock` to notify, which it gets only once the waiter sleeps.
 
-use crate::checking::{Hooks, Mutant, Step};
-use crate::handle::ClientHandle;
+use crate::checking::{Hooks, Mutant};
 use crate::sync::{lock, AtomicU64, Condvar, Mutex, Ordering};
 
 const CLOSED: u64 = 1 << 63;
@@ -83,8 +82,6 @@ struct Turns {
 }
 
 pub(crate) struct Rundown {
-    /// The client this is the rundown of (named in the probe's steps).
-    owner: ClientHandle,
     state: AtomicU64,
     /// Held by a waiter from setting `WAITER` through its last look at `state` to going to
     /// sleep, and by the last releaser around its notify, so the wake-up cannot fall in
@@ -99,9 +96,8 @@ pub(crate) struct Rundown {
 }
 
 impl Rundown {
-    pub(crate) fn new(owner: ClientHandle) -> Self {
+    pub(crate) fn new() -> Self {
         Rundown {
-            owner,
             state: AtomicU64::new(0),
             lock: Mutex::new(0),
             at_zero: Condvar::new(),
@@ -198,9 +194,6 @@ impl Rundown {
         let woke = last && (prev & WAITER != 0 || hooks.mutant(Mutant::WakeWithoutWaiter));
         if woke {
             let _guard = lock(&self.lock);
-            // Reported under the lock: a waiter leaves under it too, so the probe hears
-            // the wake-up before the waiter it wakes can leave.
-            hooks.step(|| Step::Woke(self.owner));
             self.at_zero.notify_all();
         }
         Released {
@@ -232,7 +225,7 @@ impl Rundown {
 
     /// Only for the [`Mutant::DetachNeverDone`] mutant: sleeps until the count reaches zero
     /// without setting `WAITER`, so the last release sees nobody to wake.
-    pub(crate) fn wait_unflagged(&self, hooks: &Hooks) {
+    pub(crate) fn wait_unflagged(&self) {
         let mut guard = lock(&self.lock);
         while self.state.load(Ordering::Acquire) & COUNT != 0 {
             guard = match self.at_zero.wait(guard) {
@@ -240,7 +233,6 @@ impl Rundown {
                 Err(poisoned) => poisoned.into_inner(),
             };
         }
-        hooks.step(|| Step::WaiterLeaves(self.owner));
     }
 
     /// Blocks until a closed rundown has no call in flight (its count reaches zero). At
@@ -262,7 +254,6 @@ impl Rundown {
                 let guard = lock(&self.lock);
                 drop(self.at_zero.wait(guard));
             }
-            hooks.step(|| Step::WaiterLeaves(self.owner));
             return;
         }
         let mut guard = lock(&self.lock);
@@ -289,7 +280,6 @@ impl Rundown {
         if *guard == 0 && !hooks.mutant(Mutant::WaiterFlagKept) {
             self.state.fetch_and(!WAITER, Ordering::Relaxed);
         }
-        hooks.step(|| Step::WaiterLeaves(self.owner));
         drop(guard);
     }
 }

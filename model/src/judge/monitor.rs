@@ -175,10 +175,12 @@ struct State {
     violations: Vec<Violation>,
     clients: BTreeMap<String, ClientTrack>,
     names: HashMap<ClientHandle, String>,
-    /// Per client, the waiters (deregisters, detach completions, a shutdown) sleeping on
-    /// its rundown now: from their `DeregisterSleeps`, `DetachWaits` or `ShutdownSleeps`
-    /// to their `WaiterLeaves` (P6: a release may wake only a client with one).
+    /// Per client, the waiters (deregisters, detach completions, a shutdown) on its
+    /// rundown: from their `DeregisterSleeps`, `DetachWaits` or `ShutdownSleeps` to their
+    /// `WaiterLeaves` (P6: a release may wake only a client with one).
     waiting: HashMap<ClientHandle, u32>,
+    /// Per client, the index in `steps` of the latest `WaiterLeaves`.
+    left_at: HashMap<ClientHandle, usize>,
     /// `shutdown` returned (M3: no power request reaches the hardware afterwards).
     shut_down: bool,
     /// Whether each client (raw handle) was granted `ASSIGN_POWER`, as its Policy
@@ -197,6 +199,23 @@ struct State {
 }
 
 impl State {
+    /// Whether the wake-up call `thread` just reported (the last step) on `client` can
+    /// have found a waiter. The release decided to wake at its read-modify-write of the
+    /// count, after `thread`'s previous step; a waiter is present from before its
+    /// `*Sleeps`/`DetachWaits` step to before its `WaiterLeaves`. So the call is justified
+    /// exactly when a waiter is still there, or one left after `thread`'s previous step
+    /// (steps are reported after their effects, so no tighter rule holds for correct code).
+    fn woke_a_waiter(&self, thread: &str, client: ClientHandle) -> bool {
+        if self.waiting.get(&client).is_some_and(|n| *n > 0) {
+            return true;
+        }
+        let now = self.steps.len() - 1;
+        let previous = self.steps[..now].iter().rposition(|(t, _)| t == thread);
+        self.left_at
+            .get(&client)
+            .is_some_and(|left| previous.is_none_or(|p| *left > p))
+    }
+
     /// The item `hub`'s drainer was delivering (if any) has reached every client.
     fn finish_delivery(&mut self, hub: HubId) {
         if let Some((ticket, _)) = self.delivering.remove(&hub) {
@@ -734,6 +753,10 @@ impl Probe for Monitor {
         let thread = rt::thread_name();
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         s.steps.push((thread.clone(), step.clone()));
+        let woke_a_waiter = match step {
+            Step::Woke(c) => s.woke_a_waiter(&thread, c),
+            _ => false,
+        };
         let text = match step {
             Step::InFlightAcquire { client, from } => {
                 format!(
@@ -773,15 +796,13 @@ impl Probe for Monitor {
                     self.name_of(&s, c)
                 )
             }
-            // Both `Woke` and `WaiterLeaves` are reported under the rundown's lock, so a
-            // waiter the release woke has not left yet.
-            Step::Woke(c) if s.waiting.get(&c).is_some_and(|n| *n > 0) => format!(
+            Step::Woke(c) if woke_a_waiter => format!(
                 "  lib: last release wakes deregister({})",
                 self.name_of(&s, c)
             ),
             Step::Woke(c) => {
                 let message = format!(
-                    "a release of {} made a wake-up call, but no deregister, detach completion or shutdown sleeps on it now",
+                    "a release of {} made a wake-up call, but no deregister, detach completion or shutdown waited on it since this thread's previous step",
                     self.name_of(&s, c)
                 );
                 s.bounded_work_violated(thread, message);
@@ -792,6 +813,8 @@ impl Probe for Monitor {
                 if let Some(n) = s.waiting.get_mut(&c) {
                     *n = n.saturating_sub(1);
                 }
+                let at = s.steps.len() - 1;
+                s.left_at.insert(c, at);
                 format!("  lib: the wait on {}'s calls ends", self.name_of(&s, c))
             }
             Step::DetachWaits(c) => {
@@ -996,5 +1019,59 @@ impl Probe for Monitor {
         payload
             .downcast_ref::<crate::base::panics::ModelPanic>()
             .is_some()
+    }
+}
+
+#[cfg(all(test, not(any(feature = "loom", feature = "shuttle"))))]
+mod tests {
+    use super::*;
+
+    /// Plays `steps` (thread name, step) into a fresh monitor, each on a std thread of
+    /// that name in turn; returns the properties violated.
+    fn play(steps: Vec<(&'static str, Step)>) -> Vec<Property> {
+        let m = Monitor::new();
+        for (thread, step) in steps {
+            let m = m.clone();
+            std::thread::Builder::new()
+                .name(thread.into())
+                .spawn(move || m.step(step))
+                .expect("spawn")
+                .join()
+                .expect("join");
+        }
+        m.violations().into_iter().map(|v| v.property).collect()
+    }
+
+    #[test]
+    fn a_wake_up_needs_a_waiter_since_the_releasers_previous_step() {
+        let a = ClientHandle::from_raw(1);
+        let sleeps = ("main", Step::DeregisterSleeps(a));
+        let leaves = ("main", Step::WaiterLeaves(a));
+        let before = (
+            "d",
+            Step::InFlightAcquire {
+                client: a,
+                from: 0,
+            },
+        );
+        let woke = ("d", Step::Woke(a));
+        // The waiter is still there, or left after the releaser's previous step (the
+        // release decided to wake between that step and its report).
+        assert_eq!(play(vec![sleeps.clone(), woke.clone()]), vec![]);
+        assert_eq!(
+            play(vec![
+                before.clone(),
+                sleeps.clone(),
+                leaves.clone(),
+                woke.clone()
+            ]),
+            vec![]
+        );
+        // The waiter left before the releaser's previous step, or never came.
+        assert_eq!(
+            play(vec![sleeps, leaves, before, woke.clone()]),
+            vec![Property::BoundedWork]
+        );
+        assert_eq!(play(vec![woke]), vec![Property::BoundedWork]);
     }
 }
