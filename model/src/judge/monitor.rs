@@ -201,16 +201,32 @@ struct State {
 impl State {
     /// Whether the wake-up call `thread` just reported (the last step) on `client` can
     /// have found a waiter. The release decided to wake at its read-modify-write of the
-    /// count, after `thread`'s previous step; a waiter is present from before its
-    /// `*Sleeps`/`DetachWaits` step to before its `WaiterLeaves`. So the call is justified
-    /// exactly when a waiter is still there, or one left after `thread`'s previous step
-    /// (steps are reported after their effects, so no tighter rule holds for correct code).
+    /// count, after `thread`'s previous step (the release's own report, its
+    /// `InFlightRelease` or skip, comes after the read-modify-write and does not count);
+    /// a waiter is present from before its `*Sleeps`/`DetachWaits` step to before its
+    /// `WaiterLeaves`. So the call is justified exactly when a waiter is still there, or
+    /// one left after `thread`'s previous step (steps are reported after their effects,
+    /// so no tighter rule holds for correct code).
     fn woke_a_waiter(&self, thread: &str, client: ClientHandle) -> bool {
         if self.waiting.get(&client).is_some_and(|n| *n > 0) {
             return true;
         }
         let now = self.steps.len() - 1;
-        let previous = self.steps[..now].iter().rposition(|(t, _)| t == thread);
+        let mut mine = self.steps[..now]
+            .iter()
+            .enumerate()
+            .rev()
+            .filter(|(_, (t, _))| t == thread);
+        let own_report = |step: &Step| match step {
+            Step::InFlightRelease { client: c, .. }
+            | Step::Skipped { client: c, .. }
+            | Step::ManagerSkipped { client: c, .. } => *c == client,
+            _ => false,
+        };
+        let previous = match mine.next() {
+            Some((_, (_, step))) if own_report(step) => mine.next().map(|(i, _)| i),
+            other => other.map(|(i, _)| i),
+        };
         self.left_at
             .get(&client)
             .is_some_and(|left| previous.is_none_or(|p| *left > p))
@@ -1047,14 +1063,9 @@ mod tests {
         let a = ClientHandle::from_raw(1);
         let sleeps = ("main", Step::DeregisterSleeps(a));
         let leaves = ("main", Step::WaiterLeaves(a));
-        let before = (
-            "d",
-            Step::InFlightAcquire {
-                client: a,
-                from: 0,
-            },
-        );
+        let before = ("d", Step::InFlightAcquire { client: a, from: 0 });
         let woke = ("d", Step::Woke(a));
+        let release = ("d", Step::InFlightRelease { client: a, from: 1 });
         // The waiter is still there, or left after the releaser's previous step (the
         // release decided to wake between that step and its report).
         assert_eq!(play(vec![sleeps.clone(), woke.clone()]), vec![]);
@@ -1069,9 +1080,29 @@ mod tests {
         );
         // The waiter left before the releaser's previous step, or never came.
         assert_eq!(
-            play(vec![sleeps, leaves, before, woke.clone()]),
+            play(vec![
+                sleeps.clone(),
+                leaves.clone(),
+                before.clone(),
+                woke.clone()
+            ]),
             vec![Property::BoundedWork]
         );
-        assert_eq!(play(vec![woke]), vec![Property::BoundedWork]);
+        assert_eq!(play(vec![woke.clone()]), vec![Property::BoundedWork]);
+        // The release's own report comes after its read-modify-write: it does not count.
+        assert_eq!(
+            play(vec![
+                before.clone(),
+                sleeps.clone(),
+                leaves.clone(),
+                release.clone(),
+                woke.clone()
+            ]),
+            vec![]
+        );
+        assert_eq!(
+            play(vec![sleeps, leaves, before, release, woke]),
+            vec![Property::BoundedWork]
+        );
     }
 }

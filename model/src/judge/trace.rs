@@ -184,9 +184,7 @@ pub fn observe(step: &Step) -> Obs {
         other @ (Step::Queued { .. }
         | Step::Woke(_)
         | Step::WaiterLeaves(_)
-        | Step::ContextDrop(_)) => {
-            Obs::Other(format!("{other:?}"))
-        }
+        | Step::ContextDrop(_)) => Obs::Other(format!("{other:?}")),
         // A power request queued for the hardware (under the registry lock), and the
         // hardware's answer returning: an accepted one (or one reported) after the
         // `Submitted` of its change (or of nothing, its request stale) and its settling;
