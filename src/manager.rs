@@ -505,10 +505,10 @@ impl PolicyManager {
     /// Calls `client`'s callback unless it is closed. Returns false if it is closed (the
     /// caller drops it from its subscriber list).
     ///
-    /// The delivery first takes the client's turn (sleeping while a call of the client is
-    /// active on another thread), then its in-flight count: a delivery sleeping for its
-    /// turn holds no count, so no deregister waits for it, and it skips the client if a
-    /// deregister closed it meanwhile.
+    /// The delivery first takes an in-flight count (or, finding the client closed, backs
+    /// out and skips it), then, if a call of the client is active on another thread,
+    /// sleeps for the turn holding that count: a deregister made meanwhile waits for the
+    /// admitted call, which then runs (see `rundown`, "One call at a time").
     pub(crate) fn invoke(&self, client: &Client, n: &Notification) -> bool {
         let hooks = self.hooks();
         let handle = client.handle;
