@@ -107,7 +107,8 @@ struct Cli {
     /// `gate programs`: the tier, TxK-cC-hH (threads x ops per thread, clients, hubs).
     #[arg(long, value_name = "TxK-cC-hH")]
     size: Option<String>,
-    /// `gate programs`: loom's preemption bound for the tier, or `unbounded`.
+    /// `gate programs`: loom's preemption bound for the tier, `unbounded`, or `0..=N`
+    /// (bounds 0 to N in turn, each chunk stopping at its first failing bound).
     #[arg(long)]
     bound: Option<String>,
 }

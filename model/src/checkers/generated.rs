@@ -48,27 +48,41 @@ fn size(s: &str) -> Size {
     s.parse().expect("a tier size in the source parses")
 }
 
+/// The bounds `USBPM_PROGRAM_BOUND` names: `unbounded` (or unset), a number, or `0..=N`
+/// (every bound from 0 to N in turn: a run stops at the first that fails, so a failing
+/// chunk's last tier run is the smallest bound at which one of its programs fails).
+pub fn parse_bounds(text: &str) -> Result<Vec<Option<usize>>, String> {
+    let bad = || format!("{text}: a number of preemptions, `0..=N` or `unbounded`");
+    match text {
+        "" | "unbounded" => Ok(vec![None]),
+        _ => match text.strip_prefix("0..=") {
+            Some(n) => Ok((0..=n.parse::<usize>().map_err(|_| bad())?)
+                .map(Some)
+                .collect()),
+            None => Ok(vec![Some(text.parse().map_err(|_| bad())?)]),
+        },
+    }
+}
+
 /// The tiers a checker runs at `profile`; `USBPM_PROGRAM_SIZE` (and `USBPM_PROGRAM_BOUND`,
-/// `unbounded` or a number) replace them with one tier (`gate programs --size`).
+/// see [`parse_bounds`]) replace them with one tier (`gate programs --size`).
 pub fn plan(checker: Checker, profile: crate::judge::verdict::Profile) -> Vec<TierPlan> {
     use crate::judge::verdict::Profile;
-    let bound = match std::env::var("USBPM_PROGRAM_BOUND").ok().as_deref() {
-        None | Some("") | Some("unbounded") => None,
-        Some(b) => Some(
-            b.parse()
-                .expect("USBPM_PROGRAM_BOUND: a number or `unbounded`"),
-        ),
-    };
+    let bounds = parse_bounds(&std::env::var("USBPM_PROGRAM_BOUND").unwrap_or_default())
+        .unwrap_or_else(|e| panic!("USBPM_PROGRAM_BOUND: {e}"));
     if let Ok(s) = std::env::var("USBPM_PROGRAM_SIZE") {
         let size: Size = s
             .parse()
             .unwrap_or_else(|e| panic!("USBPM_PROGRAM_SIZE: {e}"));
         let random = (checker == Checker::GenShuttle).then_some((64, 200));
-        return vec![TierPlan {
-            size,
-            bound,
-            random,
-        }];
+        return bounds
+            .into_iter()
+            .map(|bound| TierPlan {
+                size,
+                bound,
+                random,
+            })
+            .collect();
     }
     // The tiers and bounds are chosen from measurements on 2 cores, which live in one
     // place: docs/VERIFICATION.md, "Generated programs" (each tier's programs,
@@ -682,6 +696,17 @@ pub fn shuttle_programs(
 #[cfg(test)]
 mod tests {
     use crate::lang::enumerate::{canonical, for_each, live, Size};
+
+    #[test]
+    fn a_bound_is_a_number_a_range_from_zero_or_unbounded() {
+        use super::parse_bounds;
+        assert_eq!(parse_bounds("3"), Ok(vec![Some(3)]));
+        assert_eq!(parse_bounds("0..=2"), Ok(vec![Some(0), Some(1), Some(2)]));
+        assert_eq!(parse_bounds("unbounded"), Ok(vec![None]));
+        assert_eq!(parse_bounds(""), Ok(vec![None]));
+        assert!(parse_bounds("1..=2").is_err());
+        assert!(parse_bounds("two").is_err());
+    }
 
     #[test]
     fn named_scenarios_are_programs_of_the_tiers() {

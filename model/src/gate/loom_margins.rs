@@ -4,8 +4,8 @@
 //! which it fails is where the mutant is found, and the chosen bound's margin over it is
 //! what the check has to spare. The same for every generated-program tier gen-loom
 //! explores at a bound: the whole tier (every program of it) runs against each mutant its
-//! unmutated run reached, at the quick bound and, if a program fails there, at bounds
-//! 0, 1, ... until one fails.
+//! unmutated run reached, at the quick bound and, if a program fails there, once more
+//! with each chunk trying bounds 0, 1, ... and stopping at its first failing bound.
 //! `--update-docs` embeds the table in docs/VERIFICATION.md.
 
 use std::path::Path;
@@ -19,8 +19,8 @@ use super::nextest::{run_checks, Run};
 use super::records::read_records;
 use super::{exit_code, Options, VERIFICATION_MD};
 use crate::base::checker::Checker;
-use crate::checkers::check::{loom_bound, Profile};
-use crate::checkers::generated::{plan, TierPlan};
+use crate::checkers::check::{loom_bound, Profile, Record, Verdict};
+use crate::checkers::generated::{plan, TierPlan, CHUNKS};
 use crate::exec::scenarios::{Scenario, ALL};
 
 /// The doc section and the command that regenerates it.
@@ -218,34 +218,36 @@ pub fn bounded_tiers() -> Vec<TierPlan> {
         .collect()
 }
 
-/// One run of `tier`'s programs under gen-loom at `bound`, with `mutant` switched on
-/// (stopping at the first failing program): whether it passed, and each chunk's record
-/// of the mutants its run reached (`None`: unknown).
+/// One run of `tier`'s programs under gen-loom at `bounds` (a number, or `0..=N`: see
+/// `generated::parse_bounds`), with `mutant` switched on; `first_kill` stops the run at
+/// the first failing chunk. Returns whether it passed, and the chunks' records.
 fn run_tier(
     opts: &Options,
     root: &Path,
     tier: &TierPlan,
-    bound: usize,
+    bounds: &str,
     mutant: Option<Mutant>,
-) -> (bool, Vec<Option<Vec<String>>>) {
+    first_kill: bool,
+) -> (bool, Vec<Record>) {
     let mut opts = opts.clone();
     opts.program_size = Some(tier.size.to_string());
-    opts.program_bound = Some(bound.to_string());
+    opts.program_bound = Some(bounds.to_string());
     opts.scenarios.clear();
     let dir = root
         .join(&opts.report_dir)
         .join("loom-margins")
         .join(format!(
-            "{}-{}-{bound}",
+            "{}-{}-{}",
             tier.size,
-            mutant.map_or("shipped", |m| m.name())
+            mutant.map_or("shipped", |m| m.name()),
+            bounds.replace("..=", "-")
         ));
     let _ = std::fs::remove_dir_all(&dir);
     let run = Run {
         root,
         profile: Profile::Quick,
         mutant,
-        first_kill: mutant.is_some(),
+        first_kill,
         seed: opts.seed,
         shard: None,
         results: dir.join("results"),
@@ -256,24 +258,43 @@ fn run_tier(
     let display = Display::new(0);
     let ok = run_checks(&run, &opts, Checker::GenLoom, None, &display);
     display.bar.finish_and_clear();
-    let (records, _) = read_records(&run.results);
-    (ok, records.into_iter().map(|r| r.reached).collect())
+    (ok, read_records(&run.results).0)
 }
 
-/// `tier`'s row: the tier passes unmutated at its quick bound (else `None`), then each
-/// mutant its chunks reached is explored at bounds 0, 1, ... up to it.
+/// The smallest bound at which a chunk failed, from a `0..=N` run's records: a failing
+/// chunk's last tier run is at the first bound where one of its programs failed. A chunk
+/// that left no record (hung or crashed) counts at `quick`, the bound it is known to fail at.
+fn smallest_failing_bound(records: &[Record], quick: usize) -> usize {
+    let failing: Vec<usize> = records
+        .iter()
+        .filter(|r| r.verdict == Verdict::Fail)
+        .filter_map(|r| r.programs.last().and_then(|t| t.bound))
+        .collect();
+    let missing = records.len() < CHUNKS;
+    failing
+        .into_iter()
+        .chain(missing.then_some(quick))
+        .min()
+        .unwrap_or(quick)
+}
+
+/// `tier`'s row: the tier passes unmutated at its quick bound (else `None`); each mutant
+/// its chunks reached runs against the tier at that bound and, if a program fails there,
+/// once more at bounds `0..=quick`, each chunk stopping at its first failing bound.
 fn tier_row(opts: &Options, root: &Path, tier: &TierPlan, mutants: &[Mutant]) -> Option<Row> {
     let quick = tier.bound.expect("a bounded tier");
     let name = format!("gen-loom {}", tier.size);
-    let (ok, reached) = run_tier(opts, root, tier, quick, None);
+    let (ok, records) = run_tier(opts, root, tier, &quick.to_string(), None, false);
     if !ok {
         eprintln!("gate loom-margins: {name} fails at bound {quick} with no mutant");
         return None;
     }
     let reaches = |m: &Mutant| {
-        reached
-            .iter()
-            .any(|r| r.as_ref().is_none_or(|r| r.iter().any(|n| n == m.name())))
+        records.iter().any(|r| {
+            r.reached
+                .as_ref()
+                .is_none_or(|r| r.iter().any(|n| n == m.name()))
+        })
     };
     let full = plan(Checker::GenLoom, Profile::Full)
         .into_iter()
@@ -290,14 +311,13 @@ fn tier_row(opts: &Options, root: &Path, tier: &TierPlan, mutants: &[Mutant]) ->
     };
     for m in mutants.iter().filter(|m| reaches(m)) {
         let start = std::time::Instant::now();
-        let fails = |b: usize| !run_tier(opts, root, tier, b, Some(*m)).0;
-        // The quick bound first: a mutant not found there is found at no smaller bound
-        // (a smaller bound explores a subset of the executions), so a survivor costs one
-        // run; a found one is then searched for from bound 0 up.
-        if !fails(quick) {
+        // A mutant not found at the quick bound is found at no smaller one (a smaller
+        // bound explores a subset of the executions): a survivor costs one run.
+        if run_tier(opts, root, tier, &quick.to_string(), Some(*m), true).0 {
             continue;
         }
-        let bound = (0..quick).find(|b| fails(*b)).unwrap_or(quick);
+        let (_, records) = run_tier(opts, root, tier, &format!("0..={quick}"), Some(*m), false);
+        let bound = smallest_failing_bound(&records, quick);
         eprintln!(
             "  {:<32} {:<28} found at bound {bound} ({:.1} s)",
             row.scenario,

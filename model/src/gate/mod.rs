@@ -189,11 +189,7 @@ impl Options {
             size.parse::<crate::lang::enumerate::Size>()?;
         }
         if let Some(b) = &self.program_bound {
-            if b != "unbounded" && b.parse::<usize>().is_err() {
-                return Err(format!(
-                    "--bound {b}: a number of preemptions or `unbounded`"
-                ));
-            }
+            crate::checkers::generated::parse_bounds(b).map_err(|e| format!("--bound {e}"))?;
         }
         for s in &self.scenarios {
             if !ALL.iter().any(|x| x.name == s)
