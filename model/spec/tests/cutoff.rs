@@ -1,8 +1,9 @@
 //! The cutoff argument for the sizes checked (docs/SPEC.md, "Why these sizes"), checked:
-//! one more client, or one more thread, reaches no new *kind* of client, thread or hub
-//! (a state's parts with every client, hub, seq and ticket name erased), and every
-//! property holds at both sizes. The comparison tells sizes apart: one hub reaches fewer
-//! kinds than two, two threads fewer than three.
+//! one more thread (from 3), registered client (from 2) or hub (from 2) reaches no new
+//! *kind* of client, log, frame or queued item (a state's parts with every client, hub,
+//! seq and ticket name erased), and the verdicts agree. The comparison tells sizes
+//! apart: one hub reaches fewer kinds than two, two threads fewer than three. And the
+//! full size reaches, at one hub, every kind the former full size's world reaches.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashSet};
@@ -14,9 +15,9 @@ use usbpm_spec::spec::{Client, Frame, Hub, Item, Owed, Size, Spec, State};
 use usbpm_spec::symmetry::representative;
 
 /// The kinds a state's parts are in, names erased: each client (its life, count, turns
-/// and history flags), each client's log of each hub, each thread (its call stack and
-/// obligations), each hub (its flags and the kinds of items queued, as a set), and the
-/// global flags.
+/// and history flags), each client's log of each hub, each frame with its caller, each
+/// thread's innermost frame with its obligations, each hub (its flags and front item),
+/// each pair of adjacent queued items, and the global flags.
 fn kinds(s: &State, out: &mut BTreeSet<String>) {
     for (i, c) in s.clients.iter().enumerate() {
         out.insert(client_kind(i as u8, c));
@@ -289,7 +290,8 @@ fn same_kinds(what: &str, n: Size, n1: Size) {
 /// callback report, registration) at one hub.
 const ONE_HUB: Size = Size { hubs: 1, ..QUICK };
 
-/// `FULL`'s kind of world (clients registered first, no callback report), one hub.
+/// The former full size's kind of world (clients registered first, no callback report),
+/// one hub.
 const REGISTERED: Size = Size {
     hubs: 1,
     preregistered: true,
