@@ -390,3 +390,29 @@ fn the_kinds_tell_two_threads_from_three() {
         "a third thread no longer queues two replays back to back: {new:#?}"
     );
 }
+
+/// The trade at two hubs, beyond the test budget (about a minute of CPU; `cargo test -p
+/// usbpm-spec --test cutoff -- --ignored`): the former full world's third thread beside
+/// two drainers (2 clients registered first, 2 hubs, 3 threads) reaches kinds `QUICK`
+/// (so `FULL`, which adds budgets only) misses, and only these: a client the program
+/// deregistered, retired or closed with two calls counted (one per hub).
+#[test]
+#[ignore]
+fn a_third_thread_at_two_hubs_reaches_only_two_counted_calls_quick_misses() {
+    let former = Size {
+        hubs: 2,
+        threads: 3,
+        ..REGISTERED
+    };
+    let (f, _) = reachable_kinds(former);
+    let (q, _) = reachable_kinds(QUICK);
+    let (_, missed) = differences(&f, &q);
+    assert!(
+        !missed.is_empty()
+            && missed.iter().all(|k| k.starts_with("client ")
+                && k.contains(" in flight 2 ")
+                && k.contains("program deregistered true retired by itself")),
+        "{} reaches other kinds QUICK does not: {missed:#?}",
+        former.label()
+    );
+}
