@@ -26,6 +26,9 @@ impl Spec {
                     let cl = &s.clients[usize::from(c)];
                     if cl.known && !cl.env_deregistered && cl.status != Status::Unborn {
                         out.push(Op::DeregisterEnter { target: c });
+                        if s.detaches_left > 0 {
+                            out.push(Op::DetachEnter { target: c });
+                        }
                     }
                 }
                 self.program_reports(s, ti, out);
@@ -184,10 +187,13 @@ impl Spec {
                 if s.queries_left > 0 && matches!(f, Frame::Callback { .. }) {
                     out.push(Op::Query);
                 }
-                if s.reentrant_left > 0 {
-                    for c in 0..nc {
-                        if s.clients[usize::from(c)].known {
+                for c in 0..nc {
+                    if s.clients[usize::from(c)].known {
+                        if s.reentrant_left > 0 {
                             out.push(Op::DeregisterEnter { target: c });
+                        }
+                        if s.detaches_left > 0 {
+                            out.push(Op::DetachEnter { target: c });
                         }
                     }
                 }
@@ -334,8 +340,9 @@ impl Spec {
 
     /// Spends the closed world's budgets for `op`, taken by thread `t` from `s` to `n`: a
     /// deregister made by the program (once per client) or by a callback (the re-entrant
-    /// budget), a program action made by a callback (the callback-report budget), a
-    /// hub's arrival again (the re-arrival budget), the shutdown.
+    /// budget), a detach (the detach budget), a program action made by a callback (the
+    /// callback-report budget), a hub's arrival again (the re-arrival budget), the
+    /// shutdown.
     pub(crate) fn charge_budgets(&self, s: &State, n: &mut State, t: usize, op: Op) {
         if self.open {
             return;
@@ -346,6 +353,13 @@ impl Spec {
             } else {
                 n.reentrant_left -= 1;
             }
+        }
+        // The program's detach releases its handle, as its deregister would.
+        if let Op::DetachEnter { target } = op {
+            if s.threads[t].is_empty() {
+                n.clients[usize::from(target)].env_deregistered = true;
+            }
+            n.detaches_left -= 1;
         }
         let report = matches!(
             op,

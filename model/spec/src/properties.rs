@@ -441,6 +441,15 @@ fn some_power_delivered(_: &Spec, s: &State) -> bool {
     })
 }
 
+/// A detach is past its close, about to return, while a call of its client is still in
+/// flight: it does not wait.
+fn some_detach_outruns_call(_: &Spec, s: &State) -> bool {
+    s.threads.iter().flatten().any(|f| {
+        matches!(f, Frame::Deregister { victim, phase: Phase::AtZero, wait: false, .. }
+            if s.clients[usize::from(*victim)].in_flight > 0)
+    })
+}
+
 fn some_all_deregistered(spec: &Spec, s: &State) -> bool {
     spec.quiescent(s) && s.clients.iter().all(|c| c.returned_ok)
 }
@@ -545,6 +554,10 @@ pub(crate) fn all() -> Vec<Property<Spec>> {
             some_power_delivered,
         ),
         Property::sometimes(
+            "a detach returns with a call of its client in flight",
+            some_detach_outruns_call,
+        ),
+        Property::sometimes(
             "every client deregistered, all quiet",
             some_all_deregistered,
         ),
@@ -556,7 +569,7 @@ pub(crate) fn all() -> Vec<Property<Spec>> {
 /// cycle; with one hub, no two deliveries at once, so no deregister from a callback waits
 /// and no delivery waits for a client's turn; with no report from a callback, nothing
 /// owed; with no shutdown, no removal; with no power request, none refused or
-/// answered).
+/// answered; with no detach, none).
 pub fn applicable(size: &Size, property: &str) -> bool {
     let replay = property.contains("replay");
     let cycle = property.contains("cycle");
@@ -584,7 +597,9 @@ pub fn applicable(size: &Size, property: &str) -> bool {
     // Power requests need their budget; an accepted one, a client granted the access.
     let power = property.contains("power request");
     let accepted = property.contains("accepted power");
+    let detach = property.contains("detach");
     !((power && size.power_requests == 0)
+        || (detach && size.detaches == 0)
         || (accepted && size.granted == 0)
         || ((replay || greeting) && size.preregistered)
         || (greeting_in_callback && size.callback_reports == 0)

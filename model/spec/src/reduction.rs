@@ -78,7 +78,7 @@ impl Spec {
             };
             let Some((o, mut s)) = next else { return n };
             // Budgets are spent only by the program's own choices, never by a fused step.
-            if let Op::DeregisterEnter { .. } = o {
+            if let Op::DeregisterEnter { .. } | Op::DetachEnter { .. } = o {
                 return n;
             }
             self.charge_budgets(&n, &mut s, ti, o);

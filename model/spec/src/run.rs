@@ -14,7 +14,7 @@ use stateright::{Checker, Expectation, HasDiscoveries, Model};
 
 pub use crate::properties::applicable;
 pub use crate::sizes::{
-    mutant_size, FULL, MUTANTS, POWER, QUICK, QUICK_UNREDUCED_STATES, REARRIVAL, SHUTDOWN,
+    mutant_size, DETACH, FULL, MUTANTS, POWER, QUICK, QUICK_UNREDUCED_STATES, REARRIVAL, SHUTDOWN,
 };
 use crate::spec::{members, Op, Set, Settle, Size, Spec, SpecMutant, State};
 use crate::symmetry::representative;
@@ -482,9 +482,11 @@ pub fn replay_command(size: &Size, mutant: Option<SpecMutant>) -> String {
         "rearrival".to_string()
     } else if *size == POWER {
         "power".to_string()
+    } else if *size == DETACH {
+        "detach".to_string()
     } else {
         format!(
-            "--size {},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "--size {},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             size.clients,
             size.hubs,
             size.threads,
@@ -497,7 +499,8 @@ pub fn replay_command(size: &Size, mutant: Option<SpecMutant>) -> String {
             size.rearrivals,
             u8::from(size.shutdown),
             size.power_requests,
-            size.granted
+            size.granted,
+            size.detaches
         )
     };
     format!(

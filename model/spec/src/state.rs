@@ -379,6 +379,8 @@ pub struct State {
     /// Power requests the program and its callbacks may still make (model checking
     /// budget).
     pub requests_left: u8,
+    /// Detaches the program and its callbacks may still make (model checking budget).
+    pub detaches_left: u8,
     /// History: a power request was refused (a `sometimes` reads it).
     pub power_refused: bool,
     /// History (M3): a power request was queued for a client without `ASSIGN_POWER`.
@@ -443,6 +445,7 @@ impl State {
             rearrivals_left: size.map_or(0, |s| s.rearrivals),
             shutdowns_left: size.map_or(0, |s| u8::from(s.shutdown)),
             requests_left: size.map_or(0, |s| s.power_requests),
+            detaches_left: size.map_or(0, |s| s.detaches),
             power_refused: false,
             unauthorized_request: false,
             late_request: false,

@@ -1253,6 +1253,7 @@ pub fn validate_granted(
         shutdown: false,
         power_requests: 0,
         granted: 0,
+        detaches: 0,
     };
     let spec = Spec {
         open: true,

@@ -2,7 +2,9 @@
 //! changes no verdict, and the state graph has no cycle (liveness's `eventually` is
 //! judged at the end of every behaviour). docs/SPEC.md, "What the verdicts rest on".
 
-use usbpm_spec::run::{check, check_unreduced, find_cycle, mutant_size, POWER, QUICK, SHUTDOWN};
+use usbpm_spec::run::{
+    check, check_unreduced, find_cycle, mutant_size, DETACH, POWER, QUICK, SHUTDOWN,
+};
 use usbpm_spec::spec::Size;
 use usbpm_spec::SpecMutant;
 
@@ -35,8 +37,8 @@ fn the_reduction_changes_no_verdict_at_the_quick_size() {
 }
 
 #[test]
-fn the_reduction_changes_no_verdict_with_shutdown_and_power() {
-    for size in [SHUTDOWN, POWER] {
+fn the_reduction_changes_no_verdict_with_shutdown_power_and_detach() {
+    for size in [SHUTDOWN, POWER, DETACH] {
         same_verdict_without_reduction(size);
     }
 }
@@ -58,7 +60,12 @@ fn every_spec_mutant_is_found_without_the_reduction() {
 
 #[test]
 fn the_state_graph_has_no_cycle() {
-    for (name, size) in [("QUICK", QUICK), ("SHUTDOWN", SHUTDOWN), ("POWER", POWER)] {
+    for (name, size) in [
+        ("QUICK", QUICK),
+        ("SHUTDOWN", SHUTDOWN),
+        ("POWER", POWER),
+        ("DETACH", DETACH),
+    ] {
         match find_cycle(size) {
             Ok(states) => eprintln!("{name}: no cycle among {states} states"),
             Err(path) => panic!("{name}: the state graph has a cycle:\n{path}"),

@@ -117,7 +117,7 @@ mod tests {
         assert!(text.contains("proptest 256 / 2048 cases"));
         assert!(text.contains("protocol-spec"), "{text}");
         assert!(
-            text.contains("3c x 2h x 3t"),
+            text.contains("panics 1, queries 0), callback reports 1, re-arrivals 0, detaches 1"),
             "the full size is listed: {text}"
         );
     }

@@ -17,6 +17,7 @@ fn main() {
             "rearrival" => size = usbpm_spec::run::REARRIVAL,
             "shutdown" => size = usbpm_spec::run::SHUTDOWN,
             "power" => size = usbpm_spec::run::POWER,
+            "detach" => size = usbpm_spec::run::DETACH,
             "mutants" => mutants_size = true,
             "--no-symmetry" => symmetry = false,
             "--threads" => threads = it.next().and_then(|v| v.parse().ok()).expect("--threads N"),
@@ -24,7 +25,7 @@ fn main() {
             "--size" => {
                 let v: Vec<u8> = it
                     .next()
-                    .expect("--size c,h,t,changes,reentrant,panics,queries[,preregistered[,callback_reports[,rearrivals[,shutdown]]]]")
+                    .expect("--size c,h,t,changes,reentrant,panics,queries[,preregistered[,callback_reports[,rearrivals[,shutdown[,power_requests[,granted[,detaches]]]]]]]]")
                     .split(',')
                     .map(|x| x.parse().unwrap())
                     .collect();
@@ -43,6 +44,7 @@ fn main() {
                     shutdown: v.get(10) == Some(&1),
                     power_requests: v.get(11).copied().unwrap_or(0),
                     granted: v.get(12).copied().unwrap_or(0),
+                    detaches: v.get(13).copied().unwrap_or(0),
                 };
             }
             other => panic!("unknown argument {other}"),
