@@ -546,6 +546,18 @@ pub fn run_programs_check(checker: Checker, chunk: usize) {
     let mut runs: Vec<TierRun> = Vec::new();
     let mut failure_found = None;
     for tier in &plan {
+        // A record written by the panic hook (a hang loom ends in an abort) names the
+        // tier run that was going on, its bound included.
+        if let Some(p) = PENDING.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            p.record.programs = runs.clone();
+            p.record.programs.push(TierRun {
+                size: tier.size.to_string(),
+                method: tier.method(),
+                bound: tier.bound,
+                chunk,
+                ..Default::default()
+            });
+        }
         let (run, found) =
             generated::run_tier(tier, chunk, mutant, schedules.as_deref(), &key, &progress);
         runs.push(run);
