@@ -19,7 +19,7 @@
 //!   `delivery.rs`, `deregister.rs`, `query.rs`, `locks.rs`);
 //! - `enumerate`: the closed world's candidate actions, budgets and enabled actions;
 //! - `reduction`: partial-order reduction;
-//! - `properties`: P1–P8, M1, M2 `always`, liveness `eventually`, reachability
+//! - `properties`: P1–P8, M1–M3 `always`, liveness `eventually`, reachability
 //!   `sometimes`;
 //! - `mutants`: the spec mutant catalogue;
 //! - `sizes`: [`Size`] and the named sizes.
