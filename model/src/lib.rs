@@ -94,10 +94,10 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
         "gate",
         &[
             &["records", "loom_bounds", "lanes"],
-            &["display", "loom_margins"],
-            &["nextest", "suites"],
-            &["checks", "list"],
-            &["merge", "docs_render", "spec"],
+            &["display"],
+            &["nextest"],
+            &["checks", "list", "loom_margins"],
+            &["merge", "docs_render", "spec", "suites"],
         ],
     ),
 ];
