@@ -202,6 +202,11 @@ mutants! {
     /// deregister that has already returned.
     WaiterFlagKept = "waiter-flag-kept",
         "the last waiter leaves its flag set: later skips of the client wake nobody";
+    /// Reports made inside callbacks are never refused at the queue's capacity: a
+    /// callback that keeps reporting (or removes its hub and adds it again) grows the
+    /// queue past every bound.
+    QueueCapIgnored = "queue-cap-ignored",
+        "reports from callbacks are accepted past the hub queue's capacity: the queue has no bound";
 }
 
 /// One protocol step, as the `Probe` hears it. Field names say what they hold.

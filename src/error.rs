@@ -114,11 +114,13 @@ pub enum Error {
         /// the exhausted ones.
         limit: usize,
     },
-    /// `connector_changed` was called from inside a callback while the hub's queue held
-    /// `capacity` items. The change was not reported (not queued, not folded into the
-    /// hub's state). A callback's thread delivers nothing until the callback returns, so
-    /// a callback that reports without bound would grow the queue without bound; a caller
-    /// outside callbacks waits for its own change instead and is never refused.
+    /// `connector_changed` (or an accepted power answer, or `hub_arrival` of a hub coming
+    /// back) was called from inside a callback while the hub's queue held `capacity` items.
+    /// Nothing changed (not queued, not folded into the hub's state; a refused arrival
+    /// leaves the hub absent). A callback's thread delivers nothing until the callback
+    /// returns, so a callback that reports without bound would grow the queue without
+    /// bound; a caller outside callbacks waits for its own item instead and is never
+    /// refused.
     HubQueueFull {
         /// The hub whose queue is full.
         hub: HubId,
@@ -251,8 +253,9 @@ impl fmt::Display for Error {
             Error::HubQueueFull { hub, capacity } => write!(
                 f,
                 "{hub}'s queue already holds {capacity} undelivered items, the most a callback \
-                 may report into; the change was not reported: report it again after the \
-                 callback returns (a report made outside callbacks waits for its turn instead)"
+                 may report into; the change (or the hub's arrival) was not reported: report \
+                 it again after the callback returns (a report made outside callbacks waits \
+                 for its turn instead)"
             ),
             Error::AccessDenied {
                 client,

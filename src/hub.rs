@@ -89,10 +89,27 @@ fn appended(item: Option<&Pending>) -> Appended {
     }
 }
 
-/// How many items a hub's queue may hold before connector changes reported from inside
-/// callbacks are refused ([`Error::HubQueueFull`]). Every other item has an owner that
-/// waits for it: a caller outside callbacks holds at most one queued item at a time.
-pub(crate) const QUEUE_CAPACITY: usize = 64;
+/// How many items a hub's queue may hold, by default, before reports made inside callbacks
+/// (connector changes, accepted power answers, a hub's re-arrival) are refused
+/// ([`Error::HubQueueFull`]). Every other item has an owner that waits for it: a caller
+/// outside callbacks holds at most one queued item at a time, and a hub's removal comes
+/// once per presence. So a queue never holds more than the capacity + 1 + the number of
+/// threads in a call outside callbacks (ledger C18).
+pub const DEFAULT_QUEUE_CAPACITY: usize = 64;
+
+/// Refuses a report made inside a callback when `q` already holds `capacity` items: a
+/// callback's thread delivers nothing until the callback returns, so nothing else would
+/// bound what callbacks queue. (The `queue-cap-ignored` mutant never refuses.)
+fn refuse_past_capacity(q: &Queue, id: HubId, pm: &PolicyManager) -> Result<(), Error> {
+    let capacity = pm.queue_capacity();
+    if q.pending.len() >= capacity
+        && waits::inside_callback()
+        && !pm.hooks().mutant(Mutant::QueueCapIgnored)
+    {
+        return Err(Error::HubQueueFull { hub: id, capacity });
+    }
+    Ok(())
+}
 
 /// A queued item and its ticket (its place in append order, from 1).
 struct Entry {
@@ -316,12 +333,24 @@ impl Hub {
 
     /// The hub arrives again after its removal: its new arrival is queued behind whatever
     /// of its previous presence is still being delivered, so a client never sees the old
-    /// presence's events after the new arrival. Returns false if the hub is present.
-    pub(crate) fn rearrive(&self, info: HubInfo, clients: Vec<Arc<Client>>, hooks: &Hooks) -> bool {
+    /// presence's events after the new arrival.
+    ///
+    /// # Errors
+    /// [`Error::HubAlreadyPresent`] if the hub is present; [`Error::HubQueueFull`] inside a
+    /// callback when the queue is full (a callback removing and re-adding the hub would
+    /// otherwise grow it without bound). Either way nothing changes.
+    pub(crate) fn rearrive(
+        &self,
+        info: HubInfo,
+        clients: Vec<Arc<Client>>,
+        pm: &PolicyManager,
+    ) -> Result<(), Error> {
+        let hooks = pm.hooks();
         let mut q = lock(&self.queue);
         if !q.removed {
-            return false;
+            return Err(Error::HubAlreadyPresent(self.id));
         }
+        refuse_past_capacity(&q, self.id, pm)?;
         hooks.step(|| Step::HubArrived {
             hub: self.id,
             clients: clients.iter().map(|c| c.handle()).collect(),
@@ -355,7 +384,7 @@ impl Hub {
                 notification,
             },
         });
-        true
+        Ok(())
     }
 
     /// Sees the hub's latest arrival delivered (used right after arrival). No other
@@ -378,12 +407,7 @@ impl Hub {
             if q.removed {
                 return Err(Error::UnknownHub(id));
             }
-            if q.pending.len() >= QUEUE_CAPACITY && waits::inside_callback() {
-                return Err(Error::HubQueueFull {
-                    hub: id,
-                    capacity: QUEUE_CAPACITY,
-                });
-            }
+            refuse_past_capacity(q, id, pm)?;
             let c = q
                 .info
                 .connectors
@@ -429,12 +453,7 @@ impl Hub {
                 if q.removed || q.presence != request.connector.hub.presence {
                     return Ok(Submit::Nothing);
                 }
-                if q.pending.len() >= QUEUE_CAPACITY && waits::inside_callback() {
-                    return Err(Error::HubQueueFull {
-                        hub: id,
-                        capacity: QUEUE_CAPACITY,
-                    });
-                }
+                refuse_past_capacity(q, id, pm)?;
                 let Some(c) = q
                     .info
                     .connectors

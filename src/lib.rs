@@ -74,4 +74,5 @@ pub use event::{
     Event, HubHandle, HubId, HubInfo, Notification, PowerLevel, PowerRole,
 };
 pub use handle::ClientHandle;
+pub use hub::DEFAULT_QUEUE_CAPACITY;
 pub use manager::{ClientConfig, Detached, HubPort, PolicyManager, PowerRequest, Registration};

@@ -1,6 +1,7 @@
 //! The Policy Manager: registration, delivery and deregistration.
 
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::checking::{Hooks, ManagerEvent, Mutant, Step};
@@ -10,7 +11,7 @@ use crate::event::{
     Event, HubHandle, HubId, HubInfo, Notification, PowerLevel, MAX_CONNECTORS,
 };
 use crate::handle::ClientHandle;
-use crate::hub::{self, Hub};
+use crate::hub::{self, Hub, DEFAULT_QUEUE_CAPACITY};
 use crate::registry::Registry;
 use crate::rundown::Rundown;
 use crate::sync::{lock, Arc, AtomicBool, AtomicU64, Mutex, Ordering};
@@ -149,6 +150,8 @@ struct Shared {
     panicked: Arc<AtomicU64>,
     /// What the Policy Manager grants (a client gets what it asks for, within this).
     grants: Access,
+    /// How many items a hub's queue may hold before reports from callbacks are refused.
+    queue_capacity: usize,
     hooks: Hooks,
 }
 
@@ -192,7 +195,23 @@ impl PolicyManager {
         // `Hooks` is a unit struct in production builds and a real one under `checking`.
         #[allow(clippy::default_constructed_unit_structs)]
         let hooks = Hooks::default();
-        Self::with_hooks(hooks, grants)
+        Self::with_hooks(hooks, grants, DEFAULT_QUEUE_CAPACITY)
+    }
+
+    /// A Policy Manager granting at most `grants` whose hub queues refuse reports made
+    /// inside callbacks once they hold `queue_capacity` items (the default is
+    /// [`DEFAULT_QUEUE_CAPACITY`](crate::DEFAULT_QUEUE_CAPACITY); see
+    /// [`Error::HubQueueFull`]).
+    pub fn with_limits(grants: Access, queue_capacity: NonZeroUsize) -> Self {
+        #[allow(clippy::default_constructed_unit_structs)]
+        let hooks = Hooks::default();
+        Self::with_hooks(hooks, grants, queue_capacity.get())
+    }
+
+    /// How many items a hub's queue may hold before reports made inside callbacks are
+    /// refused.
+    pub fn queue_capacity(&self) -> usize {
+        self.shared.queue_capacity
     }
 
     /// A Policy Manager with one seeded bug switched on (`mutant`) and a probe that hears
@@ -202,16 +221,28 @@ impl PolicyManager {
         mutant: Option<crate::checking::Mutant>,
         probe: Option<std::sync::Arc<dyn crate::checking::Probe>>,
     ) -> Self {
-        Self::with_hooks(Hooks { mutant, probe }, Access::ALL)
+        Self::checking_with_capacity(mutant, probe, DEFAULT_QUEUE_CAPACITY)
     }
 
-    fn with_hooks(hooks: Hooks, grants: Access) -> Self {
+    /// [`checking`](Self::checking) with hub queues of `queue_capacity` items (at least 1),
+    /// so that the checkers reach a full queue in a few steps.
+    #[cfg(feature = "checking")]
+    pub fn checking_with_capacity(
+        mutant: Option<crate::checking::Mutant>,
+        probe: Option<std::sync::Arc<dyn crate::checking::Probe>>,
+        queue_capacity: usize,
+    ) -> Self {
+        Self::with_hooks(Hooks { mutant, probe }, Access::ALL, queue_capacity.max(1))
+    }
+
+    fn with_hooks(hooks: Hooks, grants: Access, queue_capacity: usize) -> Self {
         PolicyManager {
             shared: Arc::new(Shared {
                 registry: Mutex::new(Registry::new(next_instance())),
                 waits: WaitGraph::new(),
                 panicked: Arc::new(AtomicU64::new(0)),
                 grants,
+                queue_capacity,
                 hooks,
             }),
         }
@@ -664,6 +695,9 @@ impl PolicyManager {
     ///   connectors (connector ids are 8 bits); 256 are accepted.
     /// - [`Error::HubAlreadyPresent`] (`STATUS_OBJECT_NAME_COLLISION`) when a hub with this
     ///   id is present.
+    /// - [`Error::HubQueueFull`] (`STATUS_INSUFFICIENT_RESOURCES`) inside a callback, when
+    ///   the hub arrives again and its queue still holds [`queue_capacity`](Self::queue_capacity)
+    ///   items of its previous presence.
     ///
     /// A refused arrival changes nothing: the hub is not added and no client hears of it.
     pub fn hub_arrival(
@@ -707,9 +741,7 @@ impl PolicyManager {
             match registry.hubs.get(&hub) {
                 // A hub keeps its queue across removal and re-arrival (see Hub::rearrive).
                 Some(h) => {
-                    if !h.rearrive(info, clients, self.hooks()) {
-                        return Err(Error::HubAlreadyPresent(hub));
-                    }
+                    h.rearrive(info, clients, self)?;
                     h.clone()
                 }
                 None => {

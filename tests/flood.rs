@@ -170,3 +170,65 @@ fn reports_from_a_callback_are_refused_past_the_queue_capacity() {
         pm.deregister(flooder).unwrap();
     });
 }
+
+#[test]
+fn a_hub_re_added_from_a_callback_into_a_full_queue_is_refused() {
+    watchdog("a callback removing and re-adding its hub", || {
+        let capacity = std::num::NonZeroUsize::new(2).unwrap();
+        let pm = PolicyManager::with_limits(usbpm::Access::ALL, capacity);
+        assert_eq!(pm.queue_capacity(), 2);
+        let hub = HubId(4);
+        type Outcome = (Vec<Result<(), Error>>, Option<Result<HubPort, Error>>);
+        let outcome: Arc<Mutex<Outcome>> = Arc::default();
+        let port_cell: Arc<Mutex<Option<HubPort>>> = Arc::default();
+        let ctx = (outcome.clone(), port_cell.clone());
+        let churner = pm
+            .register(ClientConfig::new(ctx, move |(outcome, port), pm, n| {
+                if !matches!(n.event, Event::ConnectorStateChange { .. }) {
+                    return;
+                }
+                let Some(port) = port.lock().unwrap().take() else {
+                    return;
+                };
+                let mut outcome = outcome.lock().unwrap();
+                for k in 1..=3 {
+                    outcome
+                        .0
+                        .push(port.connector_changed(ConnectorId(0), attached(k)));
+                }
+                port.remove();
+                outcome.1 = Some(pm.hub_arrival(hub, vec![detached()]));
+            }))
+            .unwrap();
+        *port_cell.lock().unwrap() = Some(pm.hub_arrival(hub, vec![detached()]).unwrap());
+        // A change of another hub triggers the callback, which reports into hub 4's queue.
+        let trigger = pm.hub_arrival(HubId(6), vec![detached()]).unwrap();
+        trigger
+            .connector_changed(ConnectorId(0), attached(1))
+            .unwrap();
+        let (changes, again) = {
+            let mut o = outcome.lock().unwrap();
+            (std::mem::take(&mut o.0), o.1.take())
+        };
+        // Hub 4's queue was empty when the callback began: two changes fit, the third and
+        // the re-arrival (behind the removal) do not.
+        assert_eq!(changes[..2], [Ok(()), Ok(())]);
+        assert!(matches!(changes[2], Err(Error::HubQueueFull { hub: h, capacity: 2 }) if h == hub));
+        assert!(
+            matches!(again, Some(Err(Error::HubQueueFull { hub: h, capacity: 2 })) if h == hub)
+        );
+        // The refused arrival changed nothing: the hub is absent, and arrives from outside.
+        assert!(pm
+            .hub_properties(
+                churner,
+                usbpm::HubHandle {
+                    id: hub,
+                    presence: 2
+                }
+            )
+            .is_err());
+        let back = pm.hub_arrival(hub, vec![detached()]).unwrap();
+        assert_eq!(back.handle().presence, 2);
+        pm.deregister(churner).unwrap();
+    });
+}

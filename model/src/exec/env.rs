@@ -87,6 +87,9 @@ fn model_callback(ctx: &Arc<Context>, pm: &PolicyManager, me: ClientHandle, n: &
 #[derive(Default)]
 pub struct Directory {
     clients: Mutex<BTreeMap<&'static str, (ClientHandle, Arc<Context>)>>,
+    /// A hub's port left for a callback to take (a callback that removes its hub and adds
+    /// it again).
+    pub port: Mutex<Option<HubPort>>,
 }
 
 impl Directory {
@@ -166,6 +169,7 @@ pub struct Env {
     pub pm: PolicyManager,
     pub monitor: Arc<Monitor>,
     pub directory: Arc<Directory>,
+    mutant: Option<Mutant>,
 }
 
 impl Env {
@@ -177,6 +181,21 @@ impl Env {
             pm: PolicyManager::checking(mutant, Some(probe)),
             monitor,
             directory: Arc::default(),
+            mutant,
+        }
+    }
+
+    /// The same execution's world with a Policy Manager whose hub queues hold `capacity`
+    /// items (the scenario uses it instead of `pm`, before anything happened).
+    pub fn with_queue_capacity(&self, capacity: usize) -> Env {
+        let probe: Arc<dyn Probe> = self.monitor.clone();
+        let pm = PolicyManager::checking_with_capacity(self.mutant, Some(probe), capacity);
+        self.monitor.set_queue_capacity(pm.queue_capacity());
+        Env {
+            pm,
+            monitor: self.monitor.clone(),
+            directory: self.directory.clone(),
+            mutant: self.mutant,
         }
     }
 
@@ -237,8 +256,10 @@ impl Env {
             pm,
             monitor,
             directory,
+            ..
         } = self;
         directory.clients.lock().unwrap().clear();
+        drop(directory.port.lock().unwrap().take());
         drop(pm);
         monitor.finish(replay);
     }

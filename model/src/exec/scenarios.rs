@@ -138,6 +138,14 @@ pub const ALL: &[Scenario] = &[
         run: removal_queries,
     },
     Scenario {
+        name: "callback-fills-queue",
+        about: "hub queues hold 1 item; A registers on a thread of its own, and its arrival replay's callback reports two changes, removes the hub and adds it again, while main registers C (its replay queued from outside callbacks)",
+        threads: 2,
+        size: Size::Small,
+        properties: &[BoundedWork, BadInputErrors, HubOrder, NoDeadlock],
+        run: callback_fills_queue,
+    },
+    Scenario {
         name: "panicking-callback",
         about: "A's callback panics while main deregisters A; B still gets the event",
         threads: 2,
@@ -1122,4 +1130,51 @@ fn removal_queries(env: &Env) {
     );
     env.deregister_ok("B");
     env.deregister_ok("A");
+}
+
+/// On its hub's arrival (replay), takes the hub's port (once) and reports into the queue
+/// from inside the callback: two changes, the removal and the hub's arrival again. With a
+/// queue capacity of 1 the re-arrival always finds the removal queued and is refused.
+fn fill_queue(ctx: &Context, pm: &PolicyManager, _me: ClientHandle, n: &Notification) {
+    if !matches!(n.event, Event::HubArrival(_)) {
+        return;
+    }
+    let Some(port) = ctx.directory.port.lock().unwrap().take() else {
+        return;
+    };
+    let hub = port.id();
+    for on in [true, false] {
+        let r = port.connector_changed(
+            usbpm::ConnectorId(0),
+            usbpm::ConnectorState {
+                attached: on,
+                ..Default::default()
+            },
+        );
+        ctx.monitor
+            .note(format!("{}'s callback reports a change: {r:?}", ctx.label));
+    }
+    port.remove();
+    let again = pm.hub_arrival(hub, vec![usbpm::ConnectorState::default()]);
+    ctx.monitor.check(
+        BadInputErrors,
+        matches!(again, Err(Error::HubQueueFull { hub: h, capacity: 1 }) if h == hub),
+        || format!("{hub} arrived again from inside a callback with its removal queued and a queue capacity of 1: {again:?}"),
+    );
+    // A port a buggy library handed out goes now: its hub is removed again.
+    drop(again);
+}
+
+fn callback_fills_queue(env: &Env) {
+    let env = &env.with_queue_capacity(1);
+    let port = env.hub(1);
+    *env.directory.port.lock().unwrap() = Some(port);
+    let other = env.handle();
+    let registrar = spawn("register-A", move || {
+        other.register("A", fill_queue);
+    });
+    env.register("C", no_action);
+    registrar.join().expect("registrar");
+    env.deregister_ok("A");
+    env.deregister_ok("C");
 }

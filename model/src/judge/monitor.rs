@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
-use usbpm::checking::{Probe, Step};
+use usbpm::checking::{Appended, Probe, Step};
 use usbpm::{Access, ClientHandle, Error, Event, HubId, Notification};
 use usbpm_spec::Grants;
 
@@ -105,7 +105,7 @@ impl Property {
             Property::BadInputErrors => "bad input gets its error and changes nothing",
             Property::HubOrder => "per-hub order, arrival replay, nothing after removal",
             Property::BoundedWork => {
-                "bounded work per call: a call delivers only up to its own item; no wake-up call unless a deregister sleeps"
+                "bounded work per call: a call delivers only up to its own item; no wake-up call unless a deregister sleeps; bounded queues"
             }
             Property::OneCallAtATime => "one call of a client's callback at a time",
             Property::ContextDiesOutside => {
@@ -196,6 +196,12 @@ struct State {
     delivering: HashMap<HubId, (u64, String)>,
     /// Per hub, the tickets of the items whose delivery finished (P10).
     delivered: HashMap<HubId, std::collections::BTreeSet<u64>>,
+    /// Per hub, the last ticket given and the items queued, by ticket, with the thread that
+    /// queued each from outside callbacks (`None`: from inside one) (P6: bounded queues).
+    queues: HashMap<HubId, (u64, BTreeMap<u64, Option<String>>)>,
+    /// The Policy Manager's queue capacity (P6), [`usbpm::DEFAULT_QUEUE_CAPACITY`] unless
+    /// the execution set another.
+    queue_capacity: usize,
 }
 
 impl State {
@@ -230,6 +236,63 @@ impl State {
         self.left_at
             .get(&client)
             .is_some_and(|left| previous.is_none_or(|p| *left > p))
+    }
+
+    /// Whether `thread` is inside a callback (one of its calls began and has not ended).
+    fn in_callback(&self, thread: &str) -> bool {
+        self.clients
+            .values()
+            .any(|c| c.in_flight.iter().any(|(th, _, _)| th == thread))
+    }
+
+    /// P6's queue bound, on the steps that queue an item (`HubArrived`, `Submitted` with
+    /// something appended) or take one (`Took`): the items queued from inside callbacks
+    /// number at most the capacity + 1 (a hub's removal is never refused, and a presence
+    /// has one), and a thread outside callbacks has at most one item queued. So a queue
+    /// holds at most the capacity + 1 + the threads in a call. Returns the violation.
+    fn queue_step(&mut self, thread: &str, step: &Step) -> Option<String> {
+        let (hub, ticket) = match step {
+            Step::HubArrived { hub, .. } => {
+                let last = self.queues.get(hub).map_or(0, |q| q.0);
+                (*hub, last + 1)
+            }
+            Step::Submitted {
+                hub,
+                appended,
+                ticket,
+                ..
+            } if *appended != Appended::Nothing => (*hub, *ticket),
+            Step::Took { hub, ticket, .. } => {
+                if let Some((_, items)) = self.queues.get_mut(hub) {
+                    items.remove(ticket);
+                }
+                return None;
+            }
+            _ => return None,
+        };
+        let owner = (!self.in_callback(thread)).then(|| thread.to_string());
+        let capacity = self.queue_capacity;
+        let (last, items) = self.queues.entry(hub).or_default();
+        *last = ticket;
+        items.insert(ticket, owner);
+        let from_callbacks = items.values().filter(|o| o.is_none()).count();
+        let mine = items
+            .values()
+            .filter(|o| o.as_deref() == Some(thread))
+            .count();
+        if from_callbacks > capacity + 1 {
+            Some(format!(
+                "{hub}'s queue holds {from_callbacks} items queued from inside callbacks, past \
+                 its capacity {capacity} + 1 (a removal): nothing bounds the queue"
+            ))
+        } else if mine > 1 {
+            Some(format!(
+                "this thread has {mine} items queued on {hub} from outside callbacks: a caller \
+                 queues its next item only after its last one was delivered"
+            ))
+        } else {
+            None
+        }
     }
 
     /// The item `hub`'s drainer was delivering (if any) has reached every client.
@@ -431,6 +494,7 @@ fn hub_order(
 impl Monitor {
     pub fn new() -> Arc<Self> {
         let m = Arc::new(Monitor::default());
+        m.set_queue_capacity(usbpm::DEFAULT_QUEUE_CAPACITY);
         LAST.with(|l| *l.borrow_mut() = Some(m.clone()));
         *LAST_IN_PROCESS.lock().unwrap_or_else(|p| p.into_inner()) = Some(m.clone());
         m
@@ -441,6 +505,11 @@ impl Monitor {
         let thread = rt::thread_name();
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut s, &thread)
+    }
+
+    /// The capacity of the execution's Policy Manager's hub queues (P6's queue bound).
+    pub fn set_queue_capacity(&self, capacity: usize) {
+        self.with(|s, _| s.queue_capacity = capacity);
     }
 
     /// Adds a line to the timeline.
@@ -773,6 +842,10 @@ impl Probe for Monitor {
             Step::Woke(c) => s.woke_a_waiter(&thread, c),
             _ => false,
         };
+        if let Some(message) = s.queue_step(&thread, &step) {
+            s.bounded_work_violated(thread, message);
+            return;
+        }
         let text = match step {
             Step::InFlightAcquire { client, from } => {
                 format!(
@@ -893,10 +966,7 @@ impl Probe for Monitor {
                     .clients
                     .get(&name)
                     .and_then(|c| c.in_flight.first().cloned());
-                let in_callback = s
-                    .clients
-                    .values()
-                    .any(|c| c.in_flight.iter().any(|(th, _, _)| *th == thread));
+                let in_callback = s.in_callback(&thread);
                 let drain = s
                     .draining
                     .iter()
@@ -1102,6 +1172,101 @@ mod tests {
         );
         assert_eq!(
             play(vec![sleeps, leaves, before, release, woke]),
+            vec![Property::BoundedWork]
+        );
+    }
+
+    #[test]
+    fn a_queue_holds_at_most_capacity_plus_one_from_callbacks_and_one_per_caller() {
+        let hub = HubId(1);
+        let change = |ticket| Step::Submitted {
+            hub,
+            appended: Appended::Change { seq: ticket },
+            ticket,
+            settle: usbpm::checking::Settle::Owes,
+        };
+        let took = |ticket| Step::Took {
+            hub,
+            seq: ticket,
+            ticket,
+        };
+        // One thread plays a callback of A (from `callback_begin` on) that queues
+        // `from_callback` items, after `before` steps of another thread outside callbacks.
+        let run = |before: Vec<Step>, from_callback: Vec<Step>| {
+            let m = Monitor::new();
+            m.set_queue_capacity(1);
+            let outside = m.clone();
+            std::thread::Builder::new()
+                .name("caller".into())
+                .spawn(move || before.into_iter().for_each(|s| outside.step(s)))
+                .expect("spawn")
+                .join()
+                .expect("join");
+            let inside = m.clone();
+            std::thread::Builder::new()
+                .name("drainer".into())
+                .spawn(move || {
+                    let n = Notification {
+                        hub: Some(usbpm::HubHandle {
+                            id: hub,
+                            presence: 1,
+                        }),
+                        seq: 0,
+                        event: Event::HubRemoval,
+                    };
+                    inside.callback_begin("A", &n);
+                    from_callback.into_iter().for_each(|s| inside.step(s));
+                })
+                .expect("spawn")
+                .join()
+                .expect("join");
+            // (The bare `callback_begin` is judged too, by M1 and P5: not looked at here.)
+            m.violations()
+                .into_iter()
+                .map(|v| v.property)
+                .filter(|p| *p == Property::BoundedWork)
+                .collect::<Vec<_>>()
+        };
+        let arrived = Step::HubArrived {
+            hub,
+            clients: vec![],
+        };
+        // Capacity 1 + 1 from callbacks, besides the arrival a caller queued: fine.
+        assert_eq!(
+            run(vec![arrived.clone()], vec![change(2), change(3)]),
+            vec![]
+        );
+        // A third item from callbacks is past the bound, unless one was taken meanwhile.
+        assert_eq!(
+            run(vec![arrived.clone()], vec![change(2), change(3), change(4)]),
+            vec![Property::BoundedWork]
+        );
+        assert_eq!(
+            run(
+                vec![arrived.clone()],
+                vec![change(2), change(3), took(2), change(4)]
+            ),
+            vec![]
+        );
+        // A caller outside callbacks has one item queued at most.
+        let mine = |ticket| Step::Submitted {
+            hub,
+            appended: Appended::Change { seq: ticket },
+            ticket,
+            settle: usbpm::checking::Settle::Sleeps,
+        };
+        let kick = Step::Submitted {
+            hub,
+            appended: Appended::Nothing,
+            ticket: 1,
+            settle: usbpm::checking::Settle::Drains,
+        };
+        assert_eq!(
+            run(vec![arrived.clone(), kick, took(1), mine(2)], vec![]),
+            vec![]
+        );
+        assert_eq!(
+            run(vec![arrived, mine(2)], vec![]),
             vec![Property::BoundedWork]
         );
     }
