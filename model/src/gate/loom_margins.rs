@@ -262,8 +262,9 @@ fn run_tier(
 }
 
 /// The smallest bound at which a chunk failed, from a `0..=N` run's records: a failing
-/// chunk's last tier run is at the first bound where one of its programs failed. A chunk
-/// that left no record (hung or crashed) counts at `quick`, the bound it is known to fail at.
+/// chunk's last tier run is at the first bound where one of its programs failed (a chunk
+/// that aborted leaves its provisional record, naming the tier run it was in). A chunk
+/// that left no record at all counts at `quick`, the bound it is known to fail at.
 fn smallest_failing_bound(records: &[Record], quick: usize) -> usize {
     let failing: Vec<usize> = records
         .iter()
