@@ -207,6 +207,11 @@ mutants! {
     /// queue past every bound.
     QueueCapIgnored = "queue-cap-ignored",
         "reports from callbacks are accepted past the hub queue's capacity: the queue has no bound";
+    /// Reports made inside callbacks are never refused for the thread's spent budget: a
+    /// callback that reports on every event it receives keeps its thread's outermost call
+    /// delivering without end.
+    ReportBudgetIgnored = "report-budget-ignored",
+        "callbacks' reports are accepted past their thread's budget: an outermost call may deliver for ever";
 }
 
 /// One protocol step, as the `Probe` hears it. Field names say what they hold.

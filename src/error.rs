@@ -128,6 +128,19 @@ pub enum Error {
         /// refused.
         capacity: usize,
     },
+    /// `connector_changed` (or an accepted power answer, or `hub_arrival` of a hub coming
+    /// back) was called from inside a callback whose thread's callbacks had already made
+    /// `budget` reports since the thread last owed nothing. Nothing changed. The thread's
+    /// outermost call delivers every item its callbacks report before it returns, so a
+    /// callback that reported on every event it receives would keep that call delivering
+    /// for ever.
+    CallbackReportsSpent {
+        /// The hub reported to.
+        hub: HubId,
+        /// How many reports a thread's callbacks may make before its outermost call has
+        /// delivered them.
+        budget: usize,
+    },
     /// The client was not granted the access the call needs (see
     /// [`Event::PolicyManagerArrival`](crate::Event::PolicyManagerArrival)).
     AccessDenied {
@@ -170,9 +183,9 @@ impl Error {
             Error::UnknownConnector(..) | Error::TooManyConnectors { .. } => {
                 NtStatus::INVALID_PARAMETER
             }
-            Error::TooManyClients { .. } | Error::HubQueueFull { .. } => {
-                NtStatus::INSUFFICIENT_RESOURCES
-            }
+            Error::TooManyClients { .. }
+            | Error::HubQueueFull { .. }
+            | Error::CallbackReportsSpent { .. } => NtStatus::INSUFFICIENT_RESOURCES,
             Error::AccessDenied { .. } => NtStatus::ACCESS_DENIED,
             Error::StaleHubHandle(_) => NtStatus::INVALID_HANDLE,
             Error::PowerRequestRefused { .. } => NtStatus::INVALID_DEVICE_STATE,
@@ -257,6 +270,13 @@ impl fmt::Display for Error {
                  it again after the callback returns (a report made outside callbacks waits \
                  for its turn instead)"
             ),
+            Error::CallbackReportsSpent { hub, budget } => write!(
+                f,
+                "this thread's callbacks already made {budget} reports that its outermost \
+                 call has not delivered yet, the most they may; the report to {hub} (a change \
+                 or the hub's arrival) was not made: make it after the callback returns, or \
+                 stop reporting on every event received"
+            ),
             Error::AccessDenied {
                 client,
                 needs,
@@ -327,6 +347,7 @@ mod tests {
             Error::PowerRequestRefused { .. } => (12, NtStatus::INVALID_DEVICE_STATE),
             Error::PolicyManagerRemoved => (13, NtStatus::DEVICE_REMOVED),
             Error::ShutdownInsideCallback => (14, NtStatus::POSSIBLE_DEADLOCK),
+            Error::CallbackReportsSpent { .. } => (15, NtStatus::INSUFFICIENT_RESOURCES),
         }
     }
 
@@ -375,6 +396,7 @@ mod tests {
             },
             Error::PolicyManagerRemoved,
             Error::ShutdownInsideCallback,
+            Error::CallbackReportsSpent { hub, budget: 64 },
         ]
     }
 

@@ -30,7 +30,7 @@
 //! A callback may call back into the Policy Manager: appending to this hub's queue from
 //! inside its own delivery only queues the item and records the obligation.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::mem;
 
@@ -97,18 +97,38 @@ fn appended(item: Option<&Pending>) -> Appended {
 /// threads in a call outside callbacks (ledger C18).
 pub const DEFAULT_QUEUE_CAPACITY: usize = 64;
 
-/// Refuses a report made inside a callback when `q` already holds `capacity` items: a
-/// callback's thread delivers nothing until the callback returns, so nothing else would
-/// bound what callbacks queue. (The `queue-cap-ignored` mutant never refuses.)
-fn refuse_past_capacity(q: &Queue, id: HubId, pm: &PolicyManager) -> Result<(), Error> {
-    let capacity = pm.queue_capacity();
-    if q.pending.len() >= capacity
-        && waits::inside_callback()
-        && !pm.hooks().mutant(Mutant::QueueCapIgnored)
-    {
+/// How many reports a thread's callbacks may make, by default, while its outermost call
+/// owes items they caused ([`Error::CallbackReportsSpent`], ledger C19).
+pub const DEFAULT_CALLBACK_REPORTS: usize = 64;
+
+/// Refuses a report (a change, an accepted answer, a re-arrival) made inside a callback
+/// when `q` already holds the queue capacity's items, or when this thread's callbacks have
+/// already made the budget's reports that its outermost call has not settled: a callback's
+/// thread delivers nothing until the callback returns, so nothing else would bound what
+/// callbacks queue, and a callback that reports on every event it receives would keep its
+/// thread's outermost call delivering for ever. Counts the report if it is accepted.
+/// (The `queue-cap-ignored` and `report-budget-ignored` mutants never refuse.)
+fn refuse_report(q: &Queue, id: HubId, pm: &PolicyManager) -> Result<(), Error> {
+    if !waits::inside_callback() {
+        return Ok(());
+    }
+    let limits = pm.limits();
+    let capacity = limits.queue_capacity.get();
+    if q.pending.len() >= capacity && !pm.hooks().mutant(Mutant::QueueCapIgnored) {
         return Err(Error::HubQueueFull { hub: id, capacity });
     }
+    let budget = limits.callback_reports.get();
+    if REPORTS.with(Cell::get) >= budget && !pm.hooks().mutant(Mutant::ReportBudgetIgnored) {
+        return Err(Error::CallbackReportsSpent { hub: id, budget });
+    }
     Ok(())
+}
+
+/// Counts an accepted report made inside a callback (see [`refuse_report`]).
+fn count_report() {
+    if waits::inside_callback() {
+        REPORTS.with(|r| r.set(r.get() + 1));
+    }
 }
 
 /// A queued item and its ticket (its place in append order, from 1).
@@ -350,7 +370,8 @@ impl Hub {
         if !q.removed {
             return Err(Error::HubAlreadyPresent(self.id));
         }
-        refuse_past_capacity(&q, self.id, pm)?;
+        refuse_report(&q, self.id, pm)?;
+        count_report();
         hooks.step(|| Step::HubArrived {
             hub: self.id,
             clients: clients.iter().map(|c| c.handle()).collect(),
@@ -407,7 +428,7 @@ impl Hub {
             if q.removed {
                 return Err(Error::UnknownHub(id));
             }
-            refuse_past_capacity(q, id, pm)?;
+            refuse_report(q, id, pm)?;
             let c = q
                 .info
                 .connectors
@@ -424,6 +445,7 @@ impl Hub {
                 c.state = state.clone();
             }
             q.seq += 1;
+            count_report();
             let event = Event::ConnectorStateChange { connector, state };
             Ok(Submit::Append(Pending::Change(Notification {
                 hub: q.handle(id),
@@ -453,7 +475,7 @@ impl Hub {
                 if q.removed || q.presence != request.connector.hub.presence {
                     return Ok(Submit::Nothing);
                 }
-                refuse_past_capacity(q, id, pm)?;
+                refuse_report(q, id, pm)?;
                 let Some(c) = q
                     .info
                     .connectors
@@ -465,6 +487,7 @@ impl Hub {
                 c.assigned_power = Some(request.level);
                 let state = c.state.clone();
                 q.seq += 1;
+                count_report();
                 *reported = true;
                 Ok(Submit::Append(Pending::Change(Notification {
                     hub: q.handle(id),
@@ -766,6 +789,10 @@ thread_local! {
     // Not a `const` initializer: loom's and shuttle's `thread_local!` do not accept one.
     #[allow(clippy::missing_const_for_thread_local)]
     static OBLIGATIONS: RefCell<Vec<Obligation>> = RefCell::new(Vec::new());
+    /// Reports this thread's callbacks made since it last owed nothing (see
+    /// [`refuse_report`]).
+    #[allow(clippy::missing_const_for_thread_local)]
+    static REPORTS: Cell<usize> = Cell::new(0);
 }
 
 /// Records an obligation: this thread's outermost call must see `hub`'s item `ticket`
@@ -823,6 +850,8 @@ pub(crate) fn settle_obligations() {
             Obligation::Greet(pm, client) => pm.greet(client),
         }
     }
+    // The thread owes nothing: its callbacks' budget of reports is whole again.
+    REPORTS.with(|r| r.set(0));
 }
 
 /// The arrival-time state exists only for the `replay-stale-snapshot` mutant; these tests

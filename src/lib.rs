@@ -74,5 +74,7 @@ pub use event::{
     Event, HubHandle, HubId, HubInfo, Notification, PowerLevel, PowerRole,
 };
 pub use handle::ClientHandle;
-pub use hub::DEFAULT_QUEUE_CAPACITY;
-pub use manager::{ClientConfig, Detached, HubPort, PolicyManager, PowerRequest, Registration};
+pub use hub::{DEFAULT_CALLBACK_REPORTS, DEFAULT_QUEUE_CAPACITY};
+pub use manager::{
+    ClientConfig, Detached, HubPort, Limits, PolicyManager, PowerRequest, Registration,
+};

@@ -11,7 +11,7 @@ use crate::event::{
     Event, HubHandle, HubId, HubInfo, Notification, PowerLevel, MAX_CONNECTORS,
 };
 use crate::handle::ClientHandle;
-use crate::hub::{self, Hub, DEFAULT_QUEUE_CAPACITY};
+use crate::hub::{self, Hub, DEFAULT_CALLBACK_REPORTS, DEFAULT_QUEUE_CAPACITY};
 use crate::registry::Registry;
 use crate::rundown::Rundown;
 use crate::sync::{lock, Arc, AtomicBool, AtomicU64, Mutex, Ordering};
@@ -150,9 +150,37 @@ struct Shared {
     panicked: Arc<AtomicU64>,
     /// What the Policy Manager grants (a client gets what it asks for, within this).
     grants: Access,
-    /// How many items a hub's queue may hold before reports from callbacks are refused.
-    queue_capacity: usize,
+    /// The queue capacity and the callbacks' budget of reports.
+    limits: Limits,
     hooks: Hooks,
+}
+
+/// What callbacks may report before they are refused. A callback's thread delivers nothing
+/// until the callback returns, so without limits a callback could grow a hub's queue
+/// without bound, or (reporting on every event it receives) keep its thread's outermost
+/// call delivering for ever. Reports made outside callbacks wait for their turn instead
+/// and are never refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// A change, accepted power answer or hub re-arrival made inside a callback is refused
+    /// with [`Error::HubQueueFull`] when the hub's queue holds this many items (ledger
+    /// C18). Default [`DEFAULT_QUEUE_CAPACITY`](crate::DEFAULT_QUEUE_CAPACITY) (64).
+    pub queue_capacity: NonZeroUsize,
+    /// Such a report is refused with [`Error::CallbackReportsSpent`] when the thread's
+    /// callbacks have made this many reports since the thread last owed nothing (its
+    /// outermost call delivers every item its callbacks caused before it returns; ledger
+    /// C19). Default [`DEFAULT_CALLBACK_REPORTS`](crate::DEFAULT_CALLBACK_REPORTS) (64).
+    pub callback_reports: NonZeroUsize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let n = |v| NonZeroUsize::new(v).expect("the defaults are not 0");
+        Limits {
+            queue_capacity: n(DEFAULT_QUEUE_CAPACITY),
+            callback_reports: n(DEFAULT_CALLBACK_REPORTS),
+        }
+    }
 }
 
 /// The Policy Manager: clients register with it, hardware reports to it, and it delivers
@@ -195,23 +223,20 @@ impl PolicyManager {
         // `Hooks` is a unit struct in production builds and a real one under `checking`.
         #[allow(clippy::default_constructed_unit_structs)]
         let hooks = Hooks::default();
-        Self::with_hooks(hooks, grants, DEFAULT_QUEUE_CAPACITY)
+        Self::with_hooks(hooks, grants, Limits::default())
     }
 
-    /// A Policy Manager granting at most `grants` whose hub queues refuse reports made
-    /// inside callbacks once they hold `queue_capacity` items (the default is
-    /// [`DEFAULT_QUEUE_CAPACITY`](crate::DEFAULT_QUEUE_CAPACITY); see
-    /// [`Error::HubQueueFull`]).
-    pub fn with_limits(grants: Access, queue_capacity: NonZeroUsize) -> Self {
+    /// A Policy Manager granting at most `grants`, with `limits` on what callbacks may
+    /// report (see [`Limits`]).
+    pub fn with_limits(grants: Access, limits: Limits) -> Self {
         #[allow(clippy::default_constructed_unit_structs)]
         let hooks = Hooks::default();
-        Self::with_hooks(hooks, grants, queue_capacity.get())
+        Self::with_hooks(hooks, grants, limits)
     }
 
-    /// How many items a hub's queue may hold before reports made inside callbacks are
-    /// refused.
-    pub fn queue_capacity(&self) -> usize {
-        self.shared.queue_capacity
+    /// The limits on what callbacks may report.
+    pub fn limits(&self) -> Limits {
+        self.shared.limits
     }
 
     /// A Policy Manager with one seeded bug switched on (`mutant`) and a probe that hears
@@ -221,28 +246,28 @@ impl PolicyManager {
         mutant: Option<crate::checking::Mutant>,
         probe: Option<std::sync::Arc<dyn crate::checking::Probe>>,
     ) -> Self {
-        Self::checking_with_capacity(mutant, probe, DEFAULT_QUEUE_CAPACITY)
+        Self::checking_with_limits(mutant, probe, Limits::default())
     }
 
-    /// [`checking`](Self::checking) with hub queues of `queue_capacity` items (at least 1),
-    /// so that the checkers reach a full queue in a few steps.
+    /// [`checking`](Self::checking) with `limits` (small ones let the checkers reach a
+    /// full queue or a spent budget in a few steps).
     #[cfg(feature = "checking")]
-    pub fn checking_with_capacity(
+    pub fn checking_with_limits(
         mutant: Option<crate::checking::Mutant>,
         probe: Option<std::sync::Arc<dyn crate::checking::Probe>>,
-        queue_capacity: usize,
+        limits: Limits,
     ) -> Self {
-        Self::with_hooks(Hooks { mutant, probe }, Access::ALL, queue_capacity.max(1))
+        Self::with_hooks(Hooks { mutant, probe }, Access::ALL, limits)
     }
 
-    fn with_hooks(hooks: Hooks, grants: Access, queue_capacity: usize) -> Self {
+    fn with_hooks(hooks: Hooks, grants: Access, limits: Limits) -> Self {
         PolicyManager {
             shared: Arc::new(Shared {
                 registry: Mutex::new(Registry::new(next_instance())),
                 waits: WaitGraph::new(),
                 panicked: Arc::new(AtomicU64::new(0)),
                 grants,
-                queue_capacity,
+                limits,
                 hooks,
             }),
         }
@@ -696,8 +721,9 @@ impl PolicyManager {
     /// - [`Error::HubAlreadyPresent`] (`STATUS_OBJECT_NAME_COLLISION`) when a hub with this
     ///   id is present.
     /// - [`Error::HubQueueFull`] (`STATUS_INSUFFICIENT_RESOURCES`) inside a callback, when
-    ///   the hub arrives again and its queue still holds [`queue_capacity`](Self::queue_capacity)
-    ///   items of its previous presence.
+    ///   the hub arrives again and its queue still holds [`Limits::queue_capacity`] items
+    ///   of its previous presence; [`Error::CallbackReportsSpent`] inside a callback whose
+    ///   thread's callbacks spent [`Limits::callback_reports`].
     ///
     /// A refused arrival changes nothing: the hub is not added and no client hears of it.
     pub fn hub_arrival(

@@ -174,9 +174,12 @@ fn reports_from_a_callback_are_refused_past_the_queue_capacity() {
 #[test]
 fn a_hub_re_added_from_a_callback_into_a_full_queue_is_refused() {
     watchdog("a callback removing and re-adding its hub", || {
-        let capacity = std::num::NonZeroUsize::new(2).unwrap();
-        let pm = PolicyManager::with_limits(usbpm::Access::ALL, capacity);
-        assert_eq!(pm.queue_capacity(), 2);
+        let limits = usbpm::Limits {
+            queue_capacity: std::num::NonZeroUsize::new(2).unwrap(),
+            ..Default::default()
+        };
+        let pm = PolicyManager::with_limits(usbpm::Access::ALL, limits);
+        assert_eq!(pm.limits(), limits);
         let hub = HubId(4);
         type Outcome = (Vec<Result<(), Error>>, Option<Result<HubPort, Error>>);
         let outcome: Arc<Mutex<Outcome>> = Arc::default();
@@ -230,5 +233,55 @@ fn a_hub_re_added_from_a_callback_into_a_full_queue_is_refused() {
         let back = pm.hub_arrival(hub, vec![detached()]).unwrap();
         assert_eq!(back.handle().presence, 2);
         pm.deregister(churner).unwrap();
+    });
+}
+
+#[test]
+fn a_callback_reporting_on_every_change_is_refused_past_its_budget() {
+    watchdog("a callback reporting back on every change", || {
+        let limits = usbpm::Limits {
+            callback_reports: std::num::NonZeroUsize::new(3).unwrap(),
+            ..Default::default()
+        };
+        let pm = PolicyManager::with_limits(usbpm::Access::ALL, limits);
+        let results: Arc<Mutex<Vec<Result<(), Error>>>> = Arc::default();
+        let port_cell: Arc<OnceLock<HubPort>> = Arc::default();
+        let ctx = (results.clone(), port_cell.clone());
+        let producer = pm
+            .register(ClientConfig::new(ctx, |(results, port), _, n| {
+                if let Event::ConnectorStateChange { state, .. } = &n.event {
+                    let r = port.get().unwrap().connector_changed(
+                        ConnectorId(0),
+                        attached(state.partner_max_milliwatts + 1),
+                    );
+                    let refused = r.is_err();
+                    results.lock().unwrap().push(r);
+                    // A producer that stops only when refused.
+                    assert!(refused || results.lock().unwrap().len() < 100);
+                }
+            }))
+            .unwrap();
+        port_cell
+            .set(pm.hub_arrival(HubId(7), vec![detached()]).unwrap())
+            .unwrap();
+        let port = port_cell.get().unwrap();
+        for round in 0..2 {
+            // Each report from outside starts a chain the budget ends; the next call starts
+            // with the budget whole again.
+            port.connector_changed(ConnectorId(0), attached(1_000 * (round + 1)))
+                .unwrap();
+            let r = std::mem::take(&mut *results.lock().unwrap());
+            assert_eq!(r.len(), 4, "{r:?}");
+            assert!(r[..3].iter().all(Result::is_ok), "{r:?}");
+            assert!(
+                matches!(r[3], Err(Error::CallbackReportsSpent { budget: 3, .. })),
+                "{r:?}"
+            );
+            assert_eq!(
+                r[3].clone().unwrap_err().ntstatus(),
+                NtStatus::INSUFFICIENT_RESOURCES
+            );
+        }
+        pm.deregister(producer).unwrap();
     });
 }

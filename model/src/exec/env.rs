@@ -90,6 +90,8 @@ pub struct Directory {
     /// A hub's port left for a callback to take (a callback that removes its hub and adds
     /// it again).
     pub port: Mutex<Option<HubPort>>,
+    /// A hub's port shared with callbacks (a callback that reports to its hub).
+    pub shared_port: Mutex<Option<Arc<HubPort>>>,
 }
 
 impl Directory {
@@ -185,12 +187,18 @@ impl Env {
         }
     }
 
-    /// The same execution's world with a Policy Manager whose hub queues hold `capacity`
-    /// items (the scenario uses it instead of `pm`, before anything happened).
-    pub fn with_queue_capacity(&self, capacity: usize) -> Env {
+    /// The same execution's world with a Policy Manager of these limits, queue capacity
+    /// and callbacks' budget of reports (the scenario uses it instead of `pm`, before
+    /// anything happened).
+    pub fn with_limits(&self, queue_capacity: usize, callback_reports: usize) -> Env {
         let probe: Arc<dyn Probe> = self.monitor.clone();
-        let pm = PolicyManager::checking_with_capacity(self.mutant, Some(probe), capacity);
-        self.monitor.set_queue_capacity(pm.queue_capacity());
+        let n = |v| std::num::NonZeroUsize::new(v).expect("a limit of at least 1");
+        let limits = usbpm::Limits {
+            queue_capacity: n(queue_capacity),
+            callback_reports: n(callback_reports),
+        };
+        let pm = PolicyManager::checking_with_limits(self.mutant, Some(probe), limits);
+        self.monitor.set_limits(limits);
         Env {
             pm,
             monitor: self.monitor.clone(),
@@ -260,6 +268,7 @@ impl Env {
         } = self;
         directory.clients.lock().unwrap().clear();
         drop(directory.port.lock().unwrap().take());
+        drop(directory.shared_port.lock().unwrap().take());
         drop(pm);
         monitor.finish(replay);
     }

@@ -146,6 +146,14 @@ pub const ALL: &[Scenario] = &[
         run: callback_fills_queue,
     },
     Scenario {
+        name: "callback-producer",
+        about: "callbacks' budget of 2 reports: A's callback reports a change on every change it receives (up to seq 5), while a thread and main each report one",
+        threads: 2,
+        size: Size::Small,
+        properties: &[BoundedWork, HubOrder, NoDeadlock],
+        run: callback_producer,
+    },
+    Scenario {
         name: "panicking-callback",
         about: "A's callback panics while main deregisters A; B still gets the event",
         threads: 2,
@@ -1166,7 +1174,7 @@ fn fill_queue(ctx: &Context, pm: &PolicyManager, _me: ClientHandle, n: &Notifica
 }
 
 fn callback_fills_queue(env: &Env) {
-    let env = &env.with_queue_capacity(1);
+    let env = &env.with_limits(1, usbpm::DEFAULT_CALLBACK_REPORTS);
     let port = env.hub(1);
     *env.directory.port.lock().unwrap() = Some(port);
     let other = env.handle();
@@ -1177,4 +1185,40 @@ fn callback_fills_queue(env: &Env) {
     registrar.join().expect("registrar");
     env.deregister_ok("A");
     env.deregister_ok("C");
+}
+
+/// Reports a change back on every change it receives, up to seq 5 (a finite stand-in for a
+/// producer that never stops: the budget of 2 refuses it long before).
+fn produce(ctx: &Context, _pm: &PolicyManager, _me: ClientHandle, n: &Notification) {
+    let Event::ConnectorStateChange { connector, state } = &n.event else {
+        return;
+    };
+    if n.seq >= 6 {
+        return;
+    }
+    let Some(port) = ctx.directory.shared_port.lock().unwrap().clone() else {
+        return;
+    };
+    let r = port.connector_changed(
+        *connector,
+        usbpm::ConnectorState {
+            attached: !state.attached,
+            ..Default::default()
+        },
+    );
+    ctx.monitor
+        .note(format!("{}'s callback reports back: {r:?}", ctx.label));
+}
+
+fn callback_producer(env: &Env) {
+    let env = &env.with_limits(usbpm::DEFAULT_QUEUE_CAPACITY, 2);
+    env.register("A", produce);
+    let port = std::sync::Arc::new(env.hub(1));
+    *env.directory.shared_port.lock().unwrap() = Some(port.clone());
+    let reporter = port.clone();
+    let other = spawn("reporter-h1", move || flip(&reporter, true));
+    flip(&port, false);
+    other.join().expect("reporter");
+    env.directory.shared_port.lock().unwrap().take();
+    env.deregister_ok("A");
 }

@@ -90,7 +90,20 @@ pub fn build_replay(root: &Path, mode: &str) -> Option<PathBuf> {
     }
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    Some(target.join("release").join("replay"))
+    // A private copy: any later build of the replay binary (a std or shuttle one, by
+    // hand or by another gate mode) writes the same path, and this run would go on with
+    // a binary that is not loom's.
+    let copy = target.join("gate").join(format!("{mode}-loom-replay"));
+    let copied = std::fs::create_dir_all(target.join("gate"))
+        .and_then(|()| std::fs::copy(target.join("release").join("replay"), &copy));
+    if let Err(e) = copied {
+        eprintln!(
+            "gate {mode}: could not copy the replay binary to {}: {e}",
+            copy.display()
+        );
+        return None;
+    }
+    Some(copy)
 }
 
 /// Runs `replay` with `args` for at most `timeout_secs`: its exit status (`None`: it was

@@ -199,9 +199,13 @@ struct State {
     /// Per hub, the last ticket given and the items queued, by ticket, with the thread that
     /// queued each from outside callbacks (`None`: from inside one) (P6: bounded queues).
     queues: HashMap<HubId, (u64, BTreeMap<u64, Option<String>>)>,
-    /// The Policy Manager's queue capacity (P6), [`usbpm::DEFAULT_QUEUE_CAPACITY`] unless
-    /// the execution set another.
-    queue_capacity: usize,
+    /// The Policy Manager's limits (P6): its queue capacity and callbacks' budget.
+    limits: usbpm::Limits,
+    /// Per thread, per hub, the highest ticket it owes (queued inside a callback, not yet
+    /// settled: P6's budget).
+    owes: HashMap<String, BTreeMap<HubId, u64>>,
+    /// Per thread, the reports its callbacks made since it last owed nothing (P6).
+    reports: HashMap<String, usize>,
 }
 
 impl State {
@@ -271,7 +275,7 @@ impl State {
             _ => return None,
         };
         let owner = (!self.in_callback(thread)).then(|| thread.to_string());
-        let capacity = self.queue_capacity;
+        let capacity = self.limits.queue_capacity.get();
         let (last, items) = self.queues.entry(hub).or_default();
         *last = ticket;
         items.insert(ticket, owner);
@@ -293,6 +297,53 @@ impl State {
         } else {
             None
         }
+    }
+
+    /// P6's budget, on the steps that queue a report inside a callback (`Submitted` with a
+    /// change and `Owes`, a `HubArrived` inside a callback), that record what a thread owes
+    /// (`Submitted` with `Owes`) and that settle it (`Settled`): a thread's callbacks make
+    /// at most the budget's reports while the thread owes items they queued. (The library
+    /// refills the budget when the thread's outermost call has settled its obligations,
+    /// after the last `Settled` that clears the debt here: never earlier.)
+    fn budget_step(&mut self, thread: &str, step: &Step) -> Option<String> {
+        let report = match step {
+            Step::Submitted {
+                hub,
+                appended,
+                ticket,
+                settle: usbpm::checking::Settle::Owes,
+            } => {
+                let owed = self.owes.entry(thread.to_string()).or_default();
+                let t = owed.entry(*hub).or_default();
+                *t = (*t).max(*ticket);
+                matches!(appended, Appended::Change { .. })
+            }
+            Step::HubArrived { .. } => self.in_callback(thread),
+            Step::Settled { hub, ticket } => {
+                if let Some(owed) = self.owes.get_mut(thread) {
+                    if owed.get(hub).is_some_and(|t| t <= ticket) {
+                        owed.remove(hub);
+                    }
+                    if owed.is_empty() {
+                        self.reports.remove(thread);
+                    }
+                }
+                false
+            }
+            _ => false,
+        };
+        if !report {
+            return None;
+        }
+        let budget = self.limits.callback_reports.get();
+        let made = self.reports.entry(thread.to_string()).or_default();
+        *made += 1;
+        (*made > budget).then(|| {
+            format!(
+                "this thread's callbacks made {made} reports while it owed items they queued, \
+                 past the budget of {budget}: its outermost call may deliver without end"
+            )
+        })
     }
 
     /// The item `hub`'s drainer was delivering (if any) has reached every client.
@@ -494,7 +545,6 @@ fn hub_order(
 impl Monitor {
     pub fn new() -> Arc<Self> {
         let m = Arc::new(Monitor::default());
-        m.set_queue_capacity(usbpm::DEFAULT_QUEUE_CAPACITY);
         LAST.with(|l| *l.borrow_mut() = Some(m.clone()));
         *LAST_IN_PROCESS.lock().unwrap_or_else(|p| p.into_inner()) = Some(m.clone());
         m
@@ -507,9 +557,9 @@ impl Monitor {
         f(&mut s, &thread)
     }
 
-    /// The capacity of the execution's Policy Manager's hub queues (P6's queue bound).
-    pub fn set_queue_capacity(&self, capacity: usize) {
-        self.with(|s, _| s.queue_capacity = capacity);
+    /// The limits of the execution's Policy Manager (P6's queue bound and budget).
+    pub fn set_limits(&self, limits: usbpm::Limits) {
+        self.with(|s, _| s.limits = limits);
     }
 
     /// Adds a line to the timeline.
@@ -842,8 +892,13 @@ impl Probe for Monitor {
             Step::Woke(c) => s.woke_a_waiter(&thread, c),
             _ => false,
         };
-        if let Some(message) = s.queue_step(&thread, &step) {
-            s.bounded_work_violated(thread, message);
+        // Both P6 rules see every step (each keeps its own state).
+        let queue = s.queue_step(&thread, &step);
+        let budget = s.budget_step(&thread, &step);
+        if queue.is_some() || budget.is_some() {
+            for message in queue.into_iter().chain(budget) {
+                s.bounded_work_violated(thread.clone(), message);
+            }
             return;
         }
         let text = match step {
@@ -1194,7 +1249,10 @@ mod tests {
         // `from_callback` items, after `before` steps of another thread outside callbacks.
         let run = |before: Vec<Step>, from_callback: Vec<Step>| {
             let m = Monitor::new();
-            m.set_queue_capacity(1);
+            m.set_limits(usbpm::Limits {
+                queue_capacity: std::num::NonZeroUsize::new(1).unwrap(),
+                ..Default::default()
+            });
             let outside = m.clone();
             std::thread::Builder::new()
                 .name("caller".into())
@@ -1268,6 +1326,54 @@ mod tests {
         assert_eq!(
             run(vec![arrived, mine(2)], vec![]),
             vec![Property::BoundedWork]
+        );
+    }
+
+    #[test]
+    fn a_threads_callbacks_report_at_most_the_budget_while_it_owes() {
+        let hub = HubId(1);
+        let report = |ticket| Step::Submitted {
+            hub,
+            appended: Appended::Change { seq: ticket },
+            ticket,
+            settle: usbpm::checking::Settle::Owes,
+        };
+        let settled = |ticket| Step::Settled { hub, ticket };
+        let run = |steps: Vec<Step>| {
+            let m = Monitor::new();
+            m.set_limits(usbpm::Limits {
+                callback_reports: std::num::NonZeroUsize::new(2).unwrap(),
+                ..Default::default()
+            });
+            let inside = m.clone();
+            std::thread::Builder::new()
+                .name("drainer".into())
+                .spawn(move || steps.into_iter().for_each(|s| inside.step(s)))
+                .expect("spawn")
+                .join()
+                .expect("join");
+            // (No callback began, so the queue rule sees one caller with many items
+            // queued: only the budget's verdicts are looked at here.)
+            m.violations()
+                .into_iter()
+                .filter(|v| v.message.contains("budget"))
+                .map(|v| v.property)
+                .collect::<Vec<_>>()
+        };
+        // Two reports owed, then a third: past the budget.
+        assert_eq!(run(vec![report(2), report(3)]), vec![]);
+        assert_eq!(
+            run(vec![report(2), report(3), report(4)]),
+            vec![Property::BoundedWork]
+        );
+        // Settling only the first does not clear the debt; settling up to the last does.
+        assert_eq!(
+            run(vec![report(2), report(3), settled(2), report(4)]),
+            vec![Property::BoundedWork]
+        );
+        assert_eq!(
+            run(vec![report(2), report(3), settled(3), report(4), report(5)]),
+            vec![]
         );
     }
 }
