@@ -461,9 +461,12 @@ impl Report {
             let _ = writeln!(out, "| {c} | {} / {run} | {med_s} | {med_e} |", hits.len());
         }
         let _ = writeln!(out, "\n## Shuttle: PCT against random\n");
-        let _ = writeln!(out, "For the scenario where shuttle killed each mutant first: schedules to the first failure under PCT (depth d = 3) and under uniform random scheduling, each run on its own. PCT guarantees each schedule finds a depth-d bug with probability at least 1/(n k^(d-1)) (n threads, k scheduling steps), so it should need at most n k^2 schedules on average; the last column says whether the observed count is within that bound.\n");
-        let _ = writeln!(out, "| mutant | scenario | n | k | PCT schedules (s) | random schedules (s) | n k^2 | PCT within bound |");
-        let _ = writeln!(out, "|---|---|---:|---:|---|---|---:|---|");
+        // The table goes to report.md; the docs keep its conclusion.
+        let mut table = String::new();
+        let (mut found_pct, mut within_bound) = (0, 0);
+        let _ = writeln!(table, "For the scenario where shuttle killed each mutant first: schedules to the first failure under PCT (depth d = 3) and under uniform random scheduling, each run on its own. PCT guarantees each schedule finds a depth-d bug with probability at least 1/(n k^(d-1)) (n threads, k scheduling steps), so it should need at most n k^2 schedules on average; the last column says whether the observed count is within that bound.\n");
+        let _ = writeln!(table, "| mutant | scenario | n | k | PCT schedules (s) | random schedules (s) | n k^2 | PCT within bound |");
+        let _ = writeln!(table, "|---|---|---:|---:|---|---|---:|---|");
         for (mutant, by) in kills {
             let Some(Some(k)) = by.get(&Checker::Shuttle) else {
                 continue;
@@ -479,7 +482,9 @@ impl Report {
             let bound = n * steps * steps;
             let within = match pct {
                 Some(p) if p.failed => {
+                    found_pct += 1;
                     if p.executions <= bound.max(1) {
+                        within_bound += 1;
                         "yes"
                     } else {
                         "**no**"
@@ -489,12 +494,17 @@ impl Report {
                 None => "—",
             };
             let _ = writeln!(
-                out,
+                table,
                 "| {mutant} | {} | {n} | {steps} | {} | {} | {bound} | {within} |",
                 k.scenario,
                 cell(pct),
                 cell(random)
             );
+        }
+        if replays == Replays::InReportMd {
+            let _ = writeln!(out, "PCT (depth 3) found {found_pct} of the mutants shuttle killed, {within_bound} of them within its guaranteed expected bound of n k^2 schedules; the table of schedules to the first failure under PCT and under random scheduling, per mutant, is in `gate mutants`' report.md.");
+        } else {
+            out.push_str(&table);
         }
         let _ = writeln!(out, "\n## Replays\n");
         if replays == Replays::InReportMd {
@@ -784,10 +794,14 @@ mod tests {
             docs.contains("one replay command per killed cell"),
             "{docs}"
         );
+        // Up to the PCT table the two are the same; the docs keep only its conclusion.
         assert_eq!(
-            md.split("## Replays").next(),
-            docs.split("## Replays").next()
+            md.split("## Shuttle: PCT").next(),
+            docs.split("## Shuttle: PCT").next()
         );
+        assert!(md.contains("| mutant | scenario | n | k |"), "{md}");
+        assert!(!docs.contains("| mutant | scenario | n | k |"), "{docs}");
+        assert!(docs.contains("PCT (depth 3) found 0 of"), "{docs}");
     }
 
     #[test]
