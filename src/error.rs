@@ -326,7 +326,7 @@ mod tests {
     use super::*;
 
     /// How many variants `Error` has; `variant` numbers them from 0.
-    const VARIANTS: usize = 15;
+    const VARIANTS: usize = 16;
 
     /// Each variant's number and the NTSTATUS a driver must see for it. No wildcard arm:
     /// a new variant does not compile until it is listed here (and in `one_of_each`).
