@@ -470,6 +470,7 @@ mod tests {
             &["connector 5 of hub 9 (presence 2) has no partner attached"],
             &["shut down", "deregister"],
             &["shutdown", "inside a callback"],
+            &["64 reports", "hub 9", "after the callback returns"],
         ];
         for (text, parts) in texts.iter().zip(expect) {
             for part in parts {
