@@ -61,11 +61,12 @@ pub struct Kill {
 
 /// Where a kill matrix's replay commands go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Replays {
-    /// Listed, one per killed cell (report.md).
-    Listed,
-    /// Left to the run's report.md (the docs).
-    InReportMd,
+enum Detail {
+    /// report.md: every check, the PCT table, one replay command per killed cell.
+    Full,
+    /// The docs: the exhaustive checks and per-checker totals, the PCT table's
+    /// conclusion, replays left to the run's report.md.
+    Docs,
 }
 
 impl Report {
@@ -92,19 +93,38 @@ impl Report {
     /// report.md: everything, a kill matrix with one replay command per cell.
     pub fn markdown(&self) -> String {
         match &self.kills {
-            Some(kills) => self.mutants_markdown(kills, Replays::Listed),
-            None => self.checks_markdown(),
+            Some(kills) => self.mutants_markdown(kills, Detail::Full),
+            None => self.checks_markdown(Detail::Full),
         }
     }
 
     /// What docs/VERIFICATION.md embeds: report.md, but a kill matrix's replay commands
     /// stay in the run's report.md (most name that run's schedule files, which a clone
-    /// does not have; the others follow from the cell's checker, scenario and mutant).
+    /// does not have; the others follow from the cell's checker, scenario and mutant), and
+    /// so do the sampled checks' rows and the PCT table (the docs keep totals and the
+    /// conclusion).
     pub fn docs_markdown(&self) -> String {
         match &self.kills {
-            Some(kills) => self.mutants_markdown(kills, Replays::InReportMd),
-            None => self.checks_markdown(),
+            Some(kills) => self.mutants_markdown(kills, Detail::Docs),
+            None => self.checks_markdown(Detail::Docs),
         }
+    }
+
+    /// Per checker: how many checks ran, their executions and checking seconds.
+    fn checker_totals(&self, out: &mut String) {
+        let mut totals: BTreeMap<Checker, (usize, u64, f64)> = BTreeMap::new();
+        for r in &self.records {
+            let t = totals.entry(r.checker).or_default();
+            t.0 += 1;
+            t.1 += r.executions;
+            t.2 += r.seconds;
+        }
+        let _ = writeln!(out, "| checker | checks | executions | checking seconds |");
+        let _ = writeln!(out, "|---|---:|---:|---:|");
+        for (c, (n, executions, seconds)) in totals {
+            let _ = writeln!(out, "| {c} | {n} | {executions} | {seconds:.0} |");
+        }
+        let _ = writeln!(out);
     }
 
     fn header(&self, out: &mut String, title: &str) {
@@ -142,7 +162,7 @@ impl Report {
         );
     }
 
-    fn checks_markdown(&self) -> String {
+    fn checks_markdown(&self, detail: Detail) -> String {
         let mut out = String::new();
         self.header(&mut out, "usbpm verification gate");
         let _ = writeln!(out, "## What was proved and what was sampled\n");
@@ -204,6 +224,10 @@ impl Report {
         self.spec_markdown(&mut out);
         out.push_str(&self.programs_markdown());
         let _ = writeln!(out, "\n## Every check\n");
+        if detail == Detail::Docs {
+            self.checker_totals(&mut out);
+            let _ = writeln!(out, "The exhaustive checks and any that failed, one row each (the sampled checks' rows, with their samples: the run's report.md):\n");
+        }
         let _ = writeln!(out, "| scenario | size | properties | checker | kind | bound / sample | executions | seconds | verdict |");
         let _ = writeln!(out, "|---|---|---|---|---|---|---:|---:|---|");
         // A generated-program checker's passing chunks are one row (their tiers are in the
@@ -228,6 +252,9 @@ impl Report {
                 r.properties.join(" "),
                 if r.exhaustive { "exhaustive" } else { "sampled" },
             );
+        }
+        if detail == Detail::Docs {
+            records.retain(|r| r.exhaustive || r.verdict != Verdict::Pass);
         }
         for r in records {
             let size = scenarios::find(&r.scenario).map_or(
@@ -379,7 +406,7 @@ impl Report {
     fn mutants_markdown(
         &self,
         kills: &BTreeMap<String, BTreeMap<Checker, Option<Kill>>>,
-        replays: Replays,
+        detail: Detail,
     ) -> String {
         let mut out = String::new();
         self.header(&mut out, "usbpm mutant kill matrix");
@@ -501,13 +528,13 @@ impl Report {
                 cell(random)
             );
         }
-        if replays == Replays::InReportMd {
+        if detail == Detail::Docs {
             let _ = writeln!(out, "PCT (depth 3) found {found_pct} of the mutants shuttle killed, {within_bound} of them within its guaranteed expected bound of n k^2 schedules; the table of schedules to the first failure under PCT and under random scheduling, per mutant, is in `gate mutants`' report.md.");
         } else {
             out.push_str(&table);
         }
         let _ = writeln!(out, "\n## Replays\n");
-        if replays == Replays::InReportMd {
+        if detail == Detail::Docs {
             let _ = writeln!(out, "`gate mutants` writes one replay command per killed cell into its report.md (`target/gate/report.md`). From a clone, a loom kill replays as `cargo run --release -p usbpm-model --features loom --bin replay -- --scenario S --bound B --mutant M` (S, B: the cell's scenario and its loom bound), a std kill the same without `--features loom` (a new sample of real-thread schedules), a spec kill as `cargo run --release -p usbpm-spec --bin spec_check -- SIZE --mutant M`; gen-loom, gen-shuttle, shuttle and trace kills replay the program or schedule file their run saved under `target/gate/results/`.");
             return out;
         }
@@ -666,6 +693,34 @@ mod tests {
             md.contains("| chunk-04 |") && md.contains("(3 chunks)"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn the_docs_keep_exhaustive_and_failing_rows_and_every_checkers_totals() {
+        let mut rep = report(None);
+        let base = rep.records[0].clone();
+        rep.records.push(Record {
+            checker: Checker::Loom,
+            exhaustive: true,
+            executions: 19,
+            ..base.clone()
+        });
+        let row = |checker: &str| format!("| dispatch-vs-deregister | small | P2 | {checker} |");
+        let (md, docs) = (rep.markdown(), rep.docs_markdown());
+        assert!(
+            md.contains(&row("shuttle")) && md.contains(&row("loom")),
+            "{md}"
+        );
+        assert!(
+            !docs.contains(&row("shuttle")) && docs.contains(&row("loom")),
+            "{docs}"
+        );
+        assert!(docs.contains("| shuttle | 1 | 3 | 0 |"), "{docs}");
+        assert!(docs.contains("| loom | 1 | 19 | 0 |"), "{docs}");
+        // A failing sampled check keeps its row in the docs.
+        let mut failing = report(None);
+        failing.records[0].verdict = Verdict::Fail;
+        assert!(failing.docs_markdown().contains(&row("shuttle")));
     }
 
     #[test]
