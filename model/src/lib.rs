@@ -40,6 +40,8 @@ macro_rules! scenario_checks {
             power_round_trip: "power-round-trip";
             power_vs_deregister: "power-vs-deregister";
             removal_queries: "removal-queries";
+            callback_fills_queue: "callback-fills-queue";
+            callback_producer: "callback-producer";
             panicking_callback: "panicking-callback";
             double_deregister: "double-deregister";
             handle_reuse: "handle-reuse";
