@@ -10,7 +10,7 @@
 //! - `USBPM_SEED`: shuttle's seed (default 1).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use usbpm::checking::Mutant;
@@ -216,6 +216,12 @@ struct Pending {
 }
 
 static PENDING: std::sync::Mutex<Option<Pending>> = std::sync::Mutex::new(None);
+
+/// Where a check's provisional record goes: `pending/KEY.json` beside `records/KEY.json`.
+pub fn pending_path(record: &Path) -> Option<PathBuf> {
+    let results = record.parent()?.parent()?;
+    Some(results.join("pending").join(record.file_name()?))
+}
 
 /// Called by the panic hook for every panic except a scenario's deliberate one.
 fn on_checker_panic(info: &std::panic::PanicHookInfo<'_>) {
@@ -556,8 +562,9 @@ pub fn run_programs_check(checker: Checker, chunk: usize) {
     for tier in &plan {
         // A record written by the panic hook (a hang loom ends in an abort) names the
         // tier run that was going on, its bound included. So does the provisional record
-        // written now, which the final one replaces: a process that aborts without
-        // running the hook (a panic that cannot unwind) still leaves its failing bound.
+        // written now beside the records (`pending/`; removed when the check ends): a
+        // process that aborts without running the hook (a panic that cannot unwind) still
+        // leaves its failing bound for the verdict (`gate::records::read_final_records`).
         if let Some(p) = PENDING.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
             p.record.programs = runs.clone();
             p.record.programs.push(TierRun {
@@ -574,8 +581,12 @@ pub fn run_programs_check(checker: Checker, chunk: usize) {
                     .into(),
                 p.replay.clone(),
             ));
-            if let Ok(json) = serde_json::to_string_pretty(&provisional) {
-                let _ = std::fs::write(&p.path, json);
+            if let (Ok(json), Some(pending)) = (
+                serde_json::to_string_pretty(&provisional),
+                pending_path(&p.path),
+            ) {
+                let _ = std::fs::create_dir_all(pending.parent().expect("a directory"));
+                let _ = std::fs::write(pending, json);
             }
         }
         let (run, found) =
@@ -585,6 +596,9 @@ pub fn run_programs_check(checker: Checker, chunk: usize) {
             failure_found = Some(f);
             break;
         }
+    }
+    if let Some(pending) = path.as_deref().and_then(pending_path) {
+        let _ = std::fs::remove_file(pending);
     }
     PENDING.lock().unwrap_or_else(|p| p.into_inner()).take();
     record.executions = runs.iter().map(|r| r.executions).sum();

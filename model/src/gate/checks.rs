@@ -13,7 +13,7 @@ use usbpm::checking::Mutant;
 use super::display::{watch, Display};
 use super::lanes::{longest_first, Lanes};
 use super::nextest::{require_nextest, run_checker, run_checks, Run};
-use super::records::read_records;
+use super::records::read_final_records;
 use super::{command_line, fresh_dir, Options, VERIFICATION_MD};
 use crate::base::checker::Checker;
 use crate::checkers::check::{Profile, Record, Verdict};
@@ -259,7 +259,7 @@ fn run_checkers(
     stop.store(true, Ordering::SeqCst);
     let _ = watcher.join();
     display.bar.finish_and_clear();
-    let (records, missing) = read_records(&run.results);
+    let (records, missing) = read_final_records(&run.results);
     (records, missing, ok)
 }
 
@@ -357,7 +357,7 @@ pub fn run_mutants(opts: &Options, root: &Path) -> Report {
         }
         stop.store(true, Ordering::SeqCst);
         let _ = watcher.join();
-        let (records, missing) = read_records(&run.results);
+        let (records, missing) = read_final_records(&run.results);
         let mut by = BTreeMap::new();
         for c in &checkers {
             let log = std::fs::read_to_string(run.log_path(*c)).unwrap_or_default();

@@ -16,7 +16,7 @@ use usbpm::checking::Mutant;
 use super::display::Display;
 use super::loom_bounds::{build_replay, run_capped};
 use super::nextest::{run_checks, Run};
-use super::records::read_records;
+use super::records::read_final_records;
 use super::{exit_code, Options, VERIFICATION_MD};
 use crate::base::checker::Checker;
 use crate::checkers::check::{loom_bound, Profile, Record, Verdict};
@@ -258,7 +258,7 @@ fn run_tier(
     let display = Display::new(0);
     let ok = run_checks(&run, &opts, Checker::GenLoom, None, &display);
     display.bar.finish_and_clear();
-    (ok, read_records(&run.results).0)
+    (ok, read_final_records(&run.results).0)
 }
 
 /// The smallest bound at which a chunk failed, from a `0..=N` run's records: a failing

@@ -1,24 +1,46 @@
 //! What the checks leave in a results directory: `records/KEY.json`, one per finished
-//! check, and `progress/KEY`, written while a check runs ("executions seconds"). A check
-//! with progress and no record crashed or was terminated.
+//! check, `progress/KEY`, written while a check runs ("executions seconds"), and
+//! `pending/KEY.json`, a generated-programs check's provisional record (a failure at the
+//! tier run it was in), removed when the check ends. A check with progress and no record
+//! crashed or was terminated; if it left a provisional record, that is its verdict.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::checkers::check::Record;
 
-/// The records under `results`, and the keys of the checks that started but left none.
+/// The finished checks' records under `results` (what a live display shows), and the keys
+/// of the checks that started but left none.
 pub fn read_records(results: &Path) -> (Vec<Record>, Vec<String>) {
+    read(results, false)
+}
+
+/// What a run's verdict is made of, once every check has ended: the records, and for a
+/// check that left none but a provisional record (it aborted during a tier run), that.
+pub fn read_final_records(results: &Path) -> (Vec<Record>, Vec<String>) {
+    read(results, true)
+}
+
+fn read(results: &Path, with_pending: bool) -> (Vec<Record>, Vec<String>) {
     let mut records = Vec::new();
     let mut have = BTreeSet::new();
-    if let Ok(entries) = std::fs::read_dir(results.join("records")) {
+    let dirs: &[&str] = if with_pending {
+        &["records", "pending"]
+    } else {
+        &["records"]
+    };
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(results.join(dir)) else {
+            continue;
+        };
         for e in entries.flatten() {
             if let Some(r) = std::fs::read_to_string(e.path())
                 .ok()
                 .and_then(|t| serde_json::from_str::<Record>(&t).ok())
             {
-                have.insert(Record::key(r.checker, &r.scenario));
-                records.push(r);
+                if have.insert(Record::key(r.checker, &r.scenario)) {
+                    records.push(r);
+                }
             }
         }
     }
@@ -104,6 +126,46 @@ pub(crate) mod tests {
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].scenario, "double-deregister");
         assert_eq!(missing, vec!["std__handle-reuse".to_string()]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_provisional_record_counts_only_in_the_verdict_and_only_without_a_record() {
+        let dir = scratch("pending");
+        for sub in ["records", "pending", "progress"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let write = |path: &str, r: &Record| {
+            std::fs::write(dir.join(path), serde_json::to_string(r).unwrap()).unwrap();
+        };
+        // chunk-01 aborted (only its provisional record); chunk-02 finished and passed.
+        write(
+            "pending/gen-loom__chunk-01.json",
+            &record(Checker::GenLoom, "chunk-01", Verdict::Fail),
+        );
+        write(
+            "pending/gen-loom__chunk-02.json",
+            &record(Checker::GenLoom, "chunk-02", Verdict::Fail),
+        );
+        write(
+            "records/gen-loom__chunk-02.json",
+            &record(Checker::GenLoom, "chunk-02", Verdict::Pass),
+        );
+        std::fs::write(dir.join("progress/gen-loom__chunk-01"), "5 0.1").unwrap();
+        let (live, missing) = read_records(&dir);
+        assert_eq!(live.len(), 1);
+        assert_eq!(missing, vec!["gen-loom__chunk-01".to_string()]);
+        let (mut done, missing) = read_final_records(&dir);
+        done.sort_by(|a, b| a.scenario.cmp(&b.scenario));
+        let verdicts: Vec<_> = done
+            .iter()
+            .map(|r| (r.scenario.as_str(), r.verdict))
+            .collect();
+        assert_eq!(
+            verdicts,
+            vec![("chunk-01", Verdict::Fail), ("chunk-02", Verdict::Pass)]
+        );
+        assert!(missing.is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
