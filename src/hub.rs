@@ -106,8 +106,9 @@ pub const DEFAULT_CALLBACK_REPORTS: usize = 64;
 /// already made the budget's reports that its outermost call has not settled: a callback's
 /// thread delivers nothing until the callback returns, so nothing else would bound what
 /// callbacks queue, and a callback that reports on every event it receives would keep its
-/// thread's outermost call delivering for ever. Counts the report if it is accepted.
-/// (The `queue-cap-ignored` and `report-budget-ignored` mutants never refuse.)
+/// thread's outermost call delivering for ever. The caller counts an accepted report with
+/// [`count_report`] once nothing else can refuse it. (The `queue-cap-ignored` and
+/// `report-budget-ignored` mutants never refuse.)
 fn refuse_report(q: &Queue, id: HubId, pm: &PolicyManager) -> Result<(), Error> {
     if !waits::inside_callback() {
         return Ok(());
