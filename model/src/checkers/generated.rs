@@ -177,7 +177,7 @@ pub fn plan(checker: Checker, profile: crate::judge::verdict::Profile) -> Vec<Ti
                 TierPlan {
                     size: size("4x6-c4-h3"),
                     bound: None,
-                    random: Some((32, 200)),
+                    random: Some((16, 200)),
                 },
                 TierPlan {
                     size: size("4x6-c4-h3-S"),
