@@ -8,6 +8,14 @@
 //! [`Spec::charge_budgets`] spends the budgets of a step taken; [`Spec::enabled`] pairs
 //! each enabled action with its next state (P3 and quiescence read it). Trace validation
 //! (an open world) uses none of this.
+//!
+//! Beside the budgets: a registered client is deregistered by the program once; a hub
+//! reports its changes, then its removal; a shutdown's removals come in any order (slot
+//! order is one refinement); only hub events' callbacks query; a callback's request is
+//! its own client's, on its hub; a callback's hub report is never drained inside it (the
+//! thread may be another hub's drainer). In the closed world only a client registered
+//! inside a callback can be deregistered before its greeting (trace validation accepts
+//! both).
 
 use crate::actions::{Action, Op};
 use crate::mutants::SpecMutant;

@@ -100,7 +100,9 @@ pub fn check_for(size: Size, mutant: SpecMutant, prefixes: &[&str]) -> Outcome {
 
 /// [`check`] with the partial-order reduction switched off (symmetry on, one thread):
 /// what the reduction is checked against. With a mutant, stops at the first
-/// counterexample.
+/// counterexample. At `QUICK`, measured once: 3,066,476 unique states unreduced against
+/// 1,380,179 reduced (`tests/reach.rs` requires the same verdicts, `sometimes`
+/// witnesses and spec mutants found).
 pub fn check_unreduced(size: Size, mutant: Option<SpecMutant>) -> Outcome {
     let spec = Spec {
         reduction: false,
@@ -118,7 +120,9 @@ pub fn check_unreduced(size: Size, mutant: Option<SpecMutant>) -> Outcome {
 /// holds ends there unjudged: a cycle could hide a behaviour that never settles. With no
 /// cycle every behaviour ends in a state with no successor, where it is judged. (A cycle
 /// among representatives is a behaviour reaching a state symmetric to one it passed,
-/// which repeated is an endless behaviour of the unreduced graph, and conversely.)
+/// which repeated is an endless behaviour of the unreduced graph, and conversely.) Every
+/// loop is bounded by a budget of the size; at `QUICK` (measured once) the graph has
+/// 1,448,244 states and no cycle.
 pub fn find_cycle(size: Size) -> Result<u64, String> {
     use std::collections::HashMap;
     let spec = Spec::new(size, None);

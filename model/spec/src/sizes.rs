@@ -119,8 +119,9 @@ pub const QUICK: Size = Size {
 
 /// The full gate's size: the quick size with a panicking callback and a detach (by the
 /// program or a callback): 2 clients x 2 hubs x 2 threads, registration (greetings,
-/// replays), a callback report, 2 re-entrant deregisters. Measured: 12,332,224 unique
-/// states, depth 66, 171 s of CPU (docs/SPEC.md, "Why these sizes"). It replaced 3
+/// replays), a callback report, 2 re-entrant deregisters. Unique states and depth: the
+/// full gate's report (docs/VERIFICATION.md); 171 s of CPU when introduced (docs/SPEC.md,
+/// "Why these sizes"). It replaced 3
 /// clients x 2 hubs x 3 threads with the clients registered first (15,559,207 states,
 /// 286 s), whose kinds it reaches at one hub (`tests/cutoff.rs`); 3 x 2 x 2 with
 /// registration, a callback report and a panic did not finish in 265 s of CPU.

@@ -1,8 +1,8 @@
 //! The specification: the protocol at the level of its contract, as one value, [`Spec`],
 //! and the public paths of its vocabulary.
 //!
-//! Read it beside docs/PROTOCOL.md; docs/SPEC.md walks it action by action and names the
-//! code each action stands for. A [`Spec`] is a closed world of a given [`Size`] (model
+//! Read it beside docs/PROTOCOL.md and docs/SPEC.md; `actions/mod.rs` walks it action by
+//! action and names the code each action stands for. A [`Spec`] is a closed world of a given [`Size`] (model
 //! checking, with its budgets) or an open one (trace validation), with the code's
 //! behaviour or a spec mutant's. Every action is [`Spec::apply`]: the model checker
 //! enumerates enabled ones ([`Spec::enabled`]) and the trace validator applies the ones a

@@ -14,6 +14,19 @@
 //!
 //! The derived orders (field and variant order) are what symmetry reduction sorts by:
 //! reordering fields or variants changes which representative the checker keeps.
+//!
+//! **In the code.** `Closed`, `shut_closed`: `rundown.rs` bit 63 (`CLOSED`); `in_flight`:
+//! bits 0–62; `passes`: `Turns::passes`; `shut`: `Registry::shut` (no registration or
+//! hub arrival; a showing queues no replay); a hub's queue, `requests` and counters:
+//! `hub.rs` `Queue`; `owed[t]` (`Deliver{hub, ticket}`, highest per hub, and
+//! `Greet{client}`, oldest first): `hub.rs` `OBLIGATIONS`, thread-local; the wait-for
+//! graph (in each `Deregister` frame with `edge`, the `holding` clients wait for
+//! `target`): `waits.rs` `WaitGraph`; history flags: as `model/src/judge/monitor.rs`
+//! keeps them. `closed()` is `Closed` or `shut_closed`: no count is taken. `power`: the
+//! size's first `granted` clients; in traces, those the harness names
+//! (`Client::granted` = `request ∩ PolicyManager::granting`). A request is `live` when
+//! made in the current presence with the removal not queued (else an accepted answer
+//! reports nothing); taken by the hardware or not is not told apart.
 
 use crate::sizes::Size;
 

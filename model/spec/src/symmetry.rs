@@ -158,7 +158,8 @@ fn inverse(order: &[usize]) -> Vec<u8> {
 /// `s` with each hub's tickets counted from its `done`: every decision compares a ticket
 /// with `done` or with another ticket above it (a ticket at or below `done` is
 /// delivered, whichever it is), so states that differ only by how many items each hub
-/// delivered before behave alike.
+/// delivered before behave alike. It merges states symmetry alone does not: without it
+/// the quick size had 4,082,269 unique states (measured once).
 fn rebase(s: &State) -> State {
     let mut n = s.clone();
     let base: Vec<u8> = s.hubs.iter().map(|h| h.done).collect();

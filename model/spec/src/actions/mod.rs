@@ -27,6 +27,65 @@
 //!
 //! Which actions a thread may try in a closed world is `enumerate.rs`; the budgets they
 //! spend are charged there too, never here (trace validation has none).
+//!
+//! **Each action's probe step** (`usbpm::checking::Step`; "inserted": none, the trace
+//! validator inserts the action), with what the actions' own docs leave out. Mutant
+//! variants: docs/SPEC.md, "Spec mutants".
+//!
+//! - *Greeting and shutdown* (PROTOCOL.md §1, §9; `manager.rs`; `Register`, `Show`,
+//!   `ShutdownEnter` and the removal's `Acquire` take the registry lock):
+//!   `Register{c}` (idle or in a callback, `c` unborn; outside callbacks pushes
+//!   `Settling`, `Manager{c, arrival, Start}`, `Show{c}`) → `Registered`;
+//!   `OweGreeting{c}` → `GreetingOwed`; an owed greeting's frames
+//!   (`settle_obligations` → `greet`) → none; the arrival's `Acquire` (`arrive`:
+//!   `Rundown::try_acquire`; holds the turn: hidden, nobody else calls it) →
+//!   `InFlightAcquire`; `ManagerSkip{c, arrival/removal}` →
+//!   `ManagerSkipped{Arrival/Removal}`; `ManagerBegin` (`PolicyManager::call`; M1, M2
+//!   history) → `ManagerCallBegin`; `End` (an arrival's sets `greeted`) →
+//!   `ManagerCallEnd`; `Release` → `InFlightRelease`; `Show{c}` → `Shown`; `Unshown` →
+//!   inserted; `Replay{h, queued, settle}` (`Hub::replay` → `Hub::submit`; ticket 0 if
+//!   the removal is queued) → `Submitted{Replay or Nothing, ticket, settle}`;
+//!   `ShutdownEnter` (idle; `left` = the registered clients, hidden too),
+//!   `ShutdownReturn` → the same names; `ShutClose{c, sleeps}` (`Rundown::close`,
+//!   `wait_for_zero`; sets `shut_closed`; `sleeps`: calls in flight or a skipping bump)
+//!   → `ShutdownSleeps` if `sleeps`, else inserted; the removal's `Acquire`
+//!   (`Rundown::acquire_closed`; `from` may show skipping bumps) → `InFlightAcquire`.
+//! - *Hub queue* (§2, H1–H3; `calls.rs`, `submit.rs`, `drain.rs`; a submit,
+//!   `Hub::submit` and `record_obligation`, decides `Done`, `Owes`, `Sleeps` or
+//!   `Drains`, after pushing `Settling` outside callbacks): `HubArrive{h, clients}`
+//!   (`PolicyManager::hub_arrival`, registry lock, `Hub::new`, `Hub::rearrive`;
+//!   `clients` = the `Open`, shown ones; `arrival` = its ticket) → `HubArrived`;
+//!   `Kick{h, settle}` (`Hub::kick`) → `Submitted{Nothing, …}`; `Change`, `Remove`
+//!   (present, removal not queued) → `Submitted{Change/Removal, …}`; `Take{h, seq}`
+//!   (`max(done, delivered)` < `target`; targets: the arrival's clients, the
+//!   subscribers, or the replay's client unless subscribed) → `Took{seq, ticket}`;
+//!   `DrainStop{h, woke}` → `DrainStop{done, woke}`; `Awake{h, settle}` (traces accept
+//!   spurious wake-ups) → `Awake{ticket, settle}`; `Settles{h, ticket, settle}` →
+//!   `Settles{ticket, settle}` (none left: return, no step).
+//! - *Delivery and the turn* (§2 "One call at a time", §3, §8(a), R1–R4; `delivery.rs`,
+//!   `turn.rs`): `Acquire{c, from}` → `InFlightAcquire`; `TurnWaits{c, seq}` →
+//!   `TurnWaits{client, hub, seq}`; `TakeTurn{c}` → inserted; `Skip{c}` (R3) →
+//!   `Skipped`; `Begin{c, seq}` (history: order, `after_ok`) → `CallbackBegin`;
+//!   `End{c, panicked}` → `CallbackEnd`; `Release{c, from}` (R2, R4; `from` ≥ 2 hands
+//!   the turn over) → `InFlightRelease`; `Query`, `QueryDone` (§3; `query_hub`) → none.
+//! - *Deregister and detach* (§4 steps 1–5, §5, §7; `deregister.rs`):
+//!   `DeregisterEnter{c}` (`holding` = the callbacks on the stack), `DetachEnter`,
+//!   `DetachReturn` → the same names; `WaitFor` (step 1, W2; from callbacks, target not
+//!   held, no cycle) → `WaitFor`; `Fail` (§5, M2) → `DeregisterReturn{ok: false}`;
+//!   `Retire{c}` (step 2, G2; target `Open`) → `Retired`; `Close{in_flight}` (step 3,
+//!   R1; a shutdown-closed client may show skipping bumps) → `DeregisterClosed`; `Sleep`
+//!   (step 4) → `DeregisterSleeps`; `Return` (step 5, R2; `returned_ok`) →
+//!   `DeregisterReturn{ok: true}`.
+//! - *Power* (§10–§12; `power.rs`): `Request{c, h, queued}` (M3 history; a refusal sets
+//!   `power_refused`, reports nothing) → `PowerRequested`; `Answer{h, c, accepted, live,
+//!   settle}` → `Submitted` (`Change` or `Nothing`); `Answered{accepted, reported}` →
+//!   `PowerAnswered`; `Reject{h, c, live}` → `PowerAnswered{accepted: false, reported:
+//!   false}`.
+//!
+//! Partial-order reduction (`reduction.rs`) also fuses a Policy Manager event's count
+//! with its begin, and `Register` with recording an owed greeting; a skipped Policy
+//! Manager event follows at once. A counterexample lists a fused chain under its first
+//! action.
 
 mod calls;
 mod delivery;
