@@ -212,6 +212,11 @@ mutants! {
     /// delivering without end.
     ReportBudgetIgnored = "report-budget-ignored",
         "callbacks' reports are accepted past their thread's budget: an outermost call may deliver for ever";
+    /// `register` inside callbacks is never refused for the thread's spent budget: a
+    /// callback that registers a client on every event it receives keeps its thread's
+    /// outermost call greeting without end.
+    RegistrationBudgetIgnored = "registration-budget-ignored",
+        "callbacks' registrations are accepted past their thread's budget: an outermost call may greet for ever";
 }
 
 /// One protocol step, as the `Probe` hears it. Field names say what they hold.
@@ -347,6 +352,10 @@ pub enum Step {
     /// `client` is shown to the hubs: later hub arrivals include it, and the hubs present
     /// queue its arrival replays next.
     Shown(ClientHandle),
+    /// `client`'s greeting is over: its Policy Manager arrival was called (or skipped)
+    /// and its arrival replays were delivered (or dropped), with what their callbacks
+    /// caused.
+    Greeted(ClientHandle),
     /// `shutdown` began: no registration, hub or call is accepted any more.
     ShutdownEnter,
     /// `shutdown` closed `client` with calls in flight and sleeps until they returned

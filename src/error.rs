@@ -141,6 +141,17 @@ pub enum Error {
         /// delivered them.
         budget: usize,
     },
+    /// `register` was called from inside a callback whose thread's callbacks had already
+    /// made `budget` reports (a registration counts as one) since the thread last owed
+    /// nothing. The client was not registered. The thread's outermost call greets every
+    /// client its callbacks register (its Policy Manager arrival, then an arrival replay
+    /// per hub) before it returns, so a callback that registered a client on every event
+    /// it receives would keep that call greeting for ever.
+    CallbackRegistrationsSpent {
+        /// How many reports and registrations a thread's callbacks may make before its
+        /// outermost call has delivered them.
+        budget: usize,
+    },
     /// The client was not granted the access the call needs (see
     /// [`Event::PolicyManagerArrival`](crate::Event::PolicyManagerArrival)).
     AccessDenied {
@@ -185,7 +196,8 @@ impl Error {
             }
             Error::TooManyClients { .. }
             | Error::HubQueueFull { .. }
-            | Error::CallbackReportsSpent { .. } => NtStatus::INSUFFICIENT_RESOURCES,
+            | Error::CallbackReportsSpent { .. }
+            | Error::CallbackRegistrationsSpent { .. } => NtStatus::INSUFFICIENT_RESOURCES,
             Error::AccessDenied { .. } => NtStatus::ACCESS_DENIED,
             Error::StaleHubHandle(_) => NtStatus::INVALID_HANDLE,
             Error::PowerRequestRefused { .. } => NtStatus::INVALID_DEVICE_STATE,
@@ -277,6 +289,13 @@ impl fmt::Display for Error {
                  or the hub's arrival) was not made: make it after the callback returns, or \
                  stop reporting on every event received"
             ),
+            Error::CallbackRegistrationsSpent { budget } => write!(
+                f,
+                "this thread's callbacks already made {budget} reports and registrations \
+                 that its outermost call has not delivered yet, the most they may; the \
+                 client was not registered: register it after the callback returns, or stop \
+                 registering on every event received"
+            ),
             Error::AccessDenied {
                 client,
                 needs,
@@ -326,7 +345,7 @@ mod tests {
     use super::*;
 
     /// How many variants `Error` has; `variant` numbers them from 0.
-    const VARIANTS: usize = 16;
+    const VARIANTS: usize = 17;
 
     /// Each variant's number and the NTSTATUS a driver must see for it. No wildcard arm:
     /// a new variant does not compile until it is listed here (and in `one_of_each`).
@@ -348,6 +367,7 @@ mod tests {
             Error::PolicyManagerRemoved => (13, NtStatus::DEVICE_REMOVED),
             Error::ShutdownInsideCallback => (14, NtStatus::POSSIBLE_DEADLOCK),
             Error::CallbackReportsSpent { .. } => (15, NtStatus::INSUFFICIENT_RESOURCES),
+            Error::CallbackRegistrationsSpent { .. } => (16, NtStatus::INSUFFICIENT_RESOURCES),
         }
     }
 
@@ -397,6 +417,7 @@ mod tests {
             Error::PolicyManagerRemoved,
             Error::ShutdownInsideCallback,
             Error::CallbackReportsSpent { hub, budget: 64 },
+            Error::CallbackRegistrationsSpent { budget: 64 },
         ]
     }
 
@@ -471,6 +492,11 @@ mod tests {
             &["shut down", "deregister"],
             &["shutdown", "inside a callback"],
             &["64 reports", "hub 9", "after the callback returns"],
+            &[
+                "64 reports and registrations",
+                "not registered",
+                "after the callback returns",
+            ],
         ];
         for (text, parts) in texts.iter().zip(expect) {
             for part in parts {

@@ -125,8 +125,25 @@ fn refuse_report(q: &Queue, id: HubId, pm: &PolicyManager) -> Result<(), Error> 
     Ok(())
 }
 
-/// Counts an accepted report made inside a callback (see [`refuse_report`]).
-fn count_report() {
+/// Refuses a `register` made inside a callback when this thread's callbacks have already
+/// made the budget's reports (see [`refuse_report`]): each client registered there is a
+/// greeting the thread's outermost call owes (a Policy Manager arrival, then an arrival
+/// replay per hub), so it counts as a report. The caller counts an accepted registration
+/// with [`count_report`]. (The `registration-budget-ignored` mutant never refuses.)
+pub(crate) fn refuse_registration(pm: &PolicyManager) -> Result<(), Error> {
+    if !waits::inside_callback() {
+        return Ok(());
+    }
+    let budget = pm.limits().callback_reports.get();
+    if REPORTS.with(Cell::get) >= budget && !pm.hooks().mutant(Mutant::RegistrationBudgetIgnored) {
+        return Err(Error::CallbackRegistrationsSpent { budget });
+    }
+    Ok(())
+}
+
+/// Counts an accepted report (or registration) made inside a callback (see
+/// [`refuse_report`], [`refuse_registration`]).
+pub(crate) fn count_report() {
     if waits::inside_callback() {
         REPORTS.with(|r| r.set(r.get() + 1));
     }
@@ -794,6 +811,10 @@ thread_local! {
     /// [`refuse_report`]).
     #[allow(clippy::missing_const_for_thread_local)]
     static REPORTS: Cell<usize> = Cell::new(0);
+    /// How many `settle_obligations` are running on this thread: a greeting's arrival
+    /// replays settle their own obligations inside the outermost one.
+    #[allow(clippy::missing_const_for_thread_local)]
+    static SETTLING: Cell<usize> = Cell::new(0);
 }
 
 /// Records an obligation: this thread's outermost call must see `hub`'s item `ticket`
@@ -832,6 +853,7 @@ pub(crate) fn owe_greeting(pm: &PolicyManager, client: Arc<Client>) {
 /// returns. Settling may run callbacks that record more obligations; the loop takes
 /// those too.
 pub(crate) fn settle_obligations() {
+    SETTLING.with(|s| s.set(s.get() + 1));
     // Oldest first: a client registered inside a callback gets its replays in hub order.
     while let Some(obligation) = OBLIGATIONS.with(|obligations| {
         let mut obligations = obligations.borrow_mut();
@@ -851,8 +873,16 @@ pub(crate) fn settle_obligations() {
             Obligation::Greet(pm, client) => pm.greet(client),
         }
     }
-    // The thread owes nothing: its callbacks' budget of reports is whole again.
-    REPORTS.with(|r| r.set(0));
+    // Once the outermost settling ends, the thread owes nothing: its callbacks' budget of
+    // reports is whole again. (A nested settling, a greeting's replay's, ends while the
+    // greeting that contains it still goes on and its callbacks may still report.)
+    let depth = SETTLING.with(|s| {
+        s.set(s.get() - 1);
+        s.get()
+    });
+    if depth == 0 {
+        REPORTS.with(|r| r.set(0));
+    }
 }
 
 /// The arrival-time state exists only for the `replay-stale-snapshot` mutant; these tests

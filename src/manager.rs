@@ -157,8 +157,8 @@ struct Shared {
 
 /// What callbacks may report before they are refused. A callback's thread delivers nothing
 /// until the callback returns, so without limits a callback could grow a hub's queue
-/// without bound, or (reporting on every event it receives) keep its thread's outermost
-/// call delivering for ever. Reports made outside callbacks wait for their turn instead
+/// without bound, or (reporting, or registering a client, on every event it receives)
+/// keep its thread's outermost call delivering for ever. Reports made outside callbacks wait for their turn instead
 /// and are never refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -166,10 +166,11 @@ pub struct Limits {
     /// with [`Error::HubQueueFull`] when the hub's queue holds this many items (ledger
     /// C18). Default [`DEFAULT_QUEUE_CAPACITY`](crate::DEFAULT_QUEUE_CAPACITY) (64).
     pub queue_capacity: NonZeroUsize,
-    /// Such a report is refused with [`Error::CallbackReportsSpent`] when the thread's
-    /// callbacks have made this many reports since the thread last owed nothing (its
-    /// outermost call delivers every item its callbacks caused before it returns; ledger
-    /// C19). Default [`DEFAULT_CALLBACK_REPORTS`](crate::DEFAULT_CALLBACK_REPORTS) (64).
+    /// Such a report is refused with [`Error::CallbackReportsSpent`], and a `register`
+    /// inside a callback with [`Error::CallbackRegistrationsSpent`], when the thread's
+    /// callbacks have made this many reports and registrations since the thread last owed
+    /// nothing (its outermost call delivers every item its callbacks caused, and greets
+    /// every client they registered, before it returns; ledger C19). Default [`DEFAULT_CALLBACK_REPORTS`](crate::DEFAULT_CALLBACK_REPORTS) (64).
     pub callback_reports: NonZeroUsize,
 }
 
@@ -220,15 +221,13 @@ impl PolicyManager {
     /// A Policy Manager that grants clients at most `grants` (what a client gets is what
     /// it asked for, within this).
     pub fn granting(grants: Access) -> Self {
-        // `Hooks` is a unit struct in production builds and a real one under `checking`.
-        #[allow(clippy::default_constructed_unit_structs)]
-        let hooks = Hooks::default();
-        Self::with_hooks(hooks, grants, Limits::default())
+        Self::with_limits(grants, Limits::default())
     }
 
     /// A Policy Manager granting at most `grants`, with `limits` on what callbacks may
     /// report (see [`Limits`]).
     pub fn with_limits(grants: Access, limits: Limits) -> Self {
+        // `Hooks` is a unit struct in production builds and a real one under `checking`.
         #[allow(clippy::default_constructed_unit_structs)]
         let hooks = Hooks::default();
         Self::with_hooks(hooks, grants, limits)
@@ -299,6 +298,10 @@ impl PolicyManager {
     ///   reused, and after that many its generation would wrap). So `register` is refused
     ///   when the registered clients plus the exhausted slots number 65,536; with no slot
     ///   exhausted, that is 65,536 clients registered at once.
+    /// - [`Error::CallbackRegistrationsSpent`] (`STATUS_INSUFFICIENT_RESOURCES`) inside a
+    ///   callback whose thread's callbacks have already made
+    ///   [`Limits::callback_reports`] reports and registrations that its outermost call
+    ///   has not delivered (ledger C19).
     ///
     /// A refused `register` changes nothing: no slot is consumed and no event is queued.
     /// `config` is dropped (with its context) before `register` returns, outside the
@@ -308,7 +311,9 @@ impl PolicyManager {
         // dropped after the registry lock is released (its drop may call back into us).
         let mut callback = Some(config.callback);
         let granted = config.access.intersection(self.shared.grants);
-        let inserted = {
+        let inserted = if let Err(e) = hub::refuse_registration(self) {
+            Err(e)
+        } else {
             let mut registry = lock(&self.shared.registry);
             if registry.shut {
                 Err(Error::PolicyManagerRemoved)
@@ -329,6 +334,7 @@ impl PolicyManager {
         let handle = client.handle;
         self.hooks().step(|| Step::Registered(handle));
         if waits::inside_callback() {
+            hub::count_report();
             hub::owe_greeting(self, client);
         } else {
             self.greet(client);
@@ -376,6 +382,8 @@ impl PolicyManager {
             self.arrive(&client);
             self.show(&client);
         }
+        let handle = client.handle;
+        self.hooks().step(|| Step::Greeted(handle));
     }
 
     /// Calls `client`'s callback with its Policy Manager arrival, unless it is closed.

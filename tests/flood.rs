@@ -285,3 +285,61 @@ fn a_callback_reporting_on_every_change_is_refused_past_its_budget() {
         pm.deregister(producer).unwrap();
     });
 }
+
+/// What every spawning client shares: the results of the registrations its callbacks made.
+type Spawned = Arc<Mutex<Vec<Result<usbpm::ClientHandle, Error>>>>;
+
+/// Registers one more spawning client on every hub event it receives: without a budget, a
+/// chain without end (each new client hears every hub's arrival replayed).
+fn spawner(spawned: &Spawned, pm: &PolicyManager, n: &usbpm::Notification) {
+    if n.hub.is_none() {
+        return;
+    }
+    assert!(
+        spawned.lock().unwrap().len() < 100,
+        "a chain without end: {:?}",
+        spawned
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.is_ok())
+            .collect::<Vec<_>>()
+    );
+    let r = pm.register(ClientConfig::new(spawned.clone(), spawner));
+    spawned.lock().unwrap().push(r);
+}
+
+#[test]
+fn a_callback_registering_on_every_event_is_refused_past_its_budget() {
+    watchdog("a callback registering a client on every event", || {
+        let limits = usbpm::Limits {
+            callback_reports: std::num::NonZeroUsize::new(3).unwrap(),
+            ..Default::default()
+        };
+        let pm = PolicyManager::with_limits(usbpm::Access::ALL, limits);
+        let spawned: Spawned = Arc::default();
+        let first = pm
+            .register(ClientConfig::new(spawned.clone(), spawner))
+            .unwrap();
+        for hub in [7, 8] {
+            // Each arrival from outside starts a chain without end that the budget ends
+            // (`spawner` fails the test past 100 registrations): at least the budget's
+            // registrations go through, then they are refused; the next call starts with
+            // the budget whole again.
+            let _port = pm.hub_arrival(HubId(hub), vec![detached()]).unwrap();
+            let r = std::mem::take(&mut *spawned.lock().unwrap());
+            let registered: Vec<_> = r.iter().filter_map(|r| r.clone().ok()).collect();
+            assert!(registered.len() >= 3, "{r:?}");
+            let refused: Vec<_> = r.iter().filter_map(|r| r.clone().err()).collect();
+            assert!(!refused.is_empty(), "{r:?}");
+            for e in refused {
+                assert_eq!(e, Error::CallbackRegistrationsSpent { budget: 3 });
+                assert_eq!(e.ntstatus(), NtStatus::INSUFFICIENT_RESOURCES);
+            }
+            for h in registered {
+                pm.deregister(h).unwrap();
+            }
+        }
+        pm.deregister(first).unwrap();
+    });
+}

@@ -42,6 +42,7 @@ macro_rules! scenario_checks {
             removal_queries: "removal-queries";
             callback_fills_queue: "callback-fills-queue";
             callback_producer: "callback-producer";
+            callback_registers: "callback-registers";
             panicking_callback: "panicking-callback";
             double_deregister: "double-deregister";
             handle_reuse: "handle-reuse";

@@ -128,6 +128,21 @@ pub fn register_with(
     action: Action,
     access: Access,
 ) -> ClientHandle {
+    // Scenarios register a few clients, far below the limit: a refusal is a library bug,
+    // and the panic (not a model panic, so not contained in a callback) fails the run.
+    try_register(ctx_monitor, dir, pm, label, action, access)
+        .expect("register refused a scenario's client (far below the limit)")
+}
+
+/// [`register_with`] that returns a refusal (the scenario judges it) instead of failing.
+pub fn try_register(
+    ctx_monitor: &Arc<Monitor>,
+    dir: &Arc<Directory>,
+    pm: &PolicyManager,
+    label: &'static str,
+    action: Action,
+    access: Access,
+) -> Result<ClientHandle, Error> {
     let ctx = Arc::new(Context {
         label,
         driver: DriverContext::new(label),
@@ -135,14 +150,11 @@ pub fn register_with(
         directory: dir.clone(),
         action,
     });
-    // Scenarios register a few clients, far below the limit: a refusal is a library bug,
-    // and the panic (not a model panic, so not contained in a callback) fails the run.
-    let handle = pm
-        .register(ClientConfig::with_handle(ctx.clone(), model_callback).access(access))
-        .expect("register refused a scenario's client (far below the limit)");
+    let handle =
+        pm.register(ClientConfig::with_handle(ctx.clone(), model_callback).access(access))?;
     dir.clients.lock().unwrap().insert(label, (handle, ctx));
     ctx_monitor.registered(label, handle);
-    handle
+    Ok(handle)
 }
 
 /// Deregisters model client `label` and reports the result; frees its context on `Ok`.

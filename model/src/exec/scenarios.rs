@@ -154,6 +154,14 @@ pub const ALL: &[Scenario] = &[
         run: callback_producer,
     },
     Scenario {
+        name: "callback-registers",
+        about: "callbacks' budget of 2 reports, spent on registrations: A's callback registers B, C and D on a change it receives, while a thread and main each report one",
+        threads: 2,
+        size: Size::Small,
+        properties: &[BoundedWork, ArrivalFirst, BadInputErrors, NoDeadlock],
+        run: callback_registers,
+    },
+    Scenario {
         name: "panicking-callback",
         about: "A's callback panics while main deregisters A; B still gets the event",
         threads: 2,
@@ -1208,6 +1216,59 @@ fn produce(ctx: &Context, _pm: &PolicyManager, _me: ClientHandle, n: &Notificati
     );
     ctx.monitor
         .note(format!("{}'s callback reports back: {r:?}", ctx.label));
+}
+
+/// Registers B, C and D, those not registered yet, on a change it receives, stopping at
+/// the first refusal (a finite stand-in for a callback that registers a client on every
+/// event: the budget of 2 refuses one thread's third registration while it owes the
+/// first two greetings).
+fn register_on_change(ctx: &Context, pm: &PolicyManager, _me: ClientHandle, n: &Notification) {
+    if ctx.label != "A" || !matches!(n.event, Event::ConnectorStateChange { .. }) {
+        return;
+    }
+    for label in ["B", "C", "D"] {
+        if ctx.directory.handle(label).is_some() {
+            continue;
+        }
+        let r = env::try_register(
+            &ctx.monitor,
+            &ctx.directory,
+            pm,
+            label,
+            no_action,
+            usbpm::Access::ALL,
+        );
+        ctx.monitor
+            .note(format!("A's callback registers {label}: {r:?}"));
+        let expected = matches!(
+            r,
+            Ok(_) | Err(usbpm::Error::CallbackRegistrationsSpent { budget: 2 })
+        );
+        ctx.monitor.check(BadInputErrors, expected, || {
+            format!("register({label}) from A's callback returned {r:?}")
+        });
+        if r.is_err() {
+            return;
+        }
+    }
+}
+
+fn callback_registers(env: &Env) {
+    let env = &env.with_limits(usbpm::DEFAULT_QUEUE_CAPACITY, 2);
+    env.register("A", register_on_change);
+    let port = std::sync::Arc::new(env.hub(1));
+    let reporter = port.clone();
+    let other = spawn("reporter-h1", move || flip(&reporter, true));
+    flip(&port, false);
+    other.join().expect("reporter");
+    // Every client A's callbacks registered was greeted before its thread's call returned.
+    for label in ["B", "C", "D"] {
+        if env.directory.handle(label).is_some() {
+            env.monitor.expect_greeted(label);
+            env.deregister_ok(label);
+        }
+    }
+    env.deregister_ok("A");
 }
 
 fn callback_producer(env: &Env) {

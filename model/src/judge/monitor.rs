@@ -204,7 +204,11 @@ struct State {
     /// Per thread, per hub, the highest ticket it owes (queued inside a callback, not yet
     /// settled: P6's budget).
     owes: HashMap<String, BTreeMap<HubId, u64>>,
-    /// Per thread, the reports its callbacks made since it last owed nothing (P6).
+    /// Per thread, the clients registered inside its callbacks whose greeting its
+    /// outermost call has not made yet (P6's budget).
+    greetings: HashMap<String, std::collections::BTreeSet<ClientHandle>>,
+    /// Per thread, the reports (and registrations) its callbacks made since it last owed
+    /// nothing (P6).
     reports: HashMap<String, usize>,
 }
 
@@ -300,11 +304,13 @@ impl State {
     }
 
     /// P6's budget, on the steps that queue a report inside a callback (`Submitted` with a
-    /// change and `Owes`, a `HubArrived` inside a callback), that record what a thread owes
-    /// (`Submitted` with `Owes`) and that settle it (`Settled`): a thread's callbacks make
-    /// at most the budget's reports while the thread owes items they queued. (The library
-    /// refills the budget when the thread's outermost call has settled its obligations,
-    /// after the last `Settled` that clears the debt here: never earlier.)
+    /// change and `Owes`, a `HubArrived` inside a callback), register a client inside one
+    /// (`GreetingOwed`), record what a thread owes (`Submitted` with `Owes`,
+    /// `GreetingOwed`) and settle it (`Settled`, `Greeted`: a greeting is over once its
+    /// replays and what their callbacks caused were delivered): a thread's callbacks make at most the budget's reports and
+    /// registrations while the thread owes what they caused. (The library refills the
+    /// budget when the thread's outermost call has settled its obligations, after the
+    /// step that clears the last debt here: never earlier.)
     fn budget_step(&mut self, thread: &str, step: &Step) -> Option<String> {
         let report = match step {
             Step::Submitted {
@@ -319,15 +325,25 @@ impl State {
                 matches!(appended, Appended::Change { .. })
             }
             Step::HubArrived { .. } => self.in_callback(thread),
+            Step::GreetingOwed(client) => {
+                let owed = self.greetings.entry(thread.to_string()).or_default();
+                owed.insert(*client);
+                true
+            }
             Step::Settled { hub, ticket } => {
                 if let Some(owed) = self.owes.get_mut(thread) {
                     if owed.get(hub).is_some_and(|t| t <= ticket) {
                         owed.remove(hub);
                     }
-                    if owed.is_empty() {
-                        self.reports.remove(thread);
-                    }
                 }
+                self.clear_paid_debt(thread);
+                false
+            }
+            Step::Greeted(client) => {
+                if let Some(owed) = self.greetings.get_mut(thread) {
+                    owed.remove(client);
+                }
+                self.clear_paid_debt(thread);
                 false
             }
             _ => false,
@@ -340,10 +356,23 @@ impl State {
         *made += 1;
         (*made > budget).then(|| {
             format!(
-                "this thread's callbacks made {made} reports while it owed items they queued, \
-                 past the budget of {budget}: its outermost call may deliver without end"
+                "this thread's callbacks made {made} reports and registrations while it owed \
+                 what they caused, past the budget of {budget}: its outermost call may \
+                 deliver without end"
             )
         })
+    }
+
+    /// Forgets `thread`'s reports once it owes neither an item nor a greeting.
+    fn clear_paid_debt(&mut self, thread: &str) {
+        let no_items = self.owes.get(thread).is_none_or(BTreeMap::is_empty);
+        let no_greetings = self
+            .greetings
+            .get(thread)
+            .is_none_or(std::collections::BTreeSet::is_empty);
+        if no_items && no_greetings {
+            self.reports.remove(thread);
+        }
     }
 
     /// The item `hub`'s drainer was delivering (if any) has reached every client.
@@ -1077,6 +1106,9 @@ impl Probe for Monitor {
             Step::Shown(client) => {
                 format!("  lib: {} shown to the hubs", self.name_of(&s, client))
             }
+            Step::Greeted(client) => {
+                format!("  lib: {}'s greeting is over", self.name_of(&s, client))
+            }
             Step::ShutdownEnter => "  lib: shutdown begins".to_string(),
             Step::ShutdownSleeps(c) => {
                 *s.waiting.entry(c).or_default() += 1;
@@ -1167,18 +1199,24 @@ impl Probe for Monitor {
 mod tests {
     use super::*;
 
+    /// Runs `f` with `m` on a std thread named `thread` (the monitor tells threads apart
+    /// by name), and waits for it.
+    fn on_thread(m: &Arc<Monitor>, thread: &str, f: impl FnOnce(&Monitor) + Send + 'static) {
+        let m = m.clone();
+        std::thread::Builder::new()
+            .name(thread.into())
+            .spawn(move || f(&m))
+            .expect("spawn")
+            .join()
+            .expect("join");
+    }
+
     /// Plays `steps` (thread name, step) into a fresh monitor, each on a std thread of
     /// that name in turn; returns the properties violated.
     fn play(steps: Vec<(&'static str, Step)>) -> Vec<Property> {
         let m = Monitor::new();
         for (thread, step) in steps {
-            let m = m.clone();
-            std::thread::Builder::new()
-                .name(thread.into())
-                .spawn(move || m.step(step))
-                .expect("spawn")
-                .join()
-                .expect("join");
+            on_thread(&m, thread, move |m| m.step(step));
         }
         m.violations().into_iter().map(|v| v.property).collect()
     }
@@ -1253,31 +1291,21 @@ mod tests {
                 queue_capacity: std::num::NonZeroUsize::new(1).unwrap(),
                 ..Default::default()
             });
-            let outside = m.clone();
-            std::thread::Builder::new()
-                .name("caller".into())
-                .spawn(move || before.into_iter().for_each(|s| outside.step(s)))
-                .expect("spawn")
-                .join()
-                .expect("join");
-            let inside = m.clone();
-            std::thread::Builder::new()
-                .name("drainer".into())
-                .spawn(move || {
-                    let n = Notification {
-                        hub: Some(usbpm::HubHandle {
-                            id: hub,
-                            presence: 1,
-                        }),
-                        seq: 0,
-                        event: Event::HubRemoval,
-                    };
-                    inside.callback_begin("A", &n);
-                    from_callback.into_iter().for_each(|s| inside.step(s));
-                })
-                .expect("spawn")
-                .join()
-                .expect("join");
+            on_thread(&m, "caller", move |m| {
+                before.into_iter().for_each(|s| m.step(s))
+            });
+            on_thread(&m, "drainer", move |m| {
+                let n = Notification {
+                    hub: Some(usbpm::HubHandle {
+                        id: hub,
+                        presence: 1,
+                    }),
+                    seq: 0,
+                    event: Event::HubRemoval,
+                };
+                m.callback_begin("A", &n);
+                from_callback.into_iter().for_each(|s| m.step(s));
+            });
             // (The bare `callback_begin` is judged too, by M1 and P5: not looked at here.)
             m.violations()
                 .into_iter()
@@ -1345,13 +1373,9 @@ mod tests {
                 callback_reports: std::num::NonZeroUsize::new(2).unwrap(),
                 ..Default::default()
             });
-            let inside = m.clone();
-            std::thread::Builder::new()
-                .name("drainer".into())
-                .spawn(move || steps.into_iter().for_each(|s| inside.step(s)))
-                .expect("spawn")
-                .join()
-                .expect("join");
+            on_thread(&m, "drainer", move |m| {
+                steps.into_iter().for_each(|s| m.step(s))
+            });
             // (No callback began, so the queue rule sees one caller with many items
             // queued: only the budget's verdicts are looked at here.)
             m.violations()
@@ -1374,6 +1398,52 @@ mod tests {
         assert_eq!(
             run(vec![report(2), report(3), settled(3), report(4), report(5)]),
             vec![]
+        );
+        // A registration inside a callback counts as a report, and its greeting is owed
+        // until it is over (its arrival and its replays delivered).
+        let (a, b, c) = (
+            ClientHandle::from_raw(1),
+            ClientHandle::from_raw(2),
+            ClientHandle::from_raw(3),
+        );
+        let greeted = Step::Greeted;
+        assert_eq!(run(vec![report(2), Step::GreetingOwed(a)]), vec![]);
+        assert_eq!(
+            run(vec![
+                report(2),
+                Step::GreetingOwed(a),
+                Step::GreetingOwed(b)
+            ]),
+            vec![Property::BoundedWork]
+        );
+        assert_eq!(
+            run(vec![
+                Step::GreetingOwed(a),
+                Step::GreetingOwed(b),
+                greeted(a),
+                Step::GreetingOwed(c)
+            ]),
+            vec![Property::BoundedWork]
+        );
+        assert_eq!(
+            run(vec![
+                Step::GreetingOwed(a),
+                Step::GreetingOwed(b),
+                greeted(a),
+                greeted(b),
+                Step::GreetingOwed(c)
+            ]),
+            vec![]
+        );
+        // Items and greetings are one debt: paying one part does not refill the budget.
+        assert_eq!(
+            run(vec![
+                report(2),
+                Step::GreetingOwed(a),
+                settled(2),
+                report(3)
+            ]),
+            vec![Property::BoundedWork]
         );
     }
 }

@@ -89,6 +89,7 @@ pub fn unwoken(steps: &[(String, Step)]) -> Vec<Sleeper> {
             | Step::ManagerSkipped { .. }
             | Step::GreetingOwed(_)
             | Step::Shown(_)
+            | Step::Greeted(_)
             | Step::ShutdownEnter
             | Step::ShutdownReturn
             | Step::PowerRequested { .. }

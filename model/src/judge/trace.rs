@@ -181,7 +181,10 @@ pub fn observe(step: &Step) -> Obs {
             hub: hub.0,
             ticket: *ticket,
         },
+        // The end of a greeting marks where the callbacks' budget of reports is owed no
+        // longer (P6); the specification has no such budget.
         other @ (Step::Queued { .. }
+        | Step::Greeted(_)
         | Step::Woke(_)
         | Step::WaiterLeaves(_)
         | Step::ContextDrop(_)) => Obs::Other(format!("{other:?}")),
