@@ -6,7 +6,8 @@
 //! explores at a bound: the whole tier (every program of it) runs against each mutant its
 //! unmutated run reached, at the quick bound and, if a program fails there, once more
 //! with each chunk trying bounds 0, 1, ... and stopping at its first failing bound.
-//! `--update-docs` embeds the table in docs/VERIFICATION.md.
+//! `--update-docs` embeds the table in docs/VERIFICATION.md, each row's finds counted
+//! and only the deepest named (every find stays in the run's loom-margins.md).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -67,35 +68,77 @@ pub fn reached_mutants(out: &str) -> Vec<Mutant> {
     }
 }
 
-/// The table, in Markdown.
+/// The table, in Markdown: loom-margins.md, every mutant each check finds with its
+/// smallest bound.
 pub fn markdown(rows: &[Row], mutants: usize, seconds: f64) -> String {
+    render(rows, mutants, seconds, false)
+}
+
+/// What docs/VERIFICATION.md embeds: per check, how many mutants it finds and the ones
+/// found at the largest bound (they decide the margin); the full list stays in the run's
+/// loom-margins.md.
+pub fn docs_markdown(rows: &[Row], mutants: usize, seconds: f64) -> String {
+    render(rows, mutants, seconds, true)
+}
+
+fn render(rows: &[Row], mutants: usize, seconds: f64, docs: bool) -> String {
     let mut md = String::from("### Loom bounds and their margins\n\n");
     md.push_str(&format!(
         "- command: `{COMMAND}`\n- {mutants} mutants, each explored by the loom `replay` at preemption bounds 0, 1, ... up to the quick profile's bound, stopping at the first failure (a mutant whose code the scenario's unmutated run at that bound never reaches is not explored: it runs the same executions, so it cannot be found); {seconds:.0} s on this machine (2 cores)\n\n",
     ));
-    md.push_str("A bounded loom check proves its properties only up to its bound. For each one (a named scenario, or a gen-loom tier: every program of the tier explored at the bound, a mutant found when any program fails), the smallest bound at which each mutant it finds is found, and the margin of the quick profile's bound over the largest of them (the full profile adds one or two more). Mutants not listed are not found by the scenario within its quick bound; other checks kill them (the kill matrix below).\n\n");
-    md.push_str("| scenario | bound: quick / full | mutants found (smallest bound) | smallest margin |\n|---|---|---|---:|\n");
+    md.push_str("A bounded loom check proves its properties only up to its bound. For each one (a named scenario, or a gen-loom tier: every program of the tier explored at the bound, a mutant found when any program fails), the smallest bound at which each mutant it finds is found, and the margin of the quick profile's bound over the largest of them (the full profile adds one or two more). ");
+    if docs {
+        md.push_str("Here, per check: how many mutants it finds within its quick bound, and those found at the largest bound (they decide the margin); each with its smallest bound: the run's loom-margins.md. Other checks kill the rest (the kill matrix).\n\n");
+        md.push_str("| scenario | bound: quick / full | mutants found | found at the largest bound | smallest margin |\n|---|---|---:|---|---:|\n");
+    } else {
+        md.push_str("Mutants not listed are not found by the scenario within its quick bound; other checks kill them (the kill matrix below).\n\n");
+        md.push_str("| scenario | bound: quick / full | mutants found (smallest bound) | smallest margin |\n|---|---|---|---:|\n");
+    }
     for r in rows {
-        let mut found: Vec<String> = r
-            .found
+        let capped = r
+            .capped
             .iter()
-            .map(|(m, b)| format!("{} {b}", m.name()))
-            .collect();
-        found.extend(
-            r.capped
+            .map(|(m, b)| format!("{} (time cap at bound {b})", m.name()));
+        let found = if docs {
+            let deepest = r.found.iter().map(|(_, b)| *b).max();
+            let names: Vec<&str> = r
+                .found
                 .iter()
-                .map(|(m, b)| format!("{} (time cap at bound {b})", m.name())),
-        );
-        md.push_str(&format!(
-            "| {} | {} / {} | {} | {} |\n",
-            r.scenario,
-            r.quick,
-            r.full,
+                .filter(|(_, b)| Some(*b) == deepest)
+                .map(|(m, _)| m.name())
+                .collect();
+            let mut cells: Vec<String> = deepest
+                .map(|d| format!("{} ({d})", names.join(", ")))
+                .into_iter()
+                .collect();
+            cells.extend(capped);
+            format!(
+                "{} | {}",
+                r.found.len(),
+                if cells.is_empty() {
+                    "none".to_string()
+                } else {
+                    cells.join("; ")
+                }
+            )
+        } else {
+            let mut found: Vec<String> = r
+                .found
+                .iter()
+                .map(|(m, b)| format!("{} {b}", m.name()))
+                .collect();
+            found.extend(capped);
             if found.is_empty() {
                 "none".to_string()
             } else {
                 found.join(", ")
-            },
+            }
+        };
+        md.push_str(&format!(
+            "| {} | {} / {} | {found} | {} |\n",
+            r.scenario,
+            r.quick,
+            r.full,
             r.margin().map_or("—".into(), |m| m.to_string()),
         ));
     }
@@ -193,13 +236,15 @@ pub fn run(opts: &Options, root: &Path, update_docs: bool) -> ExitCode {
             None => ok = false,
         }
     }
-    let md = markdown(&rows, mutants.len(), start.elapsed().as_secs_f64());
+    let seconds = start.elapsed().as_secs_f64();
+    let md = markdown(&rows, mutants.len(), seconds);
     let dir = root.join(&opts.report_dir);
     let _ = std::fs::create_dir_all(&dir);
     let _ = std::fs::write(dir.join("loom-margins.md"), &md);
     println!("{md}");
     if update_docs && ok {
-        match super::embed_section(root, SECTION, &sources, &md) {
+        let docs = docs_markdown(&rows, mutants.len(), seconds);
+        match super::embed_section(root, SECTION, &sources, &docs) {
             Ok(()) => println!("gate loom-margins: wrote the table into {VERIFICATION_MD}"),
             Err(e) => {
                 eprintln!("gate loom-margins: {e}");
@@ -348,6 +393,49 @@ mod tests {
         assert!(md.contains("| s | 3 / 4 |"), "{md}");
         assert!(md.contains(&format!("{} 2", Mutant::ALL[1].name())), "{md}");
         assert!(md.ends_with("| 1 |\n"), "{md}");
+    }
+
+    #[test]
+    fn the_docs_count_the_finds_and_name_the_deepest() {
+        let m = Mutant::ALL;
+        let row = Row {
+            scenario: "s".into(),
+            quick: 3,
+            full: "4".into(),
+            found: vec![(m[0], 0), (m[1], 2), (m[2], 1), (m[3], 2)],
+            capped: vec![(m[4], 1)],
+        };
+        let empty = Row {
+            scenario: "t".into(),
+            quick: 2,
+            full: "unbounded".into(),
+            found: Vec::new(),
+            capped: Vec::new(),
+        };
+        let rows = [row, empty];
+        let full = markdown(&rows, 5, 1.0);
+        let docs = docs_markdown(&rows, 5, 1.0);
+        // loom-margins.md lists every find with its bound; the docs count them and name
+        // the ones at the largest bound, and a time cap still.
+        assert!(
+            full.contains(&format!("| {} 0, {} 2, ", m[0].name(), m[1].name())),
+            "{full}"
+        );
+        assert!(
+            docs.contains(&format!(
+                "| s | 3 / 4 | 4 | {}, {} (2); {} (time cap at bound 1) | 1 |",
+                m[1].name(),
+                m[3].name(),
+                m[4].name()
+            )),
+            "{docs}"
+        );
+        assert!(
+            docs.contains("| t | 2 / unbounded | 0 | none | — |"),
+            "{docs}"
+        );
+        assert!(!docs.contains(&format!("{} 0", m[0].name())), "{docs}");
+        assert!(docs.contains("the run's loom-margins.md"), "{docs}");
     }
 
     #[test]

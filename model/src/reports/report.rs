@@ -59,13 +59,16 @@ pub struct Kill {
     pub strategies: Vec<StrategyRun>,
 }
 
-/// Where a kill matrix's replay commands go.
+/// How much a report shows: everything (report.md), or what the docs embed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Detail {
-    /// report.md: every check, the PCT table, one replay command per killed cell.
+    /// report.md: every check, what was proved by property with every scenario, each
+    /// kill's scenario, executions and seconds, the PCT table, one replay command per
+    /// killed cell.
     Full,
-    /// The docs: the exhaustive checks and per-checker totals, the PCT table's
-    /// conclusion, replays left to the run's report.md.
+    /// The docs: what was proved by scenario, the exhaustive checks other than loom's and
+    /// per-checker totals, what failed first in each killed cell, the PCT table's
+    /// conclusion; the rest left to the run's report.md.
     Docs,
 }
 
@@ -101,8 +104,10 @@ impl Report {
     /// What docs/VERIFICATION.md embeds: report.md, but a kill matrix's replay commands
     /// stay in the run's report.md (most name that run's schedule files, which a clone
     /// does not have; the others follow from the cell's checker, scenario and mutant), and
-    /// so do the sampled checks' rows and the PCT table (the docs keep totals and the
-    /// conclusion).
+    /// so do the sampled checks' rows, the PCT table (the docs keep totals and the
+    /// conclusion), each kill's scenario, executions and seconds (the docs keep what
+    /// failed), and the list of every scenario per property (the docs list the
+    /// properties per scenario and say in one sentence which checkers sampled which).
     pub fn docs_markdown(&self) -> String {
         match &self.kills {
             Some(kills) => self.mutants_markdown(kills, Detail::Docs),
@@ -165,68 +170,13 @@ impl Report {
     fn checks_markdown(&self, detail: Detail) -> String {
         let mut out = String::new();
         self.header(&mut out, "usbpm verification gate");
-        let _ = writeln!(out, "## What was proved and what was sampled\n");
-        let _ = writeln!(out, "Loom rows are **proofs within their bound**: every interleaving of the scenario's threads up to the stated number of preemptions (or all of them, when unbounded) was explored under the C11 memory model, on the shipped library. Shuttle, std and proptest rows are **samples**: the schedules or cases named, no more; a pass there is evidence, not proof.\n");
-        let _ = writeln!(
-            out,
-            "| property | proved (loom, exhaustive) | sampled (shuttle / std / proptest) |"
-        );
-        let _ = writeln!(out, "|---|---|---|");
-        for p in Property::ALL {
-            let mut proved = Vec::new();
-            // scenario -> the sampling checkers that ran it
-            let mut sampled: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-            // The specification's checks prove the specification, not the code: they
-            // have their own section below.
-            let mut records: Vec<&Record> = self
-                .records
-                .iter()
-                .filter(|r| r.spec.is_none() && r.checker != Checker::Spec && r.programs.is_empty())
-                .filter(|r| r.properties.iter().any(|x| x == p.id()))
-                .collect();
-            records.sort_by(|a, b| (&a.scenario, &a.checker).cmp(&(&b.scenario, &b.checker)));
-            for r in records {
-                let mark = if r.verdict == Verdict::Pass {
-                    ""
-                } else {
-                    " **FAIL**"
-                };
-                if r.exhaustive {
-                    proved.push(format!("{} ({}){mark}", r.scenario, r.method));
-                } else {
-                    sampled
-                        .entry(&r.scenario)
-                        .or_default()
-                        .push(format!("{}{mark}", r.checker));
-                }
-            }
-            let sampled: Vec<String> = sampled
-                .into_iter()
-                .map(|(s, c)| format!("{s} [{}]", c.join(", ")))
-                .collect();
-            let _ = writeln!(
-                out,
-                "| {} {} | {} | {} |",
-                p.id(),
-                p.title(),
-                if proved.is_empty() {
-                    "—".into()
-                } else {
-                    proved.join("; ")
-                },
-                if sampled.is_empty() {
-                    "—".into()
-                } else {
-                    sampled.join("; ")
-                }
-            );
-        }
+        self.proved_markdown(&mut out, detail);
         self.spec_markdown(&mut out);
         out.push_str(&self.programs_markdown());
         let _ = writeln!(out, "\n## Every check\n");
         if detail == Detail::Docs {
             self.checker_totals(&mut out);
-            let _ = writeln!(out, "The exhaustive checks and any that failed, one row each (the sampled checks' rows, with their samples: the run's report.md):\n");
+            let _ = writeln!(out, "The exhaustive checks other than the loom ones of the table above and any check that failed, one row each (every check's row, with the sampled checks' samples: the run's report.md):\n");
         }
         let _ = writeln!(out, "| scenario | size | properties | checker | kind | bound / sample | executions | seconds | verdict |");
         let _ = writeln!(out, "|---|---|---|---|---|---|---:|---:|---|");
@@ -254,7 +204,8 @@ impl Report {
             );
         }
         if detail == Detail::Docs {
-            records.retain(|r| r.exhaustive || r.verdict != Verdict::Pass);
+            // The loom checks' rows are the table of what was proved.
+            records.retain(|r| r.exhaustive && !is_code(r) || r.verdict != Verdict::Pass);
         }
         for r in records {
             let size = scenarios::find(&r.scenario).map_or(
@@ -317,6 +268,209 @@ impl Report {
             }
         }
         out
+    }
+
+    /// The code's checks' records the "what was proved" section draws on: not the
+    /// specification's (they prove the specification, not the code: their own section)
+    /// nor the generated programs' (theirs too).
+    fn code_records(&self) -> impl Iterator<Item = &Record> {
+        self.records.iter().filter(|r| is_code(r))
+    }
+
+    /// What was proved and what was sampled: in report.md one row per property naming
+    /// every scenario that proved it and every one that sampled it; in the docs one row
+    /// per scenario naming its properties (and its loom check's executions and seconds,
+    /// which the docs' table of every check leaves out) and one sentence on which
+    /// checkers sampled which scenarios.
+    fn proved_markdown(&self, out: &mut String, detail: Detail) {
+        if detail == Detail::Docs {
+            return self.proved_docs(out);
+        }
+        let _ = writeln!(out, "## What was proved and what was sampled\n\n{PROVED}\n");
+        let _ = writeln!(
+            out,
+            "| property | proved (loom, exhaustive) | sampled (shuttle / std / proptest) |"
+        );
+        let _ = writeln!(out, "|---|---|---|");
+        for p in Property::ALL {
+            let mut proved = Vec::new();
+            // scenario -> the sampling checkers that ran it
+            let mut sampled: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+            // The specification's checks prove the specification, not the code: they
+            // have their own section below.
+            let mut records: Vec<&Record> = self
+                .code_records()
+                .filter(|r| r.properties.iter().any(|x| x == p.id()))
+                .collect();
+            records.sort_by(|a, b| (&a.scenario, &a.checker).cmp(&(&b.scenario, &b.checker)));
+            for r in records {
+                let mark = if r.verdict == Verdict::Pass {
+                    ""
+                } else {
+                    " **FAIL**"
+                };
+                if r.exhaustive {
+                    proved.push(format!("{} ({}){mark}", r.scenario, r.method));
+                } else {
+                    sampled
+                        .entry(&r.scenario)
+                        .or_default()
+                        .push(format!("{}{mark}", r.checker));
+                }
+            }
+            let sampled: Vec<String> = sampled
+                .into_iter()
+                .map(|(s, c)| format!("{s} [{}]", c.join(", ")))
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {} {} | {} | {} |",
+                p.id(),
+                p.title(),
+                if proved.is_empty() {
+                    "—".into()
+                } else {
+                    proved.join("; ")
+                },
+                if sampled.is_empty() {
+                    "—".into()
+                } else {
+                    sampled.join("; ")
+                }
+            );
+        }
+    }
+
+    /// The docs' "what was proved": one row per scenario, the loom-proved ones first, with
+    /// the loom check's bound, executions and seconds and the scenario's properties (one
+    /// only sampled marked so); the properties' titles; then, in one sentence, which
+    /// checkers sampled which scenarios.
+    fn proved_docs(&self, out: &mut String) {
+        #[derive(Default)]
+        struct Row<'a> {
+            proofs: Vec<&'a Record>,
+            proved: BTreeSet<&'a str>,
+            sampled: BTreeSet<&'a str>,
+            failed: BTreeSet<&'a str>,
+            by: BTreeSet<Checker>,
+        }
+        let _ = writeln!(out, "## What was proved and what was sampled\n\n{PROVED}\n");
+        let mut rows: BTreeMap<&str, Row> = BTreeMap::new();
+        for r in self.code_records() {
+            let row = rows.entry(&r.scenario).or_default();
+            let props = r.properties.iter().map(String::as_str);
+            if r.exhaustive {
+                row.proofs.push(r);
+                row.proved.extend(props.clone());
+            } else {
+                row.sampled.extend(props.clone());
+                row.by.insert(r.checker);
+            }
+            if r.verdict != Verdict::Pass {
+                row.failed.extend(props);
+            }
+        }
+        let named: Vec<Property> = Property::ALL
+            .into_iter()
+            .filter(|p| {
+                rows.values()
+                    .any(|r| r.proved.contains(p.id()) || r.sampled.contains(p.id()))
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "| scenario | loom bound | executions | seconds | properties |\n|---|---|---:|---:|---|"
+        );
+        let mut order: Vec<(&str, &Row)> = rows.iter().map(|(s, r)| (*s, r)).collect();
+        order.sort_by_key(|(s, r)| (r.proofs.is_empty(), *s));
+        for (scenario, row) in order {
+            let (bound, executions, seconds) = if row.proofs.is_empty() {
+                ("sampled only".to_string(), String::new(), String::new())
+            } else {
+                let methods: Vec<&str> = row
+                    .proofs
+                    .iter()
+                    .map(|r| r.method.trim_start_matches("preemption bound "))
+                    .collect();
+                (
+                    methods.join(", "),
+                    row.proofs
+                        .iter()
+                        .map(|r| r.executions)
+                        .sum::<u64>()
+                        .to_string(),
+                    format!("{:.2}", row.proofs.iter().map(|r| r.seconds).sum::<f64>()),
+                )
+            };
+            // Proved by the loom check, or (marked) only sampled; a failed check marked.
+            let marks: Vec<String> = named
+                .iter()
+                .map(|p| p.id())
+                .filter(|id| row.proved.contains(id) || row.sampled.contains(id))
+                .map(|id| {
+                    let sampled = if row.proved.contains(id) || row.proofs.is_empty() {
+                        ""
+                    } else {
+                        " (s)"
+                    };
+                    let fail = if row.failed.contains(id) {
+                        " **FAIL**"
+                    } else {
+                        ""
+                    };
+                    format!("{id}{sampled}{fail}")
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {scenario} | {bound} | {executions} | {seconds} | {} |",
+                marks.join(" ")
+            );
+        }
+        let titles: Vec<String> = named
+            .iter()
+            .map(|p| format!("**{}** {}", p.id(), p.title()))
+            .collect();
+        let _ = writeln!(
+            out,
+            "\nA loom row's properties are proved within its bound (a number: preemptions), those marked (s) only sampled; a sampled-only row's are sampled; **FAIL**: a check of it failed. {}.\n",
+            titles.join("; ")
+        );
+        // The sampling checkers, each set with the scenarios it ran.
+        let mut groups: BTreeMap<&BTreeSet<Checker>, Vec<&str>> = BTreeMap::new();
+        for (scenario, row) in &rows {
+            if !row.by.is_empty() {
+                groups.entry(&row.by).or_default().push(scenario);
+            }
+        }
+        let mut groups: Vec<(&BTreeSet<Checker>, Vec<&str>)> = groups.into_iter().collect();
+        groups.sort_by_key(|(_, s)| std::cmp::Reverse(s.len()));
+        let phrases: Vec<String> = groups
+            .into_iter()
+            .map(|(by, scenarios)| {
+                let others: Vec<&str> = rows
+                    .keys()
+                    .copied()
+                    .filter(|s| !scenarios.contains(s))
+                    .collect();
+                let which = if others.is_empty() {
+                    "every scenario of the table".to_string()
+                } else if scenarios.len() > others.len() {
+                    format!("every scenario of the table but {}", others.join(", "))
+                } else {
+                    scenarios.join(", ")
+                };
+                let by: Vec<String> = by.iter().map(ToString::to_string).collect();
+                format!("under {}, {which}", and_list(&by))
+            })
+            .collect();
+        if !phrases.is_empty() {
+            let _ = writeln!(
+                out,
+                "Sampled: {}. The samples, and every check's row: the run's report.md.",
+                phrases.join("; ")
+            );
+        }
     }
 
     /// The specification's checks: what stateright explored, with the figures a reviewer
@@ -416,7 +570,11 @@ impl Report {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        let _ = writeln!(out, "Each cell: killed by which scenario, the property that failed, executions and seconds to the first failure; or survived. A mutant must be killed by at least one checker.\n");
+        if detail == Detail::Docs {
+            let _ = writeln!(out, "Each cell: what caught the mutant first, a property (the spec column also P7 and liveness), **div.** a trace diverging from the specification, **model** proptest's reference model, **P3 hung** a hang or crash, **abort** a check that left no record; or survived. A mutant must be killed by at least one checker. Each kill's scenario, executions and seconds: the run's report.md.\n");
+        } else {
+            let _ = writeln!(out, "Each cell: killed by which scenario, the property that failed, executions and seconds to the first failure; or survived. A mutant must be killed by at least one checker.\n");
+        }
         if let Some(r) = &self.reach {
             let _ = writeln!(out, "Before the mutants, every check ran once on the shipped code ({:.0} s) and recorded which mutants' code it reached (the mutant's hook consulted). A check that never reaches a mutant's code runs the same executions with it switched on, so it cannot kill it and was not run against it: {} of {} check runs skipped. **survived (not reached)**: no check of that checker reached the mutant's code. For std (real threads) reach is sampled like its verdicts.\n", r.seconds, r.skipped, r.runs);
         }
@@ -439,6 +597,9 @@ impl Report {
             let _ = write!(out, "| {mutant} | {about} |");
             for c in &checkers {
                 match by.get(c) {
+                    Some(Some(k)) if detail == Detail::Docs => {
+                        let _ = write!(out, " {} |", self.kill_label(mutant, *c, k));
+                    }
                     Some(Some(k)) => {
                         let _ = write!(
                             out,
@@ -548,6 +709,44 @@ impl Report {
         out
     }
 
+    /// A killed cell in the docs: what failed first. The property when the kill names
+    /// one (its id alone; `P3 hung` when the check hung or crashed), `div.` for
+    /// a trace that diverged from the specification; a kill naming none is told by its
+    /// record's report: `div.`, `model` (proptest's reference model), `abort` (the check
+    /// ended without its record), else `killed`.
+    fn kill_label(&self, mutant: &str, checker: Checker, k: &Kill) -> String {
+        if let Some(p) = k.property.as_deref() {
+            let id = p.split_whitespace().next().unwrap_or(p);
+            return if p.starts_with("divergence") {
+                "div.".into()
+            } else if p.contains("hung") {
+                format!("{id} hung")
+            } else {
+                id.to_string()
+            };
+        }
+        let report = self
+            .records
+            .iter()
+            .find(|r| {
+                r.checker == checker
+                    && r.scenario == k.scenario
+                    && r.mutant.as_deref() == Some(mutant)
+            })
+            .and_then(|r| r.failure.as_ref())
+            .map_or("", |f| f.report.as_str());
+        if report.contains("TRACE DIVERGES FROM THE SPECIFICATION") {
+            "div."
+        } else if report.contains("reference model") {
+            "model"
+        } else if report.contains("without writing its record") {
+            "abort"
+        } else {
+            "killed"
+        }
+        .into()
+    }
+
     /// JUnit XML: one testsuite per checker, one testcase per check.
     pub fn junit(&self) -> String {
         let mut by_checker: BTreeMap<Checker, Vec<&Record>> = BTreeMap::new();
@@ -613,6 +812,24 @@ impl Report {
         }
         out.push_str("</testsuites>\n");
         out
+    }
+}
+
+/// What "what was proved" says of its rows, in report.md and in the docs.
+const PROVED: &str = "Loom rows are **proofs within their bound**: every interleaving of the scenario's threads up to the stated number of preemptions (or all of them, when unbounded) was explored under the C11 memory model, on the shipped library. Shuttle, std and proptest rows are **samples**: the schedules or cases named, no more; a pass there is evidence, not proof.";
+
+/// A check of the code on a named scenario: not the specification's, nor a chunk of
+/// generated programs.
+fn is_code(r: &Record) -> bool {
+    r.spec.is_none() && r.checker != Checker::Spec && r.programs.is_empty()
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
 }
 
@@ -696,31 +913,102 @@ mod tests {
     }
 
     #[test]
-    fn the_docs_keep_exhaustive_and_failing_rows_and_every_checkers_totals() {
+    fn the_docs_keep_the_other_exhaustive_and_failing_rows_and_every_checkers_totals() {
         let mut rep = report(None);
         let base = rep.records[0].clone();
         rep.records.push(Record {
             checker: Checker::Loom,
             exhaustive: true,
+            method: "unbounded".into(),
             executions: 19,
             ..base.clone()
         });
+        rep.records.push(spec_record(Verdict::Pass));
         let row = |checker: &str| format!("| dispatch-vs-deregister | small | P2 | {checker} |");
         let (md, docs) = (rep.markdown(), rep.docs_markdown());
         assert!(
             md.contains(&row("shuttle")) && md.contains(&row("loom")),
             "{md}"
         );
+        // The loom check's row is the table of what was proved; the specification's, an
+        // exhaustive check of no scenario of that table, keeps its row.
         assert!(
-            !docs.contains(&row("shuttle")) && docs.contains(&row("loom")),
+            !docs.contains(&row("shuttle")) && !docs.contains(&row("loom")),
             "{docs}"
         );
+        assert!(
+            docs.contains("| dispatch-vs-deregister | unbounded | 19 | 0.10 | P2 |"),
+            "{docs}"
+        );
+        assert!(docs.contains("| protocol-spec | spec |"), "{docs}");
         assert!(docs.contains("| shuttle | 1 | 3 | 0 |"), "{docs}");
         assert!(docs.contains("| loom | 1 | 19 | 0 |"), "{docs}");
         // A failing sampled check keeps its row in the docs.
         let mut failing = report(None);
         failing.records[0].verdict = Verdict::Fail;
         assert!(failing.docs_markdown().contains(&row("shuttle")));
+    }
+
+    #[test]
+    fn the_docs_prove_by_scenario_and_say_in_one_sentence_what_was_sampled() {
+        let mut rep = report(None);
+        let base = rep.records[0].clone();
+        let check = |checker: Checker, scenario: &str, properties: &[&str]| Record {
+            checker,
+            scenario: scenario.into(),
+            exhaustive: checker == Checker::Loom,
+            method: if checker == Checker::Loom {
+                "preemption bound 3".into()
+            } else {
+                "pct".into()
+            },
+            executions: 7,
+            properties: properties.iter().map(|p| p.to_string()).collect(),
+            ..base.clone()
+        };
+        rep.records = vec![
+            check(Checker::Loom, "a-race", &["P1", "P3"]),
+            check(Checker::Shuttle, "a-race", &["P1", "P3", "M2"]),
+            check(Checker::Std, "a-race", &["P1", "P3"]),
+            check(Checker::Loom, "b-race", &["P4"]),
+            check(Checker::Shuttle, "b-race", &["P4"]),
+            check(Checker::Std, "b-race", &["P4"]),
+            check(Checker::Shuttle, "c-churn", &["P2"]),
+            check(Checker::Std, "c-churn", &["P2"]),
+            check(Checker::Proptest, "d-api", &["P4", "P5"]),
+        ];
+        rep.records[3].verdict = Verdict::Fail;
+        let (md, docs) = (rep.markdown(), rep.docs_markdown());
+        // report.md: one row per property, every scenario named.
+        assert!(md.contains("| P1 no callback begins after deregister returned | a-race (preemption bound 3) | a-race [shuttle, std] |"), "{md}");
+        // The docs: one row per scenario, the loom-proved ones first; a property only
+        // sampled is marked (s), a failed check's properties **FAIL**.
+        let table = docs
+            .split("| scenario | loom bound |")
+            .nth(1)
+            .expect("the docs' table")
+            .split("\n\n")
+            .next()
+            .unwrap();
+        let rows: Vec<&str> = table.lines().skip(2).collect();
+        assert_eq!(
+            rows,
+            [
+                "| a-race | 3 | 7 | 0.10 | P1 P3 M2 (s) |",
+                "| b-race | 3 | 7 | 0.10 | P4 **FAIL** |",
+                "| c-churn | sampled only |  |  | P2 |",
+                "| d-api | sampled only |  |  | P4 P5 |",
+            ],
+            "{docs}"
+        );
+        // Only the properties some row names have their title; M1 none.
+        assert!(docs.contains("**M2** nothing reaches"), "{docs}");
+        assert!(!docs.contains("**M1**"), "{docs}");
+        assert!(
+            docs.contains("Sampled: under shuttle and std, every scenario of the table but d-api; under proptest, d-api."),
+            "{docs}"
+        );
+        assert!(!docs.contains("| property | proved"), "{docs}");
     }
 
     #[test]
@@ -849,10 +1137,28 @@ mod tests {
             docs.contains("one replay command per killed cell"),
             "{docs}"
         );
-        // Up to the PCT table the two are the same; the docs keep only its conclusion.
+        // The docs' cells name what failed; survivors read as in report.md.
+        let docs_row = |m: &str| {
+            docs.lines()
+                .find(|l| l.starts_with(&format!("| {m} |")))
+                .unwrap_or("")
+                .to_string()
+        };
+        assert!(
+            docs_row("deregister-no-wait").ends_with(" | P2 | P2 |"),
+            "{}",
+            docs_row("deregister-no-wait")
+        );
+        assert!(docs_row("relaxed-ordering").ends_with(" | P2 | no counterpart |"));
+        assert!(docs_row("lost-wakeup").ends_with(" | P2 | survived |"));
         assert_eq!(
-            md.split("## Shuttle: PCT").next(),
-            docs.split("## Shuttle: PCT").next()
+            md.split("## Per checker")
+                .nth(1)
+                .and_then(|t| t.split("## Shuttle: PCT").next()),
+            docs.split("## Per checker")
+                .nth(1)
+                .and_then(|t| t.split("## Shuttle: PCT").next()),
+            "the per-checker totals are the same"
         );
         assert!(md.contains("| mutant | scenario | n | k |"), "{md}");
         assert!(!docs.contains("| mutant | scenario | n | k |"), "{docs}");
@@ -879,5 +1185,88 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("25 of 40 check runs skipped"), "{md}");
+    }
+
+    #[test]
+    fn a_docs_cell_names_what_failed_first() {
+        let kill = |property: Option<&str>| Kill {
+            scenario: "s".into(),
+            property: property.map(str::to_string),
+            executions: 10,
+            seconds: 0.5,
+            replay: "x".into(),
+            strategies: Vec::new(),
+        };
+        let mut rep = report(None);
+        let failing = |checker: Checker, text: &str| Record {
+            checker,
+            scenario: "s".into(),
+            mutant: Some("lost-wakeup".into()),
+            verdict: Verdict::Fail,
+            failure: Some(Failure {
+                property: None,
+                report: text.into(),
+                replay: "x".into(),
+            }),
+            ..rep.records[0].clone()
+        };
+        rep.records = vec![
+            failing(
+                Checker::Loom,
+                "  the checker reports: TRACE DIVERGES FROM THE SPECIFICATION at step 3",
+            ),
+            failing(
+                Checker::Proptest,
+                "the state machine found a divergence from the reference model",
+            ),
+            failing(
+                Checker::GenLoom,
+                "the check process ended during this tier run without writing its record",
+            ),
+        ];
+        let label = |c: Checker, p: Option<&str>| rep.kill_label("lost-wakeup", c, &kill(p));
+        assert_eq!(label(Checker::Shuttle, Some("P4")), "P4");
+        assert_eq!(
+            label(Checker::Proptest, Some("P3 (no thread can make progress)")),
+            "P3"
+        );
+        assert_eq!(label(Checker::Std, Some("P3 (hung or crashed)")), "P3 hung");
+        assert_eq!(
+            label(
+                Checker::Spec,
+                Some("liveness (every queued item is delivered)")
+            ),
+            "liveness"
+        );
+        assert_eq!(label(Checker::Trace, Some("divergence on s")), "div.");
+        assert_eq!(label(Checker::Loom, None), "div.");
+        assert_eq!(label(Checker::Proptest, None), "model");
+        assert_eq!(label(Checker::GenLoom, None), "abort");
+        assert_eq!(
+            label(Checker::Shuttle, None),
+            "killed",
+            "no record tells more"
+        );
+        // In a matrix: report.md keeps scenario, executions and seconds, the docs the label.
+        let mut by = BTreeMap::new();
+        by.insert(Checker::Loom, Some(kill(None)));
+        by.insert(Checker::Std, None);
+        rep.kills = Some(BTreeMap::from([("lost-wakeup".to_string(), by)]));
+        rep.unreached =
+            BTreeMap::from([("lost-wakeup".to_string(), BTreeSet::from([Checker::Std]))]);
+        let row = "| lost-wakeup | deregister tests the count outside its lock, then sleeps (lost wake-up) |";
+        assert!(
+            rep.markdown().contains(&format!(
+                "{row} killed: s  (10 exec, 0.50s) | survived (not reached) |"
+            )),
+            "{}",
+            rep.markdown()
+        );
+        let docs = rep.docs_markdown();
+        assert!(
+            docs.contains(&format!("{row} div. | survived (not reached) |")),
+            "{docs}"
+        );
+        assert!(docs.contains("**div.** a trace diverging"), "{docs}");
     }
 }
