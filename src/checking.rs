@@ -217,6 +217,12 @@ mutants! {
     /// outermost call greeting without end.
     RegistrationBudgetIgnored = "registration-budget-ignored",
         "callbacks' registrations are accepted past their thread's budget: an outermost call may greet for ever";
+    /// The callbacks' budget is refilled at the end of every settling of obligations, a
+    /// nested one too (a greeting's replay settles inside the outermost one): a greeting
+    /// that reaches a second hub starts with a whole budget, and a chain of clients
+    /// registering clients never ends.
+    BudgetRefilledNested = "budget-refilled-nested",
+        "the callbacks' budget is refilled when a nested settling ends: a greeting's second replay starts a new budget";
 }
 
 /// One protocol step, as the `Probe` hears it. Field names say what they hold.

@@ -338,7 +338,7 @@ impl PolicyManager {
             hub::owe_greeting(self, client);
         } else {
             self.greet(client);
-            hub::settle_obligations();
+            hub::settle_obligations(self);
         }
         Ok(handle)
     }
@@ -1062,7 +1062,7 @@ impl PolicyManager {
                 }),
             }
         }
-        hub::settle_obligations();
+        hub::settle_obligations(self);
         hooks.step(|| Step::ShutdownReturn);
         Ok(())
     }

@@ -111,7 +111,13 @@ fn kill_matrix() -> BTreeMap<String, bool> {
             if c[0].starts_with("---") {
                 continue;
             }
-            let killed = c[2..].iter().any(|cell| cell.starts_with("killed"));
+            // A killed cell names what failed (`P4`, `div.`, ...); the others say why not.
+            let killed = c[2..].iter().any(|cell| {
+                !(cell.starts_with("survived")
+                    || *cell == "no counterpart"
+                    || *cell == "not run"
+                    || cell.is_empty())
+            });
             matrix.insert(c[0].to_string(), killed);
         }
     }

@@ -43,6 +43,7 @@ macro_rules! scenario_checks {
             callback_fills_queue: "callback-fills-queue";
             callback_producer: "callback-producer";
             callback_registers: "callback-registers";
+            greeting_chain: "greeting-chain";
             panicking_callback: "panicking-callback";
             double_deregister: "double-deregister";
             handle_reuse: "handle-reuse";

@@ -162,6 +162,14 @@ pub const ALL: &[Scenario] = &[
         run: callback_registers,
     },
     Scenario {
+        name: "greeting-chain",
+        about: "callbacks' budget of 2 across nested greetings: with hubs 1 and 2 present, A's callback registers B, and each client registered registers the next on every hub event (its arrival replays)",
+        threads: 1,
+        size: Size::Small,
+        properties: &[BoundedWork, ArrivalFirst, BadInputErrors, NoDeadlock],
+        run: greeting_chain,
+    },
+    Scenario {
         name: "panicking-callback",
         about: "A's callback panics while main deregisters A; B still gets the event",
         threads: 2,
@@ -1269,6 +1277,64 @@ fn callback_registers(env: &Env) {
         }
     }
     env.deregister_ok("A");
+}
+
+/// The clients `greeting-chain` may register, in order.
+const CHAIN: [&str; 6] = ["B", "C", "D", "E", "F", "G"];
+
+/// A's callback, on a change, and every chained client's, on a hub event: registers the
+/// first client of [`CHAIN`] not registered yet (a finite stand-in for a chain of clients
+/// that register a client on every event they hear).
+fn register_next(ctx: &Context, pm: &PolicyManager, _me: ClientHandle, n: &Notification) {
+    let hears = match n.event {
+        Event::ConnectorStateChange { .. } => ctx.label == "A",
+        Event::HubArrival(_) => ctx.label != "A",
+        _ => false,
+    };
+    let next = CHAIN
+        .into_iter()
+        .find(|label| ctx.directory.handle(label).is_none());
+    let (true, Some(label)) = (hears, next) else {
+        return;
+    };
+    let r = env::try_register(
+        &ctx.monitor,
+        &ctx.directory,
+        pm,
+        label,
+        register_next,
+        usbpm::Access::ALL,
+    );
+    ctx.monitor
+        .note(format!("{}'s callback registers {label}: {r:?}", ctx.label));
+    let expected = matches!(
+        r,
+        Ok(_) | Err(usbpm::Error::CallbackRegistrationsSpent { budget: 2 })
+    );
+    ctx.monitor.check(BadInputErrors, expected, || {
+        format!(
+            "register({label}) from {}'s callback returned {r:?}",
+            ctx.label
+        )
+    });
+}
+
+fn greeting_chain(env: &Env) {
+    let env = &env.with_limits(usbpm::DEFAULT_QUEUE_CAPACITY, 2);
+    let (h1, h2) = (env.hub(1), env.hub(2));
+    env.register("A", register_next);
+    // B's greeting replays hubs 1 and 2: the chain it starts at the first must not leave
+    // the second a whole budget (the budget is refilled only when the outermost settling
+    // ends).
+    flip(&h1, true);
+    for label in CHAIN {
+        if env.directory.handle(label).is_some() {
+            env.monitor.expect_greeted(label);
+            env.deregister_ok(label);
+        }
+    }
+    env.deregister_ok("A");
+    drop((h1, h2));
 }
 
 fn callback_producer(env: &Env) {

@@ -525,6 +525,7 @@ mod tests {
             Mutant::QueueCapIgnored => 37,
             Mutant::ReportBudgetIgnored => 38,
             Mutant::RegistrationBudgetIgnored => 39,
+            Mutant::BudgetRefilledNested => 40,
         }
     }
 
@@ -532,7 +533,7 @@ mod tests {
     fn every_mutant_is_in_the_catalogue_selectable_by_name_and_described() {
         // `place` numbers every variant 0..N; ALL holds N mutants at N distinct places,
         // so it holds every variant.
-        let variants = 40;
+        let variants = 41;
         let mut places: Vec<usize> = Mutant::ALL.iter().map(|m| place(*m)).collect();
         places.sort_unstable();
         assert_eq!(places, (0..variants).collect::<Vec<_>>());
