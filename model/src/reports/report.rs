@@ -172,7 +172,7 @@ impl Report {
         self.header(&mut out, "usbpm verification gate");
         self.proved_markdown(&mut out, detail);
         self.spec_markdown(&mut out);
-        out.push_str(&self.programs_markdown());
+        out.push_str(&self.programs_markdown(detail));
         let _ = writeln!(out, "\n## Every check\n");
         if detail == Detail::Docs {
             self.checker_totals(&mut out);
@@ -427,14 +427,9 @@ impl Report {
                 marks.join(" ")
             );
         }
-        let titles: Vec<String> = named
-            .iter()
-            .map(|p| format!("**{}** {}", p.id(), p.title()))
-            .collect();
         let _ = writeln!(
             out,
-            "\nA loom row's properties are proved within its bound (a number: preemptions), those marked (s) only sampled; a sampled-only row's are sampled; **FAIL**: a check of it failed. {}.\n",
-            titles.join("; ")
+            "\nA loom row's properties are proved within its bound (a number: preemptions), those marked (s) only sampled; a sampled-only row's are sampled; **FAIL**: a check of it failed. The property ids: docs/INVARIANTS.md.\n"
         );
         // The sampling checkers, each set with the scenarios it ran.
         let mut groups: BTreeMap<&BTreeSet<Checker>, Vec<&str>> = BTreeMap::new();
@@ -513,15 +508,20 @@ impl Report {
         }
     }
 
-    /// Generated programs, one row per checker and tier, summed over the chunks run.
-    fn programs_markdown(&self) -> String {
+    /// Generated programs, one row per checker and tier, summed over the chunks run. The
+    /// docs keep the tier's size, bound, programs, executions, seconds and verdict (the
+    /// counts before reduction, chunks and rates: report.md).
+    fn programs_markdown(&self, detail: Detail) -> String {
         let mut out = String::new();
-        // (checker, method) -> (raw, live, symmetric, chunks, programs, executions, seconds, failed)
+        // (checker, method, size, bound) -> (raw, live, symmetric, chunks, programs, executions, seconds, failed)
         type Sums = (u64, u64, u64, usize, u64, u64, f64, bool);
-        let mut tiers: BTreeMap<(Checker, String), Sums> = BTreeMap::new();
+        type Key = (Checker, String, String, Option<usize>);
+        let mut tiers: BTreeMap<Key, Sums> = BTreeMap::new();
         for r in &self.records {
             for t in &r.programs {
-                let e = tiers.entry((r.checker, t.method.clone())).or_default();
+                let e = tiers
+                    .entry((r.checker, t.method.clone(), t.size.clone(), t.bound))
+                    .or_default();
                 (e.0, e.1, e.2) = (t.raw, t.live, t.symmetric);
                 e.3 += 1;
                 e.4 += t.programs_run;
@@ -534,10 +534,30 @@ impl Report {
             return out;
         }
         let _ = writeln!(out, "\n## Generated programs\n");
+        if detail == Detail::Docs {
+            let _ = writeln!(out, "Programs the gate generated, judged against the properties and the results oracle (docs/VERIFICATION.md, \"Generated programs\"): a gen-loom row proves every program of its tier, dead parts removed and one per symmetry orbit, within its bound (preemptions); a sampled row (gen-shuttle) runs random programs within its size under PCT (depth 3) and random schedules. Sizes TxK-cC-hH: threads x operations per thread, clients, hubs, at most. Counts before reduction, chunks, rates: the run's report.md.\n");
+            let _ = writeln!(
+                out,
+                "| tier | bound | programs | executions | seconds | verdict |\n|---|---|---:|---:|---:|---|"
+            );
+            for ((_, _, size, bound), (raw, .., run, execs, secs, failed)) in tiers {
+                let bound = match bound {
+                    _ if raw == 0 => "sampled".to_string(),
+                    Some(b) => b.to_string(),
+                    None => "unbounded".into(),
+                };
+                let _ = writeln!(
+                    out,
+                    "| {size} | {bound} | {run} | {execs} | {secs:.1} | {} |",
+                    if failed { "**FAIL**" } else { "pass" }
+                );
+            }
+            return out;
+        }
         let _ = writeln!(out, "Every property P1-P6, P8 and P9 and the results oracle, judged on programs the gate generated rather than wrote (docs/VERIFICATION.md, \"Generated programs\"). gen-loom rows are **proofs within their bound** for every program of the tier, after removing programs with dead parts and keeping one per symmetry orbit; gen-shuttle rows are samples. Sizes are TxK-cC-hH: threads x operations per thread, clients, hubs, each at most.\n");
         let _ = writeln!(out, "| checker | tier | programs (raw / live / after symmetry) | chunks run | programs run | executions | seconds | executions/s | verdict |");
         let _ = writeln!(out, "|---|---|---|---:|---:|---:|---:|---:|---|");
-        for ((checker, method), (raw, live, sym, chunks, run, execs, secs, failed)) in tiers {
+        for ((checker, method, ..), (raw, live, sym, chunks, run, execs, secs, failed)) in tiers {
             let counts = if raw > 0 {
                 format!("{raw} / {live} / {sym}")
             } else {
@@ -571,18 +591,24 @@ impl Report {
             .into_iter()
             .collect();
         if detail == Detail::Docs {
-            let _ = writeln!(out, "Each cell: what caught the mutant first, a property (the spec column also P7 and liveness), **div.** a trace diverging from the specification, **model** proptest's reference model, **P3 hung** a hang or crash, **abort** a check that left no record; or survived. A mutant must be killed by at least one checker. Each kill's scenario, executions and seconds: the run's report.md.\n");
+            let _ = writeln!(out, "A cell: what caught the mutant first (a property, **div.** a trace diverging from the specification, **model** proptest's reference model, **P3 hung** a hang or crash, **abort** no record), or survived; every mutant must be killed by some checker. Scenarios, executions, seconds: the run's report.md.\n");
         } else {
             let _ = writeln!(out, "Each cell: killed by which scenario, the property that failed, executions and seconds to the first failure; or survived. A mutant must be killed by at least one checker.\n");
         }
-        if let Some(r) = &self.reach {
+        if let (Some(r), Detail::Docs) = (&self.reach, detail) {
+            let _ = writeln!(out, "A check whose run on the shipped code ({:.0} s) never reached a mutant's code cannot kill it and was skipped ({} of {} runs); **survived (not reached)**: no check of the checker reached it (std's reach is sampled).\n", r.seconds, r.skipped, r.runs);
+        } else if let Some(r) = &self.reach {
             let _ = writeln!(out, "Before the mutants, every check ran once on the shipped code ({:.0} s) and recorded which mutants' code it reached (the mutant's hook consulted). A check that never reaches a mutant's code runs the same executions with it switched on, so it cannot kill it and was not run against it: {} of {} check runs skipped. **survived (not reached)**: no check of that checker reached the mutant's code. For std (real threads) reach is sampled like its verdicts.\n", r.seconds, r.skipped, r.runs);
         }
         if checkers
             .iter()
             .any(|c| *c == Checker::Spec || *c == Checker::Trace)
         {
-            let _ = writeln!(out, "Both directions of the specification: the **spec** column is stateright on the spec mutant of the same bug family (the bug written into the specification; executions are unique states to the counterexample; no counterpart: the specification is sequentially consistent), and the **trace** column is trace validation alone (the monitors not consulted) on random shuttle schedules of the mutated code.\n");
+            if detail == Detail::Docs {
+                let _ = writeln!(out, "**spec**: stateright on the bug written into the specification (**no counterpart**: it has none there); **trace**: trace validation alone on random shuttle schedules.\n");
+            } else {
+                let _ = writeln!(out, "Both directions of the specification: the **spec** column is stateright on the spec mutant of the same bug family (the bug written into the specification; executions are unique states to the counterexample; no counterpart: the specification is sequentially consistent), and the **trace** column is trace validation alone (the monitors not consulted) on random shuttle schedules of the mutated code.\n");
+            }
         }
         let _ = write!(out, "| mutant | what it breaks |");
         for c in &checkers {
@@ -893,6 +919,7 @@ mod tests {
             programs: vec![crate::checkers::generated::TierRun {
                 size: "2x1-c1-h1".into(),
                 method: "every program of 2x1-c1-h1 (unbounded)".into(),
+                raw: 3,
                 ..Default::default()
             }],
             ..base.clone()
@@ -910,6 +937,59 @@ mod tests {
             md.contains("| chunk-04 |") && md.contains("(3 chunks)"),
             "{md}"
         );
+        // report.md's tier table keeps the counts before reduction, chunks and rates;
+        // the docs' keeps tier, bound, programs, executions, seconds and verdict.
+        assert!(
+            md.contains("| gen-loom | every program of 2x1-c1-h1 (unbounded) | 3 / 0 / 0 | 4 |"),
+            "{md}"
+        );
+        rep.records.push(Record {
+            checker: Checker::GenShuttle,
+            scenario: "chunk-01".into(),
+            executions: 400,
+            programs: vec![crate::checkers::generated::TierRun {
+                size: "4x6-c4-h3".into(),
+                method: "2 random programs within 4x6-c4-h3".into(),
+                programs_run: 2,
+                executions: 400,
+                seconds: 1.25,
+                ..Default::default()
+            }],
+            ..base.clone()
+        });
+        rep.records[1].programs[0] = crate::checkers::generated::TierRun {
+            size: "2x1-c1-h1-S".into(),
+            method: "every program of 2x1-c1-h1-S (preemption bound 3)".into(),
+            bound: Some(3),
+            raw: 9,
+            live: 7,
+            symmetric: 5,
+            programs_run: 5,
+            executions: 50,
+            seconds: 0.5,
+            ..Default::default()
+        };
+        let docs = rep.docs_markdown();
+        let table: Vec<&str> = docs
+            .split("| tier | bound | programs | executions | seconds | verdict |")
+            .nth(1)
+            .expect("the docs' tier table")
+            .split("\n\n")
+            .next()
+            .unwrap()
+            .lines()
+            .skip(2)
+            .collect();
+        assert_eq!(
+            table,
+            [
+                "| 2x1-c1-h1 | unbounded | 0 | 0 | 0.0 | **FAIL** |",
+                "| 2x1-c1-h1-S | 3 | 5 | 50 | 0.5 | pass |",
+                "| 4x6-c4-h3 | sampled | 2 | 400 | 1.2 | pass |",
+            ],
+            "{docs}"
+        );
+        assert!(!docs.contains("raw / live"), "{docs}");
     }
 
     #[test]
@@ -1001,9 +1081,17 @@ mod tests {
             ],
             "{docs}"
         );
-        // Only the properties some row names have their title; M1 none.
-        assert!(docs.contains("**M2** nothing reaches"), "{docs}");
-        assert!(!docs.contains("**M1**"), "{docs}");
+        // The docs name no property's title (docs/INVARIANTS.md defines the ids);
+        // report.md keeps them.
+        assert!(
+            docs.contains("The property ids: docs/INVARIANTS.md."),
+            "{docs}"
+        );
+        assert!(
+            !docs.contains("no callback begins") && !docs.contains("nothing reaches"),
+            "{docs}"
+        );
+        assert!(md.contains("| M2 nothing reaches"), "{md}");
         assert!(
             docs.contains("Sampled: under shuttle and std, every scenario of the table but d-api; under proptest, d-api."),
             "{docs}"
@@ -1126,6 +1214,12 @@ mod tests {
             row("deregister-no-wait")
         );
         assert!(md.contains("Both directions of the specification"));
+        assert!(!rep
+            .docs_markdown()
+            .contains("Both directions of the specification"),);
+        assert!(rep.docs_markdown().contains(
+            "**spec**: stateright on the bug written into the specification (**no counterpart**"
+        ),);
         // report.md lists each killed cell's replay; the docs leave them to report.md.
         assert!(
             md.contains("- deregister-no-wait / spec: `spec_check`"),
@@ -1185,6 +1279,17 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("25 of 40 check runs skipped"), "{md}");
+        // The docs say the rule in one sentence, with the same figures.
+        let docs = rep.docs_markdown();
+        assert!(
+            docs.contains("(90 s) never reached a mutant's code cannot kill it and was skipped (25 of 40 runs); **survived (not reached)**"),
+            "{docs}"
+        );
+        assert!(
+            docs.contains("| survived | survived (not reached) |"),
+            "{docs}"
+        );
+        assert!(!docs.contains("Before the mutants"), "{docs}");
     }
 
     #[test]
