@@ -79,6 +79,10 @@ pub fn loom_bound(s: &Scenario, profile: Profile) -> Option<usize> {
         // 394 executions, 6 11,234 in 6.6 s, unbounded 205,544 in 98 s (the loom replay,
         // 2 cores, other builds running). Its mutant is found at 0.
         "callback-registers" => (Some(3), Some(6)),
+        // Chains of registrations through greetings of two hubs (budget 2) on two threads:
+        // bound 2 is 342 executions, 3 3,421 in 1.8 s, 4 26,951 in 15 s (the loom replay,
+        // 2 cores). Its mutants are found at 0.
+        "greeting-chain" => (Some(3), Some(4)),
         _ => (None, None),
     };
     match profile {

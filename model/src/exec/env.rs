@@ -92,6 +92,10 @@ pub struct Directory {
     pub port: Mutex<Option<HubPort>>,
     /// A hub's port shared with callbacks (a callback that reports to its hub).
     pub shared_port: Mutex<Option<Arc<HubPort>>>,
+    /// Labels taken so far by callbacks that register clients (each label once, even
+    /// when callbacks of two clients pick one at the same time). Bookkeeping of the
+    /// scenario, not of the library: a std atomic, which the checkers do not schedule.
+    pub labels_taken: std::sync::atomic::AtomicUsize,
 }
 
 impl Directory {

@@ -163,8 +163,8 @@ pub const ALL: &[Scenario] = &[
     },
     Scenario {
         name: "greeting-chain",
-        about: "callbacks' budget of 2 across nested greetings: with hubs 1 and 2 present, A's callback registers B, and each client registered registers the next on every hub event (its arrival replays)",
-        threads: 1,
+        about: "callbacks' budget of 2 across nested greetings: with hubs 1 and 2 present, A's callback registers a client on a change, and each client registered registers the next on every hub event (its arrival replays), while main and a thread each report a change",
+        threads: 2,
         size: Size::Small,
         properties: &[BoundedWork, ArrivalFirst, BadInputErrors, NoDeadlock],
         run: greeting_chain,
@@ -1283,18 +1283,19 @@ fn callback_registers(env: &Env) {
 const CHAIN: [&str; 6] = ["B", "C", "D", "E", "F", "G"];
 
 /// A's callback, on a change, and every chained client's, on a hub event: registers the
-/// first client of [`CHAIN`] not registered yet (a finite stand-in for a chain of clients
-/// that register a client on every event they hear).
+/// next client of [`CHAIN`] (a finite stand-in for a chain of clients that register a
+/// client on every event they hear).
 fn register_next(ctx: &Context, pm: &PolicyManager, _me: ClientHandle, n: &Notification) {
     let hears = match n.event {
         Event::ConnectorStateChange { .. } => ctx.label == "A",
         Event::HubArrival(_) => ctx.label != "A",
         _ => false,
     };
-    let next = CHAIN
-        .into_iter()
-        .find(|label| ctx.directory.handle(label).is_none());
-    let (true, Some(label)) = (hears, next) else {
+    if !hears {
+        return;
+    }
+    let taken = ctx.directory.labels_taken.fetch_add(1, SeqCst);
+    let Some(&label) = CHAIN.get(taken) else {
         return;
     };
     let r = env::try_register(
@@ -1321,12 +1322,15 @@ fn register_next(ctx: &Context, pm: &PolicyManager, _me: ClientHandle, n: &Notif
 
 fn greeting_chain(env: &Env) {
     let env = &env.with_limits(usbpm::DEFAULT_QUEUE_CAPACITY, 2);
-    let (h1, h2) = (env.hub(1), env.hub(2));
+    let (h1, h2) = (env.hub(1), std::sync::Arc::new(env.hub(2)));
     env.register("A", register_next);
-    // B's greeting replays hubs 1 and 2: the chain it starts at the first must not leave
+    // A greeting replays hubs 1 and 2: the chain it starts at the first must not leave
     // the second a whole budget (the budget is refilled only when the outermost settling
-    // ends).
+    // ends). A thread reporting to hub 2 starts a chain of its own meanwhile.
+    let reporter = h2.clone();
+    let other = spawn("reporter-h2", move || flip(&reporter, true));
     flip(&h1, true);
+    other.join().expect("reporter");
     for label in CHAIN {
         if env.directory.handle(label).is_some() {
             env.monitor.expect_greeted(label);
