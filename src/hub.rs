@@ -113,16 +113,21 @@ fn refuse_report(q: &Queue, id: HubId, pm: &PolicyManager) -> Result<(), Error> 
     if !waits::inside_callback() {
         return Ok(());
     }
-    let limits = pm.limits();
-    let capacity = limits.queue_capacity.get();
+    let capacity = pm.limits().queue_capacity.get();
     if q.pending.len() >= capacity && !pm.hooks().mutant(Mutant::QueueCapIgnored) {
         return Err(Error::HubQueueFull { hub: id, capacity });
     }
-    let budget = limits.callback_reports.get();
-    if REPORTS.with(Cell::get) >= budget && !pm.hooks().mutant(Mutant::ReportBudgetIgnored) {
-        return Err(Error::CallbackReportsSpent { hub: id, budget });
+    match budget_spent(pm, Mutant::ReportBudgetIgnored) {
+        Some(budget) => Err(Error::CallbackReportsSpent { hub: id, budget }),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// The budget of reports, if this thread's callbacks have spent it (see [`refuse_report`];
+/// `ignored_by` is the mutant that never refuses).
+fn budget_spent(pm: &PolicyManager, ignored_by: Mutant) -> Option<usize> {
+    let budget = pm.limits().callback_reports.get();
+    (REPORTS.with(Cell::get) >= budget && !pm.hooks().mutant(ignored_by)).then_some(budget)
 }
 
 /// Refuses a `register` made inside a callback when this thread's callbacks have already
@@ -134,11 +139,10 @@ pub(crate) fn refuse_registration(pm: &PolicyManager) -> Result<(), Error> {
     if !waits::inside_callback() {
         return Ok(());
     }
-    let budget = pm.limits().callback_reports.get();
-    if REPORTS.with(Cell::get) >= budget && !pm.hooks().mutant(Mutant::RegistrationBudgetIgnored) {
-        return Err(Error::CallbackRegistrationsSpent { budget });
+    match budget_spent(pm, Mutant::RegistrationBudgetIgnored) {
+        Some(budget) => Err(Error::CallbackRegistrationsSpent { budget }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Counts an accepted report (or registration) made inside a callback (see
@@ -860,17 +864,17 @@ pub(crate) fn settle_obligations(pm: &PolicyManager) {
         (!obligations.is_empty()).then(|| obligations.remove(0))
     }) {
         match obligation {
-            Obligation::Deliver(hub, pm, ticket) => {
+            Obligation::Deliver(hub, owner, ticket) => {
                 let q = lock(&hub.queue);
                 let settle = q.settle(ticket);
-                pm.hooks().step(|| Step::Settles {
+                owner.hooks().step(|| Step::Settles {
                     hub: hub.id,
                     ticket,
                     settle,
                 });
-                hub.settle(&pm, q, ticket);
+                hub.settle(&owner, q, ticket);
             }
-            Obligation::Greet(pm, client) => pm.greet(client),
+            Obligation::Greet(owner, client) => owner.greet(client),
         }
     }
     // Once the outermost settling ends, the thread owes nothing: its callbacks' budget of

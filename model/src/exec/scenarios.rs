@@ -1238,27 +1238,42 @@ fn register_on_change(ctx: &Context, pm: &PolicyManager, _me: ClientHandle, n: &
         if ctx.directory.handle(label).is_some() {
             continue;
         }
-        let r = env::try_register(
-            &ctx.monitor,
-            &ctx.directory,
-            pm,
-            label,
-            no_action,
-            usbpm::Access::ALL,
-        );
-        ctx.monitor
-            .note(format!("A's callback registers {label}: {r:?}"));
-        let expected = matches!(
-            r,
-            Ok(_) | Err(usbpm::Error::CallbackRegistrationsSpent { budget: 2 })
-        );
-        ctx.monitor.check(BadInputErrors, expected, || {
-            format!("register({label}) from A's callback returned {r:?}")
-        });
-        if r.is_err() {
+        if !register_from_callback(ctx, pm, label, no_action) {
             return;
         }
     }
+}
+
+/// Registers `label` from `ctx`'s callback (the scenario's budget is 2): judges that it
+/// is registered or refused with `CallbackRegistrationsSpent` (P4), and says whether it
+/// was registered.
+fn register_from_callback(
+    ctx: &Context,
+    pm: &PolicyManager,
+    label: &'static str,
+    action: env::Action,
+) -> bool {
+    let r = env::try_register(
+        &ctx.monitor,
+        &ctx.directory,
+        pm,
+        label,
+        action,
+        usbpm::Access::ALL,
+    );
+    ctx.monitor
+        .note(format!("{}'s callback registers {label}: {r:?}", ctx.label));
+    let expected = matches!(
+        r,
+        Ok(_) | Err(usbpm::Error::CallbackRegistrationsSpent { budget: 2 })
+    );
+    ctx.monitor.check(BadInputErrors, expected, || {
+        format!(
+            "register({label}) from {}'s callback returned {r:?}",
+            ctx.label
+        )
+    });
+    r.is_ok()
 }
 
 fn callback_registers(env: &Env) {
@@ -1298,26 +1313,7 @@ fn register_next(ctx: &Context, pm: &PolicyManager, _me: ClientHandle, n: &Notif
     let Some(&label) = CHAIN.get(taken) else {
         return;
     };
-    let r = env::try_register(
-        &ctx.monitor,
-        &ctx.directory,
-        pm,
-        label,
-        register_next,
-        usbpm::Access::ALL,
-    );
-    ctx.monitor
-        .note(format!("{}'s callback registers {label}: {r:?}", ctx.label));
-    let expected = matches!(
-        r,
-        Ok(_) | Err(usbpm::Error::CallbackRegistrationsSpent { budget: 2 })
-    );
-    ctx.monitor.check(BadInputErrors, expected, || {
-        format!(
-            "register({label}) from {}'s callback returned {r:?}",
-            ctx.label
-        )
-    });
+    register_from_callback(ctx, pm, label, register_next);
 }
 
 fn greeting_chain(env: &Env) {

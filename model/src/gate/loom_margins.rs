@@ -6,6 +6,9 @@
 //! explores at a bound: the whole tier (every program of it) runs against each mutant its
 //! unmutated run reached, at the quick bound and, if a program fails there, once more
 //! with each chunk trying bounds 0, 1, ... and stopping at its first failing bound.
+//! A tier the full profile alone explores at a bound is searched the same way at that
+//! bound when one run of it is cheap (`FULL_ONLY_SEARCHED`); the table names the others
+//! and why they are not searched.
 //! `--update-docs` embeds the table in docs/VERIFICATION.md, each row's finds counted
 //! and only the deepest named (every find stays in the run's loom-margins.md).
 
@@ -34,7 +37,10 @@ const COMMAND: &str = "cargo run --release -p usbpm-model --bin gate -- loom-mar
 pub struct Row {
     /// A named scenario, or `gen-loom TIER` for a generated-program tier.
     pub scenario: String,
+    /// The bound the search went up to: the quick profile's, or the full profile's for a
+    /// tier only the full profile explores (`full_only`).
     pub quick: usize,
+    pub full_only: bool,
     /// The full profile's bound: a number, `unbounded`, or `not run`.
     pub full: String,
     pub found: Vec<(Mutant, usize)>,
@@ -70,23 +76,34 @@ pub fn reached_mutants(out: &str) -> Vec<Mutant> {
 
 /// The table, in Markdown: loom-margins.md, every mutant each check finds with its
 /// smallest bound.
-pub fn markdown(rows: &[Row], mutants: usize, seconds: f64) -> String {
-    render(rows, mutants, seconds, false)
+pub fn markdown(rows: &[Row], unsearched: &[TierPlan], mutants: usize, seconds: f64) -> String {
+    render(rows, unsearched, mutants, seconds, false)
 }
 
 /// What docs/VERIFICATION.md embeds: per check, how many mutants it finds and the ones
 /// found at the largest bound (they decide the margin); the full list stays in the run's
 /// loom-margins.md.
-pub fn docs_markdown(rows: &[Row], mutants: usize, seconds: f64) -> String {
-    render(rows, mutants, seconds, true)
+pub fn docs_markdown(
+    rows: &[Row],
+    unsearched: &[TierPlan],
+    mutants: usize,
+    seconds: f64,
+) -> String {
+    render(rows, unsearched, mutants, seconds, true)
 }
 
-fn render(rows: &[Row], mutants: usize, seconds: f64, docs: bool) -> String {
+fn render(
+    rows: &[Row],
+    unsearched: &[TierPlan],
+    mutants: usize,
+    seconds: f64,
+    docs: bool,
+) -> String {
     let mut md = String::from("### Loom bounds and their margins\n\n");
     md.push_str(&format!(
         "- command: `{COMMAND}`\n- {mutants} mutants, each explored by the loom `replay` at preemption bounds 0, 1, ... up to the quick profile's bound, stopping at the first failure (a mutant whose code the scenario's unmutated run at that bound never reaches is not explored: it runs the same executions, so it cannot be found); {seconds:.0} s on this machine (2 cores)\n\n",
     ));
-    md.push_str("A bounded loom check proves its properties only up to its bound. For each one (a named scenario, or a gen-loom tier: every program of the tier explored at the bound, a mutant found when any program fails), the smallest bound at which each mutant it finds is found, and the margin of the quick profile's bound over the largest of them (the full profile adds one or two more). ");
+    md.push_str("A bounded loom check proves its properties only up to its bound. For each one (a named scenario, or a gen-loom tier: every program of the tier explored at the bound, a mutant found when any program fails), the smallest bound at which each mutant it finds is found, and the margin of the quick profile's bound over the largest of them (the full profile adds one or two more; a tier only the full profile explores, quick bound `—`, is searched up to its full bound). ");
     if docs {
         md.push_str("Here, per check: how many mutants it finds within its quick bound, and those found at the largest bound (they decide the margin); each with its smallest bound: the run's loom-margins.md. Other checks kill the rest (the kill matrix).\n\n");
         md.push_str("| scenario | bound: quick / full | mutants found | found at the largest bound | smallest margin |\n|---|---|---:|---|---:|\n");
@@ -134,12 +151,32 @@ fn render(rows: &[Row], mutants: usize, seconds: f64, docs: bool) -> String {
                 found.join(", ")
             }
         };
+        let quick = if r.full_only {
+            "—".to_string()
+        } else {
+            r.quick.to_string()
+        };
         md.push_str(&format!(
-            "| {} | {} / {} | {found} | {} |\n",
+            "| {} | {quick} / {} | {found} | {} |\n",
             r.scenario,
-            r.quick,
             r.full,
             r.margin().map_or("—".into(), |m| m.to_string()),
+        ));
+    }
+    if !unsearched.is_empty() {
+        let tiers: Vec<String> = unsearched
+            .iter()
+            .map(|t| {
+                format!(
+                    "gen-loom {} (bound {})",
+                    t.size,
+                    t.bound.expect("a bounded tier")
+                )
+            })
+            .collect();
+        md.push_str(&format!(
+            "\nNot searched: {}, which only the full profile explores. Searching one means a run of the whole tier at its bound per mutant its code reaches (a run's seconds: the report's generated-programs table), more than a regeneration's budget; the kill matrix runs the quick profile, so their kills are not measured either.\n",
+            tiers.join(", ")
         ));
     }
     md
@@ -189,6 +226,7 @@ pub fn run(opts: &Options, root: &Path, update_docs: bool) -> ExitCode {
         let mut row = Row {
             scenario: s.name.to_string(),
             quick,
+            full_only: false,
             full: loom_bound(s, Profile::Full).map_or("unbounded".into(), |b| b.to_string()),
             found: Vec::new(),
             capped: Vec::new(),
@@ -227,23 +265,25 @@ pub fn run(opts: &Options, root: &Path, update_docs: bool) -> ExitCode {
         }
         rows.push(row);
     }
-    for tier in bounded_tiers()
+    let (full_only, unsearched) = full_only_tiers();
+    let tiers = bounded_tiers()
         .into_iter()
-        .filter(|_| wants(Checker::GenLoom))
-    {
-        match tier_row(opts, root, &tier, &mutants) {
+        .map(|t| (t, false))
+        .chain(full_only.into_iter().map(|t| (t, true)));
+    for (tier, full_only) in tiers.filter(|_| wants(Checker::GenLoom)) {
+        match tier_row(opts, root, &tier, full_only, &mutants) {
             Some(row) => rows.push(row),
             None => ok = false,
         }
     }
     let seconds = start.elapsed().as_secs_f64();
-    let md = markdown(&rows, mutants.len(), seconds);
+    let md = markdown(&rows, &unsearched, mutants.len(), seconds);
     let dir = root.join(&opts.report_dir);
     let _ = std::fs::create_dir_all(&dir);
     let _ = std::fs::write(dir.join("loom-margins.md"), &md);
     println!("{md}");
     if update_docs && ok {
-        let docs = docs_markdown(&rows, mutants.len(), seconds);
+        let docs = docs_markdown(&rows, &unsearched, mutants.len(), seconds);
         match super::embed_section(root, SECTION, &sources, &docs) {
             Ok(()) => println!("gate loom-margins: wrote the table into {VERIFICATION_MD}"),
             Err(e) => {
@@ -261,6 +301,25 @@ pub fn bounded_tiers() -> Vec<TierPlan> {
         .into_iter()
         .filter(|t| t.bound.is_some())
         .collect()
+}
+
+/// Tiers the full profile alone explores at a bound whose one run is cheap enough to be
+/// searched against every mutant it reaches (2x1-c1-H2-S at bound 3: a few seconds; the
+/// report's generated-programs table). The other full-only tiers take tens to hundreds of
+/// seconds a run, and a survivor costs a whole run.
+const FULL_ONLY_SEARCHED: &[&str] = &["2x1-c1-H2-S"];
+
+/// The bounded tiers only the full profile explores: those searched (at their full
+/// bound), and those not.
+pub fn full_only_tiers() -> (Vec<TierPlan>, Vec<TierPlan>) {
+    let quick: Vec<_> = plan(Checker::GenLoom, Profile::Quick)
+        .into_iter()
+        .map(|t| t.size)
+        .collect();
+    plan(Checker::GenLoom, Profile::Full)
+        .into_iter()
+        .filter(|t| t.bound.is_some() && !quick.contains(&t.size))
+        .partition(|t| FULL_ONLY_SEARCHED.contains(&t.size.to_string().as_str()))
 }
 
 /// One run of `tier`'s programs under gen-loom at `bounds` (a number, or `0..=N`: see
@@ -327,7 +386,13 @@ fn smallest_failing_bound(records: &[Record], quick: usize) -> usize {
 /// `tier`'s row: the tier passes unmutated at its quick bound (else `None`); each mutant
 /// its chunks reached runs against the tier at that bound and, if a program fails there,
 /// once more at bounds `0..=quick`, each chunk stopping at its first failing bound.
-fn tier_row(opts: &Options, root: &Path, tier: &TierPlan, mutants: &[Mutant]) -> Option<Row> {
+fn tier_row(
+    opts: &Options,
+    root: &Path,
+    tier: &TierPlan,
+    full_only: bool,
+    mutants: &[Mutant],
+) -> Option<Row> {
     let quick = tier.bound.expect("a bounded tier");
     let name = format!("gen-loom {}", tier.size);
     let (ok, records) = run_tier(opts, root, tier, &quick.to_string(), None, false);
@@ -351,6 +416,7 @@ fn tier_row(opts: &Options, root: &Path, tier: &TierPlan, mutants: &[Mutant]) ->
     let mut row = Row {
         scenario: name,
         quick,
+        full_only,
         full,
         found: Vec::new(),
         capped: Vec::new(),
@@ -384,12 +450,13 @@ mod tests {
         let row = Row {
             scenario: "s".into(),
             quick: 3,
+            full_only: false,
             full: "4".into(),
             found: vec![(Mutant::ALL[0], 1), (Mutant::ALL[1], 2)],
             capped: Vec::new(),
         };
         assert_eq!(row.margin(), Some(1));
-        let md = markdown(&[row], 2, 1.0);
+        let md = markdown(&[row], &[], 2, 1.0);
         assert!(md.contains("| s | 3 / 4 |"), "{md}");
         assert!(md.contains(&format!("{} 2", Mutant::ALL[1].name())), "{md}");
         assert!(md.ends_with("| 1 |\n"), "{md}");
@@ -401,6 +468,7 @@ mod tests {
         let row = Row {
             scenario: "s".into(),
             quick: 3,
+            full_only: false,
             full: "4".into(),
             found: vec![(m[0], 0), (m[1], 2), (m[2], 1), (m[3], 2)],
             capped: vec![(m[4], 1)],
@@ -408,13 +476,14 @@ mod tests {
         let empty = Row {
             scenario: "t".into(),
             quick: 2,
+            full_only: false,
             full: "unbounded".into(),
             found: Vec::new(),
             capped: Vec::new(),
         };
         let rows = [row, empty];
-        let full = markdown(&rows, 5, 1.0);
-        let docs = docs_markdown(&rows, 5, 1.0);
+        let full = markdown(&rows, &[], 5, 1.0);
+        let docs = docs_markdown(&rows, &[], 5, 1.0);
         // loom-margins.md lists every find with its bound; the docs count them and name
         // the ones at the largest bound, and a time cap still.
         assert!(
@@ -436,6 +505,39 @@ mod tests {
         );
         assert!(!docs.contains(&format!("{} 0", m[0].name())), "{docs}");
         assert!(docs.contains("the run's loom-margins.md"), "{docs}");
+    }
+
+    #[test]
+    fn a_full_only_tier_shows_no_quick_bound_and_the_unsearched_are_named() {
+        let row = Row {
+            scenario: "gen-loom 2x1-c1-H2-S".into(),
+            quick: 3,
+            full_only: true,
+            full: "3".into(),
+            found: vec![(Mutant::ALL[0], 1)],
+            capped: Vec::new(),
+        };
+        let (searched, unsearched) = full_only_tiers();
+        assert!(
+            searched
+                .iter()
+                .all(|t| FULL_ONLY_SEARCHED.contains(&t.size.to_string().as_str())),
+            "{searched:?}"
+        );
+        assert!(!unsearched.is_empty());
+        let docs = docs_markdown(&[row], &unsearched, 1, 1.0);
+        assert!(
+            docs.contains("| gen-loom 2x1-c1-H2-S | — / 3 | 1 |"),
+            "{docs}"
+        );
+        for t in &unsearched {
+            let named = format!("gen-loom {} (bound {})", t.size, t.bound.unwrap());
+            assert!(docs.contains(&named), "{named} missing: {docs}");
+        }
+        // A tier the quick profile explores is never among the full-only ones.
+        for t in bounded_tiers() {
+            assert!(!searched.iter().chain(&unsearched).any(|u| u.size == t.size));
+        }
     }
 
     #[test]
