@@ -14,7 +14,8 @@ use stateright::{Checker, Expectation, HasDiscoveries, Model};
 
 pub use crate::properties::applicable;
 pub use crate::sizes::{
-    mutant_size, DETACH, FULL, MUTANTS, POWER, QUICK, QUICK_UNREDUCED_STATES, REARRIVAL, SHUTDOWN,
+    mutant_size, DETACH, FULL, FULL_THREADS, MUTANTS, POWER, QUICK, QUICK_UNREDUCED_STATES,
+    REARRIVAL, SHUTDOWN,
 };
 use crate::spec::{members, Op, Set, Settle, Size, Spec, SpecMutant, State};
 use crate::symmetry::representative;
@@ -476,6 +477,8 @@ pub fn in_protocol_terms(op: Op) -> String {
 pub fn replay_command(size: &Size, mutant: Option<SpecMutant>) -> String {
     let which = if *size == FULL {
         "full".to_string()
+    } else if *size == FULL_THREADS {
+        "full-threads".to_string()
     } else if *size == QUICK {
         "quick".to_string()
     } else if *size == MUTANTS {

@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::hash::{Hash, Hasher};
 
 use stateright::Model;
-use usbpm_spec::run::{check, FULL, QUICK};
+use usbpm_spec::run::{check, FULL, FULL_THREADS, QUICK};
 use usbpm_spec::spec::{Client, Frame, Hub, Item, Owed, Size, Spec, State};
 use usbpm_spec::symmetry::representative;
 
@@ -413,6 +413,45 @@ fn a_third_thread_at_two_hubs_reaches_only_two_counted_calls_quick_misses() {
                 && k.contains(" in flight 2 ")
                 && k.contains("program deregistered true retired by itself")),
         "{} reaches other kinds QUICK does not: {missed:#?}",
+        former.label()
+    );
+}
+
+/// `FULL_THREADS`, the full gate's second size, is that world with a panicking callback
+/// added, so it reaches those kinds (about 40 s of CPU; `cargo test -p usbpm-spec --test
+/// cutoff -- --ignored`), and the structural half is checked on every run:
+/// `FULL_THREADS` without its panic is the world of the kind `FULL` misses.
+#[test]
+fn full_threads_is_the_world_of_the_kind_full_misses_with_a_panic() {
+    let former = Size {
+        hubs: 2,
+        threads: 3,
+        ..REGISTERED
+    };
+    assert_eq!(
+        Size {
+            panics: 0,
+            ..FULL_THREADS
+        },
+        former
+    );
+}
+
+#[test]
+#[ignore]
+fn full_threads_reaches_every_kind_of_the_third_thread_at_two_hubs() {
+    let former = Size {
+        hubs: 2,
+        threads: 3,
+        ..REGISTERED
+    };
+    let (f, _) = reachable_kinds(former);
+    let (t, _) = reachable_kinds(FULL_THREADS);
+    let (_, missed) = differences(&f, &t);
+    assert!(
+        missed.is_empty(),
+        "{} misses kinds of {}: {missed:#?}",
+        FULL_THREADS.label(),
         former.label()
     );
 }

@@ -2,7 +2,7 @@
 //! loom, shuttle, std and proptest, each a test the gate runs through nextest like theirs:
 //!
 //! - `spec` (`model/tests/spec.rs`): stateright explores the specification exhaustively at
-//!   the profile's size ([`spec_size`]); under `gate mutants` it checks the spec mutant of
+//!   each of the profile's sizes ([`spec_sizes`]); under `gate mutants` it checks the spec mutant of
 //!   the code mutant's bug family instead, so the kill matrix shows whether the model
 //!   checker finds that family in the specification;
 //! - `trace` (`model/tests/trace_teeth.rs`, shuttle build): under `gate mutants`, trace
@@ -16,7 +16,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use usbpm_spec::run::{self as spec_run, FULL, MUTANTS, POWER, QUICK, QUICK_UNREDUCED_STATES};
+use usbpm_spec::run::{
+    self as spec_run, FULL, FULL_THREADS, MUTANTS, POWER, QUICK, QUICK_UNREDUCED_STATES,
+};
 use usbpm_spec::{Size, SpecMutant};
 
 use crate::base::checker::Checker;
@@ -27,12 +29,17 @@ pub const SPEC_SCENARIO: &str = "protocol-spec";
 /// The `trace` checker's one check.
 pub const TRACE_SCENARIO: &str = "trace-validation";
 
-/// The specification's size under each profile: the quick size on every push (budget
-/// 30 s), the full size on merges (budget 8 minutes; docs/SPEC.md, "Sizes and figures").
-pub fn spec_size(profile: Profile) -> Size {
+/// The `spec` check's record of `FULL_THREADS` (the full profile's second size).
+pub const SPEC_THREADS_SCENARIO: &str = "protocol-spec-threads";
+
+/// The specification's sizes under each profile, each a record of the one `spec` check
+/// (named by its scenario): the quick size on every push (budget 30 s); on merges the
+/// full size, then three threads at two hubs, which the full size (two threads) cannot
+/// have (budget 8 minutes together; docs/SPEC.md, "Sizes and figures").
+pub fn spec_sizes(profile: Profile) -> Vec<(&'static str, Size)> {
     match profile {
-        Profile::Quick => QUICK,
-        Profile::Full => FULL,
+        Profile::Quick => vec![(SPEC_SCENARIO, QUICK)],
+        Profile::Full => vec![(SPEC_SCENARIO, FULL), (SPEC_THREADS_SCENARIO, FULL_THREADS)],
     }
 }
 
@@ -110,15 +117,36 @@ fn started(checker: Checker, scenario: &str) {
     }
 }
 
-/// The `spec` check: the whole specification at the profile's size, or (with a code
-/// mutant in the environment) the spec mutant of its bug family.
+/// The `spec` check: the whole specification at each of the profile's sizes (one record
+/// each), or (with a code mutant in the environment) the spec mutant of its bug family.
 pub fn run_spec_check() {
-    started(Checker::Spec, SPEC_SCENARIO);
     let profile = Profile::from_env();
-    let code_mutant = mutant_from_env();
+    match mutant_from_env() {
+        None => {
+            for (scenario, size) in spec_sizes(profile) {
+                check_size(scenario, profile, None, Some((size, None)));
+            }
+        }
+        Some(m) => {
+            let mutated =
+                SpecMutant::from_name(m.name()).map(|sm| (spec_run::mutant_size(sm), Some(sm)));
+            check_size(SPEC_SCENARIO, profile, Some(m), mutated);
+        }
+    }
+}
+
+/// One record of the `spec` check: `scenario`'s exploration at `size` (with its spec
+/// mutant), or, for a code mutant with no counterpart (`size` `None`), a record saying so.
+fn check_size(
+    scenario: &'static str,
+    profile: Profile,
+    code_mutant: Option<usbpm::checking::Mutant>,
+    size: Option<(Size, Option<SpecMutant>)>,
+) {
+    started(Checker::Spec, scenario);
     let mut record = Record {
         checker: Checker::Spec,
-        scenario: SPEC_SCENARIO.into(),
+        scenario: scenario.into(),
         mutant: code_mutant.map(|m| m.name().to_string()),
         profile,
         verdict: Verdict::Pass,
@@ -147,15 +175,9 @@ pub fn run_spec_check() {
         programs: Vec::new(),
         reached: None,
     };
-    let (size, mutant) = match code_mutant {
-        None => (spec_size(profile), None),
-        Some(m) => match SpecMutant::from_name(m.name()) {
-            Some(sm) => (spec_run::mutant_size(sm), Some(sm)),
-            None => {
-                record.method = "no counterpart in the specification".into();
-                return finish(record);
-            }
-        },
+    let Some((size, mutant)) = size else {
+        record.method = "no counterpart in the specification".into();
+        return finish(record);
     };
     let start = Instant::now();
     let o = spec_run::check(size, mutant, true, 1);
@@ -182,6 +204,8 @@ pub fn run_spec_check() {
         "stateright DFS + symmetry, {}{}",
         if size == FULL {
             "FULL"
+        } else if size == FULL_THREADS {
+            "FULL_THREADS"
         } else if size == QUICK {
             "QUICK"
         } else if size == MUTANTS {
@@ -419,7 +443,10 @@ mod tests {
 
     #[test]
     fn the_profiles_check_the_named_sizes() {
-        assert_eq!(spec_size(Profile::Quick), QUICK);
-        assert_eq!(spec_size(Profile::Full), FULL);
+        assert_eq!(spec_sizes(Profile::Quick), [(SPEC_SCENARIO, QUICK)]);
+        assert_eq!(
+            spec_sizes(Profile::Full),
+            [(SPEC_SCENARIO, FULL), (SPEC_THREADS_SCENARIO, FULL_THREADS)]
+        );
     }
 }

@@ -8,7 +8,7 @@ use super::nextest::proptest_cases;
 use super::PROPTEST_SCENARIO;
 use crate::base::checker::Checker;
 use crate::checkers::check::{loom_bound, shuttle_iterations, std_iterations, Profile};
-use crate::checkers::spec_checks::{spec_size, trace_schedules, SPEC_SCENARIO, TRACE_SCENARIO};
+use crate::checkers::spec_checks::{spec_sizes, trace_schedules, SPEC_SCENARIO, TRACE_SCENARIO};
 use crate::exec::scenarios::{Size, ALL};
 
 /// The catalog `gate list` prints.
@@ -61,8 +61,8 @@ pub fn list() -> String {
         out,
         "  {:<32} spec (stateright, exhaustive, symmetry) {} / {}",
         SPEC_SCENARIO,
-        spec_size(Profile::Quick).label(),
-        spec_size(Profile::Full).label()
+        labels(Profile::Quick),
+        labels(Profile::Full)
     );
     let _ = writeln!(
         out,
@@ -93,6 +93,15 @@ pub fn list() -> String {
         let _ = writeln!(out, "  {:<26} {}", m.name(), m.description());
     }
     out
+}
+
+/// The specification's sizes a profile explores, for `gate list`.
+fn labels(profile: Profile) -> String {
+    spec_sizes(profile)
+        .iter()
+        .map(|(_, size)| size.label())
+        .collect::<Vec<_>>()
+        .join(" + ")
 }
 
 #[cfg(test)]

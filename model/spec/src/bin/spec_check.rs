@@ -13,6 +13,7 @@ fn main() {
     while let Some(a) = it.next() {
         match a.as_str() {
             "full" => size = FULL,
+            "full-threads" => size = usbpm_spec::run::FULL_THREADS,
             "quick" => size = QUICK,
             "rearrival" => size = usbpm_spec::run::REARRIVAL,
             "shutdown" => size = usbpm_spec::run::SHUTDOWN,
