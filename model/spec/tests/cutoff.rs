@@ -319,7 +319,7 @@ fn registered_clients_2_to_3_reach_no_new_kind() {
 
 /// The full size's trade, at one hub: every kind the former full size's world reaches
 /// (3 clients registered first, 3 threads) the full size's reaches too (2 clients and 2
-/// threads, with registration, a callback report, a panic and a detach).
+/// threads, with registration, a callback report, a panic and a detach). 48 s of CPU.
 #[test]
 fn the_former_full_world_reaches_no_kind_the_full_world_misses() {
     let former = Size {

@@ -92,6 +92,17 @@ pub fn plan(checker: Checker, profile: crate::judge::verdict::Profile) -> Vec<Ti
     // bound 1) are left to sharded runs. `-D`, `-S` and `-W` tiers run only the programs
     // that use drop behaviours, the shutdown and the hardware's answers, or detaches and
     // their completions, since the rest of them are the plain tier's.
+    //
+    // Sharded runs (`gate full --shard I/N`: a count partition of the CHUNKS chunks of
+    // each tier over N runners), in seconds (chunk 1's times 16: docs/PERFORMANCE.md,
+    // "Loom on generated programs") per 20-minute runner (~2,400 core-seconds on 2
+    // cores): 1 runs the full profile (3x1-c2-h1 and 2x1-c2-h2-D at bound 1, 66,894
+    // programs in ~210 s, need shards); 4 add 2x1-c2-h1 unbounded 1,470, 2x2-c1-h1 bound
+    // 2 920, 3x1-c2-h1 bound 1 ~440-460; 16 add 3x1-c2-h2 bound 1 (~1,200 at that rate),
+    // 3x1-c2-h1 bound 2 (unmeasured). 2x1-c2-h2 bound 3: ~1,060. 2x2-c2-h2 (~7.6 ms a
+    // program at 2x2-c1-h1's bound-2 rate: ~32 core-hours, 13 hours on 16 runners) is
+    // left to gen-shuttle. Other chunk-1 runs: 3x1-c2-h1 bound 1, 315,845 interleavings
+    // in 27.1-28.9 s; 2x1-c2-h2 bound 3, 287,606 in 66 s, other core busy.
     match (checker, profile) {
         (Checker::GenLoom, Profile::Quick) => vec![
             TierPlan {
@@ -403,6 +414,12 @@ pub fn replay_command(
 
 /// Explores every interleaving of `program` under loom up to `bound` preemptions.
 /// Returns the executions, or the failure's report.
+///
+/// Each program pays a fresh `loom::model`'s setup (thread spawns, a Policy Manager, a
+/// foreign one, the post part): measured once, large programs run at two-dispatchers'
+/// 19,100 executions/s, tiny ones at half. Heaviest: 2x1-c1-h1's `register A` racing
+/// `query 1`, A querying in its callback (37,164 interleavings); 2x1-c2-h1's `register B`
+/// racing `query 1`, B registering A in its callback (225,021: a thousand small programs).
 #[cfg(feature = "loom")]
 pub fn loom_program(
     program: &Program,

@@ -39,7 +39,12 @@
 //! - *symmetry*: renaming clients, renaming hubs and permuting threads; one program per
 //!   orbit is kept (the least in the derived order).
 //!
-//! [`Tier`] reports the count before and after each reduction.
+//! [`Tier`] reports the count before and after each reduction. Counts (raw / live / after
+//! symmetry) of sizes outside the gate's report, measured once with the ignored test
+//! `counts` (`USBPM_COUNT_SIZES`): 2x1-c2-h1 245,982 / 51,225 / 21,493; 3x1-c2-h1
+//! 1,418,152 / 306,401 / 135,240; 3x1-c2-h2 9,086,488 / 1,133,667 / 367,198; 2x2-c2-h1
+//! 41,194,626 / 9,519,789 / 4,416,504; 2x2-c2-h2 383,444,754 / 50,946,423 / 15,283,162
+//! (enumerated in 371 s).
 
 use std::collections::BTreeSet;
 use std::fmt;
