@@ -1,11 +1,10 @@
 //! `gate loom-margins`: why each bounded loom check's bound is enough. For every scenario
-//! the quick profile explores at a preemption bound, every mutant is explored at bounds
-//! 0, 1, ... up to that bound (the loom `replay`, each run capped); the smallest bound at
-//! which it fails is where the mutant is found, and the chosen bound's margin over it is
-//! what the check has to spare. The same for every generated-program tier gen-loom
-//! explores at a bound: the whole tier (every program of it) runs against each mutant its
-//! unmutated run reached, at the quick bound and, if a program fails there, once more
-//! with each chunk trying bounds 0, 1, ... and stopping at its first failing bound.
+//! the quick profile explores at a preemption bound, every mutant its unmutated run
+//! reached is explored (the loom `replay`, each run capped) at that bound and, if it fails
+//! there, at bounds 0, 1, ... until it fails ([`smallest_bound`]); that bound is where the
+//! mutant is found, and the chosen bound's margin over it is what the check has to spare.
+//! The same for every generated-program tier gen-loom explores at a bound: each run is the
+//! whole tier (every program of it) at one bound, stopping at its first failing chunk.
 //! A tier the full profile alone explores at a bound is searched the same way at that
 //! bound when one run of it is cheap (`FULL_ONLY_SEARCHED`); the table names the others
 //! and why they are not searched.
@@ -23,8 +22,8 @@ use super::nextest::{run_checks, Run};
 use super::records::read_final_records;
 use super::{exit_code, Options, VERIFICATION_MD};
 use crate::base::checker::Checker;
-use crate::checkers::check::{loom_bound, Profile, Record, Verdict};
-use crate::checkers::generated::{plan, TierPlan, CHUNKS};
+use crate::checkers::check::{loom_bound, Profile, Record};
+use crate::checkers::generated::{plan, TierPlan};
 use crate::exec::scenarios::{Scenario, ALL};
 
 /// The doc section and the command that regenerates it.
@@ -49,10 +48,58 @@ pub struct Row {
 }
 
 impl Row {
+    /// Records a mutant's search: found at a bound, not found, or capped at a bound.
+    fn record(&mut self, m: Mutant, search: Result<Option<usize>, usize>, secs: f64) {
+        match search {
+            Ok(Some(bound)) => {
+                eprintln!(
+                    "  {:<32} {:<28} found at bound {bound} ({secs:.1} s)",
+                    self.scenario,
+                    m.name()
+                );
+                self.found.push((m, bound));
+            }
+            Ok(None) => {}
+            Err(bound) => self.capped.push((m, bound)),
+        }
+    }
+
     /// The smallest margin of the quick bound over a found mutant's bound.
     pub fn margin(&self) -> Option<usize> {
         self.found.iter().map(|(_, b)| self.quick - b).min()
     }
+}
+
+/// What one exploration of a check with a mutant, at one bound, came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    Passed,
+    Failed,
+    /// Hit the time cap before an answer.
+    Capped,
+}
+
+/// The smallest bound in `0..=quick` at which `probe` fails. `quick` is tried first: a
+/// mutant not found there is found at no smaller bound (a smaller bound explores a subset
+/// of the executions), so a survivor costs one run; then 0, 1, ... upward, stopping at the
+/// first failure. `Ok(None)`: not found; `Err(b)`: the run at bound `b` hit the time cap.
+pub fn smallest_bound(
+    quick: usize,
+    mut probe: impl FnMut(usize) -> Probe,
+) -> Result<Option<usize>, usize> {
+    match probe(quick) {
+        Probe::Passed => return Ok(None),
+        Probe::Capped => return Err(quick),
+        Probe::Failed => {}
+    }
+    for bound in 0..quick {
+        match probe(bound) {
+            Probe::Passed => {}
+            Probe::Failed => return Ok(Some(bound)),
+            Probe::Capped => return Err(bound),
+        }
+    }
+    Ok(Some(quick))
 }
 
 /// The scenarios a profile explores at a bound (the rest run unbounded).
@@ -101,7 +148,7 @@ fn render(
 ) -> String {
     let mut md = String::from("### Loom bounds and their margins\n\n");
     md.push_str(&format!(
-        "- command: `{COMMAND}`\n- {mutants} mutants, each explored by the loom `replay` at preemption bounds 0, 1, ... up to the quick profile's bound, stopping at the first failure (a mutant whose code the scenario's unmutated run at that bound never reaches is not explored: it runs the same executions, so it cannot be found); {seconds:.0} s on this machine (2 cores)\n\n",
+        "- command: `{COMMAND}`\n- {mutants} mutants, each explored by the loom `replay` at the quick profile's bound and, where it fails there, at bounds 0, 1, ... up to the first failure (a mutant whose code the scenario's unmutated run at that bound never reaches is not explored: it runs the same executions, so it cannot be found); {seconds:.0} s on this machine (2 cores)\n\n",
     ));
     md.push_str("A bounded loom check proves its properties only up to its bound. For each one (a named scenario, or a gen-loom tier: every program of the tier explored at the bound, a mutant found when any program fails), the smallest bound at which each mutant it finds is found, and the margin of the quick profile's bound over the largest of them (the full profile adds one or two more; a tier only the full profile explores, quick bound `—`, is searched up to its full bound). ");
     if docs {
@@ -232,8 +279,9 @@ pub fn run(opts: &Options, root: &Path, update_docs: bool) -> ExitCode {
             capped: Vec::new(),
         };
         for m in mutants.iter().filter(|m| reached.contains(m)) {
-            for bound in 0..=quick {
-                let (status, _, secs) = run_capped(
+            let start = std::time::Instant::now();
+            let found = smallest_bound(quick, |bound| {
+                let (status, _, _) = run_capped(
                     &replay,
                     &[
                         "--scenario",
@@ -246,22 +294,12 @@ pub fn run(opts: &Options, root: &Path, update_docs: bool) -> ExitCode {
                     opts.timeout_secs,
                 );
                 match status {
-                    None => {
-                        row.capped.push((*m, bound));
-                        break;
-                    }
-                    Some(st) if !st.success() => {
-                        eprintln!(
-                            "  {:<32} {:<28} found at bound {bound} ({secs:.2} s)",
-                            s.name,
-                            m.name()
-                        );
-                        row.found.push((*m, bound));
-                        break;
-                    }
-                    Some(_) => {}
+                    None => Probe::Capped,
+                    Some(st) if !st.success() => Probe::Failed,
+                    Some(_) => Probe::Passed,
                 }
-            }
+            });
+            row.record(*m, found, start.elapsed().as_secs_f64());
         }
         rows.push(row);
     }
@@ -323,7 +361,7 @@ pub fn full_only_tiers() -> (Vec<TierPlan>, Vec<TierPlan>) {
 }
 
 /// One run of `tier`'s programs under gen-loom at `bounds` (a number, or `0..=N`: see
-/// `generated::parse_bounds`), with `mutant` switched on; `first_kill` stops the run at
+/// `generated::parse_bounds`; the search uses a number), with `mutant` switched on; `first_kill` stops the run at
 /// the first failing chunk. Returns whether it passed, and the chunks' records.
 fn run_tier(
     opts: &Options,
@@ -365,27 +403,9 @@ fn run_tier(
     (ok, read_final_records(&run.results).0)
 }
 
-/// The smallest bound at which a chunk failed, from a `0..=N` run's records: a failing
-/// chunk's last tier run is at the first bound where one of its programs failed (a chunk
-/// that aborted leaves its provisional record, naming the tier run it was in). A chunk
-/// that left no record at all counts at `quick`, the bound it is known to fail at.
-fn smallest_failing_bound(records: &[Record], quick: usize) -> usize {
-    let failing: Vec<usize> = records
-        .iter()
-        .filter(|r| r.verdict == Verdict::Fail)
-        .filter_map(|r| r.programs.last().and_then(|t| t.bound))
-        .collect();
-    let missing = records.len() < CHUNKS;
-    failing
-        .into_iter()
-        .chain(missing.then_some(quick))
-        .min()
-        .unwrap_or(quick)
-}
-
-/// `tier`'s row: the tier passes unmutated at its quick bound (else `None`); each mutant
-/// its chunks reached runs against the tier at that bound and, if a program fails there,
-/// once more at bounds `0..=quick`, each chunk stopping at its first failing bound.
+/// `tier`'s row: the tier passes unmutated at its bound (else `None`); each mutant its
+/// chunks reached is searched with [`smallest_bound`], each run of the whole tier at one
+/// bound stopping at its first failing chunk.
 fn tier_row(
     opts: &Options,
     root: &Path,
@@ -423,20 +443,15 @@ fn tier_row(
     };
     for m in mutants.iter().filter(|m| reaches(m)) {
         let start = std::time::Instant::now();
-        // A mutant not found at the quick bound is found at no smaller one (a smaller
-        // bound explores a subset of the executions): a survivor costs one run.
-        if run_tier(opts, root, tier, &quick.to_string(), Some(*m), true).0 {
-            continue;
-        }
-        let (_, records) = run_tier(opts, root, tier, &format!("0..={quick}"), Some(*m), false);
-        let bound = smallest_failing_bound(&records, quick);
-        eprintln!(
-            "  {:<32} {:<28} found at bound {bound} ({:.1} s)",
-            row.scenario,
-            m.name(),
-            start.elapsed().as_secs_f64()
-        );
-        row.found.push((*m, bound));
+        // Each bound's run stops at its first failing chunk.
+        let found = smallest_bound(quick, |bound| {
+            if run_tier(opts, root, tier, &bound.to_string(), Some(*m), true).0 {
+                Probe::Passed
+            } else {
+                Probe::Failed
+            }
+        });
+        row.record(*m, found, start.elapsed().as_secs_f64());
     }
     Some(row)
 }
@@ -538,6 +553,31 @@ mod tests {
         for t in bounded_tiers() {
             assert!(!searched.iter().chain(&unsearched).any(|u| u.size == t.size));
         }
+    }
+
+    #[test]
+    fn the_search_tries_the_bound_first_then_climbs_from_zero() {
+        let search = |fails_from: usize, cap: Option<usize>| {
+            let mut tried = Vec::new();
+            let r = smallest_bound(3, |b| {
+                tried.push(b);
+                if cap == Some(b) {
+                    Probe::Capped
+                } else if b >= fails_from {
+                    Probe::Failed
+                } else {
+                    Probe::Passed
+                }
+            });
+            (r, tried)
+        };
+        // A survivor costs one run; a find climbs from 0 to its bound.
+        assert_eq!(search(9, None), (Ok(None), vec![3]));
+        assert_eq!(search(0, None), (Ok(Some(0)), vec![3, 0]));
+        assert_eq!(search(2, None), (Ok(Some(2)), vec![3, 0, 1, 2]));
+        assert_eq!(search(3, None), (Ok(Some(3)), vec![3, 0, 1, 2]));
+        assert_eq!(search(2, Some(3)), (Err(3), vec![3]));
+        assert_eq!(search(2, Some(1)), (Err(1), vec![3, 0, 1]));
     }
 
     #[test]
