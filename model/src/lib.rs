@@ -101,6 +101,7 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
             &["display"],
             &["nextest"],
             &["checks", "list", "loom_margins"],
+            &["regen"],
             &["merge", "docs_render", "spec", "suites"],
         ],
     ),

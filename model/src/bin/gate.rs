@@ -33,6 +33,9 @@ enum Mode {
     /// For every scenario loom explores at a preemption bound, the smallest bound at which
     /// each mutant fails, and the bound's margin over it (--update-docs embeds the table).
     LoomMargins,
+    /// Regenerate every section docs/VERIFICATION.md embeds: `full`, `mutants` and
+    /// `loom-margins`, each with --update-docs, in turn (reports under --report-dir).
+    Regen,
     /// Fail if a report embedded in docs/VERIFICATION.md is stale (the checked sources
     /// changed since it was generated with --update-docs).
     CheckDocs,
@@ -142,7 +145,7 @@ fn main() -> ExitCode {
         .to_possible_value()
         .map_or_else(String::new, |v| v.get_name().to_string());
     let mutant_ok = match cli.mode {
-        Mode::Mutants | Mode::LoomMargins => Ok(()),
+        Mode::Mutants | Mode::LoomMargins | Mode::Regen => Ok(()),
         Mode::Quick | Mode::Full | Mode::Programs => opts.validate_mutant_for(&mode, true),
         Mode::Test
         | Mode::List
@@ -167,6 +170,7 @@ fn main() -> ExitCode {
         }
         Mode::LoomBounds => gate::loom_bounds::loom_bounds(&opts, &root),
         Mode::LoomMargins => gate::loom_margins::run(&opts, &root, cli.update_docs),
+        Mode::Regen => gate::regen::run(&opts, &root),
         Mode::CheckDocs => gate::suites::check_docs(&root),
         Mode::Merge => gate::merge::run(&cli.dirs, &opts, &root),
         Mode::DocsRender => gate::docs_render::run(&opts, &root),

@@ -25,6 +25,7 @@ pub mod loom_margins;
 pub mod merge;
 pub mod nextest;
 pub mod records;
+pub mod regen;
 pub mod spec;
 pub mod suites;
 

@@ -57,7 +57,7 @@ pub fn section_status(
 ) -> Result<String, String> {
     match recorded(doc, section) {
         Some(f) if f == now => Ok(format!("the {section} section is current (sources {now})")),
-        Some(f) => Err(format!("the {section} section of {VERIFICATION_MD} is stale: generated from sources {f}, the sources are now {now}; regenerate it with `{regenerate}` and commit")),
+        Some(f) => Err(format!("the {section} section of {VERIFICATION_MD} is stale: generated from sources {f}, the sources are now {now}; regenerate it with `{regenerate}` (or every section: `gate regen`) and commit")),
         None => Err(format!("{VERIFICATION_MD} has no generated {section} section; run `{regenerate}`")),
     }
 }
@@ -73,14 +73,8 @@ pub fn check_docs(root: &Path) -> ExitCode {
     };
     let now = fingerprint(root);
     let mut ok = true;
-    for (section, regenerate) in [
-        ("report", "gate full --update-docs"),
-        ("mutants", "gate mutants --update-docs"),
-        (
-            crate::gate::loom_margins::SECTION,
-            crate::gate::loom_margins::REGENERATE,
-        ),
-    ] {
+    for s in crate::gate::regen::Section::ALL {
+        let (section, regenerate) = (s.name(), s.command());
         match section_status(&doc, section, regenerate, &now) {
             Ok(msg) => println!("gate check-docs: {msg}"),
             Err(msg) => {
