@@ -852,6 +852,24 @@ pub(crate) fn owe_greeting(pm: &PolicyManager, client: Arc<Client>) {
     });
 }
 
+/// Greets `client`, registered by `register` outside callbacks, as the first obligation of
+/// this outermost call: its arrival replays settle inside the call's own settling, so
+/// whatever the callbacks they run report, on every hub, spends one budget (ledger C19).
+/// (The `greeting-refills-budget` mutant greets before settling: each replay's settling
+/// is then the outermost one and refills the budget.)
+pub(crate) fn greet_and_settle(pm: &PolicyManager, client: Arc<Client>) {
+    if pm.hooks().mutant(Mutant::GreetingRefillsBudget) {
+        pm.greet(client);
+    } else {
+        OBLIGATIONS.with(|obligations| {
+            obligations
+                .borrow_mut()
+                .push(Obligation::Greet(pm.clone(), client))
+        });
+    }
+    settle_obligations(pm);
+}
+
 /// Settles this thread's obligations (called by the outermost call, outside callbacks):
 /// each hub's owed item is delivered, and each owed greeting made, before the call
 /// returns. Settling may run callbacks that record more obligations; the loop takes

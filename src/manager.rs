@@ -337,8 +337,7 @@ impl PolicyManager {
             hub::count_report();
             hub::owe_greeting(self, client);
         } else {
-            self.greet(client);
-            hub::settle_obligations(self);
+            hub::greet_and_settle(self, client);
         }
         Ok(handle)
     }
@@ -371,8 +370,9 @@ impl PolicyManager {
 
     /// Delivers `client`'s Policy Manager arrival (unless it was deregistered, or the
     /// Policy Manager shut down, meanwhile), then shows it to the hubs: queues an arrival
-    /// replay for every hub present. Called outside callbacks only: by `register`, or by
-    /// the outermost call of a thread whose callback registered the client.
+    /// replay for every hub present. Called outside callbacks only, as an obligation the
+    /// outermost call settles: `register`'s own, or that of a thread whose callback
+    /// registered the client.
     pub(crate) fn greet(&self, client: Arc<Client>) {
         if self.hooks().mutant(Mutant::ArrivalNotFirst) {
             // The bug: the hubs see the client before its Policy Manager arrival.

@@ -339,3 +339,32 @@ fn a_callback_registering_on_every_event_is_refused_past_its_budget() {
         drop(ports);
     });
 }
+
+#[test]
+fn a_register_outside_callbacks_is_one_budget_across_its_hubs_replays() {
+    watchdog("a register whose client registers on every replay", || {
+        let limits = usbpm::Limits {
+            callback_reports: std::num::NonZeroUsize::new(3).unwrap(),
+            ..Default::default()
+        };
+        let pm = PolicyManager::with_limits(usbpm::Access::ALL, limits);
+        let ports: Vec<_> = [7, 8]
+            .map(|hub| pm.hub_arrival(HubId(hub), vec![detached()]).unwrap())
+            .into();
+        // The client's greeting replays hubs 7 and 8, each replay starting a chain: the
+        // budget's registrations go through in all, not per hub replayed.
+        let spawned: Spawned = Arc::default();
+        let first = pm
+            .register(ClientConfig::new(spawned.clone(), spawner))
+            .unwrap();
+        let r = std::mem::take(&mut *spawned.lock().unwrap());
+        let registered: Vec<_> = r.iter().filter_map(|r| r.clone().ok()).collect();
+        assert_eq!(registered.len(), 3, "{r:?}");
+        assert!(r.iter().any(Result::is_err), "{r:?}");
+        for h in registered {
+            pm.deregister(h).unwrap();
+        }
+        pm.deregister(first).unwrap();
+        drop(ports);
+    });
+}

@@ -163,7 +163,7 @@ pub const ALL: &[Scenario] = &[
     },
     Scenario {
         name: "greeting-chain",
-        about: "callbacks' budget of 2 across nested greetings: with hubs 1 and 2 present, A's callback registers a client on a change, and each client registered registers the next on every hub event (its arrival replays), while main and a thread each report a change",
+        about: "callbacks' budget of 2 across nested greetings: with hubs 1 and 2 present, A's callback registers a client on a change, and each client registered registers the next on every hub event (its arrival replays), while main and a thread each report a change; then main alone registers H, whose callback registers clients on both of its arrival replays",
         threads: 2,
         size: Size::Small,
         properties: &[BoundedWork, ArrivalFirst, BadInputErrors, NoDeadlock],
@@ -1334,7 +1334,38 @@ fn greeting_chain(env: &Env) {
         }
     }
     env.deregister_ok("A");
+    // Alone now (no interleaving added): main registers H, whose callback registers
+    // clients on each of its two arrival replays. One `register` is one budget: the
+    // second replay must not start a new one.
+    env.register("H", register_on_replay);
+    for label in LATE {
+        if env.directory.handle(label).is_some() {
+            env.monitor.expect_greeted(label);
+            env.deregister_ok(label);
+        }
+    }
+    env.deregister_ok("H");
     drop((h1, h2));
+}
+
+/// The clients H's callback may register in `greeting-chain`, in order.
+const LATE: [&str; 4] = ["I", "J", "K", "L"];
+
+/// H's callback, on each arrival replay: registers the clients of [`LATE`] not registered
+/// yet, stopping at the first refusal (with the budget of 2, the first replay's callback
+/// spends it, and the second replay's is refused).
+fn register_on_replay(ctx: &Context, pm: &PolicyManager, _me: ClientHandle, n: &Notification) {
+    if !matches!(n.event, Event::HubArrival(_)) {
+        return;
+    }
+    for label in LATE {
+        if ctx.directory.handle(label).is_some() {
+            continue;
+        }
+        if !register_from_callback(ctx, pm, label, no_action) {
+            return;
+        }
+    }
 }
 
 fn callback_producer(env: &Env) {

@@ -527,6 +527,7 @@ mod tests {
             Mutant::ReportBudgetIgnored => 38,
             Mutant::RegistrationBudgetIgnored => 39,
             Mutant::BudgetRefilledNested => 40,
+            Mutant::GreetingRefillsBudget => 41,
         }
     }
 
@@ -534,7 +535,7 @@ mod tests {
     fn every_mutant_is_in_the_catalogue_selectable_by_name_and_described() {
         // `place` numbers every variant 0..N; ALL holds N mutants at N distinct places,
         // so it holds every variant.
-        let variants = 41;
+        let variants = 42;
         let mut places: Vec<usize> = Mutant::ALL.iter().map(|m| place(*m)).collect();
         places.sort_unstable();
         assert_eq!(places, (0..variants).collect::<Vec<_>>());

@@ -306,7 +306,8 @@ impl State {
     /// P6's budget, on the steps that queue a report inside a callback (`Submitted` with a
     /// change and `Owes`, a `HubArrived` inside a callback), register a client inside one
     /// (`GreetingOwed`), record what a thread owes (`Submitted` with `Owes`,
-    /// `GreetingOwed`) and settle it (`Settled`, `Greeted`: a greeting is over once its
+    /// `GreetingOwed`, and `Registered` outside callbacks: `register`'s own greeting, so
+    /// one outermost call is one debt from its first report to its return) and settle it (`Settled`, `Greeted`: a greeting is over once its
     /// replays and what their callbacks caused were delivered): a thread's callbacks make at most the budget's reports and
     /// registrations while the thread owes what they caused. (The library refills the
     /// budget when the thread's outermost call has settled its obligations, after the
@@ -325,6 +326,13 @@ impl State {
                 matches!(appended, Appended::Change { .. })
             }
             Step::HubArrived { .. } => self.in_callback(thread),
+            // Outside callbacks, `register` owes its own client's greeting: its replays'
+            // callbacks spend the call's one budget (not a report itself).
+            Step::Registered(client) if !self.in_callback(thread) => {
+                let owed = self.greetings.entry(thread.to_string()).or_default();
+                owed.insert(*client);
+                false
+            }
             Step::GreetingOwed(client) => {
                 let owed = self.greetings.entry(thread.to_string()).or_default();
                 owed.insert(*client);
@@ -1445,5 +1453,15 @@ mod tests {
             ]),
             vec![Property::BoundedWork]
         );
+        // A `register` outside callbacks owes its own client's greeting: the reports its
+        // replays' callbacks make are one debt until the greeting is over, even when the
+        // first replay's items were settled (refilling there is `greeting-refills-budget`).
+        let replays = |end: Vec<Step>| {
+            let mut steps = vec![Step::Registered(a), report(2), report(3), settled(3)];
+            steps.extend(end);
+            run(steps)
+        };
+        assert_eq!(replays(vec![report(4)]), vec![Property::BoundedWork]);
+        assert_eq!(replays(vec![greeted(a), report(4), report(5)]), vec![]);
     }
 }
