@@ -3,9 +3,9 @@
 //! Contract: [`check`] runs stateright's checker (depth first, symmetry reduction by
 //! default) at a [`Size`] and returns an [`Outcome`]: figures, violated properties with
 //! their counterexamples in the protocol's terms, unwitnessed `sometimes` properties.
-//! Also the command that reruns a check, the property names, and the Explorer. The named
-//! sizes (`sizes.rs`) and [`applicable`] (`properties.rs`) are re-exported here, where
-//! other crates find them.
+//! Also the named sizes' names ([`size_name`]), the command that reruns a check, the
+//! property names, and the Explorer. The named sizes (`sizes.rs`) and [`applicable`]
+//! (`properties.rs`) are re-exported here, where other crates find them.
 
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -473,25 +473,40 @@ pub fn in_protocol_terms(op: Op) -> String {
     }
 }
 
+/// The named sizes, each with the name `spec_check` takes for it and [`replay_command`]
+/// gives. Contract: no two share a name or a size, so a name round-trips through
+/// [`size_named`] and [`size_name`].
+pub const NAMED_SIZES: [(&str, Size); 8] = [
+    ("full", FULL),
+    ("full-threads", FULL_THREADS),
+    ("quick", QUICK),
+    ("mutants", MUTANTS),
+    ("shutdown", SHUTDOWN),
+    ("rearrival", REARRIVAL),
+    ("power", POWER),
+    ("detach", DETACH),
+];
+
+/// The name of `size` if it is one of the [`NAMED_SIZES`] (`"full-threads"` for
+/// `FULL_THREADS`); `None` for any other size, which `spec_check` takes as `--size`.
+pub fn size_name(size: &Size) -> Option<&'static str> {
+    NAMED_SIZES
+        .iter()
+        .find(|(_, named)| named == size)
+        .map(|&(name, _)| name)
+}
+
+/// The named size called `name`, if any: the inverse of [`size_name`].
+pub fn size_named(name: &str) -> Option<Size> {
+    NAMED_SIZES
+        .iter()
+        .find(|&&(n, _)| n == name)
+        .map(|&(_, size)| size)
+}
+
 /// The command that reruns a spec check from the command line.
 pub fn replay_command(size: &Size, mutant: Option<SpecMutant>) -> String {
-    let which = if *size == FULL {
-        "full".to_string()
-    } else if *size == FULL_THREADS {
-        "full-threads".to_string()
-    } else if *size == QUICK {
-        "quick".to_string()
-    } else if *size == MUTANTS {
-        "mutants".to_string()
-    } else if *size == SHUTDOWN {
-        "shutdown".to_string()
-    } else if *size == REARRIVAL {
-        "rearrival".to_string()
-    } else if *size == POWER {
-        "power".to_string()
-    } else if *size == DETACH {
-        "detach".to_string()
-    } else {
+    let which = size_name(size).map(str::to_string).unwrap_or_else(|| {
         format!(
             "--size {},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             size.clients,
@@ -509,7 +524,7 @@ pub fn replay_command(size: &Size, mutant: Option<SpecMutant>) -> String {
             size.granted,
             size.detaches
         )
-    };
+    });
     format!(
         "cargo run --release -p usbpm-spec --bin spec_check -- {which}{}",
         mutant
@@ -531,4 +546,43 @@ pub fn property_names(size: Size) -> Vec<String> {
 /// reduction: a reviewer walks the concrete states). Blocks for as long as it serves.
 pub fn serve(size: Size, addr: impl std::net::ToSocketAddrs) {
     let _ = Spec::new(size, None).checker().serve(addr);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every named size round-trips through its name (so no two share a name or a size),
+    /// and any other size has none.
+    #[test]
+    fn every_named_size_round_trips_through_its_name() {
+        for (name, size) in NAMED_SIZES {
+            assert_eq!(size_name(&size), Some(name), "{}", size.label());
+            assert_eq!(size_named(name), Some(size), "{name}");
+        }
+        let custom = Size {
+            threads: 4,
+            ..QUICK
+        };
+        assert_eq!(size_name(&custom), None);
+        assert_eq!(size_named("no-such-size"), None);
+    }
+
+    /// The replay command names a named size and spells out any other.
+    #[test]
+    fn the_replay_command_names_the_size() {
+        let cmd = "cargo run --release -p usbpm-spec --bin spec_check -- ";
+        assert_eq!(
+            replay_command(&FULL_THREADS, None),
+            format!("{cmd}full-threads")
+        );
+        let custom = Size {
+            threads: 4,
+            ..QUICK
+        };
+        assert_eq!(
+            replay_command(&custom, None),
+            format!("{cmd}--size 2,2,4,1,2,0,0,0,1,0,0,0,0,0")
+        );
+    }
 }

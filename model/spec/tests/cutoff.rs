@@ -299,6 +299,15 @@ const REGISTERED: Size = Size {
     ..QUICK
 };
 
+/// The world of the one kind `FULL` misses: the former full size's world at two hubs (2
+/// clients registered first, 2 hubs, 3 threads, no callback report), where a third thread
+/// runs beside two drainers. `FULL_THREADS` is this world with a panicking callback.
+const THIRD_THREAD_AT_TWO_HUBS: Size = Size {
+    hubs: 2,
+    threads: 3,
+    ..REGISTERED
+};
+
 #[test]
 fn threads_3_to_4_reach_no_new_kind() {
     let n = Size {
@@ -399,11 +408,7 @@ fn the_kinds_tell_two_threads_from_three() {
 #[test]
 #[ignore]
 fn a_third_thread_at_two_hubs_reaches_only_two_counted_calls_quick_misses() {
-    let former = Size {
-        hubs: 2,
-        threads: 3,
-        ..REGISTERED
-    };
+    let former = THIRD_THREAD_AT_TWO_HUBS;
     let (f, _) = reachable_kinds(former);
     let (q, _) = reachable_kinds(QUICK);
     let (_, missed) = differences(&f, &q);
@@ -423,28 +428,19 @@ fn a_third_thread_at_two_hubs_reaches_only_two_counted_calls_quick_misses() {
 /// `FULL_THREADS` without its panic is the world of the kind `FULL` misses.
 #[test]
 fn full_threads_is_the_world_of_the_kind_full_misses_with_a_panic() {
-    let former = Size {
-        hubs: 2,
-        threads: 3,
-        ..REGISTERED
-    };
     assert_eq!(
         Size {
             panics: 0,
             ..FULL_THREADS
         },
-        former
+        THIRD_THREAD_AT_TWO_HUBS
     );
 }
 
 #[test]
 #[ignore]
 fn full_threads_reaches_every_kind_of_the_third_thread_at_two_hubs() {
-    let former = Size {
-        hubs: 2,
-        threads: 3,
-        ..REGISTERED
-    };
+    let former = THIRD_THREAD_AT_TWO_HUBS;
     let (f, _) = reachable_kinds(former);
     let (t, _) = reachable_kinds(FULL_THREADS);
     let (_, missed) = differences(&f, &t);

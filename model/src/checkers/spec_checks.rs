@@ -16,9 +16,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use usbpm_spec::run::{
-    self as spec_run, FULL, FULL_THREADS, MUTANTS, POWER, QUICK, QUICK_UNREDUCED_STATES,
-};
+use usbpm_spec::run::{self as spec_run, FULL, FULL_THREADS, QUICK, QUICK_UNREDUCED_STATES};
 use usbpm_spec::{Size, SpecMutant};
 
 use crate::base::checker::Checker;
@@ -57,6 +55,15 @@ pub fn unreduced(size: &Size) -> (Option<u64>, String) {
             "not measured: the un-reduced run at this size is beyond the gate's budget".into(),
         )
     }
+}
+
+/// The name of `size`'s const for the report (`FULL_THREADS`), from its name in
+/// [`spec_run::size_name`] (`full-threads`); `custom` for a size that has none.
+pub fn size_const_name(size: &Size) -> String {
+    spec_run::size_name(size).map_or_else(
+        || "custom".to_string(),
+        |name| name.to_uppercase().replace('-', "_"),
+    )
 }
 
 /// The short name of a stateright property for the report: `P1`..`P8`, `M1`, `M2`, or
@@ -202,19 +209,7 @@ fn check_size(
     };
     record.method = format!(
         "stateright DFS + symmetry, {}{}",
-        if size == FULL {
-            "FULL"
-        } else if size == FULL_THREADS {
-            "FULL_THREADS"
-        } else if size == QUICK {
-            "QUICK"
-        } else if size == MUTANTS {
-            "MUTANTS"
-        } else if size == POWER {
-            "POWER"
-        } else {
-            "custom"
-        },
+        size_const_name(&size),
         mutant
             .map(|m| format!(", spec mutant {}", m.name()))
             .unwrap_or_default()
@@ -403,6 +398,26 @@ mod tests {
             ..f
         };
         assert!(g.saving().starts_with("not measured"), "{}", g.saving());
+    }
+
+    /// The sizes the `spec` check runs at are named in its method by their consts.
+    #[test]
+    fn the_method_names_the_size_by_its_const() {
+        use usbpm_spec::run::{MUTANTS, POWER};
+        for (size, name) in [
+            (QUICK, "QUICK"),
+            (FULL, "FULL"),
+            (FULL_THREADS, "FULL_THREADS"),
+            (MUTANTS, "MUTANTS"),
+            (POWER, "POWER"),
+        ] {
+            assert_eq!(size_const_name(&size), name);
+        }
+        let custom = Size {
+            threads: 4,
+            ..QUICK
+        };
+        assert_eq!(size_const_name(&custom), "custom");
     }
 
     #[test]

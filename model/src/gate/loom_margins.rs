@@ -232,7 +232,7 @@ fn render(
 /// Searches every bounded scenario against every selected mutant; writes
 /// `loom-margins.md` to the report dir and, with `update_docs`, into the docs.
 pub fn run(opts: &Options, root: &Path, update_docs: bool) -> ExitCode {
-    if update_docs && !(opts.is_whole_run() && opts.mutants.is_empty()) {
+    if update_docs && !opts.is_docs_run() {
         eprintln!(
             "gate loom-margins: --update-docs embeds only a whole run (no --scenario, --mutant)"
         );

@@ -306,6 +306,12 @@ impl Options {
     pub fn is_whole_run(&self) -> bool {
         self.shard.is_none() && self.checkers.is_empty() && self.scenarios.is_empty()
     }
+
+    /// Whether this run's results may be written into the docs: the whole run
+    /// ([`Options::is_whole_run`]) with no mutant filter.
+    pub fn is_docs_run(&self) -> bool {
+        self.is_whole_run() && self.mutants.is_empty()
+    }
 }
 
 /// `I/N` with `1 <= I <= N`.
@@ -480,6 +486,20 @@ mod tests {
             .is_whole_run(),
             "a mutant filter is a whole kill matrix row set"
         );
+        assert!(opts().is_docs_run());
+        assert!(
+            !Options {
+                mutants: vec!["lost-wakeup".into()],
+                ..opts()
+            }
+            .is_docs_run(),
+            "a mutant filter's rows are not the docs' whole kill matrix"
+        );
+        assert!(!Options {
+            shard: Some("1/2".into()),
+            ..opts()
+        }
+        .is_docs_run());
     }
 
     /// Each mutant's place in the catalogue, by an exhaustive match (no wildcard arm): a

@@ -1,5 +1,5 @@
 //! Runs the specification's exhaustive check at a size given on the command line.
-use usbpm_spec::run::{check, FULL, QUICK};
+use usbpm_spec::run::{check, size_named, QUICK};
 use usbpm_spec::{Size, SpecMutant};
 
 fn main() {
@@ -12,13 +12,7 @@ fn main() {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "full" => size = FULL,
-            "full-threads" => size = usbpm_spec::run::FULL_THREADS,
-            "quick" => size = QUICK,
-            "rearrival" => size = usbpm_spec::run::REARRIVAL,
-            "shutdown" => size = usbpm_spec::run::SHUTDOWN,
-            "power" => size = usbpm_spec::run::POWER,
-            "detach" => size = usbpm_spec::run::DETACH,
+            // The mutants' size is applied after every other argument.
             "mutants" => mutants_size = true,
             "--no-symmetry" => symmetry = false,
             "--threads" => threads = it.next().and_then(|v| v.parse().ok()).expect("--threads N"),
@@ -48,7 +42,10 @@ fn main() {
                     detaches: v.get(13).copied().unwrap_or(0),
                 };
             }
-            other => panic!("unknown argument {other}"),
+            other => match size_named(other) {
+                Some(named) => size = named,
+                None => panic!("unknown argument {other}"),
+            },
         }
     }
     if mutants_size {
