@@ -455,7 +455,7 @@ pub fn finish(
             eprintln!("gate: --update-docs embeds the report of the shipped code; this run had a mutant switched on");
             return ExitCode::from(2);
         }
-        if !opts.is_whole_run() || kind == RunKind::Quick {
+        if !opts.is_docs_run() || kind == RunKind::Quick {
             eprintln!("gate: --update-docs embeds only a whole run: `gate full --update-docs` or `gate mutants --update-docs`, unsharded and unfiltered");
             return ExitCode::from(2);
         }
