@@ -226,12 +226,12 @@ mutants! {
     /// registering clients never ends.
     BudgetRefilledNested = "budget-refilled-nested",
         "the callbacks' budget is refilled when a nested settling ends: a greeting's second replay starts a new budget";
-    /// `register`, called outside callbacks, greets its client before it settles, not as
-    /// its settling's first obligation: each arrival replay's own settling is then the
-    /// outermost one and refills the budget, so the callbacks that the replays of one
-    /// `register` run may make the budget's reports once per hub.
+    /// `register`, called outside callbacks, does not count its greeting as a settling:
+    /// each arrival replay's own settling is then the outermost one and refills the
+    /// budget, so the callbacks that the replays of one `register` run may make the
+    /// budget's reports once per hub.
     GreetingRefillsBudget = "greeting-refills-budget",
-        "register greets its client outside its settling: each hub's arrival replay starts a new budget";
+        "register's greeting is not counted as a settling: each hub's arrival replay starts a new budget";
 }
 
 /// One protocol step, as the `Probe` hears it. Field names say what they hold.

@@ -852,20 +852,22 @@ pub(crate) fn owe_greeting(pm: &PolicyManager, client: Arc<Client>) {
     });
 }
 
-/// Greets `client`, registered by `register` outside callbacks, as the first obligation of
-/// this outermost call: its arrival replays settle inside the call's own settling, so
-/// whatever the callbacks they run report, on every hub, spends one budget (ledger C19).
-/// (The `greeting-refills-budget` mutant greets before settling: each replay's settling
-/// is then the outermost one and refills the budget.)
+/// Greets `client`, registered by `register` outside callbacks, then settles what its
+/// callbacks left. The greeting counts as a settling, so its arrival replays' settlings
+/// are nested and the budget refills only when this call's settling ends: whatever the
+/// callbacks report, on every hub, spends one budget (ledger C19). (The
+/// `greeting-refills-budget` mutant does not count it: each replay's settling is then
+/// the outermost one and refills the budget.)
 pub(crate) fn greet_and_settle(pm: &PolicyManager, client: Arc<Client>) {
-    if pm.hooks().mutant(Mutant::GreetingRefillsBudget) {
-        pm.greet(client);
-    } else {
-        OBLIGATIONS.with(|obligations| {
-            obligations
-                .borrow_mut()
-                .push(Obligation::Greet(pm.clone(), client))
-        });
+    // Counted as a settling: the replays' own settlings are nested in it, as they are
+    // when the greeting is an obligation of a callback's registration.
+    let counted = !pm.hooks().mutant(Mutant::GreetingRefillsBudget);
+    if counted {
+        SETTLING.with(|s| s.set(s.get() + 1));
+    }
+    pm.greet(client);
+    if counted {
+        SETTLING.with(|s| s.set(s.get() - 1));
     }
     settle_obligations(pm);
 }

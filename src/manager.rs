@@ -370,8 +370,8 @@ impl PolicyManager {
 
     /// Delivers `client`'s Policy Manager arrival (unless it was deregistered, or the
     /// Policy Manager shut down, meanwhile), then shows it to the hubs: queues an arrival
-    /// replay for every hub present. Called outside callbacks only, as an obligation the
-    /// outermost call settles: `register`'s own, or that of a thread whose callback
+    /// replay for every hub present. Called outside callbacks only, inside a settling:
+    /// `register`'s own (`hub::greet_and_settle`), or that of a thread whose callback
     /// registered the client.
     pub(crate) fn greet(&self, client: Arc<Client>) {
         if self.hooks().mutant(Mutant::ArrivalNotFirst) {
