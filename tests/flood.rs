@@ -174,12 +174,7 @@ fn reports_from_a_callback_are_refused_past_the_queue_capacity() {
 #[test]
 fn a_hub_re_added_from_a_callback_into_a_full_queue_is_refused() {
     watchdog("a callback removing and re-adding its hub", || {
-        let limits = usbpm::Limits {
-            queue_capacity: std::num::NonZeroUsize::new(2).unwrap(),
-            ..Default::default()
-        };
-        let pm = PolicyManager::with_limits(usbpm::Access::ALL, limits);
-        assert_eq!(pm.limits(), limits);
+        let pm = limited(2, 0);
         let hub = HubId(4);
         type Outcome = (Vec<Result<(), Error>>, Option<Result<HubPort, Error>>);
         let outcome: Arc<Mutex<Outcome>> = Arc::default();
@@ -239,11 +234,7 @@ fn a_hub_re_added_from_a_callback_into_a_full_queue_is_refused() {
 #[test]
 fn a_callback_reporting_on_every_change_is_refused_past_its_budget() {
     watchdog("a callback reporting back on every change", || {
-        let limits = usbpm::Limits {
-            callback_reports: std::num::NonZeroUsize::new(3).unwrap(),
-            ..Default::default()
-        };
-        let pm = PolicyManager::with_limits(usbpm::Access::ALL, limits);
+        let pm = limited(0, 3);
         let results: Arc<Mutex<Vec<Result<(), Error>>>> = Arc::default();
         let port_cell: Arc<OnceLock<HubPort>> = Arc::default();
         let ctx = (results.clone(), port_cell.clone());
@@ -304,11 +295,7 @@ fn spawner(spawned: &Spawned, pm: &PolicyManager, n: &usbpm::Notification) {
 #[test]
 fn a_callback_registering_on_every_event_is_refused_past_its_budget() {
     watchdog("a callback registering a client on every event", || {
-        let limits = usbpm::Limits {
-            callback_reports: std::num::NonZeroUsize::new(3).unwrap(),
-            ..Default::default()
-        };
-        let pm = PolicyManager::with_limits(usbpm::Access::ALL, limits);
+        let pm = limited(0, 3);
         let spawned: Spawned = Arc::default();
         let first = pm
             .register(ClientConfig::new(spawned.clone(), spawner))
@@ -343,11 +330,7 @@ fn a_callback_registering_on_every_event_is_refused_past_its_budget() {
 #[test]
 fn a_register_outside_callbacks_is_one_budget_across_its_hubs_replays() {
     watchdog("a register whose client registers on every replay", || {
-        let limits = usbpm::Limits {
-            callback_reports: std::num::NonZeroUsize::new(3).unwrap(),
-            ..Default::default()
-        };
-        let pm = PolicyManager::with_limits(usbpm::Access::ALL, limits);
+        let pm = limited(0, 3);
         let ports: Vec<_> = [7, 8]
             .map(|hub| pm.hub_arrival(HubId(hub), vec![detached()]).unwrap())
             .into();
@@ -367,4 +350,19 @@ fn a_register_outside_callbacks_is_one_budget_across_its_hubs_replays() {
         pm.deregister(first).unwrap();
         drop(ports);
     });
+}
+
+/// A Policy Manager with every access, a queue capacity of `queue_capacity` and a budget
+/// of `callback_reports` (0: the default), which it reports back.
+fn limited(queue_capacity: usize, callback_reports: usize) -> PolicyManager {
+    let default = usbpm::Limits::default();
+    let limits = usbpm::Limits {
+        queue_capacity: std::num::NonZeroUsize::new(queue_capacity)
+            .unwrap_or(default.queue_capacity),
+        callback_reports: std::num::NonZeroUsize::new(callback_reports)
+            .unwrap_or(default.callback_reports),
+    };
+    let pm = PolicyManager::with_limits(usbpm::Access::ALL, limits);
+    assert_eq!(pm.limits(), limits);
+    pm
 }
