@@ -307,8 +307,9 @@ impl State {
     /// change and `Owes`, a `HubArrived` inside a callback), register a client inside one
     /// (`GreetingOwed`), record what a thread owes (`Submitted` with `Owes`,
     /// `GreetingOwed`, and `Registered` outside callbacks: `register`'s own greeting, so
-    /// one outermost call is one debt from its first report to its return) and settle it (`Settled`, `Greeted`: a greeting is over once its
-    /// replays and what their callbacks caused were delivered): a thread's callbacks make at most the budget's reports and
+    /// one `register` is one debt until its client is greeted) and settle it (`Settled`,
+    /// `Greeted`: a greeting is over once its replays and what their callbacks caused were
+    /// delivered): a thread's callbacks make at most the budget's reports and
     /// registrations while the thread owes what they caused. (The library refills the
     /// budget when the thread's outermost call has settled its obligations, after the
     /// step that clears the last debt here: never earlier.)
